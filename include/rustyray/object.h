@@ -1,0 +1,192 @@
+/* rustyray/object.h - the object store: ObjectRefs, put, get, wait.
+ *
+ * Objects are immutable values written once and shared by reference. Each
+ * object has a type tag (bytes, int64, double, string, msgpack, ...); typed
+ * values are msgpack-encoded. An object is pending (its producer has not
+ * finished), ready, or failed (it holds a ray_error_t instead of a value).
+ *
+ * Reference counting: every ray_ref_t handed to the caller carries one
+ * reference the caller owns. ray_ref_release() drops it; ray_ref_retain()
+ * adds one. An object is freed as soon as nothing references it; its id is
+ * never reused, so a released ref fails cleanly with RAY_ENOTFOUND.
+ *
+ * Every function here is thread-safe and may be called from host threads,
+ * tasks and actors. Functions that take `timeout_ms` block: RAY_TIMEOUT_INFINITE
+ * (-1, or any negative value) waits forever, 0 polls, > 0 bounds the wait in
+ * milliseconds. */
+#ifndef RUSTYRAY_OBJECT_H
+#define RUSTYRAY_OBJECT_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RAY_TIMEOUT_INFINITE ((int64_t)-1)
+
+/* Type tags. 0 is never a valid type. */
+typedef enum {
+  RAY_TYPE_BYTES = 1,   /* raw bytes, stored as given */
+  RAY_TYPE_I64 = 2,     /* msgpack integer */
+  RAY_TYPE_F64 = 3,     /* msgpack float64 */
+  RAY_TYPE_STR = 4,     /* msgpack str */
+  RAY_TYPE_MSGPACK = 5, /* any msgpack value */
+  RAY_TYPE_USER = 256   /* first tag for user-registered types */
+} ray_type_t;
+
+/* An ObjectRef: a small value (no allocation). `id` 0 is the nil ref.
+ * `type` is the object's type tag, known when the ref is created. */
+typedef struct ray_ref_s {
+  uint64_t id;
+  uint32_t type;
+} ray_ref_t;
+
+#define RAY_REF_NIL ((ray_ref_t){0, 0})
+
+/* A pinned, zero-copy, read-only view of an object's payload. Valid until
+ * ray_buf_release(), even if every ref to the object is released meanwhile
+ * and even across ray_shutdown(). Do not copy it and release both copies. */
+typedef struct ray_buf_s {
+  const void *data;
+  size_t size;
+  uint32_t type;
+  void *priv_; /* private */
+} ray_buf_t;
+
+/* Called once on the runtime's loop thread when a ref becomes ready
+ * (status 0) or fails (status is the error's negative code, RAY_ESHUTDOWN
+ * at shutdown). No internal lock is held while it runs; it may call any
+ * function here except blocking ones with a non-zero timeout. */
+typedef void (*ray_ready_cb)(ray_ref_t ref, int status, void *arg);
+
+/* ---- Put ---------------------------------------------------------------- */
+
+/* Copy `size` bytes at `data` into a new RAY_TYPE_BYTES object and return a
+ * ref to it in *out. `data` may be NULL only when size is 0.
+ * Errors: RAY_EINVAL (out NULL, data NULL with size > 0), RAY_ENOTINIT,
+ * RAY_ENOMEM. Never blocks (except on a short shard lock). */
+RAY_EXTERN int ray_put(const void *data, size_t size, ray_ref_t *out);
+
+/* Like ray_put() but with an explicit type tag (any ray_type_t or user tag
+ * >= RAY_TYPE_USER); the bytes must already be in that type's encoding.
+ * Errors: as ray_put, and RAY_EINVAL for type 0. */
+RAY_EXTERN int ray_put_typed(const void *data, size_t size, uint32_t type, ray_ref_t *out);
+
+/* Hand `data` (size bytes) to the store without copying. The store calls
+ * free_fn(data) exactly once, on whichever thread drops the last reference
+ * or view, with no internal lock held. free_fn may be NULL (the caller keeps
+ * the buffer alive until the object is freed). On failure the caller keeps
+ * ownership and free_fn is never called.
+ * Errors: RAY_EINVAL (out NULL, data NULL with size > 0), RAY_ENOTINIT,
+ * RAY_ENOMEM. */
+RAY_EXTERN int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), ray_ref_t *out);
+
+/* Put `n` byte buffers at once: data[i] of sizes[i] bytes into out[i].
+ * Takes each shard lock once, not once per object. All or nothing: on error
+ * no object is created. Errors: RAY_EINVAL (NULL arrays with n > 0, a NULL
+ * data[i] with sizes[i] > 0), RAY_ENOTINIT, RAY_ENOMEM. n == 0 is a no-op. */
+RAY_EXTERN int ray_put_batch(const void *const *data, const size_t *sizes, size_t n,
+                             ray_ref_t *out);
+
+/* Typed puts: the value is msgpack-encoded and tagged with its type. */
+RAY_EXTERN int ray_put_i64(int64_t value, ray_ref_t *out);
+RAY_EXTERN int ray_put_f64(double value, ray_ref_t *out);
+/* `s` is NUL-terminated. Errors also: RAY_EINVAL for s NULL. */
+RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
+/* Encode any msgpack object. Errors also: RAY_EINVAL for obj NULL. */
+RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
+
+/* ---- Get ---------------------------------------------------------------- */
+
+/* Wait for `ref` and pin a zero-copy view of its payload in *out (any type:
+ * typed values give their msgpack bytes). Release it with ray_buf_release().
+ * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND (nil, unknown or released
+ * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, or, when the object
+ * failed, the error's own code (see ray_get_error()). On error *out is
+ * zeroed. Blocks up to timeout_ms. */
+RAY_EXTERN int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out);
+
+/* Release a view. A zeroed or NULL buf is a no-op; the buf is zeroed after.
+ * Works after ray_shutdown(). Never blocks. */
+RAY_EXTERN void ray_buf_release(ray_buf_t *buf);
+
+/* Get `n` objects at once into out[0..n-1], in input order, taking each shard
+ * lock once per pass. Waits for all of them; fails at once, holding no view,
+ * when any of them failed (returning that object's error code).
+ * Errors: as ray_get, plus RAY_EINVAL (NULL arrays with n > 0); on error
+ * every out[i] is zeroed. n == 0 is a no-op. */
+RAY_EXTERN int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms,
+                             ray_buf_t *out);
+
+/* Typed gets. They check the object's type tag before decoding and fail with
+ * RAY_ETYPE on a mismatch (the object is not decoded), RAY_EDECODE when the
+ * payload is not a valid encoding of the type. Other errors as ray_get. */
+RAY_EXTERN int ray_get_i64(ray_ref_t ref, int64_t timeout_ms, int64_t *out);
+RAY_EXTERN int ray_get_f64(ray_ref_t ref, int64_t timeout_ms, double *out);
+/* *out receives a NUL-terminated copy (free it with ray_free()); *len, when
+ * len is not NULL, its length without the NUL. */
+RAY_EXTERN int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len);
+
+/* A decoded msgpack value. `obj` stays valid until ray_msgpack_release(). */
+typedef struct ray_msgpack_s {
+  msgpack_object obj;
+  ray_buf_t buf_;      /* private: the pinned payload obj points into */
+  msgpack_zone *zone_; /* private */
+} ray_msgpack_t;
+
+/* Decode a RAY_TYPE_MSGPACK object (strings and binaries in `obj` point into
+ * the pinned payload: zero-copy). Errors: as the typed gets. */
+RAY_EXTERN int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out);
+/* Release a decoded value. A zeroed or NULL value is a no-op. */
+RAY_EXTERN void ray_msgpack_release(ray_msgpack_t *m);
+
+/* The error object of a failed ref: *out receives a new ray_error_t the
+ * caller frees with ray_error_free(). For a ready (not failed) ref, returns
+ * 0 with *out = NULL. Does not block.
+ * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND, RAY_ENOTINIT, RAY_ENOTREADY
+ * (still pending), RAY_EDECODE, RAY_ENOMEM. */
+RAY_EXTERN int ray_get_error(ray_ref_t ref, ray_error_t **out);
+
+/* ---- Wait --------------------------------------------------------------- */
+
+/* Wait until `num_returns` of the n refs are ready (a failed ref counts as
+ * ready) or the timeout passes. Sets ready[i] for at most num_returns refs:
+ * the first ready ones in input order; every other ready[i] is false. Never
+ * reads or decodes a payload. Returns how many it flagged (fewer than
+ * num_returns only on timeout), or a negative code: RAY_EINVAL (refs or
+ * ready NULL, n 0, num_returns 0 or > n), RAY_ENOTFOUND (a nil, unknown or
+ * released ref; nothing flagged), RAY_ENOTINIT, RAY_ENOMEM. Blocks up to
+ * timeout_ms. */
+RAY_EXTERN int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeout_ms,
+                        bool *ready);
+
+/* ---- References --------------------------------------------------------- */
+
+/* Add one reference to `ref`'s object. Errors: RAY_ENOTFOUND (nil, unknown
+ * or released), RAY_ENOTINIT. Never blocks. */
+RAY_EXTERN int ray_ref_retain(ray_ref_t ref);
+
+/* Drop one reference; the object is freed when none is left (an open view
+ * keeps its payload until released). Errors: RAY_ENOTFOUND, RAY_ENOTINIT.
+ * Never blocks. */
+RAY_EXTERN int ray_ref_release(ray_ref_t ref);
+
+/* Run cb(ref, status, arg) once on the loop thread when `ref` is ready or
+ * failed; scheduled at once when it already is. The registration holds a
+ * reference to the object until the callback has run. Pending registrations
+ * fire with RAY_ESHUTDOWN at shutdown. If this call fails, cb never runs.
+ * Errors: RAY_EINVAL (cb NULL), RAY_ENOTFOUND, RAY_ENOTINIT, RAY_ENOMEM.
+ * Never blocks. */
+RAY_EXTERN int ray_ref_on_ready(ray_ref_t ref, ray_ready_cb cb, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUSTYRAY_OBJECT_H */

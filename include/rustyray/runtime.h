@@ -1,0 +1,92 @@
+/* rustyray/runtime.h - runtime lifecycle, configuration and statistics.
+ *
+ * One runtime per process. ray_init() starts it: a libuv event loop on its own
+ * thread, a pool of worker threads and a sharded object store. ray_shutdown()
+ * stops it: everything still pending fails with RAY_ESHUTDOWN, every waiter
+ * wakes, every thread is joined and every byte is freed. The runtime can be
+ * started again after a shutdown.
+ *
+ * Every other call that needs the runtime returns RAY_ENOTINIT before
+ * ray_init() and after ray_shutdown(). */
+#ifndef RUSTYRAY_RUNTIME_H
+#define RUSTYRAY_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Runtime configuration. Always fill it with ray_config_init() first, then
+ * change the fields you care about: fields may be added in later versions. */
+typedef struct ray_config_s {
+  /* Worker threads. Default: the number of CPUs. Env: RAY_NUM_WORKERS. */
+  unsigned num_workers;
+  /* Object store shards; a power of two from 1 to 4096. Default 64.
+   * Env: RAY_NUM_SHARDS. */
+  unsigned num_shards;
+  /* Payloads up to this many bytes live inside the store entry itself (one
+   * allocation, never spilled). Default 1024. Env: RAY_INLINE_THRESHOLD. */
+  size_t inline_threshold;
+  /* Bytes of payload the store may hold in memory. Default: 30% of the
+   * machine's memory, as Ray's. Env: RAY_OBJECT_STORE_MEMORY. */
+  uint64_t object_store_memory;
+} ray_config_t;
+
+/* Fill `cfg` with the defaults, then apply the RAY_* environment variables
+ * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
+ * RAY_OBJECT_STORE_MEMORY). Does not need the runtime.
+ * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
+ * valid value (cfg then holds the defaults for that field and every valid
+ * variable applied). Never blocks; thread-safe. */
+RAY_EXTERN int ray_config_init(ray_config_t *cfg);
+
+/* Start the runtime with `cfg` (NULL: ray_config_init() defaults).
+ * Errors: RAY_EALREADY (already running), RAY_EINVAL (a field out of range:
+ * num_workers 0 or > 1024, num_shards not a power of two in 1..4096,
+ * object_store_memory 0, or a bad environment variable when cfg is NULL),
+ * RAY_ENOMEM, RAY_EIO (a thread or loop could not be created). On failure
+ * nothing is left running or allocated. Blocks while threads start;
+ * thread-safe (concurrent calls: one wins, the others get RAY_EALREADY). */
+RAY_EXTERN int ray_init(const ray_config_t *cfg);
+
+/* Stop the runtime: fail every pending object with RAY_ESHUTDOWN (which wakes
+ * every blocked ray_get/ray_wait and delivers every pending on_ready callback
+ * with that status), join every thread and free the store. Views from
+ * ray_get() that are still held stay valid until ray_buf_release().
+ * Errors: RAY_ENOTINIT (not running). Blocks until every thread is joined.
+ * Must not be called from a worker or the loop thread (RAY_EBUSY). Other
+ * threads may be blocked in ray_get/ray_wait (they return RAY_ESHUTDOWN), but
+ * must not start new calls while it runs. */
+RAY_EXTERN int ray_shutdown(void);
+
+/* Whether the runtime is running. Never blocks; thread-safe. */
+RAY_EXTERN bool ray_is_initialized(void);
+
+/* A snapshot of the runtime's counters. */
+typedef struct ray_stats_s {
+  uint64_t objects;          /* objects in the store (pending, ready or failed) */
+  uint64_t bytes_in_memory;  /* payload bytes held in memory */
+  uint64_t objects_created;  /* objects ever created since ray_init */
+  uint64_t objects_freed;    /* objects freed since ray_init */
+  uint64_t num_workers;      /* worker threads running */
+  uint64_t num_shards;       /* store shards */
+} ray_stats_t;
+
+/* Fill `out` with a consistent-per-shard snapshot of the counters.
+ * Errors: RAY_EINVAL (out NULL), RAY_ENOTINIT. Takes each shard lock once;
+ * never blocks otherwise; thread-safe. */
+RAY_EXTERN int ray_stats(ray_stats_t *out);
+
+/* Free memory the library allocated for the caller (ray_get_str's string).
+ * NULL is a no-op. Does not need the runtime. */
+RAY_EXTERN void ray_free(void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUSTYRAY_RUNTIME_H */

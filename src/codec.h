@@ -1,0 +1,38 @@
+/* codec.h - msgpack encoding helpers shared by the typed object API and the
+ * error objects. Every buffer grows through the allocation wrapper, so an
+ * out-of-memory during encoding is reported as RAY_ENOMEM, never lost. */
+#ifndef RAY_CODEC_H
+#define RAY_CODEC_H
+
+#include <msgpack.h>
+#include <stddef.h>
+
+#include "rustyray/error.h"
+
+/* A growable output buffer for msgpack_packer. Small values stay in `small`;
+ * larger ones move to a heap block. */
+typedef struct ray__mpbuf_s {
+  char *data;
+  size_t size;
+  size_t cap;
+  int oom;
+  char small[64];
+} ray__mpbuf_t;
+
+void ray__mpbuf_init(ray__mpbuf_t *b, msgpack_packer *pk);
+void ray__mpbuf_destroy(ray__mpbuf_t *b);
+/* Hand the heap block to the caller (copying out of `small` when needed).
+ * Returns NULL on out-of-memory; the buffer is empty afterwards. */
+char *ray__mpbuf_steal(ray__mpbuf_t *b);
+
+/* Encode an error chain: an array of links, outermost first, each
+ * [code, message, origin|nil, task_id, attempts]. Iterative, no recursion. */
+int ray__error_encode(const ray_error_t *err, ray__mpbuf_t *out);
+/* Decode what ray__error_encode wrote. Errors: RAY_EDECODE, RAY_ENOMEM. */
+int ray__error_decode(const void *data, size_t size, ray_error_t **out);
+
+/* Decode one msgpack value of `data` into *obj (zone as msgpack_unpacked).
+ * Errors: RAY_EDECODE (invalid or trailing bytes), RAY_ENOMEM. */
+int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out);
+
+#endif /* RAY_CODEC_H */

@@ -1,0 +1,55 @@
+/* internal.h - the runtime struct every subsystem hangs off, and the
+ * helpers shared between subsystems. Not public API.
+ *
+ * The tree: runtime.c (lifecycle, config, stats) owns a store (store.c), a
+ * loop thread (loop.c) and a worker pool (sched.c); object.c is the public
+ * object API over the store; error.c and codec.c are the error objects and
+ * msgpack helpers; alloc.c is the one allocation wrapper. */
+#ifndef RAY_INTERNAL_H
+#define RAY_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "loop.h"
+#include "rustyray.h"
+#include "sched.h"
+#include "store.h"
+
+typedef struct ray__runtime_s {
+  ray_config_t cfg;
+  ray__store_t store;
+  ray__loop_t loop;
+  ray__sched_t sched;
+  atomic_bool stopping;
+  /* Callers parked in a blocking call; shutdown waits for them to leave. */
+  uv_mutex_t blocked_mu;
+  uv_cond_t blocked_cv;
+  unsigned blocked;
+} ray__runtime_t;
+
+/* The running runtime, or NULL. */
+extern _Atomic(ray__runtime_t *) ray__runtime_ptr;
+
+static inline ray__runtime_t *ray__rt(void) {
+  return atomic_load_explicit(&ray__runtime_ptr, memory_order_acquire);
+}
+
+/* Bracket the slow (parking) path of a blocking call: shutdown waits until
+ * every such caller has left before it frees the store. Nothing may touch
+ * the runtime after ray__blocking_leave. */
+void ray__blocking_enter(ray__runtime_t *rt);
+void ray__blocking_leave(ray__runtime_t *rt);
+
+/* What the current thread is, so shutdown can refuse to run on its own
+ * threads. */
+enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2 };
+extern _Thread_local int ray__thread_role;
+
+/* Thread creation and join, counted for ray__threads_alive(). */
+int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg);
+void ray__thread_join(uv_thread_t *t);
+
+#endif /* RAY_INTERNAL_H */

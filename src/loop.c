@@ -1,0 +1,79 @@
+/* loop.c - the runtime's libuv event loop, on its own thread.
+ *
+ * Other threads hand it work through a mutex-protected queue and a
+ * uv_async_t wake-up (libuv coalesces wake-ups, so the loop drains the whole
+ * queue each time). Today it delivers ray_ref_on_ready callbacks; timers
+ * (timeouts, retry back-off) and spill I/O come later.
+ *
+ * Stop: ray__loop_stop sets `stop` and wakes the loop, which drains the
+ * queue until it is empty, closes its handles and returns from uv_run. */
+#include "loop.h"
+
+#include "internal.h"
+
+static void drain(uv_async_t *handle) {
+  ray__loop_t *l = handle->data;
+  for (;;) {
+    uv_mutex_lock(&l->mu);
+    ray__loop_item_t *it = l->head;
+    l->head = NULL;
+    l->tail = &l->head;
+    bool stop = l->stop;
+    uv_mutex_unlock(&l->mu);
+    if (it == NULL) {
+      if (stop) uv_close((uv_handle_t *)&l->wake, NULL);
+      return;
+    }
+    while (it != NULL) {
+      ray__loop_item_t *next = it->next;
+      it->run(it); /* no lock held: may run user code */
+      it = next;
+    }
+  }
+}
+
+static void loop_main(void *arg) {
+  ray__loop_t *l = arg;
+  ray__thread_role = RAY__ROLE_LOOP;
+  uv_run(&l->loop, UV_RUN_DEFAULT);
+}
+
+int ray__loop_start(ray__loop_t *l) {
+  l->head = NULL;
+  l->tail = &l->head;
+  l->stop = false;
+  if (uv_mutex_init(&l->mu) != 0) return RAY_ENOMEM;
+  if (uv_loop_init(&l->loop) != 0) goto fail_mu;
+  l->wake.data = l;
+  if (uv_async_init(&l->loop, &l->wake, drain) != 0) goto fail_loop;
+  if (ray__thread_create(&l->thread, loop_main, l) != 0) {
+    uv_close((uv_handle_t *)&l->wake, NULL);
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    goto fail_loop;
+  }
+  return 0;
+fail_loop:
+  uv_loop_close(&l->loop);
+fail_mu:
+  uv_mutex_destroy(&l->mu);
+  return RAY_EIO;
+}
+
+void ray__loop_post(ray__loop_t *l, ray__loop_item_t *item) {
+  item->next = NULL;
+  uv_mutex_lock(&l->mu);
+  *l->tail = item;
+  l->tail = &item->next;
+  uv_mutex_unlock(&l->mu);
+  uv_async_send(&l->wake);
+}
+
+void ray__loop_stop(ray__loop_t *l) {
+  uv_mutex_lock(&l->mu);
+  l->stop = true;
+  uv_mutex_unlock(&l->mu);
+  uv_async_send(&l->wake);
+  ray__thread_join(&l->thread);
+  uv_loop_close(&l->loop);
+  uv_mutex_destroy(&l->mu);
+}

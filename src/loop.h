@@ -1,0 +1,32 @@
+/* loop.h - the runtime's libuv event loop thread (see loop.c). */
+#ifndef RAY_LOOP_H
+#define RAY_LOOP_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+/* Work for the loop thread. `run` owns the item from then on. */
+typedef struct ray__loop_item_s {
+  struct ray__loop_item_s *next;
+  void (*run)(struct ray__loop_item_s *item);
+} ray__loop_item_t;
+
+typedef struct ray__loop_s {
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_thread_t thread;
+  uv_mutex_t mu; /* guards the queue and `stop`; a leaf lock */
+  ray__loop_item_t *head;
+  ray__loop_item_t **tail;
+  bool stop;
+} ray__loop_t;
+
+/* Start the loop thread. Errors: RAY_ENOMEM, RAY_EIO. */
+int ray__loop_start(ray__loop_t *l);
+/* Queue `item` to run on the loop thread. Never blocks beyond a leaf lock;
+ * callable with a shard lock held. */
+void ray__loop_post(ray__loop_t *l, ray__loop_item_t *item);
+/* Run every queued item (including items they queue), then stop and join. */
+void ray__loop_stop(ray__loop_t *l);
+
+#endif /* RAY_LOOP_H */

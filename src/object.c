@@ -1,0 +1,659 @@
+/* object.c - the public object API: put, get, wait, refs, on_ready, and the
+ * internal produce/fail interface the task and actor layers use.
+ *
+ * Blocking is notification, never polling: a caller that must wait registers
+ * watch nodes on the pending entries (store.c) and sleeps on its own waiter
+ * (a mutex and condition variable). Completion notifies the waiter under the
+ * shard lock; the waiter always unregisters every node (which takes that
+ * shard lock) before its stack frame goes away, so a notifier can never
+ * touch a dead waiter. Lock order: shard -> waiter.mu. */
+#include <string.h>
+
+#include "codec.h"
+#include "error_internal.h"
+#include "internal.h"
+#include "testing.h"
+
+#define RT_OR_RETURN(rt)                    \
+  ray__runtime_t *rt = ray__rt();           \
+  if (rt == NULL) return RAY_ENOTINIT
+
+/* ---- Waiting ---- */
+
+typedef struct waiter_s {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  size_t done;   /* entries completed since registration (mu) */
+  size_t failed; /* of which failed or released (mu) */
+} waiter_t;
+
+typedef struct wait_node_s {
+  ray__watch_t watch;
+  waiter_t *w;
+  uint64_t id;
+} wait_node_t;
+
+/* Runs under the entry's shard lock. */
+static void wait_node_notify(ray__watch_t *watch, int status) {
+  waiter_t *w = ((wait_node_t *)watch)->w;
+  uv_mutex_lock(&w->mu);
+  w->done++;
+  if (status != 0) w->failed++;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+}
+
+static int waiter_init(waiter_t *w) {
+  w->done = w->failed = 0;
+  if (uv_mutex_init(&w->mu) != 0) return RAY_ENOMEM;
+  if (uv_cond_init(&w->cv) != 0) {
+    uv_mutex_destroy(&w->mu);
+    return RAY_ENOMEM;
+  }
+  return 0;
+}
+
+static void waiter_destroy(waiter_t *w) {
+  uv_cond_destroy(&w->cv);
+  uv_mutex_destroy(&w->mu);
+}
+
+/* Absolute deadline in ns for a timeout (UINT64_MAX: none). */
+static uint64_t deadline_of(int64_t timeout_ms) {
+  if (timeout_ms < 0) return UINT64_MAX;
+  return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* Sleep until satisfied(done, failed) or the deadline. w->mu held. Returns
+ * whether satisfied. */
+static bool waiter_sleep(waiter_t *w, size_t need, bool stop_on_fail, uint64_t deadline) {
+  for (;;) {
+    if (w->done >= need || (stop_on_fail && w->failed > 0)) return true;
+    if (deadline == UINT64_MAX) {
+      uv_cond_wait(&w->cv, &w->mu);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline) return false;
+      uv_cond_timedwait(&w->cv, &w->mu, deadline - now);
+    }
+  }
+}
+
+/* Wait until the pending entry `id` completes. Returns 0 (completed),
+ * RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOMEM. */
+static int await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
+  waiter_t w;
+  if (waiter_init(&w) != 0) return RAY_ENOMEM;
+  wait_node_t node = {.watch = {.fn = wait_node_notify}, .w = &w, .id = id};
+  int status;
+  int rc = ray__store_watch(&rt->store, id, &node.watch, false, &status);
+  if (rc == 0) {
+    uv_mutex_lock(&w.mu);
+    bool ok = waiter_sleep(&w, 1, false, deadline_of(timeout_ms));
+    uv_mutex_unlock(&w.mu);
+    ray__store_unwatch(&rt->store, id, &node.watch);
+    rc = ok ? 0 : RAY_ETIMEDOUT;
+  } else if (rc == 1) {
+    rc = 0;
+  }
+  waiter_destroy(&w);
+  return rc;
+}
+
+/* States of n refs, each shard lock taken once. states[i]: RAY__PENDING,
+ * RAY__READY, RAY__FAILED, or -1 for an unknown ref; codes[i] the error
+ * code of failed ones (codes may be NULL). */
+static void states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                      int8_t *states, int *codes) {
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g->starts[s] == g->starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
+      size_t i = g->order[k];
+      uint64_t id = refs[i].id;
+      ray__entry_t *e = sh->buckets[(id >> st->shard_bits) & sh->mask];
+      while (e != NULL && e->id != id) e = e->next;
+      states[i] = e ? (int8_t)e->state : -1;
+      if (codes) codes[i] = e ? e->err_code : RAY_ENOTFOUND;
+    }
+    uv_mutex_unlock(&sh->mu);
+  }
+}
+
+/* Wait until `need` of refs are complete (or, stop_on_fail, any failed) or
+ * the deadline. `states` holds their states on entry and is refreshed on
+ * return. Returns 0, RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOMEM. */
+static int await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
+                      int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
+  size_t complete = 0, failed = 0, pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (states[i] < 0) return RAY_ENOTFOUND;
+    if (states[i] == RAY__PENDING) pending++;
+    else complete++;
+    if (states[i] == RAY__FAILED) failed++;
+  }
+  if (complete >= need || (stop_on_fail && failed > 0)) return 0;
+  if (timeout_ms == 0) return RAY_ETIMEDOUT;
+
+  waiter_t w;
+  if (waiter_init(&w) != 0) return RAY_ENOMEM;
+  wait_node_t *nodes = ray__malloc(pending * sizeof *nodes);
+  if (nodes == NULL) {
+    waiter_destroy(&w);
+    return RAY_ENOMEM;
+  }
+  size_t registered = 0, already = 0, already_failed = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (states[i] != RAY__PENDING) continue;
+    wait_node_t *node = &nodes[registered];
+    *node = (wait_node_t){.watch = {.fn = wait_node_notify}, .w = &w, .id = refs[i].id};
+    int status;
+    int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, false, &status);
+    if (r == 0) {
+      registered++;
+    } else if (r == 1) { /* completed since the first pass */
+      already++;
+      if (status != 0) already_failed++;
+    } else {
+      rc = r;
+    }
+  }
+  if (rc == 0) {
+    uv_mutex_lock(&w.mu);
+    w.done += complete + already;
+    w.failed += failed + already_failed;
+    bool ok = waiter_sleep(&w, need, stop_on_fail, deadline_of(timeout_ms));
+    uv_mutex_unlock(&w.mu);
+    rc = ok ? 0 : RAY_ETIMEDOUT;
+  }
+  for (size_t k = 0; k < registered; k++)
+    ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
+  ray__free(nodes);
+  waiter_destroy(&w);
+  states_of(&rt->store, refs, g, states, NULL);
+  for (size_t i = 0; i < n; i++)
+    if (states[i] < 0) return RAY_ENOTFOUND;
+  return rc;
+}
+
+/* ---- Put ---- */
+
+static int put_entry(ray__runtime_t *rt, ray__entry_t *e, ray_ref_t *out) {
+  e->id = ray__id_next();
+  ray__store_insert(&rt->store, e);
+  out->id = e->id;
+  out->type = e->type;
+  return 0;
+}
+
+int ray_put_typed(const void *data, size_t size, uint32_t type, ray_ref_t *out) {
+  if (out == NULL || (data == NULL && size > 0) || type == 0) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  ray__entry_t *e = ray__entry_new(&rt->store, size, type, RAY__READY);
+  if (e == NULL) return RAY_ENOMEM;
+  if (size > 0) memcpy(e->data, data, size);
+  return put_entry(rt, e, out);
+}
+
+int ray_put(const void *data, size_t size, ray_ref_t *out) {
+  return ray_put_typed(data, size, RAY_TYPE_BYTES, out);
+}
+
+/* Hand a heap block to the store (no copy). On failure the caller keeps it. */
+static int put_owned_typed(ray__runtime_t *rt, void *data, size_t size, void (*free_fn)(void *),
+                           uint32_t type, ray_ref_t *out) {
+  ray__entry_t *e = ray__entry_new(&rt->store, 0, type, RAY__READY);
+  if (e == NULL) return RAY_ENOMEM;
+  e->flags = RAY__F_OWNED;
+  e->data = data;
+  e->size = size;
+  e->free_fn = free_fn;
+  return put_entry(rt, e, out);
+}
+
+int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), ray_ref_t *out) {
+  if (out == NULL || (data == NULL && size > 0)) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  return put_owned_typed(rt, data, size, free_fn, RAY_TYPE_BYTES, out);
+}
+
+int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_ref_t *out) {
+  if (n == 0) return 0;
+  if (data == NULL || sizes == NULL || out == NULL) return RAY_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (data[i] == NULL && sizes[i] > 0) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  ray__entry_t **es = ray__malloc(n * sizeof *es);
+  if (es == NULL) return RAY_ENOMEM;
+  size_t made = 0;
+  int rc = 0;
+  for (; made < n; made++) {
+    es[made] = ray__entry_new(&rt->store, sizes[made], RAY_TYPE_BYTES, RAY__READY);
+    if (es[made] == NULL) {
+      rc = RAY_ENOMEM;
+      break;
+    }
+    if (sizes[made] > 0) memcpy(es[made]->data, data[made], sizes[made]);
+    es[made]->id = ray__id_next();
+  }
+  if (rc == 0) rc = ray__store_insert_batch(&rt->store, es, n);
+  if (rc == 0) {
+    for (size_t i = 0; i < n; i++) out[i] = (ray_ref_t){es[i]->id, es[i]->type};
+  } else {
+    for (size_t i = 0; i < made; i++) ray__entry_free(es[i]);
+  }
+  ray__free(es);
+  return rc;
+}
+
+/* Put an encoded value: small ones are copied inline, larger heap blocks are
+ * handed over without a copy. Destroys `b`. */
+static int put_encoded(ray__mpbuf_t *b, uint32_t type, ray_ref_t *out) {
+  int rc;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) {
+    rc = RAY_ENOTINIT;
+  } else if (b->oom) {
+    rc = RAY_ENOMEM;
+  } else if (b->data == b->small || b->size <= rt->store.inline_threshold) {
+    rc = ray_put_typed(b->data, b->size, type, out);
+  } else {
+    rc = put_owned_typed(rt, b->data, b->size, ray__free, type, out);
+    if (rc == 0) b->data = b->small; /* handed over */
+  }
+  ray__mpbuf_destroy(b);
+  return rc;
+}
+
+int ray_put_i64(int64_t value, ray_ref_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_int64(&pk, value);
+  return put_encoded(&b, RAY_TYPE_I64, out);
+}
+
+int ray_put_f64(double value, ray_ref_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_double(&pk, value);
+  return put_encoded(&b, RAY_TYPE_F64, out);
+}
+
+int ray_put_str(const char *s, ray_ref_t *out) {
+  if (out == NULL || s == NULL) return RAY_EINVAL;
+  if (ray__rt() == NULL) return RAY_ENOTINIT;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  size_t n = strlen(s);
+  msgpack_pack_str(&pk, n);
+  msgpack_pack_str_body(&pk, s, n);
+  return put_encoded(&b, RAY_TYPE_STR, out);
+}
+
+int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out) {
+  if (out == NULL || obj == NULL) return RAY_EINVAL;
+  if (ray__rt() == NULL) return RAY_ENOTINIT;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_object(&pk, *obj);
+  return put_encoded(&b, RAY_TYPE_MSGPACK, out);
+}
+
+/* ---- Get ---- */
+
+static const ray_buf_t zero_buf;
+
+int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  *out = zero_buf;
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  int rc = ray__store_pin(&rt->store, ref.id, out);
+  if (rc != RAY_ENOTREADY) return rc;
+  if (timeout_ms == 0) return RAY_ETIMEDOUT;
+  ray__blocking_enter(rt);
+  rc = await_one(rt, ref.id, timeout_ms);
+  if (rc == 0) rc = ray__store_pin(&rt->store, ref.id, out);
+  ray__blocking_leave(rt);
+  return rc;
+}
+
+void ray_buf_release(ray_buf_t *buf) {
+  if (buf == NULL || buf->priv_ == NULL) return;
+  ray__entry_unpin(buf->priv_);
+  *buf = zero_buf;
+}
+
+int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t *out) {
+  if (n == 0) return 0;
+  if (refs == NULL || out == NULL) return RAY_EINVAL;
+  for (size_t i = 0; i < n; i++) out[i] = zero_buf;
+  RT_OR_RETURN(rt);
+  for (size_t i = 0; i < n; i++)
+    if (refs[i].id == 0) return RAY_ENOTFOUND;
+  ray__store_t *st = &rt->store;
+  ray__groups_t g;
+  int rc = ray__groups_make(st, refs, n, &g);
+  if (rc != 0) return rc;
+  int *codes = ray__malloc(n * sizeof *codes);
+  int8_t *states = ray__malloc(n * sizeof *states);
+  if (codes == NULL || states == NULL) {
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  /* One pass pins what is ready; only when something is missing, wait. */
+  bool blocked = false;
+  for (int pass = 0;; pass++) {
+    size_t pinned = 0;
+    for (unsigned s = 0; s < st->nshards; s++) {
+      if (g.starts[s] == g.starts[s + 1]) continue;
+      ray__shard_t *sh = &st->shards[s].s;
+      uv_mutex_lock(&sh->mu);
+      for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
+        size_t i = g.order[k];
+        uint64_t id = refs[i].id;
+        ray__entry_t *e = sh->buckets[(id >> st->shard_bits) & sh->mask];
+        while (e != NULL && e->id != id) e = e->next;
+        states[i] = e ? (int8_t)e->state : -1;
+        codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
+        if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL) {
+          atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
+          out[i] = (ray_buf_t){e->data, e->size, e->type, e};
+        }
+        if (out[i].priv_ != NULL) pinned++;
+      }
+      uv_mutex_unlock(&sh->mu);
+    }
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = codes[i];
+    if (rc != 0 || pinned == n) break;
+    if (pass > 0 || timeout_ms == 0) {
+      rc = RAY_ETIMEDOUT;
+      break;
+    }
+    if (!blocked) {
+      ray__blocking_enter(rt);
+      blocked = true;
+    }
+    rc = await_many(rt, refs, n, &g, states, n, true, timeout_ms);
+    if (rc != 0 && rc != RAY_ETIMEDOUT) break;
+    /* Second pass: pin the rest, report a failure, or time out. */
+  }
+  if (rc != 0)
+    for (size_t i = 0; i < n; i++) ray_buf_release(&out[i]);
+  if (blocked) ray__blocking_leave(rt);
+out:
+  ray__free(codes);
+  ray__free(states);
+  ray__groups_free(&g);
+  return rc;
+}
+
+/* Pin a ready object after checking its type tag. */
+static int get_typed(ray_ref_t ref, int64_t timeout_ms, uint32_t type, ray_buf_t *buf) {
+  if (ref.id != 0 && ref.type != 0 && ref.type != type) return RAY_ETYPE;
+  int rc = ray_get(ref, timeout_ms, buf);
+  if (rc == 0 && buf->type != type) {
+    ray_buf_release(buf);
+    rc = RAY_ETYPE;
+  }
+  return rc;
+}
+
+/* Decode a pinned typed payload; releases `buf` unless kept in *u. */
+static int decode_scalar(ray_buf_t *buf, msgpack_unpacked *u) {
+  int rc = ray__mp_decode(buf->data, buf->size, u);
+  ray_buf_release(buf);
+  return rc;
+}
+
+int ray_get_i64(ray_ref_t ref, int64_t timeout_ms, int64_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray_buf_t buf;
+  int rc = get_typed(ref, timeout_ms, RAY_TYPE_I64, &buf);
+  if (rc != 0) return rc;
+  msgpack_unpacked u;
+  if ((rc = decode_scalar(&buf, &u)) != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    *out = u.data.via.i64;
+  else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
+    *out = (int64_t)u.data.via.u64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_get_f64(ray_ref_t ref, int64_t timeout_ms, double *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray_buf_t buf;
+  int rc = get_typed(ref, timeout_ms, RAY_TYPE_F64, &buf);
+  if (rc != 0) return rc;
+  msgpack_unpacked u;
+  if ((rc = decode_scalar(&buf, &u)) != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_FLOAT64 || u.data.type == MSGPACK_OBJECT_FLOAT32)
+    *out = u.data.via.f64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len) {
+  if (out == NULL) return RAY_EINVAL;
+  *out = NULL;
+  ray_buf_t buf;
+  int rc = get_typed(ref, timeout_ms, RAY_TYPE_STR, &buf);
+  if (rc != 0) return rc;
+  msgpack_unpacked u;
+  rc = ray__mp_decode(buf.data, buf.size, &u);
+  if (rc == 0 && u.data.type != MSGPACK_OBJECT_STR) rc = RAY_EDECODE;
+  if (rc == 0) {
+    size_t n = u.data.via.str.size;
+    char *s = ray__malloc(n + 1);
+    if (s == NULL) {
+      rc = RAY_ENOMEM;
+    } else {
+      memcpy(s, u.data.via.str.ptr, n);
+      s[n] = '\0';
+      *out = s;
+      if (len != NULL) *len = n;
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+  ray_buf_release(&buf);
+  return rc;
+}
+
+int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  memset(out, 0, sizeof *out);
+  ray_buf_t buf;
+  int rc = get_typed(ref, timeout_ms, RAY_TYPE_MSGPACK, &buf);
+  if (rc != 0) return rc;
+  msgpack_unpacked u;
+  if ((rc = ray__mp_decode(buf.data, buf.size, &u)) != 0) {
+    ray_buf_release(&buf);
+    return rc;
+  }
+  out->obj = u.data;
+  out->zone_ = u.zone; /* ours now: freed by ray_msgpack_release */
+  out->buf_ = buf;
+  return 0;
+}
+
+void ray_msgpack_release(ray_msgpack_t *m) {
+  if (m == NULL) return;
+  if (m->zone_ != NULL) msgpack_zone_free(m->zone_);
+  ray_buf_release(&m->buf_);
+  memset(m, 0, sizeof *m);
+}
+
+int ray_get_error(ray_ref_t ref, ray_error_t **out) {
+  if (out == NULL) return RAY_EINVAL;
+  *out = NULL;
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  ray_buf_t buf = zero_buf;
+  int state;
+  int rc = ray__store_pin_any(&rt->store, ref.id, &buf, &state);
+  if (rc != 0) return rc;
+  if (state == RAY__PENDING) return RAY_ENOTREADY;
+  if (state == RAY__FAILED) {
+    ray__entry_t *e = buf.priv_;
+    if (buf.size == 0) /* failed in place (shutdown): only a code */
+      rc = ray_error_new(out, e->err_code, NULL, NULL);
+    else
+      rc = ray__error_decode(buf.data, buf.size, out);
+  }
+  ray_buf_release(&buf);
+  return rc;
+}
+
+/* ---- Wait ---- */
+
+int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeout_ms, bool *ready) {
+  if (refs == NULL || ready == NULL || n == 0 || num_returns == 0 || num_returns > n)
+    return RAY_EINVAL;
+  memset(ready, 0, n * sizeof *ready);
+  RT_OR_RETURN(rt);
+  for (size_t i = 0; i < n; i++)
+    if (refs[i].id == 0) return RAY_ENOTFOUND;
+  ray__groups_t g;
+  int rc = ray__groups_make(&rt->store, refs, n, &g);
+  if (rc != 0) return rc;
+  int8_t *states = ray__malloc(n * sizeof *states);
+  if (states == NULL) {
+    ray__groups_free(&g);
+    return RAY_ENOMEM;
+  }
+  states_of(&rt->store, refs, &g, states, NULL);
+  ray__blocking_enter(rt);
+  rc = await_many(rt, refs, n, &g, states, num_returns, false, timeout_ms);
+  ray__blocking_leave(rt);
+  if (rc == 0 || rc == RAY_ETIMEDOUT) {
+    size_t flagged = 0;
+    for (size_t i = 0; i < n && flagged < num_returns; i++) {
+      if (states[i] != RAY__PENDING) {
+        ready[i] = true;
+        flagged++;
+      }
+    }
+    rc = (int)flagged;
+  }
+  ray__free(states);
+  ray__groups_free(&g);
+  return rc;
+}
+
+/* ---- References ---- */
+
+int ray_ref_retain(ray_ref_t ref) {
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  return ray__store_retain(&rt->store, ref.id);
+}
+
+int ray_ref_release(ray_ref_t ref) {
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  return ray__store_release(&rt->store, ref.id);
+}
+
+/* ---- on_ready ---- */
+
+typedef struct on_ready_s {
+  ray__watch_t watch;
+  ray__loop_item_t item;
+  ray__runtime_t *rt;
+  ray_ref_t ref;
+  ray_ready_cb cb;
+  void *arg;
+  int status;
+} on_ready_t;
+
+static void on_ready_run(ray__loop_item_t *item) {
+  on_ready_t *n = (on_ready_t *)((char *)item - offsetof(on_ready_t, item));
+  n->cb(n->ref, n->status, n->arg);
+  ray__store_release(&n->rt->store, n->ref.id); /* the registration's reference */
+  ray__free(n);
+}
+
+/* Runs under the entry's shard lock: only queues the callback. */
+static void on_ready_notify(ray__watch_t *watch, int status) {
+  on_ready_t *n = (on_ready_t *)watch;
+  n->status = status;
+  ray__loop_post(&n->rt->loop, &n->item);
+}
+
+int ray_ref_on_ready(ray_ref_t ref, ray_ready_cb cb, void *arg) {
+  if (cb == NULL) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  on_ready_t *n = ray__malloc(sizeof *n);
+  if (n == NULL) return RAY_ENOMEM;
+  *n = (on_ready_t){.watch = {.fn = on_ready_notify},
+                    .item = {.run = on_ready_run},
+                    .rt = rt,
+                    .ref = ref,
+                    .cb = cb,
+                    .arg = arg};
+  int status;
+  int rc = ray__store_watch(&rt->store, ref.id, &n->watch, true, &status);
+  if (rc == 1) {
+    on_ready_notify(&n->watch, status);
+    rc = 0;
+  } else if (rc != 0) {
+    ray__free(n);
+  }
+  return rc;
+}
+
+/* ---- Producing objects (internal: tasks, actors, tests) ---- */
+
+int ray__object_create_pending(uint32_t type, ray_ref_t *out) {
+  if (out == NULL || type == 0) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  ray__entry_t *e = ray__entry_new(&rt->store, 0, type, RAY__PENDING);
+  if (e == NULL) return RAY_ENOMEM;
+  return put_entry(rt, e, out);
+}
+
+int ray__object_fulfil(ray_ref_t ref, const void *data, size_t size) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  ray__entry_t *e = ray__entry_new(&rt->store, size, 0, RAY__READY);
+  if (e == NULL) return RAY_ENOMEM;
+  if (size > 0) memcpy(e->data, data, size);
+  e->id = ref.id;
+  return ray__store_complete(&rt->store, e);
+}
+
+int ray__object_fail(ray_ref_t ref, const ray_error_t *err) {
+  if (err == NULL) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  ray__mpbuf_t b;
+  int rc = ray__error_encode(err, &b);
+  if (rc != 0) return rc;
+  ray__entry_t *e = ray__entry_new(&rt->store, b.size, 0, RAY__FAILED);
+  if (e == NULL) {
+    ray__mpbuf_destroy(&b);
+    return RAY_ENOMEM;
+  }
+  memcpy(e->data, b.data, b.size);
+  ray__mpbuf_destroy(&b);
+  e->flags |= RAY__F_ERROR;
+  e->err_code = err->code;
+  e->id = ref.id;
+  return ray__store_complete(&rt->store, e);
+}

@@ -1,0 +1,226 @@
+/* runtime.c - runtime lifecycle, configuration and statistics.
+ *
+ * One runtime per process, published through an atomic pointer so the hot
+ * paths read it with a plain load. Init and shutdown serialise on one
+ * lifecycle mutex. Shutdown order matters:
+ *   1. mark stopping;
+ *   2. fail every pending object (wakes blocked callers, queues callbacks);
+ *   3. join the workers (running jobs finish);
+ *   4. wait for blocked callers to leave;
+ *   5. stop the loop (it runs every queued callback first);
+ *   6. unpublish, free the store (views keep their entries), free the runtime.
+ * Lock order: lifecycle -> everything else; blocked_mu is a leaf. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testing.h"
+
+_Atomic(ray__runtime_t *) ray__runtime_ptr;
+_Thread_local int ray__thread_role;
+
+static uv_once_t lifecycle_once = UV_ONCE_INIT;
+static uv_mutex_t lifecycle_mu;
+static atomic_int threads_alive;
+
+static void lifecycle_init(void) {
+  if (uv_mutex_init(&lifecycle_mu) != 0) abort(); /* cannot report from uv_once */
+}
+
+int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
+  if (uv_thread_create(t, fn, arg) != 0) return RAY_EIO;
+  atomic_fetch_add(&threads_alive, 1);
+  return 0;
+}
+
+void ray__thread_join(uv_thread_t *t) {
+  uv_thread_join(t);
+  atomic_fetch_sub(&threads_alive, 1);
+}
+
+int ray__threads_alive(void) {
+  return atomic_load(&threads_alive);
+}
+
+/* ---- Configuration ---- */
+
+/* Parse an unsigned decimal environment variable. Returns 0 when unset, 1
+ * when parsed into *out, RAY_EINVAL when malformed or outside [min, max]. */
+static int env_u64(const char *name, uint64_t min, uint64_t max, uint64_t *out) {
+  const char *s = getenv(name);
+  if (s == NULL) return 0;
+  if (*s < '0' || *s > '9') return RAY_EINVAL;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max) return RAY_EINVAL;
+  *out = v;
+  return 1;
+}
+
+static bool is_pow2(unsigned x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+enum { MAX_WORKERS = 1024, MAX_SHARDS = 4096 };
+
+int ray_config_init(ray_config_t *cfg) {
+  if (cfg == NULL) return RAY_EINVAL;
+  memset(cfg, 0, sizeof *cfg);
+  unsigned cpus = uv_available_parallelism();
+  cfg->num_workers = cpus == 0 ? 1 : cpus;
+  cfg->num_shards = 64;
+  cfg->inline_threshold = 1024;
+  uint64_t mem = uv_get_total_memory();
+  cfg->object_store_memory = mem ? mem / 10 * 3 : (uint64_t)1 << 30;
+
+  int rc = 0, r;
+  uint64_t v;
+  if ((r = env_u64("RAY_NUM_WORKERS", 1, MAX_WORKERS, &v)) == 1)
+    cfg->num_workers = (unsigned)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_NUM_SHARDS", 1, MAX_SHARDS, &v)) == 1 && is_pow2((unsigned)v))
+    cfg->num_shards = (unsigned)v;
+  else if (r != 0)
+    rc = RAY_EINVAL;
+  if ((r = env_u64("RAY_INLINE_THRESHOLD", 0, (uint64_t)1 << 20, &v)) == 1)
+    cfg->inline_threshold = (size_t)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_OBJECT_STORE_MEMORY", 1, UINT64_MAX, &v)) == 1)
+    cfg->object_store_memory = v;
+  else if (r < 0)
+    rc = r;
+  return rc;
+}
+
+static int config_check(const ray_config_t *cfg) {
+  if (cfg->num_workers == 0 || cfg->num_workers > MAX_WORKERS) return RAY_EINVAL;
+  if (!is_pow2(cfg->num_shards) || cfg->num_shards > MAX_SHARDS) return RAY_EINVAL;
+  if (cfg->inline_threshold > ((size_t)1 << 20)) return RAY_EINVAL;
+  if (cfg->object_store_memory == 0) return RAY_EINVAL;
+  return 0;
+}
+
+/* ---- Lifecycle ---- */
+
+int ray_init(const ray_config_t *cfg) {
+  ray_config_t defaults;
+  if (cfg == NULL) {
+    if (ray_config_init(&defaults) != 0) return RAY_EINVAL;
+    cfg = &defaults;
+  }
+  uv_once(&lifecycle_once, lifecycle_init);
+  uv_mutex_lock(&lifecycle_mu);
+  int rc;
+  if (ray__rt() != NULL) {
+    rc = RAY_EALREADY;
+    goto out;
+  }
+  if ((rc = config_check(cfg)) != 0) goto out;
+  ray__runtime_t *rt = ray__calloc(1, sizeof *rt);
+  if (rt == NULL) {
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  rt->cfg = *cfg;
+  atomic_init(&rt->stopping, false);
+  if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold)) != 0)
+    goto fail_rt;
+  if (uv_mutex_init(&rt->blocked_mu) != 0 || uv_cond_init(&rt->blocked_cv) != 0) {
+    rc = RAY_ENOMEM; /* glibc never fails these; keep the path honest anyway */
+    goto fail_store;
+  }
+  if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_blocked;
+  if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
+  atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
+  goto out;
+
+fail_loop:
+  ray__loop_stop(&rt->loop);
+fail_blocked:
+  uv_cond_destroy(&rt->blocked_cv);
+  uv_mutex_destroy(&rt->blocked_mu);
+fail_store:
+  ray__store_destroy(&rt->store);
+fail_rt:
+  ray__free(rt);
+out:
+  uv_mutex_unlock(&lifecycle_mu);
+  return rc;
+}
+
+int ray_shutdown(void) {
+  if (ray__thread_role != RAY__ROLE_HOST) return RAY_EBUSY;
+  uv_once(&lifecycle_once, lifecycle_init);
+  uv_mutex_lock(&lifecycle_mu);
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) {
+    uv_mutex_unlock(&lifecycle_mu);
+    return RAY_ENOTINIT;
+  }
+  atomic_store(&rt->stopping, true);
+  ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
+  ray__sched_stop(&rt->sched);
+  uv_mutex_lock(&rt->blocked_mu);
+  while (rt->blocked > 0) uv_cond_wait(&rt->blocked_cv, &rt->blocked_mu);
+  uv_mutex_unlock(&rt->blocked_mu);
+  ray__loop_stop(&rt->loop);
+  atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
+  ray__store_destroy(&rt->store);
+  uv_cond_destroy(&rt->blocked_cv);
+  uv_mutex_destroy(&rt->blocked_mu);
+  ray__free(rt);
+  uv_mutex_unlock(&lifecycle_mu);
+  return 0;
+}
+
+bool ray_is_initialized(void) {
+  return ray__rt() != NULL;
+}
+
+void ray__blocking_enter(ray__runtime_t *rt) {
+  uv_mutex_lock(&rt->blocked_mu);
+  rt->blocked++;
+  uv_mutex_unlock(&rt->blocked_mu);
+}
+
+void ray__blocking_leave(ray__runtime_t *rt) {
+  uv_mutex_lock(&rt->blocked_mu);
+  if (--rt->blocked == 0) uv_cond_broadcast(&rt->blocked_cv);
+  uv_mutex_unlock(&rt->blocked_mu);
+}
+
+int ray__worker_post(void (*fn)(void *arg), void *arg) {
+  if (fn == NULL) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  return ray__sched_post(&rt->sched, fn, arg);
+}
+
+/* ---- Stats ---- */
+
+int ray_stats(ray_stats_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  memset(out, 0, sizeof *out);
+  for (unsigned i = 0; i < rt->store.nshards; i++) {
+    ray__shard_t *sh = &rt->store.shards[i].s;
+    uv_mutex_lock(&sh->mu);
+    out->objects += sh->count;
+    out->bytes_in_memory += sh->bytes;
+    out->objects_created += sh->created;
+    out->objects_freed += sh->freed;
+    uv_mutex_unlock(&sh->mu);
+  }
+  out->num_workers = rt->sched.nthreads;
+  out->num_shards = rt->store.nshards;
+  return 0;
+}
+
+void ray_free(void *ptr) {
+  ray__free(ptr);
+}

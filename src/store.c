@@ -1,0 +1,406 @@
+/* store.c - the sharded in-memory object store.
+ *
+ * Shards: a power-of-two number, each with its own mutex, a chained hash
+ * table and its counters. An id's shard is its low bits; within the shard,
+ * the bucket is the next bits. Ids come from thread-local blocks of one
+ * global counter, so they are dense and this spreads them perfectly.
+ *
+ * Entry lifetime: `refcnt` (under the shard lock) counts references. When it
+ * reaches zero the entry leaves the table, so its id is unknown from then on
+ * and can never alias another object (ids are never reused). The memory is
+ * freed when `life` reaches zero: the table holds one unit while the entry is
+ * in it and every pinned view (ray_buf_t) holds one. `life` only grows under
+ * the shard lock while the entry is in the table; it may shrink anywhere.
+ *
+ * Completion: a pending entry is replaced in its chain by the completed one
+ * (one allocation holds header and small payload alike), and its watchers
+ * are notified under the shard lock. Nobody can hold a pointer to a pending
+ * entry outside the lock (a pending entry cannot be pinned), so the swap is
+ * safe.
+ *
+ * Lock order: a shard lock is a leaf except for the locks watchers take
+ * (a waiter's mutex, the loop queue, the scheduler queue), which are taken
+ * inside it and never the other way round. No code holds two shard locks.
+ * User code (free_fn) always runs with no lock held. */
+#include "store.h"
+
+#include <string.h>
+
+#include "alloc.h"
+
+enum { ID_BLOCK = 1024, INITIAL_BUCKETS = 64 };
+
+static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
+static _Thread_local uint64_t tl_id_next, tl_id_end;
+
+uint64_t ray__id_next(void) {
+  if (tl_id_next == tl_id_end) {
+    uint64_t b = atomic_fetch_add_explicit(&next_id_block, 1, memory_order_relaxed);
+    tl_id_next = b * ID_BLOCK;
+    tl_id_end = tl_id_next + ID_BLOCK;
+  }
+  return tl_id_next++;
+}
+
+int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold) {
+  memset(st, 0, sizeof *st);
+  st->nshards = nshards;
+  while ((1u << st->shard_bits) < nshards) st->shard_bits++;
+  st->inline_threshold = inline_threshold;
+  st->mem = ray__malloc(sizeof(ray__shard_slot_t) * nshards + 64);
+  if (st->mem == NULL) return RAY_ENOMEM;
+  st->shards = (ray__shard_slot_t *)(((uintptr_t)st->mem + 63) & ~(uintptr_t)63);
+  memset(st->shards, 0, sizeof(ray__shard_slot_t) * nshards);
+  for (unsigned i = 0; i < nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    sh->buckets = ray__calloc(INITIAL_BUCKETS, sizeof *sh->buckets);
+    if (sh->buckets == NULL || uv_mutex_init(&sh->mu) != 0) {
+      ray__free(sh->buckets);
+      sh->buckets = NULL;
+      st->nshards = i; /* destroy what was made */
+      ray__store_destroy(st);
+      return RAY_ENOMEM;
+    }
+    sh->mask = INITIAL_BUCKETS - 1;
+  }
+  return 0;
+}
+
+void ray__store_destroy(ray__store_t *st) {
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    for (size_t b = 0; b <= sh->mask; b++) {
+      ray__entry_t *e = sh->buckets[b];
+      while (e != NULL) {
+        ray__entry_t *next = e->next;
+        ray__entry_unpin(e); /* views keep it alive until released */
+        e = next;
+      }
+    }
+    ray__free(sh->buckets);
+    uv_mutex_destroy(&sh->mu);
+  }
+  ray__free(st->mem);
+  memset(st, 0, sizeof *st);
+}
+
+ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
+  bool inl = size <= st->inline_threshold;
+  ray__entry_t *e = ray__malloc(sizeof *e + (inl ? size : 0));
+  if (e == NULL) return NULL;
+  if (inl) {
+    e->data = e->inline_data;
+    e->flags = RAY__F_INLINE;
+  } else {
+    e->data = ray__malloc(size);
+    if (e->data == NULL) {
+      ray__free(e);
+      return NULL;
+    }
+    e->flags = 0;
+  }
+  e->next = NULL;
+  e->id = 0;
+  atomic_init(&e->life, 1);
+  e->refcnt = 1;
+  e->type = type;
+  e->state = state;
+  e->err_code = 0;
+  e->size = size;
+  e->free_fn = NULL;
+  e->watchers = NULL;
+  return e;
+}
+
+void ray__entry_free(ray__entry_t *e) {
+  if (e->flags & RAY__F_OWNED) {
+    if (e->free_fn != NULL) e->free_fn(e->data);
+  } else if (!(e->flags & RAY__F_INLINE)) {
+    ray__free(e->data);
+  }
+  ray__free(e);
+}
+
+void ray__entry_unpin(ray__entry_t *e) {
+  if (atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel) == 1) ray__entry_free(e);
+}
+
+static ray__entry_t **find_slot(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
+  ray__entry_t **p = &sh->buckets[(id >> st->shard_bits) & sh->mask];
+  while (*p != NULL && (*p)->id != id) p = &(*p)->next;
+  return p;
+}
+
+static ray__entry_t *find(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
+  return *find_slot(st, sh, id);
+}
+
+/* Double the bucket array when the load passes 1. A failed allocation is
+ * harmless: chains just grow longer until the next try. */
+static void maybe_grow(const ray__store_t *st, ray__shard_t *sh) {
+  if (sh->count <= sh->mask + 1) return;
+  size_t nb = (sh->mask + 1) * 2;
+  ray__entry_t **b = ray__calloc(nb, sizeof *b);
+  if (b == NULL) return;
+  for (size_t i = 0; i <= sh->mask; i++) {
+    ray__entry_t *e = sh->buckets[i];
+    while (e != NULL) {
+      ray__entry_t *next = e->next;
+      size_t k = (e->id >> st->shard_bits) & (nb - 1);
+      e->next = b[k];
+      b[k] = e;
+      e = next;
+    }
+  }
+  ray__free(sh->buckets);
+  sh->buckets = b;
+  sh->mask = nb - 1;
+}
+
+/* Insert with the shard lock held. */
+static void insert_locked(const ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
+  ray__entry_t **head = &sh->buckets[(e->id >> st->shard_bits) & sh->mask];
+  e->next = *head;
+  *head = e;
+  sh->count++;
+  sh->bytes += e->size;
+  sh->created++;
+  maybe_grow(st, sh);
+}
+
+void ray__store_insert(ray__store_t *st, ray__entry_t *e) {
+  ray__shard_t *sh = ray__shard_of(st, e->id);
+  uv_mutex_lock(&sh->mu);
+  insert_locked(st, sh, e);
+  uv_mutex_unlock(&sh->mu);
+}
+
+int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g) {
+  g->order = ray__malloc(n * sizeof *g->order);
+  g->starts = ray__calloc(st->nshards + 1, sizeof *g->starts);
+  if (g->order == NULL || g->starts == NULL) {
+    ray__groups_free(g);
+    return RAY_ENOMEM;
+  }
+  size_t smask = st->nshards - 1;
+  for (size_t i = 0; i < n; i++) g->starts[(refs[i].id & smask) + 1]++;
+  for (unsigned s = 0; s < st->nshards; s++) g->starts[s + 1] += g->starts[s];
+  /* Fill using a moving cursor per shard: borrow starts[s] and restore it after. */
+  for (size_t i = 0; i < n; i++) g->order[g->starts[refs[i].id & smask]++] = i;
+  for (unsigned s = st->nshards; s > 0; s--) g->starts[s] = g->starts[s - 1];
+  g->starts[0] = 0;
+  return 0;
+}
+
+void ray__groups_free(ray__groups_t *g) {
+  ray__free(g->order);
+  ray__free(g->starts);
+  g->order = NULL;
+  g->starts = NULL;
+}
+
+int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n) {
+  ray_ref_t *ids = ray__malloc(n * sizeof *ids);
+  if (ids == NULL) return RAY_ENOMEM;
+  for (size_t i = 0; i < n; i++) ids[i] = (ray_ref_t){es[i]->id, es[i]->type};
+  ray__groups_t g;
+  int rc = ray__groups_make(st, ids, n, &g);
+  ray__free(ids);
+  if (rc != 0) return rc;
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g.starts[s] == g.starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) insert_locked(st, sh, es[g.order[k]]);
+    uv_mutex_unlock(&sh->mu);
+  }
+  ray__groups_free(&g);
+  return 0;
+}
+
+/* Notify and clear an entry's watchers (shard lock held). */
+static void notify_locked(ray__entry_t *e, int status) {
+  ray__watch_t *w = e->watchers;
+  e->watchers = NULL;
+  while (w != NULL) {
+    ray__watch_t *next = w->next; /* fn may reuse the node */
+    w->fn(w, status);
+    w = next;
+  }
+}
+
+static int status_of(const ray__entry_t *e) {
+  return e->state == RAY__FAILED ? e->err_code : 0;
+}
+
+int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
+  ray__shard_t *sh = ray__shard_of(st, done->id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t **slot = find_slot(st, sh, done->id);
+  ray__entry_t *old = *slot;
+  if (old == NULL || old->state != RAY__PENDING) {
+    uv_mutex_unlock(&sh->mu);
+    ray__entry_free(done);
+    return old == NULL ? 0 : RAY_EBUSY;
+  }
+  if (done->type == 0) done->type = old->type;
+  done->refcnt = old->refcnt;
+  done->next = old->next;
+  *slot = done;
+  sh->bytes += done->size - old->size;
+  notify_locked(old, status_of(done));
+  uv_mutex_unlock(&sh->mu);
+  ray__entry_unpin(old);
+  return 0;
+}
+
+void ray__store_fail_all_pending(ray__store_t *st, int code) {
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t b = 0; b <= sh->mask; b++) {
+      for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next) {
+        if (e->state != RAY__PENDING) continue;
+        e->state = RAY__FAILED;
+        e->flags |= RAY__F_ERROR;
+        e->err_code = code;
+        notify_locked(e, code);
+      }
+    }
+    uv_mutex_unlock(&sh->mu);
+  }
+}
+
+int ray__store_retain(ray__store_t *st, uint64_t id) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc = RAY_ENOTFOUND;
+  if (e != NULL && e->refcnt < UINT32_MAX) {
+    e->refcnt++;
+    rc = 0;
+  } else if (e != NULL) {
+    rc = RAY_EINVAL; /* 4 billion references: refuse rather than wrap */
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_release(ray__store_t *st, uint64_t id) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t **slot = find_slot(st, sh, id);
+  ray__entry_t *e = *slot;
+  if (e == NULL) {
+    uv_mutex_unlock(&sh->mu);
+    return RAY_ENOTFOUND;
+  }
+  if (--e->refcnt > 0) {
+    uv_mutex_unlock(&sh->mu);
+    return 0;
+  }
+  *slot = e->next;
+  sh->count--;
+  sh->bytes -= e->size;
+  sh->freed++;
+  notify_locked(e, RAY_ENOTFOUND); /* released while still pending */
+  uv_mutex_unlock(&sh->mu);
+  ray__entry_unpin(e);
+  return 0;
+}
+
+static void pin_locked(ray__entry_t *e, ray_buf_t *out) {
+  atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
+  out->data = e->data;
+  out->size = e->size;
+  out->type = e->type;
+  out->priv_ = e;
+}
+
+int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc;
+  if (e == NULL)
+    rc = RAY_ENOTFOUND;
+  else if (e->state == RAY__PENDING)
+    rc = RAY_ENOTREADY;
+  else if (e->state == RAY__FAILED)
+    rc = e->err_code;
+  else {
+    pin_locked(e, out);
+    rc = 0;
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc = 0;
+  if (e == NULL) {
+    rc = RAY_ENOTFOUND;
+  } else {
+    *state = e->state;
+    if (e->state != RAY__PENDING) pin_locked(e, out);
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc = RAY_ENOTFOUND;
+  if (e != NULL) {
+    *state = e->state;
+    *code = e->err_code;
+    rc = 0;
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc;
+  if (e == NULL) {
+    rc = RAY_ENOTFOUND;
+  } else {
+    if (retain) e->refcnt++;
+    if (e->state == RAY__PENDING) {
+      w->next = e->watchers;
+      e->watchers = w;
+      rc = 0;
+    } else {
+      *status = status_of(e);
+      rc = 1;
+    }
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  bool removed = false;
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  if (e != NULL) {
+    for (ray__watch_t **p = &e->watchers; *p != NULL; p = &(*p)->next) {
+      if (*p == w) {
+        *p = w->next;
+        removed = true;
+        break;
+      }
+    }
+  }
+  uv_mutex_unlock(&sh->mu);
+  return removed;
+}

@@ -1,0 +1,137 @@
+/* store.h - the sharded in-memory object store (see store.c). */
+#ifndef RAY_STORE_H
+#define RAY_STORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rustyray/object.h"
+
+enum { RAY__PENDING = 0, RAY__READY = 1, RAY__FAILED = 2 };
+
+/* Entry metadata flags. */
+enum {
+  RAY__F_ERROR = 1u << 0,  /* the payload is an encoded ray_error_t (or empty: code only) */
+  RAY__F_INLINE = 1u << 1, /* the payload lives inside the entry allocation */
+  RAY__F_OWNED = 1u << 2   /* the payload is a caller buffer released with free_fn */
+};
+
+/* A watch: notified once when an entry completes (status 0 when ready, the
+ * error code when failed) or is released while pending (RAY_ENOTFOUND).
+ * `fn` runs with the entry's shard lock held: it must be short internal code
+ * that takes no lock other than its own leaf locks (never user code). */
+typedef struct ray__watch_s ray__watch_t;
+typedef void (*ray__watch_fn)(ray__watch_t *w, int status);
+struct ray__watch_s {
+  ray__watch_t *next;
+  ray__watch_fn fn;
+};
+
+typedef struct ray__entry_s {
+  struct ray__entry_s *next; /* hash chain (shard lock) */
+  uint64_t id;
+  atomic_uint life;          /* 1 while in the table, +1 per pinned view */
+  uint32_t refcnt;           /* references (shard lock) */
+  uint32_t type;
+  uint8_t state;             /* RAY__PENDING / READY / FAILED */
+  uint8_t flags;             /* RAY__F_* */
+  int32_t err_code;          /* when failed: the error's code */
+  size_t size;
+  void *data;
+  void (*free_fn)(void *);   /* RAY__F_OWNED */
+  ray__watch_t *watchers;    /* pending only (shard lock) */
+  max_align_t inline_data[]; /* RAY__F_INLINE payload */
+} ray__entry_t;
+
+typedef struct ray__shard_s {
+  uv_mutex_t mu;
+  ray__entry_t **buckets;
+  size_t mask; /* buckets - 1 */
+  size_t count;
+  uint64_t bytes;
+  uint64_t created;
+  uint64_t freed;
+} ray__shard_t;
+
+/* Shards padded to their own cache lines so two shard locks never share one. */
+typedef union ray__shard_slot_u {
+  ray__shard_t s;
+  char pad[(sizeof(ray__shard_t) + 63) / 64 * 64];
+} ray__shard_slot_t;
+
+typedef struct ray__store_s {
+  void *mem; /* the allocation `shards` is aligned within */
+  ray__shard_slot_t *shards;
+  unsigned nshards;
+  unsigned shard_bits;
+  size_t inline_threshold;
+} ray__store_t;
+
+/* Refs grouped by shard (a counting sort), so a batch takes each lock once:
+ * the refs of shard s are refs[order[starts[s]] .. order[starts[s+1]-1]]. */
+typedef struct ray__groups_s {
+  size_t *order;
+  size_t *starts; /* nshards + 1 */
+} ray__groups_t;
+
+int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold);
+/* Free every entry; entries pinned by views stay alive until released. */
+void ray__store_destroy(ray__store_t *st);
+
+static inline ray__shard_t *ray__shard_of(ray__store_t *st, uint64_t id) {
+  return &st->shards[id & (st->nshards - 1)].s;
+}
+
+/* A fresh, never used id (thread-local blocks of a global counter). */
+uint64_t ray__id_next(void);
+
+/* Allocate an entry with room for `size` payload bytes (inline when small,
+ * else a separate block); refcnt 1, life 1, not yet in the table. */
+ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
+/* Free an entry that never entered the table (or has left it, life 0). */
+void ray__entry_free(ray__entry_t *e);
+/* Drop one `life` unit; frees the entry when it was the last. */
+void ray__entry_unpin(ray__entry_t *e);
+
+/* Insert a new entry (it has a fresh id). Never fails. */
+void ray__store_insert(ray__store_t *st, ray__entry_t *e);
+/* Insert n entries, each shard lock taken once. Errors: RAY_ENOMEM. */
+int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
+
+/* Replace the pending entry with `done`'s id by `done` (READY or FAILED),
+ * waking its watchers. If the id is no longer referenced, `done` is freed
+ * and 0 returned. Errors: RAY_EBUSY (not pending: `done` is freed). */
+int ray__store_complete(ray__store_t *st, ray__entry_t *done);
+/* Fail every pending entry in place with `code` (no payload). */
+void ray__store_fail_all_pending(ray__store_t *st, int code);
+
+/* Reference counting. Errors: RAY_ENOTFOUND. */
+int ray__store_retain(ray__store_t *st, uint64_t id);
+int ray__store_release(ray__store_t *st, uint64_t id);
+
+/* Pin a view of a ready entry. Errors: RAY_ENOTFOUND, RAY_ENOTREADY
+ * (pending), or the error code of a failed entry. */
+int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
+/* Like ray__store_pin, but also pins a failed entry's payload (the encoded
+ * error) and reports its state in *state. */
+int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
+
+/* State of an entry without touching its payload: RAY__PENDING/READY/FAILED
+ * in *state, the error code in *code when failed. Errors: RAY_ENOTFOUND. */
+int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code);
+
+/* Register `w` on a pending entry. Returns 0 when registered, 1 when the
+ * entry is already complete (*status set, `w` not registered), or
+ * RAY_ENOTFOUND. If `retain`, also adds a reference (in both success cases). */
+int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status);
+/* Remove `w` if it is still registered on `id`. Returns true when removed
+ * (it will never be notified), false when it was already notified. */
+bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w);
+
+int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g);
+void ray__groups_free(ray__groups_t *g);
+
+#endif /* RAY_STORE_H */

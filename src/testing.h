@@ -1,0 +1,34 @@
+/* testing.h - the internal interface the task and actor systems (and the
+ * tests) use to produce objects: create a pending object with its id assigned
+ * up front, fulfil it, fail it. Not public API; the test programs link the
+ * static library and include this header. */
+#ifndef RAY_TESTING_H
+#define RAY_TESTING_H
+
+#include "rustyray.h"
+#include "alloc.h"
+
+/* Create a pending object of `type` (its producer has not finished); *out
+ * carries one reference. Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
+int ray__object_create_pending(uint32_t type, ray_ref_t *out);
+
+/* Make a pending object ready with a copy of data[0..size). Wakes every
+ * waiter and fires its callbacks. If nobody references the object any more
+ * the value is dropped and 0 is returned. Errors: RAY_EINVAL (data NULL with
+ * size > 0), RAY_EBUSY (already ready or failed), RAY_ENOTINIT, RAY_ENOMEM. */
+int ray__object_fulfil(ray_ref_t ref, const void *data, size_t size);
+
+/* Fail a pending object with a copy of `err` (stored msgpack-encoded, with
+ * the error flag set in the entry's metadata). Errors: as fulfil, and
+ * RAY_EINVAL for err NULL. */
+int ray__object_fail(ray_ref_t ref, const ray_error_t *err);
+
+/* Number of threads the library has started and not yet joined (worker and
+ * loop threads, across runtimes). 0 after a clean shutdown. */
+int ray__threads_alive(void);
+
+/* Run fn(arg) on a worker thread of the running runtime.
+ * Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
+int ray__worker_post(void (*fn)(void *arg), void *arg);
+
+#endif /* RAY_TESTING_H */
