@@ -53,20 +53,19 @@ static void die(const char *what, int rc, const char *file, int line) {
 }
 
 /* CHECK(call): the call must return 0. */
-#define CHECK(call)                                     \
-  do {                                                  \
-    int check_rc_ = (call);                             \
+#define CHECK(call)                                                \
+  do {                                                             \
+    int check_rc_ = (call);                                        \
     if (check_rc_ != 0) die(#call, check_rc_, __FILE__, __LINE__); \
   } while (0)
 
 /* EXPECT(cond): a condition the measurement relies on. */
-#define EXPECT(cond)                                                                     \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "rustyray_microbenchmark: %s:%d: expected %s\n", __FILE__, __LINE__, \
-              #cond);                                                                    \
-      abort();                                                                           \
-    }                                                                                    \
+#define EXPECT(cond)                                                                               \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "rustyray_microbenchmark: %s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 /* ---- Measurement --------------------------------------------------------- */
@@ -107,9 +106,8 @@ static void expect_store_empty(const char *name) {
   ray_stats_t st;
   CHECK(ray_stats(&st));
   if (st.objects != 0 || st.bytes_in_memory != 0) {
-    fprintf(stderr,
-            "rustyray_microbenchmark: %s left %llu objects / %llu bytes in the store\n", name,
-            (unsigned long long)st.objects, (unsigned long long)st.bytes_in_memory);
+    fprintf(stderr, "rustyray_microbenchmark: %s left %llu objects / %llu bytes in the store\n",
+            name, (unsigned long long)st.objects, (unsigned long long)st.bytes_in_memory);
     abort();
   }
 }

@@ -14,5 +14,6 @@
 #include "rustyray/error.h"
 #include "rustyray/runtime.h"
 #include "rustyray/object.h"
+#include "rustyray/task.h"
 
 #endif /* RUSTYRAY_H */

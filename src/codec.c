@@ -68,11 +68,12 @@ static void pack_cstr(msgpack_packer *pk, const char *s) {
   msgpack_pack_str_body(pk, s, n);
 }
 
-int ray__error_encode(const ray_error_t *err, ray__mpbuf_t *out) {
+int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out) {
   msgpack_packer pk;
   ray__mpbuf_init(out, &pk);
   size_t links = 0;
   for (const ray_error_t *e = err; e != NULL; e = e->cause) links++;
+  msgpack_pack_array(&pk, 2);
   msgpack_pack_array(&pk, links);
   for (const ray_error_t *e = err; e != NULL; e = e->cause) {
     msgpack_pack_array(&pk, 5);
@@ -82,6 +83,7 @@ int ray__error_encode(const ray_error_t *err, ray__mpbuf_t *out) {
     msgpack_pack_uint64(&pk, e->task_id);
     msgpack_pack_uint32(&pk, e->attempts);
   }
+  msgpack_pack_uint64(&pk, cause_id);
   if (out->oom) {
     ray__mpbuf_destroy(out);
     return RAY_ENOMEM;
@@ -106,18 +108,25 @@ static int copy_str(const msgpack_object *o, char **out) {
   if (o->type != MSGPACK_OBJECT_STR) return RAY_EDECODE;
   char *s = ray__malloc(o->via.str.size + 1);
   if (s == NULL) return RAY_ENOMEM;
-  memcpy(s, o->via.str.ptr, o->via.str.size);
+  if (o->via.str.size > 0) memcpy(s, o->via.str.ptr, o->via.str.size); /* NULL for "" */
   s[o->via.str.size] = '\0';
   *out = s;
   return 0;
 }
 
-int ray__error_decode(const void *data, size_t size, ray_error_t **out) {
+int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id) {
   msgpack_unpacked u;
   int rc = ray__mp_decode(data, size, &u);
   if (rc != 0) return rc;
   ray_error_t *head = NULL, **tail = &head;
-  const msgpack_object *top = &u.data;
+  const msgpack_object *outer = &u.data;
+  if (outer->type != MSGPACK_OBJECT_ARRAY || outer->via.array.size != 2 ||
+      outer->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    rc = RAY_EDECODE;
+    goto done;
+  }
+  *cause_id = outer->via.array.ptr[1].via.u64;
+  const msgpack_object *top = &outer->via.array.ptr[0];
   if (top->type != MSGPACK_OBJECT_ARRAY || top->via.array.size == 0) {
     rc = RAY_EDECODE;
     goto done;

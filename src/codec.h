@@ -25,11 +25,14 @@ void ray__mpbuf_destroy(ray__mpbuf_t *b);
  * Returns NULL on out-of-memory; the buffer is empty afterwards. */
 char *ray__mpbuf_steal(ray__mpbuf_t *b);
 
-/* Encode an error chain: an array of links, outermost first, each
- * [code, message, origin|nil, task_id, attempts]. Iterative, no recursion. */
-int ray__error_encode(const ray_error_t *err, ray__mpbuf_t *out);
+/* Encode an error chain as [links, cause]: links an array, outermost first,
+ * of [code, message, origin|nil, task_id, attempts]; cause 0 or the id of a
+ * failed object whose error continues the chain (a dependency's error is
+ * shared by reference, not copied, so a failure at the root of a deep DAG
+ * costs O(depth) in all). Iterative, no recursion. */
+int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out);
 /* Decode what ray__error_encode wrote. Errors: RAY_EDECODE, RAY_ENOMEM. */
-int ray__error_decode(const void *data, size_t size, ray_error_t **out);
+int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id);
 
 /* Decode one msgpack value of `data` into *obj (zone as msgpack_unpacked).
  * Errors: RAY_EDECODE (invalid or trailing bytes), RAY_ENOMEM. */

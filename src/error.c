@@ -37,6 +37,17 @@ const char *ray_err_name(int code) {
   }
 }
 
+bool ray__is_error_code(int code) {
+  switch (code) {
+#define RAY__ERRNO_CASE(name, val, msg) case RAY_##name:
+    RAY_ERRNO_MAP(RAY__ERRNO_CASE)
+#undef RAY__ERRNO_CASE
+    return true;
+    default:
+      return false;
+  }
+}
+
 int ray_error_new(ray_error_t **out, int code, const char *origin, const char *fmt, ...) {
   if (out == NULL) return RAY_EINVAL;
   *out = NULL;

@@ -3,6 +3,7 @@
 #ifndef RAY_ERROR_INTERNAL_H
 #define RAY_ERROR_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rustyray/error.h"
@@ -15,5 +16,8 @@ struct ray_error_s {
   char *origin;  /* NULL: no origin */
   struct ray_error_s *cause;
 };
+
+/* Whether `code` is one of the RAY_E* codes. */
+bool ray__is_error_code(int code);
 
 #endif /* RAY_ERROR_INTERNAL_H */

@@ -2,7 +2,7 @@
  * helpers shared between subsystems. Not public API.
  *
  * The tree: runtime.c (lifecycle, config, stats) owns a store (store.c), a
- * loop thread (loop.c) and a worker pool (sched.c); object.c is the public
+ * loop thread (loop.c) and a worker pool (scheduler.c); object.c is the public
  * object API over the store; error.c and codec.c are the error objects and
  * msgpack helpers; alloc.c is the one allocation wrapper. */
 #ifndef RAY_INTERNAL_H
@@ -15,19 +15,18 @@
 #include "alloc.h"
 #include "loop.h"
 #include "rustyray.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "store.h"
+#include "task.h"
+#include "wait.h"
 
 typedef struct ray__runtime_s {
   ray_config_t cfg;
   ray__store_t store;
   ray__loop_t loop;
   ray__sched_t sched;
+  ray__registry_t funcs;
   atomic_bool stopping;
-  /* Callers parked in a blocking call; shutdown waits for them to leave. */
-  uv_mutex_t blocked_mu;
-  uv_cond_t blocked_cv;
-  unsigned blocked;
 } ray__runtime_t;
 
 /* The running runtime, or NULL. */
@@ -38,10 +37,14 @@ static inline ray__runtime_t *ray__rt(void) {
 }
 
 /* Bracket the slow (parking) path of a blocking call: shutdown waits until
- * every such caller has left before it frees the store. Nothing may touch
- * the runtime after ray__blocking_leave. */
-void ray__blocking_enter(ray__runtime_t *rt);
-void ray__blocking_leave(ray__runtime_t *rt);
+ * every such caller has left before it frees the store. Enter re-checks,
+ * under the lifecycle's own lock, that `rt` is still the running runtime and
+ * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
+ * before shutdown began never parks on a runtime being torn down. Nothing
+ * may touch the runtime after ray__blocking_leave. The counter outlives
+ * every runtime. */
+int ray__blocking_enter(ray__runtime_t *rt);
+void ray__blocking_leave(void);
 
 /* What the current thread is, so shutdown can refuse to run on its own
  * threads. */

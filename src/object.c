@@ -1,182 +1,20 @@
 /* object.c - the public object API: put, get, wait, refs, on_ready, and the
  * internal produce/fail interface the task and actor layers use.
  *
- * Blocking is notification, never polling: a caller that must wait registers
- * watch nodes on the pending entries (store.c) and sleeps on its own waiter
- * (a mutex and condition variable). Completion notifies the waiter under the
- * shard lock; the waiter always unregisters every node (which takes that
- * shard lock) before its stack frame goes away, so a notifier can never
- * touch a dead waiter. Lock order: shard -> waiter.mu. */
+ * Fast paths take one shard lock (or one per shard touched, for batches).
+ * Only a caller that must wait goes to wait.c, bracketed by
+ * ray__blocking_enter/leave so shutdown knows when it has left. */
 #include <string.h>
 
 #include "codec.h"
 #include "error_internal.h"
 #include "internal.h"
 #include "testing.h"
+#include "wait.h"
 
 #define RT_OR_RETURN(rt)                    \
   ray__runtime_t *rt = ray__rt();           \
   if (rt == NULL) return RAY_ENOTINIT
-
-/* ---- Waiting ---- */
-
-typedef struct waiter_s {
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  size_t done;   /* entries completed since registration (mu) */
-  size_t failed; /* of which failed or released (mu) */
-} waiter_t;
-
-typedef struct wait_node_s {
-  ray__watch_t watch;
-  waiter_t *w;
-  uint64_t id;
-} wait_node_t;
-
-/* Runs under the entry's shard lock. */
-static void wait_node_notify(ray__watch_t *watch, int status) {
-  waiter_t *w = ((wait_node_t *)watch)->w;
-  uv_mutex_lock(&w->mu);
-  w->done++;
-  if (status != 0) w->failed++;
-  uv_cond_signal(&w->cv);
-  uv_mutex_unlock(&w->mu);
-}
-
-static int waiter_init(waiter_t *w) {
-  w->done = w->failed = 0;
-  if (uv_mutex_init(&w->mu) != 0) return RAY_ENOMEM;
-  if (uv_cond_init(&w->cv) != 0) {
-    uv_mutex_destroy(&w->mu);
-    return RAY_ENOMEM;
-  }
-  return 0;
-}
-
-static void waiter_destroy(waiter_t *w) {
-  uv_cond_destroy(&w->cv);
-  uv_mutex_destroy(&w->mu);
-}
-
-/* Absolute deadline in ns for a timeout (UINT64_MAX: none). */
-static uint64_t deadline_of(int64_t timeout_ms) {
-  if (timeout_ms < 0) return UINT64_MAX;
-  return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-}
-
-/* Sleep until satisfied(done, failed) or the deadline. w->mu held. Returns
- * whether satisfied. */
-static bool waiter_sleep(waiter_t *w, size_t need, bool stop_on_fail, uint64_t deadline) {
-  for (;;) {
-    if (w->done >= need || (stop_on_fail && w->failed > 0)) return true;
-    if (deadline == UINT64_MAX) {
-      uv_cond_wait(&w->cv, &w->mu);
-    } else {
-      uint64_t now = uv_hrtime();
-      if (now >= deadline) return false;
-      uv_cond_timedwait(&w->cv, &w->mu, deadline - now);
-    }
-  }
-}
-
-/* Wait until the pending entry `id` completes. Returns 0 (completed),
- * RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOMEM. */
-static int await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
-  waiter_t w;
-  if (waiter_init(&w) != 0) return RAY_ENOMEM;
-  wait_node_t node = {.watch = {.fn = wait_node_notify}, .w = &w, .id = id};
-  int status;
-  int rc = ray__store_watch(&rt->store, id, &node.watch, false, &status);
-  if (rc == 0) {
-    uv_mutex_lock(&w.mu);
-    bool ok = waiter_sleep(&w, 1, false, deadline_of(timeout_ms));
-    uv_mutex_unlock(&w.mu);
-    ray__store_unwatch(&rt->store, id, &node.watch);
-    rc = ok ? 0 : RAY_ETIMEDOUT;
-  } else if (rc == 1) {
-    rc = 0;
-  }
-  waiter_destroy(&w);
-  return rc;
-}
-
-/* States of n refs, each shard lock taken once. states[i]: RAY__PENDING,
- * RAY__READY, RAY__FAILED, or -1 for an unknown ref; codes[i] the error
- * code of failed ones (codes may be NULL). */
-static void states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
-                      int8_t *states, int *codes) {
-  for (unsigned s = 0; s < st->nshards; s++) {
-    if (g->starts[s] == g->starts[s + 1]) continue;
-    ray__shard_t *sh = &st->shards[s].s;
-    uv_mutex_lock(&sh->mu);
-    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
-      size_t i = g->order[k];
-      uint64_t id = refs[i].id;
-      ray__entry_t *e = sh->buckets[(id >> st->shard_bits) & sh->mask];
-      while (e != NULL && e->id != id) e = e->next;
-      states[i] = e ? (int8_t)e->state : -1;
-      if (codes) codes[i] = e ? e->err_code : RAY_ENOTFOUND;
-    }
-    uv_mutex_unlock(&sh->mu);
-  }
-}
-
-/* Wait until `need` of refs are complete (or, stop_on_fail, any failed) or
- * the deadline. `states` holds their states on entry and is refreshed on
- * return. Returns 0, RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOMEM. */
-static int await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
-                      int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
-  size_t complete = 0, failed = 0, pending = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (states[i] < 0) return RAY_ENOTFOUND;
-    if (states[i] == RAY__PENDING) pending++;
-    else complete++;
-    if (states[i] == RAY__FAILED) failed++;
-  }
-  if (complete >= need || (stop_on_fail && failed > 0)) return 0;
-  if (timeout_ms == 0) return RAY_ETIMEDOUT;
-
-  waiter_t w;
-  if (waiter_init(&w) != 0) return RAY_ENOMEM;
-  wait_node_t *nodes = ray__malloc(pending * sizeof *nodes);
-  if (nodes == NULL) {
-    waiter_destroy(&w);
-    return RAY_ENOMEM;
-  }
-  size_t registered = 0, already = 0, already_failed = 0;
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (states[i] != RAY__PENDING) continue;
-    wait_node_t *node = &nodes[registered];
-    *node = (wait_node_t){.watch = {.fn = wait_node_notify}, .w = &w, .id = refs[i].id};
-    int status;
-    int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, false, &status);
-    if (r == 0) {
-      registered++;
-    } else if (r == 1) { /* completed since the first pass */
-      already++;
-      if (status != 0) already_failed++;
-    } else {
-      rc = r;
-    }
-  }
-  if (rc == 0) {
-    uv_mutex_lock(&w.mu);
-    w.done += complete + already;
-    w.failed += failed + already_failed;
-    bool ok = waiter_sleep(&w, need, stop_on_fail, deadline_of(timeout_ms));
-    uv_mutex_unlock(&w.mu);
-    rc = ok ? 0 : RAY_ETIMEDOUT;
-  }
-  for (size_t k = 0; k < registered; k++)
-    ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
-  ray__free(nodes);
-  waiter_destroy(&w);
-  states_of(&rt->store, refs, g, states, NULL);
-  for (size_t i = 0; i < n; i++)
-    if (states[i] < 0) return RAY_ENOTFOUND;
-  return rc;
-}
 
 /* ---- Put ---- */
 
@@ -210,6 +48,7 @@ static int put_owned_typed(ray__runtime_t *rt, void *data, size_t size, void (*f
   e->data = data;
   e->size = size;
   e->free_fn = free_fn;
+  e->free_arg = data;
   return put_entry(rt, e, out);
 }
 
@@ -317,12 +156,12 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   int rc = ray__store_pin(&rt->store, ref.id, out);
-  if (rc != RAY_ENOTREADY) return rc;
+  if (rc != 1) return rc;
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
-  ray__blocking_enter(rt);
-  rc = await_one(rt, ref.id, timeout_ms);
+  if ((rc = ray__blocking_enter(rt)) != 0) return rc;
+  rc = ray__await_one(rt, ref.id, timeout_ms);
   if (rc == 0) rc = ray__store_pin(&rt->store, ref.id, out);
-  ray__blocking_leave(rt);
+  ray__blocking_leave();
   return rc;
 }
 
@@ -360,8 +199,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
       for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
         size_t i = g.order[k];
         uint64_t id = refs[i].id;
-        ray__entry_t *e = sh->buckets[(id >> st->shard_bits) & sh->mask];
-        while (e != NULL && e->id != id) e = e->next;
+        ray__entry_t *e = ray__shard_find(st, sh, id);
         states[i] = e ? (int8_t)e->state : -1;
         codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
         if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL) {
@@ -380,16 +218,16 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
       break;
     }
     if (!blocked) {
-      ray__blocking_enter(rt);
+      if ((rc = ray__blocking_enter(rt)) != 0) break;
       blocked = true;
     }
-    rc = await_many(rt, refs, n, &g, states, n, true, timeout_ms);
+    rc = ray__await_many(rt, refs, n, &g, states, n, true, timeout_ms);
     if (rc != 0 && rc != RAY_ETIMEDOUT) break;
     /* Second pass: pin the rest, report a failure, or time out. */
   }
   if (rc != 0)
     for (size_t i = 0; i < n; i++) ray_buf_release(&out[i]);
-  if (blocked) ray__blocking_leave(rt);
+  if (blocked) ray__blocking_leave();
 out:
   ray__free(codes);
   ray__free(states);
@@ -462,7 +300,7 @@ int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len) {
     if (s == NULL) {
       rc = RAY_ENOMEM;
     } else {
-      memcpy(s, u.data.via.str.ptr, n);
+      if (n > 0) memcpy(s, u.data.via.str.ptr, n); /* ptr is NULL for "" */
       s[n] = '\0';
       *out = s;
       if (len != NULL) *len = n;
@@ -502,20 +340,42 @@ int ray_get_error(ray_ref_t ref, ray_error_t **out) {
   *out = NULL;
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
-  ray_buf_t buf = zero_buf;
-  int state;
-  int rc = ray__store_pin_any(&rt->store, ref.id, &buf, &state);
-  if (rc != 0) return rc;
-  if (state == RAY__PENDING) return RAY_ENOTREADY;
-  if (state == RAY__FAILED) {
+  /* Follow the chain across objects: a dependency failure refers to the
+   * upstream failed object instead of copying its error. */
+  ray_error_t *head = NULL, **tail = &head;
+  uint64_t id = ref.id;
+  int rc = 0;
+  for (bool first = true; id != 0 && rc == 0; first = false) {
+    ray_buf_t buf = zero_buf;
+    int state;
+    rc = ray__store_pin_any(&rt->store, id, &buf, &state);
+    if (rc != 0) break;
+    if (state != RAY__FAILED) {
+      /* The first: ready (no error) or pending; further ones are always failed. */
+      if (state == RAY__PENDING) rc = RAY_ENOTREADY;
+      if (state != RAY__PENDING) ray_buf_release(&buf);
+      if (!first && rc == 0) rc = RAY_EDECODE;
+      break;
+    }
     ray__entry_t *e = buf.priv_;
+    ray_error_t *part = NULL;
+    uint64_t next = 0;
     if (buf.size == 0) /* failed in place (shutdown): only a code */
-      rc = ray_error_new(out, e->err_code, NULL, NULL);
+      rc = ray_error_new(&part, e->err_code, NULL, NULL);
     else
-      rc = ray__error_decode(buf.data, buf.size, out);
+      rc = ray__error_decode(buf.data, buf.size, &part, &next);
+    ray_buf_release(&buf);
+    if (rc != 0) break;
+    *tail = part;
+    while (*tail != NULL) tail = &(*tail)->cause;
+    id = next;
   }
-  ray_buf_release(&buf);
-  return rc;
+  if (rc != 0) {
+    ray_error_free(head);
+    return rc;
+  }
+  *out = head;
+  return 0;
 }
 
 /* ---- Wait ---- */
@@ -535,10 +395,15 @@ int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeou
     ray__groups_free(&g);
     return RAY_ENOMEM;
   }
-  states_of(&rt->store, refs, &g, states, NULL);
-  ray__blocking_enter(rt);
-  rc = await_many(rt, refs, n, &g, states, num_returns, false, timeout_ms);
-  ray__blocking_leave(rt);
+  ray__states_of(&rt->store, refs, &g, states, NULL);
+  size_t complete = 0;
+  for (size_t i = 0; i < n; i++) complete += states[i] > 0; /* READY or FAILED */
+  if (complete >= num_returns || timeout_ms == 0) {
+    rc = ray__await_many(rt, refs, n, &g, states, num_returns, false, 0); /* no wait */
+  } else if ((rc = ray__blocking_enter(rt)) == 0) {
+    rc = ray__await_many(rt, refs, n, &g, states, num_returns, false, timeout_ms);
+    ray__blocking_leave();
+  }
   if (rc == 0 || rc == RAY_ETIMEDOUT) {
     size_t flagged = 0;
     for (size_t i = 0; i < n && flagged < num_returns; i++) {
@@ -643,7 +508,7 @@ int ray__object_fail(ray_ref_t ref, const ray_error_t *err) {
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   ray__mpbuf_t b;
-  int rc = ray__error_encode(err, &b);
+  int rc = ray__error_encode(err, 0, &b);
   if (rc != 0) return rc;
   ray__entry_t *e = ray__entry_new(&rt->store, b.size, 0, RAY__FAILED);
   if (e == NULL) {

@@ -23,9 +23,16 @@ _Thread_local int ray__thread_role;
 static uv_once_t lifecycle_once = UV_ONCE_INIT;
 static uv_mutex_t lifecycle_mu;
 static atomic_int threads_alive;
+/* Callers parked in a blocking call (ray__blocking_enter), across runtimes. */
+static uv_mutex_t blocked_mu;
+static uv_cond_t blocked_cv;
+static unsigned blocked;
 
 static void lifecycle_init(void) {
-  if (uv_mutex_init(&lifecycle_mu) != 0) abort(); /* cannot report from uv_once */
+  /* uv_once cannot report failure; glibc's init of these cannot fail. */
+  if (uv_mutex_init(&lifecycle_mu) != 0 || uv_mutex_init(&blocked_mu) != 0 ||
+      uv_cond_init(&blocked_cv) != 0)
+    abort();
 }
 
 int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
@@ -129,20 +136,16 @@ int ray_init(const ray_config_t *cfg) {
   atomic_init(&rt->stopping, false);
   if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold)) != 0)
     goto fail_rt;
-  if (uv_mutex_init(&rt->blocked_mu) != 0 || uv_cond_init(&rt->blocked_cv) != 0) {
-    rc = RAY_ENOMEM; /* glibc never fails these; keep the path honest anyway */
-    goto fail_store;
-  }
-  if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_blocked;
+  if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_store;
+  if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_funcs;
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   goto out;
 
 fail_loop:
   ray__loop_stop(&rt->loop);
-fail_blocked:
-  uv_cond_destroy(&rt->blocked_cv);
-  uv_mutex_destroy(&rt->blocked_mu);
+fail_funcs:
+  ray__registry_destroy(&rt->funcs);
 fail_store:
   ray__store_destroy(&rt->store);
 fail_rt:
@@ -161,17 +164,18 @@ int ray_shutdown(void) {
     uv_mutex_unlock(&lifecycle_mu);
     return RAY_ENOTINIT;
   }
+  uv_mutex_lock(&blocked_mu); /* from here on no caller starts to park */
   atomic_store(&rt->stopping, true);
+  uv_mutex_unlock(&blocked_mu);
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   ray__sched_stop(&rt->sched);
-  uv_mutex_lock(&rt->blocked_mu);
-  while (rt->blocked > 0) uv_cond_wait(&rt->blocked_cv, &rt->blocked_mu);
-  uv_mutex_unlock(&rt->blocked_mu);
+  uv_mutex_lock(&blocked_mu);
+  while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
+  uv_mutex_unlock(&blocked_mu);
   ray__loop_stop(&rt->loop);
   atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
   ray__store_destroy(&rt->store);
-  uv_cond_destroy(&rt->blocked_cv);
-  uv_mutex_destroy(&rt->blocked_mu);
+  ray__registry_destroy(&rt->funcs);
   ray__free(rt);
   uv_mutex_unlock(&lifecycle_mu);
   return 0;
@@ -181,23 +185,50 @@ bool ray_is_initialized(void) {
   return ray__rt() != NULL;
 }
 
-void ray__blocking_enter(ray__runtime_t *rt) {
-  uv_mutex_lock(&rt->blocked_mu);
-  rt->blocked++;
-  uv_mutex_unlock(&rt->blocked_mu);
+int ray__blocking_enter(ray__runtime_t *rt) {
+  uv_mutex_lock(&blocked_mu);
+  bool live = ray__rt() == rt && !atomic_load(&rt->stopping);
+  if (live) blocked++;
+  uv_mutex_unlock(&blocked_mu);
+  return live ? 0 : RAY_ESHUTDOWN;
 }
 
-void ray__blocking_leave(ray__runtime_t *rt) {
-  uv_mutex_lock(&rt->blocked_mu);
-  if (--rt->blocked == 0) uv_cond_broadcast(&rt->blocked_cv);
-  uv_mutex_unlock(&rt->blocked_mu);
+void ray__blocking_leave(void) {
+  uv_mutex_lock(&blocked_mu);
+  if (--blocked == 0) uv_cond_broadcast(&blocked_cv);
+  uv_mutex_unlock(&blocked_mu);
+}
+
+/* ray__worker_post: a plain function as a runnable. */
+typedef struct posted_s {
+  ray__runnable_t rn;
+  void (*fn)(void *arg);
+  void *arg;
+} posted_t;
+
+static void posted_run(ray__runnable_t *r) {
+  posted_t *p = (posted_t *)r;
+  p->fn(p->arg);
+  ray__free(p);
+}
+
+static void posted_drop(ray__runnable_t *r) {
+  ray__free(r);
 }
 
 int ray__worker_post(void (*fn)(void *arg), void *arg) {
   if (fn == NULL) return RAY_EINVAL;
   ray__runtime_t *rt = ray__rt();
   if (rt == NULL) return RAY_ENOTINIT;
-  return ray__sched_post(&rt->sched, fn, arg);
+  if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
+  posted_t *p = ray__malloc(sizeof *p);
+  if (p == NULL) return RAY_ENOMEM;
+  p->rn.run = posted_run;
+  p->rn.drop = posted_drop;
+  p->fn = fn;
+  p->arg = arg;
+  ray__sched_push(&rt->sched, &p->rn);
+  return 0;
 }
 
 /* ---- Stats ---- */
@@ -216,7 +247,7 @@ int ray_stats(ray_stats_t *out) {
     out->objects_freed += sh->freed;
     uv_mutex_unlock(&sh->mu);
   }
-  out->num_workers = rt->sched.nthreads;
+  out->num_workers = atomic_load(&rt->sched.nworkers);
   out->num_shards = rt->store.nshards;
   return 0;
 }

@@ -1,9 +1,9 @@
 /* store.c - the sharded in-memory object store.
  *
  * Shards: a power-of-two number, each with its own mutex, a chained hash
- * table and its counters. An id's shard is its low bits; within the shard,
- * the bucket is the next bits. Ids come from thread-local blocks of one
- * global counter, so they are dense and this spreads them perfectly.
+ * table and its counters. Ids come from thread-local blocks of one global
+ * counter; a whole block maps to one shard (see ray__shard_index), so
+ * concurrent putters work on different shards, and bucket keys stay dense.
  *
  * Entry lifetime: `refcnt` (under the shard lock) counts references. When it
  * reaches zero the entry leaves the table, so its id is unknown from then on
@@ -28,7 +28,7 @@
 
 #include "alloc.h"
 
-enum { ID_BLOCK = 1024, INITIAL_BUCKETS = 64 };
+enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
 static _Thread_local uint64_t tl_id_next, tl_id_end;
@@ -108,16 +108,21 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
   e->err_code = 0;
   e->size = size;
   e->free_fn = NULL;
+  e->free_arg = NULL;
   e->watchers = NULL;
+  e->producer = NULL;
+  e->inner = NULL;
+  e->ninner = 0;
   return e;
 }
 
 void ray__entry_free(ray__entry_t *e) {
   if (e->flags & RAY__F_OWNED) {
-    if (e->free_fn != NULL) e->free_fn(e->data);
+    if (e->free_fn != NULL) e->free_fn(e->free_arg);
   } else if (!(e->flags & RAY__F_INLINE)) {
     ray__free(e->data);
   }
+  ray__free(e->inner);
   ray__free(e);
 }
 
@@ -126,7 +131,7 @@ void ray__entry_unpin(ray__entry_t *e) {
 }
 
 static ray__entry_t **find_slot(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
-  ray__entry_t **p = &sh->buckets[(id >> st->shard_bits) & sh->mask];
+  ray__entry_t **p = &sh->buckets[ray__bucket_key(st, id) & sh->mask];
   while (*p != NULL && (*p)->id != id) p = &(*p)->next;
   return p;
 }
@@ -146,7 +151,7 @@ static void maybe_grow(const ray__store_t *st, ray__shard_t *sh) {
     ray__entry_t *e = sh->buckets[i];
     while (e != NULL) {
       ray__entry_t *next = e->next;
-      size_t k = (e->id >> st->shard_bits) & (nb - 1);
+      size_t k = ray__bucket_key(st, e->id) & (nb - 1);
       e->next = b[k];
       b[k] = e;
       e = next;
@@ -159,7 +164,7 @@ static void maybe_grow(const ray__store_t *st, ray__shard_t *sh) {
 
 /* Insert with the shard lock held. */
 static void insert_locked(const ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
-  ray__entry_t **head = &sh->buckets[(e->id >> st->shard_bits) & sh->mask];
+  ray__entry_t **head = &sh->buckets[ray__bucket_key(st, e->id) & sh->mask];
   e->next = *head;
   *head = e;
   sh->count++;
@@ -182,11 +187,10 @@ int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__gro
     ray__groups_free(g);
     return RAY_ENOMEM;
   }
-  size_t smask = st->nshards - 1;
-  for (size_t i = 0; i < n; i++) g->starts[(refs[i].id & smask) + 1]++;
+  for (size_t i = 0; i < n; i++) g->starts[ray__shard_index(st, refs[i].id) + 1]++;
   for (unsigned s = 0; s < st->nshards; s++) g->starts[s + 1] += g->starts[s];
   /* Fill using a moving cursor per shard: borrow starts[s] and restore it after. */
-  for (size_t i = 0; i < n; i++) g->order[g->starts[refs[i].id & smask]++] = i;
+  for (size_t i = 0; i < n; i++) g->order[g->starts[ray__shard_index(st, refs[i].id)]++] = i;
   for (unsigned s = st->nshards; s > 0; s--) g->starts[s] = g->starts[s - 1];
   g->starts[0] = 0;
   return 0;
@@ -240,7 +244,7 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   ray__entry_t *old = *slot;
   if (old == NULL || old->state != RAY__PENDING) {
     uv_mutex_unlock(&sh->mu);
-    ray__entry_free(done);
+    ray__store_drop(st, done);
     return old == NULL ? 0 : RAY_EBUSY;
   }
   if (done->type == 0) done->type = old->type;
@@ -254,21 +258,31 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   return 0;
 }
 
+static void fail_locked(ray__entry_t *e, int code) {
+  e->state = RAY__FAILED;
+  e->flags |= RAY__F_ERROR;
+  e->err_code = code;
+  e->producer = NULL;
+  notify_locked(e, code);
+}
+
 void ray__store_fail_all_pending(ray__store_t *st, int code) {
   for (unsigned i = 0; i < st->nshards; i++) {
     ray__shard_t *sh = &st->shards[i].s;
     uv_mutex_lock(&sh->mu);
-    for (size_t b = 0; b <= sh->mask; b++) {
-      for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next) {
-        if (e->state != RAY__PENDING) continue;
-        e->state = RAY__FAILED;
-        e->flags |= RAY__F_ERROR;
-        e->err_code = code;
-        notify_locked(e, code);
-      }
-    }
+    for (size_t b = 0; b <= sh->mask; b++)
+      for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next)
+        if (e->state == RAY__PENDING) fail_locked(e, code);
     uv_mutex_unlock(&sh->mu);
   }
+}
+
+void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  if (e != NULL && e->state == RAY__PENDING) fail_locked(e, code);
+  uv_mutex_unlock(&sh->mu);
 }
 
 int ray__store_retain(ray__store_t *st, uint64_t id) {
@@ -286,27 +300,57 @@ int ray__store_retain(ray__store_t *st, uint64_t id) {
   return rc;
 }
 
-int ray__store_release(ray__store_t *st, uint64_t id) {
-  ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
-  ray__entry_t **slot = find_slot(st, sh, id);
+/* Drop one reference (shard lock held). Returns the entry when that was the
+ * last: it has left the table and the caller must ray__store_drop it after
+ * unlocking. */
+static ray__entry_t *release_locked(const ray__store_t *st, ray__shard_t *sh, ray__entry_t **slot) {
   ray__entry_t *e = *slot;
-  if (e == NULL) {
-    uv_mutex_unlock(&sh->mu);
-    return RAY_ENOTFOUND;
-  }
-  if (--e->refcnt > 0) {
-    uv_mutex_unlock(&sh->mu);
-    return 0;
-  }
+  if (--e->refcnt > 0) return NULL;
   *slot = e->next;
   sh->count--;
   sh->bytes -= e->size;
   sh->freed++;
   notify_locked(e, RAY_ENOTFOUND); /* released while still pending */
+  return e;
+}
+
+int ray__store_release(ray__store_t *st, uint64_t id) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t **slot = find_slot(st, sh, id);
+  if (*slot == NULL) {
+    uv_mutex_unlock(&sh->mu);
+    return RAY_ENOTFOUND;
+  }
+  ray__entry_t *gone = release_locked(st, sh, slot);
   uv_mutex_unlock(&sh->mu);
-  ray__entry_unpin(e);
+  if (gone != NULL) ray__store_drop(st, gone);
   return 0;
+}
+
+void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
+  /* A work list threaded through `next` (free once an entry has left the
+   * table): releasing an inner ref may free an object holding refs too. */
+  e->next = NULL;
+  ray__entry_t *todo = e;
+  while (todo != NULL) {
+    ray__entry_t *cur = todo;
+    todo = cur->next;
+    for (uint32_t i = 0; i < cur->ninner; i++) {
+      uint64_t id = cur->inner[i];
+      ray__shard_t *sh = ray__shard_of(st, id);
+      uv_mutex_lock(&sh->mu);
+      ray__entry_t **slot = find_slot(st, sh, id);
+      ray__entry_t *gone = *slot ? release_locked(st, sh, slot) : NULL;
+      uv_mutex_unlock(&sh->mu);
+      if (gone != NULL) {
+        gone->next = todo;
+        todo = gone;
+      }
+    }
+    cur->ninner = 0;
+    ray__entry_unpin(cur);
+  }
 }
 
 static void pin_locked(ray__entry_t *e, ray_buf_t *out) {
@@ -325,7 +369,7 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   if (e == NULL)
     rc = RAY_ENOTFOUND;
   else if (e->state == RAY__PENDING)
-    rc = RAY_ENOTREADY;
+    rc = 1; /* not an error code: a failed object may carry any code */
   else if (e->state == RAY__FAILED)
     rc = e->err_code;
   else {
@@ -403,4 +447,20 @@ bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w) {
   }
   uv_mutex_unlock(&sh->mu);
   return removed;
+}
+
+int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *), void **out) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc = RAY_ENOTFOUND;
+  if (e != NULL && (e->state != RAY__PENDING || e->producer == NULL)) {
+    rc = RAY_EFINISHED;
+  } else if (e != NULL) {
+    hold(e->producer);
+    *out = e->producer;
+    rc = 0;
+  }
+  uv_mutex_unlock(&sh->mu);
+  return rc;
 }

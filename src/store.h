@@ -41,8 +41,12 @@ typedef struct ray__entry_s {
   int32_t err_code;          /* when failed: the error's code */
   size_t size;
   void *data;
-  void (*free_fn)(void *);   /* RAY__F_OWNED */
+  void (*free_fn)(void *);   /* RAY__F_OWNED: free_fn(free_arg) when freed */
+  void *free_arg;
   ray__watch_t *watchers;    /* pending only (shard lock) */
+  void *producer;            /* pending only: the task that will complete it */
+  uint64_t *inner;           /* refs this object holds (released with it) */
+  uint32_t ninner;
   max_align_t inline_data[]; /* RAY__F_INLINE payload */
 } ray__entry_t;
 
@@ -81,8 +85,32 @@ int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold)
 /* Free every entry; entries pinned by views stay alive until released. */
 void ray__store_destroy(ray__store_t *st);
 
+/* Ids are handed out in per-thread blocks of RAY__ID_BLOCK (store.c). A
+ * whole block maps to one shard, so threads putting at once each stay on
+ * their own shard instead of walking the shards in lock-step; within the
+ * shard, the bucket key is the id with the shard bits squeezed out, which
+ * keeps keys dense. */
+#define RAY__ID_BLOCK_BITS 10
+#define RAY__ID_BLOCK (1u << RAY__ID_BLOCK_BITS)
+
+static inline unsigned ray__shard_index(const ray__store_t *st, uint64_t id) {
+  return (unsigned)(id >> RAY__ID_BLOCK_BITS) & (st->nshards - 1);
+}
+
+static inline uint64_t ray__bucket_key(const ray__store_t *st, uint64_t id) {
+  return (id & (RAY__ID_BLOCK - 1)) |
+         ((id >> (RAY__ID_BLOCK_BITS + st->shard_bits)) << RAY__ID_BLOCK_BITS);
+}
+
 static inline ray__shard_t *ray__shard_of(ray__store_t *st, uint64_t id) {
-  return &st->shards[id & (st->nshards - 1)].s;
+  return &st->shards[ray__shard_index(st, id)].s;
+}
+
+/* The entry `id` in shard `sh` (its lock held), or NULL. */
+static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
+  ray__entry_t *e = sh->buckets[ray__bucket_key(st, id) & sh->mask];
+  while (e != NULL && e->id != id) e = e->next;
+  return e;
 }
 
 /* A fresh, never used id (thread-local blocks of a global counter). */
@@ -91,8 +119,13 @@ uint64_t ray__id_next(void);
 /* Allocate an entry with room for `size` payload bytes (inline when small,
  * else a separate block); refcnt 1, life 1, not yet in the table. */
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
-/* Free an entry that never entered the table (or has left it, life 0). */
+/* Free an entry that never entered the table (or has left it, life 0).
+ * Does not release the refs in `inner` (see ray__store_drop). */
 void ray__entry_free(ray__entry_t *e);
+/* Drop an entry that is not (or no longer) in the table: release the refs
+ * it holds, iteratively (a long chain of nested refs never recurses), and
+ * drop the table's hold on it. */
+void ray__store_drop(ray__store_t *st, ray__entry_t *e);
 /* Drop one `life` unit; frees the entry when it was the last. */
 void ray__entry_unpin(ray__entry_t *e);
 
@@ -102,18 +135,22 @@ void ray__store_insert(ray__store_t *st, ray__entry_t *e);
 int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
 
 /* Replace the pending entry with `done`'s id by `done` (READY or FAILED),
- * waking its watchers. If the id is no longer referenced, `done` is freed
- * and 0 returned. Errors: RAY_EBUSY (not pending: `done` is freed). */
+ * waking its watchers. If the id is no longer referenced, `done` is dropped
+ * (with the refs it holds) and 0 returned. Errors: RAY_EBUSY (not pending:
+ * `done` is dropped). */
 int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
+/* Fail one pending entry in place with `code` (no payload, no allocation:
+ * the fallback when memory for an error object ran out). */
+void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code);
 
 /* Reference counting. Errors: RAY_ENOTFOUND. */
 int ray__store_retain(ray__store_t *st, uint64_t id);
 int ray__store_release(ray__store_t *st, uint64_t id);
 
-/* Pin a view of a ready entry. Errors: RAY_ENOTFOUND, RAY_ENOTREADY
- * (pending), or the error code of a failed entry. */
+/* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), or
+ * RAY_ENOTFOUND, or the error code of a failed entry (any code). */
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
 /* Like ray__store_pin, but also pins a failed entry's payload (the encoded
  * error) and reports its state in *state. */
@@ -130,6 +167,11 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
 /* Remove `w` if it is still registered on `id`. Returns true when removed
  * (it will never be notified), false when it was already notified. */
 bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w);
+
+/* For a pending entry with a producer: call hold(producer) under the shard
+ * lock (so the producer cannot go away) and return it in *out.
+ * Errors: RAY_ENOTFOUND, RAY_EFINISHED (ready, failed, or no producer). */
+int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *), void **out);
 
 int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g);
 void ray__groups_free(ray__groups_t *g);

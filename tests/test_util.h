@@ -21,7 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,15 +98,15 @@ static inline ray_stats_t rt_stats(void) {
 }
 
 /* Assert a call returned `want`, printing both codes' names when not. */
-#define assert_rc(call, want)                                                         \
-  do {                                                                                \
-    int rc_ = (call);                                                                 \
-    int want_ = (want);                                                               \
-    if (rc_ != want_) {                                                               \
-      print_error("%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__,         \
-                  __LINE__, #call, rc_, ray_err_name(rc_), want_, ray_err_name(want_)); \
-      fail();                                                                         \
-    }                                                                                 \
+#define assert_rc(call, want)                                                                  \
+  do {                                                                                         \
+    int rc_ = (call);                                                                          \
+    int want_ = (want);                                                                        \
+    if (rc_ != want_) {                                                                        \
+      print_error("%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__, #call, \
+                  rc_, ray_err_name(rc_), want_, ray_err_name(want_));                         \
+      fail();                                                                                  \
+    }                                                                                          \
   } while (0)
 
 static inline bool rt_is_zero(const void *p, size_t n) {
@@ -122,7 +124,9 @@ static inline void rt_assert_buf_zeroed(const ray_buf_t *b) {
 }
 
 /* Fill with a recognisable non-zero pattern, to check a call zeroes it. */
-static inline void rt_garbage(void *p, size_t n) { memset(p, 0x5A, n); }
+static inline void rt_garbage(void *p, size_t n) {
+  memset(p, 0x5A, n);
+}
 
 /* Deterministic payload: byte i of object `seed`. */
 static inline unsigned char rt_pat(uint64_t seed, size_t i) {
@@ -209,9 +213,9 @@ static inline void rt_errs_record(rt_errs_t *e, int line, int value) {
 }
 
 /* In a helper thread: record (line, value) when cond is false. */
-#define RT_CHECK(errs, cond, value)                                \
-  do {                                                             \
-    if (!(cond)) rt_errs_record((errs), __LINE__, (int)(value));   \
+#define RT_CHECK(errs, cond, value)                              \
+  do {                                                           \
+    if (!(cond)) rt_errs_record((errs), __LINE__, (int)(value)); \
   } while (0)
 
 /* In the main thread, after joining the helpers. */
@@ -219,8 +223,8 @@ static inline void rt_errs_assert(rt_errs_t *e) {
   int n = atomic_load(&e->failures);
   if (n != 0) {
     int v = atomic_load(&e->first_value);
-    print_error("%d check(s) failed in helper threads; first at line %d, value %d (%s)\n",
-                n, atomic_load(&e->first_line), v, ray_err_name(v));
+    print_error("%d check(s) failed in helper threads; first at line %d, value %d (%s)\n", n,
+                atomic_load(&e->first_line), v, ray_err_name(v));
     fail();
   }
 }
@@ -233,14 +237,14 @@ static uv_thread_t rt_main_thread;
 typedef struct {
   atomic_int calls;
   atomic_int status;
-  atomic_int on_main;     /* callbacks that ran on the main thread */
+  atomic_int on_main; /* callbacks that ran on the main thread */
   atomic_uint_fast64_t id;
-  atomic_int get_rc;      /* ray_get(ref, 0) inside the callback, if do_get */
-  atomic_int get_ok;      /* payload matched seed/size */
+  atomic_int get_rc; /* ray_get(ref, 0) inside the callback, if do_get */
+  atomic_int get_ok; /* payload matched seed/size */
   bool do_get;
   uint64_t seed;
   size_t size;
-  rt_latch_t *latch;      /* signalled after recording, if set */
+  rt_latch_t *latch; /* signalled after recording, if set */
 } rt_cb_rec_t;
 
 static inline void rt_cb_rec_init(rt_cb_rec_t *r, rt_latch_t *latch) {
@@ -275,11 +279,21 @@ static inline void rt_cb_record(ray_ref_t ref, int status, void *arg) {
   if (r->latch) rt_latch_signal(r->latch);
 }
 
+/* Before running: record the main thread; RAY_TEST_FILTER / RAY_TEST_SKIP
+ * (cmocka glob patterns, e.g. "test_wait*") select tests to run or skip. */
+static inline void rt_main_init(void) {
+  rt_main_thread = uv_thread_self();
+  const char *filter = getenv("RAY_TEST_FILTER");
+  const char *skip = getenv("RAY_TEST_SKIP");
+  if (filter != NULL && *filter != '\0') cmocka_set_test_filter(filter);
+  if (skip != NULL && *skip != '\0') cmocka_set_skip_filter(skip);
+}
+
 /* main() of every test program. */
-#define RT_MAIN(tests)                                  \
-  int main(void) {                                      \
-    rt_main_thread = uv_thread_self();                  \
-    return cmocka_run_group_tests(tests, NULL, NULL);   \
+#define RT_MAIN(tests)                                \
+  int main(void) {                                    \
+    rt_main_init();                                   \
+    return cmocka_run_group_tests(tests, NULL, NULL); \
   }
 
 #endif /* RAY_TEST_UTIL_H */

@@ -38,7 +38,9 @@ extern "C" {
   X(EDECODE, -15, "decode error")                                               \
   X(ENAMEEXISTS, -16, "name already exists")                                    \
   X(ENOTREADY, -17, "object not ready yet")                                     \
-  X(EIO, -18, "input/output error")
+  X(EIO, -18, "input/output error")                                             \
+  X(EFINISHED, -19, "already finished")                                         \
+  X(ENORESULT, -20, "result not set by the task")
 
 typedef enum {
   RAY_OK = 0,

@@ -1,0 +1,238 @@
+/* rustyray/task.h - remote functions: register, submit, run, cancel.
+ *
+ * Ray's @ray.remote function, in C. Register a function once with its
+ * return types; submit it with value or ref arguments and get result refs
+ * back at once, already typed. The task runs on a worker thread as soon as
+ * every ref argument is ready (dependency counting, no polling). A task
+ * whose ref argument failed does not run: its results fail with
+ * RAY_EDEPFAILED, caused by the upstream error.
+ *
+ * Inside the function, a context gives the arguments (typed, zero-copy) and
+ * takes the results (ray_return_*) or a structured failure (ray_fail).
+ * Tasks may submit tasks and ray_get/ray_wait on them: a worker blocked in a
+ * get runs other ready work meanwhile, so nested tasks never deadlock the
+ * pool, whatever its size. */
+#ifndef RUSTYRAY_TASK_H
+#define RUSTYRAY_TASK_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "object.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Limits. */
+#define RAY_MAX_ARGS 64
+#define RAY_MAX_RETURNS 16
+
+/* The context of one running task (or actor call). Valid only during the
+ * call, and only on the thread running it. */
+typedef struct ray_task_ctx_s ray_task_ctx_t;
+
+/* A remote function. Return 0 on success. A non-zero return fails the task:
+ * with the error set by ray_fail() if it was called, else with the returned
+ * code (RAY_ETASK when it is not a RAY_E* code). `arg` is the pointer given
+ * at registration. */
+typedef int (*ray_task_fn)(ray_task_ctx_t *ctx, void *arg);
+
+/* A registered function: a small value, valid for the runtime it was
+ * registered in (a stale handle fails with RAY_ENOTFOUND). */
+typedef struct ray_function_s {
+  uint64_t id;
+} ray_function_t;
+
+/* Register `fn` under a unique `name` (copied), returning `num_returns`
+ * values (1..RAY_MAX_RETURNS) of the types in return_types[] (each a
+ * ray_type_t or user tag; RAY_TYPE_BYTES for untyped). Functions live until
+ * ray_shutdown().
+ * Errors: RAY_EINVAL (NULL name/fn/return_types/out, empty name, a 0 type,
+ * num_returns out of range), RAY_ENAMEEXISTS, RAY_ENOTINIT, RAY_ENOMEM.
+ * Never blocks; thread-safe. */
+RAY_EXTERN int ray_function_register(const char *name, ray_task_fn fn, void *arg,
+                                     const uint32_t *return_types, size_t num_returns,
+                                     ray_function_t *out);
+
+/* Find a registered function by name. Errors: RAY_EINVAL, RAY_ENOTFOUND,
+ * RAY_ENOTINIT. Thread-safe. */
+RAY_EXTERN int ray_function_lookup(const char *name, ray_function_t *out);
+
+/* The function's name (valid until shutdown) in *name and its number of
+ * returns in *num_returns (either may be NULL).
+ * Errors: RAY_ENOTFOUND (stale or bogus handle), RAY_ENOTINIT. */
+RAY_EXTERN int ray_function_info(ray_function_t fn, const char **name, size_t *num_returns);
+
+/* ---- Arguments ---------------------------------------------------------- */
+
+enum { RAY_ARG_VALUE = 1, RAY_ARG_REF = 2 };
+
+/* One argument, built with the ray_arg_* helpers below (no allocation).
+ * Value arguments point at caller memory that must stay valid until
+ * ray_task_submit() returns; it copies them (small values inline in the task,
+ * large ones into the object store). Ref arguments are retained by the task
+ * until it finishes. */
+typedef struct ray_arg_s {
+  uint32_t kind; /* RAY_ARG_VALUE or RAY_ARG_REF */
+  uint32_t type; /* the value's ray_type_t */
+  union {
+    int64_t i64;
+    double f64;
+    struct {
+      const void *data;
+      size_t size;
+    } bytes;
+    const char *str;
+    const msgpack_object *msgpack;
+    ray_ref_t ref;
+  } u;
+} ray_arg_t;
+
+static inline ray_arg_t ray_arg_i64(int64_t v) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_VALUE;
+  a.type = RAY_TYPE_I64;
+  a.u.i64 = v;
+  return a;
+}
+static inline ray_arg_t ray_arg_f64(double v) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_VALUE;
+  a.type = RAY_TYPE_F64;
+  a.u.f64 = v;
+  return a;
+}
+/* `s` is NUL-terminated. */
+static inline ray_arg_t ray_arg_str(const char *s) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_VALUE;
+  a.type = RAY_TYPE_STR;
+  a.u.str = s;
+  return a;
+}
+static inline ray_arg_t ray_arg_bytes(const void *data, size_t size) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_VALUE;
+  a.type = RAY_TYPE_BYTES;
+  a.u.bytes.data = data;
+  a.u.bytes.size = size;
+  return a;
+}
+static inline ray_arg_t ray_arg_msgpack(const msgpack_object *obj) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_VALUE;
+  a.type = RAY_TYPE_MSGPACK;
+  a.u.msgpack = obj;
+  return a;
+}
+/* The task receives the object's value (resolved before it runs, read
+ * zero-copy); ray_ctx_arg_ref() gives the ref itself. */
+static inline ray_arg_t ray_arg_ref(ray_ref_t ref) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_REF;
+  a.type = ref.type;
+  a.u.ref = ref;
+  return a;
+}
+
+/* ---- Submission --------------------------------------------------------- */
+
+typedef struct ray_task_opts_s {
+  /* When non-zero, must equal the registered number of returns (a check). */
+  size_t num_returns;
+  /* Times a failed task is run again (with retry_on_error). Default 0. */
+  uint32_t max_retries;
+  /* Retry when the function fails (Ray's retry_exceptions). Default false. */
+  bool retry_on_error;
+  /* Display name for errors and the timeline (copied); NULL: the function's. */
+  const char *name;
+} ray_task_opts_t;
+
+/* Fill `opts` with the defaults. NULL is a no-op. */
+RAY_EXTERN void ray_task_opts_init(ray_task_opts_t *opts);
+
+/* Submit fn(args[0..nargs)) and return at once. out_refs must have room for
+ * the function's number of returns; each receives a ref (owned by the
+ * caller) typed as registered, pending until the task finishes.
+ * Errors: RAY_EINVAL (NULL out_refs, args NULL with nargs > 0, nargs >
+ * RAY_MAX_ARGS, a malformed argument, opts->num_returns mismatch),
+ * RAY_ENOTFOUND (stale function, or a nil/unknown/released ref argument),
+ * RAY_ENOTINIT, RAY_ESHUTDOWN (shutting down), RAY_ENOMEM. On error no task
+ * exists and no ref is returned. Never blocks; thread-safe; callable from
+ * tasks and actors. */
+RAY_EXTERN int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
+                               const ray_task_opts_t *opts, ray_ref_t *out_refs);
+
+/* Cancel the task producing `ref`. A task that has not started never runs:
+ * its results fail with RAY_ECANCELED (and its dependents with that as the
+ * cause). A running task sees ray_task_is_cancelled() become true and may
+ * stop early (cooperative, like Ray's non-force cancel); its results are
+ * whatever it produces. Returns 0 when the task was pending or running.
+ * Errors: RAY_EFINISHED (the object is already ready or failed, or was not
+ * produced by a task), RAY_ENOTFOUND, RAY_ENOTINIT. Never blocks. */
+RAY_EXTERN int ray_cancel(ray_ref_t ref);
+
+/* ---- Inside a task ------------------------------------------------------ */
+
+/* Number of arguments. */
+RAY_EXTERN size_t ray_ctx_nargs(const ray_task_ctx_t *ctx);
+/* Type tag of argument i (0 when ctx is NULL or i out of range). */
+RAY_EXTERN uint32_t ray_ctx_arg_type(const ray_task_ctx_t *ctx, size_t i);
+
+/* Typed argument accessors. Errors: RAY_EINVAL (NULL ctx/out, i out of
+ * range), RAY_ETYPE (the argument has another type), RAY_EDECODE.
+ * Views are zero-copy and valid until the function returns. */
+RAY_EXTERN int ray_ctx_arg_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out);
+RAY_EXTERN int ray_ctx_arg_f64(ray_task_ctx_t *ctx, size_t i, double *out);
+/* The string's bytes (not NUL-terminated) and length. */
+RAY_EXTERN int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len);
+RAY_EXTERN int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size);
+RAY_EXTERN int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out);
+/* The ref an argument was passed as (borrowed: retain it to keep it beyond
+ * the call). Errors: RAY_ETYPE when the argument was passed by value. */
+RAY_EXTERN int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out);
+
+/* Set result slot `slot` (0-based). Setting a slot again replaces the value.
+ * Errors: RAY_EINVAL (NULL ctx, slot out of range, NULL data with size > 0),
+ * RAY_ETYPE (the slot was registered with another type; RAY_TYPE_BYTES slots
+ * take bytes, any other type takes its own typed setter or bytes already in
+ * that encoding via ray_return_bytes), RAY_ENOMEM. */
+RAY_EXTERN int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v);
+RAY_EXTERN int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v);
+RAY_EXTERN int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s);
+RAY_EXTERN int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size);
+RAY_EXTERN int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj);
+/* Hand `data` over without a copy; free_fn(data) runs once when the object
+ * is freed (also when the task fails after this call). On error the caller
+ * keeps the buffer. */
+RAY_EXTERN int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
+                                void (*free_fn)(void *));
+/* The result is the value of the existing object `ref` (shared, no copy; it
+ * may still be pending: the result becomes ready when it does, and fails
+ * with it). Errors also: RAY_ENOTFOUND, RAY_ETYPE (type tags differ). */
+RAY_EXTERN int ray_return_ref(ray_task_ctx_t *ctx, size_t slot, ray_ref_t ref);
+
+/* Record a structured failure (code < 0, printf-style message); the task
+ * fails when the function returns, whatever it returns. Returns `code` so
+ * a function can `return ray_fail(ctx, RAY_ETASK, "bad input %d", x);`.
+ * RAY_EINVAL for a NULL ctx or code >= 0. */
+RAY_EXTERN int ray_fail(ray_task_ctx_t *ctx, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* The running task's id, display name, and attempt number (1 on the first run). */
+RAY_EXTERN uint64_t ray_ctx_task_id(const ray_task_ctx_t *ctx);
+RAY_EXTERN const char *ray_ctx_name(const ray_task_ctx_t *ctx);
+RAY_EXTERN uint32_t ray_ctx_attempt(const ray_task_ctx_t *ctx);
+/* Whether ray_cancel() was called on this task. */
+RAY_EXTERN bool ray_task_is_cancelled(const ray_task_ctx_t *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUSTYRAY_TASK_H */

@@ -1,0 +1,116 @@
+/* function.c - the registry of remote functions, one per runtime.
+ *
+ * A handle is (epoch << 32 | index + 1): the epoch changes with every
+ * ray_init, so a handle kept across a shutdown fails cleanly with
+ * RAY_ENOTFOUND instead of naming another function. Handles resolve
+ * without a lock (ray__registry_get); registration and lookup by name take
+ * the registry mutex. */
+#include <string.h>
+
+#include "internal.h"
+
+static atomic_uint next_epoch = 1;
+
+int ray__registry_init(ray__registry_t *r) {
+  memset(r, 0, sizeof *r);
+  if (uv_mutex_init(&r->mu) != 0) return RAY_ENOMEM;
+  r->epoch = atomic_fetch_add(&next_epoch, 1);
+  atomic_init(&r->count, 0);
+  return 0;
+}
+
+void ray__registry_destroy(ray__registry_t *r) {
+  unsigned n = atomic_load(&r->count);
+  for (unsigned i = 0; i < n; i++) {
+    ray__func_t *f = r->chunks[i / RAY__FUNC_CHUNK][i % RAY__FUNC_CHUNK];
+    ray__free(f->name);
+    ray__free(f);
+  }
+  for (unsigned c = 0; c < RAY__FUNC_CHUNKS; c++) ray__free(r->chunks[c]);
+  uv_mutex_destroy(&r->mu);
+}
+
+ray__func_t *ray__registry_get(ray__registry_t *r, ray_function_t fn) {
+  if ((uint32_t)(fn.id >> 32) != r->epoch) return NULL;
+  uint32_t idx = (uint32_t)fn.id;
+  if (idx == 0 || idx > atomic_load_explicit(&r->count, memory_order_acquire)) return NULL;
+  idx--;
+  return r->chunks[idx / RAY__FUNC_CHUNK][idx % RAY__FUNC_CHUNK];
+}
+
+/* Registry mutex held. */
+static ray__func_t *find_by_name(ray__registry_t *r, const char *name) {
+  unsigned n = atomic_load(&r->count);
+  for (unsigned i = 0; i < n; i++) {
+    ray__func_t *f = r->chunks[i / RAY__FUNC_CHUNK][i % RAY__FUNC_CHUNK];
+    if (strcmp(f->name, name) == 0) return f;
+  }
+  return NULL;
+}
+
+int ray_function_register(const char *name, ray_task_fn fn, void *arg,
+                          const uint32_t *return_types, size_t num_returns,
+                          ray_function_t *out) {
+  if (name == NULL || *name == '\0' || fn == NULL || return_types == NULL || out == NULL ||
+      num_returns == 0 || num_returns > RAY_MAX_RETURNS)
+    return RAY_EINVAL;
+  for (size_t i = 0; i < num_returns; i++)
+    if (return_types[i] == 0) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  ray__registry_t *r = &rt->funcs;
+  int rc = 0;
+  uv_mutex_lock(&r->mu);
+  unsigned n = atomic_load(&r->count);
+  if (find_by_name(r, name) != NULL) {
+    rc = RAY_ENAMEEXISTS;
+    goto out;
+  }
+  if (n >= RAY__FUNC_CHUNK * RAY__FUNC_CHUNKS) {
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  ray__func_t ***chunk = &r->chunks[n / RAY__FUNC_CHUNK];
+  if (*chunk == NULL && (*chunk = ray__calloc(RAY__FUNC_CHUNK, sizeof **chunk)) == NULL) {
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  ray__func_t *f = ray__calloc(1, sizeof *f);
+  if (f == NULL || (f->name = ray__strdup(name)) == NULL) {
+    ray__free(f);
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  f->fn = fn;
+  f->arg = arg;
+  f->nreturns = (uint32_t)num_returns;
+  memcpy(f->types, return_types, num_returns * sizeof *return_types);
+  f->id = ((uint64_t)r->epoch << 32) | (n + 1);
+  (*chunk)[n % RAY__FUNC_CHUNK] = f;
+  atomic_store_explicit(&r->count, n + 1, memory_order_release);
+  out->id = f->id;
+out:
+  uv_mutex_unlock(&r->mu);
+  return rc;
+}
+
+int ray_function_lookup(const char *name, ray_function_t *out) {
+  if (name == NULL || out == NULL) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  uv_mutex_lock(&rt->funcs.mu);
+  ray__func_t *f = find_by_name(&rt->funcs, name);
+  if (f != NULL) out->id = f->id;
+  uv_mutex_unlock(&rt->funcs.mu);
+  return f != NULL ? 0 : RAY_ENOTFOUND;
+}
+
+int ray_function_info(ray_function_t fn, const char **name, size_t *num_returns) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  ray__func_t *f = ray__registry_get(&rt->funcs, fn);
+  if (f == NULL) return RAY_ENOTFOUND;
+  if (name != NULL) *name = f->name;
+  if (num_returns != NULL) *num_returns = f->nreturns;
+  return 0;
+}

@@ -1,0 +1,429 @@
+/* scheduler.c - the worker pool: per-worker queues with stealing, parking
+ * without lost wake-ups, and nested blocking that never deadlocks.
+ *
+ * Queues: each worker owns a deque (a mutex and an intrusive list). Work a
+ * worker submits goes to its own tail and it pops its tail (LIFO: a task
+ * that waits on the children it just submitted finds them first, which keeps
+ * nesting shallow). Host threads push round-robin at the heads, so the
+ * owner still takes host work oldest first. Idle workers steal from the
+ * other queues' heads. ADR-002 has the measurements behind this choice.
+ *
+ * Waking: a worker with nothing to do spins briefly (it is "spinning"),
+ * then parks (it is "idle"). A push wakes a parked worker only when nobody
+ * is spinning, so a busy pool never pays for futex wake-ups.
+ *
+ * Nested blocking: a worker that blocks in ray_get/ray_wait runs other
+ * queued work inline while it waits (ray__sched_help), up to a nesting
+ * depth; past it the worker parks, and if no other worker is idle a spare
+ * worker thread starts, so the pool never runs out of runners (at most
+ * RAY__MAX_SPARES). A spare idle for RAY__RETIRE_NS retires: it leaves the
+ * array and its thread ends; its struct is kept for the next spare, so a
+ * thief still holding the pointer reads an empty queue, never freed memory.
+ * Host threads push only to the base workers, so a spare's queue holds only
+ * what it pushed itself and is empty when it retires.
+ *
+ * Lock order: a worker's queue mutex and a parker's mutex are leaves; a
+ * push may happen under a shard lock. spawn_mu is taken alone. */
+#include "scheduler.h"
+
+#include <sched.h>
+
+#include "internal.h"
+
+enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024 };
+#define RAY__SPIN_NS 50000u
+#define RAY__RETIRE_NS 20000000u
+
+struct ray__worker_s {
+  ray__sched_t *sched;
+  atomic_uint index; /* slot in the array (moves when a spare retires): a hint */
+  uv_thread_t thread;
+  ray__parker_t park;
+  uv_mutex_t qmu;
+  ray__runnable_t q; /* sentinel: q.next is the head (oldest), q.prev the tail */
+  atomic_size_t qlen;
+  atomic_bool can_help; /* parked, and would run work if woken */
+  int depth;            /* nesting of helped runnables (owner thread only) */
+  bool spare;           /* started for a blocked worker; may retire */
+  ray__worker_t *next_retired;
+};
+
+static _Thread_local ray__worker_t *tls_worker;
+
+/* Slots change under spawn_mu while thieves read them: atomic pointers. */
+static inline ray__worker_t *slot_get(ray__sched_t *s, unsigned i) {
+  return atomic_load_explicit(&s->workers[i], memory_order_acquire);
+}
+
+static inline void slot_set(ray__sched_t *s, unsigned i, ray__worker_t *w) {
+  atomic_store_explicit(&s->workers[i], w, memory_order_release);
+}
+static _Thread_local ray__parker_t tls_parker;
+static _Thread_local bool tls_parker_ready;
+
+/* ---- Parking ---- */
+
+int ray__parker_init(ray__parker_t *p) {
+  atomic_init(&p->sleeping, 0);
+  if (uv_mutex_init(&p->mu) != 0) return RAY_ENOMEM;
+  if (uv_cond_init(&p->cv) != 0) {
+    uv_mutex_destroy(&p->mu);
+    return RAY_ENOMEM;
+  }
+  return 0;
+}
+
+void ray__parker_destroy(ray__parker_t *p) {
+  uv_cond_destroy(&p->cv);
+  uv_mutex_destroy(&p->mu);
+}
+
+void ray__parker_wake(ray__parker_t *p) {
+  if (atomic_load(&p->sleeping)) {
+    uv_mutex_lock(&p->mu);
+    uv_cond_signal(&p->cv);
+    uv_mutex_unlock(&p->mu);
+  }
+}
+
+void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uint64_t deadline) {
+  uv_mutex_lock(&p->mu);
+  atomic_store(&p->sleeping, 1);
+  if (!done(arg)) {
+    if (deadline == UINT64_MAX) {
+      uv_cond_wait(&p->cv, &p->mu);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now < deadline) uv_cond_timedwait(&p->cv, &p->mu, deadline - now);
+    }
+  }
+  atomic_store(&p->sleeping, 0);
+  uv_mutex_unlock(&p->mu);
+}
+
+ray__parker_t *ray__parker_self(void) {
+  if (tls_worker != NULL) return &tls_worker->park;
+  if (!tls_parker_ready) {
+    /* Host threads keep theirs for the thread's life: it owns no heap. */
+    if (ray__parker_init(&tls_parker) != 0) return NULL;
+    tls_parker_ready = true;
+  }
+  return &tls_parker;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- Queues ---- */
+
+static void q_insert(ray__runnable_t *after, ray__runnable_t *r) {
+  r->prev = after;
+  r->next = after->next;
+  after->next->prev = r;
+  after->next = r;
+}
+
+static ray__runnable_t *q_remove(ray__runnable_t *r) {
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->next = r->prev = NULL;
+  return r;
+}
+
+/* Pop from the tail (owner) or the head (thieves). */
+static ray__runnable_t *q_pop(ray__worker_t *w, bool tail) {
+  if (atomic_load_explicit(&w->qlen, memory_order_relaxed) == 0) return NULL;
+  ray__runnable_t *r = NULL;
+  uv_mutex_lock(&w->qmu);
+  ray__runnable_t *end = tail ? w->q.prev : w->q.next;
+  if (end != &w->q) {
+    r = q_remove(end);
+    atomic_fetch_sub(&w->qlen, 1);
+  }
+  uv_mutex_unlock(&w->qmu);
+  return r;
+}
+
+static ray__runnable_t *find_work(ray__worker_t *w) {
+  ray__runnable_t *r = q_pop(w, true);
+  if (r != NULL) return r;
+  ray__sched_t *s = w->sched;
+  unsigned n = atomic_load_explicit(&s->nworkers, memory_order_acquire);
+  for (unsigned k = 1; k < n; k++) {
+    ray__worker_t *v = slot_get(s, (atomic_load_explicit(&w->index, memory_order_relaxed) + k) % n);
+    if ((r = q_pop(v, false)) != NULL) return r;
+  }
+  return NULL;
+}
+
+bool ray__sched_has_work(ray__sched_t *s) {
+  unsigned n = atomic_load_explicit(&s->nworkers, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++)
+    if (atomic_load(&slot_get(s, i)->qlen) > 0) return true;
+  return false;
+}
+
+bool ray__worker_has_work(ray__worker_t *w) {
+  return ray__sched_has_work(w->sched);
+}
+
+/* After a push: wake one parked worker that can run it, unless a spinning
+ * worker will find it anyway. */
+static void wake_for_work(ray__sched_t *s, ray__worker_t *target) {
+  if (atomic_load(&s->spinning) > 0 || atomic_load(&s->idle) == 0) return;
+  if (atomic_load(&target->can_help) && atomic_load(&target->park.sleeping)) {
+    ray__parker_wake(&target->park);
+    return;
+  }
+  unsigned n = atomic_load_explicit(&s->nworkers, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) {
+    ray__worker_t *w = slot_get(s, i);
+    if (atomic_load(&w->can_help) && atomic_load(&w->park.sleeping)) {
+      ray__parker_wake(&w->park);
+      return;
+    }
+  }
+}
+
+void ray__sched_push(ray__sched_t *s, ray__runnable_t *r) {
+  ray__worker_t *w = tls_worker;
+  bool own = w != NULL && w->sched == s;
+  if (!own) /* base workers only: see the retirement rule above */
+    w = slot_get(s, atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) %
+                        s->base_workers);
+  uv_mutex_lock(&w->qmu);
+  q_insert(own ? w->q.prev : &w->q, r); /* own: at the tail; host: at the head */
+  atomic_fetch_add(&w->qlen, 1);
+  uv_mutex_unlock(&w->qmu);
+  wake_for_work(s, w);
+}
+
+/* ---- Workers ---- */
+
+ray__worker_t *ray__worker_self(void) {
+  return tls_worker;
+}
+
+static bool idle_done(void *arg) {
+  ray__worker_t *w = arg;
+  return atomic_load(&w->sched->stop) || ray__sched_has_work(w->sched);
+}
+
+/* Spin up to RAY__SPIN_NS for work to appear; yields the CPU now and then
+ * so a spinner never starves the thread that would produce the work. */
+static bool spin_for_work(ray__worker_t *w) {
+  uint64_t until = uv_hrtime() + RAY__SPIN_NS;
+  for (unsigned i = 1;; i++) {
+    if (idle_done(w)) return true;
+    cpu_relax();
+    if ((i & 63) == 0) {
+      if (uv_hrtime() >= until) return false;
+      sched_yield();
+    }
+  }
+}
+
+/* Take an idle spare out of the array (its thread then ends). */
+static bool retire(ray__worker_t *w) {
+  ray__sched_t *s = w->sched;
+  bool done = false;
+  uv_mutex_lock(&s->spawn_mu);
+  unsigned n = atomic_load(&s->nworkers);
+  if (!atomic_load(&s->stop) && atomic_load(&w->qlen) == 0) {
+    for (unsigned i = s->base_workers; i < n; i++) {
+      if (slot_get(s, i) != w) continue;
+      ray__worker_t *last = slot_get(s, n - 1);
+      slot_set(s, i, last);
+      atomic_store_explicit(&last->index, i, memory_order_relaxed);
+      atomic_store_explicit(&s->nworkers, n - 1, memory_order_release);
+      w->next_retired = s->retired;
+      s->retired = w;
+      done = true;
+      break;
+    }
+  }
+  uv_mutex_unlock(&s->spawn_mu);
+  return done;
+}
+
+static void worker_main(void *arg) {
+  ray__worker_t *w = arg;
+  ray__sched_t *s = w->sched;
+  tls_worker = w;
+  ray__thread_role = RAY__ROLE_WORKER;
+  for (;;) {
+    ray__runnable_t *r = find_work(w);
+    if (r != NULL) {
+      /* More work than runners awake: bring in a parked worker. */
+      if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 &&
+          ray__sched_has_work(s))
+        wake_for_work(s, w);
+      r->run(r);
+      continue;
+    }
+    if (atomic_load(&s->stop)) break;
+    atomic_fetch_add(&s->spinning, 1);
+    bool found = spin_for_work(w);
+    atomic_fetch_sub(&s->spinning, 1);
+    if (found) continue;
+    atomic_store(&w->can_help, true);
+    atomic_fetch_add(&s->idle, 1);
+    uint64_t deadline = w->spare ? uv_hrtime() + RAY__RETIRE_NS : UINT64_MAX;
+    ray__parker_sleep(&w->park, idle_done, w, deadline);
+    atomic_fetch_sub(&s->idle, 1);
+    atomic_store(&w->can_help, false);
+    if (w->spare && uv_hrtime() >= deadline && !idle_done(w) && retire(w)) break;
+  }
+  tls_worker = NULL;
+}
+
+static ray__worker_t *worker_new(ray__sched_t *s, unsigned index) {
+  ray__worker_t *w = ray__calloc(1, sizeof *w);
+  if (w == NULL) return NULL;
+  w->sched = s;
+  atomic_init(&w->index, index);
+  w->q.next = w->q.prev = &w->q;
+  atomic_init(&w->qlen, 0);
+  atomic_init(&w->can_help, false);
+  if (ray__parker_init(&w->park) != 0) goto fail;
+  if (uv_mutex_init(&w->qmu) != 0) {
+    ray__parker_destroy(&w->park);
+    goto fail;
+  }
+  return w;
+fail:
+  ray__free(w);
+  return NULL;
+}
+
+static void worker_free(ray__worker_t *w) {
+  uv_mutex_destroy(&w->qmu);
+  ray__parker_destroy(&w->park);
+  ray__free(w);
+}
+
+/* Create and start worker number nworkers (spawn_mu held, or at start).
+ * A spare reuses a retired struct when there is one. */
+static int worker_add(ray__sched_t *s, bool spare) {
+  unsigned n = atomic_load(&s->nworkers);
+  ray__worker_t *w = s->retired;
+  if (w != NULL) {
+    s->retired = w->next_retired;
+    ray__thread_join(&w->thread); /* it has left worker_main already */
+    atomic_store(&w->index, n);
+  } else if ((w = worker_new(s, n)) == NULL) {
+    return RAY_ENOMEM;
+  }
+  w->spare = spare;
+  w->depth = 0;
+  slot_set(s, n, w);
+  if (ray__thread_create(&w->thread, worker_main, w) != 0) {
+    slot_set(s, n, NULL);
+    worker_free(w);
+    return RAY_EIO;
+  }
+  atomic_store_explicit(&s->nworkers, n + 1, memory_order_release);
+  return 0;
+}
+
+int ray__sched_start(ray__sched_t *s, unsigned n) {
+  atomic_init(&s->nworkers, 0);
+  atomic_init(&s->next_rr, 0);
+  atomic_init(&s->idle, 0);
+  atomic_init(&s->spinning, 0);
+  atomic_init(&s->stop, false);
+  s->base_workers = n;
+  s->max_workers = n + RAY__MAX_SPARES;
+  s->workers = ray__calloc(s->max_workers, sizeof *s->workers);
+  if (s->workers == NULL) return RAY_ENOMEM;
+  if (uv_mutex_init(&s->spawn_mu) != 0) {
+    ray__free(s->workers);
+    return RAY_ENOMEM;
+  }
+  /* Workers may steal from any slot below nworkers, so slots fill in order. */
+  s->retired = NULL;
+  for (unsigned i = 0; i < n; i++) {
+    int rc = worker_add(s, false);
+    if (rc != 0) {
+      ray__sched_stop(s);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+void ray__sched_stop(ray__sched_t *s) {
+  uv_mutex_lock(&s->spawn_mu); /* no spare starts from now on */
+  atomic_store(&s->stop, true);
+  uv_mutex_unlock(&s->spawn_mu);
+  unsigned n = atomic_load(&s->nworkers);
+  for (unsigned i = 0; i < n; i++) {
+    ray__parker_t *p = &slot_get(s, i)->park;
+    uv_mutex_lock(&p->mu);
+    uv_cond_broadcast(&p->cv);
+    uv_mutex_unlock(&p->mu);
+  }
+  for (unsigned i = 0; i < n; i++) ray__thread_join(&slot_get(s, i)->thread);
+  for (unsigned i = 0; i < n; i++) {
+    ray__worker_t *w = slot_get(s, i);
+    ray__runnable_t *r;
+    while ((r = q_pop(w, false)) != NULL) r->drop(r);
+  }
+  for (unsigned i = 0; i < n; i++) worker_free(slot_get(s, i));
+  while (s->retired != NULL) {
+    ray__worker_t *w = s->retired;
+    s->retired = w->next_retired;
+    ray__thread_join(&w->thread);
+    worker_free(w);
+  }
+  uv_mutex_destroy(&s->spawn_mu);
+  ray__free(s->workers);
+  s->workers = NULL;
+  atomic_store(&s->nworkers, 0);
+}
+
+/* ---- Nested blocking ---- */
+
+bool ray__worker_can_nest(const ray__worker_t *w) {
+  return w->depth < RAY__MAX_NESTING && !atomic_load(&w->sched->stop);
+}
+
+bool ray__sched_help(ray__worker_t *w) {
+  if (w->depth >= RAY__MAX_NESTING || atomic_load(&w->sched->stop)) return false;
+  ray__runnable_t *r = find_work(w);
+  if (r == NULL) return false;
+  w->depth++;
+  r->run(r);
+  w->depth--;
+  return true;
+}
+
+static void spawn_spare(ray__sched_t *s) {
+  uv_mutex_lock(&s->spawn_mu);
+  if (!atomic_load(&s->stop) && atomic_load(&s->nworkers) < s->max_workers &&
+      atomic_load(&s->idle) == 0)
+    (void)worker_add(s, true); /* on failure the pool runs one short */
+  uv_mutex_unlock(&s->spawn_mu);
+}
+
+bool ray__sched_block_begin(ray__worker_t *w) {
+  ray__sched_t *s = w->sched;
+  if (w->depth < RAY__MAX_NESTING) {
+    atomic_store(&w->can_help, true);
+    atomic_fetch_add(&s->idle, 1);
+    return true;
+  }
+  if (atomic_load(&s->idle) == 0) spawn_spare(s);
+  return false;
+}
+
+void ray__sched_block_end(ray__worker_t *w, bool helping) {
+  if (!helping) return;
+  atomic_fetch_sub(&w->sched->idle, 1);
+  atomic_store(&w->can_help, false);
+}

@@ -1,0 +1,87 @@
+/* scheduler.h - the worker pool and the thread parking it shares with blocking
+ * calls (see scheduler.c). */
+#ifndef RAY_SCHED_H
+#define RAY_SCHED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* A thread's parking spot: a mutex and condition variable plus a flag that
+ * says it is (about to be) asleep, so wakers skip the syscall otherwise.
+ * Protocol (no lost wake-ups): the sleeper locks mu, sets `sleeping`,
+ * re-checks its condition, then waits; a waker publishes its change first,
+ * then reads `sleeping` and, when set, signals under mu. Both sides use
+ * sequentially consistent atomics. */
+typedef struct ray__parker_s {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  atomic_int sleeping;
+} ray__parker_t;
+
+int ray__parker_init(ray__parker_t *p);
+void ray__parker_destroy(ray__parker_t *p);
+/* Wake `p` if it sleeps. Callable with a shard lock held (mu is a leaf). */
+void ray__parker_wake(ray__parker_t *p);
+/* Sleep until woken or `deadline` (uv_hrtime ns, UINT64_MAX: none), unless
+ * done(arg) is already true once `sleeping` is published. */
+void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uint64_t deadline);
+/* The calling thread's parker: its worker's, or a thread-local one. */
+ray__parker_t *ray__parker_self(void);
+
+/* Work for a worker: a task or an actor turn. Intrusive, so queueing never
+ * allocates and never fails. */
+typedef struct ray__runnable_s {
+  struct ray__runnable_s *prev;
+  struct ray__runnable_s *next;
+  /* Run it (on a worker, no lock held). Owns the runnable from then on. */
+  void (*run)(struct ray__runnable_s *r);
+  /* Discard it without running (shutdown). */
+  void (*drop)(struct ray__runnable_s *r);
+} ray__runnable_t;
+
+typedef struct ray__worker_s ray__worker_t;
+
+typedef struct ray__sched_s {
+  _Atomic(ray__worker_t *) *workers; /* capacity max_workers; [0, nworkers) running */
+  atomic_uint nworkers;
+  unsigned base_workers; /* configured pool size */
+  unsigned max_workers;  /* base + spares cap */
+  atomic_uint next_rr;   /* round-robin cursor for submissions from host threads */
+  atomic_int idle;       /* workers parked that could run work */
+  atomic_int spinning;   /* workers looking for work before they park */
+  atomic_bool stop;
+  uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
+  ray__worker_t *retired; /* spares whose threads have ended (spawn_mu) */
+} ray__sched_t;
+
+/* Start n worker threads. Errors: RAY_ENOMEM, RAY_EIO. */
+int ray__sched_start(ray__sched_t *s, unsigned n);
+/* Queue a runnable: on the calling worker's own queue, or round-robin from
+ * host threads. Wakes a parked worker when one is available. Never fails. */
+void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);
+/* Stop: let running work finish, join every worker (spares too), then drop
+ * whatever is still queued. */
+void ray__sched_stop(ray__sched_t *s);
+
+/* The worker the calling thread is, or NULL on host and loop threads. */
+ray__worker_t *ray__worker_self(void);
+
+/* Whether the worker may still run work inline (below the nesting limit). */
+bool ray__worker_can_nest(const ray__worker_t *w);
+/* For blocking calls on a worker: run one queued runnable inline if the
+ * worker may still nest (bounded depth). Returns whether it ran one. */
+bool ray__sched_help(ray__worker_t *w);
+/* Whether any queue has work (a cheap hint). */
+bool ray__sched_has_work(ray__sched_t *s);
+/* The same, for the pool worker `w` belongs to. */
+bool ray__worker_has_work(ray__worker_t *w);
+/* A worker is about to park inside a blocking call. If it can no longer
+ * help (nesting limit) and no other worker is idle, a spare worker is
+ * started so the pool keeps running. Returns whether the worker can help
+ * (and so whether pushes should wake it). */
+bool ray__sched_block_begin(ray__worker_t *w);
+void ray__sched_block_end(ray__worker_t *w, bool helping);
+
+#endif /* RAY_SCHED_H */

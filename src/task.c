@@ -1,0 +1,868 @@
+/* task.c - tasks: submission, dependency counting, running, results,
+ * failures, retries and cancellation.
+ *
+ * A task is one allocation: the header, its arguments (small values copied
+ * inline; large values put into the store and passed as refs, as Ray does),
+ * its result refs and its display name. Submission creates the result
+ * entries pending (ids known at once, typed as registered, `producer`
+ * pointing back here), then registers a watch on every ref argument, which
+ * also takes the task's reference on it. `deps` counts unresolved arguments
+ * plus one guard held during submission; the notification that brings it
+ * to zero pushes the task to a worker queue. Nothing polls.
+ *
+ * Running: a task whose argument failed does not run; its results fail with
+ * RAY_EDEPFAILED whose cause refers to the failed argument object (shared,
+ * not copied: see codec.h). Otherwise ref arguments are pinned (zero-copy),
+ * the function runs, and its results replace the pending entries. A failure
+ * becomes a structured error in every result; with retry_on_error it first
+ * runs again, up to max_retries times.
+ *
+ * Lifetime: `refs` counts the execution path (1) plus any ray_cancel in
+ * flight, which claims the task under a result entry's shard lock; a task
+ * completes or fails every result before it lets go, so a pending result
+ * always points at a live task. State moves PENDING -> RUNNING or
+ * PENDING -> CANCELED (one CAS decides), then DONE. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error_internal.h"
+#include "internal.h"
+
+enum { T_PENDING, T_RUNNING, T_CANCELED, T_DONE };
+
+typedef struct task_arg_s {
+  ray__watch_t watch; /* dependency watch (ref args) */
+  struct ray__task_s *task;
+  uint32_t kind;     /* RAY_ARG_VALUE or RAY_ARG_REF as stored */
+  uint32_t type;
+  bool by_value;     /* the caller passed a value (maybe stored as a ref) */
+  uint64_t ref_id;   /* RAY_ARG_REF: the object; the task holds a reference */
+  const void *data;  /* the bytes: inline, or the pinned view while running */
+  size_t size;
+  ray_buf_t view;
+} task_arg_t;
+
+typedef struct ray__task_s {
+  ray__runnable_t rn;
+  ray__runtime_t *rt;
+  ray__func_t *fn;
+  uint64_t task_id;
+  const char *name;
+  atomic_int deps;
+  atomic_int state;
+  atomic_int refs;
+  atomic_bool cancel;
+  atomic_int dep_status;        /* the first failed argument's code */
+  atomic_uint_fast64_t dep_failed; /* and its object id */
+  uint32_t nargs;
+  uint32_t nreturns;
+  uint32_t max_retries;
+  bool retry_on_error;
+  ray_ref_t *returns;
+  task_arg_t args[];
+} ray__task_t;
+
+struct ray_task_ctx_s {
+  ray__task_t *t;
+  uint32_t attempt;
+  ray__entry_t *slots[RAY_MAX_RETURNS];
+  uint64_t alias[RAY_MAX_RETURNS]; /* ray_return_ref: the source (one reference held) */
+  ray_error_t *err;
+  msgpack_zone *zone;
+};
+
+/* ---- Lifetime ---- */
+
+static void task_hold(void *p) {
+  atomic_fetch_add(&((ray__task_t *)p)->refs, 1);
+}
+
+static void task_unref(ray__task_t *t) {
+  if (atomic_fetch_sub(&t->refs, 1) == 1) ray__free(t);
+}
+
+/* Release the argument references and let go of the task. */
+static void task_finish(ray__task_t *t) {
+  atomic_store(&t->state, T_DONE);
+  for (uint32_t i = 0; i < t->nargs; i++)
+    if (t->args[i].kind == RAY_ARG_REF) ray__store_release(&t->rt->store, t->args[i].ref_id);
+  task_unref(t);
+}
+
+/* ---- Results ---- */
+
+/* Fail every result of `t` with `err` (encoded once, copied per slot), or
+ * with just `code` when err is NULL. cause_id, when not 0, is a failed
+ * object the error continues with; each result holds a reference on it. */
+static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
+  ray__store_t *st = &t->rt->store;
+  ray__mpbuf_t b;
+  bool encoded = err != NULL && ray__error_encode(err, cause_id, &b) == 0;
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    ray__entry_t *e = ray__entry_new(st, encoded ? b.size : 0, 0, RAY__FAILED);
+    if (e == NULL) { /* out of memory: the failure still lands, as a bare code */
+      ray__store_fail_in_place(st, t->returns[i].id, err != NULL ? err->code : code);
+      continue;
+    }
+    if (encoded) {
+      memcpy(e->data, b.data, b.size);
+      e->err_code = err->code;
+      if (cause_id != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
+          ray__store_retain(st, cause_id) == 0) {
+        e->inner[0] = cause_id;
+        e->ninner = 1;
+      }
+    } else {
+      e->size = 0;
+      e->err_code = err != NULL ? err->code : code;
+    }
+    e->flags |= RAY__F_ERROR;
+    e->id = t->returns[i].id;
+    ray__store_complete(st, e);
+  }
+  if (encoded) ray__mpbuf_destroy(&b);
+}
+
+/* Fail all results with a new error (code, message) about this task. */
+static void fail_with(ray__task_t *t, int code, uint64_t cause_id, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void fail_with(ray__task_t *t, int code, uint64_t cause_id, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  ray_error_t *err = NULL;
+  if (ray_error_new(&err, code, t->name, "%s", msg) == 0) ray_error_set_task_id(err, t->task_id);
+  fail_results(t, err, code, cause_id);
+  ray_error_free(err);
+}
+
+/* ray_return_ref: the result shares the source object's value once it is
+ * ready. Completion may come later, on the loop thread. */
+typedef struct alias_s {
+  ray__watch_t watch;
+  ray__loop_item_t item;
+  ray__runtime_t *rt;
+  uint64_t result;
+  uint64_t src; /* one reference held */
+  int status;
+} alias_t;
+
+static void unpin_entry(void *e) {
+  ray__entry_unpin(e);
+}
+
+static void alias_finish(alias_t *a) {
+  ray__store_t *st = &a->rt->store;
+  ray_buf_t view;
+  ray__entry_t *e = NULL;
+  if (a->status == 0 && ray__store_pin(st, a->src, &view) == 0) {
+    if ((e = ray__entry_new(st, 0, 0, RAY__READY)) != NULL) {
+      e->flags = RAY__F_OWNED;
+      e->data = (void *)view.data;
+      e->size = view.size;
+      e->free_fn = unpin_entry;
+      e->free_arg = view.priv_;
+    } else {
+      ray_buf_release(&view);
+    }
+  }
+  if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
+    ray_error_t *err = NULL;
+    ray__mpbuf_t b;
+    int code = a->status != 0 ? RAY_EDEPFAILED : RAY_ENOMEM;
+    if (ray_error_new(&err, code, NULL, "returned object %llu failed",
+                      (unsigned long long)a->src) == 0 &&
+        ray__error_encode(err, a->status != 0 ? a->src : 0, &b) == 0) {
+      if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL) {
+        memcpy(e->data, b.data, b.size);
+        if (a->status != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
+            ray__store_retain(st, a->src) == 0) {
+          e->inner[0] = a->src;
+          e->ninner = 1;
+        }
+      }
+      ray__mpbuf_destroy(&b);
+    }
+    ray_error_free(err);
+    if (e == NULL) {
+      ray__store_fail_in_place(st, a->result, code);
+      goto out;
+    }
+    e->flags |= RAY__F_ERROR;
+    e->err_code = code;
+  }
+  e->id = a->result;
+  ray__store_complete(st, e);
+out:
+  ray__store_release(st, a->src);
+  ray__free(a);
+}
+
+static void alias_run(ray__loop_item_t *item) {
+  alias_finish((alias_t *)((char *)item - offsetof(alias_t, item)));
+}
+
+/* Under the source's shard lock: hand over to the loop thread. */
+static void alias_notify(ray__watch_t *w, int status) {
+  alias_t *a = (alias_t *)w;
+  a->status = status;
+  ray__loop_post(&a->rt->loop, &a->item);
+}
+
+/* Takes over the reference on src the context held. */
+static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
+  alias_t *a = ray__malloc(sizeof *a);
+  if (a == NULL) {
+    ray__store_fail_in_place(&rt->store, result, RAY_ENOMEM);
+    ray__store_release(&rt->store, src);
+    return;
+  }
+  *a = (alias_t){.watch = {.fn = alias_notify},
+                 .item = {.run = alias_run},
+                 .rt = rt,
+                 .result = result,
+                 .src = src};
+  int status = 0;
+  int rc = ray__store_watch(&rt->store, src, &a->watch, false, &status);
+  if (rc == 1 || rc < 0) {
+    a->status = rc < 0 ? rc : status;
+    alias_finish(a);
+  }
+}
+
+/* Drop what the function set (a failed attempt, or a failure after it). */
+static void discard_slots(ray_task_ctx_t *ctx) {
+  ray__store_t *st = &ctx->t->rt->store;
+  for (uint32_t i = 0; i < ctx->t->nreturns; i++) {
+    if (ctx->slots[i] != NULL) ray__store_drop(st, ctx->slots[i]);
+    if (ctx->alias[i] != 0) ray__store_release(st, ctx->alias[i]);
+    ctx->slots[i] = NULL;
+    ctx->alias[i] = 0;
+  }
+}
+
+static void publish(ray_task_ctx_t *ctx) {
+  ray__task_t *t = ctx->t;
+  ray__store_t *st = &t->rt->store;
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    if (ctx->slots[i] != NULL) {
+      ctx->slots[i]->id = t->returns[i].id;
+      ray__store_complete(st, ctx->slots[i]);
+    } else if (ctx->alias[i] != 0) {
+      alias_start(t->rt, t->returns[i].id, ctx->alias[i]);
+    } else {
+      ray_error_t *err = NULL;
+      ray__entry_t *e = NULL;
+      ray__mpbuf_t b;
+      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0) {
+        ray_error_set_task_id(err, t->task_id);
+        if (ray__error_encode(err, 0, &b) == 0) {
+          if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
+            memcpy(e->data, b.data, b.size);
+          ray__mpbuf_destroy(&b);
+        }
+      }
+      ray_error_free(err);
+      if (e == NULL) {
+        ray__store_fail_in_place(st, t->returns[i].id, RAY_ENORESULT);
+        continue;
+      }
+      e->flags |= RAY__F_ERROR;
+      e->err_code = RAY_ENORESULT;
+      e->id = t->returns[i].id;
+      ray__store_complete(st, e);
+    }
+    ctx->slots[i] = NULL;
+    ctx->alias[i] = 0;
+  }
+}
+
+/* ---- Running ---- */
+
+/* The error a failed attempt leaves. NULL only when memory ran out. */
+static ray_error_t *attempt_error(ray_task_ctx_t *ctx, int rc) {
+  ray__task_t *t = ctx->t;
+  ray_error_t *err = ctx->err;
+  ctx->err = NULL;
+  if (err == NULL) {
+    if (rc < 0 && ray__is_error_code(rc))
+      ray_error_new(&err, rc, t->name, "%s returned %s", t->name, ray_err_name(rc));
+    else
+      ray_error_new(&err, RAY_ETASK, t->name, "%s returned %d", t->name, rc);
+  }
+  if (err != NULL) {
+    ray_error_set_task_id(err, t->task_id);
+    ray_error_set_attempts(err, ctx->attempt);
+  }
+  return err;
+}
+
+static void task_run(ray__runnable_t *rn) {
+  ray__task_t *t = (ray__task_t *)rn;
+  ray__runtime_t *rt = t->rt;
+  int expected = T_PENDING;
+  if (!atomic_compare_exchange_strong(&t->state, &expected, T_RUNNING)) {
+    task_finish(t); /* cancelled: its results have failed already */
+    return;
+  }
+  if (atomic_load(&rt->stopping)) {
+    fail_with(t, RAY_ESHUTDOWN, 0, "runtime shut down before %s ran", t->name);
+    task_finish(t);
+    return;
+  }
+  int dep = atomic_load(&t->dep_status);
+  if (dep != 0) {
+    uint64_t failed = atomic_load(&t->dep_failed);
+    fail_with(t, RAY_EDEPFAILED, failed, "an argument of %s failed (object %llu: %s)", t->name,
+              (unsigned long long)failed, ray_err_name(dep));
+    task_finish(t);
+    return;
+  }
+  uint32_t pinned = 0;
+  for (; pinned < t->nargs; pinned++) {
+    task_arg_t *a = &t->args[pinned];
+    if (a->kind != RAY_ARG_REF) continue;
+    int rc = ray__store_pin(&rt->store, a->ref_id, &a->view);
+    if (rc != 0) { /* cannot happen while the task holds its references */
+      fail_with(t, RAY_EDEPFAILED, 0, "argument %u of %s unreadable: %s", pinned, t->name,
+                ray_err_name(rc));
+      break;
+    }
+    a->data = a->view.data;
+    a->size = a->view.size;
+    a->type = a->view.type;
+  }
+  if (pinned == t->nargs) {
+    ray_task_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.t = t;
+    for (ctx.attempt = 1;; ctx.attempt++) {
+      int rc = t->fn->fn(&ctx, t->fn->arg);
+      if (rc == 0 && ctx.err == NULL) {
+        publish(&ctx);
+        break;
+      }
+      discard_slots(&ctx);
+      ray_error_t *err = attempt_error(&ctx, rc);
+      if (t->retry_on_error && ctx.attempt <= t->max_retries && !atomic_load(&t->cancel) &&
+          !atomic_load(&rt->stopping)) {
+        ray_error_free(err);
+        continue;
+      }
+      fail_results(t, err, RAY_ENOMEM, 0);
+      ray_error_free(err);
+      break;
+    }
+    if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
+  }
+  for (uint32_t i = 0; i < pinned; i++)
+    if (t->args[i].kind == RAY_ARG_REF) ray_buf_release(&t->args[i].view);
+  task_finish(t);
+}
+
+static void task_drop(ray__runnable_t *rn) {
+  ray__task_t *t = (ray__task_t *)rn;
+  fail_with(t, RAY_ESHUTDOWN, 0, "runtime shut down before %s ran", t->name);
+  task_finish(t);
+}
+
+/* Under the argument's shard lock. */
+static void dep_notify(ray__watch_t *w, int status) {
+  task_arg_t *a = (task_arg_t *)w;
+  ray__task_t *t = a->task;
+  if (status != 0) {
+    int none = 0;
+    if (atomic_compare_exchange_strong(&t->dep_status, &none, status))
+      atomic_store(&t->dep_failed, a->ref_id);
+  }
+  if (atomic_fetch_sub(&t->deps, 1) == 1) ray__sched_push(&t->rt->sched, &t->rn);
+}
+
+/* ---- Submission ---- */
+
+/* Encode a value argument (BYTES: as is). */
+static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
+  msgpack_packer pk;
+  ray__mpbuf_init(b, &pk);
+  switch (a->type) {
+    case RAY_TYPE_I64:
+      msgpack_pack_int64(&pk, a->u.i64);
+      break;
+    case RAY_TYPE_F64:
+      msgpack_pack_double(&pk, a->u.f64);
+      break;
+    case RAY_TYPE_STR: {
+      size_t n = strlen(a->u.str);
+      msgpack_pack_str(&pk, n);
+      msgpack_pack_str_body(&pk, a->u.str, n);
+      break;
+    }
+    case RAY_TYPE_MSGPACK:
+      msgpack_pack_object(&pk, *a->u.msgpack);
+      break;
+    default:
+      return RAY_EINVAL;
+  }
+  if (b->oom) {
+    ray__mpbuf_destroy(b);
+    return RAY_ENOMEM;
+  }
+  return 0;
+}
+
+static int check_arg(const ray_arg_t *a) {
+  if (a->kind == RAY_ARG_REF) return a->u.ref.id == 0 ? RAY_ENOTFOUND : 0;
+  if (a->kind != RAY_ARG_VALUE) return RAY_EINVAL;
+  switch (a->type) {
+    case RAY_TYPE_I64:
+    case RAY_TYPE_F64:
+      return 0;
+    case RAY_TYPE_STR:
+      return a->u.str != NULL ? 0 : RAY_EINVAL;
+    case RAY_TYPE_MSGPACK:
+      return a->u.msgpack != NULL ? 0 : RAY_EINVAL;
+    case RAY_TYPE_BYTES:
+      return a->u.bytes.data != NULL || a->u.bytes.size == 0 ? 0 : RAY_EINVAL;
+    default:
+      return RAY_EINVAL;
+  }
+}
+
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, size_t nargs,
+                     const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  ray_task_opts_t defaults;
+  if (opts == NULL) {
+    ray_task_opts_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->num_returns != 0 && opts->num_returns != f->nreturns) return RAY_EINVAL;
+  if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
+  for (size_t i = 0; i < nargs; i++) {
+    int rc = check_arg(&args[i]);
+    if (rc != 0) return rc;
+  }
+  ray__store_t *st = &rt->store;
+
+  /* Values: encode; keep small ones inline, put large ones into the store. */
+  ray__mpbuf_t enc[RAY_MAX_ARGS];
+  const void *vdata[RAY_MAX_ARGS];
+  size_t vsize[RAY_MAX_ARGS];
+  uint64_t stored[RAY_MAX_ARGS]; /* refs from large values (ours to release) */
+  size_t inline_bytes = 0, nenc = 0;
+  int rc = 0;
+  for (size_t i = 0; i < nargs; i++) {
+    stored[i] = 0;
+    if (args[i].kind != RAY_ARG_VALUE) continue;
+    if (args[i].type == RAY_TYPE_BYTES) {
+      vdata[i] = args[i].u.bytes.data;
+      vsize[i] = args[i].u.bytes.size;
+    } else {
+      if ((rc = encode_value(&args[i], &enc[i])) != 0) goto fail_values;
+      nenc = i + 1;
+      vdata[i] = enc[i].data;
+      vsize[i] = enc[i].size;
+    }
+    if (vsize[i] > st->inline_threshold) {
+      ray_ref_t r;
+      if ((rc = ray_put_typed(vdata[i], vsize[i], args[i].type, &r)) != 0) goto fail_values;
+      stored[i] = r.id;
+    } else {
+      inline_bytes += ALIGN8(vsize[i]);
+    }
+  }
+
+  size_t namelen = opts->name != NULL ? strlen(opts->name) + 1 : 0;
+  size_t size = sizeof(ray__task_t) + nargs * sizeof(task_arg_t) +
+                f->nreturns * sizeof(ray_ref_t) + ALIGN8(namelen) + inline_bytes;
+  ray__task_t *t = ray__malloc(size);
+  if (t == NULL) {
+    rc = RAY_ENOMEM;
+    goto fail_values;
+  }
+  memset(t, 0, sizeof *t);
+  t->rn.run = task_run;
+  t->rn.drop = task_drop;
+  t->rt = rt;
+  t->fn = f;
+  t->task_id = ray__id_next();
+  atomic_init(&t->deps, 1); /* the submission guard */
+  atomic_init(&t->state, T_PENDING);
+  atomic_init(&t->refs, 1);
+  atomic_init(&t->cancel, false);
+  atomic_init(&t->dep_status, 0);
+  atomic_init(&t->dep_failed, 0);
+  t->nargs = (uint32_t)nargs;
+  t->nreturns = f->nreturns;
+  t->max_retries = opts->max_retries;
+  t->retry_on_error = opts->retry_on_error;
+  t->returns = (ray_ref_t *)&t->args[nargs];
+  char *p = (char *)&t->returns[f->nreturns];
+  t->name = f->name;
+  if (namelen > 0) {
+    memcpy(p, opts->name, namelen);
+    t->name = p;
+    p += ALIGN8(namelen);
+  }
+  for (size_t i = 0; i < nargs; i++) {
+    task_arg_t *a = &t->args[i];
+    memset(a, 0, sizeof *a);
+    a->watch.fn = dep_notify;
+    a->task = t;
+    a->type = args[i].type;
+    a->by_value = args[i].kind == RAY_ARG_VALUE;
+    if (args[i].kind == RAY_ARG_REF || stored[i] != 0) {
+      a->kind = RAY_ARG_REF;
+      a->ref_id = args[i].kind == RAY_ARG_REF ? args[i].u.ref.id : stored[i];
+    } else {
+      a->kind = RAY_ARG_VALUE;
+      if (vsize[i] > 0) memcpy(p, vdata[i], vsize[i]);
+      a->data = p;
+      a->size = vsize[i];
+      p += ALIGN8(vsize[i]);
+    }
+  }
+  for (size_t i = 0; i < nenc; i++)
+    if (args[i].kind == RAY_ARG_VALUE && args[i].type != RAY_TYPE_BYTES)
+      ray__mpbuf_destroy(&enc[i]);
+  nenc = 0;
+
+  /* Results: pending entries, typed as registered, pointing back here. */
+  uint32_t made = 0;
+  for (; made < f->nreturns; made++) {
+    ray__entry_t *e = ray__entry_new(st, 0, f->types[made], RAY__PENDING);
+    if (e == NULL) {
+      rc = RAY_ENOMEM;
+      goto fail_results;
+    }
+    e->producer = t;
+    e->id = ray__id_next();
+    ray__store_insert(st, e);
+    t->returns[made] = (ray_ref_t){e->id, e->type};
+  }
+
+  /* Dependencies: each watch also takes the task's reference. */
+  size_t watched = 0;
+  for (; watched < nargs; watched++) {
+    task_arg_t *a = &t->args[watched];
+    if (a->kind != RAY_ARG_REF) continue;
+    atomic_fetch_add(&t->deps, 1);
+    int status = 0;
+    int r = ray__store_watch(st, a->ref_id, &a->watch, true, &status);
+    if (r == 1) { /* already complete: count it down now */
+      dep_notify(&a->watch, status);
+    } else if (r < 0) {
+      atomic_fetch_sub(&t->deps, 1);
+      rc = r;
+      goto fail_deps;
+    }
+  }
+  for (size_t i = 0; i < nargs; i++)
+    if (stored[i] != 0) ray__store_release(st, stored[i]); /* the task holds its own */
+  memcpy(out_refs, t->returns, f->nreturns * sizeof *out_refs);
+  if (atomic_fetch_sub(&t->deps, 1) == 1) ray__sched_push(&rt->sched, &t->rn);
+  return 0;
+
+fail_deps:
+  /* Nobody has seen the task: the guard kept it from running. */
+  for (size_t i = 0; i < watched; i++) {
+    task_arg_t *a = &t->args[i];
+    if (a->kind != RAY_ARG_REF) continue;
+    ray__store_unwatch(st, a->ref_id, &a->watch);
+    ray__store_release(st, a->ref_id);
+  }
+fail_results:
+  for (uint32_t i = 0; i < made; i++) ray__store_release(st, t->returns[i].id);
+  ray__free(t);
+fail_values:
+  for (size_t i = 0; i < nargs; i++)
+    if (stored[i] != 0) ray__store_release(st, stored[i]);
+  for (size_t i = 0; i < nenc; i++)
+    if (args[i].kind == RAY_ARG_VALUE && args[i].type != RAY_TYPE_BYTES)
+      ray__mpbuf_destroy(&enc[i]);
+  return rc;
+}
+
+void ray_task_opts_init(ray_task_opts_t *opts) {
+  if (opts == NULL) return;
+  memset(opts, 0, sizeof *opts);
+}
+
+int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
+                    const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  ray__func_t *f = ray__registry_get(&rt->funcs, fn);
+  if (f == NULL) return RAY_ENOTFOUND;
+  return ray__task_submit(rt, f, args, nargs, opts, out_refs);
+}
+
+/* ---- Cancellation ---- */
+
+int ray_cancel(ray_ref_t ref) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  void *p;
+  int rc = ray__store_claim_producer(&rt->store, ref.id, task_hold, &p);
+  if (rc != 0) return rc;
+  ray__task_t *t = p;
+  atomic_store(&t->cancel, true);
+  int expected = T_PENDING;
+  if (atomic_compare_exchange_strong(&t->state, &expected, T_CANCELED))
+    fail_with(t, RAY_ECANCELED, 0, "%s was cancelled before it ran", t->name);
+  task_unref(t);
+  return 0;
+}
+
+/* ---- The context ---- */
+
+static task_arg_t *arg_at(ray_task_ctx_t *ctx, size_t i) {
+  if (ctx == NULL || i >= ctx->t->nargs) return NULL;
+  return &ctx->t->args[i];
+}
+
+size_t ray_ctx_nargs(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->nargs : 0;
+}
+
+uint32_t ray_ctx_arg_type(const ray_task_ctx_t *ctx, size_t i) {
+  return ctx != NULL && i < ctx->t->nargs ? ctx->t->args[i].type : 0;
+}
+
+/* Decode argument i, which must have `type`, into *u. */
+static int arg_decode(ray_task_ctx_t *ctx, size_t i, uint32_t type, msgpack_unpacked *u) {
+  task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->type != type) return RAY_ETYPE;
+  return ray__mp_decode(a->data, a->size, u);
+}
+
+int ray_ctx_arg_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  msgpack_unpacked u;
+  int rc = arg_decode(ctx, i, RAY_TYPE_I64, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    *out = u.data.via.i64;
+  else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
+    *out = (int64_t)u.data.via.u64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_ctx_arg_f64(ray_task_ctx_t *ctx, size_t i, double *out) {
+  if (out == NULL) return RAY_EINVAL;
+  msgpack_unpacked u;
+  int rc = arg_decode(ctx, i, RAY_TYPE_F64, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_FLOAT64 || u.data.type == MSGPACK_OBJECT_FLOAT32)
+    *out = u.data.via.f64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len) {
+  if (s == NULL || len == NULL) return RAY_EINVAL;
+  msgpack_unpacked u;
+  int rc = arg_decode(ctx, i, RAY_TYPE_STR, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_STR) {
+    *s = u.data.via.str.ptr; /* points into the argument's bytes */
+    *len = u.data.via.str.size;
+  } else {
+    rc = RAY_EDECODE;
+  }
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size) {
+  if (data == NULL || size == NULL) return RAY_EINVAL;
+  task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->type != RAY_TYPE_BYTES) return RAY_ETYPE;
+  *data = a->data;
+  *size = a->size;
+  return 0;
+}
+
+int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
+  if (out == NULL) return RAY_EINVAL;
+  task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->type != RAY_TYPE_MSGPACK) return RAY_ETYPE;
+  if (ctx->zone == NULL && (ctx->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
+    return RAY_ENOMEM;
+  size_t off = 0;
+  msgpack_unpack_return r = msgpack_unpack(a->data, a->size, &off, ctx->zone, out);
+  if (r == MSGPACK_UNPACK_SUCCESS && off == a->size) return 0;
+  return r == MSGPACK_UNPACK_NOMEM_ERROR ? RAY_ENOMEM : RAY_EDECODE;
+}
+
+int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->by_value) return RAY_ETYPE;
+  *out = (ray_ref_t){a->ref_id, a->type};
+  return 0;
+}
+
+/* Check slot and type, then install `e` (or free it on error). */
+static int set_slot(ray_task_ctx_t *ctx, size_t slot, ray__entry_t *e) {
+  ray__store_t *st = &ctx->t->rt->store;
+  if (ctx->slots[slot] != NULL) ray__store_drop(st, ctx->slots[slot]);
+  if (ctx->alias[slot] != 0) ray__store_release(st, ctx->alias[slot]);
+  ctx->alias[slot] = 0;
+  ctx->slots[slot] = e;
+  return 0;
+}
+
+/* Validate a typed setter: slot in range and registered with `type`. */
+static int slot_check(ray_task_ctx_t *ctx, size_t slot, uint32_t type) {
+  if (ctx == NULL || slot >= ctx->t->nreturns) return RAY_EINVAL;
+  uint32_t want = ctx->t->fn->types[slot];
+  if (type != 0 && want != type) return RAY_ETYPE;
+  return 0;
+}
+
+static int return_copy(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
+  ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, size, ctx->t->fn->types[slot], RAY__READY);
+  if (e == NULL) return RAY_ENOMEM;
+  if (size > 0) memcpy(e->data, data, size);
+  return set_slot(ctx, slot, e);
+}
+
+static int return_encoded(ray_task_ctx_t *ctx, size_t slot, ray__mpbuf_t *b) {
+  int rc = b->oom ? RAY_ENOMEM : return_copy(ctx, slot, b->data, b->size);
+  ray__mpbuf_destroy(b);
+  return rc;
+}
+
+int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
+  int rc = slot_check(ctx, slot, RAY_TYPE_I64);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_int64(&pk, v);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
+  int rc = slot_check(ctx, slot, RAY_TYPE_F64);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_double(&pk, v);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
+  if (s == NULL) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, RAY_TYPE_STR);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  size_t n = strlen(s);
+  msgpack_pack_str(&pk, n);
+  msgpack_pack_str_body(&pk, s, n);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj) {
+  if (obj == NULL) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, RAY_TYPE_MSGPACK);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_object(&pk, *obj);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  return return_copy(ctx, slot, data, size);
+}
+
+int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
+                     void (*free_fn)(void *)) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, 0, ctx->t->fn->types[slot], RAY__READY);
+  if (e == NULL) return RAY_ENOMEM;
+  e->flags = RAY__F_OWNED;
+  e->data = data;
+  e->size = size;
+  e->free_fn = free_fn;
+  e->free_arg = data;
+  return set_slot(ctx, slot, e);
+}
+
+int ray_return_ref(ray_task_ctx_t *ctx, size_t slot, ray_ref_t ref) {
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  if (ref.type != ctx->t->fn->types[slot]) return RAY_ETYPE;
+  ray__store_t *st = &ctx->t->rt->store;
+  if ((rc = ray__store_retain(st, ref.id)) != 0) return rc;
+  set_slot(ctx, slot, NULL);
+  ctx->alias[slot] = ref.id;
+  return 0;
+}
+
+int ray_fail(ray_task_ctx_t *ctx, int code, const char *fmt, ...) {
+  if (ctx == NULL || code >= 0) return RAY_EINVAL;
+  char msg[1024];
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  }
+  ray_error_t *err = NULL;
+  if (ray_error_new(&err, code, ctx->t->name, fmt != NULL ? "%s" : NULL, msg) == 0) {
+    ray_error_free(ctx->err);
+    ctx->err = err;
+  } else if (ctx->err == NULL) {
+    /* Out of memory: the failure still stands, with the code alone. */
+    ray_error_new(&ctx->err, code, NULL, NULL);
+  }
+  return code;
+}
+
+uint64_t ray_ctx_task_id(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->task_id : 0;
+}
+
+const char *ray_ctx_name(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->name : "";
+}
+
+uint32_t ray_ctx_attempt(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->attempt : 0;
+}
+
+bool ray_task_is_cancelled(const ray_task_ctx_t *ctx) {
+  return ctx != NULL && atomic_load(&ctx->t->cancel);
+}

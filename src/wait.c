@@ -1,0 +1,185 @@
+/* wait.c - blocking until store entries complete: notification, never
+ * polling.
+ *
+ * A blocking call registers watch nodes on the pending entries (store.c) and
+ * waits on a waiter: two counters and the calling thread's parker. A
+ * completion bumps the counters and wakes the parker, under the entry's
+ * shard lock. The caller spins briefly first (a hand-off from another core
+ * is often faster than a futex sleep and wake), then parks. On a worker, it
+ * runs other queued work while it waits (ray__sched_help), so nested gets
+ * never deadlock the pool.
+ *
+ * Lifetime rule: the waiter lives on the caller's stack, and the caller
+ * unregisters every node (taking each node's shard lock) before returning,
+ * so no notifier can touch a dead waiter: notifiers run under that lock. */
+#include "wait.h"
+
+#include <sched.h>
+
+#include "internal.h"
+
+#define RAY__GET_SPIN_NS 20000u
+
+typedef struct waiter_s {
+  ray__parker_t *park;
+  atomic_size_t done;   /* nodes notified (and pre-counted completions) */
+  atomic_size_t failed; /* of which failed or released */
+  size_t need;
+  bool stop_on_fail;
+  ray__worker_t *worker; /* set when the caller is a worker that may help */
+  bool helping;
+} waiter_t;
+
+typedef struct wait_node_s {
+  ray__watch_t watch;
+  waiter_t *w;
+  uint64_t id;
+} wait_node_t;
+
+uint64_t ray__deadline(int64_t timeout_ms) {
+  if (timeout_ms < 0) return UINT64_MAX;
+  return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* Runs under the entry's shard lock. */
+static void node_notify(ray__watch_t *watch, int status) {
+  waiter_t *w = ((wait_node_t *)watch)->w;
+  if (status != 0) atomic_fetch_add(&w->failed, 1);
+  atomic_fetch_add(&w->done, 1);
+  ray__parker_wake(w->park);
+}
+
+static bool satisfied(const waiter_t *w) {
+  return atomic_load(&w->done) >= w->need || (w->stop_on_fail && atomic_load(&w->failed) > 0);
+}
+
+static bool sleep_done(void *arg) {
+  waiter_t *w = arg;
+  return satisfied(w) || (w->helping && ray__worker_has_work(w->worker));
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Wait for the waiter's condition: help, spin, then park; repeat. */
+static int wait_for(waiter_t *w, uint64_t deadline) {
+  ray__worker_t *wk = ray__worker_self();
+  w->worker = wk;
+  for (;;) {
+    if (satisfied(w)) return 0;
+    if (wk != NULL && ray__sched_help(wk)) continue;
+    uint64_t now = uv_hrtime();
+    if (now >= deadline) return RAY_ETIMEDOUT;
+    uint64_t until = now + RAY__GET_SPIN_NS;
+    bool again = false;
+    for (unsigned i = 1; !again; i++) {
+      if (satisfied(w)) return 0;
+      cpu_relax();
+      if ((i & 63) == 0) {
+        if (wk != NULL && ray__worker_can_nest(wk) && ray__worker_has_work(wk))
+          again = true; /* go help */
+        else if (uv_hrtime() >= until) break;
+        else sched_yield();
+      }
+    }
+    if (again) continue;
+    w->helping = wk != NULL && ray__sched_block_begin(wk);
+    ray__parker_sleep(w->park, sleep_done, w, deadline);
+    if (wk != NULL) ray__sched_block_end(wk, w->helping);
+    w->helping = false;
+  }
+}
+
+static int waiter_init(waiter_t *w, size_t need, bool stop_on_fail) {
+  w->park = ray__parker_self();
+  if (w->park == NULL) return RAY_ENOMEM;
+  atomic_init(&w->done, 0);
+  atomic_init(&w->failed, 0);
+  w->need = need;
+  w->stop_on_fail = stop_on_fail;
+  w->worker = NULL;
+  w->helping = false;
+  return 0;
+}
+
+int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
+  waiter_t w;
+  int rc = waiter_init(&w, 1, false);
+  if (rc != 0) return rc;
+  wait_node_t node = {.watch = {.fn = node_notify}, .w = &w, .id = id};
+  int status;
+  rc = ray__store_watch(&rt->store, id, &node.watch, false, &status);
+  if (rc == 1) return 0; /* completed in the meantime */
+  if (rc != 0) return rc;
+  rc = wait_for(&w, ray__deadline(timeout_ms));
+  ray__store_unwatch(&rt->store, id, &node.watch);
+  return rc;
+}
+
+void ray__states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                    int8_t *states, int *codes) {
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g->starts[s] == g->starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
+      size_t i = g->order[k];
+      ray__entry_t *e = ray__shard_find(st, sh, refs[i].id);
+      states[i] = e ? (int8_t)e->state : -1;
+      if (codes) codes[i] = e ? e->err_code : RAY_ENOTFOUND;
+    }
+    uv_mutex_unlock(&sh->mu);
+  }
+}
+
+int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
+                    int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
+  size_t complete = 0, failed = 0, pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (states[i] < 0) return RAY_ENOTFOUND;
+    if (states[i] == RAY__PENDING)
+      pending++;
+    else
+      complete++;
+    if (states[i] == RAY__FAILED) failed++;
+  }
+  if (complete >= need || (stop_on_fail && failed > 0)) return 0;
+  if (timeout_ms == 0) return RAY_ETIMEDOUT;
+
+  waiter_t w;
+  int rc = waiter_init(&w, need, stop_on_fail);
+  if (rc != 0) return rc;
+  wait_node_t *nodes = ray__malloc(pending * sizeof *nodes);
+  if (nodes == NULL) return RAY_ENOMEM;
+  atomic_store(&w.done, complete);
+  atomic_store(&w.failed, failed);
+  size_t registered = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (states[i] != RAY__PENDING) continue;
+    wait_node_t *node = &nodes[registered];
+    *node = (wait_node_t){.watch = {.fn = node_notify}, .w = &w, .id = refs[i].id};
+    int status;
+    int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, false, &status);
+    if (r == 0) {
+      registered++;
+    } else if (r == 1) { /* completed since the caller's pass */
+      if (status != 0) atomic_fetch_add(&w.failed, 1);
+      atomic_fetch_add(&w.done, 1);
+    } else {
+      rc = r;
+    }
+  }
+  if (rc == 0) rc = wait_for(&w, ray__deadline(timeout_ms));
+  for (size_t k = 0; k < registered; k++)
+    ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
+  ray__free(nodes);
+  ray__states_of(&rt->store, refs, g, states, NULL);
+  for (size_t i = 0; i < n; i++)
+    if (states[i] < 0) return RAY_ENOTFOUND;
+  return rc;
+}

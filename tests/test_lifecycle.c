@@ -1,0 +1,743 @@
+/* test_lifecycle.c - configuration, environment overrides, init validation,
+ * double init, calls before init and after shutdown, re-init, stats, version,
+ * and shutdown from the wrong thread. */
+#include "test_util.h"
+
+static const char *const k_env_vars[] = {"RAY_NUM_WORKERS", "RAY_NUM_SHARDS",
+                                         "RAY_INLINE_THRESHOLD", "RAY_OBJECT_STORE_MEMORY"};
+
+static void clear_env(void) {
+  for (size_t i = 0; i < sizeof k_env_vars / sizeof k_env_vars[0]; i++)
+    assert_int_equal(unsetenv(k_env_vars[i]), 0);
+}
+
+static void set_env(const char *name, const char *value) {
+  assert_int_equal(setenv(name, value, 1), 0);
+}
+
+/* After a failed ray_init: nothing running, nothing allocated. */
+static void assert_not_running_clean(void) {
+  assert_false(ray_is_initialized());
+  assert_int_equal(ray__threads_alive(), 0);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray_ref_t r;
+  assert_rc(ray_put("x", 1, &r), RAY_ENOTINIT);
+  ray_stats_t s;
+  assert_rc(ray_stats(&s), RAY_ENOTINIT);
+}
+
+static void init_expect(const ray_config_t *cfg, int want) {
+  if (ray_is_initialized()) (void)ray_shutdown();
+  ray__alloc_track(true);
+  assert_rc(ray_init(cfg), want);
+  if (want != 0) assert_not_running_clean();
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void test_config_defaults(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  memset(&cfg, 0xFF, sizeof cfg);
+  assert_rc(ray_config_init(&cfg), 0);
+  /* "the number of CPUs": accept libuv's two ways of counting them. */
+  uv_cpu_info_t *cpus = NULL;
+  int ncpu = 0;
+  assert_int_equal(uv_cpu_info(&cpus, &ncpu), 0);
+  uv_free_cpu_info(cpus, ncpu);
+  unsigned par = uv_available_parallelism();
+  assert_true(cfg.num_workers == (unsigned)ncpu || cfg.num_workers == par);
+  assert_in_range(cfg.num_workers, 1, 1024);
+  assert_int_equal(cfg.num_shards, 64);
+  assert_int_equal(cfg.inline_threshold, 1024);
+  assert_true(cfg.object_store_memory > 0);
+  assert_true(cfg.object_store_memory <= uv_get_total_memory());
+
+  /* ray_init(NULL) with a clean environment runs on exactly these. */
+  rt_begin_cfg(NULL);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.num_workers, cfg.num_workers);
+  assert_int_equal(s.num_shards, 64);
+  rt_end();
+
+  assert_rc(ray_config_init(NULL), RAY_EINVAL);
+}
+
+static void test_config_env_overrides(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t def;
+  assert_rc(ray_config_init(&def), 0);
+  set_env("RAY_NUM_WORKERS", "3");
+  set_env("RAY_NUM_SHARDS", "16");
+  set_env("RAY_INLINE_THRESHOLD", "100");
+  set_env("RAY_OBJECT_STORE_MEMORY", "123456789");
+  ray_config_t cfg;
+  assert_rc(ray_config_init(&cfg), 0);
+  assert_int_equal(cfg.num_workers, 3);
+  assert_int_equal(cfg.num_shards, 16);
+  assert_int_equal(cfg.inline_threshold, 100);
+  assert_true(cfg.object_store_memory == 123456789u);
+
+  /* One variable alone changes one field. */
+  clear_env();
+  set_env("RAY_NUM_SHARDS", "256");
+  assert_rc(ray_config_init(&cfg), 0);
+  assert_int_equal(cfg.num_shards, 256);
+  assert_int_equal(cfg.num_workers, def.num_workers);
+  assert_int_equal(cfg.inline_threshold, def.inline_threshold);
+  assert_true(cfg.object_store_memory == def.object_store_memory);
+
+  /* ray_init(NULL) applies the environment. */
+  clear_env();
+  set_env("RAY_NUM_WORKERS", "3");
+  set_env("RAY_NUM_SHARDS", "8");
+  rt_begin_cfg(NULL);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.num_workers, 3);
+  assert_int_equal(s.num_shards, 8);
+  rt_end();
+
+  /* The caller's fields win over the environment. */
+  ray_config_t mine;
+  assert_rc(ray_config_init(&mine), 0);
+  assert_int_equal(mine.num_workers, 3);
+  mine.num_workers = 1;
+  mine.num_shards = 2;
+  rt_begin_cfg(&mine);
+  s = rt_stats();
+  assert_int_equal(s.num_workers, 1);
+  assert_int_equal(s.num_shards, 2);
+  rt_end();
+  clear_env();
+}
+
+static void test_config_env_invalid(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t def;
+  assert_rc(ray_config_init(&def), 0);
+
+  const char *bad_numbers[] = {"abc", "12abc", "-3", "0x", "99999999999999999999999999"};
+  for (size_t v = 0; v < sizeof k_env_vars / sizeof k_env_vars[0]; v++) {
+    for (size_t b = 0; b < sizeof bad_numbers / sizeof bad_numbers[0]; b++) {
+      clear_env();
+      set_env(k_env_vars[v], bad_numbers[b]);
+      /* A valid variable set alongside is still applied. */
+      const char *other = v == 1 ? "RAY_NUM_WORKERS" : "RAY_NUM_SHARDS";
+      set_env(other, "4");
+      ray_config_t cfg;
+      int rc = ray_config_init(&cfg);
+      if (rc != RAY_EINVAL) {
+        print_error("%s=%s: ray_config_init returned %d (%s)\n", k_env_vars[v], bad_numbers[b], rc,
+                    ray_err_name(rc));
+        fail();
+      }
+      /* The bad field holds its default. */
+      switch (v) {
+        case 0:
+          assert_int_equal(cfg.num_workers, def.num_workers);
+          break;
+        case 1:
+          assert_int_equal(cfg.num_shards, def.num_shards);
+          break;
+        case 2:
+          assert_int_equal(cfg.inline_threshold, def.inline_threshold);
+          break;
+        default:
+          assert_true(cfg.object_store_memory == def.object_store_memory);
+          break;
+      }
+      if (v == 1)
+        assert_int_equal(cfg.num_workers, 4);
+      else
+        assert_int_equal(cfg.num_shards, 4);
+
+      /* ray_init(NULL) refuses a bad environment and leaves nothing behind. */
+      init_expect(NULL, RAY_EINVAL);
+    }
+  }
+  clear_env();
+}
+
+static void test_init_bad_env_values(void **state) {
+  (void)state;
+  /* Parseable numbers that ray_init's validation rejects. */
+  clear_env();
+  set_env("RAY_NUM_WORKERS", "0");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  set_env("RAY_NUM_WORKERS", "1025");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  set_env("RAY_NUM_SHARDS", "3");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  set_env("RAY_NUM_SHARDS", "8192");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  set_env("RAY_OBJECT_STORE_MEMORY", "0");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  /* And a good one still starts. */
+  rt_begin_cfg(NULL);
+  rt_end();
+}
+
+/* ---- init validation ----------------------------------------------------- */
+
+static void test_init_validation(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+
+  const unsigned bad_workers[] = {0, 1025, 100000, UINT_MAX};
+  for (size_t i = 0; i < sizeof bad_workers / sizeof bad_workers[0]; i++) {
+    rt_config(&cfg);
+    cfg.num_workers = bad_workers[i];
+    init_expect(&cfg, RAY_EINVAL);
+  }
+  const unsigned bad_shards[] = {0, 3, 5, 6, 7, 12, 100, 1000, 4095, 4097, 8192, UINT_MAX};
+  for (size_t i = 0; i < sizeof bad_shards / sizeof bad_shards[0]; i++) {
+    rt_config(&cfg);
+    cfg.num_shards = bad_shards[i];
+    init_expect(&cfg, RAY_EINVAL);
+  }
+  rt_config(&cfg);
+  cfg.object_store_memory = 0;
+  init_expect(&cfg, RAY_EINVAL);
+
+  /* After all those, a valid init works. */
+  rt_config(&cfg);
+  rt_begin_cfg(&cfg);
+  rt_end();
+}
+
+static void put_get_some(size_t count, size_t max_size) {
+  ray_ref_t *refs = calloc(count, sizeof *refs);
+  unsigned char *data = malloc(max_size);
+  assert_non_null(refs);
+  assert_non_null(data);
+  for (size_t i = 0; i < count; i++) {
+    size_t sz = (i * 37) % (max_size + 1);
+    rt_fill(data, sz, i);
+    assert_rc(ray_put(data, sz, &refs[i]), 0);
+  }
+  for (size_t i = 0; i < count; i++) {
+    ray_buf_t b;
+    size_t sz = (i * 37) % (max_size + 1);
+    assert_rc(ray_get(refs[i], 0, &b), 0);
+    assert_int_equal(b.size, sz);
+    assert_true(rt_check(b.data, sz, i));
+    ray_buf_release(&b);
+  }
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.objects, count);
+  for (size_t i = 0; i < count; i++) assert_rc(ray_ref_release(refs[i]), 0);
+  s = rt_stats();
+  assert_int_equal(s.objects, 0);
+  assert_int_equal(s.bytes_in_memory, 0);
+  free(refs);
+  free(data);
+}
+
+static void test_init_valid_edges(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  const unsigned shards[] = {1, 2, 4096};
+  for (size_t i = 0; i < sizeof shards / sizeof shards[0]; i++) {
+    rt_config(&cfg);
+    cfg.num_shards = shards[i];
+    rt_begin_cfg(&cfg);
+    assert_int_equal(rt_stats().num_shards, shards[i]);
+    put_get_some(300, 3000);
+    rt_end();
+  }
+  rt_config(&cfg);
+  cfg.num_workers = 1;
+  rt_begin_cfg(&cfg);
+  assert_int_equal(rt_stats().num_workers, 1);
+  rt_end();
+
+  /* Inline threshold extremes: everything out of line, everything inline. */
+  const size_t thresholds[] = {0, 1, 1 << 20};
+  for (size_t i = 0; i < sizeof thresholds / sizeof thresholds[0]; i++) {
+    rt_config(&cfg);
+    cfg.inline_threshold = thresholds[i];
+    rt_begin_cfg(&cfg);
+    put_get_some(100, 5000);
+    rt_end();
+  }
+  /* A small object_store_memory is accepted (enforced by a later issue). */
+  rt_config(&cfg);
+  cfg.object_store_memory = 1;
+  rt_begin_cfg(&cfg);
+  rt_end();
+}
+
+static void test_double_init(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.num_workers = 1;
+  rt_begin_cfg(&cfg);
+  ray_ref_t r;
+  assert_rc(ray_put_i64(5, &r), 0);
+  assert_rc(ray_init(NULL), RAY_EALREADY);
+  ray_config_t other;
+  rt_config(&other);
+  other.num_workers = 3;
+  assert_rc(ray_init(&other), RAY_EALREADY);
+  /* The running runtime is untouched. */
+  assert_true(ray_is_initialized());
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.num_workers, 1);
+  assert_int_equal(s.objects, 1);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(r, 0, &v), 0);
+  assert_int_equal(v, 5);
+  assert_rc(ray_ref_release(r), 0);
+  rt_end();
+  /* Double shutdown. */
+  assert_rc(ray_shutdown(), RAY_ENOTINIT);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+}
+
+typedef struct {
+  rt_latch_t *gate;
+  atomic_int *ok;
+  atomic_int *already;
+  atomic_int *other;
+} init_thread_arg_t;
+
+static void init_thread(void *arg) {
+  init_thread_arg_t *a = (init_thread_arg_t *)arg;
+  rt_latch_wait(a->gate, 1);
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) {
+    atomic_fetch_add(a->other, 1);
+    return;
+  }
+  cfg.num_workers = 1;
+  int rc = ray_init(&cfg);
+  if (rc == 0)
+    atomic_fetch_add(a->ok, 1);
+  else if (rc == RAY_EALREADY)
+    atomic_fetch_add(a->already, 1);
+  else
+    atomic_fetch_add(a->other, 1);
+}
+
+static void test_concurrent_init(void **state) {
+  (void)state;
+  clear_env();
+  int rounds = rt_iters(10, 2);
+  for (int round = 0; round < rounds; round++) {
+    if (ray_is_initialized()) (void)ray_shutdown();
+    ray__alloc_track(true);
+    rt_latch_t gate;
+    rt_latch_init(&gate);
+    atomic_int ok, already, other;
+    atomic_init(&ok, 0);
+    atomic_init(&already, 0);
+    atomic_init(&other, 0);
+    init_thread_arg_t a = {&gate, &ok, &already, &other};
+    uv_thread_t th[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(uv_thread_create(&th[i], init_thread, &a), 0);
+    rt_latch_signal(&gate);
+    for (int i = 0; i < 4; i++) assert_int_equal(uv_thread_join(&th[i]), 0);
+    rt_latch_destroy(&gate);
+    assert_int_equal(atomic_load(&ok), 1);
+    assert_int_equal(atomic_load(&already), 3);
+    assert_int_equal(atomic_load(&other), 0);
+    assert_true(ray_is_initialized());
+    assert_int_equal(rt_stats().num_workers, 1);
+    rt_end();
+  }
+}
+
+/* ---- calls without a runtime -------------------------------------------- */
+
+static atomic_int g_free_calls;
+static void count_free(void *p) {
+  atomic_fetch_add(&g_free_calls, 1);
+  free(p);
+}
+
+static atomic_int g_post_runs;
+static void post_fn(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&g_post_runs, 1);
+}
+
+/* Every call that needs the runtime returns RAY_ENOTINIT, with valid
+ * arguments so that no other error applies. `r` is some ref (stale or
+ * made up). */
+static void assert_all_enotinit(ray_ref_t r) {
+  ray_ref_t out = RAY_REF_NIL;
+  atomic_store(&g_free_calls, 0);
+  atomic_store(&g_post_runs, 0);
+
+  assert_rc(ray_put("abc", 3, &out), RAY_ENOTINIT);
+  assert_rc(ray_put(NULL, 0, &out), RAY_ENOTINIT);
+  assert_rc(ray_put_typed("abc", 3, RAY_TYPE_USER, &out), RAY_ENOTINIT);
+  void *owned = malloc(16);
+  assert_non_null(owned);
+  assert_rc(ray_put_owned(owned, 16, count_free, &out), RAY_ENOTINIT);
+  assert_int_equal(atomic_load(&g_free_calls), 0); /* caller keeps it */
+  free(owned);
+  const void *datas[2] = {"a", "bc"};
+  size_t sizes[2] = {1, 2};
+  ray_ref_t outs[2];
+  assert_rc(ray_put_batch(datas, sizes, 2, outs), RAY_ENOTINIT);
+  assert_rc(ray_put_i64(1, &out), RAY_ENOTINIT);
+  assert_rc(ray_put_f64(1.5, &out), RAY_ENOTINIT);
+  assert_rc(ray_put_str("s", &out), RAY_ENOTINIT);
+  msgpack_object mo;
+  memset(&mo, 0, sizeof mo);
+  mo.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  mo.via.u64 = 7;
+  assert_rc(ray_put_msgpack(&mo, &out), RAY_ENOTINIT);
+
+  ray_buf_t b;
+  rt_garbage(&b, sizeof b);
+  assert_rc(ray_get(r, 0, &b), RAY_ENOTINIT);
+  rt_assert_buf_zeroed(&b);
+  rt_garbage(&b, sizeof b);
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_ENOTINIT);
+  rt_assert_buf_zeroed(&b);
+  ray_buf_t bs[2];
+  ray_ref_t rs[2] = {r, r};
+  rt_garbage(bs, sizeof bs);
+  assert_rc(ray_get_batch(rs, 2, 0, bs), RAY_ENOTINIT);
+  assert_true(rt_is_zero(bs, sizeof bs));
+  int64_t i64;
+  double f64;
+  char *s = NULL;
+  size_t len;
+  ray_msgpack_t m;
+  /* Typed gets with a ref of their own type (a ref's tag may be checked
+   * before the runtime is). */
+  ray_ref_t ri = {r.id, RAY_TYPE_I64}, rf = {r.id, RAY_TYPE_F64};
+  ray_ref_t rs2 = {r.id, RAY_TYPE_STR}, rm = {r.id, RAY_TYPE_MSGPACK};
+  assert_rc(ray_get_i64(ri, 0, &i64), RAY_ENOTINIT);
+  assert_rc(ray_get_f64(rf, 0, &f64), RAY_ENOTINIT);
+  assert_rc(ray_get_str(rs2, 0, &s, &len), RAY_ENOTINIT);
+  assert_null(s);
+  memset(&m, 0, sizeof m);
+  assert_rc(ray_get_msgpack(rm, 0, &m), RAY_ENOTINIT);
+  ray_msgpack_release(&m);
+  ray_error_t *err = NULL;
+  assert_rc(ray_get_error(r, &err), RAY_ENOTINIT);
+  assert_null(err);
+  bool ready[1] = {false};
+  assert_rc(ray_wait(&r, 1, 1, 0, ready), RAY_ENOTINIT);
+  assert_rc(ray_wait(&r, 1, 1, RAY_TIMEOUT_INFINITE, ready), RAY_ENOTINIT);
+  assert_false(ready[0]);
+  assert_rc(ray_ref_retain(r), RAY_ENOTINIT);
+  assert_rc(ray_ref_release(r), RAY_ENOTINIT);
+  rt_cb_rec_t rec;
+  rt_cb_rec_init(&rec, NULL);
+  assert_rc(ray_ref_on_ready(r, rt_cb_record, &rec), RAY_ENOTINIT);
+  ray_stats_t st;
+  assert_rc(ray_stats(&st), RAY_ENOTINIT);
+  assert_rc(ray_shutdown(), RAY_ENOTINIT);
+
+  /* Internal interface. */
+  assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &out), RAY_ENOTINIT);
+  assert_rc(ray__object_fulfil(r, "x", 1), RAY_ENOTINIT);
+  ray_error_t *e = NULL;
+  assert_rc(ray_error_new(&e, RAY_ETASK, NULL, NULL), 0);
+  assert_rc(ray__object_fail(r, e), RAY_ENOTINIT);
+  ray_error_free(e);
+  assert_rc(ray__worker_post(post_fn, NULL), RAY_ENOTINIT);
+
+  /* The no-runtime calls still work. */
+  ray_buf_release(NULL);
+  ray_buf_t zero;
+  memset(&zero, 0, sizeof zero);
+  ray_buf_release(&zero);
+  ray_msgpack_release(NULL);
+  memset(&m, 0, sizeof m);
+  ray_msgpack_release(&m);
+  ray_free(NULL);
+  ray_error_free(NULL);
+
+  assert_int_equal(atomic_load(&rec.calls), 0);
+  assert_int_equal(atomic_load(&g_post_runs), 0);
+  assert_int_equal(atomic_load(&g_free_calls), 0);
+  assert_false(ray_is_initialized());
+  assert_int_equal(ray__threads_alive(), 0);
+}
+
+static void test_calls_before_init(void **state) {
+  (void)state;
+  if (ray_is_initialized()) (void)ray_shutdown();
+  ray__alloc_track(true);
+  ray_ref_t made_up = {1, RAY_TYPE_BYTES};
+  assert_all_enotinit(made_up);
+  assert_all_enotinit(RAY_REF_NIL);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+}
+
+static void test_calls_after_shutdown(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  ray_ref_t ready, pending, kept;
+  assert_rc(ray_put("hello", 5, &ready), 0);
+  assert_rc(ray_put_i64(9, &kept), 0);
+  assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &pending), 0);
+  assert_rc(ray_ref_release(ready), 0);
+  rt_end(); /* kept and pending are still referenced: shutdown frees them */
+  assert_all_enotinit(ready);
+  assert_all_enotinit(kept);
+  assert_all_enotinit(pending);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+}
+
+/* ---- re-init ------------------------------------------------------------ */
+
+static void test_reinit_repeatedly(void **state) {
+  (void)state;
+  clear_env();
+  int rounds = rt_iters(20, 4);
+  ray_ref_t prev = RAY_REF_NIL;
+  uint64_t *ids = calloc((size_t)rounds * 2, sizeof *ids);
+  assert_non_null(ids);
+  size_t nids = 0;
+  for (int round = 0; round < rounds; round++) {
+    assert_false(ray_is_initialized());
+    rt_begin();
+    ray_stats_t s = rt_stats();
+    assert_int_equal(s.objects, 0);
+    assert_int_equal(s.objects_created, 0);
+    assert_int_equal(s.objects_freed, 0);
+    assert_int_equal(s.bytes_in_memory, 0);
+    ray_ref_t r, p;
+    assert_rc(ray_put_i64(round, &r), 0);
+    assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
+    int64_t v = -1;
+    assert_rc(ray_get_i64(r, 0, &v), 0);
+    assert_int_equal(v, round);
+    /* Ids are never reused, not even across runtimes. */
+    for (size_t i = 0; i < nids; i++) {
+      assert_true(ids[i] != r.id);
+      assert_true(ids[i] != p.id);
+    }
+    ids[nids++] = r.id;
+    ids[nids++] = p.id;
+    /* A ref from the previous runtime is unknown here. */
+    if (round > 0) {
+      ray_buf_t b;
+      assert_rc(ray_get(prev, 0, &b), RAY_ENOTFOUND);
+      assert_rc(ray_ref_retain(prev), RAY_ENOTFOUND);
+      assert_rc(ray_ref_release(prev), RAY_ENOTFOUND);
+    }
+    s = rt_stats();
+    assert_int_equal(s.objects, 2);
+    assert_int_equal(s.objects_created, 2);
+    if (round % 2) assert_rc(ray_ref_release(r), 0); /* half the time keep it */
+    prev = r;
+    rt_end();
+  }
+  free(ids);
+}
+
+static void test_is_initialized(void **state) {
+  (void)state;
+  clear_env();
+  if (ray_is_initialized()) (void)ray_shutdown();
+  assert_false(ray_is_initialized());
+  rt_begin();
+  assert_true(ray_is_initialized());
+  assert_true(ray_is_initialized());
+  rt_end();
+  assert_false(ray_is_initialized());
+}
+
+/* ---- stats ---------------------------------------------------------------- */
+
+static void test_stats(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.num_workers = 2;
+  cfg.num_shards = 32;
+  rt_begin_cfg(&cfg);
+  assert_rc(ray_stats(NULL), RAY_EINVAL);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.objects, 0);
+  assert_int_equal(s.bytes_in_memory, 0);
+  assert_int_equal(s.objects_created, 0);
+  assert_int_equal(s.objects_freed, 0);
+  assert_int_equal(s.num_workers, 2);
+  assert_int_equal(s.num_shards, 32);
+
+  char data[5000];
+  rt_fill(data, sizeof data, 1);
+  ray_ref_t a, b, c;
+  assert_rc(ray_put(data, 100, &a), 0);
+  assert_rc(ray_put(data, 5000, &b), 0);
+  assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &c), 0);
+  s = rt_stats();
+  assert_int_equal(s.objects, 3);
+  assert_int_equal(s.bytes_in_memory, 5100);
+  assert_int_equal(s.objects_created, 3);
+  assert_int_equal(s.objects_freed, 0);
+  assert_rc(ray__object_fulfil(c, data, 10), 0);
+  s = rt_stats();
+  assert_int_equal(s.bytes_in_memory, 5110);
+  assert_rc(ray_ref_release(b), 0);
+  s = rt_stats();
+  assert_int_equal(s.objects, 2);
+  assert_int_equal(s.bytes_in_memory, 110);
+  assert_int_equal(s.objects_freed, 1);
+  assert_rc(ray_ref_release(a), 0);
+  assert_rc(ray_ref_release(c), 0);
+  s = rt_stats();
+  assert_int_equal(s.objects, 0);
+  assert_int_equal(s.bytes_in_memory, 0);
+  assert_int_equal(s.objects_created, 3);
+  assert_int_equal(s.objects_freed, 3);
+  rt_end();
+}
+
+static void test_version(void **state) {
+  (void)state;
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", RAY_VERSION_MAJOR, RAY_VERSION_MINOR, RAY_VERSION_PATCH);
+  assert_string_equal(ray_version(), want);
+  assert_int_equal(ray_version_hex(), RAY_VERSION_HEX);
+  assert_int_equal(RAY_VERSION_HEX,
+                   (RAY_VERSION_MAJOR << 16) | (RAY_VERSION_MINOR << 8) | RAY_VERSION_PATCH);
+  rt_begin();
+  assert_string_equal(ray_version(), want); /* same while running */
+  rt_end();
+}
+
+/* ---- shutdown from the runtime's own threads ----------------------------- */
+
+typedef struct {
+  atomic_int rc;
+  atomic_int on_main;
+  rt_latch_t latch;
+} shut_ctx_t;
+
+static void shutdown_on_worker(void *arg) {
+  shut_ctx_t *c = (shut_ctx_t *)arg;
+  uv_thread_t self = uv_thread_self();
+  atomic_store(&c->on_main, uv_thread_equal(&self, &rt_main_thread));
+  atomic_store(&c->rc, ray_shutdown());
+  rt_latch_signal(&c->latch);
+}
+
+static void test_shutdown_from_worker_is_busy(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  shut_ctx_t c;
+  atomic_init(&c.rc, 1);
+  atomic_init(&c.on_main, 1);
+  rt_latch_init(&c.latch);
+  assert_rc(ray__worker_post(shutdown_on_worker, &c), 0);
+  rt_latch_wait(&c.latch, 1);
+  assert_int_equal(atomic_load(&c.rc), RAY_EBUSY);
+  assert_int_equal(atomic_load(&c.on_main), 0);
+  assert_true(ray_is_initialized());
+  ray_ref_t r;
+  assert_rc(ray_put("ok", 2, &r), 0); /* still works */
+  assert_rc(ray_ref_release(r), 0);
+  rt_end();
+  rt_latch_destroy(&c.latch);
+}
+
+static void shutdown_on_loop(ray_ref_t ref, int status, void *arg) {
+  (void)ref;
+  (void)status;
+  shutdown_on_worker(arg);
+}
+
+static void test_shutdown_from_loop_is_busy(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  shut_ctx_t c;
+  atomic_init(&c.rc, 1);
+  atomic_init(&c.on_main, 1);
+  rt_latch_init(&c.latch);
+  ray_ref_t r;
+  assert_rc(ray_put("x", 1, &r), 0);
+  assert_rc(ray_ref_on_ready(r, shutdown_on_loop, &c), 0);
+  rt_latch_wait(&c.latch, 1);
+  assert_int_equal(atomic_load(&c.rc), RAY_EBUSY);
+  assert_int_equal(atomic_load(&c.on_main), 0);
+  assert_true(ray_is_initialized());
+  assert_rc(ray_ref_release(r), 0);
+  rt_end();
+  rt_latch_destroy(&c.latch);
+}
+
+/* Shutdown with everything still in use: pending, ready, failed, owned,
+ * retained refs and pending callbacks. It frees every byte. */
+static void test_shutdown_frees_everything(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  atomic_store(&g_free_calls, 0);
+  char data[4000];
+  rt_fill(data, sizeof data, 9);
+  ray_ref_t r;
+  for (int i = 0; i < 200; i++) {
+    assert_rc(ray_put(data, (size_t)(i * 19) % sizeof data, &r), 0);
+    if (i % 3 == 0) assert_rc(ray_ref_retain(r), 0);
+  }
+  assert_rc(ray_put_str("a string", &r), 0);
+  assert_rc(ray_put_f64(2.5, &r), 0);
+  void *owned = malloc(3000);
+  assert_non_null(owned);
+  assert_rc(ray_put_owned(owned, 3000, count_free, &r), 0);
+  rt_cb_rec_t rec;
+  rt_cb_rec_init(&rec, NULL);
+  for (int i = 0; i < 20; i++) {
+    assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &r), 0);
+    assert_rc(ray_ref_on_ready(r, rt_cb_record, &rec), 0);
+  }
+  ray_error_t *e = NULL;
+  assert_rc(ray_error_new(&e, RAY_ETASK, "f", "failed"), 0);
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &r), 0);
+  assert_rc(ray__object_fail(r, e), 0);
+  ray_error_free(e);
+  assert_int_equal(rt_stats().objects, 200 + 3 + 20 + 1);
+  rt_end();
+  assert_int_equal(atomic_load(&g_free_calls), 1);
+  assert_int_equal(atomic_load(&rec.calls), 20);
+  assert_int_equal(atomic_load(&rec.status), RAY_ESHUTDOWN);
+  assert_int_equal(atomic_load(&rec.on_main), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_calls_before_init),
+    cmocka_unit_test(test_config_defaults),
+    cmocka_unit_test(test_config_env_overrides),
+    cmocka_unit_test(test_config_env_invalid),
+    cmocka_unit_test(test_init_bad_env_values),
+    cmocka_unit_test(test_init_validation),
+    cmocka_unit_test(test_init_valid_edges),
+    cmocka_unit_test(test_double_init),
+    cmocka_unit_test(test_concurrent_init),
+    cmocka_unit_test(test_calls_after_shutdown),
+    cmocka_unit_test(test_reinit_repeatedly),
+    cmocka_unit_test(test_is_initialized),
+    cmocka_unit_test(test_stats),
+    cmocka_unit_test(test_version),
+    cmocka_unit_test(test_shutdown_from_worker_is_busy),
+    cmocka_unit_test(test_shutdown_from_loop_is_busy),
+    cmocka_unit_test(test_shutdown_frees_everything),
+};
+
+RT_MAIN(tests)
