@@ -7,6 +7,10 @@
  *
  *   single_client_put_calls 6123456 ops/s
  *
+ * The task cases count tasks per second (round trips for tasks_sync);
+ * fib_25_nested counts every call of the recursion as one task (242,785).
+ * RAY_NUM_WORKERS sets the pool size, as for any program using the library.
+ *
  * Everything else (the configuration, the case being warmed up) goes to
  * stderr.
  *
@@ -22,6 +26,9 @@
  *   benchmark never silently measures an error path;
  * - each case releases everything it created and the store is checked empty
  *   (ray_stats) after it, so no case measures a store that only grows;
+ * - every task case checks the values its tasks return (1 from the trivial
+ *   task, 100000 at the end of the chain, fib(25) = 75025), so a case can
+ *   never count tasks that failed or did not run;
  * - the malloc+memcpy baseline of single_client_put_gigabytes does what a
  *   copying put does (allocate, copy the whole buffer, free after each
  *   iteration as the release does), through calls the compiler cannot elide,
@@ -101,10 +108,18 @@ static void report(const char *name, double value, const char *unit) {
   fflush(stdout);
 }
 
-/* After every case: nothing it created may still be in the store. */
+/* After every case: nothing it created may still be in the store. A task
+ * lets go of its argument refs just after it publishes its result, so the
+ * last few may still be on their way out when the host has its answer: give
+ * the store up to a second to drain before calling it a leak. */
 static void expect_store_empty(const char *name) {
   ray_stats_t st;
-  CHECK(ray_stats(&st));
+  uint64_t deadline = uv_hrtime() + 1000000000u;
+  for (;;) {
+    CHECK(ray_stats(&st));
+    if ((st.objects == 0 && st.bytes_in_memory == 0) || uv_hrtime() > deadline) break;
+    uv_sleep(1);
+  }
   if (st.objects != 0 || st.bytes_in_memory != 0) {
     fprintf(stderr, "rustyray_microbenchmark: %s left %llu objects / %llu bytes in the store\n",
             name, (unsigned long long)st.objects, (unsigned long long)st.bytes_in_memory);
@@ -386,6 +401,277 @@ static void case_wait_1k(const char *name) {
   free_refs(ctx);
 }
 
+/* ---- Tasks ----------------------------------------------------------------
+ *
+ * Three registered functions, registered once after ray_init (names are
+ * unique per runtime):
+ *   bench_noop  ()        -> i64 1              the trivial task
+ *   bench_inc   (i64 ref) -> i64 (its arg + 1)  a link of task_chain_100k
+ *   bench_fib   (i64 n)   -> i64 fib(n)         one task per call, nested gets
+ * Inside a task a failing call fails the task with ray_fail (the host then
+ * aborts with the formatted error chain), so no error is swallowed there
+ * either. */
+
+static ray_function_t g_noop_fn, g_inc_fn, g_fib_fn;
+
+/* Abort with the error chain of a failed task result. */
+static void die_task(const char *what, ray_ref_t ref, int rc, const char *file, int line) {
+  ray_error_t *err = NULL;
+  char text[2048] = "";
+  if (ray_get_error(ref, &err) == 0 && err != NULL) ray_error_format(err, text, sizeof text);
+  ray_error_free(err);
+  fprintf(stderr, "rustyray_microbenchmark: %s:%d: %s failed: %d %s\n%s\n", file, line, what, rc,
+          ray_err_name(rc), text);
+  abort();
+}
+
+/* GET_I64(ref, out): a task result must be an i64; on failure print why. */
+#define GET_I64(ref, out)                                                                    \
+  do {                                                                                       \
+    int get_rc_ = ray_get_i64((ref), RAY_TIMEOUT_INFINITE, (out));                           \
+    if (get_rc_ != 0) die_task("ray_get_i64(" #ref ")", (ref), get_rc_, __FILE__, __LINE__); \
+  } while (0)
+
+static int noop_task(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int rc = ray_return_i64(ctx, 0, 1);
+  return rc != 0 ? ray_fail(ctx, rc, "ray_return_i64: %s", ray_err_name(rc)) : 0;
+}
+
+static int inc_task(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  if (rc != 0) return ray_fail(ctx, rc, "ray_ctx_arg_i64: %s", ray_err_name(rc));
+  rc = ray_return_i64(ctx, 0, v + 1);
+  return rc != 0 ? ray_fail(ctx, rc, "ray_return_i64: %s", ray_err_name(rc)) : 0;
+}
+
+static int fib_task(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t n;
+  int rc = ray_ctx_arg_i64(ctx, 0, &n);
+  if (rc != 0) return ray_fail(ctx, rc, "ray_ctx_arg_i64: %s", ray_err_name(rc));
+  int64_t result = n;
+  if (n >= 2) {
+    ray_arg_t a1 = ray_arg_i64(n - 1), a2 = ray_arg_i64(n - 2);
+    ray_ref_t r1, r2;
+    if ((rc = ray_task_submit(g_fib_fn, &a1, 1, NULL, &r1)) != 0)
+      return ray_fail(ctx, rc, "submit fib(%lld): %s", (long long)(n - 1), ray_err_name(rc));
+    if ((rc = ray_task_submit(g_fib_fn, &a2, 1, NULL, &r2)) != 0) {
+      (void)ray_ref_release(r1);
+      return ray_fail(ctx, rc, "submit fib(%lld): %s", (long long)(n - 2), ray_err_name(rc));
+    }
+    int64_t f1 = 0, f2 = 0;
+    int rc1 = ray_get_i64(r1, RAY_TIMEOUT_INFINITE, &f1);
+    int rc2 = ray_get_i64(r2, RAY_TIMEOUT_INFINITE, &f2);
+    int rr1 = ray_ref_release(r1), rr2 = ray_ref_release(r2);
+    if (rc1 != 0 || rc2 != 0)
+      return ray_fail(ctx, RAY_EDEPFAILED, "fib(%lld): children returned %s / %s", (long long)n,
+                      ray_err_name(rc1), ray_err_name(rc2));
+    if (rr1 != 0 || rr2 != 0)
+      return ray_fail(ctx, RAY_ETASK, "ray_ref_release: %s / %s", ray_err_name(rr1),
+                      ray_err_name(rr2));
+    result = f1 + f2;
+  }
+  rc = ray_return_i64(ctx, 0, result);
+  return rc != 0 ? ray_fail(ctx, rc, "ray_return_i64: %s", ray_err_name(rc)) : 0;
+}
+
+static void register_functions(void) {
+  const uint32_t i64[1] = {RAY_TYPE_I64};
+  CHECK(ray_function_register("bench_noop", noop_task, NULL, i64, 1, &g_noop_fn));
+  CHECK(ray_function_register("bench_inc", inc_task, NULL, i64, 1, &g_inc_fn));
+  CHECK(ray_function_register("bench_fib", fib_task, NULL, i64, 1, &g_fib_fn));
+}
+
+/* ---- single_client_tasks_sync: submit one trivial task, get it, release --- */
+
+#define SYNC_BATCH 64
+
+static uint64_t tasks_sync_batch(void *ctx) {
+  (void)ctx;
+  for (int i = 0; i < SYNC_BATCH; i++) {
+    ray_ref_t ref;
+    int64_t v = 0;
+    CHECK(ray_task_submit(g_noop_fn, NULL, 0, NULL, &ref));
+    GET_I64(ref, &v);
+    EXPECT(v == 1);
+    CHECK(ray_ref_release(ref));
+  }
+  return SYNC_BATCH;
+}
+
+static void case_tasks_sync(const char *name) {
+  report(name, measure(tasks_sync_batch, NULL), "round_trips/s");
+}
+
+/* ---- single_client_tasks_async: submit 100,000, then get each ------------ */
+
+#define ASYNC_TASKS 100000
+
+static uint64_t tasks_async_batch(void *arg) {
+  ray_ref_t *refs = arg;
+  for (int i = 0; i < ASYNC_TASKS; i++) CHECK(ray_task_submit(g_noop_fn, NULL, 0, NULL, &refs[i]));
+  for (int i = 0; i < ASYNC_TASKS; i++) {
+    int64_t v = 0;
+    GET_I64(refs[i], &v);
+    EXPECT(v == 1);
+    CHECK(ray_ref_release(refs[i]));
+  }
+  return ASYNC_TASKS;
+}
+
+static void case_tasks_async(const char *name) {
+  ray_ref_t *refs = malloc(ASYNC_TASKS * sizeof *refs);
+  EXPECT(refs != NULL);
+  report(name, measure(tasks_async_batch, refs), "tasks/s");
+  free(refs);
+}
+
+/* ---- multi_client_tasks_async: one submitting host thread per core ------- */
+
+typedef struct {
+  uv_barrier_t *barrier;
+  uint64_t run_ns;
+  uint64_t ops;
+  uint64_t start, end;
+  ray_ref_t *refs;
+} task_client_t;
+
+static void tasks_client(void *arg) {
+  task_client_t *c = arg;
+  uv_barrier_wait(c->barrier);
+  uint64_t t0 = uv_hrtime();
+  while (uv_hrtime() - t0 < c->run_ns / 10) tasks_async_batch(c->refs);
+  uv_barrier_wait(c->barrier);
+  uint64_t ops = 0, now;
+  c->start = uv_hrtime();
+  do {
+    ops += tasks_async_batch(c->refs);
+    now = uv_hrtime();
+  } while (now - c->start < c->run_ns);
+  c->end = now;
+  c->ops = ops;
+}
+
+static void case_multi_tasks_async(const char *name) {
+  unsigned n = num_cpus();
+  uv_barrier_t barrier;
+  CHECK(uv_barrier_init(&barrier, n));
+  task_client_t *clients = calloc(n, sizeof *clients);
+  uv_thread_t *threads = calloc(n, sizeof *threads);
+  EXPECT(clients != NULL && threads != NULL);
+  for (unsigned i = 0; i < n; i++) {
+    clients[i].barrier = &barrier;
+    clients[i].run_ns = (uint64_t)(g_seconds * 1e9);
+    clients[i].refs = malloc(ASYNC_TASKS * sizeof(ray_ref_t));
+    EXPECT(clients[i].refs != NULL);
+    CHECK(uv_thread_create(&threads[i], tasks_client, &clients[i]));
+  }
+  uint64_t ops = 0, start = UINT64_MAX, end = 0;
+  for (unsigned i = 0; i < n; i++) {
+    CHECK(uv_thread_join(&threads[i]));
+    ops += clients[i].ops;
+    if (clients[i].start < start) start = clients[i].start;
+    if (clients[i].end > end) end = clients[i].end;
+    free(clients[i].refs);
+  }
+  uv_barrier_destroy(&barrier);
+  free(clients);
+  free(threads);
+  report(name, (double)ops * 1e9 / (double)(end - start), "tasks/s");
+}
+
+/* ---- single_client_tasks_and_get_batch: submit 1000, ray_get_batch ------- */
+
+#define GB_TASKS 1000
+
+typedef struct {
+  ray_ref_t refs[GB_TASKS];
+  ray_buf_t bufs[GB_TASKS];
+} gb_ctx_t;
+
+static uint64_t tasks_get_batch_once(void *arg) {
+  gb_ctx_t *ctx = arg;
+  for (int i = 0; i < GB_TASKS; i++)
+    CHECK(ray_task_submit(g_noop_fn, NULL, 0, NULL, &ctx->refs[i]));
+  int rc = ray_get_batch(ctx->refs, GB_TASKS, RAY_TIMEOUT_INFINITE, ctx->bufs);
+  if (rc != 0) { /* name the first failed task, with its error chain */
+    for (int i = 0; i < GB_TASKS; i++) {
+      int64_t v;
+      int one = ray_get_i64(ctx->refs[i], 0, &v);
+      if (one != 0 && one != RAY_ETIMEDOUT)
+        die_task("ray_get_batch", ctx->refs[i], one, __FILE__, __LINE__);
+    }
+    die("ray_get_batch", rc, __FILE__, __LINE__);
+  }
+  for (int i = 0; i < GB_TASKS; i++) {
+    /* msgpack positive fixint 1: the value the noop task returned */
+    EXPECT(ctx->bufs[i].type == RAY_TYPE_I64 && ctx->bufs[i].size == 1 &&
+           ((const unsigned char *)ctx->bufs[i].data)[0] == 1);
+    ray_buf_release(&ctx->bufs[i]);
+    CHECK(ray_ref_release(ctx->refs[i]));
+  }
+  return GB_TASKS;
+}
+
+static void case_tasks_and_get_batch(const char *name) {
+  gb_ctx_t *ctx = calloc(1, sizeof *ctx);
+  EXPECT(ctx != NULL);
+  report(name, measure(tasks_get_batch_once, ctx), "tasks/s");
+  free(ctx);
+}
+
+/* ---- task_chain_100k: each task takes the previous result as a ref ------- */
+
+#define CHAIN_TASKS 100000
+
+static uint64_t chain_once(void *arg) {
+  (void)arg;
+  ray_arg_t a = ray_arg_i64(0);
+  ray_ref_t prev;
+  CHECK(ray_task_submit(g_inc_fn, &a, 1, NULL, &prev));
+  for (int i = 1; i < CHAIN_TASKS; i++) {
+    ray_ref_t next;
+    a = ray_arg_ref(prev);
+    CHECK(ray_task_submit(g_inc_fn, &a, 1, NULL, &next));
+    CHECK(ray_ref_release(prev)); /* the task holds its own reference */
+    prev = next;
+  }
+  int64_t v = 0;
+  GET_I64(prev, &v);
+  EXPECT(v == CHAIN_TASKS);
+  CHECK(ray_ref_release(prev));
+  return CHAIN_TASKS;
+}
+
+static void case_task_chain(const char *name) {
+  report(name, measure(chain_once, NULL), "tasks/s");
+}
+
+/* ---- fib_25_nested: recursive fib(25), one task per call ------------------ */
+
+#define FIB_N 25
+#define FIB_VALUE 75025   /* fib(25) */
+#define FIB_TASKS 242785u /* calls of the recursion: 2 * fib(26) - 1 */
+
+static uint64_t fib_once(void *arg) {
+  (void)arg;
+  ray_arg_t a = ray_arg_i64(FIB_N);
+  ray_ref_t ref;
+  int64_t v = 0;
+  CHECK(ray_task_submit(g_fib_fn, &a, 1, NULL, &ref));
+  GET_I64(ref, &v);
+  EXPECT(v == FIB_VALUE);
+  CHECK(ray_ref_release(ref));
+  return FIB_TASKS;
+}
+
+static void case_fib_nested(const char *name) {
+  report(name, measure(fib_once, NULL), "tasks/s");
+}
+
 /* ---- Driver --------------------------------------------------------------- */
 
 typedef struct {
@@ -401,6 +687,12 @@ static const bench_case_t g_cases[] = {
     {"single_client_put_owned", case_put_owned},
     {"single_client_get_batch_1k", case_get_batch_1k},
     {"single_client_wait_1k_refs", case_wait_1k},
+    {"single_client_tasks_sync", case_tasks_sync},
+    {"single_client_tasks_async", case_tasks_async},
+    {"multi_client_tasks_async", case_multi_tasks_async},
+    {"single_client_tasks_and_get_batch", case_tasks_and_get_batch},
+    {"task_chain_100k", case_task_chain},
+    {"fib_25_nested", case_fib_nested},
 };
 #define N_CASES (sizeof g_cases / sizeof g_cases[0])
 
@@ -487,6 +779,7 @@ int main(int argc, char **argv) {
   ray_config_t cfg;
   CHECK(ray_config_init(&cfg));
   CHECK(ray_init(&cfg));
+  register_functions();
   ray_stats_t st;
   CHECK(ray_stats(&st));
   fprintf(stderr, "# rustyray %s, %u cpus, %llu workers, %llu shards, %.3g s per case\n",

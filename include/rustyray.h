@@ -15,5 +15,6 @@
 #include "rustyray/runtime.h"
 #include "rustyray/object.h"
 #include "rustyray/task.h"
+#include "rustyray/actor.h"
 
 #endif /* RUSTYRAY_H */

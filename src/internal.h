@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "actor.h"
 #include "alloc.h"
 #include "loop.h"
 #include "rustyray.h"
@@ -26,6 +27,7 @@ typedef struct ray__runtime_s {
   ray__loop_t loop;
   ray__sched_t sched;
   ray__registry_t funcs;
+  ray__actors_t actors;
   atomic_bool stopping;
 } ray__runtime_t;
 

@@ -6,6 +6,7 @@
  *   1. mark stopping;
  *   2. fail every pending object (wakes blocked callers, queues callbacks);
  *   3. join the workers (running jobs finish);
+ *   3b. finish every actor: queued calls, owed destructors;
  *   4. wait for blocked callers to leave;
  *   5. stop the loop (it runs every queued callback first);
  *   6. unpublish, free the store (views keep their entries), free the runtime.
@@ -137,13 +138,16 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold)) != 0)
     goto fail_rt;
   if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_store;
-  if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_funcs;
+  if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
+  if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   goto out;
 
 fail_loop:
   ray__loop_stop(&rt->loop);
+fail_actors:
+  ray__actors_destroy(&rt->actors);
 fail_funcs:
   ray__registry_destroy(&rt->funcs);
 fail_store:
@@ -169,6 +173,7 @@ int ray_shutdown(void) {
   uv_mutex_unlock(&blocked_mu);
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   ray__sched_stop(&rt->sched);
+  ray__actors_shutdown(rt);
   uv_mutex_lock(&blocked_mu);
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
   uv_mutex_unlock(&blocked_mu);
@@ -176,6 +181,7 @@ int ray_shutdown(void) {
   atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
   ray__store_destroy(&rt->store);
   ray__registry_destroy(&rt->funcs);
+  ray__actors_destroy(&rt->actors);
   ray__free(rt);
   uv_mutex_unlock(&lifecycle_mu);
   return 0;

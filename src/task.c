@@ -30,43 +30,10 @@
 #include "error_internal.h"
 #include "internal.h"
 
-enum { T_PENDING, T_RUNNING, T_CANCELED, T_DONE };
-
-typedef struct task_arg_s {
-  ray__watch_t watch; /* dependency watch (ref args) */
-  struct ray__task_s *task;
-  uint32_t kind;     /* RAY_ARG_VALUE or RAY_ARG_REF as stored */
-  uint32_t type;
-  bool by_value;     /* the caller passed a value (maybe stored as a ref) */
-  uint64_t ref_id;   /* RAY_ARG_REF: the object; the task holds a reference */
-  const void *data;  /* the bytes: inline, or the pinned view while running */
-  size_t size;
-  ray_buf_t view;
-} task_arg_t;
-
-typedef struct ray__task_s {
-  ray__runnable_t rn;
-  ray__runtime_t *rt;
-  ray__func_t *fn;
-  uint64_t task_id;
-  const char *name;
-  atomic_int deps;
-  atomic_int state;
-  atomic_int refs;
-  atomic_bool cancel;
-  atomic_int dep_status;        /* the first failed argument's code */
-  atomic_uint_fast64_t dep_failed; /* and its object id */
-  uint32_t nargs;
-  uint32_t nreturns;
-  uint32_t max_retries;
-  bool retry_on_error;
-  ray_ref_t *returns;
-  task_arg_t args[];
-} ray__task_t;
-
 struct ray_task_ctx_s {
   ray__task_t *t;
   uint32_t attempt;
+  bool exit; /* ray_actor_exit() was called */
   ray__entry_t *slots[RAY_MAX_RETURNS];
   uint64_t alias[RAY_MAX_RETURNS]; /* ray_return_ref: the source (one reference held) */
   ray_error_t *err;
@@ -75,20 +42,23 @@ struct ray_task_ctx_s {
 
 /* ---- Lifetime ---- */
 
-static void task_hold(void *p) {
+void ray__task_hold(void *p) {
   atomic_fetch_add(&((ray__task_t *)p)->refs, 1);
 }
 
-static void task_unref(ray__task_t *t) {
+void ray__task_unref(ray__task_t *t) {
   if (atomic_fetch_sub(&t->refs, 1) == 1) ray__free(t);
 }
 
-/* Release the argument references and let go of the task. */
-static void task_finish(ray__task_t *t) {
-  atomic_store(&t->state, T_DONE);
-  for (uint32_t i = 0; i < t->nargs; i++)
-    if (t->args[i].kind == RAY_ARG_REF) ray__store_release(&t->rt->store, t->args[i].ref_id);
-  task_unref(t);
+void ray__task_finish(ray__task_t *t) {
+  atomic_store(&t->state, RAY__T_DONE);
+  for (uint32_t i = 0; i < t->nargs; i++) {
+    if (t->args[i].kind == RAY_ARG_REF)
+      ray__store_release(&t->rt->store, t->args[i].ref_id);
+    else if (t->args[i].kind == RAY_ARG_ACTOR)
+      ray__actor_handle_release(t->rt, t->args[i].ref_id);
+  }
+  ray__task_unref(t);
 }
 
 /* ---- Results ---- */
@@ -125,20 +95,18 @@ static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint6
   if (encoded) ray__mpbuf_destroy(&b);
 }
 
-/* Fail all results with a new error (code, message) about this task. */
-static void fail_with(ray__task_t *t, int code, uint64_t cause_id, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static void fail_with(ray__task_t *t, int code, uint64_t cause_id, const char *fmt, ...) {
+void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error_t *cause,
+                    const char *fmt, ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  ray_error_t *err = NULL;
-  if (ray_error_new(&err, code, t->name, "%s", msg) == 0) ray_error_set_task_id(err, t->task_id);
+  ray_error_t *err = NULL, *copy = NULL;
+  if (ray_error_new(&err, code, t->name, "%s", msg) == 0) {
+    ray_error_set_task_id(err, t->task_id);
+    if (cause != NULL && ray_error_copy(cause, &copy) == 0) ray_error_set_cause(err, copy);
+  }
   fail_results(t, err, code, cause_id);
   ray_error_free(err);
 }
@@ -304,85 +272,146 @@ static ray_error_t *attempt_error(ray_task_ctx_t *ctx, int rc) {
   return err;
 }
 
-static void task_run(ray__runnable_t *rn) {
-  ray__task_t *t = (ray__task_t *)rn;
+/* Let go of a task after it ran, or instead of running it. Method calls go
+ * back to their actor, which may hand over its next call to run inline. */
+static ray__task_t *end_task(ray__task_t *t, bool fatal) {
+  if (t->kind == RAY__TASK_METHOD) return ray__actor_call_done(t, fatal);
+  ray__task_finish(t);
+  return NULL;
+}
+
+/* A constructor that cannot run (shutdown, a failed argument). */
+static void ctor_cannot_run(ray__task_t *t, int code, uint64_t cause_id) {
+  ray_error_t *err = NULL;
+  ray_error_new(&err, code, t->name, "%s could not run: %s%s", t->name, ray_err_name(code),
+                cause_id ? " (an argument failed)" : "");
+  if (err != NULL) ray_error_set_task_id(err, t->task_id);
+  ray__actor_ctor_done(t, err); /* takes err; a NULL err still means failure */
+}
+
+static void unpin_args(ray__task_t *t, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    if (t->args[i].kind == RAY_ARG_REF) ray_buf_release(&t->args[i].view);
+}
+
+/* Run one task; returns the next one to run inline (an actor's next call). */
+static ray__task_t *run_one(ray__task_t *t) {
   ray__runtime_t *rt = t->rt;
-  int expected = T_PENDING;
-  if (!atomic_compare_exchange_strong(&t->state, &expected, T_RUNNING)) {
-    task_finish(t); /* cancelled: its results have failed already */
-    return;
-  }
+  int expected = RAY__T_PENDING;
+  if (!atomic_compare_exchange_strong(&t->state, &expected, RAY__T_RUNNING))
+    return end_task(t, false); /* cancelled, or its actor died: results failed already */
   if (atomic_load(&rt->stopping)) {
-    fail_with(t, RAY_ESHUTDOWN, 0, "runtime shut down before %s ran", t->name);
-    task_finish(t);
-    return;
+    if (t->kind == RAY__TASK_CTOR) {
+      ctor_cannot_run(t, RAY_ESHUTDOWN, 0);
+      return NULL;
+    }
+    ray__task_fail(t, RAY_ESHUTDOWN, 0, NULL, "runtime shut down before %s ran", t->name);
+    return end_task(t, false);
   }
   int dep = atomic_load(&t->dep_status);
   if (dep != 0) {
     uint64_t failed = atomic_load(&t->dep_failed);
-    fail_with(t, RAY_EDEPFAILED, failed, "an argument of %s failed (object %llu: %s)", t->name,
-              (unsigned long long)failed, ray_err_name(dep));
-    task_finish(t);
-    return;
+    if (t->kind == RAY__TASK_CTOR) {
+      ctor_cannot_run(t, RAY_EDEPFAILED, failed);
+      return NULL;
+    }
+    ray__task_fail(t, RAY_EDEPFAILED, failed, NULL, "an argument of %s failed (object %llu: %s)",
+                   t->name, (unsigned long long)failed, ray_err_name(dep));
+    return end_task(t, false);
   }
   uint32_t pinned = 0;
   for (; pinned < t->nargs; pinned++) {
-    task_arg_t *a = &t->args[pinned];
+    ray__task_arg_t *a = &t->args[pinned];
     if (a->kind != RAY_ARG_REF) continue;
     int rc = ray__store_pin(&rt->store, a->ref_id, &a->view);
-    if (rc != 0) { /* cannot happen while the task holds its references */
-      fail_with(t, RAY_EDEPFAILED, 0, "argument %u of %s unreadable: %s", pinned, t->name,
-                ray_err_name(rc));
-      break;
-    }
+    if (rc != 0) break; /* cannot happen while the task holds its references */
     a->data = a->view.data;
     a->size = a->view.size;
     a->type = a->view.type;
   }
-  if (pinned == t->nargs) {
-    ray_task_ctx_t ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.t = t;
-    for (ctx.attempt = 1;; ctx.attempt++) {
-      int rc = t->fn->fn(&ctx, t->fn->arg);
-      if (rc == 0 && ctx.err == NULL) {
-        publish(&ctx);
-        break;
-      }
-      discard_slots(&ctx);
-      ray_error_t *err = attempt_error(&ctx, rc);
-      if (t->retry_on_error && ctx.attempt <= t->max_retries && !atomic_load(&t->cancel) &&
-          !atomic_load(&rt->stopping)) {
-        ray_error_free(err);
-        continue;
-      }
-      fail_results(t, err, RAY_ENOMEM, 0);
-      ray_error_free(err);
+  if (pinned < t->nargs) {
+    unpin_args(t, pinned);
+    if (t->kind == RAY__TASK_CTOR) {
+      ctor_cannot_run(t, RAY_EDEPFAILED, 0);
+      return NULL;
+    }
+    ray__task_fail(t, RAY_EDEPFAILED, 0, NULL, "an argument of %s is unreadable", t->name);
+    return end_task(t, false);
+  }
+
+  ray_task_ctx_t ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.t = t;
+  bool fatal = false;
+  if (t->kind == RAY__TASK_CTOR) {
+    ctx.attempt = 1;
+    int rc = ray__actor_construct(t->actor, &ctx);
+    ray_error_t *err = rc == 0 && ctx.err == NULL ? NULL : attempt_error(&ctx, rc);
+    if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
+    unpin_args(t, pinned);
+    if (err == NULL && (rc != 0 || ctx.err != NULL)) ray_error_new(&err, RAY_ENOMEM, NULL, NULL);
+    ray__actor_ctor_done(t, err);
+    return NULL;
+  }
+  void *fn_arg = t->kind == RAY__TASK_METHOD ? ray__actor_state(t->actor) : t->fn->arg;
+  for (ctx.attempt = 1;; ctx.attempt++) {
+    int rc = t->fn->fn(&ctx, fn_arg);
+    if (t->kind == RAY__TASK_METHOD && (ctx.exit || rc == RAY_EACTORDIED)) {
+      discard_slots(&ctx); /* the actor layer fails or retries this call */
+      ray_error_free(ctx.err);
+      ctx.err = NULL;
+      fatal = true;
       break;
     }
-    if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
+    if (rc == 0 && ctx.err == NULL) {
+      publish(&ctx);
+      break;
+    }
+    discard_slots(&ctx);
+    ray_error_t *err = attempt_error(&ctx, rc);
+    if (t->retry_on_error && ctx.attempt <= t->max_retries && !atomic_load(&t->cancel) &&
+        !atomic_load(&rt->stopping)) {
+      ray_error_free(err);
+      continue;
+    }
+    fail_results(t, err, RAY_ENOMEM, 0);
+    ray_error_free(err);
+    break;
   }
-  for (uint32_t i = 0; i < pinned; i++)
-    if (t->args[i].kind == RAY_ARG_REF) ray_buf_release(&t->args[i].view);
-  task_finish(t);
+  if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
+  unpin_args(t, pinned);
+  return end_task(t, fatal);
+}
+
+static void task_run(ray__runnable_t *rn) {
+  for (ray__task_t *t = (ray__task_t *)rn; t != NULL;) t = run_one(t);
 }
 
 static void task_drop(ray__runnable_t *rn) {
   ray__task_t *t = (ray__task_t *)rn;
-  fail_with(t, RAY_ESHUTDOWN, 0, "runtime shut down before %s ran", t->name);
-  task_finish(t);
+  if (t->kind == RAY__TASK_CTOR) {
+    ctor_cannot_run(t, RAY_ESHUTDOWN, 0);
+    return;
+  }
+  ray__task_fail(t, RAY_ESHUTDOWN, 0, NULL, "runtime shut down before %s ran", t->name);
+  (void)end_task(t, false); /* the runtime is stopping: no next call comes back */
 }
 
 /* Under the argument's shard lock. */
 static void dep_notify(ray__watch_t *w, int status) {
-  task_arg_t *a = (task_arg_t *)w;
+  ray__task_arg_t *a = (ray__task_arg_t *)w;
   ray__task_t *t = a->task;
   if (status != 0) {
     int none = 0;
     if (atomic_compare_exchange_strong(&t->dep_status, &none, status))
       atomic_store(&t->dep_failed, a->ref_id);
   }
-  if (atomic_fetch_sub(&t->deps, 1) == 1) ray__sched_push(&t->rt->sched, &t->rn);
+  if (atomic_fetch_sub(&t->deps, 1) == 1) {
+    if (t->kind == RAY__TASK_FN)
+      ray__sched_push(&t->rt->sched, &t->rn);
+    else
+      ray__actor_call_ready(t);
+  }
 }
 
 /* ---- Submission ---- */
@@ -419,6 +448,7 @@ static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
 
 static int check_arg(const ray_arg_t *a) {
   if (a->kind == RAY_ARG_REF) return a->u.ref.id == 0 ? RAY_ENOTFOUND : 0;
+  if (a->kind == RAY_ARG_ACTOR) return a->u.i64 == 0 ? RAY_ENOTFOUND : 0;
   if (a->kind != RAY_ARG_VALUE) return RAY_EINVAL;
   switch (a->type) {
     case RAY_TYPE_I64:
@@ -437,8 +467,9 @@ static int check_arg(const ray_arg_t *a) {
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
-int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, size_t nargs,
-                     const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *actor,
+                     uint8_t kind, const ray_arg_t *args, size_t nargs,
+                     const ray_task_opts_t *opts, ray_ref_t *out_refs, ray__task_t **out_task) {
   ray_task_opts_t defaults;
   if (opts == NULL) {
     ray_task_opts_init(&defaults);
@@ -481,7 +512,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, 
   }
 
   size_t namelen = opts->name != NULL ? strlen(opts->name) + 1 : 0;
-  size_t size = sizeof(ray__task_t) + nargs * sizeof(task_arg_t) +
+  size_t size = sizeof(ray__task_t) + nargs * sizeof(ray__task_arg_t) +
                 f->nreturns * sizeof(ray_ref_t) + ALIGN8(namelen) + inline_bytes;
   ray__task_t *t = ray__malloc(size);
   if (t == NULL) {
@@ -493,9 +524,11 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, 
   t->rn.drop = task_drop;
   t->rt = rt;
   t->fn = f;
+  t->actor = actor;
+  t->kind = kind;
   t->task_id = ray__id_next();
   atomic_init(&t->deps, 1); /* the submission guard */
-  atomic_init(&t->state, T_PENDING);
+  atomic_init(&t->state, RAY__T_PENDING);
   atomic_init(&t->refs, 1);
   atomic_init(&t->cancel, false);
   atomic_init(&t->dep_status, 0);
@@ -513,13 +546,16 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, 
     p += ALIGN8(namelen);
   }
   for (size_t i = 0; i < nargs; i++) {
-    task_arg_t *a = &t->args[i];
+    ray__task_arg_t *a = &t->args[i];
     memset(a, 0, sizeof *a);
     a->watch.fn = dep_notify;
     a->task = t;
     a->type = args[i].type;
     a->by_value = args[i].kind == RAY_ARG_VALUE;
-    if (args[i].kind == RAY_ARG_REF || stored[i] != 0) {
+    if (args[i].kind == RAY_ARG_ACTOR) {
+      a->kind = RAY_ARG_ACTOR;
+      a->ref_id = (uint64_t)args[i].u.i64;
+    } else if (args[i].kind == RAY_ARG_REF || stored[i] != 0) {
       a->kind = RAY_ARG_REF;
       a->ref_id = args[i].kind == RAY_ARG_REF ? args[i].u.ref.id : stored[i];
     } else {
@@ -549,10 +585,17 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, 
     t->returns[made] = (ray_ref_t){e->id, e->type};
   }
 
+  /* Actor arguments: the task holds a handle reference on each. */
+  size_t held = 0;
+  for (; held < nargs; held++) {
+    if (t->args[held].kind != RAY_ARG_ACTOR) continue;
+    if ((rc = ray__actor_handle_retain(rt, t->args[held].ref_id)) != 0) goto fail_actors;
+  }
+
   /* Dependencies: each watch also takes the task's reference. */
   size_t watched = 0;
   for (; watched < nargs; watched++) {
-    task_arg_t *a = &t->args[watched];
+    ray__task_arg_t *a = &t->args[watched];
     if (a->kind != RAY_ARG_REF) continue;
     atomic_fetch_add(&t->deps, 1);
     int status = 0;
@@ -567,18 +610,28 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args, 
   }
   for (size_t i = 0; i < nargs; i++)
     if (stored[i] != 0) ray__store_release(st, stored[i]); /* the task holds its own */
-  memcpy(out_refs, t->returns, f->nreturns * sizeof *out_refs);
-  if (atomic_fetch_sub(&t->deps, 1) == 1) ray__sched_push(&rt->sched, &t->rn);
+  if (f->nreturns > 0) memcpy(out_refs, t->returns, f->nreturns * sizeof *out_refs);
+  if (out_task != NULL) *out_task = t;
+  if (kind == RAY__TASK_METHOD) ray__actor_enqueue(t); /* in submission order */
+  if (atomic_fetch_sub(&t->deps, 1) == 1) {
+    if (kind == RAY__TASK_FN)
+      ray__sched_push(&rt->sched, &t->rn);
+    else
+      ray__actor_call_ready(t);
+  }
   return 0;
 
 fail_deps:
   /* Nobody has seen the task: the guard kept it from running. */
   for (size_t i = 0; i < watched; i++) {
-    task_arg_t *a = &t->args[i];
+    ray__task_arg_t *a = &t->args[i];
     if (a->kind != RAY_ARG_REF) continue;
     ray__store_unwatch(st, a->ref_id, &a->watch);
     ray__store_release(st, a->ref_id);
   }
+fail_actors:
+  for (size_t i = 0; i < held; i++)
+    if (t->args[i].kind == RAY_ARG_ACTOR) ray__actor_handle_release(rt, t->args[i].ref_id);
 fail_results:
   for (uint32_t i = 0; i < made; i++) ray__store_release(st, t->returns[i].id);
   ray__free(t);
@@ -603,7 +656,7 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
   if (rt == NULL) return RAY_ENOTINIT;
   ray__func_t *f = ray__registry_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
-  return ray__task_submit(rt, f, args, nargs, opts, out_refs);
+  return ray__task_submit(rt, f, NULL, RAY__TASK_FN, args, nargs, opts, out_refs, NULL);
 }
 
 /* ---- Cancellation ---- */
@@ -613,20 +666,20 @@ int ray_cancel(ray_ref_t ref) {
   if (rt == NULL) return RAY_ENOTINIT;
   if (ref.id == 0) return RAY_ENOTFOUND;
   void *p;
-  int rc = ray__store_claim_producer(&rt->store, ref.id, task_hold, &p);
+  int rc = ray__store_claim_producer(&rt->store, ref.id, ray__task_hold, &p);
   if (rc != 0) return rc;
   ray__task_t *t = p;
   atomic_store(&t->cancel, true);
-  int expected = T_PENDING;
-  if (atomic_compare_exchange_strong(&t->state, &expected, T_CANCELED))
-    fail_with(t, RAY_ECANCELED, 0, "%s was cancelled before it ran", t->name);
-  task_unref(t);
+  int expected = RAY__T_PENDING;
+  if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED))
+    ray__task_fail(t, RAY_ECANCELED, 0, NULL, "%s was cancelled before it ran", t->name);
+  ray__task_unref(t);
   return 0;
 }
 
 /* ---- The context ---- */
 
-static task_arg_t *arg_at(ray_task_ctx_t *ctx, size_t i) {
+static ray__task_arg_t *arg_at(ray_task_ctx_t *ctx, size_t i) {
   if (ctx == NULL || i >= ctx->t->nargs) return NULL;
   return &ctx->t->args[i];
 }
@@ -641,7 +694,7 @@ uint32_t ray_ctx_arg_type(const ray_task_ctx_t *ctx, size_t i) {
 
 /* Decode argument i, which must have `type`, into *u. */
 static int arg_decode(ray_task_ctx_t *ctx, size_t i, uint32_t type, msgpack_unpacked *u) {
-  task_arg_t *a = arg_at(ctx, i);
+  ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
   if (a->type != type) return RAY_ETYPE;
   return ray__mp_decode(a->data, a->size, u);
@@ -692,7 +745,7 @@ int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len) 
 
 int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size) {
   if (data == NULL || size == NULL) return RAY_EINVAL;
-  task_arg_t *a = arg_at(ctx, i);
+  ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
   if (a->type != RAY_TYPE_BYTES) return RAY_ETYPE;
   *data = a->data;
@@ -702,7 +755,7 @@ int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *
 
 int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
   if (out == NULL) return RAY_EINVAL;
-  task_arg_t *a = arg_at(ctx, i);
+  ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
   if (a->type != RAY_TYPE_MSGPACK) return RAY_ETYPE;
   if (ctx->zone == NULL && (ctx->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
@@ -715,7 +768,7 @@ int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
 
 int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
-  task_arg_t *a = arg_at(ctx, i);
+  ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
   if (a->by_value) return RAY_ETYPE;
   *out = (ray_ref_t){a->ref_id, a->type};
@@ -865,4 +918,25 @@ uint32_t ray_ctx_attempt(const ray_task_ctx_t *ctx) {
 
 bool ray_task_is_cancelled(const ray_task_ctx_t *ctx) {
   return ctx != NULL && atomic_load(&ctx->t->cancel);
+}
+
+int ray_ctx_arg_actor(ray_task_ctx_t *ctx, size_t i, ray_actor_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->kind != RAY_ARG_ACTOR) return RAY_ETYPE;
+  out->id = a->ref_id;
+  return 0;
+}
+
+int ray_actor_exit(ray_task_ctx_t *ctx) {
+  if (ctx == NULL || ctx->t->kind != RAY__TASK_METHOD) return RAY_EINVAL;
+  ctx->exit = true;
+  return 0;
+}
+
+int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out) {
+  if (ctx == NULL || out == NULL || ctx->t->actor == NULL) return RAY_EINVAL;
+  out->id = ray__actor_id(ctx->t->actor);
+  return 0;
 }

@@ -38,6 +38,7 @@ typedef enum {
   RAY_TYPE_F64 = 3,     /* msgpack float64 */
   RAY_TYPE_STR = 4,     /* msgpack str */
   RAY_TYPE_MSGPACK = 5, /* any msgpack value */
+  RAY_TYPE_ACTOR = 6,   /* an actor handle passed as an argument (ray_arg_actor) */
   RAY_TYPE_USER = 256   /* first tag for user-registered types */
 } ray_type_t;
 

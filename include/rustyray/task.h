@@ -68,7 +68,7 @@ RAY_EXTERN int ray_function_info(ray_function_t fn, const char **name, size_t *n
 
 /* ---- Arguments ---------------------------------------------------------- */
 
-enum { RAY_ARG_VALUE = 1, RAY_ARG_REF = 2 };
+enum { RAY_ARG_VALUE = 1, RAY_ARG_REF = 2, RAY_ARG_ACTOR = 3 /* rustyray/actor.h */ };
 
 /* One argument, built with the ray_arg_* helpers below (no allocation).
  * Value arguments point at caller memory that must stay valid until

@@ -1,0 +1,153 @@
+/* rustyray/actor.h - actors: stateful objects whose method calls return refs.
+ *
+ * Ray's @ray.remote class, in C. Describe a class once (constructor,
+ * destructor, a method table with return types), create actors from it, and
+ * call their methods; every call returns result refs at once, typed as the
+ * method declares, and its results land in the object store like task
+ * results. Method calls of one actor run one at a time (or up to
+ * max_concurrency at once), in submission order, on the shared worker pool:
+ * there is no thread per actor. */
+#ifndef RUSTYRAY_ACTOR_H
+#define RUSTYRAY_ACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An actor handle: a small value, never reused. Each handle the library
+ * gives you carries one reference (ray_actor_release drops it). */
+typedef struct ray_actor_s {
+  uint64_t id;
+} ray_actor_t;
+
+/* Constructor: reads its arguments from ctx (as a task does) and sets
+ * *state. Return 0, or fail (non-zero / ray_fail): the actor dies and every
+ * call fails with RAY_EACTORDIED caused by this error. */
+typedef int (*ray_actor_ctor_fn)(ray_task_ctx_t *ctx, void **state);
+/* Destructor: runs exactly once per successful construction (on kill,
+ * release, restart or shutdown), on a worker or the thread calling
+ * ray_shutdown(), with no internal lock held. */
+typedef void (*ray_actor_dtor_fn)(void *state);
+/* A method: as a task function, with the actor's state. */
+typedef int (*ray_method_fn)(ray_task_ctx_t *ctx, void *state);
+
+typedef struct ray_method_def_s {
+  const char *name;
+  ray_method_fn fn;
+  const uint32_t *return_types; /* num_returns type tags */
+  size_t num_returns;           /* 1..RAY_MAX_RETURNS */
+} ray_method_def_t;
+
+/* A class: usually a static const table in the user's program. It must stay
+ * valid and unchanged while the runtime runs. */
+typedef struct ray_actor_class_s {
+  const char *name;
+  ray_actor_ctor_fn ctor; /* NULL: state is NULL */
+  ray_actor_dtor_fn dtor; /* may be NULL */
+  const ray_method_def_t *methods;
+  size_t num_methods;
+} ray_actor_class_t;
+
+typedef struct ray_actor_opts_s {
+  /* A unique name (copied) for ray_get_actor(); NULL: unnamed. */
+  const char *name;
+  /* With a name already taken: return that actor instead of RAY_ENAMEEXISTS. */
+  bool get_if_exists;
+  /* Times the constructor runs again after a fatal failure. Default 0. */
+  uint32_t max_restarts;
+  /* Times a call that was in flight when the actor died is retried after a
+   * restart. Default 0. */
+  uint32_t max_task_retries;
+  /* Calls running at once. Default 1 (strictly one at a time). */
+  uint32_t max_concurrency;
+  /* Keep the actor after its last handle is released (until killed or
+   * shutdown), as Ray's lifetime="detached". Named actors are kept too. */
+  bool detached;
+} ray_actor_opts_t;
+
+/* Fill `opts` with the defaults. NULL is a no-op. */
+RAY_EXTERN void ray_actor_opts_init(ray_actor_opts_t *opts);
+
+/* Resolve a method name to its index in the class's table, once, for
+ * ray_actor_call_id(). Does not need the runtime.
+ * Errors: RAY_EINVAL (NULL argument), RAY_ENOTFOUND. */
+RAY_EXTERN int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *out);
+
+/* Create an actor and return at once; the constructor runs on the worker
+ * pool when its ref arguments are ready, and calls made meanwhile queue
+ * behind it. *out receives a handle reference.
+ * Errors: RAY_EINVAL (NULL cls/out, a malformed class: no name, a method
+ * without name or fn, bad return counts or types; bad args as for
+ * ray_task_submit; max_concurrency 0 after ray_actor_opts_init is fine and
+ * means 1), RAY_ENAMEEXISTS, RAY_ENOTFOUND (a ref argument), RAY_ENOTINIT,
+ * RAY_ESHUTDOWN, RAY_ENOMEM. Never blocks; thread-safe. */
+RAY_EXTERN int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
+                                const ray_actor_opts_t *opts, ray_actor_t *out);
+
+/* Call `method` and return at once; out_refs receives its results (pending,
+ * typed as declared). Ref arguments are resolved before the method runs,
+ * without holding a worker. Calls to a dead actor succeed and return refs
+ * that fail with RAY_EACTORDIED. opts: only num_returns (a check) is used.
+ * Errors: RAY_EINVAL (NULL method/out_refs, bad args), RAY_ENOTFOUND
+ * (unknown method, or a released/unknown actor handle), RAY_ENOTINIT,
+ * RAY_ESHUTDOWN, RAY_ENOMEM. Never blocks; thread-safe. */
+RAY_EXTERN int ray_actor_call(ray_actor_t actor, const char *method, const ray_arg_t *args,
+                              size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs);
+/* The same with a method index from ray_actor_method() (RAY_ENOTFOUND when
+ * out of range). */
+RAY_EXTERN int ray_actor_call_id(ray_actor_t actor, uint32_t method, const ray_arg_t *args,
+                                 size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs);
+
+/* Kill the actor: a running call finishes; queued and future calls fail
+ * with RAY_EACTORDIED; the destructor runs once; the name is freed at once.
+ * With no_restart false and restarts left, the actor restarts instead
+ * (destructor, then constructor; queued calls continue).
+ * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. Killing a dead actor returns 0.
+ * Never blocks. */
+RAY_EXTERN int ray_actor_kill(ray_actor_t actor, bool no_restart);
+
+/* Handle references. An unnamed, non-detached actor is destroyed (its
+ * destructor runs once) when its last handle is released and its queued
+ * calls have run; its handle id is unknown from the release on.
+ * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. */
+RAY_EXTERN int ray_actor_retain(ray_actor_t actor);
+RAY_EXTERN int ray_actor_release(ray_actor_t actor);
+
+/* Find a named actor; *out receives a new handle reference.
+ * Errors: RAY_EINVAL, RAY_ENOTFOUND, RAY_ENOTINIT. */
+RAY_EXTERN int ray_get_actor(const char *name, ray_actor_t *out);
+
+/* From inside a method: end the actor after this call returns (Ray's
+ * exit_actor). The call's results fail with RAY_EACTORDIED; with restarts
+ * left the actor restarts, else it is dead for good. Returning
+ * RAY_EACTORDIED from a method does the same.
+ * Errors: RAY_EINVAL (NULL ctx, or not in an actor method). */
+RAY_EXTERN int ray_actor_exit(ray_task_ctx_t *ctx);
+
+/* The actor running the current method (borrowed handle).
+ * Errors: RAY_EINVAL (NULL, or not in an actor method or constructor). */
+RAY_EXTERN int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out);
+
+/* Pass an actor handle as an argument: the task or call holds a handle
+ * reference until it finishes; the function reads it with
+ * ray_ctx_arg_actor() (borrowed: retain it to keep it). */
+static inline ray_arg_t ray_arg_actor(ray_actor_t actor) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_ACTOR;
+  a.type = RAY_TYPE_ACTOR;
+  a.u.i64 = (int64_t)actor.id;
+  return a;
+}
+/* Errors: RAY_EINVAL (NULL, index out of range), RAY_ETYPE (not an actor). */
+RAY_EXTERN int ray_ctx_arg_actor(ray_task_ctx_t *ctx, size_t i, ray_actor_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUSTYRAY_ACTOR_H */

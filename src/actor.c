@@ -1,0 +1,761 @@
+/* actor.c - actors: classes, creation, ordered method calls, kill,
+ * restarts, handles and names.
+ *
+ * An actor is a mailbox of method calls (tasks of kind METHOD, see task.c)
+ * run on the shared worker pool like a serial queue: no thread per actor.
+ * Calls join the mailbox in submission order; the head is admitted (pushed
+ * to a worker) once its ref arguments are ready and fewer than
+ * max_concurrency calls run. A worker finishing a call takes the actor's
+ * next admissible call inline, up to RAY__ACTOR_BATCH in a row, then puts
+ * it back on the queues so other actors and tasks get their turn.
+ *
+ * The constructor is a task of kind CTOR queued before any call; the actor
+ * keeps it (and so its arguments) to run it again on a restart.
+ *
+ * States: STARTING (constructor pending) -> ALIVE -> RESTARTING (destructor,
+ * then constructor again, once no call runs) -> ALIVE ..., and DEAD for
+ * good (killed, constructor failed, restarts exhausted, or released). A dead
+ * actor fails queued and future calls with RAY_EACTORDIED; its destructor
+ * runs once, when no call of it runs any more.
+ *
+ * Lifetime: `refs` counts the table's hold (until the last handle goes, or
+ * shutdown), one per task of the actor, and lookups in flight.
+ *
+ * Locks: the registry rwlock (table, names, handles, the list of all) is a
+ * leaf. An actor's `mu` may be taken under a shard lock (a call's arguments
+ * became ready) and takes only scheduler queue locks inside. User code
+ * (constructor, destructor) never runs under either. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error_internal.h"
+#include "internal.h"
+
+enum { A_STARTING, A_ALIVE, A_RESTARTING, A_DEAD };
+enum { RAY__ACTOR_BATCH = 64 };
+
+typedef struct ray__class_s {
+  const ray_actor_class_t *cls;
+  ray__func_t ctor;     /* "Class.__init__", no returns */
+  ray__func_t *methods; /* "Class.method", one per method */
+  struct ray__class_s *next;
+} ray__class_t;
+
+struct ray__actor_s {
+  uint64_t id;
+  ray__runtime_t *rt;
+  ray__class_t *klass;
+  atomic_int refs;
+  /* Registry lock: */
+  char *name;
+  unsigned handles;
+  bool in_table;
+  struct ray__actor_s *hnext;
+  struct ray__actor_s *all_prev, *all_next;
+  /* Actor mutex: */
+  uv_mutex_t mu;
+  int state;
+  bool constructed; /* the destructor is owed */
+  bool closing;     /* no handle left: destroy once idle */
+  bool keep;        /* detached or named: handles going to zero do not destroy */
+  bool ctor_busy;   /* the constructor is queued or running */
+  void *state_ptr;
+  ray__task_t *ctor;
+  ray__task_t *mb_head, *mb_tail;
+  uint32_t running;
+  uint32_t batch;
+  uint32_t max_conc;
+  uint32_t restarts_left;
+  uint32_t max_task_retries;
+  ray_error_t *death; /* set once, before the state becomes DEAD */
+};
+
+/* What to do once the actor mutex is released. */
+typedef struct actions_s {
+  ray__task_t *killed;     /* calls failed by the death (linked by rn.next) */
+  bool dtor;
+  void *dtor_state;
+  ray__task_t *ctor_start; /* run the constructor (again) */
+  ray__task_t *ctor_drop;  /* the constructor is no longer needed */
+  bool unname;
+} actions_t;
+
+/* ---- Registry ---- */
+
+int ray__actors_init(ray__actors_t *reg) {
+  memset(reg, 0, sizeof *reg);
+  reg->buckets = ray__calloc(64, sizeof *reg->buckets);
+  if (reg->buckets == NULL) return RAY_ENOMEM;
+  reg->mask = 63;
+  if (uv_rwlock_init(&reg->lock) != 0) goto fail;
+  if (uv_mutex_init(&reg->classes_mu) != 0) {
+    uv_rwlock_destroy(&reg->lock);
+    goto fail;
+  }
+  return 0;
+fail:
+  ray__free(reg->buckets);
+  return RAY_ENOMEM;
+}
+
+void ray__actors_destroy(ray__actors_t *reg) {
+  ray__class_t *k = reg->classes;
+  while (k != NULL) {
+    ray__class_t *next = k->next;
+    for (size_t i = 0; i < k->cls->num_methods; i++) ray__free(k->methods[i].name);
+    ray__free(k->methods);
+    ray__free(k->ctor.name);
+    ray__free(k);
+    k = next;
+  }
+  ray__free(reg->buckets);
+  uv_mutex_destroy(&reg->classes_mu);
+  uv_rwlock_destroy(&reg->lock);
+}
+
+static ray__actor_t **bucket_of(ray__actors_t *reg, uint64_t id) {
+  return &reg->buckets[(id * 0x9E3779B97F4A7C15ull >> 40) & reg->mask];
+}
+
+/* Registry lock held (either mode). */
+static ray__actor_t *table_find(ray__actors_t *reg, uint64_t id) {
+  ray__actor_t *a = *bucket_of(reg, id);
+  while (a != NULL && a->id != id) a = a->hnext;
+  return a;
+}
+
+/* Write lock held. */
+static void table_insert(ray__actors_t *reg, ray__actor_t *a) {
+  if (reg->count >= reg->mask + 1) { /* grow; on failure chains just get longer */
+    size_t nb = (reg->mask + 1) * 2;
+    ray__actor_t **b = ray__calloc(nb, sizeof *b);
+    if (b != NULL) {
+      ray__actor_t **old = reg->buckets;
+      size_t oldn = reg->mask + 1;
+      reg->buckets = b;
+      reg->mask = nb - 1;
+      for (size_t i = 0; i < oldn; i++) {
+        ray__actor_t *x = old[i];
+        while (x != NULL) {
+          ray__actor_t *next = x->hnext;
+          ray__actor_t **h = bucket_of(reg, x->id);
+          x->hnext = *h;
+          *h = x;
+          x = next;
+        }
+      }
+      ray__free(old);
+    }
+  }
+  ray__actor_t **h = bucket_of(reg, a->id);
+  a->hnext = *h;
+  *h = a;
+  a->in_table = true;
+  reg->count++;
+}
+
+/* Write lock held. */
+static void table_remove(ray__actors_t *reg, ray__actor_t *a) {
+  if (!a->in_table) return;
+  for (ray__actor_t **p = bucket_of(reg, a->id); *p != NULL; p = &(*p)->hnext) {
+    if (*p == a) {
+      *p = a->hnext;
+      break;
+    }
+  }
+  a->in_table = false;
+  reg->count--;
+  ray__free(a->name);
+  a->name = NULL;
+}
+
+/* Write lock held. */
+static ray__actor_t *find_by_name(ray__actors_t *reg, const char *name) {
+  for (ray__actor_t *a = reg->all; a != NULL; a = a->all_next)
+    if (a->in_table && a->name != NULL && strcmp(a->name, name) == 0) return a;
+  return NULL;
+}
+
+static void actor_free(ray__actor_t *a) {
+  ray__actors_t *reg = &a->rt->actors;
+  uv_rwlock_wrlock(&reg->lock);
+  if (a->all_prev != NULL)
+    a->all_prev->all_next = a->all_next;
+  else
+    reg->all = a->all_next;
+  if (a->all_next != NULL) a->all_next->all_prev = a->all_prev;
+  uv_rwlock_wrunlock(&reg->lock);
+  ray_error_free(a->death);
+  ray__free(a->name);
+  uv_mutex_destroy(&a->mu);
+  ray__free(a);
+}
+
+static void actor_unref(ray__actor_t *a) {
+  if (atomic_fetch_sub(&a->refs, 1) == 1) actor_free(a);
+}
+
+/* The actor behind a handle, with a reference for the caller. */
+static ray__actor_t *lookup_hold(ray__runtime_t *rt, uint64_t id) {
+  uv_rwlock_rdlock(&rt->actors.lock);
+  ray__actor_t *a = id != 0 ? table_find(&rt->actors, id) : NULL;
+  if (a != NULL) atomic_fetch_add(&a->refs, 1);
+  uv_rwlock_rdunlock(&rt->actors.lock);
+  return a;
+}
+
+/* ---- Classes ---- */
+
+static bool class_valid(const ray_actor_class_t *cls) {
+  if (cls->name == NULL || *cls->name == '\0') return false;
+  if (cls->num_methods > 0 && cls->methods == NULL) return false;
+  for (size_t i = 0; i < cls->num_methods; i++) {
+    const ray_method_def_t *m = &cls->methods[i];
+    if (m->name == NULL || m->fn == NULL || m->return_types == NULL || m->num_returns == 0 ||
+        m->num_returns > RAY_MAX_RETURNS)
+      return false;
+    for (size_t k = 0; k < m->num_returns; k++)
+      if (m->return_types[k] == 0) return false;
+  }
+  return true;
+}
+
+static char *join_name(const char *a, const char *b) {
+  size_t n = strlen(a) + 1 + strlen(b) + 1;
+  char *s = ray__malloc(n);
+  if (s != NULL) snprintf(s, n, "%s.%s", a, b);
+  return s;
+}
+
+/* The runtime's record of `cls`, made on first use. */
+static int class_get(ray__runtime_t *rt, const ray_actor_class_t *cls, ray__class_t **out) {
+  ray__actors_t *reg = &rt->actors;
+  int rc = 0;
+  uv_mutex_lock(&reg->classes_mu);
+  ray__class_t *k = reg->classes;
+  while (k != NULL && k->cls != cls) k = k->next;
+  if (k == NULL) {
+    k = ray__calloc(1, sizeof *k);
+    if (k == NULL) goto oom;
+    k->cls = cls;
+    k->methods = ray__calloc(cls->num_methods, sizeof *k->methods);
+    if (k->methods == NULL || (k->ctor.name = join_name(cls->name, "__init__")) == NULL) goto oom;
+    for (size_t i = 0; i < cls->num_methods; i++) {
+      ray__func_t *f = &k->methods[i];
+      if ((f->name = join_name(cls->name, cls->methods[i].name)) == NULL) goto oom;
+      f->fn = cls->methods[i].fn;
+      f->nreturns = (uint32_t)cls->methods[i].num_returns;
+      memcpy(f->types, cls->methods[i].return_types, f->nreturns * sizeof *f->types);
+    }
+    k->next = reg->classes;
+    reg->classes = k;
+  }
+  *out = k;
+  goto out;
+oom:
+  if (k != NULL) {
+    for (size_t i = 0; k->methods != NULL && i < cls->num_methods; i++)
+      ray__free(k->methods[i].name);
+    ray__free(k->methods);
+    ray__free(k->ctor.name);
+    ray__free(k);
+  }
+  rc = RAY_ENOMEM;
+out:
+  uv_mutex_unlock(&reg->classes_mu);
+  return rc;
+}
+
+int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *out) {
+  if (cls == NULL || name == NULL || out == NULL) return RAY_EINVAL;
+  for (size_t i = 0; i < cls->num_methods; i++) {
+    if (cls->methods != NULL && cls->methods[i].name != NULL &&
+        strcmp(cls->methods[i].name, name) == 0) {
+      *out = (uint32_t)i;
+      return 0;
+    }
+  }
+  return RAY_ENOTFOUND;
+}
+
+/* ---- The state machine (actor mutex held unless said) ---- */
+
+/* Push admissible calls to the workers. */
+static void admit_locked(ray__actor_t *a) {
+  if (atomic_load(&a->rt->stopping)) return; /* shutdown finishes the mailbox */
+  while (a->state == A_ALIVE && a->running < a->max_conc && a->mb_head != NULL &&
+         a->mb_head->ready) {
+    ray__task_t *t = a->mb_head;
+    a->mb_head = (ray__task_t *)t->rn.next;
+    if (a->mb_head == NULL) a->mb_tail = NULL;
+    t->admitted = true;
+    a->running++;
+    ray__sched_push(&a->rt->sched, &t->rn);
+  }
+}
+
+/* Take the next admissible call for the worker that just finished one. */
+static ray__task_t *next_inline_locked(ray__actor_t *a) {
+  if (a->state != A_ALIVE || a->running >= a->max_conc || a->mb_head == NULL ||
+      !a->mb_head->ready || atomic_load(&a->rt->stopping))
+    return NULL;
+  if (++a->batch > RAY__ACTOR_BATCH) { /* its turn is over: back to the queues */
+    a->batch = 0;
+    return NULL;
+  }
+  ray__task_t *t = a->mb_head;
+  a->mb_head = (ray__task_t *)t->rn.next;
+  if (a->mb_head == NULL) a->mb_tail = NULL;
+  t->admitted = true;
+  a->running++;
+  return t;
+}
+
+/* Mark the actor dead and take its queued calls. */
+static void die_locked(ray__actor_t *a, actions_t *act) {
+  a->state = A_DEAD;
+  ray__task_t *t = a->mb_head;
+  a->mb_head = a->mb_tail = NULL;
+  while (t != NULL) {
+    ray__task_t *next = (ray__task_t *)t->rn.next;
+    int expected = RAY__T_PENDING;
+    if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED)) {
+      t->rn.next = (ray__runnable_t *)act->killed;
+      act->killed = t;
+    }
+    t = next;
+  }
+  act->unname = true;
+}
+
+/* Once no call runs: owed destructor, restart, final cleanup. */
+static void settle_locked(ray__actor_t *a, actions_t *act) {
+  if (a->running > 0 || a->ctor_busy) return;
+  if (a->state == A_RESTARTING) {
+    if (a->constructed) {
+      act->dtor = true;
+      act->dtor_state = a->state_ptr;
+      a->constructed = false;
+    }
+    a->state_ptr = NULL;
+    a->ctor_busy = true;
+    atomic_store(&a->ctor->state, RAY__T_PENDING);
+    act->ctor_start = a->ctor;
+    return;
+  }
+  if (a->closing && a->state != A_DEAD && a->mb_head == NULL) {
+    a->state = A_DEAD; /* released and idle: destroy */
+    act->unname = true;
+  }
+  if (a->state == A_DEAD) {
+    if (a->constructed) {
+      act->dtor = true;
+      act->dtor_state = a->state_ptr;
+      a->constructed = false;
+    }
+    if (a->ctor != NULL) {
+      act->ctor_drop = a->ctor;
+      a->ctor = NULL;
+    }
+  }
+}
+
+static void death_error(ray__actor_t *a, const char *why) {
+  if (a->death != NULL) return;
+  ray_error_new(&a->death, RAY_EACTORDIED, a->klass->cls->name, "actor %s %s",
+                a->klass->cls->name, why);
+}
+
+/* Carry out `act` with no lock held. The caller holds a reference on `a`
+ * throughout (the constructor's, dropped last here, counts). */
+static void run_actions(ray__actor_t *a, actions_t *act) {
+  ray__runtime_t *rt = a->rt;
+  if (act->unname) {
+    uv_rwlock_wrlock(&rt->actors.lock);
+    ray__free(a->name); /* the name is free for a new actor at once */
+    a->name = NULL;
+    uv_rwlock_wrunlock(&rt->actors.lock);
+  }
+  ray__task_t *t = act->killed;
+  while (t != NULL) {
+    ray__task_t *next = (ray__task_t *)t->rn.next;
+    ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: actor died before the call ran", t->name);
+    /* A call waiting for arguments is finished when they arrive (its state
+     * says cancelled); one already ready is finished now. */
+    if (t->ready) {
+      ray__task_finish(t);
+      actor_unref(a);
+    }
+    t = next;
+  }
+  if (act->dtor && a->klass->cls->dtor != NULL) a->klass->cls->dtor(act->dtor_state);
+  if (act->ctor_start != NULL) ray__sched_push(&rt->sched, &act->ctor_start->rn);
+  if (act->ctor_drop != NULL) {
+    ray__task_finish(act->ctor_drop);
+    actor_unref(a);
+  }
+}
+
+/* ---- Hooks for the task layer ---- */
+
+void *ray__actor_state(ray__actor_t *a) {
+  return a->state_ptr; /* stable while a call runs */
+}
+
+uint64_t ray__actor_id(ray__actor_t *a) {
+  return a->id;
+}
+
+int ray__actor_construct(ray__actor_t *a, ray_task_ctx_t *ctx) {
+  void *state = NULL;
+  int rc = a->klass->cls->ctor != NULL ? a->klass->cls->ctor(ctx, &state) : 0;
+  uv_mutex_lock(&a->mu);
+  a->state_ptr = state;
+  uv_mutex_unlock(&a->mu);
+  return rc;
+}
+
+void ray__actor_enqueue(ray__task_t *t) {
+  ray__actor_t *a = t->actor;
+  uv_mutex_lock(&a->mu);
+  bool dead = a->state == A_DEAD;
+  if (!dead) {
+    t->retries_left = a->max_task_retries;
+    t->rn.next = NULL;
+    if (a->mb_tail != NULL)
+      a->mb_tail->rn.next = &t->rn;
+    else
+      a->mb_head = t;
+    a->mb_tail = t;
+  }
+  uv_mutex_unlock(&a->mu);
+  if (dead) {
+    int expected = RAY__T_PENDING;
+    if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED))
+      ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: the actor is dead", t->name);
+    /* It is finished when its arguments are ready (ray__actor_call_ready). */
+  }
+}
+
+void ray__actor_call_ready(ray__task_t *t) {
+  ray__actor_t *a = t->actor;
+  if (t->kind == RAY__TASK_CTOR || atomic_load(&t->state) == RAY__T_CANCELED) {
+    ray__sched_push(&a->rt->sched, &t->rn); /* runs, or finishes a cancelled call */
+    return;
+  }
+  uv_mutex_lock(&a->mu);
+  if (atomic_load(&t->state) == RAY__T_CANCELED) { /* died meanwhile */
+    uv_mutex_unlock(&a->mu);
+    ray__sched_push(&a->rt->sched, &t->rn);
+    return;
+  }
+  t->ready = true;
+  admit_locked(a);
+  uv_mutex_unlock(&a->mu);
+}
+
+ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal) {
+  ray__actor_t *a = t->actor;
+  actions_t act = {0};
+  ray__task_t *next = NULL;
+  bool retry = false;
+  uv_mutex_lock(&a->mu);
+  if (t->admitted) {
+    t->admitted = false;
+    a->running--;
+  }
+  if (fatal) {
+    bool stopping = atomic_load(&a->rt->stopping);
+    if (a->state == A_ALIVE && a->restarts_left > 0 && !stopping) {
+      a->state = A_RESTARTING;
+      a->restarts_left--;
+    } else if (a->state != A_RESTARTING) {
+      death_error(a, "exited");
+      die_locked(a, &act);
+    }
+    if (a->state == A_RESTARTING && t->retries_left > 0) {
+      t->retries_left--; /* run it again once the actor is back, first in line */
+      atomic_store(&t->state, RAY__T_PENDING);
+      t->rn.next = a->mb_head ? &a->mb_head->rn : NULL;
+      a->mb_head = t;
+      if (a->mb_tail == NULL) a->mb_tail = t;
+      retry = true;
+    }
+  }
+  if (!fatal) next = next_inline_locked(a);
+  admit_locked(a);
+  settle_locked(a, &act);
+  uv_mutex_unlock(&a->mu);
+  if (!retry && fatal) ray__task_fail(t, RAY_EACTORDIED, 0, NULL, "%s ended its actor", t->name);
+  run_actions(a, &act); /* while t still holds the actor */
+  if (!retry) {
+    ray__task_finish(t);
+    actor_unref(a);
+  }
+  return next;
+}
+
+void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
+  ray__actor_t *a = ctor->actor;
+  actions_t act = {0};
+  bool failed = err != NULL;
+  uv_mutex_lock(&a->mu);
+  a->ctor_busy = false;
+  atomic_store(&ctor->state, RAY__T_DONE);
+  if (!failed) {
+    a->constructed = true;
+    if (a->state == A_STARTING || a->state == A_RESTARTING) a->state = A_ALIVE;
+    admit_locked(a);
+  } else if (a->state != A_DEAD) {
+    if (a->death == NULL) {
+      ray_error_t *death = NULL;
+      if (ray_error_new(&death, RAY_EACTORDIED, a->klass->cls->name,
+                        "actor %s: the constructor failed", a->klass->cls->name) == 0) {
+        ray_error_set_cause(death, err);
+        err = NULL;
+      }
+      a->death = death;
+    }
+    die_locked(a, &act);
+  }
+  settle_locked(a, &act);
+  uv_mutex_unlock(&a->mu);
+  ray_error_free(err);
+  run_actions(a, &act);
+}
+
+/* ---- Public API ---- */
+
+void ray_actor_opts_init(ray_actor_opts_t *opts) {
+  if (opts == NULL) return;
+  memset(opts, 0, sizeof *opts);
+  opts->max_concurrency = 1;
+}
+
+int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
+                     const ray_actor_opts_t *opts, ray_actor_t *out) {
+  if (cls == NULL || out == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS ||
+      !class_valid(cls))
+    return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
+  ray_actor_opts_t defaults;
+  if (opts == NULL) {
+    ray_actor_opts_init(&defaults);
+    opts = &defaults;
+  }
+  ray__class_t *k;
+  int rc = class_get(rt, cls, &k);
+  if (rc != 0) return rc;
+  ray__actor_t *a = ray__calloc(1, sizeof *a);
+  if (a == NULL) return RAY_ENOMEM;
+  if (opts->name != NULL && (a->name = ray__strdup(opts->name)) == NULL) {
+    ray__free(a);
+    return RAY_ENOMEM;
+  }
+  if (uv_mutex_init(&a->mu) != 0) {
+    ray__free(a->name);
+    ray__free(a);
+    return RAY_ENOMEM;
+  }
+  a->id = ray__id_next();
+  a->rt = rt;
+  a->klass = k;
+  atomic_init(&a->refs, 2); /* the table's, and the constructor's */
+  a->handles = 1;
+  a->state = A_STARTING;
+  a->keep = opts->detached || opts->name != NULL;
+  a->ctor_busy = true;
+  a->max_conc = opts->max_concurrency ? opts->max_concurrency : 1;
+  a->restarts_left = opts->max_restarts;
+  a->max_task_retries = opts->max_task_retries;
+
+  ray__actors_t *reg = &rt->actors;
+  uv_rwlock_wrlock(&reg->lock);
+  if (a->name != NULL) {
+    ray__actor_t *other = find_by_name(reg, a->name);
+    if (other != NULL) {
+      if (opts->get_if_exists) {
+        other->handles++;
+        out->id = other->id;
+      }
+      uv_rwlock_wrunlock(&reg->lock);
+      uv_mutex_destroy(&a->mu);
+      ray__free(a->name);
+      ray__free(a);
+      return opts->get_if_exists ? 0 : RAY_ENAMEEXISTS;
+    }
+  }
+  table_insert(reg, a);
+  a->all_next = reg->all;
+  if (reg->all != NULL) reg->all->all_prev = a;
+  reg->all = a;
+  uv_rwlock_wrunlock(&reg->lock);
+
+  rc = ray__task_submit(rt, &k->ctor, a, RAY__TASK_CTOR, args, nargs, NULL, NULL, &a->ctor);
+  if (rc != 0) {
+    uv_rwlock_wrlock(&reg->lock);
+    table_remove(reg, a);
+    uv_rwlock_wrunlock(&reg->lock);
+    atomic_store(&a->refs, 1);
+    actor_unref(a);
+    return rc;
+  }
+  out->id = a->id;
+  return 0;
+}
+
+static int call(ray_actor_t actor, const char *method, uint32_t index, const ray_arg_t *args,
+                size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  ray__actor_t *a = lookup_hold(rt, actor.id); /* becomes the task's reference */
+  if (a == NULL) return RAY_ENOTFOUND;
+  const ray_actor_class_t *cls = a->klass->cls;
+  int rc = 0;
+  if (method != NULL) rc = ray_actor_method(cls, method, &index);
+  if (rc == 0 && index >= cls->num_methods) rc = RAY_ENOTFOUND;
+  if (rc == 0)
+    rc = ray__task_submit(rt, &a->klass->methods[index], a, RAY__TASK_METHOD, args, nargs, opts,
+                          out_refs, NULL);
+  if (rc != 0) actor_unref(a);
+  return rc;
+}
+
+int ray_actor_call(ray_actor_t actor, const char *method, const ray_arg_t *args, size_t nargs,
+                   const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  if (method == NULL) return RAY_EINVAL;
+  return call(actor, method, 0, args, nargs, opts, out_refs);
+}
+
+int ray_actor_call_id(ray_actor_t actor, uint32_t method, const ray_arg_t *args, size_t nargs,
+                      const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  return call(actor, NULL, method, args, nargs, opts, out_refs);
+}
+
+int ray_actor_kill(ray_actor_t actor, bool no_restart) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  ray__actor_t *a = lookup_hold(rt, actor.id);
+  if (a == NULL) return RAY_ENOTFOUND;
+  actions_t act = {0};
+  uv_mutex_lock(&a->mu);
+  if (a->state == A_ALIVE && !no_restart && a->restarts_left > 0) {
+    a->state = A_RESTARTING;
+    a->restarts_left--;
+  } else if (a->state != A_DEAD) {
+    death_error(a, "was killed");
+    die_locked(a, &act);
+  }
+  settle_locked(a, &act);
+  uv_mutex_unlock(&a->mu);
+  run_actions(a, &act);
+  actor_unref(a);
+  return 0;
+}
+
+int ray_actor_retain(ray_actor_t actor) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  return ray__actor_handle_retain(rt, actor.id);
+}
+
+int ray__actor_handle_retain(ray__runtime_t *rt, uint64_t id) {
+  uv_rwlock_wrlock(&rt->actors.lock);
+  ray__actor_t *a = id != 0 ? table_find(&rt->actors, id) : NULL;
+  if (a != NULL) a->handles++;
+  uv_rwlock_wrunlock(&rt->actors.lock);
+  return a != NULL ? 0 : RAY_ENOTFOUND;
+}
+
+static int handle_release(ray__runtime_t *rt, uint64_t id) {
+  ray__actors_t *reg = &rt->actors;
+  uv_rwlock_wrlock(&reg->lock);
+  ray__actor_t *a = id != 0 ? table_find(reg, id) : NULL;
+  bool gone = false;
+  if (a != NULL && --a->handles == 0 && !a->keep) {
+    table_remove(reg, a); /* the handle id is unknown from now on */
+    gone = true;
+  }
+  uv_rwlock_wrunlock(&reg->lock);
+  if (a == NULL) return RAY_ENOTFOUND;
+  if (gone) {
+    actions_t act = {0};
+    uv_mutex_lock(&a->mu);
+    a->closing = true;
+    settle_locked(a, &act);
+    uv_mutex_unlock(&a->mu);
+    run_actions(a, &act);
+    actor_unref(a); /* the table's */
+  }
+  return 0;
+}
+
+void ray__actor_handle_release(ray__runtime_t *rt, uint64_t id) {
+  (void)handle_release(rt, id);
+}
+
+int ray_actor_release(ray_actor_t actor) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  return handle_release(rt, actor.id);
+}
+
+int ray_get_actor(const char *name, ray_actor_t *out) {
+  if (name == NULL || out == NULL) return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  uv_rwlock_wrlock(&rt->actors.lock);
+  ray__actor_t *a = find_by_name(&rt->actors, name);
+  if (a != NULL) {
+    a->handles++;
+    out->id = a->id;
+  }
+  uv_rwlock_wrunlock(&rt->actors.lock);
+  return a != NULL ? 0 : RAY_ENOTFOUND;
+}
+
+/* ---- Shutdown ---- */
+
+void ray__actors_shutdown(ray__runtime_t *rt) {
+  ray__actors_t *reg = &rt->actors;
+  for (;;) {
+    /* Take one actor at a time: finishing its calls may free others. */
+    uv_rwlock_wrlock(&reg->lock);
+    ray__actor_t *a = reg->all;
+    while (a != NULL && a->state == A_DEAD && !a->in_table && a->ctor == NULL &&
+           a->mb_head == NULL && !a->constructed)
+      a = a->all_next; /* already settled; freed when its last task goes */
+    if (a != NULL) {
+      atomic_fetch_add(&a->refs, 1);
+      table_remove(reg, a);
+    }
+    uv_rwlock_wrunlock(&reg->lock);
+    if (a == NULL) break;
+    actions_t act = {0};
+    uv_mutex_lock(&a->mu);
+    ray__task_t *t = a->mb_head; /* calls never admitted: results failed already */
+    a->mb_head = a->mb_tail = NULL;
+    a->state = A_DEAD;
+    a->ctor_busy = false;
+    a->running = 0;
+    settle_locked(a, &act);
+    uv_mutex_unlock(&a->mu);
+    while (t != NULL) {
+      ray__task_t *next = (ray__task_t *)t->rn.next;
+      ray__task_fail(t, RAY_ESHUTDOWN, 0, NULL, "runtime shut down before %s ran", t->name);
+      ray__task_finish(t);
+      actor_unref(a);
+      t = next;
+    }
+    run_actions(a, &act);
+    if (!a->closing) { /* the table still held its reference */
+      a->closing = true;
+      actor_unref(a);
+    }
+    actor_unref(a); /* ours */
+  }
+}
