@@ -189,6 +189,7 @@ static void actor_free(ray__actor_t *a) {
   ray_error_free(a->death);
   ray__free(a->name);
   uv_mutex_destroy(&a->mu);
+  atomic_fetch_sub(&reg->alive, 1);
   ray__free(a);
 }
 
@@ -589,6 +590,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
     }
   }
   table_insert(reg, a);
+  atomic_fetch_add(&reg->alive, 1);
   a->all_next = reg->all;
   if (reg->all != NULL) reg->all->all_prev = a;
   reg->all = a;

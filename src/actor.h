@@ -2,6 +2,7 @@
 #ifndef RAY_ACTOR_H
 #define RAY_ACTOR_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -17,6 +18,7 @@ typedef struct ray__actors_s {
   struct ray__actor_s *all;    /* every actor not yet freed (for shutdown) */
   uv_mutex_t classes_mu;
   struct ray__class_s *classes; /* one record per class table used */
+  atomic_int alive;            /* actors created and not yet freed */
 } ray__actors_t;
 
 int ray__actors_init(ray__actors_t *reg);

@@ -29,6 +29,13 @@ typedef struct ray__runtime_s {
   ray__registry_t funcs;
   ray__actors_t actors;
   atomic_bool stopping;
+  /* Task counters, padded apart: submitters and workers bump them. */
+  char pad0_[64];
+  atomic_uint_fast64_t tasks_submitted;
+  char pad1_[64];
+  atomic_uint_fast64_t tasks_finished;
+  atomic_uint_fast64_t tasks_failed;
+  char pad2_[64];
 } ray__runtime_t;
 
 /* The running runtime, or NULL. */

@@ -30,7 +30,7 @@ int ray_put_typed(const void *data, size_t size, uint32_t type, ray_ref_t *out) 
   if (out == NULL || (data == NULL && size > 0) || type == 0) return RAY_EINVAL;
   RT_OR_RETURN(rt);
   ray__entry_t *e = ray__entry_new(&rt->store, size, type, RAY__READY);
-  if (e == NULL) return RAY_ENOMEM;
+  if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
   return put_entry(rt, e, out);
 }
@@ -42,13 +42,8 @@ int ray_put(const void *data, size_t size, ray_ref_t *out) {
 /* Hand a heap block to the store (no copy). On failure the caller keeps it. */
 static int put_owned_typed(ray__runtime_t *rt, void *data, size_t size, void (*free_fn)(void *),
                            uint32_t type, ray_ref_t *out) {
-  ray__entry_t *e = ray__entry_new(&rt->store, 0, type, RAY__READY);
-  if (e == NULL) return RAY_ENOMEM;
-  e->flags = RAY__F_OWNED;
-  e->data = data;
-  e->size = size;
-  e->free_fn = free_fn;
-  e->free_arg = data;
+  ray__entry_t *e = ray__entry_new_owned(&rt->store, data, size, free_fn, data, type, true);
+  if (e == NULL) return ray__entry_error();
   return put_entry(rt, e, out);
 }
 
@@ -71,7 +66,7 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
   for (; made < n; made++) {
     es[made] = ray__entry_new(&rt->store, sizes[made], RAY_TYPE_BYTES, RAY__READY);
     if (es[made] == NULL) {
-      rc = RAY_ENOMEM;
+      rc = ray__entry_error();
       break;
     }
     if (sizes[made] > 0) memcpy(es[made]->data, data[made], sizes[made]);
@@ -156,11 +151,12 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   int rc = ray__store_pin(&rt->store, ref.id, out);
+  if (rc == 2) rc = ray__store_pin_ready(&rt->store, ref.id, out); /* spilled */
   if (rc != 1) return rc;
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
   if ((rc = ray__blocking_enter(rt)) != 0) return rc;
   rc = ray__await_one(rt, ref.id, timeout_ms);
-  if (rc == 0) rc = ray__store_pin(&rt->store, ref.id, out);
+  if (rc == 0) rc = ray__store_pin_ready(&rt->store, ref.id, out);
   ray__blocking_leave();
   return rc;
 }
@@ -202,8 +198,10 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
         ray__entry_t *e = ray__shard_find(st, sh, id);
         states[i] = e ? (int8_t)e->state : -1;
         codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
-        if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL) {
+        if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
+            !(e->flags & RAY__F_SPILLED)) {
           atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
+          ray__lru_touch(st, sh, e);
           out[i] = (ray_buf_t){e->data, e->size, e->type, e};
         }
         if (out[i].priv_ != NULL) pinned++;
@@ -213,6 +211,19 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) rc = codes[i];
     if (rc != 0 || pinned == n) break;
+    /* Spilled ones: restore, then pin them in the next pass. */
+    bool restored = false;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      if (states[i] == RAY__READY && out[i].priv_ == NULL) {
+        rc = ray__store_restore(st, refs[i].id);
+        restored = true;
+      }
+    }
+    if (rc != 0) break;
+    if (restored) {
+      pass--; /* not a wait: pass again */
+      continue;
+    }
     if (pass > 0 || timeout_ms == 0) {
       rc = RAY_ETIMEDOUT;
       break;
@@ -488,7 +499,7 @@ int ray__object_create_pending(uint32_t type, ray_ref_t *out) {
   if (out == NULL || type == 0) return RAY_EINVAL;
   RT_OR_RETURN(rt);
   ray__entry_t *e = ray__entry_new(&rt->store, 0, type, RAY__PENDING);
-  if (e == NULL) return RAY_ENOMEM;
+  if (e == NULL) return ray__entry_error();
   return put_entry(rt, e, out);
 }
 
@@ -497,7 +508,7 @@ int ray__object_fulfil(ray_ref_t ref, const void *data, size_t size) {
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   ray__entry_t *e = ray__entry_new(&rt->store, size, 0, RAY__READY);
-  if (e == NULL) return RAY_ENOMEM;
+  if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
   e->id = ref.id;
   return ray__store_complete(&rt->store, e);
@@ -513,7 +524,7 @@ int ray__object_fail(ray_ref_t ref, const ray_error_t *err) {
   ray__entry_t *e = ray__entry_new(&rt->store, b.size, 0, RAY__FAILED);
   if (e == NULL) {
     ray__mpbuf_destroy(&b);
-    return RAY_ENOMEM;
+    return ray__entry_error();
   }
   memcpy(e->data, b.data, b.size);
   ray__mpbuf_destroy(&b);

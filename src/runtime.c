@@ -82,6 +82,9 @@ int ray_config_init(ray_config_t *cfg) {
   cfg->inline_threshold = 1024;
   uint64_t mem = uv_get_total_memory();
   cfg->object_store_memory = mem ? mem / 10 * 3 : (uint64_t)1 << 30;
+  cfg->enable_spilling = true;
+  cfg->spill_dir = NULL;
+  cfg->store_full_timeout_ms = 1000;
 
   int rc = 0, r;
   uint64_t v;
@@ -101,6 +104,16 @@ int ray_config_init(ray_config_t *cfg) {
     cfg->object_store_memory = v;
   else if (r < 0)
     rc = r;
+  if ((r = env_u64("RAY_ENABLE_SPILLING", 0, 1, &v)) == 1)
+    cfg->enable_spilling = v == 1;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_STORE_FULL_TIMEOUT_MS", 0, INT64_MAX, &v)) == 1)
+    cfg->store_full_timeout_ms = (int64_t)v;
+  else if (r < 0)
+    rc = r;
+  const char *dir = getenv("RAY_SPILL_DIR");
+  if (dir != NULL && *dir != '\0') cfg->spill_dir = dir;
   return rc;
 }
 
@@ -108,7 +121,10 @@ static int config_check(const ray_config_t *cfg) {
   if (cfg->num_workers == 0 || cfg->num_workers > MAX_WORKERS) return RAY_EINVAL;
   if (!is_pow2(cfg->num_shards) || cfg->num_shards > MAX_SHARDS) return RAY_EINVAL;
   if (cfg->inline_threshold > ((size_t)1 << 20)) return RAY_EINVAL;
-  if (cfg->object_store_memory == 0) return RAY_EINVAL;
+  if (cfg->object_store_memory == 0 || cfg->object_store_memory > (uint64_t)INT64_MAX)
+    return RAY_EINVAL;
+  if (cfg->store_full_timeout_ms < 0) return RAY_EINVAL;
+  if (cfg->spill_dir != NULL && *cfg->spill_dir == '\0') return RAY_EINVAL;
   return 0;
 }
 
@@ -135,7 +151,12 @@ int ray_init(const ray_config_t *cfg) {
   }
   rt->cfg = *cfg;
   atomic_init(&rt->stopping, false);
-  if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold)) != 0)
+  rt->cfg.spill_dir = NULL; /* the caller's string: the store keeps its own copy */
+  ray__store_opts_t so = {.capacity = cfg->object_store_memory,
+                          .spill_enabled = cfg->enable_spilling,
+                          .spill_dir = cfg->spill_dir,
+                          .full_timeout_ms = cfg->store_full_timeout_ms};
+  if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold, &so)) != 0)
     goto fail_rt;
   if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_store;
   if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
@@ -244,17 +265,29 @@ int ray_stats(ray_stats_t *out) {
   ray__runtime_t *rt = ray__rt();
   if (rt == NULL) return RAY_ENOTINIT;
   memset(out, 0, sizeof *out);
-  for (unsigned i = 0; i < rt->store.nshards; i++) {
-    ray__shard_t *sh = &rt->store.shards[i].s;
+  ray__store_t *st = &rt->store;
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
     uv_mutex_lock(&sh->mu);
     out->objects += sh->count;
-    out->bytes_in_memory += sh->bytes;
     out->objects_created += sh->created;
     out->objects_freed += sh->freed;
     uv_mutex_unlock(&sh->mu);
   }
+  out->bytes_in_memory = ray__mem_used(st);
+  out->object_store_memory = st->capacity;
+  out->bytes_in_memory_high_water = (uint64_t)atomic_load(&st->high_water);
+  int64_t disk = atomic_load(&st->bytes_on_disk);
+  out->bytes_spilled = disk > 0 ? (uint64_t)disk : 0;
+  out->bytes_spilled_total = atomic_load(&st->spilled_bytes_total);
+  out->spill_count = atomic_load(&st->spill_count);
+  out->restore_count = atomic_load(&st->restore_count);
+  out->tasks_submitted = atomic_load(&rt->tasks_submitted);
+  out->tasks_finished = atomic_load(&rt->tasks_finished);
+  out->tasks_failed = atomic_load(&rt->tasks_failed);
+  out->actors_alive = (uint64_t)atomic_load(&rt->actors.alive);
   out->num_workers = atomic_load(&rt->sched.nworkers);
-  out->num_shards = rt->store.nshards;
+  out->num_shards = st->nshards;
   return 0;
 }
 

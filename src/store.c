@@ -33,6 +33,12 @@ enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
 static _Thread_local uint64_t tl_id_next, tl_id_end;
 
+static void detach(ray__entry_t *e);
+
+uint64_t ray__id_peek(void) {
+  return tl_id_next;
+}
+
 uint64_t ray__id_next(void) {
   if (tl_id_next == tl_id_end) {
     uint64_t b = atomic_fetch_add_explicit(&next_id_block, 1, memory_order_relaxed);
@@ -42,13 +48,27 @@ uint64_t ray__id_next(void) {
   return tl_id_next++;
 }
 
-int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold) {
+int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
+                    const ray__store_opts_t *opts) {
   memset(st, 0, sizeof *st);
   st->nshards = nshards;
   while ((1u << st->shard_bits) < nshards) st->shard_bits++;
   st->inline_threshold = inline_threshold;
+  st->capacity = opts->capacity;
+  /* Small enough that budgets parked in shards are a small part of the
+   * capacity, large enough that most puts never touch the shared counter. */
+  int64_t chunk = (int64_t)(opts->capacity / (nshards * 16u));
+  st->chunk = chunk < 4096 ? 4096 : chunk > (1 << 20) ? (1 << 20) : chunk;
+  st->full_timeout_ms = opts->full_timeout_ms;
+  st->spill_enabled = opts->spill_enabled;
+  if (opts->spill_dir != NULL && (st->spill_dir = ray__strdup(opts->spill_dir)) == NULL)
+    return RAY_ENOMEM;
+  st->spill_dir_owned = opts->spill_dir == NULL;
+  if (uv_mutex_init(&st->mem_mu) != 0) goto fail_dir;
+  if (uv_cond_init(&st->mem_cv) != 0) goto fail_mem_mu;
+  if (uv_mutex_init(&st->spill_mu) != 0) goto fail_mem_cv;
   st->mem = ray__malloc(sizeof(ray__shard_slot_t) * nshards + 64);
-  if (st->mem == NULL) return RAY_ENOMEM;
+  if (st->mem == NULL) goto fail_spill_mu;
   st->shards = (ray__shard_slot_t *)(((uintptr_t)st->mem + 63) & ~(uintptr_t)63);
   memset(st->shards, 0, sizeof(ray__shard_slot_t) * nshards);
   for (unsigned i = 0; i < nshards; i++) {
@@ -64,6 +84,15 @@ int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold)
     sh->mask = INITIAL_BUCKETS - 1;
   }
   return 0;
+fail_spill_mu:
+  uv_mutex_destroy(&st->spill_mu);
+fail_mem_cv:
+  uv_cond_destroy(&st->mem_cv);
+fail_mem_mu:
+  uv_mutex_destroy(&st->mem_mu);
+fail_dir:
+  ray__free(st->spill_dir);
+  return RAY_ENOMEM;
 }
 
 void ray__store_destroy(ray__store_t *st) {
@@ -73,55 +102,115 @@ void ray__store_destroy(ray__store_t *st) {
       ray__entry_t *e = sh->buckets[b];
       while (e != NULL) {
         ray__entry_t *next = e->next;
-        ray__entry_unpin(e); /* views keep it alive until released */
+        detach(e); /* views keep it alive until released, after the store is gone */
+        ray__entry_unpin(e);
         e = next;
       }
     }
     ray__free(sh->buckets);
     uv_mutex_destroy(&sh->mu);
   }
+  ray__spill_cleanup(st);
+  ray__free(st->spill_dir);
+  uv_mutex_destroy(&st->spill_mu);
+  uv_cond_destroy(&st->mem_cv);
+  uv_mutex_destroy(&st->mem_mu);
   ray__free(st->mem);
   memset(st, 0, sizeof *st);
 }
 
-ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
-  bool inl = size <= st->inline_threshold;
-  ray__entry_t *e = ray__malloc(sizeof *e + (inl ? size : 0));
+static _Thread_local int tl_entry_err;
+
+int ray__entry_error(void) {
+  return tl_entry_err;
+}
+
+/* The header, with `extra` payload bytes inline. */
+static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, uint8_t state) {
+  ray__entry_t *e = ray__malloc(sizeof *e + extra);
   if (e == NULL) return NULL;
-  if (inl) {
-    e->data = e->inline_data;
-    e->flags = RAY__F_INLINE;
-  } else {
-    e->data = ray__malloc(size);
-    if (e->data == NULL) {
-      ray__free(e);
-      return NULL;
-    }
-    e->flags = 0;
-  }
-  e->next = NULL;
-  e->id = 0;
+  memset(e, 0, sizeof *e);
   atomic_init(&e->life, 1);
   e->refcnt = 1;
   e->type = type;
   e->state = state;
-  e->err_code = 0;
-  e->size = size;
-  e->free_fn = NULL;
-  e->free_arg = NULL;
-  e->watchers = NULL;
-  e->producer = NULL;
-  e->inner = NULL;
-  e->ninner = 0;
+  e->st = st;
   return e;
 }
 
-void ray__entry_free(ray__entry_t *e) {
-  if (e->flags & RAY__F_OWNED) {
-    if (e->free_fn != NULL) e->free_fn(e->free_arg);
-  } else if (!(e->flags & RAY__F_INLINE)) {
-    ray__free(e->data);
+ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
+  int rc = ray__mem_reserve(st, size);
+  if (rc != 0) {
+    tl_entry_err = rc;
+    return NULL;
   }
+  bool inl = size <= st->inline_threshold;
+  ray__entry_t *e = entry_alloc(st, inl ? size : 0, type, state);
+  if (e != NULL && inl) {
+    e->data = e->inline_data;
+    e->flags = RAY__F_INLINE;
+  } else if (e != NULL && (e->data = ray__malloc(size)) == NULL) {
+    ray__free(e);
+    e = NULL;
+  }
+  if (e == NULL) {
+    ray__mem_release(st, size);
+    tl_entry_err = RAY_ENOMEM;
+    return NULL;
+  }
+  e->size = size;
+  e->acct = size;
+  return e;
+}
+
+ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
+                                   void (*free_fn)(void *), void *arg, uint32_t type,
+                                   bool account) {
+  int rc = account ? ray__mem_reserve(st, size) : 0;
+  if (rc != 0) {
+    tl_entry_err = rc;
+    return NULL;
+  }
+  ray__entry_t *e = entry_alloc(st, 0, type, RAY__READY);
+  if (e == NULL) {
+    if (account) ray__mem_release(st, size);
+    tl_entry_err = RAY_ENOMEM;
+    return NULL;
+  }
+  e->flags = RAY__F_OWNED;
+  e->data = data;
+  e->size = size;
+  e->acct = account ? size : 0;
+  e->free_fn = free_fn;
+  e->free_arg = arg;
+  return e;
+}
+
+/* Settle an entry's accounts with its store: release the memory it reserved
+ * and delete its spill file. Done when it leaves the store (or is freed
+ * without ever entering it), so an entry kept alive only by views never
+ * touches the store again: views may outlive it. Memory held only by such
+ * views is no longer counted. */
+static void detach(ray__entry_t *e) {
+  ray__store_t *st = e->st;
+  if (st == NULL) return;
+  if (e->acct > 0) ray__mem_release(st, e->acct);
+  e->acct = 0;
+  if (e->flags & RAY__F_FILE) ray__spill_unlink(st, e->id);
+  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
+  e->flags &= (uint8_t)~RAY__F_FILE;
+  e->st = NULL;
+}
+
+void ray__entry_free(ray__entry_t *e) {
+  if (!(e->flags & RAY__F_SPILLED)) {
+    if (e->flags & RAY__F_OWNED) {
+      if (e->free_fn != NULL) e->free_fn(e->free_arg);
+    } else if (!(e->flags & RAY__F_INLINE)) {
+      ray__free(e->data);
+    }
+  }
+  detach(e);
   ray__free(e->inner);
   ray__free(e);
 }
@@ -142,7 +231,7 @@ static ray__entry_t *find(const ray__store_t *st, ray__shard_t *sh, uint64_t id)
 
 /* Double the bucket array when the load passes 1. A failed allocation is
  * harmless: chains just grow longer until the next try. */
-static void maybe_grow(const ray__store_t *st, ray__shard_t *sh) {
+static void maybe_grow(ray__store_t *st, ray__shard_t *sh) {
   if (sh->count <= sh->mask + 1) return;
   size_t nb = (sh->mask + 1) * 2;
   ray__entry_t **b = ray__calloc(nb, sizeof *b);
@@ -163,13 +252,13 @@ static void maybe_grow(const ray__store_t *st, ray__shard_t *sh) {
 }
 
 /* Insert with the shard lock held. */
-static void insert_locked(const ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
+static void insert_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
   ray__entry_t **head = &sh->buckets[ray__bucket_key(st, e->id) & sh->mask];
   e->next = *head;
   *head = e;
   sh->count++;
-  sh->bytes += e->size;
   sh->created++;
+  ray__lru_add(st, sh, e);
   maybe_grow(st, sh);
 }
 
@@ -251,7 +340,7 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   done->refcnt = old->refcnt;
   done->next = old->next;
   *slot = done;
-  sh->bytes += done->size - old->size;
+  ray__lru_add(st, sh, done);
   notify_locked(old, status_of(done));
   uv_mutex_unlock(&sh->mu);
   ray__entry_unpin(old);
@@ -308,8 +397,8 @@ static ray__entry_t *release_locked(const ray__store_t *st, ray__shard_t *sh, ra
   if (--e->refcnt > 0) return NULL;
   *slot = e->next;
   sh->count--;
-  sh->bytes -= e->size;
   sh->freed++;
+  ray__lru_remove(sh, e);
   notify_locked(e, RAY_ENOTFOUND); /* released while still pending */
   return e;
 }
@@ -349,11 +438,13 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
       }
     }
     cur->ninner = 0;
+    detach(cur);
     ray__entry_unpin(cur);
   }
 }
 
-static void pin_locked(ray__entry_t *e, ray_buf_t *out) {
+static void pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
+  ray__lru_touch(st, sh, e);
   atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
   out->data = e->data;
   out->size = e->size;
@@ -372,8 +463,10 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
     rc = 1; /* not an error code: a failed object may carry any code */
   else if (e->state == RAY__FAILED)
     rc = e->err_code;
+  else if (e->flags & RAY__F_SPILLED)
+    rc = 2;
   else {
-    pin_locked(e, out);
+    pin_locked(st, sh, e, out);
     rc = 0;
   }
   uv_mutex_unlock(&sh->mu);
@@ -389,7 +482,7 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
     rc = RAY_ENOTFOUND;
   } else {
     *state = e->state;
-    if (e->state != RAY__PENDING) pin_locked(e, out);
+    if (e->state != RAY__PENDING) pin_locked(st, sh, e, out); /* failed ones never spill */
   }
   uv_mutex_unlock(&sh->mu);
   return rc;
@@ -463,4 +556,12 @@ int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *
   }
   uv_mutex_unlock(&sh->mu);
   return rc;
+}
+
+int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out) {
+  for (;;) {
+    int rc = ray__store_pin(st, id, out);
+    if (rc != 2) return rc;
+    if ((rc = ray__store_restore(st, id)) != 0) return rc;
+  }
 }

@@ -16,7 +16,10 @@ enum { RAY__PENDING = 0, RAY__READY = 1, RAY__FAILED = 2 };
 enum {
   RAY__F_ERROR = 1u << 0,  /* the payload is an encoded ray_error_t (or empty: code only) */
   RAY__F_INLINE = 1u << 1, /* the payload lives inside the entry allocation */
-  RAY__F_OWNED = 1u << 2   /* the payload is a caller buffer released with free_fn */
+  RAY__F_OWNED = 1u << 2,  /* the payload is a caller buffer released with free_fn */
+  RAY__F_SPILLED = 1u << 3, /* the payload is on disk only (data NULL) */
+  RAY__F_SPILLING = 1u << 4, /* being written to disk: not a victim again */
+  RAY__F_FILE = 1u << 5     /* a spill file exists (deleted with the entry) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -47,6 +50,12 @@ typedef struct ray__entry_s {
   void *producer;            /* pending only: the task that will complete it */
   uint64_t *inner;           /* refs this object holds (released with it) */
   uint32_t ninner;
+  /* Memory accounting and spilling (memory.c): */
+  struct ray__store_s *st;   /* NULL once the store is gone (views after shutdown) */
+  size_t acct;               /* bytes reserved for the payload in memory */
+  uint64_t tick;             /* last use, for LRU (shard lock) */
+  uint64_t sum;              /* checksum of the spill file */
+  struct ray__entry_s *lru_prev, *lru_next; /* spill candidates (shard lock) */
   max_align_t inline_data[]; /* RAY__F_INLINE payload */
 } ray__entry_t;
 
@@ -55,9 +64,14 @@ typedef struct ray__shard_s {
   ray__entry_t **buckets;
   size_t mask; /* buckets - 1 */
   size_t count;
-  uint64_t bytes;
   uint64_t created;
   uint64_t freed;
+  /* Bytes reserved from the store's capacity and not yet used (memory.c):
+   * a per-shard cache so most puts reserve without touching a shared line. */
+  atomic_int_fast64_t budget;
+  /* Spill candidates (ready, payload outside the entry, in memory), least
+   * recently used first. */
+  ray__entry_t *lru_head, *lru_tail;
 } ray__shard_t;
 
 /* Shards padded to their own cache lines so two shard locks never share one. */
@@ -72,6 +86,25 @@ typedef struct ray__store_s {
   unsigned nshards;
   unsigned shard_bits;
   size_t inline_threshold;
+  /* Capacity (memory.c). */
+  uint64_t capacity;
+  int64_t chunk;                  /* budget a shard takes from the store at once */
+  atomic_int_fast64_t reserved;   /* taken from capacity: used + shard budgets */
+  atomic_int_fast64_t high_water; /* the most ever reserved (>= the most ever used) */
+  int64_t full_timeout_ms;        /* how long a put waits for memory */
+  uv_mutex_t mem_mu;              /* with mem_cv: puts waiting for memory */
+  uv_cond_t mem_cv;
+  atomic_int mem_waiters;
+  /* Spilling (memory.c). */
+  bool spill_enabled;
+  bool spill_dir_owned;           /* made by us: removed at shutdown */
+  char *spill_dir;                /* NULL until the first spill when owned */
+  uv_mutex_t spill_mu;            /* one spill or restore at a time; before any shard lock */
+  atomic_uint_fast64_t tick;
+  atomic_uint_fast64_t spilled_bytes_total;
+  atomic_uint_fast64_t spill_count;
+  atomic_uint_fast64_t restore_count;
+  atomic_int_fast64_t bytes_on_disk;
 } ray__store_t;
 
 /* Refs grouped by shard (a counting sort), so a batch takes each lock once:
@@ -81,7 +114,16 @@ typedef struct ray__groups_s {
   size_t *starts; /* nshards + 1 */
 } ray__groups_t;
 
-int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold);
+/* Store options beyond the shard layout. */
+typedef struct ray__store_opts_s {
+  uint64_t capacity;
+  bool spill_enabled;
+  const char *spill_dir; /* NULL: a fresh directory under the temp dir */
+  int64_t full_timeout_ms;
+} ray__store_opts_t;
+
+int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
+                    const ray__store_opts_t *opts);
 /* Free every entry; entries pinned by views stay alive until released. */
 void ray__store_destroy(ray__store_t *st);
 
@@ -115,10 +157,22 @@ static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t
 
 /* A fresh, never used id (thread-local blocks of a global counter). */
 uint64_t ray__id_next(void);
+/* The id the calling thread would get next (0 before its first). */
+uint64_t ray__id_peek(void);
 
 /* Allocate an entry with room for `size` payload bytes (inline when small,
- * else a separate block); refcnt 1, life 1, not yet in the table. */
+ * else a separate block), reserving them from the store's capacity (which
+ * may spill other objects or wait, see memory.c); refcnt 1, life 1, not yet
+ * in the table. NULL on failure, with the reason in ray__entry_error(). */
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
+/* An entry whose payload is the caller's buffer (freed with free_fn(arg)),
+ * reserving `size` bytes when `account`. NULL on failure (ray__entry_error). */
+ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
+                                   void (*free_fn)(void *), void *arg, uint32_t type,
+                                   bool account);
+/* Why the calling thread's last ray__entry_new* failed: RAY_ENOMEM or
+ * RAY_ESTOREFULL. */
+int ray__entry_error(void);
 /* Free an entry that never entered the table (or has left it, life 0).
  * Does not release the refs in `inner` (see ray__store_drop). */
 void ray__entry_free(ray__entry_t *e);
@@ -149,9 +203,37 @@ void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code);
 int ray__store_retain(ray__store_t *st, uint64_t id);
 int ray__store_release(ray__store_t *st, uint64_t id);
 
-/* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), or
- * RAY_ENOTFOUND, or the error code of a failed entry (any code). */
+/* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
+ * (spilled: restore it first), or RAY_ENOTFOUND, or the error code of a
+ * failed entry (any code). */
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
+/* ray__store_pin, restoring a spilled object from disk first. Returns 0, 1
+ * (pending), or an error (RAY_EIO when the file is unreadable or its
+ * checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM, ...). */
+int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
+
+/* ---- memory.c: capacity, spilling, restoring ---- */
+
+/* Reserve n payload bytes from the capacity: from the calling thread's
+ * shard budget, else from the store, else after spilling least recently
+ * used objects, else after waiting up to full_timeout_ms for frees.
+ * Errors: RAY_ESTOREFULL. */
+int ray__mem_reserve(ray__store_t *st, size_t n);
+void ray__mem_release(ray__store_t *st, size_t n);
+/* Bring a spilled object back into memory. 0 when it is in memory now. */
+int ray__store_restore(ray__store_t *st, uint64_t id);
+/* LRU upkeep (shard lock held). */
+void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
+void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
+void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
+/* Delete the spill file of a freed entry. */
+void ray__spill_unlink(ray__store_t *st, uint64_t id);
+/* Bytes held in memory now (used, without shard budgets). */
+uint64_t ray__mem_used(ray__store_t *st);
+/* Remove the spill directory if we made it (shutdown). */
+void ray__spill_cleanup(ray__store_t *st);
+/* The shard whose budget the calling thread uses. */
+ray__shard_t *ray__local_shard(ray__store_t *st);
 /* Like ray__store_pin, but also pins a failed entry's payload (the encoded
  * error) and reports its state in *state. */
 int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);

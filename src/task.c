@@ -51,6 +51,10 @@ void ray__task_unref(ray__task_t *t) {
 }
 
 void ray__task_finish(ray__task_t *t) {
+  if (t->kind != RAY__TASK_CTOR) {
+    atomic_fetch_add_explicit(&t->rt->tasks_finished, 1, memory_order_relaxed);
+    if (t->failed) atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
+  }
   atomic_store(&t->state, RAY__T_DONE);
   for (uint32_t i = 0; i < t->nargs; i++) {
     if (t->args[i].kind == RAY_ARG_REF)
@@ -68,6 +72,7 @@ void ray__task_finish(ray__task_t *t) {
  * object the error continues with; each result holds a reference on it. */
 static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
   ray__store_t *st = &t->rt->store;
+  t->failed = true;
   ray__mpbuf_t b;
   bool encoded = err != NULL && ray__error_encode(err, cause_id, &b) == 0;
   for (uint32_t i = 0; i < t->nreturns; i++) {
@@ -130,16 +135,10 @@ static void alias_finish(alias_t *a) {
   ray__store_t *st = &a->rt->store;
   ray_buf_t view;
   ray__entry_t *e = NULL;
-  if (a->status == 0 && ray__store_pin(st, a->src, &view) == 0) {
-    if ((e = ray__entry_new(st, 0, 0, RAY__READY)) != NULL) {
-      e->flags = RAY__F_OWNED;
-      e->data = (void *)view.data;
-      e->size = view.size;
-      e->free_fn = unpin_entry;
-      e->free_arg = view.priv_;
-    } else {
-      ray_buf_release(&view);
-    }
+  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
+    /* Shares the source's payload (counted there, and pinned: never spilled). */
+    e = ray__entry_new_owned(st, (void *)view.data, view.size, unpin_entry, view.priv_, 0, false);
+    if (e == NULL) ray_buf_release(&view);
   }
   if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
     ray_error_t *err = NULL;
@@ -323,8 +322,8 @@ static ray__task_t *run_one(ray__task_t *t) {
   for (; pinned < t->nargs; pinned++) {
     ray__task_arg_t *a = &t->args[pinned];
     if (a->kind != RAY_ARG_REF) continue;
-    int rc = ray__store_pin(&rt->store, a->ref_id, &a->view);
-    if (rc != 0) break; /* cannot happen while the task holds its references */
+    int rc = ray__store_pin_ready(&rt->store, a->ref_id, &a->view); /* restores spilled ones */
+    if (rc != 0) break;
     a->data = a->view.data;
     a->size = a->view.size;
     a->type = a->view.type;
@@ -576,7 +575,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
   for (; made < f->nreturns; made++) {
     ray__entry_t *e = ray__entry_new(st, 0, f->types[made], RAY__PENDING);
     if (e == NULL) {
-      rc = RAY_ENOMEM;
+      rc = ray__entry_error();
       goto fail_results;
     }
     e->producer = t;
@@ -611,6 +610,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
   for (size_t i = 0; i < nargs; i++)
     if (stored[i] != 0) ray__store_release(st, stored[i]); /* the task holds its own */
   if (f->nreturns > 0) memcpy(out_refs, t->returns, f->nreturns * sizeof *out_refs);
+  if (kind != RAY__TASK_CTOR) atomic_fetch_add_explicit(&rt->tasks_submitted, 1, memory_order_relaxed);
   if (out_task != NULL) *out_task = t;
   if (kind == RAY__TASK_METHOD) ray__actor_enqueue(t); /* in submission order */
   if (atomic_fetch_sub(&t->deps, 1) == 1) {
@@ -795,7 +795,7 @@ static int slot_check(ray_task_ctx_t *ctx, size_t slot, uint32_t type) {
 
 static int return_copy(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
   ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, size, ctx->t->fn->types[slot], RAY__READY);
-  if (e == NULL) return RAY_ENOMEM;
+  if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
   return set_slot(ctx, slot, e);
 }
@@ -862,13 +862,9 @@ int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
   if (data == NULL && size > 0) return RAY_EINVAL;
   int rc = slot_check(ctx, slot, 0);
   if (rc != 0) return rc;
-  ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, 0, ctx->t->fn->types[slot], RAY__READY);
-  if (e == NULL) return RAY_ENOMEM;
-  e->flags = RAY__F_OWNED;
-  e->data = data;
-  e->size = size;
-  e->free_fn = free_fn;
-  e->free_arg = data;
+  ray__entry_t *e = ray__entry_new_owned(&ctx->t->rt->store, data, size, free_fn, data,
+                                         ctx->t->fn->types[slot], true);
+  if (e == NULL) return ray__entry_error();
   return set_slot(ctx, slot, e);
 }
 

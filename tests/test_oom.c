@@ -9,7 +9,13 @@
  * callbacks of failed registrations never run, owned buffers still the
  * caller's. Every run ends with a clean shutdown: no thread, no allocation
  * left. An operation may also succeed although the failure fired (a failed
- * hash-table growth is harmless); then its result must be right. */
+ * hash-table growth is harmless); then its result must be right.
+ *
+ * Tasks: ray_task_submit (value arguments, ref arguments, several returns)
+ * runs through the same driver, with both workers held by latched tasks so
+ * the submitted task cannot run (and allocate) while the failure is armed.
+ * A task's own run (its ray_return_* calls, its failure) is driven
+ * separately, in test_oom_task_run. */
 #include "test_util.h"
 
 #define OOM_MAX_N 1000
@@ -38,6 +44,12 @@ typedef struct octx {
   rt_latch_t latch;
   int cb_expected;         /* callbacks that must have run by the end of the run */
   uint64_t created_anyway; /* objects a failed op made (and released) */
+  /* Tasks. */
+  ray_function_t fn;
+  ray_ref_t blockers[2];
+  ray_ref_t args[4];
+  ray_ref_t res[3];
+  rt_latch_t started, go;
 } octx_t;
 
 typedef struct {
@@ -612,6 +624,217 @@ static void ok_create_pending(octx_t *x) {
   assert_rc(ray_ref_release(x->out[0]), 0);
 }
 
+/* ---- tasks ------------------------------------------------------------------- */
+
+static const uint32_t k_oom_i64[] = {RAY_TYPE_I64};
+static const uint32_t k_oom_three[] = {RAY_TYPE_I64, RAY_TYPE_STR, RAY_TYPE_BYTES};
+static atomic_int g_task_calls;
+static atomic_int g_task_bad; /* checks that failed inside tasks */
+static unsigned char g_task_big[5000];
+
+/* Holds a worker until x->go is signalled. */
+static int fn_oom_block(ray_task_ctx_t *ctx, void *arg) {
+  octx_t *x = arg;
+  rt_latch_signal(&x->started);
+  rt_latch_wait(&x->go, 1);
+  return ray_return_i64(ctx, 0, 1);
+}
+
+/* Occupy both workers, so that a submitted task stays queued. */
+static void prep_blockers(octx_t *x) {
+  rt_latch_init(&x->started);
+  rt_latch_init(&x->go);
+  atomic_store(&g_task_calls, 0);
+  atomic_store(&g_task_bad, 0);
+  ray_function_t b;
+  assert_rc(ray_function_register("oom-block", fn_oom_block, x, k_oom_i64, 1, &b), 0);
+  for (int i = 0; i < 2; i++) assert_rc(ray_task_submit(b, NULL, 0, NULL, &x->blockers[i]), 0);
+  rt_latch_wait(&x->started, 2);
+}
+
+static void release_blockers(octx_t *x) {
+  rt_latch_signal(&x->go);
+  for (int i = 0; i < 2; i++) {
+    int64_t v = 0;
+    assert_rc(ray_get_i64(x->blockers[i], RAY_TIMEOUT_INFINITE, &v), 0);
+    assert_int_equal(v, 1);
+    assert_rc(ray_ref_release(x->blockers[i]), 0);
+  }
+}
+
+static void destroy_blockers(octx_t *x) {
+  rt_latch_destroy(&x->started);
+  rt_latch_destroy(&x->go);
+}
+
+/* Submit; on failure record what the call created and freed on the way
+ * (a stored value argument, result entries), at most `max_created`. */
+static int submit_counted(octx_t *x, const ray_arg_t *a, size_t n, const ray_task_opts_t *o,
+                          uint64_t max_created) {
+  ray_stats_t s0, s1;
+  if (ray_stats(&s0) != 0) return -1000;
+  int rc = ray_task_submit(x->fn, a, n, o, x->res);
+  if (rc != 0) {
+    if (ray_stats(&s1) != 0) return -1000;
+    x->created_anyway = s1.objects_created - s0.objects_created;
+    if (x->created_anyway > max_created) return -1001;
+  }
+  return rc;
+}
+
+/* Checks its arguments (any mix: values and refs, by type) against the
+ * values the cases pass; returns their count and, with three returns, a
+ * string and bytes too. */
+static int fn_oom_args(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  atomic_fetch_add(&g_task_calls, 1);
+  size_t n = ray_ctx_nargs(ctx);
+  for (size_t i = 0; i < n; i++) {
+    int ok = 0;
+    int64_t v;
+    double d;
+    const char *s;
+    size_t len;
+    const void *p;
+    msgpack_object o;
+    switch (ray_ctx_arg_type(ctx, i)) {
+      case RAY_TYPE_I64:
+        ok = ray_ctx_arg_i64(ctx, i, &v) == 0 && (v == -5 || v == -42 || v == 100 || v == 7);
+        break;
+      case RAY_TYPE_F64:
+        ok = ray_ctx_arg_f64(ctx, i, &d) == 0 && d == 0.5;
+        break;
+      case RAY_TYPE_STR:
+        ok = ray_ctx_arg_str(ctx, i, &s, &len) == 0 && len == 10 && memcmp(s, "oom string", 10) == 0;
+        break;
+      case RAY_TYPE_BYTES:
+        ok = ray_ctx_arg_bytes(ctx, i, &p, &len) == 0 &&
+             ((len == 16 && memcmp(p, "0123456789abcdef", 16) == 0) ||
+              (len == sizeof g_task_big && memcmp(p, g_task_big, len) == 0));
+        break;
+      case RAY_TYPE_MSGPACK:
+        ok = ray_ctx_arg_msgpack(ctx, i, &o) == 0 && msgpack_object_equal(o, g_mp.data);
+        break;
+      default:
+        break;
+    }
+    if (!ok) atomic_fetch_add(&g_task_bad, 1);
+  }
+  int rc = ray_return_i64(ctx, 0, (int64_t)n);
+  if (rc == 0 && strcmp(ray_ctx_name(ctx), "oom-display") == 0) {
+    if ((rc = ray_return_str(ctx, 1, "second")) == 0) rc = ray_return_bytes(ctx, 2, "third", 5);
+  }
+  return rc;
+}
+
+static void prep_task_values(octx_t *x) {
+  prep_blockers(x);
+  assert_rc(ray_function_register("oom-args", fn_oom_args, NULL, k_oom_i64, 1, &x->fn), 0);
+}
+static int op_submit_values(octx_t *x) {
+  ray_arg_t a[6] = {ray_arg_i64(-5),
+                    ray_arg_f64(0.5),
+                    ray_arg_str("oom string"),
+                    ray_arg_bytes("0123456789abcdef", 16),
+                    ray_arg_msgpack(&g_mp.data),
+                    ray_arg_bytes(g_task_big, sizeof g_task_big)};
+  return submit_counted(x, a, 6, NULL, 2);
+}
+static void ok_task_one(octx_t *x, int64_t want) {
+  release_blockers(x);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(x->res[0], RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, want);
+  assert_rc(ray_ref_release(x->res[0]), 0);
+  assert_int_equal(atomic_load(&g_task_bad), 0);
+  destroy_blockers(x);
+}
+static void ok_submit_values(octx_t *x) {
+  ok_task_one(x, 6);
+}
+static void fail_submit_task(octx_t *x) {
+  release_blockers(x);
+  assert_int_equal(atomic_load(&g_task_calls), 0); /* no task exists */
+  destroy_blockers(x);
+}
+
+/* Ref arguments: ready (inline and not), typed, and one still pending. */
+static void prep_task_refs(octx_t *x) {
+  prep_task_values(x);
+  assert_rc(ray_put("0123456789abcdef", 16, &x->args[0]), 0);
+  assert_rc(ray_put(g_task_big, sizeof g_task_big, &x->args[1]), 0);
+  assert_rc(ray_put_str("oom string", &x->args[2]), 0);
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &x->args[3]), 0);
+}
+static int op_submit_refs(octx_t *x) {
+  ray_arg_t a[6] = {ray_arg_ref(x->args[0]), ray_arg_ref(x->args[1]), ray_arg_ref(x->args[2]),
+                    ray_arg_ref(x->args[3]), ray_arg_ref(x->i64),     ray_arg_i64(7)};
+  return submit_counted(x, a, 6, NULL, 1);
+}
+static void fulfil_dep(octx_t *x) {
+  char enc[16];
+  size_t n = rt_encode_i64(100, enc, sizeof enc);
+  assert_rc(ray__object_fulfil(x->args[3], enc, n), 0);
+}
+/* Releasing the arguments frees each: a failed call kept no reference. */
+static void release_task_args(octx_t *x, bool must_free) {
+  for (int i = 0; i < 4; i++) {
+    uint64_t before = rt_stats().objects;
+    assert_rc(ray_ref_release(x->args[i]), 0);
+    if (must_free) assert_int_equal(rt_stats().objects, before - 1);
+  }
+}
+static void ok_submit_refs(octx_t *x) {
+  fulfil_dep(x);
+  ok_task_one(x, 6);
+  release_task_args(x, false);
+}
+static void fail_submit_refs(octx_t *x) {
+  release_task_args(x, true);
+  fail_submit_task(x);
+}
+
+/* Three returns, a display name and a num_returns check. */
+static void prep_task_three(octx_t *x) {
+  prep_blockers(x);
+  assert_rc(ray_function_register("oom-three", fn_oom_args, NULL, k_oom_three, 3, &x->fn), 0);
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &x->args[3]), 0);
+}
+static int op_submit_three(octx_t *x) {
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.num_returns = 3;
+  o.name = "oom-display";
+  ray_arg_t a[3] = {ray_arg_ref(x->args[3]), ray_arg_str("oom string"),
+                    ray_arg_bytes(g_task_big, sizeof g_task_big)};
+  return submit_counted(x, a, 3, &o, 4);
+}
+static void ok_submit_three(octx_t *x) {
+  fulfil_dep(x);
+  release_blockers(x);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(x->res[0], RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, 3);
+  char *s = NULL;
+  assert_rc(ray_get_str(x->res[1], RAY_TIMEOUT_INFINITE, &s, NULL), 0);
+  assert_string_equal(s, "second");
+  ray_free(s);
+  ray_buf_t b;
+  assert_rc(ray_get(x->res[2], RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_true(b.size == 5 && memcmp(b.data, "third", 5) == 0);
+  ray_buf_release(&b);
+  for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(x->res[i]), 0);
+  assert_int_equal(atomic_load(&g_task_bad), 0);
+  assert_rc(ray_ref_release(x->args[3]), 0);
+  destroy_blockers(x);
+}
+static void fail_submit_three(octx_t *x) {
+  uint64_t before = rt_stats().objects;
+  assert_rc(ray_ref_release(x->args[3]), 0);
+  assert_int_equal(rt_stats().objects, before - 1);
+  fail_submit_task(x);
+}
+
 /* ---- tests ------------------------------------------------------------------- */
 
 static const oom_case_t k_cases[] = {
@@ -643,6 +866,12 @@ static const oom_case_t k_cases[] = {
     {"ray__object_fulfil", 0, NULL, op_fulfil, 0, ok_fulfil, fail_fulfil},
     {"ray__object_fail", 0, NULL, op_fail_armed, 0, ok_fail, fail_fail},
     {"create_pending", 0, NULL, op_create_pending, 0, ok_create_pending, fail_nothing_out},
+    {"ray_task_submit values", 0, prep_task_values, op_submit_values, 0, ok_submit_values,
+     fail_submit_task},
+    {"ray_task_submit refs", 0, prep_task_refs, op_submit_refs, 0, ok_submit_refs,
+     fail_submit_refs},
+    {"ray_task_submit 3 returns", 0, prep_task_three, op_submit_three, 0, ok_submit_three,
+     fail_submit_three},
 };
 
 static int setup(void **state) {
@@ -650,6 +879,7 @@ static int setup(void **state) {
   memset(g_long_str, 's', 3000);
   g_long_str[3000] = '\0';
   rt_fill(g_fulfil_data, sizeof g_fulfil_data, 44);
+  rt_fill(g_task_big, sizeof g_task_big, 45);
   mp_init();
   return 0;
 }
@@ -691,6 +921,144 @@ CASE_TEST(test_oom_on_ready_shutdown, 21)
 CASE_TEST(test_oom_fulfil, 22)
 CASE_TEST(test_oom_fail, 23)
 CASE_TEST(test_oom_create_pending, 24)
+CASE_TEST(test_oom_task_submit_values, 25)
+CASE_TEST(test_oom_task_submit_refs, 26)
+CASE_TEST(test_oom_task_submit_three, 27)
+
+/* A task's own run under memory failure: its ray_return_* calls, the
+ * publication of its results, its failure. The task starts, waits on a
+ * latch; the failure is armed, the latch released, and the host waits for
+ * the results with ray_get (which allocates nothing). Every result then is
+ * either right or failed with RAY_ENOMEM (with retries: always right, the
+ * retry runs unarmed); nothing hangs, nothing leaks, and every buffer the
+ * function handed over (or tried to) is freed exactly once (by the store,
+ * or by the function when the store refused it). `sticky`: every
+ * allocation from the N-th on fails. */
+static rt_latch_t g_run_started, g_run_go;
+static atomic_int g_run_frees, g_run_mallocs;
+
+static void run_free(void *p) {
+  atomic_fetch_add(&g_run_frees, 1);
+  free(p);
+}
+
+static int fn_oom_run(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  if (ray_ctx_attempt(ctx) == 1) {
+    rt_latch_signal(&g_run_started);
+    rt_latch_wait(&g_run_go, 1);
+  }
+  int rc = ray_return_i64(ctx, 0, 42);
+  if (rc == 0) rc = ray_return_str(ctx, 1, g_long_str);
+  if (rc == 0) {
+    void *p = malloc(3000);
+    if (p == NULL) return RAY_ENOMEM;
+    atomic_fetch_add(&g_run_mallocs, 1);
+    rt_fill(p, 3000, 31);
+    rc = ray_return_owned(ctx, 2, p, 3000, run_free);
+    if (rc != 0) run_free(p); /* refused: still ours */
+  }
+  return rc;
+}
+
+static void run_task_oom(bool sticky, uint32_t max_retries) {
+  bool converged = false;
+  long n, failed_runs = 0;
+  for (n = 1; n <= OOM_MAX_N && !converged; n++) {
+    rt_latch_init(&g_run_started);
+    rt_latch_init(&g_run_go);
+    atomic_store(&g_run_frees, 0);
+    atomic_store(&g_run_mallocs, 0);
+    rt_begin();
+    ray_function_t f;
+    assert_rc(ray_function_register("oom-run", fn_oom_run, NULL, k_oom_three, 3, &f), 0);
+    ray_task_opts_t o;
+    ray_task_opts_init(&o);
+    o.max_retries = max_retries;
+    o.retry_on_error = max_retries > 0;
+    ray_ref_t r[3];
+    assert_rc(ray_task_submit(f, NULL, 0, &o, r), 0);
+    rt_latch_wait(&g_run_started, 1);
+
+    ray__alloc_fail_after(n, sticky);
+    rt_latch_signal(&g_run_go);
+    int rc[3];
+    for (int i = 0; i < 3; i++) {
+      ray_buf_t b;
+      rc[i] = ray_get(r[i], RAY_TIMEOUT_INFINITE, &b);
+      ray_buf_release(&b);
+    }
+    bool fired = ray__alloc_failed();
+    ray__alloc_fail_after(0, false);
+
+    bool all_ok = rc[0] == 0 && rc[1] == 0 && rc[2] == 0;
+    converged = all_ok && !fired;
+    if (!fired && !all_ok) {
+      print_error("task run: N=%ld: results %s %s %s without an injected failure\n", n,
+                  ray_err_name(rc[0]), ray_err_name(rc[1]), ray_err_name(rc[2]));
+      fail();
+    }
+    if (!all_ok) failed_runs++;
+    for (int i = 0; i < 3; i++) {
+      if (rc[i] != 0) {
+        if (rc[i] != RAY_ENOMEM || (max_retries > 0 && !sticky)) {
+          print_error("task run: N=%ld%s: result %d failed with %s\n", n, sticky ? " sticky" : "",
+                      i, ray_err_name(rc[i]));
+          fail();
+        }
+        ray_error_t *e = NULL;
+        assert_rc(ray_get_error(r[i], &e), 0);
+        assert_int_equal(ray_error_code(e), RAY_ENOMEM);
+        ray_error_free(e);
+      }
+    }
+    if (rc[0] == 0) {
+      int64_t v = 0;
+      assert_rc(ray_get_i64(r[0], 0, &v), 0);
+      assert_int_equal(v, 42);
+    }
+    if (rc[1] == 0) {
+      char *s = NULL;
+      assert_rc(ray_get_str(r[1], 0, &s, NULL), 0);
+      assert_string_equal(s, g_long_str);
+      ray_free(s);
+    }
+    if (rc[2] == 0) {
+      ray_buf_t b;
+      assert_rc(ray_get(r[2], 0, &b), 0);
+      assert_true(b.size == 3000 && rt_check(b.data, b.size, 31));
+      ray_buf_release(&b);
+    }
+    for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(r[i]), 0);
+    rt_end();
+    /* Every buffer the function made was freed, once. */
+    assert_int_equal(atomic_load(&g_run_frees), atomic_load(&g_run_mallocs));
+    if (rc[2] == 0) assert_true(atomic_load(&g_run_mallocs) >= 1);
+    rt_latch_destroy(&g_run_started);
+    rt_latch_destroy(&g_run_go);
+  }
+  if (!converged) {
+    print_error("task run did not converge within %d injected failures\n", OOM_MAX_N);
+    fail();
+  }
+  print_message("[   OOM    ] task run%s, %u retries: %ld allocation points, %ld failed runs\n",
+                sticky ? " (sticky)" : "", max_retries, n - 1, failed_runs);
+}
+
+static void test_oom_task_run(void **state) {
+  (void)state;
+  run_task_oom(false, 0);
+}
+
+static void test_oom_task_run_sticky(void **state) {
+  (void)state;
+  run_task_oom(true, 0);
+}
+
+static void test_oom_task_run_retried(void **state) {
+  (void)state;
+  run_task_oom(false, 2);
+}
 
 /* ray_init: on failure nothing is running and nothing is allocated. */
 static void test_oom_init(void **state) {
@@ -824,6 +1192,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_oom_fulfil),
     cmocka_unit_test_setup_teardown(test_oom_fail, chain_setup, chain_teardown),
     cmocka_unit_test(test_oom_create_pending),
+    cmocka_unit_test(test_oom_task_submit_values),
+    cmocka_unit_test(test_oom_task_submit_refs),
+    cmocka_unit_test(test_oom_task_submit_three),
+    cmocka_unit_test(test_oom_task_run),
+    cmocka_unit_test(test_oom_task_run_sticky),
+    cmocka_unit_test(test_oom_task_run_retried),
 };
 
 int main(void) {

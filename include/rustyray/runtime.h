@@ -32,14 +32,27 @@ typedef struct ray_config_s {
   /* Payloads up to this many bytes live inside the store entry itself (one
    * allocation, never spilled). Default 1024. Env: RAY_INLINE_THRESHOLD. */
   size_t inline_threshold;
-  /* Bytes of payload the store may hold in memory. Default: 30% of the
-   * machine's memory, as Ray's. Env: RAY_OBJECT_STORE_MEMORY. */
+  /* Bytes of payload the store may hold in memory; the total in memory never
+   * exceeds it. Default: 30% of the machine's memory, as Ray's.
+   * Env: RAY_OBJECT_STORE_MEMORY. */
   uint64_t object_store_memory;
+  /* When a put would cross object_store_memory, spill ready objects nobody
+   * is reading to disk, least recently used first. Default true.
+   * Env: RAY_ENABLE_SPILLING (0 or 1). */
+  bool enable_spilling;
+  /* Directory for spill files (must exist; files are removed, the directory
+   * kept). NULL (default): a fresh directory under the system temp dir,
+   * made at the first spill and removed at shutdown. Env: RAY_SPILL_DIR. */
+  const char *spill_dir;
+  /* How long a put waits for memory when nothing can be spilled, before it
+   * fails with RAY_ESTOREFULL. Default 1000. Env: RAY_STORE_FULL_TIMEOUT_MS. */
+  int64_t store_full_timeout_ms;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
  * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
- * RAY_OBJECT_STORE_MEMORY). Does not need the runtime.
+ * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
+ * RAY_STORE_FULL_TIMEOUT_MS). Does not need the runtime.
  * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
  * valid value (cfg then holds the defaults for that field and every valid
  * variable applied). Never blocks; thread-safe. */
@@ -48,7 +61,8 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
 /* Start the runtime with `cfg` (NULL: ray_config_init() defaults).
  * Errors: RAY_EALREADY (already running), RAY_EINVAL (a field out of range:
  * num_workers 0 or > 1024, num_shards not a power of two in 1..4096,
- * object_store_memory 0, or a bad environment variable when cfg is NULL),
+ * inline_threshold > 1 MiB, object_store_memory 0, store_full_timeout_ms
+ * negative, or a bad environment variable when cfg is NULL),
  * RAY_ENOMEM, RAY_EIO (a thread or loop could not be created). On failure
  * nothing is left running or allocated. Blocks while threads start;
  * thread-safe (concurrent calls: one wins, the others get RAY_EALREADY). */
@@ -73,8 +87,18 @@ typedef struct ray_stats_s {
   uint64_t bytes_in_memory;  /* payload bytes held in memory */
   uint64_t objects_created;  /* objects ever created since ray_init */
   uint64_t objects_freed;    /* objects freed since ray_init */
-  uint64_t num_workers;      /* worker threads running */
+  uint64_t num_workers;      /* worker threads running (spares included) */
   uint64_t num_shards;       /* store shards */
+  uint64_t object_store_memory;       /* the capacity */
+  uint64_t bytes_in_memory_high_water; /* most ever reserved in memory (>= used, <= capacity) */
+  uint64_t bytes_spilled;    /* payload bytes on disk now */
+  uint64_t bytes_spilled_total; /* payload bytes ever spilled */
+  uint64_t spill_count;      /* objects spilled */
+  uint64_t restore_count;    /* objects restored from disk */
+  uint64_t tasks_submitted;  /* tasks and actor calls submitted */
+  uint64_t tasks_finished;   /* of which finished (succeeded or failed) */
+  uint64_t tasks_failed;     /* of which failed */
+  uint64_t actors_alive;     /* actors created and not yet destroyed */
 } ray_stats_t;
 
 /* Fill `out` with a consistent-per-shard snapshot of the counters.
