@@ -61,6 +61,11 @@ static void reclaim(ray__store_t *st) {
 }
 
 static size_t spill_some(ray__store_t *st, size_t need);
+static void spiller_kick(ray__store_t *st);
+
+/* Spill in the background past this share of the capacity, down to the low one. */
+#define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
+#define RAY__SPILL_LOW(st) ((st)->capacity / 10 * 6)
 
 int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
@@ -70,6 +75,9 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return 0;
   atomic_fetch_add(&sh->budget, want);
   uint64_t deadline = 0;
+  if (st->spill_enabled &&
+      (uint64_t)atomic_load_explicit(&st->reserved, memory_order_relaxed) > RAY__SPILL_HIGH(st))
+    spiller_kick(st);
   for (;;) {
     if (take(st, want + st->chunk)) {
       atomic_fetch_add(&sh->budget, st->chunk);
@@ -195,8 +203,16 @@ static uint64_t checksum(const void *data, size_t n) {
   return r ^ (r >> 32);
 }
 
-static void spill_path(const ray__store_t *st, uint64_t id, char *buf, size_t len) {
-  snprintf(buf, len, "%s/%llu.obj", st->spill_dir, (unsigned long long)id);
+/* A spill segment: one file holding the payloads of one spill batch, so a
+ * batch costs one file creation and sequential writes. Deleted when the
+ * last object with a copy in it is freed. */
+typedef struct ray__segment_s {
+  uint64_t id;
+  atomic_int live;
+} ray__segment_t;
+
+static void segment_path(const ray__store_t *st, uint64_t seg, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%llu.seg", st->spill_dir, (unsigned long long)seg);
 }
 
 /* spill_mu held. */
@@ -214,53 +230,47 @@ static int ensure_spill_dir(ray__store_t *st) {
   return r == 0 ? 0 : r == RAY_ENOMEM ? r : RAY_EIO;
 }
 
-static int write_file(const char *path, const void *data, size_t size) {
-  uv_fs_t req;
-  int fd = uv_fs_open(NULL, &req, path, O_CREAT | O_WRONLY | O_TRUNC, 0600, NULL);
-  uv_fs_req_cleanup(&req);
-  if (fd < 0) return RAY_EIO;
-  int rc = 0;
-  size_t off = 0;
-  while (off < size && rc == 0) {
-    size_t n = size - off > (1u << 30) ? (1u << 30) : size - off;
-    uv_buf_t b = uv_buf_init((char *)data + off, (unsigned)n);
-    int w = uv_fs_write(NULL, &req, fd, &b, 1, (int64_t)off, NULL);
+/* Write or read `size` bytes at `off` of an open file, whole. */
+static int file_io(int fd, void *data, size_t size, uint64_t off, bool write) {
+  size_t done = 0;
+  while (done < size) {
+    size_t n = size - done > (1u << 30) ? (1u << 30) : size - done;
+    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)n);
+    uv_fs_t req;
+    int r = write ? uv_fs_write(NULL, &req, fd, &b, 1, (int64_t)(off + done), NULL)
+                  : uv_fs_read(NULL, &req, fd, &b, 1, (int64_t)(off + done), NULL);
     uv_fs_req_cleanup(&req);
-    if (w <= 0) rc = RAY_EIO;
-    else off += (size_t)w;
+    if (r <= 0) return RAY_EIO;
+    done += (size_t)r;
   }
-  uv_fs_close(NULL, &req, fd, NULL);
-  uv_fs_req_cleanup(&req);
-  return rc;
+  return 0;
 }
 
-static int read_file(const char *path, void *data, size_t size) {
+static int file_open(const char *path, int flags) {
   uv_fs_t req;
-  int fd = uv_fs_open(NULL, &req, path, O_RDONLY, 0, NULL);
+  int fd = uv_fs_open(NULL, &req, path, flags, 0600, NULL);
   uv_fs_req_cleanup(&req);
-  if (fd < 0) return RAY_EIO;
-  int rc = 0;
-  size_t off = 0;
-  while (off < size && rc == 0) {
-    size_t n = size - off > (1u << 30) ? (1u << 30) : size - off;
-    uv_buf_t b = uv_buf_init((char *)data + off, (unsigned)n);
-    int r = uv_fs_read(NULL, &req, fd, &b, 1, (int64_t)off, NULL);
-    uv_fs_req_cleanup(&req);
-    if (r <= 0) rc = RAY_EIO;
-    else off += (size_t)r;
-  }
-  uv_fs_close(NULL, &req, fd, NULL);
-  uv_fs_req_cleanup(&req);
-  return rc;
+  return fd;
 }
 
-void ray__spill_unlink(ray__store_t *st, uint64_t id) {
-  if (st->spill_dir == NULL) return;
-  char path[1200];
-  spill_path(st, id, path, sizeof path);
+static void file_close(int fd) {
+  uv_fs_t req;
+  uv_fs_close(NULL, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+}
+
+static void file_unlink(const char *path) {
   uv_fs_t req;
   uv_fs_unlink(NULL, &req, path, NULL);
   uv_fs_req_cleanup(&req);
+}
+
+void ray__segment_unref(ray__store_t *st, ray__segment_t *seg) {
+  if (atomic_fetch_sub(&seg->live, 1) != 1) return;
+  char path[1200];
+  segment_path(st, seg->id, path, sizeof path);
+  file_unlink(path);
+  ray__free(seg);
 }
 
 void ray__spill_cleanup(ray__store_t *st) {
@@ -272,62 +282,62 @@ void ray__spill_cleanup(ray__store_t *st) {
 
 /* ---- Spilling ---- */
 
-/* The least recently used candidate nobody is reading, across the shards. */
-static bool pick_victim(ray__store_t *st, uint64_t *id) {
-  bool found = false;
-  uint64_t best = UINT64_MAX;
-  for (unsigned i = 0; i < st->nshards; i++) {
-    ray__shard_t *sh = &st->shards[i].s;
-    uv_mutex_lock(&sh->mu);
-    for (ray__entry_t *e = sh->lru_head; e != NULL; e = e->lru_next) {
-      if (atomic_load(&e->life) != 1 || (e->flags & RAY__F_SPILLING)) continue; /* pinned */
-      if (e->tick < best) {
-        best = e->tick;
-        *id = e->id;
-        found = true;
+/* Claim the least recently used candidate nobody is reading, across the
+ * shards: flag it SPILLING and pin it. NULL when there is none. */
+static ray__entry_t *claim_victim(ray__store_t *st) {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    uint64_t best = UINT64_MAX, id = 0;
+    for (unsigned i = 0; i < st->nshards; i++) {
+      ray__shard_t *sh = &st->shards[i].s;
+      uv_mutex_lock(&sh->mu);
+      for (ray__entry_t *e = sh->lru_head; e != NULL; e = e->lru_next) {
+        if (atomic_load(&e->life) != 1 || (e->flags & RAY__F_SPILLING)) continue; /* pinned */
+        if (e->tick < best) {
+          best = e->tick;
+          id = e->id;
+        }
+        break; /* the oldest unpinned one of this shard */
       }
-      break; /* the oldest unpinned one of this shard */
+      uv_mutex_unlock(&sh->mu);
+    }
+    if (id == 0) return NULL;
+    ray__shard_t *sh = ray__shard_of(st, id);
+    uv_mutex_lock(&sh->mu);
+    ray__entry_t *e = ray__shard_find(st, sh, id);
+    bool ok = e != NULL && candidate(e) && atomic_load(&e->life) == 1 &&
+              !(e->flags & RAY__F_SPILLING);
+    if (ok) {
+      e->flags |= RAY__F_SPILLING;
+      atomic_fetch_add(&e->life, 1); /* keeps the payload while we write it */
     }
     uv_mutex_unlock(&sh->mu);
+    if (ok) return e;
+    /* Changed meanwhile (read or freed): look again. */
   }
-  return found;
+  return NULL;
 }
 
-/* Spill one object. Returns the bytes freed (0: nothing could be). spill_mu held. */
-static size_t spill_one(ray__store_t *st) {
-  uint64_t id = 0;
-  if (!pick_victim(st, &id)) return 0;
-  ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
-  ray__entry_t *e = ray__shard_find(st, sh, id);
-  if (e == NULL || !candidate(e) || atomic_load(&e->life) != 1 || (e->flags & RAY__F_SPILLING)) {
-    uv_mutex_unlock(&sh->mu);
-    return 1; /* changed meanwhile: not freed, but try again */
-  }
-  e->flags |= RAY__F_SPILLING;
-  atomic_fetch_add(&e->life, 1); /* keeps the payload while we write it */
-  bool have_file = e->flags & RAY__F_FILE;
-  uv_mutex_unlock(&sh->mu);
-
-  int rc = 0;
-  char path[1200];
-  spill_path(st, id, path, sizeof path);
-  uint64_t sum = e->sum;
-  if (!have_file) { /* the payload is immutable: an earlier file still holds it */
-    sum = checksum(e->data, e->size);
-    rc = write_file(path, e->data, e->size);
-  }
-
+/* After the write: drop the payload if the entry is still ours alone.
+ * Returns the bytes freed. */
+static size_t finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg, uint64_t off,
+                           uint64_t sum, bool written) {
+  ray__shard_t *sh = ray__shard_of(st, e->id);
   void *data = NULL, *free_arg = NULL;
   void (*free_fn)(void *) = NULL;
   bool owned = false;
   size_t freed = 0;
   uv_mutex_lock(&sh->mu);
   e->flags &= (uint8_t)~RAY__F_SPILLING;
-  if (rc == 0) e->flags |= RAY__F_FILE;
-  if (rc == 0) e->sum = sum;
-  /* Still ours alone (table + our pin)? Then drop the payload. */
-  if (rc == 0 && atomic_load(&e->life) == 2 && ray__shard_find(st, sh, id) == e) {
+  if (written && !(e->flags & RAY__F_FILE)) {
+    e->flags |= RAY__F_FILE;
+    e->seg = seg;
+    e->seg_off = off;
+    e->sum = sum;
+    atomic_fetch_add(&seg->live, 1);
+  }
+  /* The table's hold and our pin only, and still in the table? */
+  if ((e->flags & RAY__F_FILE) && atomic_load(&e->life) == 2 &&
+      ray__shard_find(st, sh, e->id) == e) {
     ray__lru_remove(sh, e);
     data = e->data;
     owned = e->flags & RAY__F_OWNED;
@@ -335,7 +345,7 @@ static size_t spill_one(ray__store_t *st) {
     free_arg = e->free_arg;
     e->data = NULL;
     e->flags |= RAY__F_SPILLED;
-    e->flags &= (uint8_t)~RAY__F_OWNED; /* restored payloads are ours */
+    e->flags &= (uint8_t)~RAY__F_OWNED; /* a restored payload is ours */
     freed = e->acct;
     e->acct = 0;
   }
@@ -351,22 +361,52 @@ static size_t spill_one(ray__store_t *st) {
     atomic_fetch_add(&st->bytes_on_disk, (int64_t)freed);
   }
   ray__entry_unpin(e);
-  if (rc != 0) return 0;
-  return freed > 0 ? freed : 1;
+  return freed;
 }
 
+enum { RAY__SPILL_BATCH = 256 };
+
+/* Spill least recently used objects, at least `need` bytes' worth if it can,
+ * batched (up to a sixteenth of the capacity) into one new segment file.
+ * Returns the bytes freed. */
 static size_t spill_some(ray__store_t *st, size_t need) {
   uv_mutex_lock(&st->spill_mu);
   size_t freed = 0;
-  int tries = 0;
-  if (ensure_spill_dir(st) == 0) {
-    while (freed < need && tries < 64) {
-      size_t n = spill_one(st);
-      if (n == 0) break;
-      if (n == 1) tries++; /* raced with a reader: look again */
-      else freed += n;
-    }
+  if (ensure_spill_dir(st) != 0) goto out;
+  size_t target = st->capacity / 16 > need ? st->capacity / 16 : need;
+  ray__entry_t *batch[RAY__SPILL_BATCH];
+  size_t n = 0, bytes = 0;
+  while (n < RAY__SPILL_BATCH && bytes < target) {
+    ray__entry_t *e = claim_victim(st);
+    if (e == NULL) break;
+    batch[n++] = e;
+    bytes += e->size;
   }
+  if (n == 0) goto out;
+  ray__segment_t *seg = ray__calloc(1, sizeof *seg);
+  int fd = -1;
+  char path[1200];
+  if (seg != NULL) {
+    seg->id = ++st->next_segment;
+    atomic_init(&seg->live, 1); /* ours while we write */
+    segment_path(st, seg->id, path, sizeof path);
+    fd = file_open(path, O_CREAT | O_WRONLY | O_TRUNC);
+  }
+  uint64_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    ray__entry_t *e = batch[i];
+    bool written = false;
+    uint64_t sum = 0;
+    if (!(e->flags & RAY__F_FILE) && fd >= 0) { /* a copy made earlier still holds: reuse it */
+      sum = checksum(e->data, e->size);
+      written = file_io(fd, e->data, e->size, off, true) == 0;
+    }
+    freed += finish_spill(st, e, seg, off, sum, written);
+    if (written) off += e->size;
+  }
+  if (fd >= 0) file_close(fd);
+  if (seg != NULL) ray__segment_unref(st, seg);
+out:
   uv_mutex_unlock(&st->spill_mu);
   return freed;
 }
@@ -374,25 +414,21 @@ static size_t spill_some(ray__store_t *st, size_t need) {
 /* ---- Restoring ---- */
 
 int ray__store_restore(ray__store_t *st, uint64_t id) {
-  uv_mutex_lock(&st->spill_mu);
   ray__shard_t *sh = ray__shard_of(st, id);
   uv_mutex_lock(&sh->mu);
   ray__entry_t *e = ray__shard_find(st, sh, id);
   if (e == NULL || !(e->flags & RAY__F_SPILLED)) { /* freed, or restored by someone else */
     uv_mutex_unlock(&sh->mu);
-    uv_mutex_unlock(&st->spill_mu);
     return e == NULL ? RAY_ENOTFOUND : 0;
   }
-  atomic_fetch_add(&e->life, 1); /* keeps the entry while we read */
+  atomic_fetch_add(&e->life, 1); /* keeps the entry (and its segment) while we read */
   size_t size = e->size;
-  uint64_t sum = e->sum;
+  uint64_t sum = e->sum, off = e->seg_off;
+  ray__segment_t *seg = e->seg;
   uv_mutex_unlock(&sh->mu);
 
-  /* Spilling to make room never picks this one (it is not a candidate), and
-   * spill_mu is ours already: spill_some must not take it again. */
-  uv_mutex_unlock(&st->spill_mu);
+  /* Room first: this may spill others (never this one: it is not a candidate). */
   int rc = ray__mem_reserve(st, size);
-  uv_mutex_lock(&st->spill_mu);
   void *data = NULL;
   if (rc == 0 && (data = ray__malloc(size == 0 ? 1 : size)) == NULL) {
     ray__mem_release(st, size);
@@ -400,9 +436,11 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   }
   if (rc == 0) {
     char path[1200];
-    spill_path(st, id, path, sizeof path);
-    rc = read_file(path, data, size);
-    if (rc == 0 && checksum(data, size) != sum) rc = RAY_EIO;
+    segment_path(st, seg->id, path, sizeof path);
+    int fd = file_open(path, O_RDONLY);
+    rc = fd < 0 ? RAY_EIO : file_io(fd, data, size, off, false);
+    if (fd >= 0) file_close(fd);
+    if (rc == 0 && checksum(data, size) != sum) rc = RAY_EIO; /* damaged: never hand it out */
   }
   bool installed = false;
   if (rc == 0) {
@@ -420,11 +458,67 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
       atomic_fetch_sub(&st->bytes_on_disk, (int64_t)size);
     }
   }
-  if (!installed && data != NULL) {
+  if (!installed && data != NULL) { /* restored meanwhile by another reader, or freed */
     ray__free(data);
     ray__mem_release(st, size);
   }
-  uv_mutex_unlock(&st->spill_mu);
   ray__entry_unpin(e);
   return rc;
+}
+
+/* ---- The background spiller ---- */
+
+static void spiller_kick(ray__store_t *st) {
+  uv_mutex_lock(&st->spiller_mu);
+  if (!st->spiller_kick) {
+    st->spiller_kick = true;
+    uv_cond_signal(&st->spiller_cv);
+  }
+  uv_mutex_unlock(&st->spiller_mu);
+}
+
+static void spiller_main(void *arg) {
+  ray__store_t *st = arg;
+  uv_mutex_lock(&st->spiller_mu);
+  for (;;) {
+    while (!st->spiller_kick && !st->spiller_stop) uv_cond_wait(&st->spiller_cv, &st->spiller_mu);
+    if (st->spiller_stop) break;
+    uv_mutex_unlock(&st->spiller_mu);
+    while (ray__mem_used(st) > RAY__SPILL_LOW(st)) {
+      size_t over = ray__mem_used(st) - RAY__SPILL_LOW(st);
+      if (spill_some(st, over) == 0) break; /* nothing left to spill: puts will wait */
+    }
+    uv_mutex_lock(&st->spiller_mu);
+    st->spiller_kick = false;
+  }
+  uv_mutex_unlock(&st->spiller_mu);
+}
+
+int ray__spiller_start(ray__store_t *st) {
+  st->spiller_kick = st->spiller_stop = false;
+  if (!st->spill_enabled) return 0;
+  if (uv_mutex_init(&st->spiller_mu) != 0) return RAY_ENOMEM;
+  if (uv_cond_init(&st->spiller_cv) != 0) {
+    uv_mutex_destroy(&st->spiller_mu);
+    return RAY_ENOMEM;
+  }
+  if (ray__thread_create(&st->spiller, spiller_main, st) != 0) {
+    uv_cond_destroy(&st->spiller_cv);
+    uv_mutex_destroy(&st->spiller_mu);
+    return RAY_EIO;
+  }
+  st->spiller_running = true;
+  return 0;
+}
+
+void ray__spiller_stop(ray__store_t *st) {
+  if (!st->spiller_running) return;
+  uv_mutex_lock(&st->spiller_mu);
+  st->spiller_stop = true;
+  uv_cond_signal(&st->spiller_cv);
+  uv_mutex_unlock(&st->spiller_mu);
+  ray__thread_join(&st->spiller);
+  uv_cond_destroy(&st->spiller_cv);
+  uv_mutex_destroy(&st->spiller_mu);
+  st->spiller_running = false;
 }

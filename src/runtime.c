@@ -158,7 +158,8 @@ int ray_init(const ray_config_t *cfg) {
                           .full_timeout_ms = cfg->store_full_timeout_ms};
   if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold, &so)) != 0)
     goto fail_rt;
-  if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_store;
+  if ((rc = ray__spiller_start(&rt->store)) != 0) goto fail_store;
+  if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_spiller;
   if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
@@ -171,6 +172,8 @@ fail_actors:
   ray__actors_destroy(&rt->actors);
 fail_funcs:
   ray__registry_destroy(&rt->funcs);
+fail_spiller:
+  ray__spiller_stop(&rt->store);
 fail_store:
   ray__store_destroy(&rt->store);
 fail_rt:
@@ -200,6 +203,7 @@ int ray_shutdown(void) {
   uv_mutex_unlock(&blocked_mu);
   ray__loop_stop(&rt->loop);
   atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
+  ray__spiller_stop(&rt->store);
   ray__store_destroy(&rt->store);
   ray__registry_destroy(&rt->funcs);
   ray__actors_destroy(&rt->actors);

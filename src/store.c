@@ -196,7 +196,7 @@ static void detach(ray__entry_t *e) {
   if (st == NULL) return;
   if (e->acct > 0) ray__mem_release(st, e->acct);
   e->acct = 0;
-  if (e->flags & RAY__F_FILE) ray__spill_unlink(st, e->id);
+  if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
   if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
   e->flags &= (uint8_t)~RAY__F_FILE;
   e->st = NULL;

@@ -19,7 +19,7 @@ enum {
   RAY__F_OWNED = 1u << 2,  /* the payload is a caller buffer released with free_fn */
   RAY__F_SPILLED = 1u << 3, /* the payload is on disk only (data NULL) */
   RAY__F_SPILLING = 1u << 4, /* being written to disk: not a victim again */
-  RAY__F_FILE = 1u << 5     /* a spill file exists (deleted with the entry) */
+  RAY__F_FILE = 1u << 5     /* the payload has a copy in a spill segment (`seg`) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -54,7 +54,9 @@ typedef struct ray__entry_s {
   struct ray__store_s *st;   /* NULL once the store is gone (views after shutdown) */
   size_t acct;               /* bytes reserved for the payload in memory */
   uint64_t tick;             /* last use, for LRU (shard lock) */
-  uint64_t sum;              /* checksum of the spill file */
+  uint64_t sum;              /* checksum of the spilled copy */
+  struct ray__segment_s *seg; /* the spill segment holding a copy (RAY__F_FILE) */
+  uint64_t seg_off;          /* where in it */
   struct ray__entry_s *lru_prev, *lru_next; /* spill candidates (shard lock) */
   max_align_t inline_data[]; /* RAY__F_INLINE payload */
 } ray__entry_t;
@@ -99,7 +101,17 @@ typedef struct ray__store_s {
   bool spill_enabled;
   bool spill_dir_owned;           /* made by us: removed at shutdown */
   char *spill_dir;                /* NULL until the first spill when owned */
-  uv_mutex_t spill_mu;            /* one spill or restore at a time; before any shard lock */
+  uv_mutex_t spill_mu;            /* one spill batch at a time; before any shard lock */
+  uint64_t next_segment;          /* spill_mu */
+  /* The background spiller: wakes when memory in use passes the high
+   * watermark and spills until it is under the low one, so puts seldom wait
+   * for disk writes themselves. */
+  uv_thread_t spiller;
+  bool spiller_running;
+  uv_mutex_t spiller_mu;
+  uv_cond_t spiller_cv;
+  bool spiller_kick;  /* spiller_mu */
+  bool spiller_stop;  /* spiller_mu */
   atomic_uint_fast64_t tick;
   atomic_uint_fast64_t spilled_bytes_total;
   atomic_uint_fast64_t spill_count;
@@ -226,12 +238,15 @@ int ray__store_restore(ray__store_t *st, uint64_t id);
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
-/* Delete the spill file of a freed entry. */
-void ray__spill_unlink(ray__store_t *st, uint64_t id);
+/* A freed entry lets go of its spill segment (deleted with its last object). */
+void ray__segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 /* Bytes held in memory now (used, without shard budgets). */
 uint64_t ray__mem_used(ray__store_t *st);
 /* Remove the spill directory if we made it (shutdown). */
 void ray__spill_cleanup(ray__store_t *st);
+/* Start / stop the background spiller (no-op when spilling is off). */
+int ray__spiller_start(ray__store_t *st);
+void ray__spiller_stop(ray__store_t *st);
 /* The shard whose budget the calling thread uses. */
 ray__shard_t *ray__local_shard(ray__store_t *st);
 /* Like ray__store_pin, but also pins a failed entry's payload (the encoded
