@@ -167,3 +167,96 @@ done:
   *out = head;
   return 0;
 }
+
+/* ---- Refs inside msgpack values ---- */
+
+static void put_be(unsigned char *p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; i--) {
+    p[i] = (unsigned char)(v & 0xff);
+    v >>= 8;
+  }
+}
+
+static uint64_t get_be(const unsigned char *p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref) {
+  if (pk == NULL || ref.id == 0) return RAY_EINVAL;
+  unsigned char body[12];
+  put_be(body, ref.id, 8);
+  put_be(body + 8, ref.type, 4);
+  if (msgpack_pack_ext(pk, sizeof body, RAY_MSGPACK_EXT_REF) != 0 ||
+      msgpack_pack_ext_body(pk, body, sizeof body) != 0)
+    return RAY_ENOMEM;
+  return 0;
+}
+
+int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out) {
+  if (obj == NULL || out == NULL) return RAY_EINVAL;
+  if (obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != RAY_MSGPACK_EXT_REF) return RAY_ETYPE;
+  if (obj->via.ext.size != 12) return RAY_EDECODE;
+  const unsigned char *p = (const unsigned char *)obj->via.ext.ptr;
+  out->id = get_be(p, 8);
+  out->type = (uint32_t)get_be(p + 8, 4);
+  return out->id != 0 ? 0 : RAY_EDECODE;
+}
+
+int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  size_t cap = 0, depth = 0, stack_cap = 64;
+  const msgpack_object **stack = ray__malloc(stack_cap * sizeof *stack);
+  if (stack == NULL) return RAY_ENOMEM;
+  int rc = 0;
+  stack[depth++] = obj;
+  while (depth > 0 && rc == 0) {
+    const msgpack_object *o = stack[--depth];
+    size_t kids = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size
+                  : o->type == MSGPACK_OBJECT_MAP ? 2 * (size_t)o->via.map.size
+                                                  : 0;
+    if (o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == RAY_MSGPACK_EXT_REF) {
+      ray_ref_t r;
+      if ((rc = ray_msgpack_ref(o, &r)) != 0) break;
+      if (*n == cap) {
+        size_t ncap = cap ? cap * 2 : 16;
+        ray_ref_t *p = ray__realloc(*out, ncap * sizeof *p);
+        if (p == NULL) {
+          rc = RAY_ENOMEM;
+          break;
+        }
+        *out = p;
+        cap = ncap;
+      }
+      (*out)[(*n)++] = r;
+    }
+    if (kids == 0) continue;
+    if (depth + kids > stack_cap) {
+      size_t ncap = stack_cap;
+      while (depth + kids > ncap) ncap *= 2;
+      const msgpack_object **p = ray__realloc(stack, ncap * sizeof *p);
+      if (p == NULL) {
+        rc = RAY_ENOMEM;
+        break;
+      }
+      stack = p;
+      stack_cap = ncap;
+    }
+    /* Push children last-first so they pop in document order. */
+    for (size_t k = kids; k > 0; k--) {
+      size_t i = k - 1;
+      stack[depth++] = o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array.ptr[i]
+                       : (i % 2 == 0) ? &o->via.map.ptr[i / 2].key
+                                      : &o->via.map.ptr[i / 2].val;
+    }
+  }
+  ray__free(stack);
+  if (rc != 0) {
+    ray__free(*out);
+    *out = NULL;
+    *n = 0;
+  }
+  return rc;
+}

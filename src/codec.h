@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "rustyray/error.h"
+#include "rustyray/object.h"
 
 /* A growable output buffer for msgpack_packer. Small values stay in `small`;
  * larger ones move to a heap block. */
@@ -37,5 +38,11 @@ int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t
 /* Decode one msgpack value of `data` into *obj (zone as msgpack_unpacked).
  * Errors: RAY_EDECODE (invalid or trailing bytes), RAY_ENOMEM. */
 int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out);
+
+/* The refs inside a msgpack value (ext RAY_MSGPACK_EXT_REF), in document
+ * order, in a new array (*out NULL when there are none). Walks the value
+ * with an explicit stack: any nesting depth. Errors: RAY_ENOMEM,
+ * RAY_EDECODE (a malformed ref ext). */
+int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n);
 
 #endif /* RAY_CODEC_H */

@@ -82,21 +82,48 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
   return rc;
 }
 
-/* Put an encoded value: small ones are copied inline, larger heap blocks are
+/* Put an encoded value that contains `refs` (retained here, for the object,
+ * until it is freed): small ones are copied inline, larger heap blocks are
  * handed over without a copy. Destroys `b`. */
-static int put_encoded(ray__mpbuf_t *b, uint32_t type, ray_ref_t *out) {
-  int rc;
+static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, size_t nrefs,
+                       ray_ref_t *out) {
+  int rc = 0;
   ray__runtime_t *rt = ray__rt();
+  uint64_t *inner = NULL;
+  ray__entry_t *e = NULL;
   if (rt == NULL) {
     rc = RAY_ENOTINIT;
-  } else if (b->oom) {
-    rc = RAY_ENOMEM;
-  } else if (b->data == b->small || b->size <= rt->store.inline_threshold) {
-    rc = ray_put_typed(b->data, b->size, type, out);
-  } else {
-    rc = put_owned_typed(rt, b->data, b->size, ray__free, type, out);
-    if (rc == 0) b->data = b->small; /* handed over */
+    goto out;
   }
+  if (b->oom) {
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  ray__store_t *st = &rt->store;
+  if (nrefs > 0) {
+    if ((inner = ray__malloc(nrefs * sizeof *inner)) == NULL) {
+      rc = RAY_ENOMEM;
+      goto out;
+    }
+    for (size_t i = 0; i < nrefs; i++) inner[i] = refs[i].id;
+    if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) goto out;
+  }
+  if (b->data == b->small || b->size <= st->inline_threshold) {
+    if ((e = ray__entry_new(st, b->size, type, RAY__READY)) != NULL) memcpy(e->data, b->data, b->size);
+  } else if ((e = ray__entry_new_owned(st, b->data, b->size, ray__free, b->data, type, true)) != NULL) {
+    b->data = b->small; /* handed over */
+  }
+  if (e == NULL) {
+    rc = ray__entry_error();
+    if (nrefs > 0) ray__store_release_batch(st, refs, nrefs);
+    goto out;
+  }
+  e->inner = inner;
+  e->ninner = (uint32_t)nrefs;
+  inner = NULL;
+  put_entry(rt, e, out);
+out:
+  ray__free(inner);
   ray__mpbuf_destroy(b);
   return rc;
 }
@@ -107,7 +134,7 @@ int ray_put_i64(int64_t value, ray_ref_t *out) {
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
   msgpack_pack_int64(&pk, value);
-  return put_encoded(&b, RAY_TYPE_I64, out);
+  return put_encoded(&b, RAY_TYPE_I64, NULL, 0, out);
 }
 
 int ray_put_f64(double value, ray_ref_t *out) {
@@ -116,7 +143,7 @@ int ray_put_f64(double value, ray_ref_t *out) {
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
   msgpack_pack_double(&pk, value);
-  return put_encoded(&b, RAY_TYPE_F64, out);
+  return put_encoded(&b, RAY_TYPE_F64, NULL, 0, out);
 }
 
 int ray_put_str(const char *s, ray_ref_t *out) {
@@ -128,17 +155,23 @@ int ray_put_str(const char *s, ray_ref_t *out) {
   size_t n = strlen(s);
   msgpack_pack_str(&pk, n);
   msgpack_pack_str_body(&pk, s, n);
-  return put_encoded(&b, RAY_TYPE_STR, out);
+  return put_encoded(&b, RAY_TYPE_STR, NULL, 0, out);
 }
 
 int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out) {
   if (out == NULL || obj == NULL) return RAY_EINVAL;
   if (ray__rt() == NULL) return RAY_ENOTINIT;
+  ray_ref_t *refs;
+  size_t nrefs;
+  int rc = ray__mp_collect_refs(obj, &refs, &nrefs);
+  if (rc != 0) return rc;
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
   msgpack_pack_object(&pk, *obj);
-  return put_encoded(&b, RAY_TYPE_MSGPACK, out);
+  rc = put_encoded(&b, RAY_TYPE_MSGPACK, refs, nrefs, out);
+  ray__free(refs);
+  return rc;
 }
 
 /* ---- Get ---- */
@@ -336,11 +369,20 @@ int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
   out->obj = u.data;
   out->zone_ = u.zone; /* ours now: freed by ray_msgpack_release */
   out->buf_ = buf;
+  /* The refs inside: one reference each for the caller. The object holds
+   * its own on them, so they are all known. */
+  if ((rc = ray__mp_collect_refs(&out->obj, &out->refs, &out->nrefs)) == 0 && out->nrefs > 0)
+    rc = ray__store_retain_batch(&ray__rt()->store, out->refs, out->nrefs);
+  if (rc != 0) {
+    ray_msgpack_release(out);
+    return rc;
+  }
   return 0;
 }
 
 void ray_msgpack_release(ray_msgpack_t *m) {
   if (m == NULL) return;
+  ray__free(m->refs);
   if (m->zone_ != NULL) msgpack_zone_free(m->zone_);
   ray_buf_release(&m->buf_);
   memset(m, 0, sizeof *m);
@@ -442,6 +484,20 @@ int ray_ref_release(ray_ref_t ref) {
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   return ray__store_release(&rt->store, ref.id);
+}
+
+int ray_ref_retain_batch(const ray_ref_t *refs, size_t n) {
+  if (n == 0) return 0;
+  if (refs == NULL) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  return ray__store_retain_batch(&rt->store, refs, n);
+}
+
+int ray_ref_release_batch(const ray_ref_t *refs, size_t n) {
+  if (n == 0) return 0;
+  if (refs == NULL) return RAY_EINVAL;
+  RT_OR_RETURN(rt);
+  return ray__store_release_batch(&rt->store, refs, n);
 }
 
 /* ---- on_ready ---- */

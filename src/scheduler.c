@@ -12,11 +12,14 @@
  * then parks (it is "idle"). A push wakes a parked worker only when nobody
  * is spinning, so a busy pool never pays for futex wake-ups.
  *
- * Nested blocking: a worker that blocks in ray_get/ray_wait runs other
- * queued work inline while it waits (ray__sched_help), up to a nesting
- * depth; past it the worker parks, and if no other worker is idle a spare
- * worker thread starts, so the pool never runs out of runners (at most
- * RAY__MAX_SPARES). A spare idle for RAY__RETIRE_NS retires: it leaves the
+ * Nested blocking: a worker that blocks in ray_get/ray_wait first runs, inline,
+ * the children the blocked task pushed that are still queued here (LIFO:
+ * the ones it just submitted), up to a nesting depth. Nothing else runs on
+ * its stack: unrelated work might wait on the blocked task's own results
+ * and could then never return. Then the worker parks, and if no other
+ * worker is idle a spare worker thread starts, as Ray starts a worker when
+ * one blocks, so ready work never waits behind blocked workers (at most
+ * RAY__MAX_SPARES spares). A spare idle for RAY__RETIRE_NS retires: it leaves the
  * array and its thread ends; its struct is kept for the next spare, so a
  * thief still holding the pointer reads an empty queue, never freed memory.
  * Host threads push only to the base workers, so a spare's queue holds only
@@ -49,6 +52,7 @@ struct ray__worker_s {
 };
 
 static _Thread_local ray__worker_t *tls_worker;
+static _Thread_local ray__runnable_t *tls_running; /* what this thread runs now */
 
 /* Slots change under spawn_mu while thieves read them: atomic pointers. */
 static inline ray__worker_t *slot_get(ray__sched_t *s, unsigned i) {
@@ -168,10 +172,6 @@ bool ray__sched_has_work(ray__sched_t *s) {
   return false;
 }
 
-bool ray__worker_has_work(ray__worker_t *w) {
-  return ray__sched_has_work(w->sched);
-}
-
 /* After a push: wake one parked worker that can run it, unless a spinning
  * worker will find it anyway. */
 static void wake_for_work(ray__sched_t *s, ray__worker_t *target) {
@@ -196,6 +196,7 @@ void ray__sched_push(ray__sched_t *s, ray__runnable_t *r) {
   if (!own) /* base workers only: see the retirement rule above */
     w = slot_get(s, atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) %
                         s->base_workers);
+  r->parent = own ? tls_running : NULL;
   uv_mutex_lock(&w->qmu);
   q_insert(own ? w->q.prev : &w->q, r); /* own: at the tail; host: at the head */
   atomic_fetch_add(&w->qlen, 1);
@@ -263,7 +264,9 @@ static void worker_main(void *arg) {
       if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 &&
           ray__sched_has_work(s))
         wake_for_work(s, w);
+      tls_running = r;
       r->run(r);
+      tls_running = NULL;
       continue;
     }
     if (atomic_load(&s->stop)) break;
@@ -389,16 +392,39 @@ void ray__sched_stop(ray__sched_t *s) {
 
 /* ---- Nested blocking ---- */
 
-bool ray__worker_can_nest(const ray__worker_t *w) {
-  return w->depth < RAY__MAX_NESTING && !atomic_load(&w->sched->stop);
+/* The blocked runnable's newest queued child on this worker, popped. */
+static ray__runnable_t *pop_child(ray__worker_t *w) {
+  ray__runnable_t *cur = tls_running;
+  if (cur == NULL || atomic_load_explicit(&w->qlen, memory_order_relaxed) == 0) return NULL;
+  ray__runnable_t *r = NULL;
+  uv_mutex_lock(&w->qmu);
+  ray__runnable_t *tail = w->q.prev;
+  if (tail != &w->q && tail->parent == cur) {
+    r = q_remove(tail);
+    atomic_fetch_sub(&w->qlen, 1);
+  }
+  uv_mutex_unlock(&w->qmu);
+  return r;
+}
+
+bool ray__sched_can_help(ray__worker_t *w) {
+  if (w->depth >= RAY__MAX_NESTING || tls_running == NULL || atomic_load(&w->qlen) == 0)
+    return false;
+  uv_mutex_lock(&w->qmu);
+  bool yes = w->q.prev != &w->q && w->q.prev->parent == tls_running;
+  uv_mutex_unlock(&w->qmu);
+  return yes;
 }
 
 bool ray__sched_help(ray__worker_t *w) {
   if (w->depth >= RAY__MAX_NESTING || atomic_load(&w->sched->stop)) return false;
-  ray__runnable_t *r = find_work(w);
+  ray__runnable_t *r = pop_child(w);
   if (r == NULL) return false;
+  ray__runnable_t *outer = tls_running;
   w->depth++;
+  tls_running = r;
   r->run(r);
+  tls_running = outer;
   w->depth--;
   return true;
 }
@@ -411,19 +437,6 @@ static void spawn_spare(ray__sched_t *s) {
   uv_mutex_unlock(&s->spawn_mu);
 }
 
-bool ray__sched_block_begin(ray__worker_t *w) {
-  ray__sched_t *s = w->sched;
-  if (w->depth < RAY__MAX_NESTING) {
-    atomic_store(&w->can_help, true);
-    atomic_fetch_add(&s->idle, 1);
-    return true;
-  }
-  if (atomic_load(&s->idle) == 0) spawn_spare(s);
-  return false;
-}
-
-void ray__sched_block_end(ray__worker_t *w, bool helping) {
-  if (!helping) return;
-  atomic_fetch_sub(&w->sched->idle, 1);
-  atomic_store(&w->can_help, false);
+void ray__sched_block_begin(ray__worker_t *w) {
+  if (atomic_load(&w->sched->idle) == 0) spawn_spare(w->sched);
 }

@@ -39,6 +39,9 @@ typedef struct ray__runnable_s {
   void (*run)(struct ray__runnable_s *r);
   /* Discard it without running (shutdown). */
   void (*drop)(struct ray__runnable_s *r);
+  /* The runnable that was running on the pushing thread (NULL from host
+   * threads): a blocked runnable may run its own children inline. */
+  void *parent;
 } ray__runnable_t;
 
 typedef struct ray__worker_s ray__worker_t;
@@ -68,20 +71,20 @@ void ray__sched_stop(ray__sched_t *s);
 /* The worker the calling thread is, or NULL on host and loop threads. */
 ray__worker_t *ray__worker_self(void);
 
-/* Whether the worker may still run work inline (below the nesting limit). */
-bool ray__worker_can_nest(const ray__worker_t *w);
-/* For blocking calls on a worker: run one queued runnable inline if the
- * worker may still nest (bounded depth). Returns whether it ran one. */
+/* For blocking calls on a worker: run inline one queued child of the
+ * runnable that is blocking (one it pushed, still at the tail of this
+ * worker's queue), below a nesting limit. Only its own children: they
+ * cannot be waiting on the blocked frame beneath them, which other work
+ * could (and would then deadlock on this one stack). Returns whether it ran
+ * one. */
 bool ray__sched_help(ray__worker_t *w);
+/* Whether ray__sched_help would find a child to run now (a cheap hint). */
+bool ray__sched_can_help(ray__worker_t *w);
 /* Whether any queue has work (a cheap hint). */
 bool ray__sched_has_work(ray__sched_t *s);
-/* The same, for the pool worker `w` belongs to. */
-bool ray__worker_has_work(ray__worker_t *w);
-/* A worker is about to park inside a blocking call. If it can no longer
- * help (nesting limit) and no other worker is idle, a spare worker is
- * started so the pool keeps running. Returns whether the worker can help
- * (and so whether pushes should wake it). */
-bool ray__sched_block_begin(ray__worker_t *w);
-void ray__sched_block_end(ray__worker_t *w, bool helping);
+/* A worker is about to park inside a blocking call (Ray releases a blocked
+ * worker's CPU): if no other worker is idle, a spare worker starts, so
+ * ready work never waits behind blocked workers. */
+void ray__sched_block_begin(ray__worker_t *w);
 
 #endif /* RAY_SCHED_H */

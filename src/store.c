@@ -565,3 +565,82 @@ int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out) {
     if ((rc = ray__store_restore(st, id)) != 0) return rc;
   }
 }
+
+int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
+  if (n == 0) return 0;
+  ray__groups_t g;
+  int rc = ray__groups_make(st, refs, n, &g);
+  if (rc != 0) return rc;
+  unsigned s = 0;
+  for (; s < st->nshards; s++) {
+    if (g.starts[s] == g.starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    size_t k = g.starts[s];
+    for (; k < g.starts[s + 1]; k++) {
+      ray__entry_t *e = find(st, sh, refs[g.order[k]].id);
+      if (e == NULL || e->refcnt == UINT32_MAX) break;
+      e->refcnt++;
+    }
+    bool failed = k < g.starts[s + 1];
+    if (failed) /* undo this shard's part (nothing was freed: counts only went up) */
+      for (size_t j = g.starts[s]; j < k; j++) find(st, sh, refs[g.order[j]].id)->refcnt--;
+    uv_mutex_unlock(&sh->mu);
+    if (failed) {
+      rc = RAY_ENOTFOUND;
+      break;
+    }
+  }
+  if (rc != 0) /* undo the shards before the failing one */
+    for (unsigned u = 0; u < s; u++)
+      for (size_t k = g.starts[u]; k < g.starts[u + 1]; k++)
+        ray__store_release(st, refs[g.order[k]].id);
+  ray__groups_free(&g);
+  return rc;
+}
+
+int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
+  if (n == 0) return 0;
+  ray__groups_t g;
+  int rc = ray__groups_make(st, refs, n, &g);
+  if (rc != 0) { /* no memory to group: one by one */
+    rc = 0;
+    for (size_t i = 0; i < n; i++)
+      if (ray__store_release(st, refs[i].id) != 0) rc = RAY_ENOTFOUND;
+    return rc;
+  }
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g.starts[s] == g.starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    ray__entry_t *gone = NULL;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
+      ray__entry_t **slot = find_slot(st, sh, refs[g.order[k]].id);
+      if (*slot == NULL) {
+        rc = RAY_ENOTFOUND;
+        continue;
+      }
+      ray__entry_t *e = release_locked(st, sh, slot);
+      if (e != NULL) {
+        e->next = gone;
+        gone = e;
+      }
+    }
+    uv_mutex_unlock(&sh->mu);
+    while (gone != NULL) {
+      ray__entry_t *next = gone->next;
+      ray__store_drop(st, gone);
+      gone = next;
+    }
+  }
+  ray__groups_free(&g);
+  return rc;
+}
+
+void ray__store_clear_producer(ray__store_t *st, uint64_t id) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  if (e != NULL) e->producer = NULL;
+  uv_mutex_unlock(&sh->mu);
+}

@@ -214,6 +214,11 @@ void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code);
 /* Reference counting. Errors: RAY_ENOTFOUND. */
 int ray__store_retain(ray__store_t *st, uint64_t id);
 int ray__store_release(ray__store_t *st, uint64_t id);
+/* The same for n refs, each shard lock taken once. Retaining is all or
+ * nothing (RAY_ENOTFOUND: none retained); releasing skips unknown refs and
+ * returns RAY_ENOTFOUND if there was one. Errors also: RAY_ENOMEM. */
+int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
+int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
  * (spilled: restore it first), or RAY_ENOTFOUND, or the error code of a
@@ -269,6 +274,9 @@ bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w);
  * lock (so the producer cannot go away) and return it in *out.
  * Errors: RAY_ENOTFOUND, RAY_EFINISHED (ready, failed, or no producer). */
 int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *), void **out);
+/* The producer is done with a still pending entry (a result that waits on
+ * another object): cancelling it is no longer possible. */
+void ray__store_clear_producer(ray__store_t *st, uint64_t id);
 
 int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g);
 void ray__groups_free(ray__groups_t *g);

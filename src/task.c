@@ -223,6 +223,7 @@ static void publish(ray_task_ctx_t *ctx) {
       ctx->slots[i]->id = t->returns[i].id;
       ray__store_complete(st, ctx->slots[i]);
     } else if (ctx->alias[i] != 0) {
+      ray__store_clear_producer(st, t->returns[i].id); /* the task is about to go */
       alias_start(t->rt, t->returns[i].id, ctx->alias[i]);
     } else {
       ray_error_t *err = NULL;
@@ -487,16 +488,30 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
   const void *vdata[RAY_MAX_ARGS];
   size_t vsize[RAY_MAX_ARGS];
   uint64_t stored[RAY_MAX_ARGS]; /* refs from large values (ours to release) */
+  bool have_enc[RAY_MAX_ARGS] = {false};
   size_t inline_bytes = 0, nenc = 0;
   int rc = 0;
   for (size_t i = 0; i < nargs; i++) {
     stored[i] = 0;
     if (args[i].kind != RAY_ARG_VALUE) continue;
+    if (args[i].type == RAY_TYPE_MSGPACK) { /* refs inside: the object must hold them */
+      ray_ref_t *inner;
+      size_t ninner;
+      if ((rc = ray__mp_collect_refs(args[i].u.msgpack, &inner, &ninner)) != 0) goto fail_values;
+      ray__free(inner);
+      if (ninner > 0) {
+        ray_ref_t r;
+        if ((rc = ray_put_msgpack(args[i].u.msgpack, &r)) != 0) goto fail_values;
+        stored[i] = r.id;
+        continue;
+      }
+    }
     if (args[i].type == RAY_TYPE_BYTES) {
       vdata[i] = args[i].u.bytes.data;
       vsize[i] = args[i].u.bytes.size;
     } else {
       if ((rc = encode_value(&args[i], &enc[i])) != 0) goto fail_values;
+      have_enc[i] = true;
       nenc = i + 1;
       vdata[i] = enc[i].data;
       vsize[i] = enc[i].size;
@@ -566,8 +581,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
     }
   }
   for (size_t i = 0; i < nenc; i++)
-    if (args[i].kind == RAY_ARG_VALUE && args[i].type != RAY_TYPE_BYTES)
-      ray__mpbuf_destroy(&enc[i]);
+    if (have_enc[i]) ray__mpbuf_destroy(&enc[i]);
   nenc = 0;
 
   /* Results: pending entries, typed as registered, pointing back here. */
@@ -639,8 +653,7 @@ fail_values:
   for (size_t i = 0; i < nargs; i++)
     if (stored[i] != 0) ray__store_release(st, stored[i]);
   for (size_t i = 0; i < nenc; i++)
-    if (args[i].kind == RAY_ARG_VALUE && args[i].type != RAY_TYPE_BYTES)
-      ray__mpbuf_destroy(&enc[i]);
+    if (have_enc[i]) ray__mpbuf_destroy(&enc[i]);
   return rc;
 }
 
@@ -843,11 +856,37 @@ int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *o
   if (obj == NULL) return RAY_EINVAL;
   int rc = slot_check(ctx, slot, RAY_TYPE_MSGPACK);
   if (rc != 0) return rc;
+  ray_ref_t *refs;
+  size_t nrefs;
+  if ((rc = ray__mp_collect_refs(obj, &refs, &nrefs)) != 0) return rc;
+  ray__store_t *st = &ctx->t->rt->store;
+  uint64_t *inner = NULL;
+  if (nrefs > 0) { /* the result holds the refs inside it */
+    if ((inner = ray__malloc(nrefs * sizeof *inner)) == NULL) {
+      ray__free(refs);
+      return RAY_ENOMEM;
+    }
+    for (size_t i = 0; i < nrefs; i++) inner[i] = refs[i].id;
+    if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) {
+      ray__free(inner);
+      ray__free(refs);
+      return rc;
+    }
+  }
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
   msgpack_pack_object(&pk, *obj);
-  return return_encoded(ctx, slot, &b);
+  rc = return_encoded(ctx, slot, &b);
+  if (rc == 0) {
+    ctx->slots[slot]->inner = inner;
+    ctx->slots[slot]->ninner = (uint32_t)nrefs;
+  } else {
+    if (nrefs > 0) ray__store_release_batch(st, refs, nrefs);
+    ray__free(inner);
+  }
+  ray__free(refs);
+  return rc;
 }
 
 int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {

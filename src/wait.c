@@ -6,8 +6,9 @@
  * completion bumps the counters and wakes the parker, under the entry's
  * shard lock. The caller spins briefly first (a hand-off from another core
  * is often faster than a futex sleep and wake), then parks. On a worker, it
- * runs other queued work while it waits (ray__sched_help), so nested gets
- * never deadlock the pool.
+ * first runs its own queued children inline (ray__sched_help), and before
+ * parking makes sure another worker is free to run the rest
+ * (ray__sched_block_begin), so nested gets never deadlock the pool.
  *
  * Lifetime rule: the waiter lives on the caller's stack, and the caller
  * unregisters every node (taking each node's shard lock) before returning,
@@ -26,8 +27,6 @@ typedef struct waiter_s {
   atomic_size_t failed; /* of which failed or released */
   size_t need;
   bool stop_on_fail;
-  ray__worker_t *worker; /* set when the caller is a worker that may help */
-  bool helping;
 } waiter_t;
 
 typedef struct wait_node_s {
@@ -54,8 +53,7 @@ static bool satisfied(const waiter_t *w) {
 }
 
 static bool sleep_done(void *arg) {
-  waiter_t *w = arg;
-  return satisfied(w) || (w->helping && ray__worker_has_work(w->worker));
+  return satisfied(arg);
 }
 
 static inline void cpu_relax(void) {
@@ -69,7 +67,6 @@ static inline void cpu_relax(void) {
 /* Wait for the waiter's condition: help, spin, then park; repeat. */
 static int wait_for(waiter_t *w, uint64_t deadline) {
   ray__worker_t *wk = ray__worker_self();
-  w->worker = wk;
   for (;;) {
     if (satisfied(w)) return 0;
     if (wk != NULL && ray__sched_help(wk)) continue;
@@ -81,17 +78,15 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
       if (satisfied(w)) return 0;
       cpu_relax();
       if ((i & 63) == 0) {
-        if (wk != NULL && ray__worker_can_nest(wk) && ray__worker_has_work(wk))
-          again = true; /* go help */
+        if (wk != NULL && ray__sched_can_help(wk))
+          again = true; /* a child of ours is queued: run it */
         else if (uv_hrtime() >= until) break;
         else sched_yield();
       }
     }
     if (again) continue;
-    w->helping = wk != NULL && ray__sched_block_begin(wk);
+    if (wk != NULL) ray__sched_block_begin(wk);
     ray__parker_sleep(w->park, sleep_done, w, deadline);
-    if (wk != NULL) ray__sched_block_end(wk, w->helping);
-    w->helping = false;
   }
 }
 
@@ -102,8 +97,6 @@ static int waiter_init(waiter_t *w, size_t need, bool stop_on_fail) {
   atomic_init(&w->failed, 0);
   w->need = need;
   w->stop_on_fail = stop_on_fail;
-  w->worker = NULL;
-  w->helping = false;
   return 0;
 }
 

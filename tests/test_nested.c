@@ -257,6 +257,97 @@ static void test_wait_on_task_queued_behind(void **state) {
   t_end();
 }
 
+/* A task waiting on an object (not a task) lets its worker run other
+ * queued work meanwhile. If that other work waits on the first task's own
+ * result, the first task must still be able to finish once its object is
+ * ready: its frame must not be stuck under the second one on one stack.
+ * 1 worker. The host's gets are bounded only to turn a deadlock into a
+ * failure instead of a hang (the whole test takes microseconds). */
+static int fn_get_object(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t id = 0;
+  TC(ray_ctx_arg_i64(ctx, 0, &id) == 0, 0);
+  rt_latch_signal(&g_started);
+  ray_ref_t p = {(uint64_t)id, RAY_TYPE_I64};
+  int64_t v = 0;
+  int rc = ray_get_i64(p, RAY_TIMEOUT_INFINITE, &v);
+  if (rc != 0) return rc;
+  return ray_return_i64(ctx, 0, v + 1);
+}
+
+static void test_get_on_task_below_on_stack(void **state) {
+  (void)state;
+  t_begin(1);
+  ray_function_t f = reg("get-object", fn_get_object, NULL);
+  ray_ref_t p;
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
+  ray_arg_t a = ray_arg_i64((int64_t)p.id);
+  ray_ref_t first = submit(f, &a, 1); /* waits on p */
+  rt_latch_wait(&g_started, 1);
+  ray_arg_t b = ray_arg_i64((int64_t)first.id);
+  ray_ref_t second = submit(f, &b, 1); /* waits on first's result */
+  rt_latch_wait(&g_started, 2);
+  char enc[16];
+  size_t n = rt_encode_i64(10, enc, sizeof enc);
+  assert_rc(ray__object_fulfil(p, enc, n), 0);
+  int64_t v = 0;
+  int rc = ray_get_i64(first, 10000, &v);
+  if (rc == RAY_ETIMEDOUT) {
+    print_error(
+        "deadlock: the first task cannot finish while the task it helped run waits on "
+        "its result\n");
+  }
+  assert_rc(rc, 0);
+  assert_int_equal(v, 11);
+  assert_rc(ray_get_i64(second, 10000, &v), 0);
+  assert_int_equal(v, 12);
+  assert_rc(ray_ref_release(first), 0);
+  assert_rc(ray_ref_release(second), 0);
+  assert_rc(ray_ref_release(p), 0);
+  t_end();
+}
+
+/* The same with the public API only, on 2 workers: the first task waits on
+ * a task running on the other worker; its own worker runs a task that waits
+ * on the first task's result; then the other worker's task finishes. */
+static int fn_block1(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  rt_latch_signal(&g_started);
+  rt_latch_wait(&g_go, 1);
+  return ray_return_i64(ctx, 0, 1);
+}
+
+static void test_get_on_task_below_on_stack_2_workers(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t get = reg("get-object", fn_get_object, NULL);
+  ray_function_t block = reg("block", fn_block1, NULL);
+  ray_ref_t l = submit(block, NULL, 0);
+  rt_latch_wait(&g_started, 1);
+  ray_arg_t a = ray_arg_i64((int64_t)l.id);
+  ray_ref_t first = submit(get, &a, 1); /* the other worker: waits on l */
+  rt_latch_wait(&g_started, 2);
+  ray_arg_t b = ray_arg_i64((int64_t)first.id);
+  ray_ref_t second = submit(get, &b, 1); /* only first's worker is free to run it */
+  rt_latch_wait(&g_started, 3);
+  rt_latch_signal(&g_go);
+  int64_t v = 0;
+  int rc = ray_get_i64(first, 10000, &v);
+  if (rc == RAY_ETIMEDOUT) {
+    print_error(
+        "deadlock: the first task cannot finish while the task it helped run waits on "
+        "its result\n");
+  }
+  assert_rc(rc, 0);
+  assert_int_equal(v, 2);
+  assert_rc(ray_get_i64(second, 10000, &v), 0);
+  assert_int_equal(v, 3);
+  assert_rc(ray_ref_release(first), 0);
+  assert_rc(ray_ref_release(second), 0);
+  assert_rc(ray_ref_release(l), 0);
+  t_end();
+}
+
 /* A timed get inside a task returns (the worker is not lost). */
 static int fn_timed_get(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
@@ -317,6 +408,33 @@ static void run_chain(unsigned workers, int depth) {
 static void test_chain_10000_nested_gets_1_worker(void **state) {
   (void)state;
   run_chain(1, rt_iters(10000, 1000));
+}
+
+/* Twice in one runtime, letting the extra workers the first chain needed
+ * go idle and retire in between (waiting on the worker count itself), so
+ * the second chain runs on reused ones. */
+static void test_chain_twice_after_retirement(void **state) {
+  (void)state;
+  t_begin(1);
+  static ray_function_t self;
+  self = reg("chain", fn_chain, &self);
+  const int depth = rt_iters(3000, 500);
+  for (int round = 0; round < 2; round++) {
+    ray_arg_t a = ray_arg_i64(depth);
+    ray_ref_t r = submit(self, &a, 1);
+    assert_int_equal(get_i64(r), depth);
+    assert_rc(ray_ref_release(r), 0);
+    uint64_t limit = uv_hrtime() + (uint64_t)60 * 1000000000u; /* liveness bound only */
+    while (rt_stats().num_workers > 1) {
+      if (uv_hrtime() > limit) {
+        print_error("extra workers never retired: %llu running\n",
+                    (unsigned long long)rt_stats().num_workers);
+        fail();
+      }
+      sched_yield();
+    }
+  }
+  t_end();
 }
 
 static void test_chain_nested_gets_2_workers(void **state) {
@@ -548,9 +666,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fib_batch_2_workers),
     cmocka_unit_test(test_fib_refs_1_worker),
     cmocka_unit_test(test_wait_on_task_queued_behind),
+    cmocka_unit_test(test_get_on_task_below_on_stack),
+    cmocka_unit_test(test_get_on_task_below_on_stack_2_workers),
     cmocka_unit_test(test_timed_get_in_task),
     cmocka_unit_test(test_chain_10000_nested_gets_1_worker),
     cmocka_unit_test(test_chain_nested_gets_2_workers),
+    cmocka_unit_test(test_chain_twice_after_retirement),
     cmocka_unit_test(test_cancel_child_of_waiting_parent),
     cmocka_unit_test(test_shutdown_queued_waiting_running),
     cmocka_unit_test(test_shutdown_nested_get),

@@ -705,7 +705,8 @@ static int fn_oom_args(ray_task_ctx_t *ctx, void *arg) {
         ok = ray_ctx_arg_f64(ctx, i, &d) == 0 && d == 0.5;
         break;
       case RAY_TYPE_STR:
-        ok = ray_ctx_arg_str(ctx, i, &s, &len) == 0 && len == 10 && memcmp(s, "oom string", 10) == 0;
+        ok =
+            ray_ctx_arg_str(ctx, i, &s, &len) == 0 && len == 10 && memcmp(s, "oom string", 10) == 0;
         break;
       case RAY_TYPE_BYTES:
         ok = ray_ctx_arg_bytes(ctx, i, &p, &len) == 0 &&

@@ -19,12 +19,12 @@
 
 /* ---- shared state --------------------------------------------------------- */
 
-static rt_errs_t g_errs;        /* checks made inside tasks */
-static atomic_int g_calls;      /* invocations of fn_sum / the function under test */
-static atomic_int g_blocks;     /* invocations of fn_block */
-static atomic_int g_frees;      /* count_free calls */
-static rt_latch_t g_started;    /* signalled by tasks when they start */
-static rt_latch_t g_go;         /* tasks wait on it */
+static rt_errs_t g_errs;               /* checks made inside tasks */
+static atomic_int g_calls;             /* invocations of fn_sum / the function under test */
+static atomic_int g_blocks;            /* invocations of fn_block */
+static atomic_int g_frees;             /* count_free calls */
+static rt_latch_t g_started;           /* signalled by tasks when they start */
+static rt_latch_t g_go;                /* tasks wait on it */
 static atomic_uint_fast64_t g_task_id; /* a task's id, recorded from inside it */
 
 /* In a task: record a failed check. */
@@ -441,10 +441,10 @@ typedef struct {
   const msgpack_object *bigmp;
 } kinds_t;
 
-static const uint32_t k_kinds_types[K_NARGS] = {
-    RAY_TYPE_I64,   RAY_TYPE_F64,     RAY_TYPE_STR,   RAY_TYPE_BYTES,
-    RAY_TYPE_MSGPACK, RAY_TYPE_BYTES, RAY_TYPE_STR,   RAY_TYPE_MSGPACK,
-    RAY_TYPE_BYTES, RAY_TYPE_STR,     RAY_TYPE_F64};
+static const uint32_t k_kinds_types[K_NARGS] = {RAY_TYPE_I64,   RAY_TYPE_F64,     RAY_TYPE_STR,
+                                                RAY_TYPE_BYTES, RAY_TYPE_MSGPACK, RAY_TYPE_BYTES,
+                                                RAY_TYPE_STR,   RAY_TYPE_MSGPACK, RAY_TYPE_BYTES,
+                                                RAY_TYPE_STR,   RAY_TYPE_F64};
 
 static int fn_kinds(ray_task_ctx_t *ctx, void *arg) {
   const kinds_t *k = arg;
@@ -467,8 +467,7 @@ static int fn_kinds(ray_task_ctx_t *ctx, void *arg) {
   TC(ray_ctx_arg_f64(ctx, 1, &d) == 0 && d == k->f64, 1);
   const char *s = NULL;
   size_t len = 0;
-  TC(ray_ctx_arg_str(ctx, 2, &s, &len) == 0 && len == strlen(k->str) &&
-         memcmp(s, k->str, len) == 0,
+  TC(ray_ctx_arg_str(ctx, 2, &s, &len) == 0 && len == strlen(k->str) && memcmp(s, k->str, len) == 0,
      2);
   const void *p = NULL;
   size_t sz = 0;
@@ -538,8 +537,9 @@ static void run_value_args(size_t threshold, uint64_t stored) {
   mp_bin(&bigmp, 4000, 9);
   mp_bin(&bigmp_expect, 4000, 9);
 
-  kinds_t k = {INT64_MIN,         -2.5,           "h\xc3\xa9llo", small_copy, sizeof small,
-               &mp_expect.u.data, big_copy,       BIG,            bigstr_copy, &bigmp_expect.u.data};
+  kinds_t k = {
+      INT64_MIN, -2.5, "h\xc3\xa9llo", small_copy,          sizeof small, &mp_expect.u.data,
+      big_copy,  BIG,  bigstr_copy,    &bigmp_expect.u.data};
   ray_function_t f = reg("kinds", fn_kinds, &k, T_I64, 1);
   ray_arg_t args[K_NARGS] = {ray_arg_i64(INT64_MIN),
                              ray_arg_f64(-2.5),
@@ -697,9 +697,8 @@ static void test_ref_args_zero_copy(void **state) {
   assert_rc(ray_put_typed("user-payload", 12, RAY_TYPE_USER + 1, &x.refs[6]), 0);
   /* A ref whose tag the caller got wrong: the object's tag decides. */
   x.refs[7] = (ray_ref_t){x.refs[0].id, RAY_TYPE_I64};
-  const uint32_t types[8] = {RAY_TYPE_BYTES, RAY_TYPE_BYTES,   RAY_TYPE_I64,
-                             RAY_TYPE_STR,   RAY_TYPE_F64,     RAY_TYPE_MSGPACK,
-                             RAY_TYPE_USER + 1, RAY_TYPE_BYTES};
+  const uint32_t types[8] = {RAY_TYPE_BYTES, RAY_TYPE_BYTES,   RAY_TYPE_I64,      RAY_TYPE_STR,
+                             RAY_TYPE_F64,   RAY_TYPE_MSGPACK, RAY_TYPE_USER + 1, RAY_TYPE_BYTES};
   memcpy(x.types, types, sizeof types);
   ray_buf_t vs, vb, vstr;
   assert_rc(ray_get(x.refs[0], 0, &vs), 0);
@@ -762,10 +761,51 @@ static void test_ref_arg_pending(void **state) {
   t_end();
 }
 
+/* Ref arguments tagged with a type whose payload is not a valid encoding
+ * of it: the typed accessors fail with RAY_EDECODE (the tag still decides
+ * which accessor applies). */
+static int fn_decode(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v;
+  double d;
+  const char *s;
+  size_t len;
+  msgpack_object o;
+  TC(ray_ctx_arg_i64(ctx, 0, &v) == RAY_EDECODE, 0);
+  TC(ray_ctx_arg_i64(ctx, 1, &v) == RAY_EDECODE, 1);
+  TC(ray_ctx_arg_f64(ctx, 2, &d) == RAY_EDECODE, 2);
+  TC(ray_ctx_arg_str(ctx, 3, &s, &len) == RAY_EDECODE, 3);
+  TC(ray_ctx_arg_msgpack(ctx, 4, &o) == RAY_EDECODE, 4);
+  TC(ray_ctx_arg_i64(ctx, 5, &v) == RAY_EDECODE, 5); /* uint64 above INT64_MAX */
+  TC(ray_ctx_arg_str(ctx, 0, &s, &len) == RAY_ETYPE, 6);
+  TC(ray_ctx_arg_type(ctx, 0) == RAY_TYPE_I64, 7);
+  return ray_return_i64(ctx, 0, 1);
+}
+
+static void test_arg_decode_errors(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t f = reg("decode", fn_decode, NULL, T_I64, 1);
+  ray_ref_t bad[6];
+  assert_rc(ray_put_typed("\xc1", 1, RAY_TYPE_I64, &bad[0]), 0);
+  assert_rc(ray_put_typed("\xa2hi", 3, RAY_TYPE_I64, &bad[1]), 0);
+  assert_rc(ray_put_typed("\xa2hi", 3, RAY_TYPE_F64, &bad[2]), 0);
+  assert_rc(ray_put_typed("\x07", 1, RAY_TYPE_STR, &bad[3]), 0);
+  assert_rc(ray_put_typed("\x92\x01", 2, RAY_TYPE_MSGPACK, &bad[4]), 0);
+  assert_rc(ray_put_typed("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, RAY_TYPE_I64, &bad[5]), 0);
+  ray_arg_t a[6];
+  for (int i = 0; i < 6; i++) a[i] = ray_arg_ref(bad[i]);
+  ray_ref_t r = submit(f, a, 6, NULL);
+  assert_int_equal(get_i64(r), 1);
+  release(r);
+  for (int i = 0; i < 6; i++) release(bad[i]);
+  t_end();
+}
+
 /* ---- results ---------------------------------------------------------------------- */
 
-static const uint32_t k_typed[] = {RAY_TYPE_STR, RAY_TYPE_I64, RAY_TYPE_USER + 3,
-                                   RAY_TYPE_MSGPACK, RAY_TYPE_F64};
+static const uint32_t k_typed[] = {RAY_TYPE_STR, RAY_TYPE_I64, RAY_TYPE_USER + 3, RAY_TYPE_MSGPACK,
+                                   RAY_TYPE_F64};
 
 static int fn_typed(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
@@ -1230,6 +1270,38 @@ static void test_return_ref(void **state) {
   t_end();
 }
 
+/* A result that is still pending through ray_return_ref after its task has
+ * finished (and let go of its memory): cancelling it names no running or
+ * pending task. 1 worker: the second task runs only once the first one has
+ * completely finished. */
+static void test_cancel_alias_after_task_finished(void **state) {
+  (void)state;
+  t_begin(1);
+  const uint32_t types[] = {RAY_TYPE_BYTES, RAY_TYPE_I64};
+  ray_function_t f = reg("ret-ref", fn_ret_ref, NULL, types, 2);
+  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_ref_t src = pending_bytes();
+  ray_ref_t out[2];
+  ret_ref_submit(f, src, 0, out);
+  ray_arg_t a = ray_arg_i64(1);
+  ray_ref_t after = submit(sum, &a, 1, NULL);
+  assert_int_equal(get_i64(after), 1); /* the ret-ref task is gone by now */
+  ray_buf_t b;
+  assert_rc(ray_get(out[0], 0, &b), RAY_ETIMEDOUT); /* still pending */
+  assert_rc(ray_cancel(out[0]), RAY_EFINISHED);
+  assert_rc(ray_cancel(out[1]), RAY_EFINISHED);
+  /* The alias is unaffected and completes with its source. */
+  assert_rc(ray__object_fulfil(src, "abc", 3), 0);
+  assert_rc(ray_get(out[0], RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_true(b.size == 3 && memcmp(b.data, "abc", 3) == 0);
+  ray_buf_release(&b);
+  release(src);
+  release(out[0]);
+  release(out[1]);
+  release(after);
+  t_end();
+}
+
 /* Returning one's own ref argument (a pass-through). */
 static int fn_passthrough(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
@@ -1657,6 +1729,18 @@ static void test_no_retry_on_dep_failure(void **state) {
 
 /* ---- cancellation --------------------------------------------------------------------- */
 
+typedef struct {
+  ray_ref_t ref;
+  atomic_int rc;
+} getter_t;
+
+static void getter(void *p) {
+  getter_t *g = p;
+  ray_buf_t b;
+  atomic_store(&g->rc, ray_get(g->ref, RAY_TIMEOUT_INFINITE, &b));
+  ray_buf_release(&b);
+}
+
 static void test_cancel_waiting_on_dependency(void **state) {
   (void)state;
   t_begin(2);
@@ -1667,7 +1751,13 @@ static void test_cancel_waiting_on_dependency(void **state) {
   ray_ref_t t = submit(sum, a, 2, NULL);
   ray_arg_t b = ray_arg_ref(t);
   ray_ref_t dep = submit(sum, &b, 1, NULL);
+  /* A host thread waiting on the dependent is woken by the cancellation. */
+  getter_t g = {dep, 1};
+  uv_thread_t th;
+  assert_int_equal(uv_thread_create(&th, getter, &g), 0);
   assert_rc(ray_cancel(t), 0);
+  assert_int_equal(uv_thread_join(&th), 0);
+  assert_rc(atomic_load(&g.rc), RAY_EDEPFAILED);
   /* Failed at once, without running. */
   ray_buf_t v;
   assert_rc(ray_get(t, 0, &v), RAY_ECANCELED);
@@ -1880,8 +1970,8 @@ static void test_submit_invalid(void **state) {
   for (int i = 0; i < 9; i++) bad[i] = ray_arg_i64(1);
   bad[0].kind = 0;
   bad[1].kind = 7;
-  bad[2].type = 0;                    /* a value of no type */
-  bad[3].type = RAY_TYPE_USER;        /* no helper builds user-typed values */
+  bad[2].type = 0;             /* a value of no type */
+  bad[3].type = RAY_TYPE_USER; /* no helper builds user-typed values */
   bad[4] = ray_arg_str(NULL);
   bad[5] = ray_arg_msgpack(NULL);
   bad[6] = ray_arg_bytes(NULL, 5);
@@ -1969,6 +2059,226 @@ static void test_submit_released_ref(void **state) {
   assert_rc(ray_get(good, 0, &b), RAY_ENOTFOUND);
   assert_rc(ray_get(pend, 0, &b), RAY_ENOTFOUND);
   t_end();
+}
+
+/* ---- more edges ------------------------------------------------------------------------ */
+
+/* Retried attempts read the same pinned ref arguments. */
+static const void *_Atomic g_view;
+
+static int fn_flaky_ref(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  atomic_fetch_add(&g_calls, 1);
+  const void *p = NULL;
+  size_t n = 0;
+  TC(ray_ctx_arg_bytes(ctx, 0, &p, &n) == 0 && p == atomic_load(&g_view) && n == 2000 &&
+         rt_check(p, n, 44),
+     (int)ray_ctx_attempt(ctx));
+  if (ray_ctx_attempt(ctx) < 3) return ray_fail(ctx, RAY_ETASK, "again");
+  return ray_return_i64(ctx, 0, (int64_t)ray_ctx_attempt(ctx));
+}
+
+static void test_retry_ref_args(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t f = reg("flaky-ref", fn_flaky_ref, NULL, T_I64, 1);
+  unsigned char data[2000];
+  rt_fill(data, sizeof data, 44);
+  ray_ref_t src;
+  assert_rc(ray_put(data, sizeof data, &src), 0);
+  ray_buf_t v;
+  assert_rc(ray_get(src, 0, &v), 0);
+  atomic_store(&g_view, v.data);
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.max_retries = 4;
+  o.retry_on_error = true;
+  ray_arg_t a = ray_arg_ref(src);
+  ray_ref_t r = submit(f, &a, 1, &o);
+  release(src);
+  assert_int_equal(get_i64(r), 3);
+  assert_int_equal(atomic_load(&g_calls), 3);
+  release(r);
+  ray_buf_release(&v);
+  t_end();
+}
+
+/* The same ref many times over: one dependency per argument. */
+static void test_same_ref_many_args(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_ref_t p;
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
+  ray_arg_t args[RAY_MAX_ARGS];
+  for (int i = 0; i < RAY_MAX_ARGS; i++) args[i] = ray_arg_ref(p);
+  ray_ref_t r1 = submit(sum, args, RAY_MAX_ARGS, NULL);
+  ray_ref_t r2 = submit(sum, args, 2, NULL);
+  release(p); /* the tasks hold RAY_MAX_ARGS + 2 references */
+  char enc[16];
+  size_t n = rt_encode_i64(3, enc, sizeof enc);
+  assert_rc(ray__object_fulfil(p, enc, n), 0);
+  assert_int_equal(get_i64(r1), 3 * RAY_MAX_ARGS);
+  assert_int_equal(get_i64(r2), 6);
+  /* A ready object many times over. */
+  ray_ref_t q;
+  assert_rc(ray_put_i64(-1, &q), 0);
+  for (int i = 0; i < RAY_MAX_ARGS; i++) args[i] = ray_arg_ref(q);
+  ray_ref_t r3 = submit(sum, args, RAY_MAX_ARGS, NULL);
+  assert_int_equal(get_i64(r3), -RAY_MAX_ARGS);
+  release(q);
+  release(r1);
+  release(r2);
+  release(r3);
+  t_end();
+}
+
+/* Results released before their tasks ran: the tasks still run, and what
+ * they hand over is freed once. */
+static int fn_owned_one(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  void *p = owned(100, 7);
+  TC(p != NULL, 0);
+  atomic_fetch_add(&g_calls, 1);
+  int rc = ray_return_owned(ctx, 0, p, 100, count_free);
+  TC(rc == 0, rc);
+  if (rc != 0) count_free(p);
+  return rc;
+}
+
+static void test_fire_and_forget(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t f = reg("owned-one", fn_owned_one, NULL, T_BYTES, 1);
+  const int n = rt_iters(2000, 200);
+  for (int i = 0; i < n; i++) release(submit(f, NULL, 0, NULL));
+  while (atomic_load(&g_calls) < n) sched_yield(); /* wait for the runs themselves */
+  t_end();
+  assert_int_equal(atomic_load(&g_calls), n);
+  assert_int_equal(atomic_load(&g_frees), n);
+}
+
+/* Submitting from an on_ready callback (the loop thread). */
+typedef struct {
+  ray_function_t sum;
+  atomic_uint_fast64_t id;
+  atomic_int rc;
+  rt_latch_t done;
+} cb_submit_t;
+
+static void cb_submit(ray_ref_t ref, int status, void *arg) {
+  cb_submit_t *c = arg;
+  ray_arg_t a[2] = {ray_arg_ref(ref), ray_arg_i64(status == 0 ? 1 : 1000)};
+  ray_ref_t r = RAY_REF_NIL;
+  atomic_store(&c->rc, ray_task_submit(c->sum, a, 2, NULL, &r));
+  atomic_store(&c->id, r.id);
+  rt_latch_signal(&c->done);
+}
+
+static void test_submit_from_callback(void **state) {
+  (void)state;
+  t_begin(2);
+  static cb_submit_t c;
+  c.sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  atomic_init(&c.id, 0);
+  atomic_init(&c.rc, 1);
+  rt_latch_init(&c.done);
+  ray_ref_t p;
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
+  assert_rc(ray_ref_on_ready(p, cb_submit, &c), 0);
+  char enc[16];
+  size_t n = rt_encode_i64(41, enc, sizeof enc);
+  assert_rc(ray__object_fulfil(p, enc, n), 0);
+  release(p);
+  rt_latch_wait(&c.done, 1);
+  assert_rc(atomic_load(&c.rc), 0);
+  ray_ref_t r = {atomic_load(&c.id), RAY_TYPE_I64};
+  assert_int_equal(get_i64(r), 42);
+  release(r);
+  t_end();
+  rt_latch_destroy(&c.done);
+}
+
+/* Cancelling while tasks start, run and finish, and while their
+ * dependencies complete: every result is either the function's value (it
+ * ran) or RAY_ECANCELED (it never ran), and every cancel returns 0 or
+ * RAY_EFINISHED. */
+typedef struct {
+  ray_ref_t *refs;
+  ray_ref_t *deps;
+  int n;
+  rt_errs_t *errs;
+} race_t;
+
+static void canceller(void *p) {
+  race_t *r = p;
+  for (int i = r->n - 1; i >= 0; i--) {
+    int rc = ray_cancel(r->refs[i]);
+    RT_CHECK(r->errs, rc == 0 || rc == RAY_EFINISHED, rc);
+  }
+}
+
+static void fulfiller(void *p) {
+  race_t *r = p;
+  char enc[16];
+  for (int i = 0; i < r->n; i++) {
+    if (r->deps[i].id == 0) continue;
+    size_t n = rt_encode_i64(i, enc, sizeof enc);
+    int rc = ray__object_fulfil(r->deps[i], enc, n);
+    RT_CHECK(r->errs, rc == 0, rc);
+  }
+}
+
+static void test_cancel_race(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  const int n = rt_iters(3000, 300);
+  ray_ref_t *refs = calloc((size_t)n, sizeof *refs);
+  ray_ref_t *deps = calloc((size_t)n, sizeof *deps);
+  assert_non_null(refs);
+  assert_non_null(deps);
+  for (int i = 0; i < n; i++) {
+    if (i % 2) { /* half wait on a dependency completed during the race */
+      assert_rc(ray__object_create_pending(RAY_TYPE_I64, &deps[i]), 0);
+      ray_arg_t a = ray_arg_ref(deps[i]);
+      refs[i] = submit(sum, &a, 1, NULL);
+    } else {
+      ray_arg_t a = ray_arg_i64(i);
+      refs[i] = submit(sum, &a, 1, NULL);
+    }
+  }
+  rt_errs_t errs;
+  rt_errs_init(&errs);
+  race_t r = {refs, deps, n, &errs};
+  uv_thread_t tc, tf;
+  assert_int_equal(uv_thread_create(&tc, canceller, &r), 0);
+  assert_int_equal(uv_thread_create(&tf, fulfiller, &r), 0);
+  int values = 0, cancelled = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t v = -1;
+    int rc = ray_get_i64(refs[i], RAY_TIMEOUT_INFINITE, &v);
+    if (rc == 0) {
+      assert_int_equal(v, i);
+      values++;
+    } else {
+      assert_rc(rc, RAY_ECANCELED);
+      cancelled++;
+    }
+  }
+  assert_int_equal(uv_thread_join(&tc), 0);
+  assert_int_equal(uv_thread_join(&tf), 0);
+  rt_errs_assert(&errs);
+  for (int i = 0; i < n; i++) {
+    release(refs[i]);
+    if (deps[i].id != 0) release(deps[i]);
+  }
+  t_end();
+  assert_int_equal(values + cancelled, n);
+  assert_int_equal(atomic_load(&g_calls), values); /* ran exactly when not cancelled */
+  print_message("[  RACE    ] %d ran, %d cancelled\n", values, cancelled);
+  free(refs);
+  free(deps);
 }
 
 /* ---- several host threads at once ----------------------------------------------------- */
@@ -2067,12 +2377,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_max_args),
     cmocka_unit_test(test_ref_args_zero_copy),
     cmocka_unit_test(test_ref_arg_pending),
+    cmocka_unit_test(test_arg_decode_errors),
     cmocka_unit_test(test_results_typed_at_submission),
     cmocka_unit_test(test_multiple_returns),
     cmocka_unit_test(test_return_setters),
     cmocka_unit_test(test_return_owned),
     cmocka_unit_test(test_return_ref),
     cmocka_unit_test(test_return_ref_of_argument),
+    cmocka_unit_test(test_cancel_alias_after_task_finished),
     cmocka_unit_test(test_unset_slot),
     cmocka_unit_test(test_failures),
     cmocka_unit_test(test_display_name),
@@ -2088,6 +2400,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_errors),
     cmocka_unit_test(test_submit_invalid),
     cmocka_unit_test(test_submit_released_ref),
+    cmocka_unit_test(test_retry_ref_args),
+    cmocka_unit_test(test_same_ref_many_args),
+    cmocka_unit_test(test_fire_and_forget),
+    cmocka_unit_test(test_submit_from_callback),
+    cmocka_unit_test(test_cancel_race),
     cmocka_unit_test(test_host_threads),
 };
 

@@ -101,7 +101,9 @@ RAY_EXTERN int ray_put_i64(int64_t value, ray_ref_t *out);
 RAY_EXTERN int ray_put_f64(double value, ray_ref_t *out);
 /* `s` is NUL-terminated. Errors also: RAY_EINVAL for s NULL. */
 RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
-/* Encode any msgpack object. Errors also: RAY_EINVAL for obj NULL. */
+/* Encode any msgpack object. Refs inside it (RAY_MSGPACK_EXT_REF) are
+ * retained by the new object until it is freed. Errors also: RAY_EINVAL for
+ * obj NULL, RAY_ENOTFOUND for an unknown or released ref inside it. */
 RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
 
 /* ---- Get ---------------------------------------------------------------- */
@@ -138,15 +140,36 @@ RAY_EXTERN int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t
 /* A decoded msgpack value. `obj` stays valid until ray_msgpack_release(). */
 typedef struct ray_msgpack_s {
   msgpack_object obj;
+  /* The refs found inside the value (msgpack ext RAY_MSGPACK_EXT_REF), in
+   * document order. Each carries one reference the caller owns: release
+   * them (ray_ref_release_batch) when done; ray_msgpack_release() does not. */
+  ray_ref_t *refs;
+  size_t nrefs;
   ray_buf_t buf_;      /* private: the pinned payload obj points into */
   msgpack_zone *zone_; /* private */
 } ray_msgpack_t;
 
 /* Decode a RAY_TYPE_MSGPACK object (strings and binaries in `obj` point into
- * the pinned payload: zero-copy). Errors: as the typed gets. */
+ * the pinned payload: zero-copy), retaining every ref inside it for the
+ * caller (see ray_msgpack_t.refs). Errors: as the typed gets. */
 RAY_EXTERN int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out);
-/* Release a decoded value. A zeroed or NULL value is a no-op. */
+/* Release a decoded value (not the refs it handed out). A zeroed or NULL
+ * value is a no-op. */
 RAY_EXTERN void ray_msgpack_release(ray_msgpack_t *m);
+
+/* Refs inside objects: a msgpack value may contain refs, encoded as msgpack
+ * ext values of this type (12 bytes: the id and the type tag, big-endian).
+ * An object holds a reference on every ref inside it until the object is
+ * freed, so the inner objects outlive it (Ray's borrowing rule). */
+#define RAY_MSGPACK_EXT_REF 82
+
+/* Write `ref` into a msgpack value being packed. Does not need the runtime
+ * and takes no reference (ray_put_msgpack takes the object's own).
+ * Errors: RAY_EINVAL (pk NULL, nil ref), RAY_ENOMEM (the packer's write failed). */
+RAY_EXTERN int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref);
+/* Read a ref out of a decoded msgpack value (borrowed: retain it to keep
+ * it beyond the value). Errors: RAY_EINVAL (NULL), RAY_ETYPE (not a ref ext). */
+RAY_EXTERN int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out);
 
 /* The error object of a failed ref: *out receives a new ray_error_t the
  * caller frees with ray_error_free(). For a ready (not failed) ref, returns
@@ -178,6 +201,13 @@ RAY_EXTERN int ray_ref_retain(ray_ref_t ref);
  * keeps its payload until released). Errors: RAY_ENOTFOUND, RAY_ENOTINIT.
  * Never blocks. */
 RAY_EXTERN int ray_ref_release(ray_ref_t ref);
+
+/* Retain / release n refs at once, taking each shard lock once. Retaining
+ * is all or nothing; releasing releases every known ref and returns
+ * RAY_ENOTFOUND if one was unknown. Errors also: RAY_EINVAL (refs NULL with
+ * n > 0), RAY_ENOTINIT, RAY_ENOMEM. n == 0 is a no-op. */
+RAY_EXTERN int ray_ref_retain_batch(const ray_ref_t *refs, size_t n);
+RAY_EXTERN int ray_ref_release_batch(const ray_ref_t *refs, size_t n);
 
 /* Run cb(ref, status, arg) once on the loop thread when `ref` is ready or
  * failed; scheduled at once when it already is. The registration holds a
