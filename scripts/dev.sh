@@ -52,6 +52,19 @@ case "${1:-}" in
     echo "== plain build (-Werror), unit tests, examples and valgrind"
     build build/plain -DRAY_WERROR=ON -DRAY_VALGRIND_TESTS=ON
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
+    echo "== packaging: install, then build a consumer with find_package and with pkg-config"
+    prefix="$root/build/install"
+    rm -rf "$prefix" build/consumer
+    cmake --install build/plain --prefix "$prefix" >/dev/null
+    cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build build/consumer >/dev/null
+    LD_LIBRARY_PATH="$prefix/lib" ./build/consumer/consumer
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    # shellcheck disable=SC2046 # word splitting of the flags is intended
+    cc -std=c11 -Wall -Werror tests/consumer/consumer.c $(pkg-config --cflags --libs rustyray) \
+      -o build/consumer/consumer_pc
+    LD_LIBRARY_PATH="$prefix/lib" ./build/consumer/consumer_pc
+    unset PKG_CONFIG_PATH
     echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
     build build/asan -DRAY_WERROR=ON -DRAY_SANITIZE=address,undefined -DRAY_BUILD_BENCH=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -282,8 +282,9 @@ int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *o
 
 /* ---- The state machine (actor mutex held unless said) ---- */
 
-/* Push admissible calls to the workers. */
-static void admit_locked(ray__actor_t *a) {
+/* Push admissible calls to the workers; `yield`: behind the work already
+ * queued (the actor's turn is over). */
+static void admit_locked(ray__actor_t *a, bool yield) {
   if (atomic_load(&a->rt->stopping)) return; /* shutdown finishes the mailbox */
   while (a->state == A_ALIVE && a->running < a->max_conc && a->mb_head != NULL &&
          a->mb_head->ready) {
@@ -292,17 +293,24 @@ static void admit_locked(ray__actor_t *a) {
     if (a->mb_head == NULL) a->mb_tail = NULL;
     t->admitted = true;
     a->running++;
-    ray__sched_push(&a->rt->sched, &t->rn);
+    if (yield)
+      ray__sched_yield(&a->rt->sched, &t->rn);
+    else
+      ray__sched_push(&a->rt->sched, &t->rn);
   }
 }
 
-/* Take the next admissible call for the worker that just finished one. */
-static ray__task_t *next_inline_locked(ray__actor_t *a) {
+/* Take the next admissible call for the worker that just finished one.
+ * *yield is set when the actor's turn is over (a batch ran inline): the
+ * rest goes behind the work already queued, so a long mailbox does not
+ * starve other actors and tasks. */
+static ray__task_t *next_inline_locked(ray__actor_t *a, bool *yield) {
   if (a->state != A_ALIVE || a->running >= a->max_conc || a->mb_head == NULL ||
       !a->mb_head->ready || atomic_load(&a->rt->stopping))
     return NULL;
-  if (++a->batch > RAY__ACTOR_BATCH) { /* its turn is over: back to the queues */
+  if (++a->batch > RAY__ACTOR_BATCH) {
     a->batch = 0;
+    *yield = true;
     return NULL;
   }
   ray__task_t *t = a->mb_head;
@@ -452,7 +460,7 @@ void ray__actor_call_ready(ray__task_t *t) {
     return;
   }
   t->ready = true;
-  admit_locked(a);
+  admit_locked(a, false);
   uv_mutex_unlock(&a->mu);
 }
 
@@ -484,8 +492,9 @@ ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal) {
       retry = true;
     }
   }
-  if (!fatal) next = next_inline_locked(a);
-  admit_locked(a);
+  bool yield = false;
+  if (!fatal) next = next_inline_locked(a, &yield);
+  admit_locked(a, yield);
   settle_locked(a, &act);
   uv_mutex_unlock(&a->mu);
   if (!retry && fatal) ray__task_fail(t, RAY_EACTORDIED, 0, NULL, "%s ended its actor", t->name);
@@ -507,7 +516,7 @@ void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
   if (!failed) {
     a->constructed = true;
     if (a->state == A_STARTING || a->state == A_RESTARTING) a->state = A_ALIVE;
-    admit_locked(a);
+    admit_locked(a, false);
   } else if (a->state != A_DEAD) {
     if (a->death == NULL) {
       ray_error_t *death = NULL;
@@ -620,9 +629,14 @@ static int call(ray_actor_t actor, const char *method, uint32_t index, const ray
   int rc = 0;
   if (method != NULL) rc = ray_actor_method(cls, method, &index);
   if (rc == 0 && index >= cls->num_methods) rc = RAY_ENOTFOUND;
+  /* Only num_returns (a check) applies to calls: name and retries are the
+   * method's and the actor's. */
+  ray_task_opts_t call_opts;
+  ray_task_opts_init(&call_opts);
+  if (opts != NULL) call_opts.num_returns = opts->num_returns;
   if (rc == 0)
-    rc = ray__task_submit(rt, &a->klass->methods[index], a, RAY__TASK_METHOD, args, nargs, opts,
-                          out_refs, NULL);
+    rc = ray__task_submit(rt, &a->klass->methods[index], a, RAY__TASK_METHOD, args, nargs,
+                          &call_opts, out_refs, NULL);
   if (rc != 0) actor_unref(a);
   return rc;
 }

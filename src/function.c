@@ -5,11 +5,34 @@
  * RAY_ENOTFOUND instead of naming another function. Handles resolve
  * without a lock (ray__registry_get); registration and lookup by name take
  * the registry mutex. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
 static atomic_uint next_epoch = 1;
+
+/* Static descriptors (ray_static_function_add), registered by every ray_init. */
+static uv_once_t statics_once = UV_ONCE_INIT;
+static uv_mutex_t statics_mu;
+static ray_static_function_t *statics;
+
+static void statics_init(void) {
+  if (uv_mutex_init(&statics_mu) != 0) abort(); /* uv_once cannot report it */
+}
+
+void ray_static_function_add(ray_static_function_t *f) {
+  if (f == NULL) return;
+  uv_once(&statics_once, statics_init);
+  uv_mutex_lock(&statics_mu);
+  ray_static_function_t *p = statics;
+  while (p != NULL && p != f) p = p->next;
+  if (p == NULL) {
+    f->next = statics;
+    statics = f;
+  }
+  uv_mutex_unlock(&statics_mu);
+}
 
 int ray__registry_init(ray__registry_t *r) {
   memset(r, 0, sizeof *r);
@@ -113,4 +136,17 @@ int ray_function_info(ray_function_t fn, const char **name, size_t *num_returns)
   if (name != NULL) *name = f->name;
   if (num_returns != NULL) *num_returns = f->nreturns;
   return 0;
+}
+
+int ray__registry_add_statics(void) {
+  uv_once(&statics_once, statics_init);
+  uv_mutex_lock(&statics_mu);
+  int rc = 0;
+  for (ray_static_function_t *f = statics; f != NULL && rc == 0; f = f->next) {
+    ray_function_t h;
+    rc = ray_function_register(f->name, f->fn, f->arg, f->return_types, f->num_returns, &h);
+    if (rc == 0 && f->handle != NULL) *f->handle = h;
+  }
+  uv_mutex_unlock(&statics_mu);
+  return rc;
 }

@@ -164,6 +164,11 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
+  if ((rc = ray__registry_add_statics()) != 0) { /* the runtime is up: take it down again */
+    uv_mutex_unlock(&lifecycle_mu);
+    ray_shutdown();
+    return rc;
+  }
   goto out;
 
 fail_loop:

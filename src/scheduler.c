@@ -190,18 +190,27 @@ static void wake_for_work(ray__sched_t *s, ray__worker_t *target) {
   }
 }
 
-void ray__sched_push(ray__sched_t *s, ray__runnable_t *r) {
+static void push(ray__sched_t *s, ray__runnable_t *r, bool yield) {
   ray__worker_t *w = tls_worker;
   bool own = w != NULL && w->sched == s;
   if (!own) /* base workers only: see the retirement rule above */
     w = slot_get(s, atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) %
                         s->base_workers);
-  r->parent = own ? tls_running : NULL;
+  r->parent = own && !yield ? tls_running : NULL;
   uv_mutex_lock(&w->qmu);
-  q_insert(own ? w->q.prev : &w->q, r); /* own: at the tail; host: at the head */
+  /* Own: at the tail (next to run), unless yielding; host: at the head. */
+  q_insert(own && !yield ? w->q.prev : &w->q, r);
   atomic_fetch_add(&w->qlen, 1);
   uv_mutex_unlock(&w->qmu);
   wake_for_work(s, w);
+}
+
+void ray__sched_push(ray__sched_t *s, ray__runnable_t *r) {
+  push(s, r, false);
+}
+
+void ray__sched_yield(ray__sched_t *s, ray__runnable_t *r) {
+  push(s, r, true);
 }
 
 /* ---- Workers ---- */

@@ -64,6 +64,10 @@ int ray__sched_start(ray__sched_t *s, unsigned n);
 /* Queue a runnable: on the calling worker's own queue, or round-robin from
  * host threads. Wakes a parked worker when one is available. Never fails. */
 void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);
+/* Queue a runnable behind everything already queued on the calling worker
+ * (its turn is over: others go first), or as ray__sched_push from host
+ * threads. */
+void ray__sched_yield(ray__sched_t *s, ray__runnable_t *r);
 /* Stop: let running work finish, join every worker (spares too), then drop
  * whatever is still queued. */
 void ray__sched_stop(ray__sched_t *s);

@@ -37,6 +37,9 @@ typedef struct ray__registry_s {
 
 int ray__registry_init(ray__registry_t *r);
 void ray__registry_destroy(ray__registry_t *r);
+/* Register every static descriptor (ray_static_function_add) with the
+ * running runtime. Errors: as ray_function_register. */
+int ray__registry_add_statics(void);
 /* The function behind a handle, or NULL (stale or bogus). */
 ray__func_t *ray__registry_get(ray__registry_t *r, ray_function_t fn);
 

@@ -2281,6 +2281,60 @@ static void test_cancel_race(void **state) {
   free(deps);
 }
 
+/* The task counters of ray_stats. 1 worker, so the order is known: a task
+ * has finished once the worker has gone on to the next one. */
+static void test_task_stats(void **state) {
+  (void)state;
+  t_begin(1);
+  ray_function_t block = reg("block", fn_block, NULL, T_I64, 1);
+  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.tasks_submitted, 0);
+  assert_int_equal(s.tasks_finished, 0);
+  assert_int_equal(s.tasks_failed, 0);
+  ray_ref_t b = submit(block, NULL, 0, NULL);
+  rt_latch_wait(&g_started, 1);
+  ray_ref_t ok[3], bad[2];
+  for (int i = 0; i < 3; i++) {
+    ray_arg_t a = ray_arg_i64(i);
+    ok[i] = submit(sum, &a, 1, NULL);
+  }
+  for (int i = 0; i < 2; i++) bad[i] = submit(root, NULL, 0, NULL);
+  ray_arg_t d = ray_arg_ref(bad[0]);
+  ray_ref_t dep = submit(sum, &d, 1, NULL);
+  ray_ref_t c = submit(sum, NULL, 0, NULL);
+  assert_rc(ray_cancel(c), 0);
+  /* Failed submissions are not counted. */
+  ray_ref_t none;
+  assert_rc(ray_task_submit(sum, NULL, RAY_MAX_ARGS + 1, NULL, &none), RAY_EINVAL);
+  s = rt_stats();
+  assert_int_equal(s.tasks_submitted, 8);
+  assert_int_equal(s.tasks_finished, 0);
+  rt_latch_signal(&g_go);
+  assert_int_equal(get_i64(b), 1);
+  for (int i = 0; i < 3; i++) assert_int_equal(get_i64(ok[i]), i);
+  for (int i = 0; i < 2; i++) assert_fails(bad[i], RAY_ETASK);
+  assert_fails(dep, RAY_EDEPFAILED);
+  assert_fails(c, RAY_ECANCELED);
+  ray_ref_t barrier1 = submit(sum, NULL, 0, NULL);
+  assert_int_equal(get_i64(barrier1), 0);
+  ray_ref_t barrier2 = submit(sum, NULL, 0, NULL);
+  assert_int_equal(get_i64(barrier2), 0);
+  s = rt_stats();
+  assert_int_equal(s.tasks_submitted, 10);
+  assert_true(s.tasks_finished == 9 || s.tasks_finished == 10);
+  assert_int_equal(s.tasks_failed, 4); /* 2 failed, 1 dependent, 1 cancelled */
+  release(b);
+  for (int i = 0; i < 3; i++) release(ok[i]);
+  for (int i = 0; i < 2; i++) release(bad[i]);
+  release(dep);
+  release(c);
+  release(barrier1);
+  release(barrier2);
+  t_end();
+}
+
 /* ---- several host threads at once ----------------------------------------------------- */
 
 typedef struct {
@@ -2405,6 +2459,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fire_and_forget),
     cmocka_unit_test(test_submit_from_callback),
     cmocka_unit_test(test_cancel_race),
+    cmocka_unit_test(test_task_stats),
     cmocka_unit_test(test_host_threads),
 };
 

@@ -57,6 +57,26 @@ RAY_EXTERN int ray_function_register(const char *name, ray_task_fn fn, void *arg
                                      const uint32_t *return_types, size_t num_returns,
                                      ray_function_t *out);
 
+/* A function registered with every runtime at ray_init: a static
+ * descriptor (the typed layer, rustyray/typed.h, declares one per remote
+ * function and adds it from a constructor before main). */
+typedef struct ray_static_function_s {
+  const char *name;
+  ray_task_fn fn;
+  void *arg;
+  const uint32_t *return_types;
+  size_t num_returns;
+  ray_function_t *handle; /* set by each ray_init (may be NULL) */
+  struct ray_static_function_s *next; /* private */
+} ray_static_function_t;
+
+/* Add `f` to the functions every later ray_init registers (a runtime
+ * already running is not affected). `f` must stay valid for the process's
+ * life; adding the same descriptor twice is a no-op. Does not need the
+ * runtime; thread-safe. ray_init fails with RAY_ENAMEEXISTS if two
+ * descriptors share a name and RAY_EINVAL if one is malformed. */
+RAY_EXTERN void ray_static_function_add(ray_static_function_t *f);
+
 /* Find a registered function by name. Errors: RAY_EINVAL, RAY_ENOTFOUND,
  * RAY_ENOTINIT. Thread-safe. */
 RAY_EXTERN int ray_function_lookup(const char *name, ray_function_t *out);
