@@ -16,5 +16,6 @@
 #include "rustyray/object.h"
 #include "rustyray/task.h"
 #include "rustyray/actor.h"
+#include "rustyray/log.h"
 
 #endif /* RUSTYRAY_H */

@@ -14,11 +14,14 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "rustyray.h"
 #include "scheduler.h"
 #include "store.h"
 #include "task.h"
+#include "timeline.h"
 #include "wait.h"
 
 typedef struct ray__runtime_s {
@@ -28,6 +31,10 @@ typedef struct ray__runtime_s {
   ray__sched_t sched;
   ray__registry_t funcs;
   ray__actors_t actors;
+  ray__metrics_t metrics;
+  bool metrics_on;     /* the endpoint runs */
+  bool record_runs;    /* timeline or metrics: time every run */
+  char *timeline_path; /* our copy of cfg.timeline_path */
   atomic_bool stopping;
   /* Task counters, padded apart: submitters and workers bump them. */
   char pad0_[64];

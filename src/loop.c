@@ -21,7 +21,11 @@ static void drain(uv_async_t *handle) {
     bool stop = l->stop;
     uv_mutex_unlock(&l->mu);
     if (it == NULL) {
-      if (stop) uv_close((uv_handle_t *)&l->wake, NULL);
+      if (stop) {
+        if (l->on_stop != NULL) l->on_stop(l->on_stop_arg);
+        l->on_stop = NULL;
+        uv_close((uv_handle_t *)&l->wake, NULL);
+      }
       return;
     }
     while (it != NULL) {
@@ -38,7 +42,16 @@ static void loop_main(void *arg) {
   uv_run(&l->loop, UV_RUN_DEFAULT);
 }
 
+void ray__loop_on_stop(ray__loop_t *l, void (*fn)(void *arg), void *arg) {
+  uv_mutex_lock(&l->mu);
+  l->on_stop = fn;
+  l->on_stop_arg = arg;
+  uv_mutex_unlock(&l->mu);
+}
+
 int ray__loop_start(ray__loop_t *l) {
+  l->on_stop = NULL;
+  l->on_stop_arg = NULL;
   l->head = NULL;
   l->tail = &l->head;
   l->stop = false;

@@ -19,6 +19,9 @@ typedef struct ray__loop_s {
   ray__loop_item_t *head;
   ray__loop_item_t **tail;
   bool stop;
+  /* Run on the loop thread when it stops, to close handles of its own. */
+  void (*on_stop)(void *arg);
+  void *on_stop_arg;
 } ray__loop_t;
 
 /* Start the loop thread. Errors: RAY_ENOMEM, RAY_EIO. */
@@ -26,6 +29,8 @@ int ray__loop_start(ray__loop_t *l);
 /* Queue `item` to run on the loop thread. Never blocks beyond a leaf lock;
  * callable with a shard lock held. */
 void ray__loop_post(ray__loop_t *l, ray__loop_item_t *item);
+/* Set the stop hook (before any item that opens handles is posted). */
+void ray__loop_on_stop(ray__loop_t *l, void (*fn)(void *arg), void *arg);
 /* Run every queued item (including items they queue), then stop and join. */
 void ray__loop_stop(ray__loop_t *l);
 

@@ -405,6 +405,8 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     if (written) off += e->size;
   }
   if (fd >= 0) file_close(fd);
+  else ray__log(RAY_LOG_ERROR, "cannot create spill file %s", seg ? path : "(no memory)");
+  ray__log(RAY_LOG_DEBUG, "spilled %zu objects, %zu bytes freed", n, freed);
   if (seg != NULL) ray__segment_unref(st, seg);
 out:
   uv_mutex_unlock(&st->spill_mu);
@@ -441,6 +443,7 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
     rc = fd < 0 ? RAY_EIO : file_io(fd, data, size, off, false);
     if (fd >= 0) file_close(fd);
     if (rc == 0 && checksum(data, size) != sum) rc = RAY_EIO; /* damaged: never hand it out */
+    if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot restore object %llu from %s", (unsigned long long)id, path);
   }
   bool installed = false;
   if (rc == 0) {

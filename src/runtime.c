@@ -114,6 +114,17 @@ int ray_config_init(ray_config_t *cfg) {
     rc = r;
   const char *dir = getenv("RAY_SPILL_DIR");
   if (dir != NULL && *dir != '\0') cfg->spill_dir = dir;
+  const char *tl = getenv("RAY_TIMELINE");
+  if (tl != NULL && *tl != '\0') {
+    cfg->timeline = true;
+    cfg->timeline_path = tl;
+  }
+  if ((r = env_u64("RAY_METRICS_PORT", 0, 65535, &v)) == 1)
+    cfg->metrics_port = (int)v;
+  else if (r < 0)
+    rc = r;
+  const char *bind = getenv("RAY_METRICS_BIND");
+  if (bind != NULL && *bind != '\0') cfg->metrics_bind = bind;
   return rc;
 }
 
@@ -125,6 +136,12 @@ static int config_check(const ray_config_t *cfg) {
     return RAY_EINVAL;
   if (cfg->store_full_timeout_ms < 0) return RAY_EINVAL;
   if (cfg->spill_dir != NULL && *cfg->spill_dir == '\0') return RAY_EINVAL;
+  if (cfg->metrics_port < -1 || cfg->metrics_port > 65535) return RAY_EINVAL;
+  struct sockaddr_in addr;
+  if (cfg->metrics_bind != NULL &&
+      (strlen(cfg->metrics_bind) >= 64 || uv_ip4_addr(cfg->metrics_bind, 0, &addr) != 0))
+    return RAY_EINVAL;
+  if (cfg->timeline_path != NULL && *cfg->timeline_path == '\0') return RAY_EINVAL;
   return 0;
 }
 
@@ -151,6 +168,14 @@ int ray_init(const ray_config_t *cfg) {
   }
   rt->cfg = *cfg;
   atomic_init(&rt->stopping, false);
+  rt->record_runs = cfg->timeline || cfg->metrics_port != 0;
+  if (cfg->timeline_path != NULL && (rt->timeline_path = ray__strdup(cfg->timeline_path)) == NULL) {
+    ray__free(rt);
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  rt->cfg.timeline_path = rt->timeline_path;
+  rt->cfg.metrics_bind = NULL; /* the caller's string; the endpoint keeps a copy */
   rt->cfg.spill_dir = NULL; /* the caller's string: the store keeps its own copy */
   ray__store_opts_t so = {.capacity = cfg->object_store_memory,
                           .spill_enabled = cfg->enable_spilling,
@@ -164,6 +189,18 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
+  if (cfg->metrics_port != 0) {
+    rc = ray__metrics_start(&rt->metrics, &rt->loop, cfg->metrics_port,
+                            cfg->metrics_bind != NULL ? cfg->metrics_bind : "127.0.0.1");
+    rt->metrics_on = rc == 0;
+    if (rc != 0) { /* the runtime is up: take it down again */
+      uv_mutex_unlock(&lifecycle_mu);
+      ray_shutdown();
+      return rc;
+    }
+  }
+  ray__log(RAY_LOG_INFO, "runtime started: %u workers, %u shards, %llu bytes of object store",
+           cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory);
   if ((rc = ray__registry_add_statics()) != 0) { /* the runtime is up: take it down again */
     uv_mutex_unlock(&lifecycle_mu);
     ray_shutdown();
@@ -182,6 +219,7 @@ fail_spiller:
 fail_store:
   ray__store_destroy(&rt->store);
 fail_rt:
+  ray__free(rt->timeline_path);
   ray__free(rt);
 out:
   uv_mutex_unlock(&lifecycle_mu);
@@ -201,17 +239,24 @@ int ray_shutdown(void) {
   atomic_store(&rt->stopping, true);
   uv_mutex_unlock(&blocked_mu);
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
-  ray__sched_stop(&rt->sched);
+  ray__sched_join(&rt->sched);
   ray__actors_shutdown(rt);
+  if (rt->cfg.timeline && rt->timeline_path != NULL)
+    (void)ray__timeline_write(rt, rt->timeline_path); /* failures are logged */
+  ray__sched_free(&rt->sched);
   uv_mutex_lock(&blocked_mu);
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
   uv_mutex_unlock(&blocked_mu);
   ray__loop_stop(&rt->loop);
   atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
+  ray__log(RAY_LOG_INFO, "runtime stopping: %llu objects spilled, %llu restored",
+           (unsigned long long)atomic_load(&rt->store.spill_count),
+           (unsigned long long)atomic_load(&rt->store.restore_count));
   ray__spiller_stop(&rt->store);
   ray__store_destroy(&rt->store);
   ray__registry_destroy(&rt->funcs);
   ray__actors_destroy(&rt->actors);
+  ray__free(rt->timeline_path);
   ray__free(rt);
   uv_mutex_unlock(&lifecycle_mu);
   return 0;

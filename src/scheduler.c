@@ -49,6 +49,7 @@ struct ray__worker_s {
   int depth;            /* nesting of helped runnables (owner thread only) */
   bool spare;           /* started for a blocked worker; may retire */
   ray__worker_t *next_retired;
+  ray__obs_t obs;       /* what ran here: timeline spans, latencies */
 };
 
 static _Thread_local ray__worker_t *tls_worker;
@@ -307,6 +308,11 @@ static ray__worker_t *worker_new(ray__sched_t *s, unsigned index) {
     ray__parker_destroy(&w->park);
     goto fail;
   }
+  if (ray__obs_init(&w->obs, atomic_fetch_add(&s->serials, 1)) != 0) {
+    uv_mutex_destroy(&w->qmu);
+    ray__parker_destroy(&w->park);
+    goto fail;
+  }
   return w;
 fail:
   ray__free(w);
@@ -314,6 +320,7 @@ fail:
 }
 
 static void worker_free(ray__worker_t *w) {
+  ray__obs_destroy(&w->obs);
   uv_mutex_destroy(&w->qmu);
   ray__parker_destroy(&w->park);
   ray__free(w);
@@ -348,6 +355,7 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
   atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);
   atomic_init(&s->spinning, 0);
+  atomic_init(&s->serials, 0);
   atomic_init(&s->stop, false);
   s->base_workers = n;
   s->max_workers = n + RAY__MAX_SPARES;
@@ -359,6 +367,7 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
   }
   /* Workers may steal from any slot below nworkers, so slots fill in order. */
   s->retired = NULL;
+  s->retired_joined = false;
   for (unsigned i = 0; i < n; i++) {
     int rc = worker_add(s, false);
     if (rc != 0) {
@@ -370,6 +379,11 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
 }
 
 void ray__sched_stop(ray__sched_t *s) {
+  ray__sched_join(s);
+  ray__sched_free(s);
+}
+
+void ray__sched_join(ray__sched_t *s) {
   uv_mutex_lock(&s->spawn_mu); /* no spare starts from now on */
   atomic_store(&s->stop, true);
   uv_mutex_unlock(&s->spawn_mu);
@@ -386,11 +400,18 @@ void ray__sched_stop(ray__sched_t *s) {
     ray__runnable_t *r;
     while ((r = q_pop(w, false)) != NULL) r->drop(r);
   }
+  while (s->retired != NULL && !s->retired_joined) { /* their threads have left */
+    s->retired_joined = true;
+    for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) ray__thread_join(&w->thread);
+  }
+}
+
+void ray__sched_free(ray__sched_t *s) {
+  unsigned n = atomic_load(&s->nworkers);
   for (unsigned i = 0; i < n; i++) worker_free(slot_get(s, i));
   while (s->retired != NULL) {
     ray__worker_t *w = s->retired;
     s->retired = w->next_retired;
-    ray__thread_join(&w->thread);
     worker_free(w);
   }
   uv_mutex_destroy(&s->spawn_mu);
@@ -448,4 +469,16 @@ static void spawn_spare(ray__sched_t *s) {
 
 void ray__sched_block_begin(ray__worker_t *w) {
   if (atomic_load(&w->sched->idle) == 0) spawn_spare(w->sched);
+}
+
+ray__obs_t *ray__worker_obs(ray__worker_t *w) {
+  return &w->obs;
+}
+
+void ray__sched_foreach(ray__sched_t *s, void (*fn)(ray__obs_t *obs, void *arg), void *arg) {
+  uv_mutex_lock(&s->spawn_mu); /* membership of the array and the retired list */
+  unsigned n = atomic_load(&s->nworkers);
+  for (unsigned i = 0; i < n; i++) fn(&slot_get(s, i)->obs, arg);
+  for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) fn(&w->obs, arg);
+  uv_mutex_unlock(&s->spawn_mu);
 }

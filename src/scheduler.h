@@ -56,7 +56,9 @@ typedef struct ray__sched_s {
   atomic_int spinning;   /* workers looking for work before they park */
   atomic_bool stop;
   uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
+  atomic_uint serials;   /* numbers workers for the timeline */
   ray__worker_t *retired; /* spares whose threads have ended (spawn_mu) */
+  bool retired_joined;    /* at stop: their threads are joined */
 } ray__sched_t;
 
 /* Start n worker threads. Errors: RAY_ENOMEM, RAY_EIO. */
@@ -69,7 +71,10 @@ void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);
  * threads. */
 void ray__sched_yield(ray__sched_t *s, ray__runnable_t *r);
 /* Stop: let running work finish, join every worker (spares too), then drop
- * whatever is still queued. */
+ * whatever is still queued; ray__sched_free then frees the workers (their
+ * records can be read in between). ray__sched_stop does both. */
+void ray__sched_join(ray__sched_t *s);
+void ray__sched_free(ray__sched_t *s);
 void ray__sched_stop(ray__sched_t *s);
 
 /* The worker the calling thread is, or NULL on host and loop threads. */
@@ -90,5 +95,12 @@ bool ray__sched_has_work(ray__sched_t *s);
  * worker's CPU): if no other worker is idle, a spare worker starts, so
  * ready work never waits behind blocked workers. */
 void ray__sched_block_begin(ray__worker_t *w);
+
+/* The calling worker's record of what it ran. */
+struct ray__obs_s;
+struct ray__obs_s *ray__worker_obs(ray__worker_t *w);
+/* Call fn on every worker's record (retired spares too), membership
+ * frozen meanwhile. */
+void ray__sched_foreach(ray__sched_t *s, void (*fn)(struct ray__obs_s *obs, void *arg), void *arg);
 
 #endif /* RAY_SCHED_H */

@@ -73,6 +73,7 @@ void ray__task_finish(ray__task_t *t) {
 static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
   ray__store_t *st = &t->rt->store;
   t->failed = true;
+  t->fail_code = err != NULL ? err->code : code;
   ray__mpbuf_t b;
   bool encoded = err != NULL && ray__error_encode(err, cause_id, &b) == 0;
   for (uint32_t i = 0; i < t->nreturns; i++) {
@@ -272,6 +273,26 @@ static ray_error_t *attempt_error(ray_task_ctx_t *ctx, int rc) {
   return err;
 }
 
+/* Time one run for the timeline and the latency histogram. */
+static void record_run(ray__task_t *t, uint64_t started, int outcome) {
+  if (started == 0) return;
+  ray__worker_t *w = ray__worker_self();
+  if (w == NULL) return;
+  ray__span_t s;
+  s.name = t->fn->name;
+  s.task_id = t->task_id;
+  s.start = started;
+  s.end = uv_hrtime();
+  s.outcome = outcome;
+  s.kind = t->kind;
+  s.nargs = 0;
+  for (uint32_t i = 0; i < t->nargs && s.nargs < RAY__SPAN_REFS; i++)
+    if (t->args[i].kind == RAY_ARG_REF) s.args[s.nargs++] = t->args[i].ref_id;
+  s.nresults = (uint8_t)(t->nreturns < RAY__SPAN_REFS ? t->nreturns : RAY__SPAN_REFS);
+  for (unsigned i = 0; i < s.nresults; i++) s.results[i] = t->returns[i].id;
+  ray__obs_record(ray__worker_obs(w), &s, t->rt->cfg.timeline);
+}
+
 /* Let go of a task after it ran, or instead of running it. Method calls go
  * back to their actor, which may hand over its next call to run inline. */
 static ray__task_t *end_task(ray__task_t *t, bool fatal) {
@@ -343,6 +364,7 @@ static ray__task_t *run_one(ray__task_t *t) {
   memset(&ctx, 0, sizeof ctx);
   ctx.t = t;
   bool fatal = false;
+  uint64_t started = rt->record_runs ? uv_hrtime() : 0;
   if (t->kind == RAY__TASK_CTOR) {
     ctx.attempt = 1;
     int rc = ray__actor_construct(t->actor, &ctx);
@@ -350,6 +372,7 @@ static ray__task_t *run_one(ray__task_t *t) {
     if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
     unpin_args(t, pinned);
     if (err == NULL && (rc != 0 || ctx.err != NULL)) ray_error_new(&err, RAY_ENOMEM, NULL, NULL);
+    record_run(t, started, err != NULL ? err->code : 0);
     ray__actor_ctor_done(t, err);
     return NULL;
   }
@@ -380,6 +403,7 @@ static ray__task_t *run_one(ray__task_t *t) {
   }
   if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
   unpin_args(t, pinned);
+  record_run(t, started, fatal ? RAY_EACTORDIED : t->failed ? t->fail_code : 0);
   return end_task(t, fatal);
 }
 

@@ -1373,6 +1373,74 @@ static void test_kill_call_waiting_for_arg(void **state) {
   assert_int_equal(atomic_load(&g_dtors), 1);
 }
 
+/* Calls submitted while the actor ends itself on a worker, and kills from
+ * another host thread while calls are being submitted: every call after the
+ * end fails with RAY_EACTORDIED, nothing is finished twice. */
+typedef struct {
+  ray_actor_t actor;
+  rt_latch_t *ready;
+  int rc;
+} killer_arg_t;
+
+static void killer_thread(void *p) {
+  killer_arg_t *k = p;
+  rt_latch_wait(k->ready, 1);
+  k->rc = ray_actor_kill(k->actor, true);
+}
+
+static void test_death_races_submission(void **state) {
+  (void)state;
+  a_begin(2);
+  int iters = rt_iters(300, 30);
+  enum { CALLS = 16 };
+  for (int i = 0; i < iters; i++) {
+    ray_actor_t a = mk_counter(0);
+    ray_ref_t d = call0(a, "die");
+    ray_ref_t q[CALLS];
+    for (int j = 0; j < CALLS; j++) q[j] = add(a, 1);
+    take_fail(d, RAY_EACTORDIED, "Counter.die");
+    for (int j = 0; j < CALLS; j++) take_fail(q[j], RAY_EACTORDIED, "Counter.add");
+    assert_rc(ray_actor_release(a), 0);
+  }
+  for (int i = 0; i < iters; i++) {
+    ray_actor_t a = mk_counter(0);
+    rt_latch_t go;
+    rt_latch_init(&go);
+    killer_arg_t k = {a, &go, 1};
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, killer_thread, &k), 0);
+    ray_ref_t q[CALLS];
+    for (int j = 0; j < CALLS; j++) {
+      if (j == CALLS / 4) rt_latch_signal(&go);
+      q[j] = add(a, 1);
+    }
+    assert_int_equal(uv_thread_join(&th), 0);
+    assert_rc(k.rc, 0);
+    /* A prefix ran (values 1, 2, ...); everything after it failed. */
+    int64_t expect = 1;
+    bool dead = false;
+    for (int j = 0; j < CALLS; j++) {
+      ray_buf_t b;
+      int rc = ray_get(q[j], RAY_TIMEOUT_INFINITE, &b);
+      if (rc == 0) {
+        ray_buf_release(&b);
+        assert_false(dead);
+        assert_int_equal(take_i64(q[j]), expect++);
+      } else {
+        assert_rc(rc, RAY_EACTORDIED);
+        dead = true;
+        assert_rc(ray_ref_release(q[j]), 0);
+      }
+    }
+    rt_latch_destroy(&go);
+    assert_rc(ray_actor_release(a), 0);
+  }
+  a_end();
+  /* Once per successful construction (a kill may come before it). */
+  assert_int_equal(atomic_load(&g_dtors), atomic_load(&g_ctors));
+  assert_true(atomic_load(&g_ctors) >= iters);
+}
+
 /* ---- handles -------------------------------------------------------------- */
 
 static void test_release(void **state) {
@@ -1418,7 +1486,18 @@ static void test_release(void **state) {
   rt_latch_signal(&g_ctor_go);
   assert_int_equal(take_i64(r), 51);
   rt_latch_wait(&g_dtor_latch, 2);
+
+  /* The same, many times, without a latch: the constructor finishing and
+   * the call finishing race on two workers. */
   atomic_store(&g_ctor_block, false);
+  int iters = rt_iters(300, 30);
+  for (int i = 0; i < iters; i++) {
+    ray_actor_t x = mk_counter(i);
+    r = add(x, 1);
+    assert_rc(ray_actor_release(x), 0);
+    assert_int_equal(take_i64(r), i + 1);
+  }
+  rt_latch_wait(&g_dtor_latch, 2 + iters);
 
   /* The only handle left is held by the actor's own queued call. */
   reset_gate();
@@ -1429,14 +1508,14 @@ static void test_release(void **state) {
   ray_ref_t ar;
   assert_rc(ray_actor_call(c, "actor_ref", &self, 1, NULL, &ar), 0);
   assert_rc(ray_actor_release(c), 0);
-  assert_int_equal(atomic_load(&g_dtors), 2);
+  assert_int_equal(atomic_load(&g_dtors), 2 + iters);
   rt_latch_signal(&g_go);
   assert_int_equal(take_i64(blk2), 0);
   (void)take_i64(ar); /* its value: test_ctx_arg_ref_of_actor */
-  rt_latch_wait(&g_dtor_latch, 3);
-  assert_int_equal(atomic_load(&g_dtors), 3);
+  rt_latch_wait(&g_dtor_latch, 3 + iters);
+  assert_int_equal(atomic_load(&g_dtors), 3 + iters);
   a_end();
-  assert_int_equal(atomic_load(&g_dtors), 3);
+  assert_int_equal(atomic_load(&g_dtors), 3 + iters);
 }
 
 static void test_detached(void **state) {
@@ -2076,6 +2155,7 @@ int main(void) {
       cmocka_unit_test(test_kill),
       cmocka_unit_test(test_kill_during_constructor),
       cmocka_unit_test(test_kill_call_waiting_for_arg),
+      cmocka_unit_test(test_death_races_submission),
       cmocka_unit_test(test_release),
       cmocka_unit_test(test_detached),
       cmocka_unit_test(test_named),

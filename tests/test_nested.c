@@ -4,8 +4,11 @@
  * Nested: recursive Fibonacci (one task per call, each getting or waiting
  * on its two children) with 1 and 2 workers; the same as a DAG of ref
  * arguments without any blocking; a task that waits on a task queued behind
- * it on the only worker; a chain of 10,000 nested gets on one worker (no
- * stack overflow, no deadlock); a cancelled child seen by its waiting parent.
+ * it on the only worker; a waiting task whose worker runs other work that
+ * waits on the first task's result (it must still finish); a chain of
+ * 10,000 nested gets on one worker (no stack overflow, no deadlock), and
+ * chains run again after the extra workers they needed retired; a
+ * cancelled child seen by its waiting parent.
  *
  * Shutdown: queued and waiting tasks fail with RAY_ESHUTDOWN (seen through
  * on_ready callbacks, recorded in atomics), the running one finishes (its

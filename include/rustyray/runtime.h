@@ -47,12 +47,27 @@ typedef struct ray_config_s {
   /* How long a put waits for memory when nothing can be spilled, before it
    * fails with RAY_ESTOREFULL. Default 1000. Env: RAY_STORE_FULL_TIMEOUT_MS. */
   int64_t store_full_timeout_ms;
+  /* Record a timeline span per task, actor call and actor creation (see
+   * ray_timeline_dump). Default false. Env: RAY_TIMELINE=path turns it on
+   * and sets timeline_path. */
+  bool timeline;
+  /* When set (and timeline is on), the timeline is written here at
+   * shutdown. Copied at ray_init. */
+  const char *timeline_path;
+  /* Serve GET /metrics (Prometheus text) on this TCP port from the
+   * runtime's loop: 0 (default) off, -1 any free port (see
+   * ray_metrics_port). Env: RAY_METRICS_PORT. */
+  int metrics_port;
+  /* The address it listens on. Default (NULL) "127.0.0.1": loopback only,
+   * never another interface unless the host sets one. Env: RAY_METRICS_BIND. */
+  const char *metrics_bind;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
  * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
- * RAY_STORE_FULL_TIMEOUT_MS). Does not need the runtime.
+ * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
+ * RAY_METRICS_BIND). Does not need the runtime.
  * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
  * valid value (cfg then holds the defaults for that field and every valid
  * variable applied). Never blocks; thread-safe. */
@@ -62,9 +77,11 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * Errors: RAY_EALREADY (already running), RAY_EINVAL (a field out of range:
  * num_workers 0 or > 1024, num_shards not a power of two in 1..4096,
  * inline_threshold > 1 MiB, object_store_memory 0, store_full_timeout_ms
- * negative, or a bad environment variable when cfg is NULL),
- * RAY_ENOMEM, RAY_EIO (a thread or loop could not be created). On failure
- * nothing is left running or allocated. Blocks while threads start;
+ * negative, an empty spill_dir, metrics_port below -1 or above 65535,
+ * metrics_bind not an IPv4 address, or a bad environment variable when cfg
+ * is NULL), RAY_ENOMEM, RAY_EIO (a thread or loop could not be created, or
+ * the metrics port could not be bound). On failure nothing is left running
+ * or allocated. Blocks while threads start;
  * thread-safe (concurrent calls: one wins, the others get RAY_EALREADY). */
 RAY_EXTERN int ray_init(const ray_config_t *cfg);
 
@@ -105,6 +122,28 @@ typedef struct ray_stats_s {
  * Errors: RAY_EINVAL (out NULL), RAY_ENOTINIT. Takes each shard lock once;
  * never blocks otherwise; thread-safe. */
 RAY_EXTERN int ray_stats(ray_stats_t *out);
+
+/* Write the timeline recorded so far as Chrome Trace Event JSON (Perfetto
+ * and chrome://tracing open it): one row per worker thread, a span per task
+ * ("function"), actor call ("Class.method") and actor creation
+ * ("Class.__init__"), with task id and outcome, and flow arrows from each
+ * task to the tasks that took its results as ref arguments.
+ * Errors: RAY_EINVAL (path NULL or empty, or the timeline is off),
+ * RAY_ENOTINIT, RAY_EIO, RAY_ENOMEM. Blocks on file I/O; thread-safe. */
+RAY_EXTERN int ray_timeline_dump(const char *path);
+
+/* Render the runtime's counters in Prometheus text exposition format
+ * (rustyray_tasks_finished_total, rustyray_object_store_bytes, the task
+ * run-time histogram rustyray_task_run_seconds, ...) into buf (at most len
+ * bytes with the NUL, snprintf rules). Returns the length the full text
+ * needs (without the NUL), or RAY_EINVAL (buf NULL with len > 0),
+ * RAY_ENOTINIT. The histogram fills when metrics_port or the timeline is
+ * on. Never blocks; thread-safe. */
+RAY_EXTERN int ray_metrics_text(char *buf, size_t len);
+
+/* The port the metrics endpoint listens on, or RAY_ENOTINIT / RAY_EINVAL
+ * (no endpoint). */
+RAY_EXTERN int ray_metrics_port(void);
 
 /* Free memory the library allocated for the caller (ray_get_str's string).
  * NULL is a no-op. Does not need the runtime. */

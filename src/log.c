@@ -1,0 +1,77 @@
+/* log.c - the library's log. The level is one atomic read on the fast path;
+ * a message is formatted into a stack buffer and handed to the host's
+ * callback or written to stderr under one mutex (so lines never interleave). */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "rustyray/error.h"
+
+static atomic_int level = -1; /* -1: not read from the environment yet */
+static uv_once_t once = UV_ONCE_INIT;
+static uv_mutex_t mu;
+static ray_log_fn handler;
+static void *handler_arg;
+
+static void init(void) {
+  if (uv_mutex_init(&mu) != 0) abort(); /* uv_once cannot report it */
+}
+
+static int parse_level(const char *s) {
+  static const char *names[] = {"off", "error", "warn", "info", "debug"};
+  for (int i = 0; i < 5; i++)
+    if (strcasecmp(s, names[i]) == 0) return i;
+  if (s[0] >= '0' && s[0] <= '4' && s[1] == '\0') return s[0] - '0';
+  return RAY_LOG_WARN;
+}
+
+static int current(void) {
+  int l = atomic_load_explicit(&level, memory_order_relaxed);
+  if (l >= 0) return l;
+  const char *env = getenv("RAY_LOG_LEVEL");
+  int want = env != NULL ? parse_level(env) : RAY_LOG_WARN;
+  int expected = -1;
+  atomic_compare_exchange_strong(&level, &expected, want);
+  return atomic_load(&level);
+}
+
+int ray_log_set_level(int l) {
+  if (l < RAY_LOG_OFF || l > RAY_LOG_DEBUG) return RAY_EINVAL;
+  atomic_store(&level, l);
+  return 0;
+}
+
+int ray_log_level(void) {
+  return current();
+}
+
+void ray_log_set_handler(ray_log_fn fn, void *arg) {
+  uv_once(&once, init);
+  uv_mutex_lock(&mu);
+  handler = fn;
+  handler_arg = arg;
+  uv_mutex_unlock(&mu);
+}
+
+void ray__log(int l, const char *fmt, ...) {
+  if (l > current() || l <= RAY_LOG_OFF) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  static const char *tags[] = {"", "ERROR", "WARN", "INFO", "DEBUG"};
+  uv_once(&once, init);
+  uv_mutex_lock(&mu);
+  if (handler != NULL)
+    handler(l, msg, handler_arg);
+  else
+    fprintf(stderr, "rustyray %s: %s\n", tags[l], msg);
+  uv_mutex_unlock(&mu);
+}

@@ -1,0 +1,257 @@
+/* timeline.c - what ran where and when: per-worker span buffers and task
+ * latency histograms, and the Chrome Trace Event writer.
+ *
+ * Recording is per worker: the owner appends to its own chunk list under
+ * its own (uncontended) mutex, so leaving the timeline on costs no global
+ * lock per event. A dump (ray_timeline_dump, or shutdown with
+ * RAY_TIMELINE set) walks every worker's record, then writes one JSON file:
+ * a complete event ("ph":"X") per span on the row of its worker thread,
+ * named after the function or "Class.method", and a flow arrow ("s" -> "f")
+ * from each task to every task that took one of its results as a ref
+ * argument. Perfetto and chrome://tracing open it. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+int ray__obs_init(ray__obs_t *o, unsigned serial) {
+  memset(o, 0, sizeof *o);
+  o->serial = serial;
+  return uv_mutex_init(&o->mu) == 0 ? 0 : RAY_ENOMEM;
+}
+
+void ray__obs_destroy(ray__obs_t *o) {
+  ray__span_chunk_t *c = o->head;
+  while (c != NULL) {
+    ray__span_chunk_t *next = c->next;
+    ray__free(c);
+    c = next;
+  }
+  uv_mutex_destroy(&o->mu);
+}
+
+void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
+  uint64_t ns = span->end - span->start;
+  int b = 0;
+  for (uint64_t limit = 1000; b < RAY__LAT_BUCKETS - 1 && ns > limit; limit *= 10) b++;
+  uv_mutex_lock(&o->mu);
+  o->lat_buckets[b]++;
+  o->lat_count++;
+  o->lat_sum_ns += ns;
+  if (keep_span) {
+    if (o->tail == NULL || o->tail->n == RAY__SPAN_CHUNK) {
+      ray__span_chunk_t *c = ray__malloc(sizeof *c);
+      if (c != NULL) { /* out of memory: the span is dropped, nothing else */
+        c->next = NULL;
+        c->n = 0;
+        if (o->tail != NULL)
+          o->tail->next = c;
+        else
+          o->head = c;
+        o->tail = c;
+      }
+    }
+    if (o->tail != NULL && o->tail->n < RAY__SPAN_CHUNK) o->tail->spans[o->tail->n++] = *span;
+  }
+  uv_mutex_unlock(&o->mu);
+}
+
+/* ---- The writer ---- */
+
+typedef struct out_s {
+  char *buf;
+  size_t len, cap;
+  bool oom;
+} out_t;
+
+static void emit(out_t *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void emit(out_t *o, const char *fmt, ...) {
+  if (o->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      o->oom = true;
+      return;
+    }
+    if ((size_t)n < o->cap - o->len) {
+      o->len += (size_t)n;
+      return;
+    }
+    size_t cap = o->cap * 2 + (size_t)n;
+    char *p = ray__realloc(o->buf, cap);
+    if (p == NULL) {
+      o->oom = true;
+      return;
+    }
+    o->buf = p;
+    o->cap = cap;
+  }
+}
+
+/* A JSON string body (names are ours and C identifiers, but be safe). */
+static void emit_name(out_t *o, const char *s) {
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      emit(o, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      emit(o, "\\u%04x", (unsigned char)*s);
+    else
+      emit(o, "%c", *s);
+  }
+}
+
+typedef struct rowset_s {
+  const ray__span_t **spans;
+  unsigned *rows;
+  size_t n, cap;
+  bool oom;
+  out_t *out;
+} rowset_t;
+
+/* Collect every span (worker record lock held by the caller's loop). */
+static void gather(ray__obs_t *obs, void *arg) {
+  rowset_t *rs = arg;
+  uv_mutex_lock(&obs->mu);
+  emit(rs->out,
+       "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":\"worker %u\"}},\n",
+       obs->serial, obs->serial);
+  for (ray__span_chunk_t *c = obs->head; c != NULL && !rs->oom; c = c->next) {
+    for (uint32_t i = 0; i < c->n; i++) {
+      if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 1024;
+        const ray__span_t **s = ray__realloc(rs->spans, cap * sizeof *s);
+        unsigned *r = ray__realloc(rs->rows, cap * sizeof *r);
+        if (s != NULL) rs->spans = s;
+        if (r != NULL) rs->rows = r;
+        if (s == NULL || r == NULL) {
+          rs->oom = true;
+          break;
+        }
+        rs->cap = cap;
+      }
+      rs->spans[rs->n] = &c->spans[i];
+      rs->rows[rs->n++] = obs->serial;
+    }
+  }
+  uv_mutex_unlock(&obs->mu);
+}
+
+/* Open addressing: result id -> index of the span that produced it. */
+typedef struct producers_s {
+  uint64_t *keys;
+  size_t *vals;
+  size_t mask;
+} producers_t;
+
+static size_t slot_of(const producers_t *p, uint64_t id) {
+  size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull) & p->mask;
+  while (p->keys[i] != 0 && p->keys[i] != id) i = (i + 1) & p->mask;
+  return i;
+}
+
+int ray__timeline_write(ray__runtime_t *rt, const char *path) {
+  out_t out = {0};
+  out.cap = 1 << 16;
+  if ((out.buf = ray__malloc(out.cap)) == NULL) return RAY_ENOMEM;
+  emit(&out, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
+  rowset_t rs = {.out = &out};
+  /* Spans stay put while we write: records only grow, and the workers are
+   * either joined (at shutdown) or only append. */
+  ray__sched_foreach(&rt->sched, gather, &rs);
+  int rc = rs.oom ? RAY_ENOMEM : 0;
+  uint64_t base = UINT64_MAX;
+  for (size_t i = 0; i < rs.n; i++)
+    if (rs.spans[i]->start < base) base = rs.spans[i]->start;
+  producers_t prod = {0};
+  size_t cap = 16;
+  while (cap < rs.n * RAY__SPAN_REFS * 2) cap *= 2;
+  if (rc == 0) {
+    prod.keys = ray__calloc(cap, sizeof *prod.keys);
+    prod.vals = ray__calloc(cap, sizeof *prod.vals);
+    prod.mask = cap - 1;
+    if (prod.keys == NULL || prod.vals == NULL) rc = RAY_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < rs.n; i++) {
+    const ray__span_t *s = rs.spans[i];
+    for (unsigned k = 0; k < s->nresults; k++) {
+      size_t j = slot_of(&prod, s->results[k]);
+      prod.keys[j] = s->results[k];
+      prod.vals[j] = i;
+    }
+  }
+  uint64_t flow = 0;
+  for (size_t i = 0; rc == 0 && i < rs.n; i++) {
+    const ray__span_t *s = rs.spans[i];
+    double ts = (double)(s->start - base) / 1000.0, dur = (double)(s->end - s->start) / 1000.0;
+    emit(&out, "{\"name\":\"");
+    emit_name(&out, s->name);
+    emit(&out,
+         "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f,"
+         "\"args\":{\"task_id\":%llu,\"outcome\":\"%s\"}},\n",
+         s->kind == RAY__TASK_FN ? "task" : s->kind == RAY__TASK_CTOR ? "actor_creation" : "actor_call",
+         rs.rows[i], ts, dur, (unsigned long long)s->task_id, ray_err_name(s->outcome));
+    for (unsigned k = 0; k < s->nargs; k++) {
+      size_t j = slot_of(&prod, s->args[k]);
+      if (prod.keys[j] != s->args[k]) continue; /* not produced by a recorded task */
+      const ray__span_t *p = rs.spans[prod.vals[j]];
+      double pend = (double)(p->end - base) / 1000.0, pstart = (double)(p->start - base) / 1000.0;
+      double at = pend - 0.001 > pstart ? pend - 0.001 : pstart; /* inside the producer's slice */
+      flow++;
+      emit(&out,
+           "{\"name\":\"result\",\"cat\":\"dependency\",\"ph\":\"s\",\"id\":%llu,\"pid\":1,"
+           "\"tid\":%u,\"ts\":%.3f},\n",
+           (unsigned long long)flow, rs.rows[prod.vals[j]], at);
+      emit(&out,
+           "{\"name\":\"result\",\"cat\":\"dependency\",\"ph\":\"f\",\"bp\":\"e\",\"id\":%llu,"
+           "\"pid\":1,\"tid\":%u,\"ts\":%.3f},\n",
+           (unsigned long long)flow, rs.rows[i], ts);
+    }
+  }
+  emit(&out, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"rustyray\"}}\n]}\n");
+  if (rc == 0 && out.oom) rc = RAY_ENOMEM;
+  if (rc == 0) {
+    uv_fs_t req;
+    int fd = uv_fs_open(NULL, &req, path, O_CREAT | O_WRONLY | O_TRUNC, 0644, NULL);
+    uv_fs_req_cleanup(&req);
+    if (fd < 0) {
+      rc = RAY_EIO;
+    } else {
+      size_t done = 0;
+      while (done < out.len && rc == 0) {
+        uv_buf_t b = uv_buf_init(out.buf + done, (unsigned)(out.len - done));
+        int w = uv_fs_write(NULL, &req, fd, &b, 1, (int64_t)done, NULL);
+        uv_fs_req_cleanup(&req);
+        if (w <= 0)
+          rc = RAY_EIO;
+        else
+          done += (size_t)w;
+      }
+      uv_fs_close(NULL, &req, fd, NULL);
+      uv_fs_req_cleanup(&req);
+    }
+  }
+  if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));
+  ray__free(prod.keys);
+  ray__free(prod.vals);
+  ray__free(rs.spans);
+  ray__free(rs.rows);
+  ray__free(out.buf);
+  return rc;
+}
+
+int ray_timeline_dump(const char *path) {
+  if (path == NULL || *path == '\0') return RAY_EINVAL;
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  if (!rt->cfg.timeline) return RAY_EINVAL;
+  return ray__timeline_write(rt, path);
+}

@@ -1,0 +1,51 @@
+/* timeline.h - per-worker records of what ran: timeline spans and task
+ * latency histograms (see timeline.c). */
+#ifndef RAY_TIMELINE_H
+#define RAY_TIMELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum { RAY__SPAN_REFS = 4, RAY__LAT_BUCKETS = 8, RAY__SPAN_CHUNK = 1024 };
+
+typedef struct ray__span_s {
+  const char *name; /* the function's or method's registered name (lives until shutdown) */
+  uint64_t task_id;
+  uint64_t start, end; /* uv_hrtime ns */
+  int32_t outcome;     /* 0, or the error code its results failed with */
+  uint8_t kind;        /* RAY__TASK_* */
+  uint8_t nargs, nresults;
+  uint64_t args[RAY__SPAN_REFS];    /* ref arguments: flow arrows come in from their producers */
+  uint64_t results[RAY__SPAN_REFS]; /* result ids */
+} ray__span_t;
+
+typedef struct ray__span_chunk_s {
+  struct ray__span_chunk_s *next;
+  uint32_t n;
+  ray__span_t spans[RAY__SPAN_CHUNK];
+} ray__span_chunk_t;
+
+/* One per worker thread. The owner appends; a dump or a scrape reads under
+ * `mu`, which the owner takes too (uncontended but for those). */
+typedef struct ray__obs_s {
+  uv_mutex_t mu;
+  unsigned serial; /* stable thread number for the trace */
+  ray__span_chunk_t *head, *tail;
+  uint64_t lat_buckets[RAY__LAT_BUCKETS]; /* run time <= 1us,10us,...,10s; last: more */
+  uint64_t lat_count;
+  uint64_t lat_sum_ns;
+} ray__obs_t;
+
+int ray__obs_init(ray__obs_t *o, unsigned serial);
+void ray__obs_destroy(ray__obs_t *o);
+/* Record one finished run (span when the timeline is on; histogram always
+ * when called). */
+void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
+
+struct ray__runtime_s;
+/* Write the Chrome trace of every worker's spans to `path`.
+ * Errors: RAY_EIO, RAY_ENOMEM. */
+int ray__timeline_write(struct ray__runtime_s *rt, const char *path);
+
+#endif /* RAY_TIMELINE_H */
