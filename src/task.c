@@ -53,7 +53,8 @@ void ray__task_unref(ray__task_t *t) {
 void ray__task_finish(ray__task_t *t) {
   if (t->kind != RAY__TASK_CTOR) {
     atomic_fetch_add_explicit(&t->rt->tasks_finished, 1, memory_order_relaxed);
-    if (t->failed) atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
+    if (atomic_load(&t->fail_code) != 0)
+      atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
   }
   atomic_store(&t->state, RAY__T_DONE);
   for (uint32_t i = 0; i < t->nargs; i++) {
@@ -72,8 +73,7 @@ void ray__task_finish(ray__task_t *t) {
  * object the error continues with; each result holds a reference on it. */
 static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
   ray__store_t *st = &t->rt->store;
-  t->failed = true;
-  t->fail_code = err != NULL ? err->code : code;
+  atomic_store(&t->fail_code, err != NULL ? err->code : code); /* a canceller may write it */
   ray__mpbuf_t b;
   bool encoded = err != NULL && ray__error_encode(err, cause_id, &b) == 0;
   for (uint32_t i = 0; i < t->nreturns; i++) {
@@ -403,7 +403,7 @@ static ray__task_t *run_one(ray__task_t *t) {
   }
   if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
   unpin_args(t, pinned);
-  record_run(t, started, fatal ? RAY_EACTORDIED : t->failed ? t->fail_code : 0);
+  record_run(t, started, fatal ? RAY_EACTORDIED : atomic_load(&t->fail_code));
   return end_task(t, fatal);
 }
 
@@ -511,7 +511,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
   ray__mpbuf_t enc[RAY_MAX_ARGS];
   const void *vdata[RAY_MAX_ARGS];
   size_t vsize[RAY_MAX_ARGS];
-  uint64_t stored[RAY_MAX_ARGS]; /* refs from large values (ours to release) */
+  uint64_t stored[RAY_MAX_ARGS] = {0}; /* refs from large values (ours to release) */
   bool have_enc[RAY_MAX_ARGS] = {false};
   size_t inline_bytes = 0, nenc = 0;
   int rc = 0;
@@ -945,6 +945,7 @@ int ray_return_ref(ray_task_ctx_t *ctx, size_t slot, ray_ref_t ref) {
 
 int ray_fail(ray_task_ctx_t *ctx, int code, const char *fmt, ...) {
   if (ctx == NULL || code >= 0) return RAY_EINVAL;
+  if (!ray__is_error_code(code)) code = RAY_ETASK; /* as for a function returning it */
   char msg[1024];
   if (fmt != NULL) {
     va_list ap;

@@ -87,8 +87,7 @@ typedef struct ray__task_s {
   uint32_t nreturns;
   uint32_t max_retries;
   bool retry_on_error;
-  bool failed;                  /* its results failed (for the stats) */
-  int fail_code;                /* with this code */
+  atomic_int fail_code;          /* its results failed with this code (0: not failed) */
   ray_ref_t *returns;
   ray__task_arg_t args[];
 } ray__task_t;
