@@ -716,7 +716,9 @@ static int counter_ctor(ray_task_ctx_t *ctx, void **state) {
   return 0;
 }
 
-static void counter_dtor(void *state) { free(state); }
+static void counter_dtor(void *state) {
+  free(state);
+}
 
 static int counter_return(ray_task_ctx_t *ctx, int64_t v) {
   int rc = ray_return_i64(ctx, 0, v);
@@ -956,7 +958,9 @@ static void run_n_n(const char *name, uint32_t method, const ray_arg_t *args, si
   report(name, rate, "calls/s");
 }
 
-static void case_actor_n_n(const char *name) { run_n_n(name, g_m_inc, NULL, 0); }
+static void case_actor_n_n(const char *name) {
+  run_n_n(name, g_m_inc, NULL, 0);
+}
 
 /* Each call carries a 16-byte value argument (copied into the call at
  * submission), which the method checks byte for byte. */
@@ -1053,7 +1057,9 @@ static void case_get_10k_refs(const char *name) {
 
 static ray_config_t g_cfg; /* the shared runtime's configuration */
 
-static unsigned char spill_pattern(size_t j) { return (unsigned char)(j * 131u + (j >> 11)); }
+static unsigned char spill_pattern(size_t j) {
+  return (unsigned char)(j * 131u + (j >> 11));
+}
 
 static void uv_check(const char *what, int rc, const char *path) {
   if (rc < 0) {
@@ -1069,8 +1075,7 @@ static double raw_disk_write(const char *dir, unsigned char *src) {
   snprintf(path, sizeof path, "%s/raw_write.bin", dir);
   uv_fs_t req;
   uint64_t t0 = uv_hrtime();
-  int fd = uv_fs_open(NULL, &req, path, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0600,
-                      NULL);
+  int fd = uv_fs_open(NULL, &req, path, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0600, NULL);
   uv_fs_req_cleanup(&req);
   uv_check("open", fd, path);
   for (uint64_t i = 0; i < SPILL_OBJECTS; i++) {
@@ -1170,8 +1175,7 @@ static void case_spill_gigabytes(const char *name) {
           "(%llu MiB), %llu restored\n",
           name, (unsigned long long)(mid.bytes_in_memory >> 20),
           (unsigned long long)(mid.bytes_spilled >> 20), (unsigned long long)st.spill_count,
-          (unsigned long long)(st.bytes_spilled_total >> 20),
-          (unsigned long long)st.restore_count);
+          (unsigned long long)(st.bytes_spilled_total >> 20), (unsigned long long)st.restore_count);
   CHECK(ray_shutdown());
 
   double raw2 = raw_disk_write(dir, src);
@@ -1378,8 +1382,10 @@ int main(int argc, char **argv) {
     }
     if (!any) {
       if (opt_in != NULL)
-        fprintf(stderr, "rustyray_microbenchmark: '%s' only matches %s, which is opt-in: "
-                "name it in full\n", prefixes[p], opt_in);
+        fprintf(stderr,
+                "rustyray_microbenchmark: '%s' only matches %s, which is opt-in: "
+                "name it in full\n",
+                prefixes[p], opt_in);
       else
         fprintf(stderr, "rustyray_microbenchmark: no case starts with '%s' (see --list)\n",
                 prefixes[p]);

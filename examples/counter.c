@@ -256,8 +256,8 @@ int main(void) {
   CHECK(ray_ref_release(r));
   printf("  the tasks saw %" PRId64 " and %" PRId64 " after their last call; get() = %" PRId64 "\n",
          v1, v2, value);
-  /* Each task's calls are ordered among themselves, and the two interleave:
-   * whichever finished last saw the final value. */
+  /* Each task's calls run in its own submission order; the two tasks' calls
+   * may interleave. Whichever task's last call ran last saw the final value. */
   EXPECT(value == 100 + NUM_INCR + 50 + 500);
   EXPECT((v1 == value || v2 == value) && v1 <= value && v2 <= value);
 
