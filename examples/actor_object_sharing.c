@@ -44,14 +44,14 @@
 
 /* ---- Checking helpers ----------------------------------------------------- */
 
-#define CHECK(call)                                                                         \
-  do {                                                                                      \
-    int check_rc_ = (call);                                                                 \
-    if (check_rc_ != RAY_OK) {                                                              \
-      fprintf(stderr, "actor_object_sharing:%d: %s returned %s (%s)\n", __LINE__, #call,    \
-              ray_err_name(check_rc_), ray_strerror(check_rc_));                            \
-      exit(1);                                                                              \
-    }                                                                                       \
+#define CHECK(call)                                                                      \
+  do {                                                                                   \
+    int check_rc_ = (call);                                                              \
+    if (check_rc_ != RAY_OK) {                                                           \
+      fprintf(stderr, "actor_object_sharing:%d: %s returned %s (%s)\n", __LINE__, #call, \
+              ray_err_name(check_rc_), ray_strerror(check_rc_));                         \
+      exit(1);                                                                           \
+    }                                                                                    \
   } while (0)
 
 #define EXPECT(cond)                                                               \
@@ -89,8 +89,7 @@ static int64_t get_i64(const char *what, ray_ref_t ref) {
     char text[2048] = "(no error object)";
     if (ray_get_error(ref, &err) == 0 && err != NULL) ray_error_format(err, text, sizeof text);
     ray_error_free(err);
-    fprintf(stderr, "actor_object_sharing: %s failed with %s:\n%s\n", what, ray_err_name(rc),
-            text);
+    fprintf(stderr, "actor_object_sharing: %s failed with %s:\n%s\n", what, ray_err_name(rc), text);
     exit(1);
   }
   return v;
@@ -236,16 +235,15 @@ static const uint32_t k_i64_i64[] = {RAY_TYPE_I64, RAY_TYPE_I64};
 static const uint32_t k_i64[] = {RAY_TYPE_I64};
 
 static const ray_method_def_t k_producer_methods[] = {{"make", producer_make, k_bytes_i64, 2}};
-static const ray_actor_class_t k_producer = {"Producer", producer_ctor, free,
-                                             k_producer_methods, 1};
+static const ray_actor_class_t k_producer = {"Producer", producer_ctor, free, k_producer_methods,
+                                             1};
 
 static const ray_method_def_t k_reader_methods[] = {
     {"digest", reader_digest, k_i64_i64, 2}, {"keep", reader_keep, k_i64, 1},
     {"peek", reader_peek, k_i64_i64, 2},     {"drop", reader_drop, k_i64, 1},
     {"total", reader_total, k_i64, 1},
 };
-static const ray_actor_class_t k_reader = {"Reader", reader_ctor, reader_dtor, k_reader_methods,
-                                           5};
+static const ray_actor_class_t k_reader = {"Reader", reader_ctor, reader_dtor, k_reader_methods, 5};
 
 /* ---- A plain task that reads the object too ---------------------------------- */
 

@@ -41,14 +41,14 @@
 
 /* ---- Checking helpers ----------------------------------------------------- */
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    int check_rc_ = (call);                                                           \
-    if (check_rc_ != RAY_OK) {                                                        \
-      fprintf(stderr, "actor_pipeline:%d: %s returned %s (%s)\n", __LINE__, #call,    \
-              ray_err_name(check_rc_), ray_strerror(check_rc_));                      \
-      exit(1);                                                                        \
-    }                                                                                 \
+#define CHECK(call)                                                                \
+  do {                                                                             \
+    int check_rc_ = (call);                                                        \
+    if (check_rc_ != RAY_OK) {                                                     \
+      fprintf(stderr, "actor_pipeline:%d: %s returned %s (%s)\n", __LINE__, #call, \
+              ray_err_name(check_rc_), ray_strerror(check_rc_));                   \
+      exit(1);                                                                     \
+    }                                                                              \
   } while (0)
 
 #define EXPECT(cond)                                                         \
@@ -262,11 +262,12 @@ int main(void) {
     printf(" %d", order[i]);
     in_order += order[i] == i;
   }
-  printf("\n  %d items through %d stages in %.2f ms (%.0f MiB/s of stage input); "
-         "%zu wrong words\n",
-         nout, NUM_STAGES, ms,
-         (double)NUM_ITEMS * NUM_STAGES * ITEM_WORDS * sizeof(uint64_t) / (1 << 20) / (ms / 1e3),
-         bad_words);
+  printf(
+      "\n  %d items through %d stages in %.2f ms (%.0f MiB/s of stage input); "
+      "%zu wrong words\n",
+      nout, NUM_STAGES, ms,
+      (double)NUM_ITEMS * NUM_STAGES * ITEM_WORDS * sizeof(uint64_t) / (1 << 20) / (ms / 1e3),
+      bad_words);
   EXPECT(nout == NUM_ITEMS && bad_words == 0 && in_order == NUM_ITEMS);
 
   /* 3. Each stage's report. */
@@ -285,9 +286,10 @@ int main(void) {
            s, v[0], v[1], v[2]);
     EXPECT(v[0] == NUM_ITEMS && v[1] == 0 && v[2] == 1);
   }
-  printf("  calls running at once across the stages, at most: %d "
-         "(items in flight in different stages)\n",
-         atomic_load(&g_max_running));
+  printf(
+      "  calls running at once across the stages, at most: %d "
+      "(items in flight in different stages)\n",
+      atomic_load(&g_max_running));
   EXPECT(atomic_load(&g_max_running) >= 1 && atomic_load(&g_max_running) <= NUM_STAGES);
 
   for (int s = 0; s < NUM_STAGES; s++) CHECK(ray_actor_release(stages[s]));

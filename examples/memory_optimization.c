@@ -50,14 +50,14 @@
 
 /* ---- Checking helpers ----------------------------------------------------- */
 
-#define CHECK(call)                                                                        \
-  do {                                                                                     \
-    int check_rc_ = (call);                                                                \
-    if (check_rc_ != RAY_OK) {                                                             \
-      fprintf(stderr, "memory_optimization:%d: %s returned %s (%s)\n", __LINE__, #call,   \
-              ray_err_name(check_rc_), ray_strerror(check_rc_));                           \
-      exit(1);                                                                             \
-    }                                                                                      \
+#define CHECK(call)                                                                     \
+  do {                                                                                  \
+    int check_rc_ = (call);                                                             \
+    if (check_rc_ != RAY_OK) {                                                          \
+      fprintf(stderr, "memory_optimization:%d: %s returned %s (%s)\n", __LINE__, #call, \
+              ray_err_name(check_rc_), ray_strerror(check_rc_));                        \
+      exit(1);                                                                          \
+    }                                                                                   \
   } while (0)
 
 #define EXPECT(cond)                                                              \
@@ -166,7 +166,8 @@ static void print_stats_header(void) {
 static void print_stats(const char *when, const char *dir, ray_stats_t *out) {
   ray_stats_t s;
   CHECK(ray_stats(&s));
-  printf("  %-30s %8" PRIu64 " %6.1f MiB %6.1f MiB %7" PRIu64 " %8" PRIu64 " %5.1f MiB %5.1f MiB %6d\n",
+  printf("  %-30s %8" PRIu64 " %6.1f MiB %6.1f MiB %7" PRIu64 " %8" PRIu64
+         " %5.1f MiB %5.1f MiB %6d\n",
          when, s.objects, mib(s.bytes_in_memory), mib(s.bytes_in_memory_high_water), s.spill_count,
          s.restore_count, mib(s.bytes_spilled_total), mib(s.bytes_spilled), count_files(dir));
   if (out != NULL) *out = s;

@@ -59,6 +59,7 @@ struct ray__actor_s {
   bool constructed; /* the destructor is owed */
   bool closing;     /* no handle left: destroy once idle */
   bool keep;        /* detached or named: handles going to zero do not destroy */
+  atomic_bool dead; /* dead for good (readable under the registry lock) */
   bool ctor_busy;   /* the constructor is queued or running */
   void *state_ptr;
   ray__task_t *ctor;
@@ -330,11 +331,17 @@ static void die_locked(ray__actor_t *a, actions_t *act) {
     ray__task_t *next = (ray__task_t *)t->rn.next;
     int expected = RAY__T_PENDING;
     if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED)) {
-      t->rn.next = (ray__runnable_t *)act->killed;
+      /* Its own link: a call still waiting for arguments may be pushed to a
+       * worker (rn) by ray__actor_call_ready any moment now; and held, so it
+       * cannot be freed while run_actions fails it. */
+      ray__task_hold(t);
+      t->kill_ready = t->ready;
+      t->kill_next = act->killed;
       act->killed = t;
     }
     t = next;
   }
+  atomic_store(&a->dead, true);
   act->unname = true;
 }
 
@@ -355,6 +362,7 @@ static void settle_locked(ray__actor_t *a, actions_t *act) {
   }
   if (a->closing && a->state != A_DEAD && a->mb_head == NULL) {
     a->state = A_DEAD; /* released and idle: destroy */
+    atomic_store(&a->dead, true);
     act->unname = true;
   }
   if (a->state == A_DEAD) {
@@ -380,26 +388,39 @@ static void death_error(ray__actor_t *a, const char *why) {
  * throughout (the constructor's, dropped last here, counts). */
 static void run_actions(ray__actor_t *a, actions_t *act) {
   ray__runtime_t *rt = a->rt;
+  bool drop_table = false;
   if (act->unname) {
     uv_rwlock_wrlock(&rt->actors.lock);
     ray__free(a->name); /* the name is free for a new actor at once */
     a->name = NULL;
+    /* A kept (named or detached) actor with no handle left goes now. */
+    if (a->in_table && a->handles == 0) {
+      table_remove(&rt->actors, a);
+      drop_table = true;
+    }
     uv_rwlock_wrunlock(&rt->actors.lock);
   }
   ray__task_t *t = act->killed;
   while (t != NULL) {
-    ray__task_t *next = (ray__task_t *)t->rn.next;
+    ray__task_t *next = t->kill_next;
     ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: actor died before the call ran", t->name);
     /* A call waiting for arguments is finished when they arrive (its state
-     * says cancelled); one already ready is finished now. */
-    if (t->ready) {
+     * says cancelled); one that was ready sits in no queue: finish it now. */
+    if (t->kill_ready) {
       ray__task_finish(t);
       actor_unref(a);
     }
+    ray__task_unref(t); /* die_locked's hold */
     t = next;
   }
   if (act->dtor && a->klass->cls->dtor != NULL) a->klass->cls->dtor(act->dtor_state);
   if (act->ctor_start != NULL) ray__sched_push(&rt->sched, &act->ctor_start->rn);
+  if (drop_table) {
+    uv_mutex_lock(&a->mu);
+    a->closing = true; /* the table's reference goes: nothing else may drop it */
+    uv_mutex_unlock(&a->mu);
+    actor_unref(a);
+  }
   if (act->ctor_drop != NULL) {
     ray__task_finish(act->ctor_drop);
     actor_unref(a);
@@ -510,6 +531,7 @@ void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
   ray__actor_t *a = ctor->actor;
   actions_t act = {0};
   bool failed = err != NULL;
+  atomic_fetch_add(&a->refs, 1); /* admitted calls may drop the constructor's meanwhile */
   uv_mutex_lock(&a->mu);
   a->ctor_busy = false;
   atomic_store(&ctor->state, RAY__T_DONE);
@@ -533,6 +555,7 @@ void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
   uv_mutex_unlock(&a->mu);
   ray_error_free(err);
   run_actions(a, &act);
+  actor_unref(a);
 }
 
 /* ---- Public API ---- */
@@ -577,6 +600,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   a->handles = 1;
   a->state = A_STARTING;
   a->keep = opts->detached || opts->name != NULL;
+  atomic_init(&a->dead, false);
   a->ctor_busy = true;
   a->max_conc = opts->max_concurrency ? opts->max_concurrency : 1;
   a->restarts_left = opts->max_restarts;
@@ -691,8 +715,9 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
   ray__actors_t *reg = &rt->actors;
   uv_rwlock_wrlock(&reg->lock);
   ray__actor_t *a = id != 0 ? table_find(reg, id) : NULL;
+  if (a != NULL && a->handles == 0) a = NULL; /* a kept actor over-released */
   bool gone = false;
-  if (a != NULL && --a->handles == 0 && !a->keep) {
+  if (a != NULL && --a->handles == 0 && (!a->keep || atomic_load(&a->dead))) {
     table_remove(reg, a); /* the handle id is unknown from now on */
     gone = true;
   }

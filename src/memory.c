@@ -11,14 +11,19 @@
  * first), then the put waits up to full_timeout_ms for frees, then it fails
  * with RAY_ESTOREFULL. Nothing referenced is ever dropped.
  *
- * Spilling writes the payload to <spill_dir>/<id>.obj through libuv's file
- * API with a checksum, then frees the memory; the entry stays, flagged
- * SPILLED. A get (or a task taking the object as an argument) restores it,
- * verifying the checksum; the file is kept (a second spill costs no write)
- * and deleted when the object is freed.
+ * Spilling takes a batch of victims (up to a sixteenth of the capacity) and
+ * writes them one after another into one new segment file,
+ * <spill_dir>/<n>.seg, through libuv's file API, each with a checksum; then
+ * frees their memory. The entries stay, flagged SPILLED, each pointing at
+ * its segment and offset. A background spiller keeps memory between the
+ * 80% and 60% watermarks; a put that still finds no room spills in its own
+ * thread. A get (or a task taking the object as an argument) restores it,
+ * verifying the checksum; the copy on disk is kept (a second spill costs no
+ * write), and a segment file is deleted with the last object in it.
  *
- * Locks: spill_mu (one spill or restore at a time) is taken before any
- * shard lock, never under one. No file I/O happens under a shard lock: an
+ * Locks: spill_mu (one spill batch at a time) is taken before any shard
+ * lock, never under one; restores do not take it (the entry and its
+ * segment are pinned instead). No file I/O happens under a shard lock: an
  * entry being written is pinned and flagged SPILLING instead. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -284,7 +289,7 @@ void ray__spill_cleanup(ray__store_t *st) {
 
 /* Claim the least recently used candidate nobody is reading, across the
  * shards: flag it SPILLING and pin it. NULL when there is none. */
-static ray__entry_t *claim_victim(ray__store_t *st) {
+static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
   for (int attempt = 0; attempt < 8; attempt++) {
     uint64_t best = UINT64_MAX, id = 0;
     for (unsigned i = 0; i < st->nshards; i++) {
@@ -307,6 +312,7 @@ static ray__entry_t *claim_victim(ray__store_t *st) {
     bool ok = e != NULL && candidate(e) && atomic_load(&e->life) == 1 &&
               !(e->flags & RAY__F_SPILLING);
     if (ok) {
+      *has_file = (e->flags & RAY__F_FILE) != 0; /* read under the lock */
       e->flags |= RAY__F_SPILLING;
       atomic_fetch_add(&e->life, 1); /* keeps the payload while we write it */
     }
@@ -327,8 +333,11 @@ static size_t finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *se
   bool owned = false;
   size_t freed = 0;
   uv_mutex_lock(&sh->mu);
-  e->flags &= (uint8_t)~RAY__F_SPILLING;
-  if (written && !(e->flags & RAY__F_FILE)) {
+  /* Released meanwhile: detach() has run or runs now, without the lock, so
+   * leave the entry alone (attaching the segment would leak it). */
+  bool listed = ray__shard_find(st, sh, e->id) == e;
+  if (listed) e->flags &= (uint8_t)~RAY__F_SPILLING;
+  if (written && listed && !(e->flags & RAY__F_FILE)) {
     e->flags |= RAY__F_FILE;
     e->seg = seg;
     e->seg_off = off;
@@ -336,8 +345,7 @@ static size_t finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *se
     atomic_fetch_add(&seg->live, 1);
   }
   /* The table's hold and our pin only, and still in the table? */
-  if ((e->flags & RAY__F_FILE) && atomic_load(&e->life) == 2 &&
-      ray__shard_find(st, sh, e->id) == e) {
+  if (listed && (e->flags & RAY__F_FILE) && atomic_load(&e->life) == 2) {
     ray__lru_remove(sh, e);
     data = e->data;
     owned = e->flags & RAY__F_OWNED;
@@ -375,9 +383,10 @@ static size_t spill_some(ray__store_t *st, size_t need) {
   if (ensure_spill_dir(st) != 0) goto out;
   size_t target = st->capacity / 16 > need ? st->capacity / 16 : need;
   ray__entry_t *batch[RAY__SPILL_BATCH];
+  bool had_file[RAY__SPILL_BATCH];
   size_t n = 0, bytes = 0;
   while (n < RAY__SPILL_BATCH && bytes < target) {
-    ray__entry_t *e = claim_victim(st);
+    ray__entry_t *e = claim_victim(st, &had_file[n]);
     if (e == NULL) break;
     batch[n++] = e;
     bytes += e->size;
@@ -397,17 +406,21 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     ray__entry_t *e = batch[i];
     bool written = false;
     uint64_t sum = 0;
-    if (!(e->flags & RAY__F_FILE) && fd >= 0) { /* a copy made earlier still holds: reuse it */
+    if (!had_file[i] && fd >= 0) { /* a copy made earlier still holds: reuse it */
       sum = checksum(e->data, e->size);
       written = file_io(fd, e->data, e->size, off, true) == 0;
     }
+    size_t size = e->size; /* finish_spill may free e */
     freed += finish_spill(st, e, seg, off, sum, written);
-    if (written) off += e->size;
+    if (written) off += size;
   }
   if (fd >= 0) file_close(fd);
-  else ray__log(RAY_LOG_ERROR, "cannot create spill file %s", seg ? path : "(no memory)");
-  ray__log(RAY_LOG_DEBUG, "spilled %zu objects, %zu bytes freed", n, freed);
   if (seg != NULL) ray__segment_unref(st, seg);
+  uv_mutex_unlock(&st->spill_mu);
+  /* Logged with no lock held: a log handler may call into the library. */
+  if (fd < 0) ray__log(RAY_LOG_ERROR, "cannot create a spill file in %s", st->spill_dir);
+  ray__log(RAY_LOG_DEBUG, "spilled %zu objects, %zu bytes freed", n, freed);
+  return freed;
 out:
   uv_mutex_unlock(&st->spill_mu);
   return freed;

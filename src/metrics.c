@@ -138,31 +138,49 @@ static void wrote(uv_write_t *wr, int status) {
   client_close(wr->data);
 }
 
+/* Render the body first (it may grow between a measuring pass and the
+ * rendering one: retry), then the header with its real length. */
+static char *render_body(size_t *len) {
+  size_t cap = 4096;
+  for (int tries = 0; tries < 8; tries++) {
+    char *b = ray__malloc(cap);
+    if (b == NULL) return NULL;
+    int n = ray_metrics_text(b, cap);
+    if (n >= 0 && (size_t)n < cap) {
+      *len = (size_t)n;
+      return b;
+    }
+    ray__free(b);
+    if (n < 0) return NULL;
+    cap = (size_t)n + 1024;
+  }
+  return NULL;
+}
+
 static void respond(client_t *c) {
   bool ok = c->reqlen >= 12 && memcmp(c->req, "GET /metrics", 12) == 0 &&
             (c->req[12] == ' ' || c->req[12] == '?');
-  int n = ok ? ray_metrics_text(NULL, 0) : 0;
-  if (n < 0) ok = false, n = 0;
-  const char *status = ok ? "200 OK" : "404 Not Found";
-  const char *body404 = "not found: try GET /metrics\n";
-  size_t blen = ok ? (size_t)n : strlen(body404);
+  static const char body404[] = "not found: try GET /metrics\n";
+  size_t blen = sizeof body404 - 1;
+  char *body = ok ? render_body(&blen) : NULL;
+  if (ok && body == NULL) {
+    client_close(c);
+    return;
+  }
   char head[256];
   int hlen = snprintf(head, sizeof head,
                       "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      status, blen);
-  c->resp = ray__malloc((size_t)hlen + blen + 1);
+                      ok ? "200 OK" : "404 Not Found", blen);
+  c->resp = ray__malloc((size_t)hlen + blen);
   if (c->resp == NULL) {
+    ray__free(body);
     client_close(c);
     return;
   }
   memcpy(c->resp, head, (size_t)hlen);
-  if (ok) {
-    int got = ray_metrics_text(c->resp + hlen, blen + 1);
-    if (got < 0 || (size_t)got > blen) blen = got < 0 ? 0 : blen; /* grew meanwhile: truncated */
-  } else {
-    memcpy(c->resp + hlen, body404, blen);
-  }
+  memcpy(c->resp + hlen, ok ? body : body404, blen);
+  ray__free(body);
   uv_buf_t b = uv_buf_init(c->resp, (unsigned)((size_t)hlen + blen));
   c->wr.data = c;
   if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, wrote) != 0) client_close(c);

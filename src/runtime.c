@@ -199,8 +199,6 @@ int ray_init(const ray_config_t *cfg) {
       return rc;
     }
   }
-  ray__log(RAY_LOG_INFO, "runtime started: %u workers, %u shards, %llu bytes of object store",
-           cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory);
   if ((rc = ray__registry_add_statics()) != 0) { /* the runtime is up: take it down again */
     uv_mutex_unlock(&lifecycle_mu);
     ray_shutdown();
@@ -223,6 +221,9 @@ fail_rt:
   ray__free(rt);
 out:
   uv_mutex_unlock(&lifecycle_mu);
+  if (rc == 0) /* logged with no lock held: a log handler may call into the library */
+    ray__log(RAY_LOG_INFO, "runtime started: %u workers, %u shards, %llu bytes of object store",
+             cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory);
   return rc;
 }
 
@@ -241,24 +242,29 @@ int ray_shutdown(void) {
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   ray__sched_join(&rt->sched);
   ray__actors_shutdown(rt);
+  int tl_rc = 0;
   if (rt->cfg.timeline && rt->timeline_path != NULL)
-    (void)ray__timeline_write(rt, rt->timeline_path); /* failures are logged */
+    tl_rc = ray__timeline_write(rt, rt->timeline_path);
   ray__sched_free(&rt->sched);
   uv_mutex_lock(&blocked_mu);
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
   uv_mutex_unlock(&blocked_mu);
   ray__loop_stop(&rt->loop);
   atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
-  ray__log(RAY_LOG_INFO, "runtime stopping: %llu objects spilled, %llu restored",
-           (unsigned long long)atomic_load(&rt->store.spill_count),
-           (unsigned long long)atomic_load(&rt->store.restore_count));
+  unsigned long long spilled = atomic_load(&rt->store.spill_count);
+  unsigned long long restored = atomic_load(&rt->store.restore_count);
   ray__spiller_stop(&rt->store);
   ray__store_destroy(&rt->store);
   ray__registry_destroy(&rt->funcs);
   ray__actors_destroy(&rt->actors);
-  ray__free(rt->timeline_path);
+  char *tl_path = rt->timeline_path;
   ray__free(rt);
   uv_mutex_unlock(&lifecycle_mu);
+  /* Logged with no lock held: a log handler may call into the library. */
+  if (tl_rc != 0)
+    ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", tl_path, ray_err_name(tl_rc));
+  ray__free(tl_path);
+  ray__log(RAY_LOG_INFO, "runtime stopped: %llu objects spilled, %llu restored", spilled, restored);
   return 0;
 }
 

@@ -198,8 +198,7 @@ static void detach(ray__entry_t *e) {
   e->acct = 0;
   if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
   if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
-  e->flags &= (uint8_t)~RAY__F_FILE;
-  e->st = NULL;
+  e->st = NULL; /* detached: the flags are no longer written (a spill may still read them) */
 }
 
 void ray__entry_free(ray__entry_t *e) {

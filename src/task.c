@@ -51,17 +51,17 @@ void ray__task_unref(ray__task_t *t) {
 }
 
 void ray__task_finish(ray__task_t *t) {
-  if (t->kind != RAY__TASK_CTOR) {
-    atomic_fetch_add_explicit(&t->rt->tasks_finished, 1, memory_order_relaxed);
-    if (atomic_load(&t->fail_code) != 0)
-      atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
-  }
   atomic_store(&t->state, RAY__T_DONE);
   for (uint32_t i = 0; i < t->nargs; i++) {
     if (t->args[i].kind == RAY_ARG_REF)
       ray__store_release(&t->rt->store, t->args[i].ref_id);
     else if (t->args[i].kind == RAY_ARG_ACTOR)
       ray__actor_handle_release(t->rt, t->args[i].ref_id);
+  }
+  if (t->kind != RAY__TASK_CTOR) { /* counted once its arguments are let go, too */
+    if (atomic_load(&t->fail_code) != 0)
+      atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->rt->tasks_finished, 1, memory_order_relaxed);
   }
   ray__task_unref(t);
 }
@@ -285,11 +285,13 @@ static void record_run(ray__task_t *t, uint64_t started, int outcome) {
   s.end = uv_hrtime();
   s.outcome = outcome;
   s.kind = t->kind;
+  uint64_t ids[RAY_MAX_ARGS + RAY_MAX_RETURNS];
   s.nargs = 0;
-  for (uint32_t i = 0; i < t->nargs && s.nargs < RAY__SPAN_REFS; i++)
-    if (t->args[i].kind == RAY_ARG_REF) s.args[s.nargs++] = t->args[i].ref_id;
-  s.nresults = (uint8_t)(t->nreturns < RAY__SPAN_REFS ? t->nreturns : RAY__SPAN_REFS);
-  for (unsigned i = 0; i < s.nresults; i++) s.results[i] = t->returns[i].id;
+  for (uint32_t i = 0; i < t->nargs; i++)
+    if (t->args[i].kind == RAY_ARG_REF) ids[s.nargs++] = t->args[i].ref_id;
+  s.nresults = t->nreturns;
+  for (uint32_t i = 0; i < t->nreturns; i++) ids[s.nargs + i] = t->returns[i].id;
+  s.ids = ids;
   ray__obs_record(ray__worker_obs(w), &s, t->rt->cfg.timeline);
 }
 
@@ -807,7 +809,7 @@ int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
-  if (a->by_value) return RAY_ETYPE;
+  if (a->by_value || a->kind != RAY_ARG_REF) return RAY_ETYPE;
   *out = (ray_ref_t){a->ref_id, a->type};
   return 0;
 }

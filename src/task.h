@@ -83,6 +83,8 @@ typedef struct ray__task_s {
   bool ready;                   /* METHOD: dependencies resolved (actor mutex) */
   bool admitted;                /* METHOD: counted in the actor's running calls */
   uint32_t retries_left;        /* METHOD: retries after an actor death */
+  struct ray__task_s *kill_next; /* METHOD: in a dying actor's list of failed calls */
+  bool kill_ready;              /* METHOD: was ready (not waiting for arguments) then */
   uint32_t nargs;
   uint32_t nreturns;
   uint32_t max_retries;

@@ -29,6 +29,12 @@ void ray__obs_destroy(ray__obs_t *o) {
     ray__free(c);
     c = next;
   }
+  ray__id_chunk_t *k = o->ids;
+  while (k != NULL) {
+    ray__id_chunk_t *next = k->next;
+    ray__free(k);
+    k = next;
+  }
   uv_mutex_destroy(&o->mu);
 }
 
@@ -53,7 +59,30 @@ void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
         o->tail = c;
       }
     }
-    if (o->tail != NULL && o->tail->n < RAY__SPAN_CHUNK) o->tail->spans[o->tail->n++] = *span;
+    uint32_t n = span->nargs + span->nresults;
+    uint64_t *ids = NULL;
+    if (n > 0) { /* copy the id list into the arena (a chunk of its own when large) */
+      if (o->ids == NULL || o->ids->cap - o->ids->n < n) {
+        uint32_t cap = n > RAY__ID_CHUNK ? n : RAY__ID_CHUNK;
+        ray__id_chunk_t *k = ray__malloc(sizeof *k + cap * sizeof(uint64_t));
+        if (k != NULL) {
+          k->next = o->ids;
+          k->n = 0;
+          k->cap = cap;
+          o->ids = k;
+        }
+      }
+      if (o->ids != NULL && o->ids->cap - o->ids->n >= n) {
+        ids = o->ids->ids + o->ids->n;
+        memcpy(ids, span->ids, n * sizeof *ids);
+        o->ids->n += n;
+      }
+    }
+    if (o->tail != NULL && o->tail->n < RAY__SPAN_CHUNK && (n == 0 || ids != NULL)) {
+      ray__span_t *s = &o->tail->spans[o->tail->n++];
+      *s = *span;
+      s->ids = ids;
+    }
   }
   uv_mutex_unlock(&o->mu);
 }
@@ -173,7 +202,9 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
     if (rs.spans[i]->start < base) base = rs.spans[i]->start;
   producers_t prod = {0};
   size_t cap = 16;
-  while (cap < rs.n * RAY__SPAN_REFS * 2) cap *= 2;
+  size_t nresults = 0;
+  for (size_t i = 0; i < rs.n; i++) nresults += rs.spans[i]->nresults;
+  while (cap < nresults * 2) cap *= 2;
   if (rc == 0) {
     prod.keys = ray__calloc(cap, sizeof *prod.keys);
     prod.vals = ray__calloc(cap, sizeof *prod.vals);
@@ -182,9 +213,10 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
   }
   for (size_t i = 0; rc == 0 && i < rs.n; i++) {
     const ray__span_t *s = rs.spans[i];
-    for (unsigned k = 0; k < s->nresults; k++) {
-      size_t j = slot_of(&prod, s->results[k]);
-      prod.keys[j] = s->results[k];
+    for (uint32_t k = 0; k < s->nresults; k++) {
+      uint64_t id = s->ids[s->nargs + k];
+      size_t j = slot_of(&prod, id);
+      prod.keys[j] = id;
       prod.vals[j] = i;
     }
   }
@@ -199,9 +231,9 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
          "\"args\":{\"task_id\":%llu,\"outcome\":\"%s\"}},\n",
          s->kind == RAY__TASK_FN ? "task" : s->kind == RAY__TASK_CTOR ? "actor_creation" : "actor_call",
          rs.rows[i], ts, dur, (unsigned long long)s->task_id, ray_err_name(s->outcome));
-    for (unsigned k = 0; k < s->nargs; k++) {
-      size_t j = slot_of(&prod, s->args[k]);
-      if (prod.keys[j] != s->args[k]) continue; /* not produced by a recorded task */
+    for (uint32_t k = 0; k < s->nargs; k++) {
+      size_t j = slot_of(&prod, s->ids[k]);
+      if (prod.keys[j] != s->ids[k]) continue; /* not produced by a recorded task */
       const ray__span_t *p = rs.spans[prod.vals[j]];
       double pend = (double)(p->end - base) / 1000.0, pstart = (double)(p->start - base) / 1000.0;
       double at = pend - 0.001 > pstart ? pend - 0.001 : pstart; /* inside the producer's slice */
@@ -239,7 +271,6 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
       uv_fs_req_cleanup(&req);
     }
   }
-  if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));
   ray__free(prod.keys);
   ray__free(prod.vals);
   ray__free(rs.spans);
@@ -253,5 +284,7 @@ int ray_timeline_dump(const char *path) {
   ray__runtime_t *rt = ray__rt();
   if (rt == NULL) return RAY_ENOTINIT;
   if (!rt->cfg.timeline) return RAY_EINVAL;
-  return ray__timeline_write(rt, path);
+  int rc = ray__timeline_write(rt, path);
+  if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));
+  return rc;
 }

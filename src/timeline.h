@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-enum { RAY__SPAN_REFS = 4, RAY__LAT_BUCKETS = 8, RAY__SPAN_CHUNK = 1024 };
+enum { RAY__LAT_BUCKETS = 8, RAY__SPAN_CHUNK = 1024, RAY__ID_CHUNK = 4096 };
 
 typedef struct ray__span_s {
   const char *name; /* the function's or method's registered name (lives until shutdown) */
@@ -15,10 +15,17 @@ typedef struct ray__span_s {
   uint64_t start, end; /* uv_hrtime ns */
   int32_t outcome;     /* 0, or the error code its results failed with */
   uint8_t kind;        /* RAY__TASK_* */
-  uint8_t nargs, nresults;
-  uint64_t args[RAY__SPAN_REFS];    /* ref arguments: flow arrows come in from their producers */
-  uint64_t results[RAY__SPAN_REFS]; /* result ids */
+  uint32_t nargs, nresults;
+  /* ids[0..nargs): ref arguments (flow arrows come in from their
+   * producers); then nresults result ids. Kept in the record's id arena. */
+  const uint64_t *ids;
 } ray__span_t;
+
+typedef struct ray__id_chunk_s {
+  struct ray__id_chunk_s *next;
+  uint32_t n, cap;
+  uint64_t ids[];
+} ray__id_chunk_t;
 
 typedef struct ray__span_chunk_s {
   struct ray__span_chunk_s *next;
@@ -32,6 +39,7 @@ typedef struct ray__obs_s {
   uv_mutex_t mu;
   unsigned serial; /* stable thread number for the trace */
   ray__span_chunk_t *head, *tail;
+  ray__id_chunk_t *ids; /* the arena the spans' id lists live in (newest first) */
   uint64_t lat_buckets[RAY__LAT_BUCKETS]; /* run time <= 1us,10us,...,10s; last: more */
   uint64_t lat_count;
   uint64_t lat_sum_ns;
@@ -39,8 +47,8 @@ typedef struct ray__obs_s {
 
 int ray__obs_init(ray__obs_t *o, unsigned serial);
 void ray__obs_destroy(ray__obs_t *o);
-/* Record one finished run (span when the timeline is on; histogram always
- * when called). */
+/* Record one finished run (span when the timeline is on, copying its
+ * `span->nargs + span->nresults` ids; histogram always). */
 void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
 
 struct ray__runtime_s;

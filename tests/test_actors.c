@@ -5,8 +5,9 @@
  * failure, kill, handle release, detached and named actors, restarts and
  * task retries, ref arguments that are not ready yet, actor handles passed
  * to tasks and to other actors, data sharing through the store, the context
- * accessors, bad input, fairness between actors, and shutdown with calls
- * queued or running.
+ * accessors, bad input, fairness between actors, calls submitted while
+ * their actor dies, killed named/detached actors being freed, and shutdown
+ * with calls queued or running.
  *
  * Methods run on worker threads, where cmocka must not be used: they record
  * failed checks into g_errs (AC) and every test asserts it after its runtime
@@ -19,29 +20,29 @@
 
 /* ---- shared state --------------------------------------------------------- */
 
-static rt_errs_t g_errs;             /* checks made on workers */
-static atomic_int g_ctors;           /* constructor runs (any class) */
-static atomic_int g_dtors;           /* Counter destructor runs */
-static atomic_int g_relay_dtors;     /* Relay destructor runs */
-static atomic_int g_runs;            /* method runs counted by a test */
-static atomic_int g_live;            /* Conc.work calls running now */
-static atomic_int g_max_live;        /* the most ever running at once */
-static atomic_int g_ticks;           /* Counter.tick calls */
-static atomic_int g_flaky;           /* Counter.flaky attempts */
-static atomic_int g_flaky_exits;     /* attempts of flaky that end the actor */
-static atomic_int g_fails;           /* Counter.fail runs */
-static atomic_int g_frees;           /* buffers given with ray_return_owned, freed */
-static atomic_bool g_ctor_block;     /* constructors wait for g_ctor_go */
-static atomic_uint_fast64_t g_ctor_self;   /* ray_ctx_actor in the constructor */
-static atomic_uintptr_t g_produce_ptr;     /* Relay.produce's buffer */
-static atomic_uintptr_t g_consume_ptr;     /* the bytes Relay.consume read */
+static rt_errs_t g_errs;                    /* checks made on workers */
+static atomic_int g_ctors;                  /* constructor runs (any class) */
+static atomic_int g_dtors;                  /* Counter destructor runs */
+static atomic_int g_relay_dtors;            /* Relay destructor runs */
+static atomic_int g_runs;                   /* method runs counted by a test */
+static atomic_int g_live;                   /* Conc.work calls running now */
+static atomic_int g_max_live;               /* the most ever running at once */
+static atomic_int g_ticks;                  /* Counter.tick calls */
+static atomic_int g_flaky;                  /* Counter.flaky attempts */
+static atomic_int g_flaky_exits;            /* attempts of flaky that end the actor */
+static atomic_int g_fails;                  /* Counter.fail runs */
+static atomic_int g_frees;                  /* buffers given with ray_return_owned, freed */
+static atomic_bool g_ctor_block;            /* constructors wait for g_ctor_go */
+static atomic_uint_fast64_t g_ctor_self;    /* ray_ctx_actor in the constructor */
+static atomic_uintptr_t g_produce_ptr;      /* Relay.produce's buffer */
+static atomic_uintptr_t g_consume_ptr;      /* the bytes Relay.consume read */
 static atomic_uint_fast64_t g_expect_actor; /* the handle Counter.args expects */
-static rt_latch_t g_started;         /* Counter.block / Conc.work(1): started */
-static rt_latch_t g_go;              /* ... and wait for this */
-static rt_latch_t g_ctor_started;    /* a blocking constructor started */
-static rt_latch_t g_ctor_go;         /* ... and waits for this */
-static rt_latch_t g_dtor_latch;      /* signalled by each Counter destructor */
-static ray_function_t g_task_add;    /* task_add, registered by the tests that use it */
+static rt_latch_t g_started;                /* Counter.block / Conc.work(1): started */
+static rt_latch_t g_go;                     /* ... and wait for this */
+static rt_latch_t g_ctor_started;           /* a blocking constructor started */
+static rt_latch_t g_ctor_go;                /* ... and waits for this */
+static rt_latch_t g_dtor_latch;             /* signalled by each Counter destructor */
+static ray_function_t g_task_add;           /* task_add, registered by the tests that use it */
 
 /* On a worker: record a failed check. */
 #define AC(cond, value) RT_CHECK(&g_errs, (cond), (value))
@@ -1132,7 +1133,7 @@ static void test_max_concurrency_4(void **state) {
   ray_actor_t c = mk(&k_conc, NULL, 0, &o);
   ray_ref_t r[8];
   for (int i = 0; i < 8; i++) r[i] = call1(c, "work", ray_arg_i64(1));
-  rt_latch_wait(&g_started, 4); /* four run at once */
+  rt_latch_wait(&g_started, 4);                 /* four run at once */
   assert_int_equal(take_i64(add(other, 1)), 1); /* two workers are still free */
   assert_int_equal(atomic_load(&g_runs), 4);    /* and the fifth call waits */
   assert_int_equal(atomic_load(&g_max_live), 4);
@@ -1616,6 +1617,33 @@ static void test_named(void **state) {
   assert_int_equal(atomic_load(&g_dtors), 3);
 }
 
+/* A killed named (or detached) actor whose handles are all released is
+ * freed, not kept until shutdown: creating and killing them in a loop must
+ * not grow the runtime. */
+static void test_killed_kept_actors_are_freed(void **state) {
+  (void)state;
+  a_begin(2);
+  int iters = rt_iters(200, 20);
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  for (int i = 0; i < iters; i++) {
+    o.name = (i % 2) ? "again" : NULL;
+    o.detached = (i % 2) == 0;
+    ray_actor_t a = mk(&k_counter, NULL, 0, &o);
+    assert_int_equal(take_i64(add(a, 1)), 1); /* constructed, idle */
+    assert_rc(ray_actor_kill(a, true), 0);
+    assert_rc(ray_actor_release(a), 0);
+  }
+  rt_latch_wait(&g_dtor_latch, iters);
+  /* A few may still be held by their last call finishing on a worker. */
+  uint64_t alive = rt_stats().actors_alive;
+  if (alive >= (uint64_t)iters / 2)
+    print_error("%llu of %d killed and released actors are still allocated\n",
+                (unsigned long long)alive, iters);
+  a_end();
+  assert_true(alive < (uint64_t)iters / 2);
+}
+
 /* ---- restarts ------------------------------------------------------------- */
 
 /* Counter(10, ref 5, stored bytes) with the given restart options. */
@@ -1631,7 +1659,7 @@ static ray_actor_t mk_restartable(uint32_t restarts, uint32_t retries) {
   o.max_restarts = restarts;
   o.max_task_retries = retries;
   ray_actor_t a = mk(&k_counter, args, 3, &o);
-  free(big);                           /* copied at creation */
+  free(big);                            /* copied at creation */
   assert_rc(ray_ref_release(extra), 0); /* the actor keeps its own */
   return a;
 }
@@ -2159,6 +2187,7 @@ int main(void) {
       cmocka_unit_test(test_release),
       cmocka_unit_test(test_detached),
       cmocka_unit_test(test_named),
+      cmocka_unit_test(test_killed_kept_actors_are_freed),
       cmocka_unit_test(test_restart_exit),
       cmocka_unit_test(test_restart_fatal_return),
       cmocka_unit_test(test_exit_without_restarts),

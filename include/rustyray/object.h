@@ -110,10 +110,12 @@ RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
 
 /* Wait for `ref` and pin a zero-copy view of its payload in *out (any type:
  * typed values give their msgpack bytes). Release it with ray_buf_release().
+ * A spilled object is read back from disk first (verified by a checksum).
  * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND (nil, unknown or released
- * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, or, when the object
- * failed, the error's own code (see ray_get_error()). On error *out is
- * zeroed. Blocks up to timeout_ms. */
+ * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, RAY_EIO (the spilled
+ * copy is unreadable or damaged), RAY_ESTOREFULL / RAY_ENOMEM (no room to
+ * restore it), or, when the object failed, the error's own code (see
+ * ray_get_error()). On error *out is zeroed. Blocks up to timeout_ms. */
 RAY_EXTERN int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out);
 
 /* Release a view. A zeroed or NULL buf is a no-op; the buf is zeroed after.
