@@ -323,10 +323,29 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
   return NULL;
 }
 
-/* After the write: drop the payload if the entry is still ours alone.
- * Returns the bytes freed. */
-static size_t finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg, uint64_t off,
-                           uint64_t sum, bool written) {
+/* A payload a spill has taken out of memory, to free once spill_mu is
+ * released (a caller's free_fn may call back into the store). */
+typedef struct dropped_s {
+  void *data;
+  void (*free_fn)(void *);
+  void *free_arg;
+  bool owned;
+  size_t bytes;
+} dropped_t;
+
+static void free_dropped(ray__store_t *st, dropped_t *d) {
+  if (d->bytes == 0) return;
+  if (!d->owned)
+    ray__free(d->data);
+  else if (d->free_fn != NULL)
+    d->free_fn(d->free_arg); /* the caller's buffer goes now; a restore makes our own */
+  ray__mem_release(st, d->bytes);
+}
+
+/* After the write: take the payload out of memory if the entry is still
+ * ours alone (*d says what to free; its bytes are 0 when nothing was). */
+static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg, uint64_t off,
+                         uint64_t sum, bool written, dropped_t *d) {
   ray__shard_t *sh = ray__shard_of(st, e->id);
   void *data = NULL, *free_arg = NULL;
   void (*free_fn)(void *) = NULL;
@@ -358,18 +377,13 @@ static size_t finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *se
     e->acct = 0;
   }
   uv_mutex_unlock(&sh->mu);
+  *d = (dropped_t){data, free_fn, free_arg, owned, freed};
   if (freed > 0) {
-    if (!owned)
-      ray__free(data);
-    else if (free_fn != NULL)
-      free_fn(free_arg); /* the caller's buffer goes now; a restore makes our own */
-    ray__mem_release(st, freed);
     atomic_fetch_add(&st->spill_count, 1);
     atomic_fetch_add(&st->spilled_bytes_total, freed);
     atomic_fetch_add(&st->bytes_on_disk, (int64_t)freed);
   }
   ray__entry_unpin(e);
-  return freed;
 }
 
 enum { RAY__SPILL_BATCH = 256 };
@@ -402,6 +416,7 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     fd = file_open(path, O_CREAT | O_WRONLY | O_TRUNC);
   }
   uint64_t off = 0;
+  dropped_t dropped[RAY__SPILL_BATCH];
   for (size_t i = 0; i < n; i++) {
     ray__entry_t *e = batch[i];
     bool written = false;
@@ -411,12 +426,14 @@ static size_t spill_some(ray__store_t *st, size_t need) {
       written = file_io(fd, e->data, e->size, off, true) == 0;
     }
     size_t size = e->size; /* finish_spill may free e */
-    freed += finish_spill(st, e, seg, off, sum, written);
+    finish_spill(st, e, seg, off, sum, written, &dropped[i]);
+    freed += dropped[i].bytes;
     if (written) off += size;
   }
   if (fd >= 0) file_close(fd);
   if (seg != NULL) ray__segment_unref(st, seg);
   uv_mutex_unlock(&st->spill_mu);
+  for (size_t i = 0; i < n; i++) free_dropped(st, &dropped[i]); /* no lock held */
   /* Logged with no lock held: a log handler may call into the library. */
   if (fd < 0) ray__log(RAY_LOG_ERROR, "cannot create a spill file in %s", st->spill_dir);
   ray__log(RAY_LOG_DEBUG, "spilled %zu objects, %zu bytes freed", n, freed);

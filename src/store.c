@@ -134,7 +134,7 @@ static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, 
   e->refcnt = 1;
   e->type = type;
   e->state = state;
-  e->st = st;
+  atomic_init(&e->st, st);
   return e;
 }
 
@@ -192,13 +192,14 @@ ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
  * touches the store again: views may outlive it. Memory held only by such
  * views is no longer counted. */
 static void detach(ray__entry_t *e) {
-  ray__store_t *st = e->st;
+  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
   if (st == NULL) return;
   if (e->acct > 0) ray__mem_release(st, e->acct);
   e->acct = 0;
   if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
   if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
-  e->st = NULL; /* detached: the flags are no longer written (a spill may still read them) */
+  /* Detached: the flags are no longer written (a spill may still read them). */
+  atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
 }
 
 void ray__entry_free(ray__entry_t *e) {
@@ -215,7 +216,17 @@ void ray__entry_free(ray__entry_t *e) {
 }
 
 void ray__entry_unpin(ray__entry_t *e) {
-  if (atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel) == 1) ray__entry_free(e);
+  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
+  unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
+  if (prev == 1) {
+    ray__entry_free(e);
+  } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
+    /* The last view went: the object may be spillable now, and a put may be
+     * waiting for exactly that. */
+    uv_mutex_lock(&st->mem_mu);
+    uv_cond_broadcast(&st->mem_cv);
+    uv_mutex_unlock(&st->mem_mu);
+  }
 }
 
 static ray__entry_t **find_slot(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {

@@ -51,7 +51,8 @@ typedef struct ray__entry_s {
   uint64_t *inner;           /* refs this object holds (released with it) */
   uint32_t ninner;
   /* Memory accounting and spilling (memory.c): */
-  struct ray__store_s *st;   /* NULL once the store is gone (views after shutdown) */
+  /* NULL once the entry has left its store (views may outlive the store). */
+  _Atomic(struct ray__store_s *) st;
   size_t acct;               /* bytes reserved for the payload in memory */
   uint64_t tick;             /* last use, for LRU (shard lock) */
   uint64_t sum;              /* checksum of the spilled copy */

@@ -4,14 +4,15 @@
  * disk and restoring (plain, owned, task results, task arguments, objects
  * holding refs), least-recently-used order, pinned views never spilled, the
  * store-full code (everything pinned, spilling off, inline objects only,
- * objects larger than the store), spill directories (given, default, and
- * their files after free and shutdown), refs inside objects (kept alive,
+ * objects larger than the store, batches), objects near the capacity, spill
+ * directories (given, default, missing; their files after free and
+ * shutdown), damaged spill files (RAY_EIO), refs inside objects (kept alive,
  * freed with the outer object, owned refs from ray_get_msgpack, unknown
  * refs, a 100,000-level chain freed without recursion, tasks returning and
  * taking them), batch retain/release, ray_stats counters, configuration
  * validation, churn (1,000,000 put/get/release cycles and 1,000,000 tasks end
  * with an empty store), and out-of-memory runs of the msgpack-with-refs
- * paths.
+ * paths (put, large put, get, get of a spilled value, task submission).
  *
  * Functions run on worker threads, where cmocka must not be used: they
  * record failed checks into g_errs (TC) and each test asserts it after its
@@ -219,6 +220,7 @@ static bool dir_find(const char *path, const char *prefix, char *out, size_t len
   struct dirent *de;
   bool found = false;
   while (!found && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
       size_t pl = strlen(path), nl = strlen(de->d_name);
       if (pl + 1 + nl < len) {
@@ -1284,6 +1286,84 @@ static void test_spill_dir_default_removed(void **state) {
   assert_int_equal(rmdir(tmp), 0);
 }
 
+/* Errors the library logs, counted instead of printed. The handler calls
+ * the store too (it runs with no internal lock held). */
+static atomic_int g_log_errors;
+
+static void count_log(int level, const char *message, void *arg) {
+  (void)message;
+  (void)arg;
+  ray_stats_t s;
+  (void)ray_stats(&s);
+  if (level == RAY_LOG_ERROR) atomic_fetch_add(&g_log_errors, 1);
+}
+
+static void log_capture(bool on) {
+  atomic_store(&g_log_errors, 0);
+  ray_log_set_handler(on ? count_log : NULL, NULL);
+}
+
+/* A damaged, truncated or deleted spill file: the get fails with RAY_EIO
+ * (the checksum catches the damage: a wrong byte is never handed out), a
+ * task taking the object fails instead of running, and the object can still
+ * be released, which deletes its file. */
+static void test_spill_file_damaged(void **state) {
+  (void)state;
+  char dir[64];
+  make_tmpdir(dir, sizeof dir);
+  ray_config_t cfg;
+  m_config(&cfg, 1 * MiB, 10000);
+  cfg.spill_dir = dir;
+  m_begin_cfg(&cfg);
+  ray_function_t fchk = reg("check", fn_check, T_I64);
+  log_capture(true);
+  for (int how = 0; how < 3; how++) {
+    ray_ref_t x = put_pat(BIG_OBJ, 1), y = put_pat(BIG_OBJ, 2); /* x goes to disk */
+    assert_int_equal(dir_count(dir, "", ".seg"), 1);
+    char path[256];
+    assert_true(dir_find(dir, "", path, sizeof path));
+    if (how == 0) { /* one byte flipped */
+      FILE *f = fopen(path, "r+b");
+      assert_non_null(f);
+      assert_int_equal(fseek(f, 12345, SEEK_SET), 0);
+      int c = fgetc(f);
+      assert_true(c != EOF);
+      assert_int_equal(fseek(f, 12345, SEEK_SET), 0);
+      assert_true(fputc(c ^ 0x10, f) != EOF);
+      assert_int_equal(fclose(f), 0);
+    } else if (how == 1) {
+      assert_int_equal(truncate(path, 1000), 0);
+    } else {
+      assert_int_equal(unlink(path), 0);
+    }
+    uint64_t restores = rt_stats().restore_count;
+    int logged = atomic_load(&g_log_errors);
+    ray_buf_t b;
+    rt_garbage(&b, sizeof b);
+    assert_rc(ray_get(x, 0, &b), RAY_EIO);
+    assert_true(atomic_load(&g_log_errors) > logged); /* and says so */
+    rt_assert_buf_zeroed(&b);
+    assert_rc(ray_get(x, 0, &b), RAY_EIO); /* and again */
+    assert_int_equal(rt_stats().restore_count, restores);
+    ray_arg_t a[2] = {ray_arg_ref(x), ray_arg_i64(1)};
+    int calls = atomic_load(&g_calls);
+    ray_ref_t r = submit(fchk, a, 2);
+    assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_EDEPFAILED);
+    assert_int_equal(atomic_load(&g_calls), calls); /* it did not run */
+    release(r);
+    assert_pat(y, BIG_OBJ, 2); /* the others are fine */
+    assert_int_equal(rt_stats().objects, 2);
+    fence(reg(how == 0 ? "fence0" : how == 1 ? "fence1" : "fence2", fn_fence, T_I64), 2);
+    release(x);
+    release(y);
+    assert_int_equal(dir_count(dir, "", ""), 0);
+    assert_store_empty();
+  }
+  m_end();
+  log_capture(false);
+  assert_int_equal(rmdir(dir), 0);
+}
+
 /* A spill directory that does not exist: nothing can be spilled, puts fail
  * with the store-full code, and no object is lost or damaged. */
 static void test_spill_dir_missing(void **state) {
@@ -1292,6 +1372,7 @@ static void test_spill_dir_missing(void **state) {
   m_config(&cfg, 1 * MiB, 50);
   cfg.spill_dir = "/nonexistent-rustyray-test/spill";
   m_begin_cfg(&cfg);
+  log_capture(true);
   ray_ref_t refs[8];
   int n = 0, rc = 0;
   for (; n < 8; n++) {
@@ -1300,6 +1381,7 @@ static void test_spill_dir_missing(void **state) {
   }
   assert_rc(rc, RAY_ESTOREFULL);
   assert_int_equal(n, 5);
+  assert_true(atomic_load(&g_log_errors) > 0); /* "cannot create a spill file" */
   ray_stats_t s = rt_stats();
   assert_int_equal(s.spill_count, 0);
   assert_int_equal(s.bytes_spilled, 0);
@@ -1307,6 +1389,7 @@ static void test_spill_dir_missing(void **state) {
   for (int i = 0; i < n; i++) release(refs[i]);
   assert_store_empty();
   m_end();
+  log_capture(false);
 }
 
 /* ================================================================================
@@ -1472,6 +1555,41 @@ static void test_get_batch_spilled(void **state) {
   for (int i = 0; i < 5; i++) ray_buf_release(&bufs[i]);
   for (int i = 0; i < 48; i++) release(filler[i]);
   for (int i = 0; i < 5; i++) release(refs[i]);
+  assert_store_empty();
+  m_end();
+}
+
+/* Objects of 90% of the store: only one fits at a time. Gets, a batch get,
+ * tasks and restores racing the background spiller all still get there; a
+ * batch of two cannot be pinned at once and fails with the store-full code. */
+static void test_objects_near_capacity(void **state) {
+  (void)state;
+  const size_t cap = 1 * MiB, size = cap / 10 * 9;
+  m_begin(cap, 50);
+  ray_function_t fchk = reg("check", fn_check, T_I64);
+  ray_ref_t refs[4];
+  for (int i = 0; i < 4; i++) refs[i] = put_pat(size, (uint64_t)i);
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < 4; i++) assert_pat(refs[(i + round) % 4], size, (uint64_t)((i + round) % 4));
+  ray_buf_t one;
+  assert_rc(ray_get_batch(&refs[1], 1, 0, &one), 0);
+  assert_true(pat_check(one.data, size, 1));
+  ray_buf_release(&one);
+  ray_buf_t two[2];
+  assert_rc(ray_get_batch(refs, 2, 0, two), RAY_ESTOREFULL);
+  rt_assert_buf_zeroed(&two[0]);
+  rt_assert_buf_zeroed(&two[1]);
+  for (int i = 0; i < 4; i++) {
+    ray_arg_t a[2] = {ray_arg_ref(refs[i]), ray_arg_i64(i)};
+    ray_ref_t r = submit(fchk, a, 2);
+    assert_int_equal(get_i64(r), 1);
+    release(r);
+  }
+  ray_stats_t s = rt_stats();
+  assert_true(s.bytes_in_memory_high_water <= cap);
+  assert_true(s.restore_count >= 12);
+  for (int i = 0; i < 4; i++) release(refs[i]);
+  fence(reg("fence", fn_fence, T_I64), 2);
   assert_store_empty();
   m_end();
 }
@@ -2322,6 +2440,9 @@ typedef struct {
   const msgpack_object *obj;
   ray_function_t fread, fblock, fnoop;
   ray_ref_t blk;
+  bool bin;          /* append a 300 KiB bin: a large (owned, spillable) value */
+  ray_ref_t fill[4]; /* objects that push the value out to disk */
+  int nfill;
 } oom_x;
 
 typedef struct {
@@ -2331,16 +2452,38 @@ typedef struct {
   void (*ok)(oom_x *);   /* after success: check and release what op made */
   void (*on_fail)(oom_x *); /* after ENOMEM: check nothing is held */
   bool made_and_freed;   /* a failed call may create and free objects on the way */
+  size_t capacity;       /* 0: 64 MiB */
+  bool spills;           /* a failed call may have spilled others (bytes in memory move) */
 } oom_case;
 
 static void oom_pack(oom_x *x) {
   mp_start(&x->mp);
-  msgpack_pack_array(&x->mp.pk, 2 * OOM_REFS);
+  msgpack_pack_array(&x->mp.pk, 2 * OOM_REFS + (x->bin ? 1 : 0));
   for (int i = 0; i < OOM_REFS; i++) {
     assert_rc(ray_msgpack_pack_ref(&x->mp.pk, x->inner[i]), 0);
     msgpack_pack_uint64(&x->mp.pk, 300 + (uint64_t)i);
   }
+  if (x->bin) {
+    msgpack_pack_bin(&x->mp.pk, 300 * KiB);
+    msgpack_pack_bin_body(&x->mp.pk, scratch(300 * KiB, 77), 300 * KiB);
+  }
   x->obj = mp_obj(&x->mp);
+}
+
+/* A large value holding refs: the owned path of ray_put_msgpack. */
+static void prep_put_big(oom_x *x) {
+  x->bin = true;
+  oom_pack(x);
+}
+
+/* A large value holding refs, on disk: the get restores it. */
+static void prep_get_spilled(oom_x *x) {
+  x->bin = true;
+  oom_pack(x);
+  assert_rc(ray_put_msgpack(x->obj, &x->outer), 0);
+  x->nfill = 3;
+  for (int i = 0; i < x->nfill; i++) x->fill[i] = put_pat(800 * KiB, 400 + (uint64_t)i);
+  assert_true(rt_stats().spill_count > 0);
 }
 
 static void prep_put(oom_x *x) {
@@ -2430,7 +2573,7 @@ static void oom_run(const oom_case *c) {
     oom_x *x = calloc(1, sizeof *x);
     assert_non_null(x);
     ray_config_t cfg;
-    m_config(&cfg, 64 * MiB, 1000);
+    m_config(&cfg, c->capacity ? c->capacity : 64 * MiB, 50);
     cfg.num_workers = 1;
     m_begin_cfg(&cfg);
     /* Inner objects over several shards, inline and not. */
@@ -2467,7 +2610,8 @@ static void oom_run(const oom_case *c) {
       }
       fired_runs++;
       ray_stats_t after = rt_stats();
-      if (after.objects != before.objects || after.bytes_in_memory != before.bytes_in_memory ||
+      if (after.objects != before.objects ||
+          (!c->spills && after.bytes_in_memory != before.bytes_in_memory) ||
           (!c->made_and_freed && after.objects_created != before.objects_created) ||
           after.tasks_submitted != before.tasks_submitted) {
         print_error("%s: N=%ld: a failed call changed the store: objects %llu -> %llu, bytes "
@@ -2478,6 +2622,10 @@ static void oom_run(const oom_case *c) {
         fail();
       }
       c->on_fail(x);
+    }
+    for (int i = 0; i < x->nfill; i++) {
+      assert_pat(x->fill[i], 800 * KiB, 400 + (uint64_t)i);
+      release(x->fill[i]);
     }
     /* No reference was left behind: one release frees each inner object. */
     for (int i = 0; i < OOM_REFS; i++) {
@@ -2500,12 +2648,16 @@ static void oom_run(const oom_case *c) {
 
 static void test_oom_msgpack_refs(void **state) {
   (void)state;
+  log_capture(true); /* failed spills log errors */
   static const oom_case cases[] = {
-      {"put_msgpack_refs", prep_put, op_put, ok_put, fail_put, false},
-      {"get_msgpack_refs", prep_get, op_get, ok_get, fail_get, false},
-      {"submit_msgpack_refs", prep_submit, op_submit, ok_submit, fail_submit, true},
+      {"put_msgpack_refs", prep_put, op_put, ok_put, fail_put, false, 0, false},
+      {"put_msgpack_refs_big", prep_put_big, op_put, ok_put, fail_put, false, 0, false},
+      {"get_msgpack_refs", prep_get, op_get, ok_get, fail_get, false, 0, false},
+      {"get_msgpack_spilled", prep_get_spilled, op_get, ok_get, fail_get, false, 1 * MiB, true},
+      {"submit_msgpack_refs", prep_submit, op_submit, ok_submit, fail_submit, true, 0, false},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) oom_run(&cases[i]);
+  log_capture(false);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -2528,11 +2680,13 @@ int main(void) {
       cmocka_unit_test(test_store_full_waiter_woken),
       cmocka_unit_test(test_spill_dir_given),
       cmocka_unit_test(test_spill_dir_default_removed),
+      cmocka_unit_test(test_spill_file_damaged),
       cmocka_unit_test(test_spill_dir_missing),
       cmocka_unit_test(test_task_results_spilled),
       cmocka_unit_test(test_task_reads_spilled_args),
       cmocka_unit_test(test_task_unreferenced_result_freed),
       cmocka_unit_test(test_get_batch_spilled),
+      cmocka_unit_test(test_objects_near_capacity),
       cmocka_unit_test(test_refs_keep_targets_alive),
       cmocka_unit_test(test_get_msgpack_owned_refs),
       cmocka_unit_test(test_refs_unknown_inside),

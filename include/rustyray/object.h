@@ -13,7 +13,15 @@
  * Every function here is thread-safe and may be called from host threads,
  * tasks and actors. Functions that take `timeout_ms` block: RAY_TIMEOUT_INFINITE
  * (-1, or any negative value) waits forever, 0 polls, > 0 bounds the wait in
- * milliseconds. */
+ * milliseconds.
+ *
+ * Memory: every function that stores a payload (the puts, and a get that
+ * reads a spilled object back) reserves its bytes from object_store_memory.
+ * When the store is full it spills least recently used objects to disk
+ * and may wait up to store_full_timeout_ms for memory (so it can block);
+ * then it fails with RAY_ESTOREFULL (also at once for a payload larger than
+ * the whole store). This applies to every put below in addition to the
+ * errors each lists. */
 #ifndef RUSTYRAY_OBJECT_H
 #define RUSTYRAY_OBJECT_H
 
@@ -72,7 +80,7 @@ typedef void (*ray_ready_cb)(ray_ref_t ref, int status, void *arg);
 /* Copy `size` bytes at `data` into a new RAY_TYPE_BYTES object and return a
  * ref to it in *out. `data` may be NULL only when size is 0.
  * Errors: RAY_EINVAL (out NULL, data NULL with size > 0), RAY_ENOTINIT,
- * RAY_ENOMEM. Never blocks (except on a short shard lock). */
+ * RAY_ENOMEM, RAY_ESTOREFULL. Blocks only when the store is full (above). */
 RAY_EXTERN int ray_put(const void *data, size_t size, ray_ref_t *out);
 
 /* Like ray_put() but with an explicit type tag (any ray_type_t or user tag
@@ -82,7 +90,8 @@ RAY_EXTERN int ray_put_typed(const void *data, size_t size, uint32_t type, ray_r
 
 /* Hand `data` (size bytes) to the store without copying. The store calls
  * free_fn(data) exactly once, on whichever thread drops the last reference
- * or view, with no internal lock held. free_fn may be NULL (the caller keeps
+ * or view, or spills the object to disk (a restore reads it into memory of
+ * the store's own), with no internal lock held. free_fn may be NULL (the caller keeps
  * the buffer alive until the object is freed). On failure the caller keeps
  * ownership and free_fn is never called.
  * Errors: RAY_EINVAL (out NULL, data NULL with size > 0), RAY_ENOTINIT,
@@ -103,7 +112,10 @@ RAY_EXTERN int ray_put_f64(double value, ray_ref_t *out);
 RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
 /* Encode any msgpack object. Refs inside it (RAY_MSGPACK_EXT_REF) are
  * retained by the new object until it is freed. Errors also: RAY_EINVAL for
- * obj NULL, RAY_ENOTFOUND for an unknown or released ref inside it. */
+ * obj NULL, RAY_ENOTFOUND for an unknown or released ref inside it,
+ * RAY_EDECODE for a malformed ref ext (wrong length, id 0). Bytes put with
+ * ray_put_typed(..., RAY_TYPE_MSGPACK, ...) are opaque: refs inside them
+ * are not retained. */
 RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
 
 /* ---- Get ---------------------------------------------------------------- */
@@ -170,7 +182,8 @@ RAY_EXTERN void ray_msgpack_release(ray_msgpack_t *m);
  * Errors: RAY_EINVAL (pk NULL, nil ref), RAY_ENOMEM (the packer's write failed). */
 RAY_EXTERN int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref);
 /* Read a ref out of a decoded msgpack value (borrowed: retain it to keep
- * it beyond the value). Errors: RAY_EINVAL (NULL), RAY_ETYPE (not a ref ext). */
+ * it beyond the value). Errors: RAY_EINVAL (NULL), RAY_ETYPE (not a ref
+ * ext), RAY_EDECODE (a malformed one). */
 RAY_EXTERN int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out);
 
 /* The error object of a failed ref: *out receives a new ray_error_t the

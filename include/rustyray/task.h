@@ -180,9 +180,10 @@ RAY_EXTERN void ray_task_opts_init(ray_task_opts_t *opts);
  * Errors: RAY_EINVAL (NULL out_refs, args NULL with nargs > 0, nargs >
  * RAY_MAX_ARGS, a malformed argument, opts->num_returns mismatch),
  * RAY_ENOTFOUND (stale function, or a nil/unknown/released ref argument),
- * RAY_ENOTINIT, RAY_ESHUTDOWN (shutting down), RAY_ENOMEM. On error no task
- * exists and no ref is returned. Never blocks; thread-safe; callable from
- * tasks and actors. */
+ * RAY_ENOTINIT, RAY_ESHUTDOWN (shutting down), RAY_ENOMEM, RAY_ESTOREFULL (a
+ * large value argument does not fit the store). On error no task exists and
+ * no ref is returned. Blocks only when the store is full (see object.h);
+ * thread-safe; callable from tasks and actors. */
 RAY_EXTERN int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
                                const ray_task_opts_t *opts, ray_ref_t *out_refs);
 
@@ -219,15 +220,15 @@ RAY_EXTERN int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out);
  * Errors: RAY_EINVAL (NULL ctx, slot out of range, NULL data with size > 0),
  * RAY_ETYPE (the slot was registered with another type; RAY_TYPE_BYTES slots
  * take bytes, any other type takes its own typed setter or bytes already in
- * that encoding via ray_return_bytes), RAY_ENOMEM. */
+ * that encoding via ray_return_bytes), RAY_ENOMEM, RAY_ESTOREFULL. */
 RAY_EXTERN int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v);
 RAY_EXTERN int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v);
 RAY_EXTERN int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s);
 RAY_EXTERN int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size);
 RAY_EXTERN int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj);
 /* Hand `data` over without a copy; free_fn(data) runs once when the object
- * is freed (also when the task fails after this call). On error the caller
- * keeps the buffer. */
+ * is freed or spilled to disk (also when the task fails after this call),
+ * with no internal lock held. On error the caller keeps the buffer. */
 RAY_EXTERN int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
                                 void (*free_fn)(void *));
 /* The result is the value of the existing object `ref` (shared, no copy; it

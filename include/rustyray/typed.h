@@ -23,7 +23,7 @@
  *
  *   kind     submit value            body parameter   body returns            RAY_GET into
  *   i64      any integer type        int64_t          int64_t                 int64_t *
- *   f64      float, double           double           double                  double *
+ *   f64      any floating type       double           double                  double *
  *   str      char *, const char *    const char *     char * (malloc'd; the   char ** (free
  *                                    (NUL-terminated)  layer frees it)          with ray_free)
  *   bytes    ray_bytes_t             ray_bytes_t      ray_bytes_t (copied,    ray_buf_t *
@@ -61,7 +61,8 @@
  *   RAY_TYPE(name, T, number, pack, unpack)        a user value type
  *   RAY_FUNCTION(ret, f, (kind, param)...) {...}   a remote function
  *   RAY_ACTOR(Class, State)                        an actor class ...
- *   RAY_CONSTRUCTOR(Class, (kind, param)...) {...} ... its constructor (required)
+ *   RAY_CONSTRUCTOR(Class, (kind, param)...) {...} ... its constructor, or
+ *   RAY_DEFAULT_CONSTRUCTOR(Class)                     one with no parameters
  *   RAY_METHOD(Class, ret, m, (kind, param)...) {...}   ... a method
  *   RAY_DESTRUCTOR(Class) {...}                    ... its destructor (optional)
  *
@@ -76,6 +77,8 @@
  * ---- Calls ----------------------------------------------------------------
  *
  *   f(v1, v2)                     plain values, checked like any C call
+ *                                 (C's implicit conversions apply: 1.5 for
+ *                                 an i64 becomes 1; RAY_CALL refuses it)
  *   RAY_CALL(f, x1, x2)           each x a plain value or a RAY_REF of the
  *                                 parameter's kind (a _Generic per argument,
  *                                 with no default: anything else fails to
@@ -85,14 +88,27 @@
  *   Class_new(...)                create an actor: a Class handle
  *   Class_m(handle, ...)          call method m: typed refs
  *
+ * ---- Values -----------------------------------------------------------------
+ *
+ *   RAY_PUT(kind, value)             a typed ref to a new object
+ *   RAY_GET(ref, timeout_ms, &out)   decode into out's C type (_Generic on it)
+ *   RAY_STATUS(ref or handle)        0, or the code a failed one carries
+ *   RAY_REF_CAST(kind, raw)          a typed ref for a ray_ref_t, tag checked
+ *   RAY_ACTOR_GET(Class, name)       a named actor's handle, class checked
+ *   RAY_ACTOR_CAST(Class, raw)       a typed handle for a ray_actor_t
+ *   RAY_CTX                          the running body's ray_task_ctx_t
+ *   RAY_BYTES(p, n), RAY_BYTES_OWNED(p, n, free_fn), ray_str_format(fmt, ...)
+ *
  * Thread safety: everything here may be called from any thread, tasks and
- * actor methods included, as the core calls it wraps. Calls never block.
+ * actor methods included, as the core calls it wraps. Nothing blocks except
+ * RAY_GET (up to its timeout).
  *
  * Limits: RAY_TYPED_MAX_PARAMS (8) parameters per function and constructor,
  * 7 per method; RAY_TYPED_MAX_RETURNS (8) returns; RAY_TYPED_MAX_METHODS
  * (64, definable before the include) methods per class.
  *
- * Anything named ray__* or *__* below is private to this header. */
+ * Private: every name starting ray__ty_ or RAY__TY_, and the names with a
+ * double underscore a declaration defines (f__submit, Class__class, ...). */
 #ifndef RUSTYRAY_TYPED_H
 #define RUSTYRAY_TYPED_H
 
@@ -110,9 +126,9 @@
 #include "runtime.h"
 #include "task.h"
 
-#ifdef __cplusplus
-#error "rustyray/typed.h is a C11 header (it relies on _Generic); C++ code can use the core API"
-#endif
+/* C11 only (_Generic): in C++ this header declares nothing, so rustyray.h
+ * can include it for both languages; C++ code uses the core API. */
+#ifndef __cplusplus
 
 /* RAY_TYPED_AT_STARTUP(fn) { ... } defines a static function that runs
  * before main() (and when a shared object holding it is loaded). It is the
@@ -191,69 +207,69 @@ static inline char *ray_str_format(const char *fmt, ...) {
 /* 0 when `x` (a typed ref or an actor handle) is live, else the negative
  * RAY_E* code it failed with (RAY_ENOTFOUND for a zeroed one). Never
  * blocks; does not look at the runtime. */
-#define RAY_STATUS(x) ray__status_code((x).ray__st_)
+#define RAY_STATUS(x) ray__ty_status_code((x).ray__ty_st_)
 
 /* A typed ref for an existing untyped ref (the same reference, no retain):
  * a failed ref with RAY_ETYPE when raw's type tag is not the kind's, or
  * RAY_ENOTFOUND when raw is nil. */
 #define RAY_REF_CAST(kind, raw) \
-  ((RAY_REF(kind)){.ref = ray__ref_cast((raw), (uint32_t)ray__tag_##kind)})
+  ((RAY_REF(kind)){.ref = ray__ty_ref_cast((raw), (uint32_t)ray__ty_tag_##kind)})
 
 /* Private: the (id, code) view shared by typed refs and handles. */
-typedef struct ray__status_s {
+typedef struct ray__ty_status_s {
   uint64_t id;
   uint32_t code;
-} ray__status_t;
+} ray__ty_status_t;
 
-#define RAY__FAILED 0x80000000u
+#define RAY__TY_FAILED 0x80000000u
 
-static inline ray__status_t ray__status_fail(int rc) {
-  ray__status_t st;
+static inline ray__ty_status_t ray__ty_status_fail(int rc) {
+  ray__ty_status_t st;
   st.id = 0;
-  st.code = RAY__FAILED | (uint32_t)(rc < 0 && rc > -65536 ? -rc : -RAY_EINVAL);
+  st.code = RAY__TY_FAILED | (uint32_t)(rc < 0 && rc > -65536 ? -rc : -RAY_EINVAL);
   return st;
 }
-static inline ray__status_t ray__status_ok(uint64_t id) {
-  ray__status_t st;
+static inline ray__ty_status_t ray__ty_status_ok(uint64_t id) {
+  ray__ty_status_t st;
   st.id = id;
   st.code = 0;
   return st;
 }
-static inline int ray__status_code(ray__status_t st) {
+static inline int ray__ty_status_code(ray__ty_status_t st) {
   if (st.id != 0) return 0;
-  return (st.code & RAY__FAILED) != 0 ? -(int)(st.code & 0xFFFFu) : RAY_ENOTFOUND;
+  return (st.code & RAY__TY_FAILED) != 0 ? -(int)(st.code & 0xFFFFu) : RAY_ENOTFOUND;
 }
-static inline ray_ref_t ray__ref_fail(int rc) {
-  ray__status_t st = ray__status_fail(rc);
+static inline ray_ref_t ray__ty_ref_fail(int rc) {
+  ray__ty_status_t st = ray__ty_status_fail(rc);
   ray_ref_t r;
   r.id = 0;
   r.type = st.code;
   return r;
 }
-static inline int ray__ref_code(ray_ref_t r) {
-  ray__status_t st;
+static inline int ray__ty_ref_code(ray_ref_t r) {
+  ray__ty_status_t st;
   st.id = r.id;
   st.code = r.type;
-  return ray__status_code(st);
+  return ray__ty_status_code(st);
 }
-static inline ray_ref_t ray__ref_cast(ray_ref_t raw, uint32_t tag) {
-  if (raw.id == 0) return ray__ref_fail(RAY_ENOTFOUND);
-  return raw.type == tag ? raw : ray__ref_fail(RAY_ETYPE);
+static inline ray_ref_t ray__ty_ref_cast(ray_ref_t raw, uint32_t tag) {
+  if (raw.id == 0) return ray__ty_ref_fail(RAY_ENOTFOUND);
+  return raw.type == tag ? raw : ray__ty_ref_fail(RAY_ETYPE);
 }
 
 /* A typed ref: the ref, its (id, code) view, and two members that exist only
  * for the compiler: the pointer type RAY_GET must be given, and the kind's
- * type tag as an array size (sizeof *r.ray__tag_). */
-#define RAY__REF_TYPE(kind, get_type, tag)  \
+ * type tag as an array size (sizeof *r.ray__ty_tag_). */
+#define RAY__TY_REF_TYPE(kind, get_type, tag)  \
   typedef union ray_ref_##kind##_u {        \
     ray_ref_t ref;                          \
-    ray__status_t ray__st_;                 \
-    get_type *ray__p_;                      \
-    char (*ray__tag_)[tag];                 \
+    ray__ty_status_t ray__ty_st_;                 \
+    get_type *ray__ty_p_;                      \
+    char (*ray__ty_tag_)[tag];                 \
   } ray_ref_##kind##_t
 
 /* An argument of a typed submit: a value or a ref. */
-#define RAY__IN_TYPE(kind, T) \
+#define RAY__TY_IN_TYPE(kind, T) \
   typedef struct {            \
     ray_ref_t ref;            \
     int by_ref;               \
@@ -266,27 +282,27 @@ static inline ray_ref_t ray__ref_cast(ray_ref_t raw, uint32_t tag) {
  * running on this thread (NULL elsewhere), for the core calls that take one:
  *     return ray_fail(RAY_CTX, RAY_EINVAL, "n = %d", n), 0;
  * A body that calls ray_fail fails whatever it returns. */
-#define RAY_CTX (*ray__ctx_slot())
+#define RAY_CTX (*ray__ty_ctx_slot())
 
 /* One slot per translation unit: bodies and their wrappers live in the same
  * one. Wrappers save and restore it, so nested bodies (a blocked worker runs
  * its children inline) see their own. */
-static inline ray_task_ctx_t **ray__ctx_slot(void) {
+static inline ray_task_ctx_t **ray__ty_ctx_slot(void) {
   static _Thread_local ray_task_ctx_t *slot;
   return &slot;
 }
-static inline ray_task_ctx_t *ray__ctx_enter(ray_task_ctx_t *ctx) {
-  ray_task_ctx_t **slot = ray__ctx_slot();
+static inline ray_task_ctx_t *ray__ty_ctx_enter(ray_task_ctx_t *ctx) {
+  ray_task_ctx_t **slot = ray__ty_ctx_slot();
   ray_task_ctx_t *prev = *slot;
   *slot = ctx;
   return prev;
 }
-static inline void ray__ctx_leave(ray_task_ctx_t *prev) {
-  *ray__ctx_slot() = prev;
+static inline void ray__ty_ctx_leave(ray_task_ctx_t *prev) {
+  *ray__ty_ctx_slot() = prev;
 }
 
 /* A failed argument decode fails the task with a message naming it. */
-static inline int ray__arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, const char *arg) {
+static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, const char *arg) {
   return ray_fail(ctx, rc, "%s: argument '%s': %s (%s)", fn, arg, ray_err_name(rc),
                   ray_strerror(rc));
 }
@@ -296,34 +312,34 @@ static inline int ray__arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, con
 /* For each kind K the declarations use these names (a user type or class
  * declaration defines the same set):
  *   ray_ref_K_t   RAY_REF(K)              ray_in_K_t  a submit argument
- *   ray__tag_K    its type tag            ray__sv_K   plain submit value type
- *   ray__uv_K / ray__ur_K  the types a RAY_CALL slot takes besides the
+ *   ray__ty_tag_K    its type tag            ray__ty_sv_K   plain submit value type
+ *   ray__ty_uv_K / ray__ty_ur_K  the types a RAY_CALL slot takes besides the
  *                 built-in ones (placeholders for built-in kinds)
- *   ray__inv_K / ray__inu_K / ray__inr_K  make a ray_in_K_t from them
- *   ray__arg_K / ray__afin_K  make the core ray_arg_t (scratch ray__asc_K)
- *   ray__pt_K, ray__dec_K / ray__dfin_K  body parameter (scratch ray__dsc_K)
- *   ray__rt_K, ray__ret_K  body return type, store it as result slot i
- *   ray__put_K    RAY_PUT */
+ *   ray__ty_inv_K / ray__ty_inu_K / ray__ty_inr_K  make a ray_in_K_t from them
+ *   ray__ty_arg_K / ray__ty_afin_K  make the core ray_arg_t (scratch ray__ty_asc_K)
+ *   ray__ty_pt_K, ray__ty_dec_K / ray__ty_dfin_K  body parameter (scratch ray__ty_dsc_K)
+ *   ray__ty_rt_K, ray__ty_ret_K  body return type, store it as result slot i
+ *   ray__ty_put_K    RAY_PUT */
 
 /* Placeholders: types no argument ever has. */
-typedef struct ray__nouv_s {
+typedef struct ray__ty_nouv_s {
   char unused;
-} ray__nouv;
-typedef struct ray__nour_s {
+} ray__ty_nouv;
+typedef struct ray__ty_nour_s {
   char unused;
-} ray__nour;
+} ray__ty_nour;
 
 /* The slot converters of a kind that has no extra slot types. */
-#define RAY__NO_SLOTS(kind)                                                  \
-  typedef ray__nouv ray__uv_##kind;                                          \
-  typedef ray__nour ray__ur_##kind;                                          \
-  static inline ray_in_##kind##_t ray__inu_##kind(ray__nouv x) {             \
+#define RAY__TY_NO_SLOTS(kind)                                                  \
+  typedef ray__ty_nouv ray__ty_uv_##kind;                                          \
+  typedef ray__ty_nour ray__ty_ur_##kind;                                          \
+  static inline ray_in_##kind##_t ray__ty_inu_##kind(ray__ty_nouv x) {             \
     ray_in_##kind##_t in;                                                    \
     (void)x;                                                                 \
     memset(&in, 0, sizeof in);                                               \
     return in;                                                               \
   }                                                                          \
-  static inline ray_in_##kind##_t ray__inr_##kind(ray__nour x) {             \
+  static inline ray_in_##kind##_t ray__ty_inr_##kind(ray__ty_nour x) {             \
     ray_in_##kind##_t in;                                                    \
     (void)x;                                                                 \
     memset(&in, 0, sizeof in);                                               \
@@ -333,18 +349,18 @@ typedef struct ray__nour_s {
 /* The padding kind of unused slots. */
 typedef struct {
   char unused;
-} ray_in_ray__none_t;
-RAY__NO_SLOTS(ray__none)
+} ray_in_ray__ty_none_t;
+RAY__TY_NO_SLOTS(ray__ty_none)
 
 /* Make an in-argument from a value / from a typed ref. */
-#define RAY__IN_FUNCS(kind, T)                                                  \
-  static inline ray_in_##kind##_t ray__inv_##kind(T v) {                        \
+#define RAY__TY_IN_FUNCS(kind, T)                                                  \
+  static inline ray_in_##kind##_t ray__ty_inv_##kind(T v) {                        \
     ray_in_##kind##_t in;                                                       \
     memset(&in, 0, sizeof in);                                                  \
     in.v = v;                                                                   \
     return in;                                                                  \
   }                                                                             \
-  static inline ray_in_##kind##_t ray__inref_##kind(ray_ref_##kind##_t r) {     \
+  static inline ray_in_##kind##_t ray__ty_inref_##kind(ray_ref_##kind##_t r) {     \
     ray_in_##kind##_t in;                                                       \
     memset(&in, 0, sizeof in);                                                  \
     in.ref = r.ref;                                                             \
@@ -353,120 +369,120 @@ RAY__NO_SLOTS(ray__none)
   }
 
 /* No-op scratch cleanup for kinds that need none. */
-#define RAY__NO_ASC(kind)                              \
-  static inline void ray__afin_##kind(char *sc) {      \
+#define RAY__TY_NO_ASC(kind)                              \
+  static inline void ray__ty_afin_##kind(char *sc) {      \
     (void)sc;                                          \
   }
-#define RAY__NO_DSC(kind)                              \
-  static inline void ray__dfin_##kind(char *sc) {      \
+#define RAY__TY_NO_DSC(kind)                              \
+  static inline void ray__ty_dfin_##kind(char *sc) {      \
     (void)sc;                                          \
   }
 
 /* A ref argument (a failed one fails the call with its own code). */
-static inline int ray__arg_ref(ray_ref_t ref, ray_arg_t *a) {
-  if (ref.id == 0) return ray__ref_code(ref);
+static inline int ray__ty_arg_ref(ray_ref_t ref, ray_arg_t *a) {
+  if (ref.id == 0) return ray__ty_ref_code(ref);
   *a = ray_arg_ref(ref);
   return 0;
 }
 
 /* -- i64 */
-enum { ray__tag_i64 = RAY_TYPE_I64 };
-RAY__REF_TYPE(i64, int64_t, RAY_TYPE_I64);
-RAY__IN_TYPE(i64, int64_t);
-RAY__NO_SLOTS(i64)
-RAY__IN_FUNCS(i64, int64_t)
-typedef int64_t ray__sv_i64;
-typedef int64_t ray__pt_i64;
-typedef int64_t ray__rt_i64;
-typedef char ray__asc_i64;
-typedef char ray__dsc_i64;
-RAY__NO_ASC(i64)
-RAY__NO_DSC(i64)
-static inline int ray__arg_i64(const ray_in_i64_t *in, ray_arg_t *a, char *sc) {
+enum { ray__ty_tag_i64 = RAY_TYPE_I64 };
+RAY__TY_REF_TYPE(i64, int64_t, RAY_TYPE_I64);
+RAY__TY_IN_TYPE(i64, int64_t);
+RAY__TY_NO_SLOTS(i64)
+RAY__TY_IN_FUNCS(i64, int64_t)
+typedef int64_t ray__ty_sv_i64;
+typedef int64_t ray__ty_pt_i64;
+typedef int64_t ray__ty_rt_i64;
+typedef char ray__ty_asc_i64;
+typedef char ray__ty_dsc_i64;
+RAY__TY_NO_ASC(i64)
+RAY__TY_NO_DSC(i64)
+static inline int ray__ty_arg_i64(const ray_in_i64_t *in, ray_arg_t *a, char *sc) {
   (void)sc;
-  if (in->by_ref) return ray__arg_ref(in->ref, a);
+  if (in->by_ref) return ray__ty_arg_ref(in->ref, a);
   *a = ray_arg_i64(in->v);
   return 0;
 }
-static inline int ray__dec_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out, char *sc) {
+static inline int ray__ty_dec_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out, char *sc) {
   (void)sc;
   return ray_ctx_arg_i64(ctx, i, out);
 }
-static inline int ray__ret_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
+static inline int ray__ty_ret_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
   return ray_return_i64(ctx, slot, v);
 }
-static inline ray_ref_i64_t ray__put_i64(int64_t v) {
+static inline ray_ref_i64_t ray__ty_put_i64(int64_t v) {
   ray_ref_i64_t r;
   int rc = ray_put_i64(v, &r.ref);
-  if (rc != 0) r.ref = ray__ref_fail(rc);
+  if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
-static inline int ray__get_i64(ray_ref_i64_t r, int64_t timeout_ms, int64_t *out) {
-  if (r.ref.id == 0) return ray__ref_code(r.ref);
+static inline int ray__ty_get_i64(ray_ref_i64_t r, int64_t timeout_ms, int64_t *out) {
+  if (r.ref.id == 0) return ray__ty_ref_code(r.ref);
   return ray_get_i64(r.ref, timeout_ms, out);
 }
 
 /* -- f64 */
-enum { ray__tag_f64 = RAY_TYPE_F64 };
-RAY__REF_TYPE(f64, double, RAY_TYPE_F64);
-RAY__IN_TYPE(f64, double);
-RAY__NO_SLOTS(f64)
-RAY__IN_FUNCS(f64, double)
-typedef double ray__sv_f64;
-typedef double ray__pt_f64;
-typedef double ray__rt_f64;
-typedef char ray__asc_f64;
-typedef char ray__dsc_f64;
-RAY__NO_ASC(f64)
-RAY__NO_DSC(f64)
-static inline int ray__arg_f64(const ray_in_f64_t *in, ray_arg_t *a, char *sc) {
+enum { ray__ty_tag_f64 = RAY_TYPE_F64 };
+RAY__TY_REF_TYPE(f64, double, RAY_TYPE_F64);
+RAY__TY_IN_TYPE(f64, double);
+RAY__TY_NO_SLOTS(f64)
+RAY__TY_IN_FUNCS(f64, double)
+typedef double ray__ty_sv_f64;
+typedef double ray__ty_pt_f64;
+typedef double ray__ty_rt_f64;
+typedef char ray__ty_asc_f64;
+typedef char ray__ty_dsc_f64;
+RAY__TY_NO_ASC(f64)
+RAY__TY_NO_DSC(f64)
+static inline int ray__ty_arg_f64(const ray_in_f64_t *in, ray_arg_t *a, char *sc) {
   (void)sc;
-  if (in->by_ref) return ray__arg_ref(in->ref, a);
+  if (in->by_ref) return ray__ty_arg_ref(in->ref, a);
   *a = ray_arg_f64(in->v);
   return 0;
 }
-static inline int ray__dec_f64(ray_task_ctx_t *ctx, size_t i, double *out, char *sc) {
+static inline int ray__ty_dec_f64(ray_task_ctx_t *ctx, size_t i, double *out, char *sc) {
   (void)sc;
   return ray_ctx_arg_f64(ctx, i, out);
 }
-static inline int ray__ret_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
+static inline int ray__ty_ret_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
   return ray_return_f64(ctx, slot, v);
 }
-static inline ray_ref_f64_t ray__put_f64(double v) {
+static inline ray_ref_f64_t ray__ty_put_f64(double v) {
   ray_ref_f64_t r;
   int rc = ray_put_f64(v, &r.ref);
-  if (rc != 0) r.ref = ray__ref_fail(rc);
+  if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
-static inline int ray__get_f64(ray_ref_f64_t r, int64_t timeout_ms, double *out) {
-  if (r.ref.id == 0) return ray__ref_code(r.ref);
+static inline int ray__ty_get_f64(ray_ref_f64_t r, int64_t timeout_ms, double *out) {
+  if (r.ref.id == 0) return ray__ty_ref_code(r.ref);
   return ray_get_f64(r.ref, timeout_ms, out);
 }
 
 /* -- str: bodies get a NUL-terminated copy (small ones on the stack), and
  * return a malloc'd string the layer frees (NULL: RAY_ENORESULT). */
-enum { ray__tag_str = RAY_TYPE_STR };
-RAY__REF_TYPE(str, char *, RAY_TYPE_STR);
-RAY__IN_TYPE(str, const char *);
-RAY__NO_SLOTS(str)
-RAY__IN_FUNCS(str, const char *)
-typedef const char *ray__sv_str;
-typedef const char *ray__pt_str;
-typedef char *ray__rt_str;
-typedef char ray__asc_str;
-RAY__NO_ASC(str)
+enum { ray__ty_tag_str = RAY_TYPE_STR };
+RAY__TY_REF_TYPE(str, char *, RAY_TYPE_STR);
+RAY__TY_IN_TYPE(str, const char *);
+RAY__TY_NO_SLOTS(str)
+RAY__TY_IN_FUNCS(str, const char *)
+typedef const char *ray__ty_sv_str;
+typedef const char *ray__ty_pt_str;
+typedef char *ray__ty_rt_str;
+typedef char ray__ty_asc_str;
+RAY__TY_NO_ASC(str)
 typedef struct {
   char *heap;
   char small[64];
-} ray__dsc_str;
-static inline int ray__arg_str(const ray_in_str_t *in, ray_arg_t *a, char *sc) {
+} ray__ty_dsc_str;
+static inline int ray__ty_arg_str(const ray_in_str_t *in, ray_arg_t *a, char *sc) {
   (void)sc;
-  if (in->by_ref) return ray__arg_ref(in->ref, a);
+  if (in->by_ref) return ray__ty_arg_ref(in->ref, a);
   if (in->v == NULL) return RAY_EINVAL;
   *a = ray_arg_str(in->v);
   return 0;
 }
-static inline int ray__dec_str(ray_task_ctx_t *ctx, size_t i, const char **out, ray__dsc_str *sc) {
+static inline int ray__ty_dec_str(ray_task_ctx_t *ctx, size_t i, const char **out, ray__ty_dsc_str *sc) {
   const char *s;
   size_t len;
   int rc = ray_ctx_arg_str(ctx, i, &s, &len);
@@ -479,55 +495,55 @@ static inline int ray__dec_str(ray_task_ctx_t *ctx, size_t i, const char **out, 
   *out = buf;
   return 0;
 }
-static inline void ray__dfin_str(ray__dsc_str *sc) {
+static inline void ray__ty_dfin_str(ray__ty_dsc_str *sc) {
   free(sc->heap);
 }
-static inline int ray__ret_str(ray_task_ctx_t *ctx, size_t slot, char *v) {
+static inline int ray__ty_ret_str(ray_task_ctx_t *ctx, size_t slot, char *v) {
   if (v == NULL) return RAY_ENORESULT;
   int rc = ray_return_str(ctx, slot, v);
   free(v);
   return rc;
 }
-static inline ray_ref_str_t ray__put_str(const char *v) {
+static inline ray_ref_str_t ray__ty_put_str(const char *v) {
   ray_ref_str_t r;
   int rc = ray_put_str(v, &r.ref);
-  if (rc != 0) r.ref = ray__ref_fail(rc);
+  if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
-static inline int ray__get_str(ray_ref_str_t r, int64_t timeout_ms, char **out) {
+static inline int ray__ty_get_str(ray_ref_str_t r, int64_t timeout_ms, char **out) {
   if (r.ref.id == 0) {
     if (out != NULL) *out = NULL;
-    return ray__ref_code(r.ref);
+    return ray__ty_ref_code(r.ref);
   }
   return ray_get_str(r.ref, timeout_ms, out, NULL);
 }
 
 /* -- bytes */
-enum { ray__tag_bytes = RAY_TYPE_BYTES };
-RAY__REF_TYPE(bytes, ray_buf_t, RAY_TYPE_BYTES);
-RAY__IN_TYPE(bytes, ray_bytes_t);
-RAY__NO_SLOTS(bytes)
-RAY__IN_FUNCS(bytes, ray_bytes_t)
-typedef ray_bytes_t ray__sv_bytes;
-typedef ray_bytes_t ray__pt_bytes;
-typedef ray_bytes_t ray__rt_bytes;
-typedef char ray__asc_bytes;
-typedef char ray__dsc_bytes;
-RAY__NO_ASC(bytes)
-RAY__NO_DSC(bytes)
-static inline int ray__arg_bytes(const ray_in_bytes_t *in, ray_arg_t *a, char *sc) {
+enum { ray__ty_tag_bytes = RAY_TYPE_BYTES };
+RAY__TY_REF_TYPE(bytes, ray_buf_t, RAY_TYPE_BYTES);
+RAY__TY_IN_TYPE(bytes, ray_bytes_t);
+RAY__TY_NO_SLOTS(bytes)
+RAY__TY_IN_FUNCS(bytes, ray_bytes_t)
+typedef ray_bytes_t ray__ty_sv_bytes;
+typedef ray_bytes_t ray__ty_pt_bytes;
+typedef ray_bytes_t ray__ty_rt_bytes;
+typedef char ray__ty_asc_bytes;
+typedef char ray__ty_dsc_bytes;
+RAY__TY_NO_ASC(bytes)
+RAY__TY_NO_DSC(bytes)
+static inline int ray__ty_arg_bytes(const ray_in_bytes_t *in, ray_arg_t *a, char *sc) {
   (void)sc;
-  if (in->by_ref) return ray__arg_ref(in->ref, a);
+  if (in->by_ref) return ray__ty_arg_ref(in->ref, a);
   if (in->v.data == NULL && in->v.size > 0) return RAY_EINVAL;
   *a = ray_arg_bytes(in->v.data, in->v.size);
   return 0;
 }
-static inline int ray__dec_bytes(ray_task_ctx_t *ctx, size_t i, ray_bytes_t *out, char *sc) {
+static inline int ray__ty_dec_bytes(ray_task_ctx_t *ctx, size_t i, ray_bytes_t *out, char *sc) {
   (void)sc;
   out->free_fn = NULL;
   return ray_ctx_arg_bytes(ctx, i, &out->data, &out->size);
 }
-static inline int ray__ret_bytes(ray_task_ctx_t *ctx, size_t slot, ray_bytes_t v) {
+static inline int ray__ty_ret_bytes(ray_task_ctx_t *ctx, size_t slot, ray_bytes_t v) {
   if (v.data == NULL && v.size > 0) return RAY_EINVAL;
   if (v.free_fn == NULL) return ray_return_bytes(ctx, slot, v.data, v.size);
   int rc = ray_return_owned(ctx, slot, (void *)(uintptr_t)v.data, v.size, v.free_fn);
@@ -536,18 +552,18 @@ static inline int ray__ret_bytes(ray_task_ctx_t *ctx, size_t slot, ray_bytes_t v
 }
 /* RAY_PUT(bytes, RAY_BYTES_OWNED(...)) hands the buffer over (on failure
  * the caller keeps it, as with ray_put_owned); RAY_BYTES copies. */
-static inline ray_ref_bytes_t ray__put_bytes(ray_bytes_t v) {
+static inline ray_ref_bytes_t ray__ty_put_bytes(ray_bytes_t v) {
   ray_ref_bytes_t r;
   int rc = v.free_fn != NULL
                ? ray_put_owned((void *)(uintptr_t)v.data, v.size, v.free_fn, &r.ref)
                : ray_put(v.data, v.size, &r.ref);
-  if (rc != 0) r.ref = ray__ref_fail(rc);
+  if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
-static inline int ray__get_bytes(ray_ref_bytes_t r, int64_t timeout_ms, ray_buf_t *out) {
+static inline int ray__ty_get_bytes(ray_ref_bytes_t r, int64_t timeout_ms, ray_buf_t *out) {
   if (r.ref.id == 0) {
     if (out != NULL) memset(out, 0, sizeof *out);
-    return ray__ref_code(r.ref);
+    return ray__ty_ref_code(r.ref);
   }
   if (r.ref.type != RAY_TYPE_BYTES) {
     if (out != NULL) memset(out, 0, sizeof *out);
@@ -559,48 +575,48 @@ static inline int ray__get_bytes(ray_ref_bytes_t r, int64_t timeout_ms, ray_buf_
 /* -- msgpack: arguments are msgpack_objects (refs inside them are kept
  * alive by the call, as ray_put_msgpack does); a body returns the value
  * packed in a msgpack_sbuffer, which the layer frees. */
-enum { ray__tag_msgpack = RAY_TYPE_MSGPACK };
-RAY__REF_TYPE(msgpack, ray_msgpack_t, RAY_TYPE_MSGPACK);
-RAY__IN_TYPE(msgpack, msgpack_object);
-RAY__NO_SLOTS(msgpack)
-typedef const msgpack_object *ray__sv_msgpack;
-typedef msgpack_object ray__pt_msgpack;
-typedef msgpack_sbuffer ray__rt_msgpack;
-typedef char ray__asc_msgpack;
-typedef char ray__dsc_msgpack;
-RAY__NO_ASC(msgpack)
-RAY__NO_DSC(msgpack)
-static inline ray_in_msgpack_t ray__inv_msgpack_value(msgpack_object v) {
+enum { ray__ty_tag_msgpack = RAY_TYPE_MSGPACK };
+RAY__TY_REF_TYPE(msgpack, ray_msgpack_t, RAY_TYPE_MSGPACK);
+RAY__TY_IN_TYPE(msgpack, msgpack_object);
+RAY__TY_NO_SLOTS(msgpack)
+typedef const msgpack_object *ray__ty_sv_msgpack;
+typedef msgpack_object ray__ty_pt_msgpack;
+typedef msgpack_sbuffer ray__ty_rt_msgpack;
+typedef char ray__ty_asc_msgpack;
+typedef char ray__ty_dsc_msgpack;
+RAY__TY_NO_ASC(msgpack)
+RAY__TY_NO_DSC(msgpack)
+static inline ray_in_msgpack_t ray__ty_inv_msgpack_value(msgpack_object v) {
   ray_in_msgpack_t in;
   memset(&in, 0, sizeof in);
   in.v = v;
   return in;
 }
-static inline ray_in_msgpack_t ray__inv_msgpack(const msgpack_object *v) {
+static inline ray_in_msgpack_t ray__ty_inv_msgpack(const msgpack_object *v) {
   ray_in_msgpack_t in;
   memset(&in, 0, sizeof in);
   if (v != NULL) in.v = *v;
   else in.by_ref = 1; /* in.ref is nil: the call fails with RAY_ENOTFOUND */
   return in;
 }
-static inline ray_in_msgpack_t ray__inref_msgpack(ray_ref_msgpack_t r) {
+static inline ray_in_msgpack_t ray__ty_inref_msgpack(ray_ref_msgpack_t r) {
   ray_in_msgpack_t in;
   memset(&in, 0, sizeof in);
   in.ref = r.ref;
   in.by_ref = 1;
   return in;
 }
-static inline int ray__arg_msgpack(const ray_in_msgpack_t *in, ray_arg_t *a, char *sc) {
+static inline int ray__ty_arg_msgpack(const ray_in_msgpack_t *in, ray_arg_t *a, char *sc) {
   (void)sc;
-  if (in->by_ref) return ray__arg_ref(in->ref, a);
+  if (in->by_ref) return ray__ty_arg_ref(in->ref, a);
   *a = ray_arg_msgpack(&in->v);
   return 0;
 }
-static inline int ray__dec_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out, char *sc) {
+static inline int ray__ty_dec_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out, char *sc) {
   (void)sc;
   return ray_ctx_arg_msgpack(ctx, i, out);
 }
-static inline int ray__ret_msgpack(ray_task_ctx_t *ctx, size_t slot, msgpack_sbuffer v) {
+static inline int ray__ty_ret_msgpack(ray_task_ctx_t *ctx, size_t slot, msgpack_sbuffer v) {
   if (v.data == NULL || v.size == 0) return RAY_ENORESULT;
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
@@ -612,16 +628,16 @@ static inline int ray__ret_msgpack(ray_task_ctx_t *ctx, size_t slot, msgpack_sbu
   msgpack_sbuffer_destroy(&v);
   return rc;
 }
-static inline ray_ref_msgpack_t ray__put_msgpack(const msgpack_object *v) {
+static inline ray_ref_msgpack_t ray__ty_put_msgpack(const msgpack_object *v) {
   ray_ref_msgpack_t r;
   int rc = ray_put_msgpack(v, &r.ref);
-  if (rc != 0) r.ref = ray__ref_fail(rc);
+  if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
-static inline int ray__get_msgpack(ray_ref_msgpack_t r, int64_t timeout_ms, ray_msgpack_t *out) {
+static inline int ray__ty_get_msgpack(ray_ref_msgpack_t r, int64_t timeout_ms, ray_msgpack_t *out) {
   if (r.ref.id == 0) {
     if (out != NULL) memset(out, 0, sizeof *out);
-    return ray__ref_code(r.ref);
+    return ray__ty_ref_code(r.ref);
   }
   return ray_get_msgpack(r.ref, timeout_ms, out);
 }
@@ -648,106 +664,106 @@ static inline int ray__get_msgpack(ray_ref_msgpack_t r, int64_t timeout_ms, ray_
  * ref keeps its tag and is checked.) */
 #define RAY_TYPE(name, T, number, pack, unpack)                                                 \
   enum {                                                                                        \
-    ray__user_tag_##number = RAY_TYPE_USER + (number),                                          \
-    ray__tag_##name = RAY_TYPE_USER + (number)                                                  \
+    ray__ty_user_tag_##number = RAY_TYPE_USER + (number),                                          \
+    ray__ty_tag_##name = RAY_TYPE_USER + (number)                                                  \
   };                                                                                            \
-  RAY__REF_TYPE(name, T, RAY_TYPE_USER + (number));                                             \
-  RAY__IN_TYPE(name, T);                                                                        \
-  typedef T ray__sv_##name;                                                                     \
-  typedef T ray__uv_##name;                                                                     \
-  typedef ray_ref_##name##_t ray__ur_##name;                                                    \
-  typedef T ray__pt_##name;                                                                     \
-  typedef T ray__rt_##name;                                                                     \
-  typedef msgpack_sbuffer ray__asc_##name;                                                      \
-  typedef ray__udsc_t ray__dsc_##name;                                                          \
-  static inline int ray__packv_##name(msgpack_packer *pk, const void *v) {                      \
+  RAY__TY_REF_TYPE(name, T, RAY_TYPE_USER + (number));                                             \
+  RAY__TY_IN_TYPE(name, T);                                                                        \
+  typedef T ray__ty_sv_##name;                                                                     \
+  typedef T ray__ty_uv_##name;                                                                     \
+  typedef ray_ref_##name##_t ray__ty_ur_##name;                                                    \
+  typedef T ray__ty_pt_##name;                                                                     \
+  typedef T ray__ty_rt_##name;                                                                     \
+  typedef msgpack_sbuffer ray__ty_asc_##name;                                                      \
+  typedef ray__ty_udsc_t ray__ty_dsc_##name;                                                          \
+  static inline int ray__ty_packv_##name(msgpack_packer *pk, const void *v) {                      \
     return (pack)(pk, (const T *)v);                                                            \
   }                                                                                             \
-  static inline int ray__unpackv_##name(const msgpack_object *obj, void *out) {                 \
+  static inline int ray__ty_unpackv_##name(const msgpack_object *obj, void *out) {                 \
     return (unpack)(obj, (T *)out);                                                             \
   }                                                                                             \
-  static inline ray_in_##name##_t ray__inv_##name(T v) {                                        \
+  static inline ray_in_##name##_t ray__ty_inv_##name(T v) {                                        \
     ray_in_##name##_t in;                                                                       \
     memset(&in, 0, sizeof in);                                                                  \
     in.v = v;                                                                                   \
     return in;                                                                                  \
   }                                                                                             \
-  static inline ray_in_##name##_t ray__inu_##name(T v) {                                        \
-    return ray__inv_##name(v);                                                                  \
+  static inline ray_in_##name##_t ray__ty_inu_##name(T v) {                                        \
+    return ray__ty_inv_##name(v);                                                                  \
   }                                                                                             \
-  static inline ray_in_##name##_t ray__inr_##name(ray_ref_##name##_t r) {                       \
+  static inline ray_in_##name##_t ray__ty_inr_##name(ray_ref_##name##_t r) {                       \
     ray_in_##name##_t in;                                                                       \
     memset(&in, 0, sizeof in);                                                                  \
     in.ref = r.ref;                                                                             \
     in.by_ref = 1;                                                                              \
     return in;                                                                                  \
   }                                                                                             \
-  static inline int ray__arg_##name(const ray_in_##name##_t *in, ray_arg_t *a,                  \
+  static inline int ray__ty_arg_##name(const ray_in_##name##_t *in, ray_arg_t *a,                  \
                                     msgpack_sbuffer *sb) {                                      \
-    if (in->by_ref) return ray__arg_ref(in->ref, a);                                            \
-    return ray__arg_user(ray__packv_##name, &in->v, a, sb);                                     \
+    if (in->by_ref) return ray__ty_arg_ref(in->ref, a);                                            \
+    return ray__ty_arg_user(ray__ty_packv_##name, &in->v, a, sb);                                     \
   }                                                                                             \
-  static inline void ray__afin_##name(msgpack_sbuffer *sb) {                                    \
+  static inline void ray__ty_afin_##name(msgpack_sbuffer *sb) {                                    \
     msgpack_sbuffer_destroy(sb);                                                                \
   }                                                                                             \
-  static inline int ray__dec_##name(ray_task_ctx_t *ctx, size_t i, T *out, ray__udsc_t *sc) {   \
-    return ray__dec_user(ctx, i, (uint32_t)ray__tag_##name, ray__unpackv_##name, out, sc);      \
+  static inline int ray__ty_dec_##name(ray_task_ctx_t *ctx, size_t i, T *out, ray__ty_udsc_t *sc) {   \
+    return ray__ty_dec_user(ctx, i, (uint32_t)ray__ty_tag_##name, ray__ty_unpackv_##name, out, sc);      \
   }                                                                                             \
-  static inline void ray__dfin_##name(ray__udsc_t *sc) {                                        \
-    ray__dec_user_fin(sc);                                                                      \
+  static inline void ray__ty_dfin_##name(ray__ty_udsc_t *sc) {                                        \
+    ray__ty_dec_user_fin(sc);                                                                      \
   }                                                                                             \
-  static inline int ray__ret_##name(ray_task_ctx_t *ctx, size_t slot, T v) {                    \
-    return ray__ret_user(ctx, slot, ray__packv_##name, &v);                                     \
+  static inline int ray__ty_ret_##name(ray_task_ctx_t *ctx, size_t slot, T v) {                    \
+    return ray__ty_ret_user(ctx, slot, ray__ty_packv_##name, &v);                                     \
   }                                                                                             \
-  static inline ray_ref_##name##_t ray__put_##name(T v) {                                       \
+  static inline ray_ref_##name##_t ray__ty_put_##name(T v) {                                       \
     ray_ref_##name##_t r;                                                                       \
-    r.ref = ray__put_user(ray__packv_##name, &v, (uint32_t)ray__tag_##name);                    \
+    r.ref = ray__ty_put_user(ray__ty_packv_##name, &v, (uint32_t)ray__ty_tag_##name);                    \
     return r;                                                                                   \
   }                                                                                             \
-  static ray__tdesc_t ray__tdesc_##name = {(uint32_t)ray__tag_##name, ray__unpackv_##name,      \
+  static ray__ty_tdesc_t ray__ty_tdesc_##name = {(uint32_t)ray__ty_tag_##name, ray__ty_unpackv_##name,      \
                                            NULL};                                               \
-  RAY_TYPED_AT_STARTUP(ray__register_type_##name) {                                             \
-    (void)ray__inu_##name;                                                                      \
-    (void)ray__inr_##name;                                                                      \
-    (void)ray__arg_##name;                                                                      \
-    (void)ray__afin_##name;                                                                     \
-    (void)ray__dec_##name;                                                                      \
-    (void)ray__dfin_##name;                                                                     \
-    (void)ray__ret_##name;                                                                      \
-    (void)ray__put_##name;                                                                      \
-    ray__tdesc_add(&ray__tdesc_##name);                                                         \
+  RAY_TYPED_AT_STARTUP(ray__ty_register_type_##name) {                                             \
+    (void)ray__ty_inu_##name;                                                                      \
+    (void)ray__ty_inr_##name;                                                                      \
+    (void)ray__ty_arg_##name;                                                                      \
+    (void)ray__ty_afin_##name;                                                                     \
+    (void)ray__ty_dec_##name;                                                                      \
+    (void)ray__ty_dfin_##name;                                                                     \
+    (void)ray__ty_ret_##name;                                                                      \
+    (void)ray__ty_put_##name;                                                                      \
+    ray__ty_tdesc_add(&ray__ty_tdesc_##name);                                                         \
   }
 
 /* The user types declared in this translation unit, for RAY_GET. */
-typedef struct ray__tdesc_s {
+typedef struct ray__ty_tdesc_s {
   uint32_t tag;
   int (*unpack)(const msgpack_object *obj, void *out);
-  struct ray__tdesc_s *next;
-} ray__tdesc_t;
+  struct ray__ty_tdesc_s *next;
+} ray__ty_tdesc_t;
 
-static inline ray__tdesc_t **ray__tdescs(void) {
-  static ray__tdesc_t *head;
+static inline ray__ty_tdesc_t **ray__ty_tdescs(void) {
+  static ray__ty_tdesc_t *head;
   return &head;
 }
-static inline void ray__tdesc_add(ray__tdesc_t *d) {
-  d->next = *ray__tdescs();
-  *ray__tdescs() = d;
+static inline void ray__ty_tdesc_add(ray__ty_tdesc_t *d) {
+  d->next = *ray__ty_tdescs();
+  *ray__ty_tdescs() = d;
 }
-static inline const ray__tdesc_t *ray__tdesc_find(uint32_t tag) {
-  const ray__tdesc_t *d = *ray__tdescs();
+static inline const ray__ty_tdesc_t *ray__ty_tdesc_find(uint32_t tag) {
+  const ray__ty_tdesc_t *d = *ray__ty_tdescs();
   while (d != NULL && d->tag != tag) d = d->next;
   return d;
 }
 
 /* Pack `v` into *sb (initialised here; freed by the caller, also on error). */
-static inline int ray__pack_user(int (*pack)(msgpack_packer *, const void *), const void *v,
+static inline int ray__ty_pack_user(int (*pack)(msgpack_packer *, const void *), const void *v,
                                  msgpack_sbuffer *sb) {
   msgpack_packer pk;
   msgpack_sbuffer_init(sb);
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   return pack(&pk, v) == 0 ? 0 : RAY_EINVAL;
 }
-static inline int ray__unpack_user(int (*unpack)(const msgpack_object *, void *), const void *data,
+static inline int ray__ty_unpack_user(int (*unpack)(const msgpack_object *, void *), const void *data,
                                    size_t size, void *out, msgpack_unpacked *u) {
   size_t off = 0;
   if (msgpack_unpack_next(u, (const char *)data, size, &off) != MSGPACK_UNPACK_SUCCESS ||
@@ -755,9 +771,9 @@ static inline int ray__unpack_user(int (*unpack)(const msgpack_object *, void *)
     return RAY_EDECODE;
   return unpack(&u->data, out) == 0 ? 0 : RAY_EDECODE;
 }
-static inline int ray__arg_user(int (*pack)(msgpack_packer *, const void *), const void *v,
+static inline int ray__ty_arg_user(int (*pack)(msgpack_packer *, const void *), const void *v,
                                 ray_arg_t *a, msgpack_sbuffer *sb) {
-  int rc = ray__pack_user(pack, v, sb);
+  int rc = ray__ty_pack_user(pack, v, sb);
   if (rc != 0) {
     msgpack_sbuffer_destroy(sb);
     memset(sb, 0, sizeof *sb);
@@ -769,20 +785,20 @@ static inline int ray__arg_user(int (*pack)(msgpack_packer *, const void *), con
 
 /* Decoding scratch: the unpacked value (its zone) and, for a ref argument,
  * the pinned view it was read from; both live until the body returns. */
-typedef struct ray__udsc_s {
+typedef struct ray__ty_udsc_s {
   msgpack_unpacked u;
   ray_buf_t buf;
   int have_u;
-} ray__udsc_t;
+} ray__ty_udsc_t;
 
-static inline void ray__dec_user_fin(ray__udsc_t *sc) {
+static inline void ray__ty_dec_user_fin(ray__ty_udsc_t *sc) {
   if (sc->have_u) msgpack_unpacked_destroy(&sc->u);
   sc->have_u = 0;
   ray_buf_release(&sc->buf);
 }
-static inline int ray__dec_user(ray_task_ctx_t *ctx, size_t i, uint32_t tag,
+static inline int ray__ty_dec_user(ray_task_ctx_t *ctx, size_t i, uint32_t tag,
                                 int (*unpack)(const msgpack_object *, void *), void *out,
-                                ray__udsc_t *sc) {
+                                ray__ty_udsc_t *sc) {
   const void *data = NULL;
   size_t size = 0;
   int rc;
@@ -801,45 +817,45 @@ static inline int ray__dec_user(ray_task_ctx_t *ctx, size_t i, uint32_t tag,
   if (rc == 0) {
     msgpack_unpacked_init(&sc->u);
     sc->have_u = 1;
-    rc = ray__unpack_user(unpack, data, size, out, &sc->u);
+    rc = ray__ty_unpack_user(unpack, data, size, out, &sc->u);
   }
-  if (rc != 0) ray__dec_user_fin(sc);
+  if (rc != 0) ray__ty_dec_user_fin(sc);
   return rc;
 }
-static inline int ray__ret_user(ray_task_ctx_t *ctx, size_t slot,
+static inline int ray__ty_ret_user(ray_task_ctx_t *ctx, size_t slot,
                                 int (*pack)(msgpack_packer *, const void *), const void *v) {
   msgpack_sbuffer sb;
-  int rc = ray__pack_user(pack, v, &sb);
+  int rc = ray__ty_pack_user(pack, v, &sb);
   if (rc == 0) rc = ray_return_bytes(ctx, slot, sb.data, sb.size);
   msgpack_sbuffer_destroy(&sb);
   return rc;
 }
-static inline ray_ref_t ray__put_user(int (*pack)(msgpack_packer *, const void *), const void *v,
+static inline ray_ref_t ray__ty_put_user(int (*pack)(msgpack_packer *, const void *), const void *v,
                                       uint32_t tag) {
   msgpack_sbuffer sb;
   ray_ref_t r;
-  int rc = ray__pack_user(pack, v, &sb);
+  int rc = ray__ty_pack_user(pack, v, &sb);
   if (rc == 0) rc = ray_put_typed(sb.data, sb.size, tag, &r);
   msgpack_sbuffer_destroy(&sb);
-  return rc == 0 ? r : ray__ref_fail(rc);
+  return rc == 0 ? r : ray__ty_ref_fail(rc);
 }
 
 /* RAY_GET of a user type: the ref, and the tag the compiler knows for it. */
 typedef struct {
   ray_ref_t ref;
   uint32_t tag;
-} ray__uref_t;
+} ray__ty_uref_t;
 
-static inline ray__uref_t ray__uref(ray_ref_t ref, size_t tag, size_t type_check) {
-  ray__uref_t u;
+static inline ray__ty_uref_t ray__ty_uref(ray_ref_t ref, size_t tag, size_t type_check) {
+  ray__ty_uref_t u;
   (void)type_check;
   u.ref = ref;
   u.tag = (uint32_t)tag;
   return u;
 }
-static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
-  if (u.ref.id == 0) return ray__ref_code(u.ref);
-  const ray__tdesc_t *d = ray__tdesc_find(u.tag);
+static inline int ray__ty_get_user(ray__ty_uref_t u, int64_t timeout_ms, void *out) {
+  if (u.ref.id == 0) return ray__ty_ref_code(u.ref);
+  const ray__ty_tdesc_t *d = ray__ty_tdesc_find(u.tag);
   if (d == NULL || u.ref.type != u.tag) return RAY_ETYPE;
   ray_buf_t buf;
   int rc = ray_get(u.ref, timeout_ms, &buf);
@@ -849,7 +865,7 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
   } else {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    rc = ray__unpack_user(d->unpack, buf.data, buf.size, out, &up);
+    rc = ray__ty_unpack_user(d->unpack, buf.data, buf.size, out, &up);
     msgpack_unpacked_destroy(&up);
   }
   ray_buf_release(&buf);
@@ -862,7 +878,7 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  * ray_bytes_t, const msgpack_object *, or the user type T) into the store
  * and return RAY_REF(kind), or a failed ref (RAY_STATUS): the errors of
  * the core put it calls. Never blocks; thread-safe. */
-#define RAY_PUT(kind, value) ray__put_##kind(value)
+#define RAY_PUT(kind, value) ray__ty_put_##kind(value)
 
 /* Wait up to timeout_ms for the typed ref `ref` and decode it into *out,
  * chosen by _Generic on the type of `out`: int64_t *, double *, char **
@@ -874,247 +890,247 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  * RAY_ETYPE (the object's tag is not the kind's: checked before decoding),
  * RAY_EDECODE, RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOTINIT, or a failed
  * task's code. Blocks up to timeout_ms; thread-safe. */
-#define RAY_GET(ref, timeout_ms, out) RAY__GET_(ref, timeout_ms, out)
-#define RAY__GET_(r_, t_, o_)                                                                   \
-  _Generic((o_), int64_t *: ray__get_i64, double *: ray__get_f64, char **: ray__get_str,         \
-           ray_buf_t *: ray__get_bytes, ray_msgpack_t *: ray__get_msgpack,                       \
-           default: ray__get_user)(                                                              \
+#define RAY_GET(ref, timeout_ms, out) RAY__TY_GET_(ref, timeout_ms, out)
+#define RAY__TY_GET_(r_, t_, o_)                                                                   \
+  _Generic((o_), int64_t *: ray__ty_get_i64, double *: ray__ty_get_f64, char **: ray__ty_get_str,         \
+           ray_buf_t *: ray__ty_get_bytes, ray_msgpack_t *: ray__ty_get_msgpack,                       \
+           default: ray__ty_get_user)(                                                              \
       _Generic((o_), int64_t *: (r_), double *: (r_), char **: (r_), ray_buf_t *: (r_),          \
                ray_msgpack_t *: (r_),                                                            \
-               default: ray__uref((r_).ref, sizeof *(r_).ray__tag_,                              \
-                                  sizeof((o_) - (r_).ray__p_))),                                 \
+               default: ray__ty_uref((r_).ref, sizeof *(r_).ray__ty_tag_,                              \
+                                  sizeof((o_) - (r_).ray__ty_p_))),                                 \
       (t_), (o_))
 
 /* ---- Preprocessor toolkit (private) ----------------------------------------- */
 
-#define RAY__CAT(a, b) RAY__CAT_(a, b)
-#define RAY__CAT_(a, b) a##b
-#define RAY__STRIP(...) __VA_ARGS__
+#define RAY__TY_CAT(a, b) RAY__TY_CAT_(a, b)
+#define RAY__TY_CAT_(a, b) a##b
+#define RAY__TY_STRIP(...) __VA_ARGS__
 /* m args, with args expanded first; one per nesting level, since a macro
  * cannot expand inside its own expansion. */
-#define RAY__APPLY_A(m, args) m args
-#define RAY__APPLY_S(m, args) m args
-#define RAY__APPLY_M(m, args) m args
-#define RAY__APPLY_I(m, args) m args
-#define RAY__APPLY_C(m, args) m args
-/* RAY__IS_PAREN(x): 1 when x is parenthesised, else 0. */
-#define RAY__IS_PAREN(x) RAY__IS_PAREN_CHECK(RAY__IS_PAREN_PROBE x)
-#define RAY__IS_PAREN_PROBE(...) ~, 1
-#define RAY__IS_PAREN_CHECK(...) RAY__IS_PAREN_CHECK_(__VA_ARGS__, 0, ~)
-#define RAY__IS_PAREN_CHECK_(a, b, ...) b
-#define RAY__IF(c) RAY__CAT(RAY__IF_, c)
-#define RAY__IF_0(t, f) f
-#define RAY__IF_1(t, f) t
+#define RAY__TY_APPLY_A(m, args) m args
+#define RAY__TY_APPLY_S(m, args) m args
+#define RAY__TY_APPLY_M(m, args) m args
+#define RAY__TY_APPLY_I(m, args) m args
+#define RAY__TY_APPLY_C(m, args) m args
+/* RAY__TY_IS_PAREN(x): 1 when x is parenthesised, else 0. */
+#define RAY__TY_IS_PAREN(x) RAY__TY_IS_PAREN_CHECK(RAY__TY_IS_PAREN_PROBE x)
+#define RAY__TY_IS_PAREN_PROBE(...) ~, 1
+#define RAY__TY_IS_PAREN_CHECK(...) RAY__TY_IS_PAREN_CHECK_(__VA_ARGS__, 0, ~)
+#define RAY__TY_IS_PAREN_CHECK_(a, b, ...) b
+#define RAY__TY_IF(c) RAY__TY_CAT(RAY__TY_IF_, c)
+#define RAY__TY_IF_0(t, f) f
+#define RAY__TY_IF_1(t, f) t
 /* Pick the single-return or the several-returns form for return spec R. */
-#define RAY__RSEL(R, single, several) RAY__IF(RAY__IS_PAREN(R))(several, single)
-/* Counting: RAY__NARGS(a, b, c) is 3 (1 to 24 arguments). */
-#define RAY__NARGS(...) RAY__NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, ~)
-#define RAY__NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, n, ...) n
-/* RAY__DEC1_n is n - 1. */
-#define RAY__DEC1_1 0
-#define RAY__DEC1_2 1
-#define RAY__DEC1_3 2
-#define RAY__DEC1_4 3
-#define RAY__DEC1_5 4
-#define RAY__DEC1_6 5
-#define RAY__DEC1_7 6
-#define RAY__DEC1_8 7
-#define RAY__DEC1_9 8
-#define RAY__DEC1_10 9
-#define RAY__DEC1_11 10
-#define RAY__DEC1_12 11
-#define RAY__DEC1_13 12
-#define RAY__DEC1_14 13
-#define RAY__DEC1_15 14
-#define RAY__DEC1_16 15
-#define RAY__DEC1_17 16
-#define RAY__DEC1_18 17
-#define RAY__DEC1_19 18
-#define RAY__DEC1_20 19
-#define RAY__DEC1_21 20
-#define RAY__DEC1_22 21
-#define RAY__DEC1_23 22
-#define RAY__DEC1_24 23
-/* RAY__DEC2_n is n - 2. */
-#define RAY__DEC2_2 0
-#define RAY__DEC2_3 1
-#define RAY__DEC2_4 2
-#define RAY__DEC2_5 3
-#define RAY__DEC2_6 4
-#define RAY__DEC2_7 5
-#define RAY__DEC2_8 6
-#define RAY__DEC2_9 7
-#define RAY__DEC2_10 8
-#define RAY__DEC2_11 9
-#define RAY__DEC2_12 10
-#define RAY__DEC2_13 11
-#define RAY__DEC2_14 12
-#define RAY__DEC2_15 13
-#define RAY__DEC2_16 14
-#define RAY__DEC2_17 15
-#define RAY__DEC2_18 16
-#define RAY__DEC2_19 17
-#define RAY__DEC2_20 18
-#define RAY__DEC2_21 19
-#define RAY__DEC2_22 20
-#define RAY__DEC2_23 21
-#define RAY__DEC2_24 22
-/* RAY__DEC3_n is n - 3. */
-#define RAY__DEC3_3 0
-#define RAY__DEC3_4 1
-#define RAY__DEC3_5 2
-#define RAY__DEC3_6 3
-#define RAY__DEC3_7 4
-#define RAY__DEC3_8 5
-#define RAY__DEC3_9 6
-#define RAY__DEC3_10 7
-#define RAY__DEC3_11 8
-#define RAY__DEC3_12 9
-#define RAY__DEC3_13 10
-#define RAY__DEC3_14 11
-#define RAY__DEC3_15 12
-#define RAY__DEC3_16 13
-#define RAY__DEC3_17 14
-#define RAY__DEC3_18 15
-#define RAY__DEC3_19 16
-#define RAY__DEC3_20 17
-#define RAY__DEC3_21 18
-#define RAY__DEC3_22 19
-#define RAY__DEC3_23 20
-#define RAY__DEC3_24 21
-/* RAY__MAP_n(M, c, x1, ..., xn, ...): M(c, 1, x1) ... M(c, n, xn); the rest is ignored. */
-#define RAY__MAP_0(M, c, ...) 
-#define RAY__MAP_1(M, c, x1, ...) M(c, 1, x1)
-#define RAY__MAP_2(M, c, x1, x2, ...) M(c, 1, x1) M(c, 2, x2)
-#define RAY__MAP_3(M, c, x1, x2, x3, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3)
-#define RAY__MAP_4(M, c, x1, x2, x3, x4, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4)
-#define RAY__MAP_5(M, c, x1, x2, x3, x4, x5, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5)
-#define RAY__MAP_6(M, c, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6)
-#define RAY__MAP_7(M, c, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7)
-#define RAY__MAP_8(M, c, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7) M(c, 8, x8)
-/* RAY__MAPC_n(M, c, z, x1, ..., xn, ...): M(c, 1, x1), ..., M(c, n, xn), or z when n is 0. */
-#define RAY__MAPC_0(M, c, z, ...) z
-#define RAY__MAPC_1(M, c, z, x1, ...) M(c, 1, x1)
-#define RAY__MAPC_2(M, c, z, x1, x2, ...) M(c, 1, x1), M(c, 2, x2)
-#define RAY__MAPC_3(M, c, z, x1, x2, x3, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3)
-#define RAY__MAPC_4(M, c, z, x1, x2, x3, x4, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4)
-#define RAY__MAPC_5(M, c, z, x1, x2, x3, x4, x5, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5)
-#define RAY__MAPC_6(M, c, z, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6)
-#define RAY__MAPC_7(M, c, z, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7)
-#define RAY__MAPC_8(M, c, z, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7), M(c, 8, x8)
-/* RAY__CALL_n(opts, f, a1, ..., an): the typed submit with each argument converted. */
-#define RAY__CALL_0(o, f) f##__submit(o)
-#define RAY__CALL_1(o, f, a1) f##__submit(o, RAY__IN(f, 1, a1))
-#define RAY__CALL_2(o, f, a1, a2) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2))
-#define RAY__CALL_3(o, f, a1, a2, a3) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3))
-#define RAY__CALL_4(o, f, a1, a2, a3, a4) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3), RAY__IN(f, 4, a4))
-#define RAY__CALL_5(o, f, a1, a2, a3, a4, a5) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3), RAY__IN(f, 4, a4), RAY__IN(f, 5, a5))
-#define RAY__CALL_6(o, f, a1, a2, a3, a4, a5, a6) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3), RAY__IN(f, 4, a4), RAY__IN(f, 5, a5), RAY__IN(f, 6, a6))
-#define RAY__CALL_7(o, f, a1, a2, a3, a4, a5, a6, a7) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3), RAY__IN(f, 4, a4), RAY__IN(f, 5, a5), RAY__IN(f, 6, a6), RAY__IN(f, 7, a7))
-#define RAY__CALL_8(o, f, a1, a2, a3, a4, a5, a6, a7, a8) f##__submit(o, RAY__IN(f, 1, a1), RAY__IN(f, 2, a2), RAY__IN(f, 3, a3), RAY__IN(f, 4, a4), RAY__IN(f, 5, a5), RAY__IN(f, 6, a6), RAY__IN(f, 7, a7), RAY__IN(f, 8, a8))
+#define RAY__TY_RSEL(R, single, several) RAY__TY_IF(RAY__TY_IS_PAREN(R))(several, single)
+/* Counting: RAY__TY_NARGS(a, b, c) is 3 (1 to 24 arguments). */
+#define RAY__TY_NARGS(...) RAY__TY_NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, ~)
+#define RAY__TY_NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, n, ...) n
+/* RAY__TY_DEC1_n is n - 1. */
+#define RAY__TY_DEC1_1 0
+#define RAY__TY_DEC1_2 1
+#define RAY__TY_DEC1_3 2
+#define RAY__TY_DEC1_4 3
+#define RAY__TY_DEC1_5 4
+#define RAY__TY_DEC1_6 5
+#define RAY__TY_DEC1_7 6
+#define RAY__TY_DEC1_8 7
+#define RAY__TY_DEC1_9 8
+#define RAY__TY_DEC1_10 9
+#define RAY__TY_DEC1_11 10
+#define RAY__TY_DEC1_12 11
+#define RAY__TY_DEC1_13 12
+#define RAY__TY_DEC1_14 13
+#define RAY__TY_DEC1_15 14
+#define RAY__TY_DEC1_16 15
+#define RAY__TY_DEC1_17 16
+#define RAY__TY_DEC1_18 17
+#define RAY__TY_DEC1_19 18
+#define RAY__TY_DEC1_20 19
+#define RAY__TY_DEC1_21 20
+#define RAY__TY_DEC1_22 21
+#define RAY__TY_DEC1_23 22
+#define RAY__TY_DEC1_24 23
+/* RAY__TY_DEC2_n is n - 2. */
+#define RAY__TY_DEC2_2 0
+#define RAY__TY_DEC2_3 1
+#define RAY__TY_DEC2_4 2
+#define RAY__TY_DEC2_5 3
+#define RAY__TY_DEC2_6 4
+#define RAY__TY_DEC2_7 5
+#define RAY__TY_DEC2_8 6
+#define RAY__TY_DEC2_9 7
+#define RAY__TY_DEC2_10 8
+#define RAY__TY_DEC2_11 9
+#define RAY__TY_DEC2_12 10
+#define RAY__TY_DEC2_13 11
+#define RAY__TY_DEC2_14 12
+#define RAY__TY_DEC2_15 13
+#define RAY__TY_DEC2_16 14
+#define RAY__TY_DEC2_17 15
+#define RAY__TY_DEC2_18 16
+#define RAY__TY_DEC2_19 17
+#define RAY__TY_DEC2_20 18
+#define RAY__TY_DEC2_21 19
+#define RAY__TY_DEC2_22 20
+#define RAY__TY_DEC2_23 21
+#define RAY__TY_DEC2_24 22
+/* RAY__TY_DEC3_n is n - 3. */
+#define RAY__TY_DEC3_3 0
+#define RAY__TY_DEC3_4 1
+#define RAY__TY_DEC3_5 2
+#define RAY__TY_DEC3_6 3
+#define RAY__TY_DEC3_7 4
+#define RAY__TY_DEC3_8 5
+#define RAY__TY_DEC3_9 6
+#define RAY__TY_DEC3_10 7
+#define RAY__TY_DEC3_11 8
+#define RAY__TY_DEC3_12 9
+#define RAY__TY_DEC3_13 10
+#define RAY__TY_DEC3_14 11
+#define RAY__TY_DEC3_15 12
+#define RAY__TY_DEC3_16 13
+#define RAY__TY_DEC3_17 14
+#define RAY__TY_DEC3_18 15
+#define RAY__TY_DEC3_19 16
+#define RAY__TY_DEC3_20 17
+#define RAY__TY_DEC3_21 18
+#define RAY__TY_DEC3_22 19
+#define RAY__TY_DEC3_23 20
+#define RAY__TY_DEC3_24 21
+/* RAY__TY_MAP_n(M, c, x1, ..., xn, ...): M(c, 1, x1) ... M(c, n, xn); the rest is ignored. */
+#define RAY__TY_MAP_0(M, c, ...) 
+#define RAY__TY_MAP_1(M, c, x1, ...) M(c, 1, x1)
+#define RAY__TY_MAP_2(M, c, x1, x2, ...) M(c, 1, x1) M(c, 2, x2)
+#define RAY__TY_MAP_3(M, c, x1, x2, x3, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3)
+#define RAY__TY_MAP_4(M, c, x1, x2, x3, x4, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4)
+#define RAY__TY_MAP_5(M, c, x1, x2, x3, x4, x5, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5)
+#define RAY__TY_MAP_6(M, c, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6)
+#define RAY__TY_MAP_7(M, c, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7)
+#define RAY__TY_MAP_8(M, c, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7) M(c, 8, x8)
+/* RAY__TY_MAPC_n(M, c, z, x1, ..., xn, ...): M(c, 1, x1), ..., M(c, n, xn), or z when n is 0. */
+#define RAY__TY_MAPC_0(M, c, z, ...) z
+#define RAY__TY_MAPC_1(M, c, z, x1, ...) M(c, 1, x1)
+#define RAY__TY_MAPC_2(M, c, z, x1, x2, ...) M(c, 1, x1), M(c, 2, x2)
+#define RAY__TY_MAPC_3(M, c, z, x1, x2, x3, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3)
+#define RAY__TY_MAPC_4(M, c, z, x1, x2, x3, x4, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4)
+#define RAY__TY_MAPC_5(M, c, z, x1, x2, x3, x4, x5, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5)
+#define RAY__TY_MAPC_6(M, c, z, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6)
+#define RAY__TY_MAPC_7(M, c, z, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7)
+#define RAY__TY_MAPC_8(M, c, z, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7), M(c, 8, x8)
+/* RAY__TY_CALL_n(opts, f, a1, ..., an): the typed submit with each argument converted. */
+#define RAY__TY_CALL_0(o, f) f##__submit(o)
+#define RAY__TY_CALL_1(o, f, a1) f##__submit(o, RAY__TY_IN(f, 1, a1))
+#define RAY__TY_CALL_2(o, f, a1, a2) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2))
+#define RAY__TY_CALL_3(o, f, a1, a2, a3) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3))
+#define RAY__TY_CALL_4(o, f, a1, a2, a3, a4) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4))
+#define RAY__TY_CALL_5(o, f, a1, a2, a3, a4, a5) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5))
+#define RAY__TY_CALL_6(o, f, a1, a2, a3, a4, a5, a6) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6))
+#define RAY__TY_CALL_7(o, f, a1, a2, a3, a4, a5, a6, a7) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6), RAY__TY_IN(f, 7, a7))
+#define RAY__TY_CALL_8(o, f, a1, a2, a3, a4, a5, a6, a7, a8) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6), RAY__TY_IN(f, 7, a7), RAY__TY_IN(f, 8, a8))
 /* Padding for the argument slots of a declaration: one (kind, name) per slot. */
-#define RAY__PADS (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), (ray__none, ray__pad), ~
-/* RAY__EACH(W, c, n, (item...)): W(c, i, kind, name) for the first n items,
- * each a (kind, name) pair; RAY__EACHC separates them with commas and gives
+#define RAY__TY_PADS (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), ~
+/* RAY__TY_EACH(W, c, n, (item...)): W(c, i, kind, name) for the first n items,
+ * each a (kind, name) pair; RAY__TY_EACHC separates them with commas and gives
  * z when n is 0. */
-#define RAY__EACH(W, c, n, group) \
-  RAY__APPLY_M(RAY__CAT(RAY__MAP_, n), (RAY__ITEM, (W, c), RAY__STRIP group))
-#define RAY__EACHC(W, c, z, n, group) \
-  RAY__APPLY_M(RAY__CAT(RAY__MAPC_, n), (RAY__ITEM, (W, c), z, RAY__STRIP group))
-#define RAY__ITEM(wc, i, p) RAY__APPLY_I(RAY__ITEM_, (RAY__STRIP wc, i, RAY__STRIP p))
-#define RAY__ITEM_(W, c, i, kind, name) W(c, i, kind, name)
+#define RAY__TY_EACH(W, c, n, group) \
+  RAY__TY_APPLY_M(RAY__TY_CAT(RAY__TY_MAP_, n), (RAY__TY_ITEM, (W, c), RAY__TY_STRIP group))
+#define RAY__TY_EACHC(W, c, z, n, group) \
+  RAY__TY_APPLY_M(RAY__TY_CAT(RAY__TY_MAPC_, n), (RAY__TY_ITEM, (W, c), z, RAY__TY_STRIP group))
+#define RAY__TY_ITEM(wc, i, p) RAY__TY_APPLY_I(RAY__TY_ITEM_, (RAY__TY_STRIP wc, i, RAY__TY_STRIP p))
+#define RAY__TY_ITEM_(W, c, i, kind, name) W(c, i, kind, name)
 
 /* Per-parameter pieces (W(c, i, kind, name); i counts from 1). */
 /* the body's parameter list */
-#define RAY__W_BPARAM(c, i, K, n) ray__pt_##K n
-#define RAY__W_BPARAMC(c, i, K, n) , ray__pt_##K n
+#define RAY__TY_W_BPARAM(c, i, K, n) ray__ty_pt_##K n
+#define RAY__TY_W_BPARAMC(c, i, K, n) , ray__ty_pt_##K n
 /* the wrapper: declare, decode, pass to the body, clean up */
-#define RAY__W_DECL(c, i, K, n)              \
-  ray__pt_##K ray__a##i;                     \
-  ray__dsc_##K ray__s##i;                    \
-  memset(&ray__a##i, 0, sizeof ray__a##i);   \
-  memset(&ray__s##i, 0, sizeof ray__s##i);
-#define RAY__W_DEC(c, i, K, n)                                                \
-  if (ray__rc == 0) {                                                         \
-    ray__rc = ray__dec_##K(ray__ctx, i - 1, &ray__a##i, &ray__s##i);          \
-    if (ray__rc == 0)                                                         \
-      ray__ok = i;                                                            \
+#define RAY__TY_W_DECL(c, i, K, n)              \
+  ray__ty_pt_##K ray__ty_a##i;                     \
+  ray__ty_dsc_##K ray__ty_s##i;                    \
+  memset(&ray__ty_a##i, 0, sizeof ray__ty_a##i);   \
+  memset(&ray__ty_s##i, 0, sizeof ray__ty_s##i);
+#define RAY__TY_W_DEC(c, i, K, n)                                                \
+  if (ray__ty_rc == 0) {                                                         \
+    ray__ty_rc = ray__ty_dec_##K(ray__ty_ctx, i - 1, &ray__ty_a##i, &ray__ty_s##i);          \
+    if (ray__ty_rc == 0)                                                         \
+      ray__ty_ok = i;                                                            \
     else                                                                      \
-      ray__bad = #n;                                                          \
+      ray__ty_bad = #n;                                                          \
   }
-#define RAY__W_CARG(c, i, K, n) ray__a##i
-#define RAY__W_CARGC(c, i, K, n) , ray__a##i
-#define RAY__W_FIN(c, i, K, n) \
-  if (ray__ok >= i) ray__dfin_##K(&ray__s##i);
+#define RAY__TY_W_CARG(c, i, K, n) ray__ty_a##i
+#define RAY__TY_W_CARGC(c, i, K, n) , ray__ty_a##i
+#define RAY__TY_W_FIN(c, i, K, n) \
+  if (ray__ty_ok >= i) ray__ty_dfin_##K(&ray__ty_s##i);
 /* the typed submit: its parameters, the core arguments it builds */
-#define RAY__W_SPARAM(c, i, K, n) , ray_in_##K##_t ray__a##i
-#define RAY__W_SDECL(c, i, K, n) \
-  ray__asc_##K ray__s##i;        \
-  memset(&ray__s##i, 0, sizeof ray__s##i);
-#define RAY__W_SBUILD(c, i, K, n)                                             \
-  if (ray__rc == 0) {                                                         \
-    ray__rc = ray__arg_##K(&ray__a##i, &ray__args[i - 1], &ray__s##i);        \
-    if (ray__rc == 0) ray__built = i;                                         \
+#define RAY__TY_W_SPARAM(c, i, K, n) , ray_in_##K##_t ray__ty_a##i
+#define RAY__TY_W_SDECL(c, i, K, n) \
+  ray__ty_asc_##K ray__ty_s##i;        \
+  memset(&ray__ty_s##i, 0, sizeof ray__ty_s##i);
+#define RAY__TY_W_SBUILD(c, i, K, n)                                             \
+  if (ray__ty_rc == 0) {                                                         \
+    ray__ty_rc = ray__ty_arg_##K(&ray__ty_a##i, &ray__ty_args[i - 1], &ray__ty_s##i);        \
+    if (ray__ty_rc == 0) ray__ty_built = i;                                         \
   }
-#define RAY__W_SFIN(c, i, K, n) \
-  if (ray__built >= i) ray__afin_##K(&ray__s##i);
+#define RAY__TY_W_SFIN(c, i, K, n) \
+  if (ray__ty_built >= i) ray__ty_afin_##K(&ray__ty_s##i);
 /* the plain-value function */
-#define RAY__W_PPARAM(c, i, K, n) ray__sv_##K ray__v##i
-#define RAY__W_PPARAMC(c, i, K, n) , ray__sv_##K ray__v##i
-#define RAY__W_PARG(c, i, K, n) , ray__inv_##K(ray__v##i)
+#define RAY__TY_W_PPARAM(c, i, K, n) ray__ty_sv_##K ray__ty_v##i
+#define RAY__TY_W_PPARAMC(c, i, K, n) , ray__ty_sv_##K ray__ty_v##i
+#define RAY__TY_W_PARG(c, i, K, n) , ray__ty_inv_##K(ray__ty_v##i)
 /* RAY_CALL slot i of declaration c: the extra types it takes (a user
  * type's value and ref, a class handle) and their converters. */
-#define RAY__W_SLOT(c, i, K, n)                                               \
-  typedef ray__uv_##K c##__uv##i;                                             \
-  typedef ray__ur_##K c##__ur##i;                                             \
-  static inline ray_in_##K##_t c##__inu##i(c##__uv##i ray__x) {               \
-    return ray__inu_##K(ray__x);                                              \
+#define RAY__TY_W_SLOT(c, i, K, n)                                               \
+  typedef ray__ty_uv_##K c##__uv##i;                                             \
+  typedef ray__ty_ur_##K c##__ur##i;                                             \
+  static inline ray_in_##K##_t c##__inu##i(c##__uv##i ray__ty_x) {               \
+    return ray__ty_inu_##K(ray__ty_x);                                              \
   }                                                                           \
-  static inline ray_in_##K##_t c##__inr##i(c##__ur##i ray__x) {               \
-    return ray__inr_##K(ray__x);                                              \
+  static inline ray_in_##K##_t c##__inr##i(c##__ur##i ray__ty_x) {               \
+    return ray__ty_inr_##K(ray__ty_x);                                              \
   }
 
 /* Mark the slot converters used (Clang warns about unused static inline
  * functions of the main file; a (void) reference in a used function is a use). */
-#define RAY__W_SLOTUSE(c, i, K, n) \
+#define RAY__TY_W_SLOTUSE(c, i, K, n) \
   (void)c##__inu##i;               \
   (void)c##__inr##i;
 
 /* Per-return pieces: one return `R` (a kind), or several `((kind, name)...)`. */
-#define RAY__NRETS(R) RAY__NARGS(RAY__STRIP R)
-#define RAY__S_TYPES(f, R)               \
-  typedef ray__rt_##R f##__result;       \
+#define RAY__TY_NRETS(R) RAY__TY_NARGS(RAY__TY_STRIP R)
+#define RAY__TY_S_TYPES(f, R)               \
+  typedef ray__ty_rt_##R f##__result;       \
   typedef ray_ref_##R##_t f##__refs;
-#define RAY__M_TYPES(f, R)                                                      \
+#define RAY__TY_M_TYPES(f, R)                                                      \
   typedef struct {                                                              \
-    RAY__EACH(RAY__W_RFIELD, ~, RAY__NRETS(R), (RAY__STRIP R, ~))               \
+    RAY__TY_EACH(RAY__TY_W_RFIELD, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))               \
   } f##__result;                                                                \
   typedef struct {                                                              \
-    RAY__EACH(RAY__W_RREF, ~, RAY__NRETS(R), (RAY__STRIP R, ~))                 \
+    RAY__TY_EACH(RAY__TY_W_RREF, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))                 \
   } f##__refs;
-#define RAY__W_RFIELD(c, i, K, n) ray__rt_##K n;
-#define RAY__W_RREF(c, i, K, n) ray_ref_##K##_t n;
-#define RAY__S_TAGS(R) (uint32_t) ray__tag_##R
-#define RAY__M_TAGS(R) RAY__EACH(RAY__W_RTAG, ~, RAY__NRETS(R), (RAY__STRIP R, ~))
-#define RAY__W_RTAG(c, i, K, n) (uint32_t) ray__tag_##K,
+#define RAY__TY_W_RFIELD(c, i, K, n) ray__ty_rt_##K n;
+#define RAY__TY_W_RREF(c, i, K, n) ray_ref_##K##_t n;
+#define RAY__TY_S_TAGS(R) (uint32_t) ray__ty_tag_##R
+#define RAY__TY_M_TAGS(R) RAY__TY_EACH(RAY__TY_W_RTAG, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))
+#define RAY__TY_W_RTAG(c, i, K, n) (uint32_t) ray__ty_tag_##K,
 /* in the wrapper: store the body's result(s); every one is consumed */
-#define RAY__S_SET(R) ray__rc = ray__ret_##R(ray__ctx, 0, ray__res);
-#define RAY__M_SET(R)                                                           \
+#define RAY__TY_S_SET(R) ray__ty_rc = ray__ty_ret_##R(ray__ty_ctx, 0, ray__ty_res);
+#define RAY__TY_M_SET(R)                                                           \
   {                                                                             \
-    int ray__r2;                                                                \
-    RAY__EACH(RAY__W_RSET, ~, RAY__NRETS(R), (RAY__STRIP R, ~))                 \
+    int ray__ty_r2;                                                                \
+    RAY__TY_EACH(RAY__TY_W_RSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))                 \
   }
-#define RAY__W_RSET(c, i, K, n)                                 \
-  ray__r2 = ray__ret_##K(ray__ctx, i - 1, ray__res.n);          \
-  if (ray__rc == 0) ray__rc = ray__r2;
+#define RAY__TY_W_RSET(c, i, K, n)                                 \
+  ray__ty_r2 = ray__ty_ret_##K(ray__ty_ctx, i - 1, ray__ty_res.n);          \
+  if (ray__ty_rc == 0) ray__ty_rc = ray__ty_r2;
 /* in the typed submit: the typed refs, or failed ones */
-#define RAY__S_REFS(R) ray__refs.ref = ray__rc == 0 ? ray__out[0] : ray__ref_fail(ray__rc);
-#define RAY__M_REFS(R)                                                          \
+#define RAY__TY_S_REFS(R) ray__ty_refs.ref = ray__ty_rc == 0 ? ray__ty_out[0] : ray__ty_ref_fail(ray__ty_rc);
+#define RAY__TY_M_REFS(R)                                                          \
   {                                                                             \
-    ray_ref_t ray__f = ray__ref_fail(ray__rc);                                  \
-    RAY__EACH(RAY__W_RREFSET, ~, RAY__NRETS(R), (RAY__STRIP R, ~))              \
+    ray_ref_t ray__ty_f = ray__ty_ref_fail(ray__ty_rc);                                  \
+    RAY__TY_EACH(RAY__TY_W_RREFSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))              \
   }
-#define RAY__W_RREFSET(c, i, K, n) ray__refs.n.ref = ray__rc == 0 ? ray__out[i - 1] : ray__f;
+#define RAY__TY_W_RREFSET(c, i, K, n) ray__ty_refs.n.ref = ray__ty_rc == 0 ? ray__ty_out[i - 1] : ray__ty_f;
 
 /* ---- Remote functions ---------------------------------------------------------- */
 
@@ -1141,59 +1157,59 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  * handle argument's own code, RAY_EINVAL for a user value that does not
  * pack or a NULL string. Thread-safe, from host threads, tasks and actors. */
 #define RAY_FUNCTION(...) \
-  RAY__APPLY_A(RAY__FUNCTION_, (RAY__CAT(RAY__DEC2_, RAY__NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__PADS))
-#define RAY__FUNCTION_(n, R, f, ...)                                                        \
-  RAY__APPLY_S(RAY__RSEL(R, RAY__S_TYPES, RAY__M_TYPES), (f, R))                            \
-  RAY__EACH(RAY__W_SLOT, f, 8, (__VA_ARGS__))                                               \
-  static f##__result f##__body(RAY__EACHC(RAY__W_BPARAM, ~, void, n, (__VA_ARGS__)));        \
+  RAY__TY_APPLY_A(RAY__TY_FUNCTION_, (RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__TY_PADS))
+#define RAY__TY_FUNCTION_(n, R, f, ...)                                                        \
+  RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TYPES, RAY__TY_M_TYPES), (f, R))                            \
+  RAY__TY_EACH(RAY__TY_W_SLOT, f, 8, (__VA_ARGS__))                                               \
+  static f##__result f##__body(RAY__TY_EACHC(RAY__TY_W_BPARAM, ~, void, n, (__VA_ARGS__)));        \
   static ray_function_t f##__fn;                                                            \
   static const uint32_t f##__rtypes[] = {                                                   \
-      RAY__APPLY_S(RAY__RSEL(R, RAY__S_TAGS, RAY__M_TAGS), (R))};                           \
-  static int f##__wrap(ray_task_ctx_t *ray__ctx, void *ray__arg) {                          \
-    int ray__rc = 0, ray__ok = 0;                                                           \
-    const char *ray__bad = "";                                                              \
-    (void)ray__arg;                                                                         \
-    (void)ray__ok;                                                                          \
-    (void)ray__bad;                                                                         \
-    RAY__EACH(RAY__W_DECL, ~, n, (__VA_ARGS__))                                             \
-    RAY__EACH(RAY__W_DEC, ~, n, (__VA_ARGS__))                                              \
-    if (ray__rc == 0) {                                                                     \
-      ray_task_ctx_t *ray__prev = ray__ctx_enter(ray__ctx);                                 \
-      f##__result ray__res = f##__body(RAY__EACHC(RAY__W_CARG, ~, , n, (__VA_ARGS__)));     \
-      ray__ctx_leave(ray__prev);                                                            \
-      RAY__APPLY_S(RAY__RSEL(R, RAY__S_SET, RAY__M_SET), (R))                               \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TAGS, RAY__TY_M_TAGS), (R))};                           \
+  static int f##__wrap(ray_task_ctx_t *ray__ty_ctx, void *ray__ty_arg) {                          \
+    int ray__ty_rc = 0, ray__ty_ok = 0;                                                           \
+    const char *ray__ty_bad = "";                                                              \
+    (void)ray__ty_arg;                                                                         \
+    (void)ray__ty_ok;                                                                          \
+    (void)ray__ty_bad;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_DECL, ~, n, (__VA_ARGS__))                                             \
+    RAY__TY_EACH(RAY__TY_W_DEC, ~, n, (__VA_ARGS__))                                              \
+    if (ray__ty_rc == 0) {                                                                     \
+      ray_task_ctx_t *ray__ty_prev = ray__ty_ctx_enter(ray__ty_ctx);                                 \
+      f##__result ray__ty_res = f##__body(RAY__TY_EACHC(RAY__TY_W_CARG, ~, , n, (__VA_ARGS__)));     \
+      ray__ty_ctx_leave(ray__ty_prev);                                                            \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_SET, RAY__TY_M_SET), (R))                               \
     } else {                                                                                \
-      ray__rc = ray__arg_fail(ray__ctx, ray__rc, #f, ray__bad);                             \
+      ray__ty_rc = ray__ty_arg_fail(ray__ty_ctx, ray__ty_rc, #f, ray__ty_bad);                             \
     }                                                                                       \
-    RAY__EACH(RAY__W_FIN, ~, n, (__VA_ARGS__))                                              \
-    return ray__rc;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_FIN, ~, n, (__VA_ARGS__))                                              \
+    return ray__ty_rc;                                                                         \
   }                                                                                         \
   static inline f##__refs f##__submit(                                                      \
-      const ray_task_opts_t *ray__opts RAY__EACH(RAY__W_SPARAM, ~, n, (__VA_ARGS__))) {     \
-    ray_arg_t ray__args[n + 1];                                                             \
-    ray_ref_t ray__out[sizeof f##__rtypes / sizeof f##__rtypes[0]];                         \
-    int ray__rc = 0, ray__built = 0;                                                        \
-    f##__refs ray__refs;                                                                    \
-    (void)ray__built;                                                                       \
-    RAY__EACH(RAY__W_SDECL, ~, n, (__VA_ARGS__))                                            \
-    RAY__EACH(RAY__W_SBUILD, ~, n, (__VA_ARGS__))                                           \
-    if (ray__rc == 0) ray__rc = ray_task_submit(f##__fn, n > 0 ? ray__args : NULL, n, ray__opts, ray__out); \
-    RAY__EACH(RAY__W_SFIN, ~, n, (__VA_ARGS__))                                             \
-    RAY__APPLY_S(RAY__RSEL(R, RAY__S_REFS, RAY__M_REFS), (R))                               \
-    return ray__refs;                                                                       \
+      const ray_task_opts_t *ray__ty_opts RAY__TY_EACH(RAY__TY_W_SPARAM, ~, n, (__VA_ARGS__))) {     \
+    ray_arg_t ray__ty_args[n + 1];                                                             \
+    ray_ref_t ray__ty_out[sizeof f##__rtypes / sizeof f##__rtypes[0]];                         \
+    int ray__ty_rc = 0, ray__ty_built = 0;                                                        \
+    f##__refs ray__ty_refs;                                                                    \
+    (void)ray__ty_built;                                                                       \
+    RAY__TY_EACH(RAY__TY_W_SDECL, ~, n, (__VA_ARGS__))                                            \
+    RAY__TY_EACH(RAY__TY_W_SBUILD, ~, n, (__VA_ARGS__))                                           \
+    if (ray__ty_rc == 0) ray__ty_rc = ray_task_submit(f##__fn, n > 0 ? ray__ty_args : NULL, n, ray__ty_opts, ray__ty_out); \
+    RAY__TY_EACH(RAY__TY_W_SFIN, ~, n, (__VA_ARGS__))                                             \
+    RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_REFS, RAY__TY_M_REFS), (R))                               \
+    return ray__ty_refs;                                                                       \
   }                                                                                         \
-  static inline f##__refs f(RAY__EACHC(RAY__W_PPARAM, ~, void, n, (__VA_ARGS__))) {         \
-    return f##__submit(NULL RAY__EACH(RAY__W_PARG, ~, n, (__VA_ARGS__)));                   \
+  static inline f##__refs f(RAY__TY_EACHC(RAY__TY_W_PPARAM, ~, void, n, (__VA_ARGS__))) {         \
+    return f##__submit(NULL RAY__TY_EACH(RAY__TY_W_PARG, ~, n, (__VA_ARGS__)));                   \
   }                                                                                         \
   static ray_static_function_t f##__desc = {                                                \
       #f, f##__wrap, NULL, f##__rtypes, sizeof f##__rtypes / sizeof f##__rtypes[0],         \
       &f##__fn, NULL};                                                                      \
   RAY_TYPED_AT_STARTUP(f##__register) {                                                     \
     (void)f;                                                                                \
-    RAY__EACH(RAY__W_SLOTUSE, f, 8, (__VA_ARGS__))                                          \
+    RAY__TY_EACH(RAY__TY_W_SLOTUSE, f, 8, (__VA_ARGS__))                                          \
     ray_static_function_add(&f##__desc);                                                    \
   }                                                                                         \
-  static f##__result f##__body(RAY__EACHC(RAY__W_BPARAM, ~, void, n, (__VA_ARGS__)))
+  static f##__result f##__body(RAY__TY_EACHC(RAY__TY_W_BPARAM, ~, void, n, (__VA_ARGS__)))
 
 /* ---- Actors ---------------------------------------------------------------------- */
 
@@ -1215,85 +1231,87 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  *   - RAY_ACTOR_GET(Class, name) and RAY_ACTOR_CAST(Class, raw).
  * The layer allocates the state (zeroed, with calloc) before the
  * constructor body runs and frees it (with free) after the destructor body,
- * if any. A class needs exactly one RAY_CONSTRUCTOR (the link fails
- * without it), and any number of RAY_METHODs (RAY_TYPED_MAX_METHODS - 1). */
+ * if any. A class needs exactly one RAY_CONSTRUCTOR or
+ * RAY_DEFAULT_CONSTRUCTOR (the link fails without it), and may have any
+ * number of RAY_METHODs (up to RAY_TYPED_MAX_METHODS - 1) and one
+ * RAY_DESTRUCTOR. Declare the class's parts in one .c file. */
 #define RAY_ACTOR(Class, State)                                                               \
   typedef State Class##__state;                                                               \
   typedef union Class {                                                                       \
     ray_actor_t actor;                                                                        \
-    ray__status_t ray__st_;                                                                   \
+    ray__ty_status_t ray__ty_st_;                                                                   \
   } Class;                                                                                    \
   typedef struct {                                                                            \
     Class v;                                                                                  \
   } ray_in_##Class##_t;                                                                       \
-  typedef Class ray__sv_##Class;                                                              \
-  typedef Class ray__uv_##Class;                                                              \
-  typedef ray__nour ray__ur_##Class;                                                          \
-  typedef Class ray__pt_##Class;                                                              \
-  typedef char ray__asc_##Class;                                                              \
-  typedef char ray__dsc_##Class;                                                              \
-  static inline ray_in_##Class##_t ray__inv_##Class(Class h) {                                \
+  typedef Class ray__ty_sv_##Class;                                                              \
+  typedef Class ray__ty_uv_##Class;                                                              \
+  typedef ray__ty_nour ray__ty_ur_##Class;                                                          \
+  typedef Class ray__ty_pt_##Class;                                                              \
+  typedef char ray__ty_asc_##Class;                                                              \
+  typedef char ray__ty_dsc_##Class;                                                              \
+  static inline ray_in_##Class##_t ray__ty_inv_##Class(Class h) {                                \
     ray_in_##Class##_t in;                                                                    \
     in.v = h;                                                                                 \
     return in;                                                                                \
   }                                                                                           \
-  static inline ray_in_##Class##_t ray__inu_##Class(Class h) {                                \
-    return ray__inv_##Class(h);                                                               \
+  static inline ray_in_##Class##_t ray__ty_inu_##Class(Class h) {                                \
+    return ray__ty_inv_##Class(h);                                                               \
   }                                                                                           \
-  static inline ray_in_##Class##_t ray__inr_##Class(ray__nour x) {                            \
+  static inline ray_in_##Class##_t ray__ty_inr_##Class(ray__ty_nour x) {                            \
     ray_in_##Class##_t in;                                                                    \
     (void)x;                                                                                  \
     memset(&in, 0, sizeof in);                                                                \
     return in;                                                                                \
   }                                                                                           \
-  static inline int ray__arg_##Class(const ray_in_##Class##_t *in, ray_arg_t *a, char *sc) {  \
+  static inline int ray__ty_arg_##Class(const ray_in_##Class##_t *in, ray_arg_t *a, char *sc) {  \
     (void)sc;                                                                                 \
-    return ray__arg_actor(in->v.ray__st_, a);                                                 \
+    return ray__ty_arg_actor(in->v.ray__ty_st_, a);                                                 \
   }                                                                                           \
-  static inline void ray__afin_##Class(char *sc) {                                            \
+  static inline void ray__ty_afin_##Class(char *sc) {                                            \
     (void)sc;                                                                                 \
   }                                                                                           \
-  static inline int ray__dec_##Class(ray_task_ctx_t *ctx, size_t i, Class *out, char *sc) {   \
+  static inline int ray__ty_dec_##Class(ray_task_ctx_t *ctx, size_t i, Class *out, char *sc) {   \
     (void)sc;                                                                                 \
-    return ray__dec_actor(ctx, i, &out->ray__st_);                                            \
+    return ray__ty_dec_actor(ctx, i, &out->ray__ty_st_);                                            \
   }                                                                                           \
-  static inline void ray__dfin_##Class(char *sc) {                                            \
+  static inline void ray__ty_dfin_##Class(char *sc) {                                            \
     (void)sc;                                                                                 \
   }                                                                                           \
   static ray_method_def_t Class##__methods[RAY_TYPED_MAX_METHODS];                            \
   static void (*Class##__user_dtor)(Class##__state * self);                                   \
-  static int Class##__ctor(ray_task_ctx_t *ray__ctx, void **ray__state);                      \
-  static void Class##__dtor(void *ray__state) {                                               \
-    if (Class##__user_dtor != NULL) Class##__user_dtor((Class##__state *)ray__state);         \
-    free(ray__state);                                                                         \
+  static int Class##__ctor(ray_task_ctx_t *ray__ty_ctx, void **ray__ty_state);                      \
+  static void Class##__dtor(void *ray__ty_state) {                                               \
+    if (Class##__user_dtor != NULL) Class##__user_dtor((Class##__state *)ray__ty_state);         \
+    free(ray__ty_state);                                                                         \
   }                                                                                           \
   static ray_actor_class_t Class##__class = {#Class, Class##__ctor, Class##__dtor,            \
                                              Class##__methods, 0};                            \
   static char Class##__marker[64];                                                            \
-  static inline Class Class##__cast(ray_actor_t ray__raw);                                    \
-  static inline Class Class##__get(const char *ray__name);                                    \
+  static inline Class Class##__cast(ray_actor_t ray__ty_raw);                                    \
+  static inline Class Class##__get(const char *ray__ty_name);                                    \
   RAY_TYPED_AT_STARTUP(Class##__register) {                                                   \
-    (void)ray__inv_##Class;                                                                   \
-    (void)ray__inu_##Class;                                                                   \
-    (void)ray__inr_##Class;                                                                   \
-    (void)ray__arg_##Class;                                                                   \
-    (void)ray__afin_##Class;                                                                  \
-    (void)ray__dec_##Class;                                                                   \
-    (void)ray__dfin_##Class;                                                                  \
+    (void)ray__ty_inv_##Class;                                                                   \
+    (void)ray__ty_inu_##Class;                                                                   \
+    (void)ray__ty_inr_##Class;                                                                   \
+    (void)ray__ty_arg_##Class;                                                                   \
+    (void)ray__ty_afin_##Class;                                                                  \
+    (void)ray__ty_dec_##Class;                                                                   \
+    (void)ray__ty_dfin_##Class;                                                                  \
     (void)Class##__cast;                                                                      \
     (void)Class##__get;                                                                       \
-    ray__class_marker(&Class##__class, Class##__methods, Class##__marker,                     \
+    ray__ty_class_marker(&Class##__class, Class##__methods, Class##__marker,                     \
                       sizeof Class##__marker);                                                \
   }                                                                                           \
-  static inline Class Class##__cast(ray_actor_t ray__raw) {                                   \
-    Class ray__h;                                                                             \
-    ray__h.ray__st_ = ray__actor_check(ray__raw, Class##__marker);                            \
-    return ray__h;                                                                            \
+  static inline Class Class##__cast(ray_actor_t ray__ty_raw) {                                   \
+    Class ray__ty_h;                                                                             \
+    ray__ty_h.ray__ty_st_ = ray__ty_actor_check(ray__ty_raw, Class##__marker);                            \
+    return ray__ty_h;                                                                            \
   }                                                                                           \
-  static inline Class Class##__get(const char *ray__name) {                                   \
-    Class ray__h;                                                                             \
-    ray__h.ray__st_ = ray__actor_lookup(ray__name, Class##__marker);                          \
-    return ray__h;                                                                            \
+  static inline Class Class##__get(const char *ray__ty_name) {                                   \
+    Class ray__ty_h;                                                                             \
+    ray__ty_h.ray__ty_st_ = ray__ty_actor_lookup(ray__ty_name, Class##__marker);                          \
+    return ray__ty_h;                                                                            \
   }
 
 /* RAY_CONSTRUCTOR(Class, (kind, param)...) { body }
@@ -1310,55 +1328,64 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  * ref arguments are ready, and calls queue behind it. A failed creation
  * returns a failed handle (RAY_STATUS): the errors of ray_actor_create. */
 #define RAY_CONSTRUCTOR(...) \
-  RAY__APPLY_A(RAY__CONSTRUCTOR_, (RAY__CAT(RAY__DEC1_, RAY__NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__PADS))
-#define RAY__CONSTRUCTOR_(n, Class, ...)                                                      \
-  RAY__EACH(RAY__W_SLOT, Class##_new, 8, (__VA_ARGS__))                                       \
-  static int Class##__ctor_body(Class##__state *self RAY__EACH(RAY__W_BPARAMC, ~, n, (__VA_ARGS__))); \
+  RAY__TY_APPLY_A(RAY__TY_CONSTRUCTOR_, (RAY__TY_CAT(RAY__TY_DEC1_, RAY__TY_NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__TY_PADS))
+#define RAY__TY_CONSTRUCTOR_(n, Class, ...)                                                      \
+  RAY__TY_EACH(RAY__TY_W_SLOT, Class##_new, 8, (__VA_ARGS__))                                       \
+  static int Class##__ctor_body(Class##__state *self RAY__TY_EACH(RAY__TY_W_BPARAMC, ~, n, (__VA_ARGS__))); \
   static inline Class Class##_new__submit(                                                    \
-      const ray_actor_opts_t *ray__opts RAY__EACH(RAY__W_SPARAM, ~, n, (__VA_ARGS__))) {      \
-    ray_arg_t ray__args[n + 1];                                                               \
-    int ray__rc = 0, ray__built = 0;                                                          \
-    ray_actor_t ray__raw = {0};                                                               \
-    Class ray__h;                                                                             \
-    (void)ray__built;                                                                         \
-    RAY__EACH(RAY__W_SDECL, ~, n, (__VA_ARGS__))                                              \
-    RAY__EACH(RAY__W_SBUILD, ~, n, (__VA_ARGS__))                                             \
-    if (ray__rc == 0)                                                                         \
-      ray__rc = ray_actor_create(&Class##__class, n > 0 ? ray__args : NULL, n, ray__opts, &ray__raw); \
-    RAY__EACH(RAY__W_SFIN, ~, n, (__VA_ARGS__))                                               \
-    ray__h.ray__st_ = ray__rc == 0 ? ray__status_ok(ray__raw.id) : ray__status_fail(ray__rc); \
-    return ray__h;                                                                            \
+      const ray_actor_opts_t *ray__ty_opts RAY__TY_EACH(RAY__TY_W_SPARAM, ~, n, (__VA_ARGS__))) {      \
+    ray_arg_t ray__ty_args[n + 1];                                                               \
+    int ray__ty_rc = 0, ray__ty_built = 0;                                                          \
+    ray_actor_t ray__ty_raw = {0};                                                               \
+    Class ray__ty_h;                                                                             \
+    (void)ray__ty_built;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_SDECL, ~, n, (__VA_ARGS__))                                              \
+    RAY__TY_EACH(RAY__TY_W_SBUILD, ~, n, (__VA_ARGS__))                                             \
+    if (ray__ty_rc == 0)                                                                         \
+      ray__ty_rc = ray_actor_create(&Class##__class, n > 0 ? ray__ty_args : NULL, n, ray__ty_opts, &ray__ty_raw); \
+    RAY__TY_EACH(RAY__TY_W_SFIN, ~, n, (__VA_ARGS__))                                               \
+    ray__ty_h.ray__ty_st_ = ray__ty_rc == 0 ? ray__ty_status_ok(ray__ty_raw.id) : ray__ty_status_fail(ray__ty_rc); \
+    return ray__ty_h;                                                                            \
   }                                                                                           \
-  static inline Class Class##_new(RAY__EACHC(RAY__W_PPARAM, ~, void, n, (__VA_ARGS__))) {     \
-    return Class##_new__submit(NULL RAY__EACH(RAY__W_PARG, ~, n, (__VA_ARGS__)));             \
+  static inline Class Class##_new(RAY__TY_EACHC(RAY__TY_W_PPARAM, ~, void, n, (__VA_ARGS__))) {     \
+    return Class##_new__submit(NULL RAY__TY_EACH(RAY__TY_W_PARG, ~, n, (__VA_ARGS__)));             \
   }                                                                                           \
-  static int Class##__ctor(ray_task_ctx_t *ray__ctx, void **ray__state) {                     \
-    int ray__rc = 0, ray__ok = 0;                                                             \
-    const char *ray__bad = "";                                                                \
-    Class##__state *ray__self = (Class##__state *)calloc(1, sizeof *ray__self);               \
-    (void)ray__ok;                                                                            \
-    (void)ray__bad;                                                                           \
+  static int Class##__ctor(ray_task_ctx_t *ray__ty_ctx, void **ray__ty_state) {                     \
+    int ray__ty_rc = 0, ray__ty_ok = 0;                                                             \
+    const char *ray__ty_bad = "";                                                                \
+    Class##__state *ray__ty_self = (Class##__state *)calloc(1, sizeof *ray__ty_self);               \
+    (void)ray__ty_ok;                                                                            \
+    (void)ray__ty_bad;                                                                           \
     (void)Class##_new;                                                                        \
-    RAY__EACH(RAY__W_SLOTUSE, Class##_new, 8, (__VA_ARGS__))                                  \
-    if (ray__self == NULL) return ray_fail(ray__ctx, RAY_ENOMEM, "%s: no memory", #Class);    \
-    RAY__EACH(RAY__W_DECL, ~, n, (__VA_ARGS__))                                               \
-    RAY__EACH(RAY__W_DEC, ~, n, (__VA_ARGS__))                                                \
-    if (ray__rc == 0) {                                                                       \
-      ray_task_ctx_t *ray__prev = ray__ctx_enter(ray__ctx);                                   \
-      ray__rc = Class##__ctor_body(ray__self RAY__EACH(RAY__W_CARGC, ~, n, (__VA_ARGS__)));   \
-      ray__ctx_leave(ray__prev);                                                              \
+    RAY__TY_EACH(RAY__TY_W_SLOTUSE, Class##_new, 8, (__VA_ARGS__))                                  \
+    if (ray__ty_self == NULL) return ray_fail(ray__ty_ctx, RAY_ENOMEM, "%s: no memory", #Class);    \
+    RAY__TY_EACH(RAY__TY_W_DECL, ~, n, (__VA_ARGS__))                                               \
+    RAY__TY_EACH(RAY__TY_W_DEC, ~, n, (__VA_ARGS__))                                                \
+    if (ray__ty_rc == 0) {                                                                       \
+      ray_task_ctx_t *ray__ty_prev = ray__ty_ctx_enter(ray__ty_ctx);                                   \
+      ray__ty_rc = Class##__ctor_body(ray__ty_self RAY__TY_EACH(RAY__TY_W_CARGC, ~, n, (__VA_ARGS__)));   \
+      ray__ty_ctx_leave(ray__ty_prev);                                                              \
     } else {                                                                                  \
-      ray__rc = ray__arg_fail(ray__ctx, ray__rc, #Class ".__init__", ray__bad);               \
+      ray__ty_rc = ray__ty_arg_fail(ray__ty_ctx, ray__ty_rc, #Class ".__init__", ray__ty_bad);               \
     }                                                                                         \
-    RAY__EACH(RAY__W_FIN, ~, n, (__VA_ARGS__))                                                \
-    if (ray__rc != 0) {                                                                       \
-      free(ray__self);                                                                        \
-      return ray__rc;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_FIN, ~, n, (__VA_ARGS__))                                                \
+    if (ray__ty_rc != 0) {                                                                       \
+      free(ray__ty_self);                                                                        \
+      return ray__ty_rc;                                                                         \
     }                                                                                         \
-    *ray__state = ray__self;                                                                  \
+    *ray__ty_state = ray__ty_self;                                                                  \
     return 0;                                                                                 \
   }                                                                                           \
-  static int Class##__ctor_body(Class##__state *self RAY__EACH(RAY__W_BPARAMC, ~, n, (__VA_ARGS__)))
+  static int Class##__ctor_body(Class##__state *self RAY__TY_EACH(RAY__TY_W_BPARAMC, ~, n, (__VA_ARGS__)))
+
+/* RAY_DEFAULT_CONSTRUCTOR(Class): a constructor with no parameters that
+ * leaves the state zeroed (Ray's class without __init__), in place of a
+ * RAY_CONSTRUCTOR. Class_new() then takes no arguments. */
+#define RAY_DEFAULT_CONSTRUCTOR(Class) \
+  RAY_CONSTRUCTOR(Class) {             \
+    (void)self;                        \
+    return 0;                          \
+  }
 
 /* RAY_METHOD(Class, ret, m, (kind, param)...) { body }
  *
@@ -1373,65 +1400,65 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
  * errors of ray_actor_call_id; a call to a dead actor gives refs that fail
  * with RAY_EACTORDIED. Up to RAY_TYPED_MAX_PARAMS - 1 params. */
 #define RAY_METHOD(...) \
-  RAY__APPLY_A(RAY__METHOD_, (RAY__CAT(RAY__DEC3_, RAY__NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__PADS))
-#define RAY__METHOD_(n, Class, R, m, ...)                                                     \
-  RAY__APPLY_S(RAY__RSEL(R, RAY__S_TYPES, RAY__M_TYPES), (Class##_##m, R))                    \
-  RAY__EACH(RAY__W_SLOT, Class##_##m, 8, ((Class, ray__self), __VA_ARGS__))                   \
+  RAY__TY_APPLY_A(RAY__TY_METHOD_, (RAY__TY_CAT(RAY__TY_DEC3_, RAY__TY_NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__TY_PADS))
+#define RAY__TY_METHOD_(n, Class, R, m, ...)                                                     \
+  RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TYPES, RAY__TY_M_TYPES), (Class##_##m, R))                    \
+  RAY__TY_EACH(RAY__TY_W_SLOT, Class##_##m, 8, ((Class, ray__ty_self), __VA_ARGS__))                   \
   static Class##_##m##__result Class##_##m##__body(                                           \
-      Class##__state *self RAY__EACH(RAY__W_BPARAMC, ~, n, (__VA_ARGS__)));                   \
+      Class##__state *self RAY__TY_EACH(RAY__TY_W_BPARAMC, ~, n, (__VA_ARGS__)));                   \
   static const uint32_t Class##_##m##__rtypes[] = {                                           \
-      RAY__APPLY_S(RAY__RSEL(R, RAY__S_TAGS, RAY__M_TAGS), (R))};                             \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TAGS, RAY__TY_M_TAGS), (R))};                             \
   static uint32_t Class##_##m##__id = UINT32_MAX;                                             \
-  static int Class##_##m##__wrap(ray_task_ctx_t *ray__ctx, void *ray__state) {                \
-    int ray__rc = 0, ray__ok = 0;                                                             \
-    const char *ray__bad = "";                                                                \
-    (void)ray__ok;                                                                            \
-    (void)ray__bad;                                                                           \
-    RAY__EACH(RAY__W_DECL, ~, n, (__VA_ARGS__))                                               \
-    RAY__EACH(RAY__W_DEC, ~, n, (__VA_ARGS__))                                                \
-    if (ray__rc == 0) {                                                                       \
-      ray_task_ctx_t *ray__prev = ray__ctx_enter(ray__ctx);                                   \
-      Class##_##m##__result ray__res = Class##_##m##__body(                                   \
-          (Class##__state *)ray__state RAY__EACH(RAY__W_CARGC, ~, n, (__VA_ARGS__)));         \
-      ray__ctx_leave(ray__prev);                                                              \
-      RAY__APPLY_S(RAY__RSEL(R, RAY__S_SET, RAY__M_SET), (R))                                 \
+  static int Class##_##m##__wrap(ray_task_ctx_t *ray__ty_ctx, void *ray__ty_state) {                \
+    int ray__ty_rc = 0, ray__ty_ok = 0;                                                             \
+    const char *ray__ty_bad = "";                                                                \
+    (void)ray__ty_ok;                                                                            \
+    (void)ray__ty_bad;                                                                           \
+    RAY__TY_EACH(RAY__TY_W_DECL, ~, n, (__VA_ARGS__))                                               \
+    RAY__TY_EACH(RAY__TY_W_DEC, ~, n, (__VA_ARGS__))                                                \
+    if (ray__ty_rc == 0) {                                                                       \
+      ray_task_ctx_t *ray__ty_prev = ray__ty_ctx_enter(ray__ty_ctx);                                   \
+      Class##_##m##__result ray__ty_res = Class##_##m##__body(                                   \
+          (Class##__state *)ray__ty_state RAY__TY_EACH(RAY__TY_W_CARGC, ~, n, (__VA_ARGS__)));         \
+      ray__ty_ctx_leave(ray__ty_prev);                                                              \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_SET, RAY__TY_M_SET), (R))                                 \
     } else {                                                                                  \
-      ray__rc = ray__arg_fail(ray__ctx, ray__rc, #Class "." #m, ray__bad);                    \
+      ray__ty_rc = ray__ty_arg_fail(ray__ty_ctx, ray__ty_rc, #Class "." #m, ray__ty_bad);                    \
     }                                                                                         \
-    RAY__EACH(RAY__W_FIN, ~, n, (__VA_ARGS__))                                                \
-    return ray__rc;                                                                           \
+    RAY__TY_EACH(RAY__TY_W_FIN, ~, n, (__VA_ARGS__))                                                \
+    return ray__ty_rc;                                                                           \
   }                                                                                           \
   static inline Class##_##m##__refs Class##_##m##__submit(                                    \
-      const ray_task_opts_t *ray__opts,                                                       \
-      ray_in_##Class##_t ray__h RAY__EACH(RAY__W_SPARAM, ~, n, (__VA_ARGS__))) {              \
-    ray_arg_t ray__args[n + 1];                                                               \
-    ray_ref_t ray__out[sizeof Class##_##m##__rtypes / sizeof Class##_##m##__rtypes[0]];       \
-    int ray__rc = ray__status_code(ray__h.v.ray__st_), ray__built = 0;                        \
-    Class##_##m##__refs ray__refs;                                                            \
-    (void)ray__built;                                                                         \
-    RAY__EACH(RAY__W_SDECL, ~, n, (__VA_ARGS__))                                              \
-    RAY__EACH(RAY__W_SBUILD, ~, n, (__VA_ARGS__))                                             \
-    if (ray__rc == 0)                                                                         \
-      ray__rc = ray__method_call(ray__h.v.ray__st_, Class##_##m##__id, n > 0 ? ray__args : NULL, n, \
-                                 ray__opts, ray__out);                                        \
-    RAY__EACH(RAY__W_SFIN, ~, n, (__VA_ARGS__))                                               \
-    RAY__APPLY_S(RAY__RSEL(R, RAY__S_REFS, RAY__M_REFS), (R))                                 \
-    return ray__refs;                                                                         \
+      const ray_task_opts_t *ray__ty_opts,                                                       \
+      ray_in_##Class##_t ray__ty_h RAY__TY_EACH(RAY__TY_W_SPARAM, ~, n, (__VA_ARGS__))) {              \
+    ray_arg_t ray__ty_args[n + 1];                                                               \
+    ray_ref_t ray__ty_out[sizeof Class##_##m##__rtypes / sizeof Class##_##m##__rtypes[0]];       \
+    int ray__ty_rc = ray__ty_status_code(ray__ty_h.v.ray__ty_st_), ray__ty_built = 0;                        \
+    Class##_##m##__refs ray__ty_refs;                                                            \
+    (void)ray__ty_built;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_SDECL, ~, n, (__VA_ARGS__))                                              \
+    RAY__TY_EACH(RAY__TY_W_SBUILD, ~, n, (__VA_ARGS__))                                             \
+    if (ray__ty_rc == 0)                                                                         \
+      ray__ty_rc = ray__ty_method_call(ray__ty_h.v.ray__ty_st_, Class##_##m##__id, n > 0 ? ray__ty_args : NULL, n, \
+                                 ray__ty_opts, ray__ty_out);                                        \
+    RAY__TY_EACH(RAY__TY_W_SFIN, ~, n, (__VA_ARGS__))                                               \
+    RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_REFS, RAY__TY_M_REFS), (R))                                 \
+    return ray__ty_refs;                                                                         \
   }                                                                                           \
   static inline Class##_##m##__refs Class##_##m(                                              \
-      Class ray__h RAY__EACH(RAY__W_PPARAMC, ~, n, (__VA_ARGS__))) {                          \
+      Class ray__ty_h RAY__TY_EACH(RAY__TY_W_PPARAMC, ~, n, (__VA_ARGS__))) {                          \
     return Class##_##m##__submit(NULL,                                                        \
-                                 ray__inv_##Class(ray__h) RAY__EACH(RAY__W_PARG, ~, n, (__VA_ARGS__))); \
+                                 ray__ty_inv_##Class(ray__ty_h) RAY__TY_EACH(RAY__TY_W_PARG, ~, n, (__VA_ARGS__))); \
   }                                                                                           \
   RAY_TYPED_AT_STARTUP(Class##_##m##__register) {                                             \
     (void)Class##_##m;                                                                        \
-    RAY__EACH(RAY__W_SLOTUSE, Class##_##m, 8, ((Class, ray__self), __VA_ARGS__))              \
-    Class##_##m##__id = ray__class_add(                                                       \
+    RAY__TY_EACH(RAY__TY_W_SLOTUSE, Class##_##m, 8, ((Class, ray__ty_self), __VA_ARGS__))              \
+    Class##_##m##__id = ray__ty_class_add(                                                       \
         &Class##__class, Class##__methods, #m, Class##_##m##__wrap, Class##_##m##__rtypes,    \
         sizeof Class##_##m##__rtypes / sizeof Class##_##m##__rtypes[0]);                      \
   }                                                                                           \
   static Class##_##m##__result Class##_##m##__body(                                           \
-      Class##__state *self RAY__EACH(RAY__W_BPARAMC, ~, n, (__VA_ARGS__)))
+      Class##__state *self RAY__TY_EACH(RAY__TY_W_BPARAMC, ~, n, (__VA_ARGS__)))
 
 /* RAY_DESTRUCTOR(Class) { body }
  *
@@ -1458,20 +1485,20 @@ static inline int ray__get_user(ray__uref_t u, int64_t timeout_ms, void *out) {
 #define RAY_ACTOR_CAST(Class, raw) Class##__cast(raw)
 
 /* The actor support the declarations use. */
-static inline int ray__arg_actor(ray__status_t h, ray_arg_t *a) {
+static inline int ray__ty_arg_actor(ray__ty_status_t h, ray_arg_t *a) {
   ray_actor_t raw;
-  if (h.id == 0) return ray__status_code(h);
+  if (h.id == 0) return ray__ty_status_code(h);
   raw.id = h.id;
   *a = ray_arg_actor(raw);
   return 0;
 }
-static inline int ray__dec_actor(ray_task_ctx_t *ctx, size_t i, ray__status_t *out) {
+static inline int ray__ty_dec_actor(ray_task_ctx_t *ctx, size_t i, ray__ty_status_t *out) {
   ray_actor_t raw;
   int rc = ray_ctx_arg_actor(ctx, i, &raw);
-  *out = rc == 0 ? ray__status_ok(raw.id) : ray__status_fail(rc);
+  *out = rc == 0 ? ray__ty_status_ok(raw.id) : ray__ty_status_fail(rc);
   return rc;
 }
-static inline int ray__method_call(ray__status_t h, uint32_t method, const ray_arg_t *args,
+static inline int ray__ty_method_call(ray__ty_status_t h, uint32_t method, const ray_arg_t *args,
                                    size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out) {
   ray_actor_t raw;
   if (method == UINT32_MAX) return RAY_EINVAL; /* the class table was full */
@@ -1480,7 +1507,7 @@ static inline int ray__method_call(ray__status_t h, uint32_t method, const ray_a
 }
 /* Append a method to a class table before main(); its index, or UINT32_MAX
  * when the table is full (its calls then fail with RAY_EINVAL). */
-static inline uint32_t ray__class_add(ray_actor_class_t *cls, ray_method_def_t *table,
+static inline uint32_t ray__ty_class_add(ray_actor_class_t *cls, ray_method_def_t *table,
                                       const char *name, ray_method_fn fn, const uint32_t *types,
                                       size_t ntypes) {
   if (cls->num_methods >= RAY_TYPED_MAX_METHODS) return UINT32_MAX;
@@ -1493,33 +1520,33 @@ static inline uint32_t ray__class_add(ray_actor_class_t *cls, ray_method_def_t *
 /* Every typed class has a no-op method whose name holds the address of its
  * table: the core resolves method names in an actor's own class, so a call
  * by that name succeeds exactly on actors of this class. */
-static inline int ray__marker_fn(ray_task_ctx_t *ctx, void *state) {
+static inline int ray__ty_marker_fn(ray_task_ctx_t *ctx, void *state) {
   (void)state;
   return ray_return_i64(ctx, 0, 0);
 }
-static inline void ray__class_marker(ray_actor_class_t *cls, ray_method_def_t *table, char *name,
+static inline void ray__ty_class_marker(ray_actor_class_t *cls, ray_method_def_t *table, char *name,
                                      size_t size) {
   static const uint32_t types[1] = {RAY_TYPE_I64};
   snprintf(name, size, "ray.typed.class@%p", (void *)cls);
-  (void)ray__class_add(cls, table, name, ray__marker_fn, types, 1);
+  (void)ray__ty_class_add(cls, table, name, ray__ty_marker_fn, types, 1);
 }
-static inline ray__status_t ray__actor_check(ray_actor_t raw, const char *marker) {
+static inline ray__ty_status_t ray__ty_actor_check(ray_actor_t raw, const char *marker) {
   ray_ref_t r;
   int rc;
-  if (raw.id == 0) return ray__status_fail(RAY_ENOTFOUND);
-  if ((rc = ray_actor_retain(raw)) != 0) return ray__status_fail(rc);
+  if (raw.id == 0) return ray__ty_status_fail(RAY_ENOTFOUND);
+  if ((rc = ray_actor_retain(raw)) != 0) return ray__ty_status_fail(rc);
   rc = ray_actor_call(raw, marker, NULL, 0, NULL, &r);
   (void)ray_actor_release(raw);
-  if (rc == RAY_ENOTFOUND) return ray__status_fail(RAY_ETYPE); /* it exists: another class */
-  if (rc != 0) return ray__status_fail(rc);
+  if (rc == RAY_ENOTFOUND) return ray__ty_status_fail(RAY_ETYPE); /* it exists: another class */
+  if (rc != 0) return ray__ty_status_fail(rc);
   (void)ray_ref_release(r);
-  return ray__status_ok(raw.id);
+  return ray__ty_status_ok(raw.id);
 }
-static inline ray__status_t ray__actor_lookup(const char *name, const char *marker) {
+static inline ray__ty_status_t ray__ty_actor_lookup(const char *name, const char *marker) {
   ray_actor_t raw;
   int rc = ray_get_actor(name, &raw);
-  if (rc != 0) return ray__status_fail(rc);
-  ray__status_t st = ray__actor_check(raw, marker);
+  if (rc != 0) return ray__ty_status_fail(rc);
+  ray__ty_status_t st = ray__ty_actor_check(raw, marker);
   if (st.id == 0) (void)ray_actor_release(raw);
   return st;
 }
@@ -1538,32 +1565,33 @@ static inline ray__status_t ray__actor_lookup(const char *name, const char *mark
  * copied before the call returns; refs are retained by the call. Errors,
  * blocking and thread safety as for the declaration's submit. */
 #define RAY_CALL(...)                                                                 \
-  RAY__APPLY_C(RAY__CAT(RAY__CALL_, RAY__CAT(RAY__DEC1_, RAY__NARGS(__VA_ARGS__))), \
+  RAY__TY_APPLY_C(RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC1_, RAY__TY_NARGS(__VA_ARGS__))), \
                (NULL, __VA_ARGS__))
 
 /* RAY_CALL_OPTS(opts, f, args...): RAY_CALL with options: a
  * const ray_task_opts_t * for functions and methods, a
  * const ray_actor_opts_t * for Class_new (NULL: the defaults). */
 #define RAY_CALL_OPTS(...) \
-  RAY__APPLY_C(RAY__CAT(RAY__CALL_, RAY__CAT(RAY__DEC2_, RAY__NARGS(__VA_ARGS__))), (__VA_ARGS__))
+  RAY__TY_APPLY_C(RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__))), (__VA_ARGS__))
 
 /* Argument i of a call of f: a _Generic over the built-in kinds' values and
  * refs and the slot's own types (a user type's value and ref, a class
  * handle), with no default branch. (A _Static_assert with a message would
  * need the argument inside a struct declaration, where Clang rejects
  * compound literals such as RAY_BYTES(...).) */
-#define RAY__IN(f, i, x) RAY__IN_CONV(f, i, x)
-#define RAY__IN_CONV(f, i, x) \
-  _Generic((x), RAY__IN_BUILTIN, f##__uv##i: f##__inu##i, f##__ur##i: f##__inr##i)(x)
-#define RAY__IN_BUILTIN                                                                        \
-  _Bool: ray__inv_i64, char: ray__inv_i64, signed char: ray__inv_i64,                          \
-  unsigned char: ray__inv_i64, short: ray__inv_i64, unsigned short: ray__inv_i64,              \
-  int: ray__inv_i64, unsigned: ray__inv_i64, long: ray__inv_i64, unsigned long: ray__inv_i64,  \
-  long long: ray__inv_i64, unsigned long long: ray__inv_i64, float: ray__inv_f64,              \
-  double: ray__inv_f64, long double: ray__inv_f64, char *: ray__inv_str,                       \
-  const char *: ray__inv_str, ray_bytes_t: ray__inv_bytes,                                     \
-  msgpack_object: ray__inv_msgpack_value, msgpack_object *: ray__inv_msgpack,                  \
-  const msgpack_object *: ray__inv_msgpack, ray_ref_i64_t: ray__inref_i64,                     \
-  ray_ref_f64_t: ray__inref_f64, ray_ref_str_t: ray__inref_str,                                \
-  ray_ref_bytes_t: ray__inref_bytes, ray_ref_msgpack_t: ray__inref_msgpack
+#define RAY__TY_IN(f, i, x) RAY__TY_IN_CONV(f, i, x)
+#define RAY__TY_IN_CONV(f, i, x) \
+  _Generic((x), RAY__TY_IN_BUILTIN, f##__uv##i: f##__inu##i, f##__ur##i: f##__inr##i)(x)
+#define RAY__TY_IN_BUILTIN                                                                        \
+  _Bool: ray__ty_inv_i64, char: ray__ty_inv_i64, signed char: ray__ty_inv_i64,                          \
+  unsigned char: ray__ty_inv_i64, short: ray__ty_inv_i64, unsigned short: ray__ty_inv_i64,              \
+  int: ray__ty_inv_i64, unsigned: ray__ty_inv_i64, long: ray__ty_inv_i64, unsigned long: ray__ty_inv_i64,  \
+  long long: ray__ty_inv_i64, unsigned long long: ray__ty_inv_i64, float: ray__ty_inv_f64,              \
+  double: ray__ty_inv_f64, long double: ray__ty_inv_f64, char *: ray__ty_inv_str,                       \
+  const char *: ray__ty_inv_str, ray_bytes_t: ray__ty_inv_bytes,                                     \
+  msgpack_object: ray__ty_inv_msgpack_value, msgpack_object *: ray__ty_inv_msgpack,                  \
+  const msgpack_object *: ray__ty_inv_msgpack, ray_ref_i64_t: ray__ty_inref_i64,                     \
+  ray_ref_f64_t: ray__ty_inref_f64, ray_ref_str_t: ray__ty_inref_str,                                \
+  ray_ref_bytes_t: ray__ty_inref_bytes, ray_ref_msgpack_t: ray__ty_inref_msgpack
+#endif /* !__cplusplus */
 #endif /* RUSTYRAY_TYPED_H */
