@@ -1263,6 +1263,20 @@ static void case_soak(const char *name) {
   fflush(stdout);
 }
 
+/* ---- The typed layer's cases (bench_typed.c) ------------------------------- */
+
+void bench_typed_run(double seconds, bool (*selected)(const char *name));
+static const char *g_typed_name;
+
+static bool is_typed_name(const char *n) {
+  return strcmp(n, g_typed_name) == 0;
+}
+
+static void case_typed(const char *name) {
+  g_typed_name = name;
+  bench_typed_run(g_seconds, is_typed_name);
+}
+
 /* ---- Driver --------------------------------------------------------------- */
 
 typedef struct {
@@ -1281,12 +1295,14 @@ static const bench_case_t g_cases[] = {
     {"single_client_wait_1k_refs", case_wait_1k, false},
     {"single_client_tasks_sync", case_tasks_sync, false},
     {"single_client_tasks_async", case_tasks_async, false},
+    {"typed_tasks_async", case_typed, false},
     {"multi_client_tasks_async", case_multi_tasks_async, false},
     {"single_client_tasks_and_get_batch", case_tasks_and_get_batch, false},
     {"task_chain_100k", case_task_chain, false},
     {"fib_25_nested", case_fib_nested, false},
     {"1_1_actor_calls_sync", case_actor_sync, false},
     {"1_1_actor_calls_async", case_actor_async, false},
+    {"typed_1_1_actor_calls_async", case_typed, false},
     {"1_1_actor_calls_concurrent", case_actor_concurrent, false},
     {"1_n_actor_calls_async", case_actor_1_n, false},
     {"n_n_actor_calls_async", case_actor_n_n, false},

@@ -17,5 +17,6 @@
 #include "rustyray/task.h"
 #include "rustyray/actor.h"
 #include "rustyray/log.h"
+#include "rustyray/typed.h"
 
 #endif /* RUSTYRAY_H */

@@ -9,6 +9,10 @@
  * concurrent callers.
  *
  * What must not compile is in tests/compile_fail/. */
+/* A small class table, so the test of a full one stays small: it must come
+ * before the first include of rustyray/typed.h. */
+#define RAY_TYPED_MAX_METHODS 12
+
 #include "test_util.h"
 
 #include "rustyray/typed.h"
@@ -73,7 +77,8 @@ static atomic_int g_ctor_runs, g_dtor_runs;
 RAY_ACTOR(Counter, counter_t)
 
 RAY_CONSTRUCTOR(Counter, (i64, start)) {
-  if (start < 0) return ray_fail(RAY_CTX, RAY_EINVAL, "Counter: negative start %lld", (long long)start);
+  if (start < 0)
+    return ray_fail(RAY_CTX, RAY_EINVAL, "Counter: negative start %lld", (long long)start);
   self->value = start;
   atomic_fetch_add(&g_ctor_runs, 1);
   return 0;
@@ -95,9 +100,9 @@ RAY_METHOD(Counter, i64, get) {
 }
 
 RAY_METHOD(Counter, ((i64, value), (i64, calls), (str, text)), snapshot) {
-  RAY_RESULT(Counter_snapshot) r = {self->value, self->calls,
-                                    ray_str_format("%lld after %lld calls", (long long)self->value,
-                                                   (long long)self->calls)};
+  RAY_RESULT(Counter_snapshot)
+  r = {self->value, self->calls,
+       ray_str_format("%lld after %lld calls", (long long)self->value, (long long)self->calls)};
   return r;
 }
 
@@ -142,6 +147,45 @@ RAY_METHOD(Accumulator, f64, add, (f64, x)) {
   self->total += x;
   return self->total;
 }
+
+/* A class with the default constructor: no parameters, zeroed state. */
+typedef struct {
+  int64_t x;
+  char tag[8];
+} blank_t;
+
+RAY_ACTOR(Blank, blank_t)
+RAY_DEFAULT_CONSTRUCTOR(Blank)
+
+RAY_METHOD(Blank, i64, bump) {
+  return ++self->x + (self->tag[0] == '\0' ? 0 : 1000);
+}
+
+/* Twelve methods for a table of twelve, one of them taken by the class
+ * check: one method does not fit, and its calls fail with RAY_EINVAL. */
+typedef struct {
+  char unused;
+} wide_t;
+
+RAY_ACTOR(Wide, wide_t)
+RAY_DEFAULT_CONSTRUCTOR(Wide)
+#define WIDE_METHOD(k)          \
+  RAY_METHOD(Wide, i64, m##k) { \
+    (void)self;                 \
+    return k;                   \
+  }
+WIDE_METHOD(1)
+WIDE_METHOD(2)
+WIDE_METHOD(3)
+WIDE_METHOD(4)
+WIDE_METHOD(5)
+WIDE_METHOD(6)
+WIDE_METHOD(7)
+WIDE_METHOD(8)
+WIDE_METHOD(9)
+WIDE_METHOD(10)
+WIDE_METHOD(11)
+WIDE_METHOD(12)
 
 /* ---- Remote functions --------------------------------------------------------- */
 
@@ -399,8 +443,7 @@ static void test_put_get_every_kind(void **state) {
   assert_int_equal(mv.obj.type, MSGPACK_OBJECT_ARRAY);
   assert_int_equal(mv.nrefs, 1);
   assert_int_equal(mv.refs[0].id, i.ref.id);
-  release_all(mv.refs, mv.nrefs);
-  free(mv.refs);
+  release_all(mv.refs, mv.nrefs); /* the array itself goes with the value */
   ray_msgpack_release(&mv);
 
   /* A bytes buffer handed over: freed once, when the object goes. */
@@ -477,15 +520,12 @@ static void test_put_get_errors(void **state) {
   /* A released ref. */
   assert_rc(ray_ref_release(p.ref), 0);
   assert_rc(RAY_GET(p, 0, &pt), RAY_ENOTFOUND);
-  /* A timeout. */
-  RAY_REF(i64) slow = t_flaky(0);
-  (void)slow;
+  /* A zeroed bytes ref zeroes the view. */
   ray_buf_t view;
+  rt_garbage(&view, sizeof view);
   RAY_REF(bytes) bnone = {0};
   assert_rc(RAY_GET(bnone, 0, &view), RAY_ENOTFOUND);
-  assert_null(view.data);
-  assert_int_equal(get_i64(slow), 1);
-  assert_rc(ray_ref_release(slow.ref), 0);
+  rt_assert_buf_zeroed(&view);
   assert_rc(ray_ref_release(raw), 0);
   assert_rc(ray_ref_release(junk), 0);
   wait_quiet();
@@ -529,8 +569,8 @@ static void test_function_values(void **state) {
   arr.type = MSGPACK_OBJECT_ARRAY;
   arr.via.array.size = 3;
   arr.via.array.ptr = nums;
-  RAY_REF(msgpack) ms = RAY_CALL(t_mp_sum, arr);         /* by value */
-  RAY_REF(msgpack) ms2 = t_mp_sum(&arr);                 /* a pointer */
+  RAY_REF(msgpack) ms = RAY_CALL(t_mp_sum, arr); /* by value */
+  RAY_REF(msgpack) ms2 = t_mp_sum(&arr);         /* a pointer */
   RAY_REF(msgpack) ms3 = RAY_CALL(t_mp_sum, (const msgpack_object *)&arr);
 
   /* Typed at submission, as declared. */
@@ -584,9 +624,9 @@ static void test_function_values(void **state) {
     ray_msgpack_release(&mv);
   }
 
-  const ray_ref_t all[] = {a.ref,   a2.ref,  a3.ref,  f.ref,    s.ref,  len.ref,
-                           len_long.ref, s_long.ref, mid.ref, more.ref, rev.ref, sb.ref,
-                           sum8.ref, one.ref, one2.ref, ms.ref, ms2.ref, ms3.ref};
+  const ray_ref_t all[] = {a.ref,        a2.ref,     a3.ref,   f.ref,    s.ref,   len.ref,
+                           len_long.ref, s_long.ref, mid.ref,  more.ref, rev.ref, sb.ref,
+                           sum8.ref,     one.ref,    one2.ref, ms.ref,   ms2.ref, ms3.ref};
   release_all(all, sizeof all / sizeof all[0]);
   wait_quiet();
   assert_int_equal(atomic_load(&g_owned_frees), 1); /* t_reverse's buffer, once */
@@ -649,10 +689,10 @@ static void test_function_refs(void **state) {
   ray_msgpack_release(&mv);
   assert_int_equal(get_i64(sum8), 40 + 100 * 1 + 10000 * 41 + 10000000LL * 40);
 
-  const ray_ref_t all[] = {forty.ref, two.ref, sum.ref,  sum2.ref, k.ref,   half.ref,
+  const ray_ref_t all[] = {forty.ref,   two.ref,   sum.ref, sum2.ref,    k.ref,   half.ref,
                            quarter.ref, hello.ref, msg.ref, msg_len.ref, raw.ref, rev.ref,
-                           rev2.ref, p.ref,   m1.ref,   m2.ref,   it1.ref, it2.ref,
-                           it3.ref,  mp.ref,  ms.ref,   sum8.ref};
+                           rev2.ref,    p.ref,     m1.ref,  m2.ref,      it1.ref, it2.ref,
+                           it3.ref,     mp.ref,    ms.ref,  sum8.ref};
   release_all(all, sizeof all / sizeof all[0]);
   wait_quiet();
   rt_end();
@@ -925,9 +965,17 @@ static void test_actor_calls(void **state) {
   assert_true(get_f64(a2) == 3.0);
   RAY_REF(i64) ap = RAY_CALL(t_acc_param, acc);
   assert_int_equal(get_i64(ap), 1);
+  /* The default constructor: no arguments, a zeroed state. */
+  Blank blank = RAY_CALL(Blank_new);
+  RAY_REF(i64) bb1 = Blank_bump(blank), bb2 = RAY_CALL(Blank_bump, blank);
+  assert_int_equal(get_i64(bb1), 1);
+  assert_int_equal(get_i64(bb2), 2);
+  assert_rc(ray_ref_release(bb1.ref), 0);
+  assert_rc(ray_ref_release(bb2.ref), 0);
+  assert_rc(ray_actor_release(blank.actor), 0);
 
-  const ray_ref_t all[] = {ten.ref,  v.ref,  s.value.ref, s.calls.ref, s.text.ref, p.ref, s7.ref,
-                           sc.ref,   g2.ref, a1.ref,      a2.ref,      ap.ref};
+  const ray_ref_t all[] = {ten.ref, v.ref,  s.value.ref, s.calls.ref, s.text.ref, p.ref,
+                           s7.ref,  sc.ref, g2.ref,      a1.ref,      a2.ref,     ap.ref};
   release_all(all, sizeof all / sizeof all[0]);
   assert_rc(ray_actor_release(c.actor), 0);
   assert_rc(ray_actor_release(c2.actor), 0);
@@ -1084,7 +1132,11 @@ static void test_concurrent_callers(void **state) {
   rt_errs_t errs;
   rt_errs_init(&errs);
   enum { THREADS = 4 };
-  client_t cl = {Counter_new(0), rt_iters(200, 20), &errs, 0};
+  client_t cl;
+  cl.c = Counter_new(0);
+  cl.calls = rt_iters(200, 20);
+  cl.errs = &errs;
+  atomic_init(&cl.sum, 0);
   uv_thread_t th[THREADS];
   for (int t = 0; t < THREADS; t++) assert_int_equal(uv_thread_create(&th[t], client_run, &cl), 0);
   for (int t = 0; t < THREADS; t++) assert_int_equal(uv_thread_join(&th[t]), 0);
@@ -1093,6 +1145,31 @@ static void test_concurrent_callers(void **state) {
   assert_int_equal(get_i64(g), atomic_load(&cl.sum));
   assert_rc(ray_ref_release(g.ref), 0);
   assert_rc(ray_actor_release(cl.c.actor), 0);
+  wait_quiet();
+  rt_end();
+}
+
+static void test_class_table_full(void **state) {
+  (void)state;
+  rt_begin();
+  Wide w = Wide_new();
+  RAY_REF(i64)
+  r[12] = {Wide_m1(w), Wide_m2(w), Wide_m3(w), Wide_m4(w),  Wide_m5(w),  Wide_m6(w),
+           Wide_m7(w), Wide_m8(w), Wide_m9(w), Wide_m10(w), Wide_m11(w), Wide_m12(w)};
+  int ok = 0, full = 0;
+  for (int k = 0; k < 12; k++) {
+    if (RAY_STATUS(r[k]) == RAY_EINVAL) {
+      full++;
+      continue;
+    }
+    assert_int_equal(get_i64(r[k]), k + 1);
+    assert_rc(ray_ref_release(r[k].ref), 0);
+    ok++;
+  }
+  assert_int_equal(ok, 11);
+  assert_int_equal(full, 1);
+  assert_int_equal(Wide__class.num_methods, 12);
+  assert_rc(ray_actor_release(w.actor), 0);
   wait_quiet();
   rt_end();
 }
@@ -1124,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_actor_handle_param),
       cmocka_unit_test(test_actor_named_and_checked),
       cmocka_unit_test(test_concurrent_callers),
+      cmocka_unit_test(test_class_table_full),
       cmocka_unit_test(test_str_format),
   };
   rt_main_init();

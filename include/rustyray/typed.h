@@ -149,7 +149,8 @@
  * handle takes a slot). Most returns of a function or method. */
 #define RAY_TYPED_MAX_PARAMS 8
 #define RAY_TYPED_MAX_RETURNS 8
-/* Most methods per actor class (one is used internally). */
+/* Most methods per actor class (one is used internally). Define it before
+ * the first include of rustyray.h / rustyray/typed.h to change it. */
 #ifndef RAY_TYPED_MAX_METHODS
 #define RAY_TYPED_MAX_METHODS 64
 #endif
@@ -281,8 +282,10 @@ static inline ray_ref_t ray__ty_ref_cast(ray_ref_t raw, uint32_t tag) {
 /* The ray_task_ctx_t of the task, method or constructor whose body is
  * running on this thread (NULL elsewhere), for the core calls that take one:
  *     return ray_fail(RAY_CTX, RAY_EINVAL, "n = %d", n), 0;
- * A body that calls ray_fail fails whatever it returns. */
-#define RAY_CTX (*ray__ty_ctx_slot())
+ * A body that calls ray_fail fails whatever it returns. The slot belongs to
+ * the .c file of the declaration: a helper in another file called by the
+ * body sees NULL there, so pass it RAY_CTX as an argument. */
+#define RAY_CTX ((ray_task_ctx_t *)*ray__ty_ctx_slot())
 
 /* One slot per translation unit: bodies and their wrappers live in the same
  * one. Wrappers save and restore it, so nested bodies (a blocked worker runs
@@ -311,15 +314,17 @@ static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, 
 
 /* For each kind K the declarations use these names (a user type or class
  * declaration defines the same set):
- *   ray_ref_K_t   RAY_REF(K)              ray_in_K_t  a submit argument
- *   ray__ty_tag_K    its type tag            ray__ty_sv_K   plain submit value type
- *   ray__ty_uv_K / ray__ty_ur_K  the types a RAY_CALL slot takes besides the
- *                 built-in ones (placeholders for built-in kinds)
- *   ray__ty_inv_K / ray__ty_inu_K / ray__ty_inr_K  make a ray_in_K_t from them
- *   ray__ty_arg_K / ray__ty_afin_K  make the core ray_arg_t (scratch ray__ty_asc_K)
- *   ray__ty_pt_K, ray__ty_dec_K / ray__ty_dfin_K  body parameter (scratch ray__ty_dsc_K)
- *   ray__ty_rt_K, ray__ty_ret_K  body return type, store it as result slot i
- *   ray__ty_put_K    RAY_PUT */
+ *   ray_ref_K_t                RAY_REF(K)
+ *   ray_in_K_t                 an argument of a typed submit: a value or a ref
+ *   ray__ty_tag_K              its type tag
+ *   ray__ty_sv_K               the plain-function (submit value) C type
+ *   ray__ty_uv_K, _ur_K        the types a RAY_CALL slot takes besides the built-in
+ *                              ones (placeholders for built-in kinds)
+ *   ray__ty_inv_K, _inu_K, _inr_K   make a ray_in_K_t from those
+ *   ray__ty_arg_K, _afin_K     make the core ray_arg_t (scratch ray__ty_asc_K)
+ *   ray__ty_pt_K, _dec_K, _dfin_K   body parameter type, decode it (scratch _dsc_K)
+ *   ray__ty_rt_K, _ret_K       body return type, store it as a result slot
+ *   ray__ty_put_K              RAY_PUT */
 
 /* Placeholders: types no argument ever has. */
 typedef struct ray__ty_nouv_s {
@@ -1155,7 +1160,9 @@ static inline int ray__ty_get_user(ray__ty_uref_t u, int64_t timeout_ms, void *o
  * result ref(s), each failed with the submit's code when it fails: the
  * errors of ray_task_submit, RAY_ENOTINIT before ray_init, a failed ref or
  * handle argument's own code, RAY_EINVAL for a user value that does not
- * pack or a NULL string. Thread-safe, from host threads, tasks and actors. */
+ * pack, a NULL string or NULL bytes of non-zero size, RAY_ENOTFOUND for a
+ * NULL msgpack_object pointer. Thread-safe, from host threads, tasks and
+ * actors. */
 #define RAY_FUNCTION(...) \
   RAY__TY_APPLY_A(RAY__TY_FUNCTION_, (RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__TY_PADS))
 #define RAY__TY_FUNCTION_(n, R, f, ...)                                                        \

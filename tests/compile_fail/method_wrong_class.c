@@ -1,0 +1,34 @@
+/* A method of one actor class called on a handle of another: each class
+ * has its own handle type, and Counter_incr's first argument takes only a
+ * Counter. */
+#include "rustyray.h"
+#include "rustyray/typed.h"
+
+typedef struct {
+  long long n;
+} state_t;
+
+RAY_ACTOR(Counter, state_t)
+RAY_CONSTRUCTOR(Counter) {
+  self->n = 0;
+  return 0;
+}
+RAY_METHOD(Counter, i64, incr, (i64, by)) {
+  return self->n += by;
+}
+
+RAY_ACTOR(Accumulator, state_t)
+RAY_CONSTRUCTOR(Accumulator) {
+  self->n = 0;
+  return 0;
+}
+
+int main(void) {
+#ifdef RAY_CF_CONTROL
+  Counter h = Counter_new();
+#else
+  Accumulator h = Accumulator_new();
+#endif
+  RAY_REF(i64) r = RAY_CALL(Counter_incr, h, 1);
+  return RAY_STATUS(r) != 0;
+}
