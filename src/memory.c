@@ -455,8 +455,9 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   }
   atomic_fetch_add(&e->life, 1); /* keeps the entry (and its segment) while we read */
   size_t size = e->size;
-  uint64_t sum = e->sum, off = e->seg_off;
-  ray__segment_t *seg = e->seg;
+  /* The segment may go as soon as the entry leaves the table (even pinned):
+   * keep its number, not the pointer. */
+  uint64_t sum = e->sum, off = e->seg_off, seg_id = e->seg->id;
   uv_mutex_unlock(&sh->mu);
 
   /* Room first: this may spill others (never this one: it is not a candidate). */
@@ -468,7 +469,7 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   }
   if (rc == 0) {
     char path[1200];
-    segment_path(st, seg->id, path, sizeof path);
+    segment_path(st, seg_id, path, sizeof path);
     int fd = file_open(path, O_RDONLY);
     rc = fd < 0 ? RAY_EIO : file_io(fd, data, size, off, false);
     if (fd >= 0) file_close(fd);
@@ -494,6 +495,11 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   if (!installed && data != NULL) { /* restored meanwhile by another reader, or freed */
     ray__free(data);
     ray__mem_release(st, size);
+  }
+  if (rc != 0) { /* freed meanwhile (its file with it)? Then say so, not EIO. */
+    uv_mutex_lock(&sh->mu);
+    if (ray__shard_find(st, sh, id) != e) rc = RAY_ENOTFOUND;
+    uv_mutex_unlock(&sh->mu);
   }
   ray__entry_unpin(e);
   return rc;
