@@ -188,8 +188,14 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   if (rc != 1) return rc;
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
   if ((rc = ray__blocking_enter(rt)) != 0) return rc;
-  rc = ray__await_one(rt, ref.id, timeout_ms);
-  if (rc == 0) rc = ray__store_pin_ready(&rt->store, ref.id, out);
+  /* A blocked get holds what it waits on: a concurrent release of the
+   * caller's ref cannot free it before it is produced and pinned. */
+  rc = ray__store_retain(&rt->store, ref.id);
+  if (rc == 0) {
+    rc = ray__await_one(rt, ref.id, timeout_ms);
+    if (rc == 0) rc = ray__store_pin_ready(&rt->store, ref.id, out);
+    ray__store_release(&rt->store, ref.id);
+  }
   ray__blocking_leave();
   return rc;
 }
@@ -263,6 +269,11 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     }
     if (!blocked) {
       if ((rc = ray__blocking_enter(rt)) != 0) break;
+      /* Hold them all until pinned: a concurrent release cannot free one. */
+      if ((rc = ray__store_retain_batch(st, refs, n)) != 0) {
+        ray__blocking_leave();
+        break;
+      }
       blocked = true;
     }
     rc = ray__await_many(rt, refs, n, &g, states, n, true, timeout_ms);
@@ -271,7 +282,10 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
   }
   if (rc != 0)
     for (size_t i = 0; i < n; i++) ray_buf_release(&out[i]);
-  if (blocked) ray__blocking_leave();
+  if (blocked) {
+    ray__store_release_batch(st, refs, n);
+    ray__blocking_leave();
+  }
 out:
   ray__free(codes);
   ray__free(states);

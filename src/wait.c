@@ -10,6 +10,9 @@
  * parking makes sure another worker is free to run the rest
  * (ray__sched_block_begin), so nested gets never deadlock the pool.
  *
+ * A wait holds a reference on every pending object it waits on, released
+ * after its last look, so a concurrent release never frees them under it.
+ *
  * Lifetime rule: the waiter lives on the caller's stack, and the caller
  * unregisters every node (taking each node's shard lock) before returning,
  * so no notifier can touch a dead waiter: notifiers run under that lock. */
@@ -106,9 +109,9 @@ int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   if (rc != 0) return rc;
   wait_node_t node = {.watch = {.fn = node_notify}, .w = &w, .id = id};
   int status;
-  rc = ray__store_watch(&rt->store, id, &node.watch, false, &status);
+  rc = ray__store_watch(&rt->store, id, &node.watch, false, &status); /* the caller holds it */
+  if (rc < 0) return rc;
   if (rc == 1) return 0; /* completed in the meantime */
-  if (rc != 0) return rc;
   rc = wait_for(&w, ray__deadline(timeout_ms));
   ray__store_unwatch(&rt->store, id, &node.watch);
   return rc;
@@ -148,7 +151,13 @@ int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const r
   int rc = waiter_init(&w, need, stop_on_fail);
   if (rc != 0) return rc;
   wait_node_t *nodes = ray__malloc(pending * sizeof *nodes);
-  if (nodes == NULL) return RAY_ENOMEM;
+  ray_ref_t *held = ray__malloc(pending * sizeof *held); /* what the wait holds */
+  if (nodes == NULL || held == NULL) {
+    ray__free(nodes);
+    ray__free(held);
+    return RAY_ENOMEM;
+  }
+  size_t nheld = 0;
   atomic_store(&w.done, complete);
   atomic_store(&w.failed, failed);
   size_t registered = 0;
@@ -157,7 +166,8 @@ int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const r
     wait_node_t *node = &nodes[registered];
     *node = (wait_node_t){.watch = {.fn = node_notify}, .w = &w, .id = refs[i].id};
     int status;
-    int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, false, &status);
+    int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, true, &status);
+    if (r >= 0) held[nheld++] = refs[i];
     if (r == 0) {
       registered++;
     } else if (r == 1) { /* completed since the caller's pass */
@@ -171,7 +181,9 @@ int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const r
   for (size_t k = 0; k < registered; k++)
     ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
   ray__free(nodes);
-  ray__states_of(&rt->store, refs, g, states, NULL);
+  ray__states_of(&rt->store, refs, g, states, NULL); /* while still holding them */
+  ray__store_release_batch(&rt->store, held, nheld);
+  ray__free(held);
   for (size_t i = 0; i < n; i++)
     if (states[i] < 0) return RAY_ENOTFOUND;
   return rc;

@@ -16,15 +16,17 @@ struct ray__runtime_s;
 /* Absolute deadline (uv_hrtime ns) for a timeout; UINT64_MAX for none. */
 uint64_t ray__deadline(int64_t timeout_ms);
 
-/* Wait until `ref` (pending when called) completes. Returns 0 (it did),
- * RAY_ETIMEDOUT, RAY_ENOTFOUND (released meanwhile), RAY_ESHUTDOWN. */
+/* Wait until `ref` (pending when called; the caller holds a reference on
+ * it) completes. Returns 0 (it did), RAY_ETIMEDOUT, RAY_ENOTFOUND,
+ * RAY_ESHUTDOWN. */
 int ray__await_one(struct ray__runtime_s *rt, uint64_t id, int64_t timeout_ms);
 
 /* Wait until `need` of refs[0..n) are complete (or, stop_on_fail, one has
  * failed) or the timeout passes. `states` holds their states (RAY__PENDING,
  * READY, FAILED, -1 unknown) from a pass the caller just made, and is
- * refreshed on return. Returns 0, RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOMEM,
- * RAY_ESHUTDOWN. */
+ * refreshed on return. It holds a reference on each pending one while it
+ * waits (so a concurrent release cannot free it). Returns 0, RAY_ETIMEDOUT,
+ * RAY_ENOTFOUND, RAY_ENOMEM, RAY_ESHUTDOWN. */
 int ray__await_many(struct ray__runtime_s *rt, const ray_ref_t *refs, size_t n,
                     const ray__groups_t *g, int8_t *states, size_t need, bool stop_on_fail,
                     int64_t timeout_ms);
