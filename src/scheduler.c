@@ -459,16 +459,19 @@ bool ray__sched_help(ray__worker_t *w) {
   return true;
 }
 
-static void spawn_spare(ray__sched_t *s) {
+/* Returns false when no worker is idle and none could be started. */
+static bool spawn_spare(ray__sched_t *s) {
   uv_mutex_lock(&s->spawn_mu);
-  if (!atomic_load(&s->stop) && atomic_load(&s->nworkers) < s->max_workers &&
-      atomic_load(&s->idle) == 0)
-    (void)worker_add(s, true); /* on failure the pool runs one short */
+  bool ok = true;
+  if (!atomic_load(&s->stop) && atomic_load(&s->idle) == 0)
+    ok = atomic_load(&s->nworkers) < s->max_workers && worker_add(s, true) == 0;
   uv_mutex_unlock(&s->spawn_mu);
+  return ok;
 }
 
-void ray__sched_block_begin(ray__worker_t *w) {
-  if (atomic_load(&w->sched->idle) == 0) spawn_spare(w->sched);
+bool ray__sched_block_begin(ray__worker_t *w) {
+  if (atomic_load(&w->sched->idle) > 0) return true;
+  return spawn_spare(w->sched);
 }
 
 ray__obs_t *ray__worker_obs(ray__worker_t *w) {

@@ -93,8 +93,10 @@ bool ray__sched_can_help(ray__worker_t *w);
 bool ray__sched_has_work(ray__sched_t *s);
 /* A worker is about to park inside a blocking call (Ray releases a blocked
  * worker's CPU): if no other worker is idle, a spare worker starts, so
- * ready work never waits behind blocked workers. */
-void ray__sched_block_begin(ray__worker_t *w);
+ * ready work never waits behind blocked workers. Returns false when none
+ * could be started (thread creation failed, or the cap): the caller parks
+ * briefly and tries again. */
+bool ray__sched_block_begin(ray__worker_t *w);
 
 /* The calling worker's record of what it ran. */
 struct ray__obs_s;

@@ -88,8 +88,14 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
       }
     }
     if (again) continue;
-    if (wk != NULL) ray__sched_block_begin(wk);
-    ray__parker_sleep(w->park, sleep_done, w, deadline);
+    uint64_t until_retry = deadline;
+    if (wk != NULL && !ray__sched_block_begin(wk)) {
+      /* No worker free to run what we wait on, and no spare could start:
+       * park briefly, then try again (never sleep through it). */
+      uint64_t soon = uv_hrtime() + 10000000u;
+      if (soon < until_retry) until_retry = soon;
+    }
+    ray__parker_sleep(w->park, sleep_done, w, until_retry);
   }
 }
 
