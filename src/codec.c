@@ -101,6 +101,32 @@ int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out) {
   return r == MSGPACK_UNPACK_NOMEM_ERROR ? RAY_ENOMEM : RAY_EDECODE;
 }
 
+int ray__decode_i64(const void *data, size_t size, int64_t *out) {
+  msgpack_unpacked u;
+  int rc = ray__mp_decode(data, size, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    *out = u.data.via.i64;
+  else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
+    *out = (int64_t)u.data.via.u64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray__decode_f64(const void *data, size_t size, double *out) {
+  msgpack_unpacked u;
+  int rc = ray__mp_decode(data, size, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_FLOAT64 || u.data.type == MSGPACK_OBJECT_FLOAT32)
+    *out = u.data.via.f64;
+  else
+    rc = RAY_EDECODE;
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
 /* A NUL-terminated copy of a msgpack str (NULL for nil). */
 static int copy_str(const msgpack_object *o, char **out) {
   *out = NULL;

@@ -39,6 +39,12 @@ int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t
  * Errors: RAY_EDECODE (invalid or trailing bytes), RAY_ENOMEM. */
 int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out);
 
+/* Decode a payload that must be exactly one msgpack integer (fitting an
+ * int64) / float. Errors: RAY_EDECODE, RAY_ENOMEM. Shared by the typed gets
+ * and the task argument accessors. */
+int ray__decode_i64(const void *data, size_t size, int64_t *out);
+int ray__decode_f64(const void *data, size_t size, double *out);
+
 /* The refs inside a msgpack value (ext RAY_MSGPACK_EXT_REF), in document
  * order, in a new array (*out NULL when there are none). Walks the value
  * with an explicit stack: any nesting depth. Errors: RAY_ENOMEM,

@@ -304,27 +304,13 @@ static int get_typed(ray_ref_t ref, int64_t timeout_ms, uint32_t type, ray_buf_t
   return rc;
 }
 
-/* Decode a pinned typed payload; releases `buf` unless kept in *u. */
-static int decode_scalar(ray_buf_t *buf, msgpack_unpacked *u) {
-  int rc = ray__mp_decode(buf->data, buf->size, u);
-  ray_buf_release(buf);
-  return rc;
-}
-
 int ray_get_i64(ray_ref_t ref, int64_t timeout_ms, int64_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray_buf_t buf;
   int rc = get_typed(ref, timeout_ms, RAY_TYPE_I64, &buf);
   if (rc != 0) return rc;
-  msgpack_unpacked u;
-  if ((rc = decode_scalar(&buf, &u)) != 0) return rc;
-  if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-    *out = u.data.via.i64;
-  else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
-    *out = (int64_t)u.data.via.u64;
-  else
-    rc = RAY_EDECODE;
-  msgpack_unpacked_destroy(&u);
+  rc = ray__decode_i64(buf.data, buf.size, out);
+  ray_buf_release(&buf);
   return rc;
 }
 
@@ -333,13 +319,8 @@ int ray_get_f64(ray_ref_t ref, int64_t timeout_ms, double *out) {
   ray_buf_t buf;
   int rc = get_typed(ref, timeout_ms, RAY_TYPE_F64, &buf);
   if (rc != 0) return rc;
-  msgpack_unpacked u;
-  if ((rc = decode_scalar(&buf, &u)) != 0) return rc;
-  if (u.data.type == MSGPACK_OBJECT_FLOAT64 || u.data.type == MSGPACK_OBJECT_FLOAT32)
-    *out = u.data.via.f64;
-  else
-    rc = RAY_EDECODE;
-  msgpack_unpacked_destroy(&u);
+  rc = ray__decode_f64(buf.data, buf.size, out);
+  ray_buf_release(&buf);
   return rc;
 }
 

@@ -731,40 +731,34 @@ uint32_t ray_ctx_arg_type(const ray_task_ctx_t *ctx, size_t i) {
   return ctx != NULL && i < ctx->t->nargs ? ctx->t->args[i].type : 0;
 }
 
-/* Decode argument i, which must have `type`, into *u. */
-static int arg_decode(ray_task_ctx_t *ctx, size_t i, uint32_t type, msgpack_unpacked *u) {
+/* Argument i, which must have `type`. */
+static int typed_arg(ray_task_ctx_t *ctx, size_t i, uint32_t type, ray__task_arg_t **out) {
   ray__task_arg_t *a = arg_at(ctx, i);
   if (a == NULL) return RAY_EINVAL;
   if (a->type != type) return RAY_ETYPE;
-  return ray__mp_decode(a->data, a->size, u);
+  *out = a;
+  return 0;
+}
+
+/* Decode argument i, which must have `type`, into *u. */
+static int arg_decode(ray_task_ctx_t *ctx, size_t i, uint32_t type, msgpack_unpacked *u) {
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, type, &a);
+  return rc != 0 ? rc : ray__mp_decode(a->data, a->size, u);
 }
 
 int ray_ctx_arg_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out) {
   if (out == NULL) return RAY_EINVAL;
-  msgpack_unpacked u;
-  int rc = arg_decode(ctx, i, RAY_TYPE_I64, &u);
-  if (rc != 0) return rc;
-  if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-    *out = u.data.via.i64;
-  else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
-    *out = (int64_t)u.data.via.u64;
-  else
-    rc = RAY_EDECODE;
-  msgpack_unpacked_destroy(&u);
-  return rc;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_I64, &a);
+  return rc != 0 ? rc : ray__decode_i64(a->data, a->size, out);
 }
 
 int ray_ctx_arg_f64(ray_task_ctx_t *ctx, size_t i, double *out) {
   if (out == NULL) return RAY_EINVAL;
-  msgpack_unpacked u;
-  int rc = arg_decode(ctx, i, RAY_TYPE_F64, &u);
-  if (rc != 0) return rc;
-  if (u.data.type == MSGPACK_OBJECT_FLOAT64 || u.data.type == MSGPACK_OBJECT_FLOAT32)
-    *out = u.data.via.f64;
-  else
-    rc = RAY_EDECODE;
-  msgpack_unpacked_destroy(&u);
-  return rc;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_F64, &a);
+  return rc != 0 ? rc : ray__decode_f64(a->data, a->size, out);
 }
 
 int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len) {
@@ -784,9 +778,9 @@ int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len) 
 
 int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size) {
   if (data == NULL || size == NULL) return RAY_EINVAL;
-  ray__task_arg_t *a = arg_at(ctx, i);
-  if (a == NULL) return RAY_EINVAL;
-  if (a->type != RAY_TYPE_BYTES) return RAY_ETYPE;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_BYTES, &a);
+  if (rc != 0) return rc;
   *data = a->data;
   *size = a->size;
   return 0;
@@ -794,9 +788,9 @@ int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *
 
 int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
   if (out == NULL) return RAY_EINVAL;
-  ray__task_arg_t *a = arg_at(ctx, i);
-  if (a == NULL) return RAY_EINVAL;
-  if (a->type != RAY_TYPE_MSGPACK) return RAY_ETYPE;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_MSGPACK, &a);
+  if (rc != 0) return rc;
   if (ctx->zone == NULL && (ctx->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
     return RAY_ENOMEM;
   size_t off = 0;
