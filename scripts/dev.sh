@@ -73,12 +73,9 @@ case "${1:-}" in
     build build/tsan -DRAY_WERROR=ON -DRAY_SANITIZE=thread -DRAY_BUILD_BENCH=OFF
     # ASLR off: TSan's shadow memory layout clashes with high-entropy mmap on newer kernels.
     # tests/tsan.supp: one known false positive (fd number reuse between a test's
-    # opendir and the spiller's files). --repeat until-pass:2: a rare hang of
-    # test_nested's 2-worker chain under TSan and load (about 1 run in 15 seen,
-    # not reproduced alone) is open; see ROADMAP.md. A failure that repeats fails.
+    # opendir and the spiller's files). No test is ever retried: a failure fails.
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
-      setarch "$(uname -m)" -R ctest --test-dir build/tsan --output-on-failure -j "$jobs" \
-      --repeat until-pass:2
+      setarch "$(uname -m)" -R ctest --test-dir build/tsan --output-on-failure -j "$jobs"
     echo "== all test runs passed"
     ;;
   *)

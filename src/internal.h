@@ -42,8 +42,15 @@ typedef struct ray__runtime_s {
   char pad1_[64];
   atomic_uint_fast64_t tasks_finished;
   atomic_uint_fast64_t tasks_failed;
+  atomic_int quiet_waiters; /* callers in ray__quiesce: finishers signal */
   char pad2_[64];
+  uv_mutex_t quiet_mu;      /* with quiet_cv: a task finished (ray__quiesce) */
+  uv_cond_t quiet_cv;
 } ray__runtime_t;
+
+/* A task or actor call has finished (after tasks_finished was bumped):
+ * wakes ray__quiesce callers, if any. */
+void ray__runtime_task_done(ray__runtime_t *rt);
 
 /* The running runtime, or NULL. */
 extern _Atomic(ray__runtime_t *) ray__runtime_ptr;

@@ -529,8 +529,21 @@ static void spiller_main(void *arg) {
     }
     uv_mutex_lock(&st->spiller_mu);
     st->spiller_kick = false;
+    uv_cond_broadcast(&st->spiller_idle_cv); /* ray__spiller_quiesce */
   }
   uv_mutex_unlock(&st->spiller_mu);
+}
+
+int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline) {
+  if (!st->spiller_running) return 0;
+  int rc = 0;
+  uv_mutex_lock(&st->spiller_mu);
+  /* A kick still set means a round is due or in flight: each round ends by
+   * clearing it, after its batches are written and their memory freed. */
+  while (rc == 0 && st->spiller_kick && !st->spiller_stop)
+    rc = ray__cond_wait_until(&st->spiller_idle_cv, &st->spiller_mu, deadline);
+  uv_mutex_unlock(&st->spiller_mu);
+  return rc;
 }
 
 int ray__spiller_start(ray__store_t *st) {
@@ -541,7 +554,13 @@ int ray__spiller_start(ray__store_t *st) {
     uv_mutex_destroy(&st->spiller_mu);
     return RAY_ENOMEM;
   }
+  if (uv_cond_init(&st->spiller_idle_cv) != 0) {
+    uv_cond_destroy(&st->spiller_cv);
+    uv_mutex_destroy(&st->spiller_mu);
+    return RAY_ENOMEM;
+  }
   if (ray__thread_create(&st->spiller, spiller_main, st) != 0) {
+    uv_cond_destroy(&st->spiller_idle_cv);
     uv_cond_destroy(&st->spiller_cv);
     uv_mutex_destroy(&st->spiller_mu);
     return RAY_EIO;
@@ -557,6 +576,7 @@ void ray__spiller_stop(ray__store_t *st) {
   uv_cond_signal(&st->spiller_cv);
   uv_mutex_unlock(&st->spiller_mu);
   ray__thread_join(&st->spiller);
+  uv_cond_destroy(&st->spiller_idle_cv);
   uv_cond_destroy(&st->spiller_cv);
   uv_mutex_destroy(&st->spiller_mu);
   st->spiller_running = false;

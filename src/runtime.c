@@ -36,7 +36,17 @@ static void lifecycle_init(void) {
     abort();
 }
 
+static atomic_int threads_to_fail; /* test hook: ray__thread_fail_next */
+
+void ray__thread_fail_next(int n) {
+  atomic_store(&threads_to_fail, n < 0 ? 0 : n);
+}
+
 int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
+  int left = atomic_load_explicit(&threads_to_fail, memory_order_relaxed);
+  while (left > 0 && !atomic_compare_exchange_weak(&threads_to_fail, &left, left - 1)) {
+  }
+  if (left > 0) return RAY_EIO;
   if (uv_thread_create(t, fn, arg) != 0) return RAY_EIO;
   atomic_fetch_add(&threads_alive, 1);
   return 0;
@@ -168,8 +178,22 @@ int ray_init(const ray_config_t *cfg) {
   }
   rt->cfg = *cfg;
   atomic_init(&rt->stopping, false);
+  atomic_init(&rt->quiet_waiters, 0);
+  if (uv_mutex_init(&rt->quiet_mu) != 0) {
+    ray__free(rt);
+    rc = RAY_ENOMEM;
+    goto out;
+  }
+  if (uv_cond_init(&rt->quiet_cv) != 0) {
+    uv_mutex_destroy(&rt->quiet_mu);
+    ray__free(rt);
+    rc = RAY_ENOMEM;
+    goto out;
+  }
   rt->record_runs = cfg->timeline || cfg->metrics_port != 0;
   if (cfg->timeline_path != NULL && (rt->timeline_path = ray__strdup(cfg->timeline_path)) == NULL) {
+    uv_cond_destroy(&rt->quiet_cv);
+    uv_mutex_destroy(&rt->quiet_mu);
     ray__free(rt);
     rc = RAY_ENOMEM;
     goto out;
@@ -218,6 +242,8 @@ fail_store:
   ray__store_destroy(&rt->store);
 fail_rt:
   ray__free(rt->timeline_path);
+  uv_cond_destroy(&rt->quiet_cv);
+  uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
 out:
   uv_mutex_unlock(&lifecycle_mu);
@@ -258,6 +284,8 @@ int ray_shutdown(void) {
   ray__registry_destroy(&rt->funcs);
   ray__actors_destroy(&rt->actors);
   char *tl_path = rt->timeline_path;
+  uv_cond_destroy(&rt->quiet_cv);
+  uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
   uv_mutex_unlock(&lifecycle_mu);
   /* Logged with no lock held: a log handler may call into the library. */
@@ -316,6 +344,38 @@ int ray__worker_post(void (*fn)(void *arg), void *arg) {
   p->arg = arg;
   ray__sched_push(&rt->sched, &p->rn);
   return 0;
+}
+
+void ray__runtime_task_done(ray__runtime_t *rt) {
+  /* Sequentially consistent with the waiter's increment of quiet_waiters
+   * and its read of tasks_finished: one of the two sees the other. */
+  if (atomic_load(&rt->quiet_waiters) == 0) return;
+  uv_mutex_lock(&rt->quiet_mu);
+  uv_cond_broadcast(&rt->quiet_cv);
+  uv_mutex_unlock(&rt->quiet_mu);
+}
+
+/* Every submitted task and actor call has finished (and let go of its
+ * arguments), or the deadline passed. */
+static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
+  int rc = 0;
+  uv_mutex_lock(&rt->quiet_mu);
+  atomic_fetch_add(&rt->quiet_waiters, 1);
+  while (rc == 0 && atomic_load(&rt->tasks_finished) < atomic_load(&rt->tasks_submitted))
+    rc = ray__cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
+  atomic_fetch_sub(&rt->quiet_waiters, 1);
+  uv_mutex_unlock(&rt->quiet_mu);
+  return rc;
+}
+
+int ray__quiesce(int64_t timeout_ms) {
+  ray__runtime_t *rt = ray__rt();
+  if (rt == NULL) return RAY_ENOTINIT;
+  uint64_t deadline = ray__deadline(timeout_ms);
+  int rc = tasks_quiesce(rt, deadline);
+  if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
+  if (rc == 0) rc = ray__spiller_quiesce(&rt->store, deadline);
+  return rc;
 }
 
 /* ---- Stats ---- */

@@ -8,25 +8,48 @@
  * owner still takes host work oldest first. Idle workers steal from the
  * other queues' heads. ADR-002 has the measurements behind this choice.
  *
- * Waking: a worker with nothing to do spins briefly (it is "spinning"),
- * then parks (it is "idle"). A push wakes a parked worker only when nobody
- * is spinning, so a busy pool never pays for futex wake-ups.
+ * A worker is in one of four states: running a runnable, spinning (looking
+ * for work before it parks: counted in `spinning`), idle (parked for want of
+ * work: counted in `idle`, `can_help` set) or blocked (parked inside
+ * ray_get/ray_wait: counted in `blocked`). Spares are workers started for
+ * blocked ones; they retire after RAY__RETIRE_NS idle.
  *
- * Nested blocking: a worker that blocks in ray_get/ray_wait first runs, inline,
- * the children the blocked task pushed that are still queued here (LIFO:
- * the ones it just submitted), up to a nesting depth. Nothing else runs on
- * its stack: unrelated work might wait on the blocked task's own results
- * and could then never return. Then the worker parks, and if no other
- * worker is idle a spare worker thread starts, as Ray starts a worker when
- * one blocks, so ready work never waits behind blocked workers (at most
- * RAY__MAX_SPARES spares). A spare idle for RAY__RETIRE_NS retires: it leaves the
- * array and its thread ends; its struct is kept for the next spare, so a
- * thief still holding the pointer reads an empty queue, never freed memory.
- * Host threads push only to the base workers, so a spare's queue holds only
- * what it pushed itself and is empty when it retires.
+ * The invariant that keeps the pool live (no queued runnable is ever left
+ * with nobody to run it):
+ *   (I1) every worker counted in nworkers has its queue scanned by the
+ *        others: a worker's slot and nworkers are published before its
+ *        thread starts, so its first push is already visible to every
+ *        idle worker's re-check;
+ *   (I2) a push is followed by a wake of an idle worker unless a worker is
+ *        spinning (it will look) or none is idle (all others are running
+ *        and will look when they finish, or blocked: see I3); a parking
+ *        worker re-checks every queue after publishing `sleeping`, so a
+ *        wake that finds nobody asleep is never needed;
+ *   (I3) a worker that blocks first counts itself in `blocked`, then wakes
+ *        an idle worker if there is one, else starts a spare: the CPU it
+ *        gives up goes to someone who will look at the queues;
+ *   (I4) a spare retires only if at least one other unblocked worker
+ *        remains, decided under spawn_mu after it has left `idle`; the
+ *        blocker increments `blocked` before it reads `idle`, the retiring
+ *        spare decrements `idle` before it reads `blocked` (sequentially
+ *        consistent), so they never both miss each other.
+ * Together: while any worker is blocked, some unblocked worker exists, and
+ * any queued runnable is either seen by a running or spinning worker or
+ * causes a wake of an idle one.
+ *
+ * Nested blocking: a worker that blocks in ray_get/ray_wait first runs,
+ * inline, the children the blocked task pushed that are still queued here
+ * (LIFO: the ones it just submitted), up to a nesting depth. Nothing else
+ * runs on its stack: unrelated work might wait on the blocked task's own
+ * results and could then never return. Then I3 applies (at most
+ * RAY__MAX_SPARES spares). A retired spare's struct is kept for the next
+ * spare, so a thief still holding the pointer reads an empty queue, never
+ * freed memory. Host threads push only to the base workers, so a spare's
+ * queue holds only what it pushed itself and is empty when it retires.
  *
  * Lock order: a worker's queue mutex and a parker's mutex are leaves; a
- * push may happen under a shard lock. spawn_mu is taken alone. */
+ * push may happen under a shard lock. spawn_mu is taken alone (its condition
+ * variable announces retirements to ray__sched_quiesce). */
 #include "scheduler.h"
 
 #include <sched.h>
@@ -46,13 +69,27 @@ struct ray__worker_s {
   ray__runnable_t q; /* sentinel: q.next is the head (oldest), q.prev the tail */
   atomic_size_t qlen;
   atomic_bool can_help; /* parked, and would run work if woken */
+  atomic_bool linger;   /* a spare kept from retiring by blocked workers (I4) */
   int depth;            /* nesting of helped runnables (owner thread only) */
   bool spare;           /* started for a blocked worker; may retire */
+  bool started;         /* its thread was created and not yet joined (spawn_mu) */
   ray__worker_t *next_retired;
   ray__obs_t obs;       /* what ran here: timeline spans, latencies */
 };
 
 static _Thread_local ray__worker_t *tls_worker;
+
+/* Test hook (testing.h): called at RAY__SCHED_AT_* points on slow paths. */
+static _Atomic(ray__sched_hook_fn) test_hook;
+
+void ray__sched_set_test_hook(ray__sched_hook_fn fn) {
+  atomic_store(&test_hook, fn);
+}
+
+static inline void hook(int point, ray__worker_t *w) {
+  ray__sched_hook_fn fn = atomic_load_explicit(&test_hook, memory_order_relaxed);
+  if (fn != NULL) fn(point, w);
+}
 static _Thread_local ray__runnable_t *tls_running; /* what this thread runs now */
 
 /* Slots change under spawn_mu while thieves read them: atomic pointers. */
@@ -104,6 +141,17 @@ void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uin
   }
   atomic_store(&p->sleeping, 0);
   uv_mutex_unlock(&p->mu);
+}
+
+int ray__cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
+  if (deadline == UINT64_MAX) {
+    uv_cond_wait(cv, mu);
+    return 0;
+  }
+  uint64_t now = uv_hrtime();
+  if (now >= deadline) return RAY_ETIMEDOUT;
+  (void)uv_cond_timedwait(cv, mu, deadline - now);
+  return 0;
 }
 
 ray__parker_t *ray__parker_self(void) {
@@ -225,6 +273,11 @@ static bool idle_done(void *arg) {
   return atomic_load(&w->sched->stop) || ray__sched_has_work(w->sched);
 }
 
+static bool linger_done(void *arg) {
+  ray__worker_t *w = arg;
+  return idle_done(w) || !atomic_load(&w->linger);
+}
+
 /* Spin up to RAY__SPIN_NS for work to appear; yields the CPU now and then
  * so a spinner never starves the thread that would produce the work. */
 static bool spin_for_work(ray__worker_t *w) {
@@ -239,13 +292,23 @@ static bool spin_for_work(ray__worker_t *w) {
   }
 }
 
-/* Take an idle spare out of the array (its thread then ends). */
+/* Take an idle spare out of the array (its thread then ends), unless that
+ * would leave blocked workers with nobody unblocked (I4): then it lingers.
+ * The caller has left `idle` already. */
 static bool retire(ray__worker_t *w) {
   ray__sched_t *s = w->sched;
   bool done = false;
   uv_mutex_lock(&s->spawn_mu);
   unsigned n = atomic_load(&s->nworkers);
-  if (!atomic_load(&s->stop) && atomic_load(&w->qlen) == 0) {
+  /* Linger first, then read `blocked`: ray__sched_block_end decrements
+   * `blocked` before it reads `lingering`, so a blocked worker that leaves
+   * meanwhile either is not counted here or sees us and wakes us. */
+  if (!atomic_exchange(&w->linger, true)) atomic_fetch_add(&s->lingering, 1);
+  int others_unblocked = (int)n - 1 - atomic_load(&s->blocked);
+  if (others_unblocked >= 1 && atomic_exchange(&w->linger, false))
+    atomic_fetch_sub(&s->lingering, 1);
+  if (others_unblocked >= 1 && !atomic_load(&s->stop) && atomic_load(&w->qlen) == 0 &&
+      !ray__sched_has_work(s)) {
     for (unsigned i = s->base_workers; i < n; i++) {
       if (slot_get(s, i) != w) continue;
       ray__worker_t *last = slot_get(s, n - 1);
@@ -255,6 +318,7 @@ static bool retire(ray__worker_t *w) {
       w->next_retired = s->retired;
       s->retired = w;
       done = true;
+      uv_cond_broadcast(&s->spawn_cv); /* ray__sched_quiesce */
       break;
     }
   }
@@ -286,11 +350,15 @@ static void worker_main(void *arg) {
     if (found) continue;
     atomic_store(&w->can_help, true);
     atomic_fetch_add(&s->idle, 1);
-    uint64_t deadline = w->spare ? uv_hrtime() + RAY__RETIRE_NS : UINT64_MAX;
-    ray__parker_sleep(&w->park, idle_done, w, deadline);
-    atomic_fetch_sub(&s->idle, 1);
+    hook(RAY__SCHED_AT_IDLE, w);
+    /* A lingering spare sleeps until work comes or blocked workers leave
+     * (ray__sched_block_end); any other spare wakes to retire. */
+    bool lingering = w->spare && atomic_load(&w->linger);
+    uint64_t deadline = w->spare && !lingering ? uv_hrtime() + RAY__RETIRE_NS : UINT64_MAX;
+    ray__parker_sleep(&w->park, lingering ? linger_done : idle_done, w, deadline);
     atomic_store(&w->can_help, false);
-    if (w->spare && uv_hrtime() >= deadline && !idle_done(w) && retire(w)) break;
+    atomic_fetch_sub(&s->idle, 1);
+    if (deadline != UINT64_MAX && uv_hrtime() >= deadline && retire(w)) break;
   }
   tls_worker = NULL;
 }
@@ -333,20 +401,31 @@ static int worker_add(ray__sched_t *s, bool spare) {
   ray__worker_t *w = s->retired;
   if (w != NULL) {
     s->retired = w->next_retired;
-    ray__thread_join(&w->thread); /* it has left worker_main already */
+    if (w->started) ray__thread_join(&w->thread); /* it has left worker_main */
+    w->started = false;
     atomic_store(&w->index, n);
   } else if ((w = worker_new(s, n)) == NULL) {
     return RAY_ENOMEM;
   }
   w->spare = spare;
   w->depth = 0;
+  atomic_store(&w->linger, false);
+  /* I1: counted before its thread runs, so whatever it pushes is seen by
+   * every other worker's scan (an idle worker woken by its first push
+   * re-checks queues [0, nworkers)). */
   slot_set(s, n, w);
+  atomic_store(&s->nworkers, n + 1);
+  if (spare) hook(RAY__SCHED_AT_SPARE_START, w);
   if (ray__thread_create(&w->thread, worker_main, w) != 0) {
-    slot_set(s, n, NULL);
-    worker_free(w);
+    atomic_store(&s->nworkers, n);
+    /* A thief may have loaded the pointer meanwhile: keep the struct (its
+     * queue is empty) on the retired list rather than free it. */
+    w->next_retired = s->retired;
+    s->retired = w;
     return RAY_EIO;
   }
-  atomic_store_explicit(&s->nworkers, n + 1, memory_order_release);
+  w->started = true;
+  if (spare) hook(RAY__SCHED_AT_SPARE_STARTED, w);
   return 0;
 }
 
@@ -355,6 +434,8 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
   atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);
   atomic_init(&s->spinning, 0);
+  atomic_init(&s->blocked, 0);
+  atomic_init(&s->lingering, 0);
   atomic_init(&s->serials, 0);
   atomic_init(&s->stop, false);
   s->base_workers = n;
@@ -365,9 +446,13 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
     ray__free(s->workers);
     return RAY_ENOMEM;
   }
+  if (uv_cond_init(&s->spawn_cv) != 0) {
+    uv_mutex_destroy(&s->spawn_mu);
+    ray__free(s->workers);
+    return RAY_ENOMEM;
+  }
   /* Workers may steal from any slot below nworkers, so slots fill in order. */
   s->retired = NULL;
-  s->retired_joined = false;
   for (unsigned i = 0; i < n; i++) {
     int rc = worker_add(s, false);
     if (rc != 0) {
@@ -400,9 +485,9 @@ void ray__sched_join(ray__sched_t *s) {
     ray__runnable_t *r;
     while ((r = q_pop(w, false)) != NULL) r->drop(r);
   }
-  while (s->retired != NULL && !s->retired_joined) { /* their threads have left */
-    s->retired_joined = true;
-    for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) ray__thread_join(&w->thread);
+  for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) {
+    if (w->started) ray__thread_join(&w->thread); /* their threads have left */
+    w->started = false;
   }
 }
 
@@ -414,6 +499,7 @@ void ray__sched_free(ray__sched_t *s) {
     s->retired = w->next_retired;
     worker_free(w);
   }
+  uv_cond_destroy(&s->spawn_cv);
   uv_mutex_destroy(&s->spawn_mu);
   ray__free(s->workers);
   s->workers = NULL;
@@ -470,8 +556,42 @@ static bool spawn_spare(ray__sched_t *s) {
 }
 
 bool ray__sched_block_begin(ray__worker_t *w) {
-  if (atomic_load(&w->sched->idle) > 0) return true;
-  return spawn_spare(w->sched);
+  ray__sched_t *s = w->sched;
+  hook(RAY__SCHED_AT_BLOCK, w);
+  atomic_fetch_add(&s->blocked, 1); /* I3, I4: before reading idle */
+  if (atomic_load(&s->idle) > 0) {
+    /* Our CPU goes to an idle worker: wake one, so whatever is queued (our
+     * own children past the nesting limit among them) has a looker. */
+    wake_for_work(s, w);
+    return true;
+  }
+  return spawn_spare(s);
+}
+
+void ray__sched_block_end(ray__worker_t *w) {
+  ray__sched_t *s = w->sched;
+  atomic_fetch_sub(&s->blocked, 1);
+  if (atomic_load(&s->lingering) == 0) return;
+  /* Spares kept only for blocked workers may retire now: wake them. */
+  uv_mutex_lock(&s->spawn_mu);
+  unsigned n = atomic_load(&s->nworkers);
+  for (unsigned i = s->base_workers; i < n; i++) {
+    ray__worker_t *v = slot_get(s, i);
+    if (atomic_exchange(&v->linger, false)) {
+      atomic_fetch_sub(&s->lingering, 1);
+      ray__parker_wake(&v->park);
+    }
+  }
+  uv_mutex_unlock(&s->spawn_mu);
+}
+
+int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
+  int rc = 0;
+  uv_mutex_lock(&s->spawn_mu);
+  while (rc == 0 && atomic_load(&s->nworkers) > s->base_workers)
+    rc = ray__cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
+  uv_mutex_unlock(&s->spawn_mu);
+  return rc;
 }
 
 ray__obs_t *ray__worker_obs(ray__worker_t *w) {

@@ -30,6 +30,12 @@ void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uin
 /* The calling thread's parker: its worker's, or a thread-local one. */
 ray__parker_t *ray__parker_self(void);
 
+/* One wait on cv (mu held) bounded by `deadline` (uv_hrtime ns; UINT64_MAX:
+ * none). Returns RAY_ETIMEDOUT when the deadline has passed already (then it
+ * does not wait), else 0 after a wake-up, a spurious one or a timeout: the
+ * caller re-checks its condition in a loop. */
+int ray__cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline);
+
 /* Work for a worker: a task or an actor turn. Intrusive, so queueing never
  * allocates and never fails. */
 typedef struct ray__runnable_s {
@@ -54,11 +60,14 @@ typedef struct ray__sched_s {
   atomic_uint next_rr;   /* round-robin cursor for submissions from host threads */
   atomic_int idle;       /* workers parked that could run work */
   atomic_int spinning;   /* workers looking for work before they park */
+  atomic_int blocked;    /* workers parked inside a blocking call */
+  atomic_int lingering;  /* spares kept from retiring by blocked workers */
   atomic_bool stop;
   uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
+  uv_cond_t spawn_cv;    /* (spawn_mu) a spare retired */
   atomic_uint serials;   /* numbers workers for the timeline */
-  ray__worker_t *retired; /* spares whose threads have ended (spawn_mu) */
-  bool retired_joined;    /* at stop: their threads are joined */
+  ray__worker_t *retired; /* spares whose threads have ended, or never
+                             started (spawn_mu) */
 } ray__sched_t;
 
 /* Start n worker threads. Errors: RAY_ENOMEM, RAY_EIO. */
@@ -92,11 +101,35 @@ bool ray__sched_can_help(ray__worker_t *w);
 /* Whether any queue has work (a cheap hint). */
 bool ray__sched_has_work(ray__sched_t *s);
 /* A worker is about to park inside a blocking call (Ray releases a blocked
- * worker's CPU): if no other worker is idle, a spare worker starts, so
- * ready work never waits behind blocked workers. Returns false when none
+ * worker's CPU): it is counted blocked, and an idle worker is woken, or if
+ * none is idle a spare worker starts, so ready work never waits behind
+ * blocked workers (scheduler.c, invariant I3). Returns false when no spare
  * could be started (thread creation failed, or the cap): the caller parks
- * briefly and tries again. */
+ * with a bounded back-off and calls it again. Every call is paired with
+ * ray__sched_block_end once the caller is awake again. */
 bool ray__sched_block_begin(ray__worker_t *w);
+void ray__sched_block_end(ray__worker_t *w);
+
+/* Wait until every spare has retired (the pool is back to its base size)
+ * or `deadline` (uv_hrtime ns; UINT64_MAX: none) passes. Spares kept by
+ * blocked workers do not retire while those stay blocked. Returns 0 or
+ * RAY_ETIMEDOUT. */
+int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline);
+
+/* Test hook: points on the scheduler's slow paths where a test may pause
+ * a thread to force an interleaving (testing.h). */
+enum {
+  RAY__SCHED_AT_SPARE_START = 4,   /* spawning thread, spawn_mu held: the
+                                      spare is counted, its thread not yet
+                                      created */
+  RAY__SCHED_AT_SPARE_STARTED = 1, /* spawning thread, spawn_mu held: the
+                                      spare's thread has just started */
+  RAY__SCHED_AT_BLOCK = 2,         /* a worker entering ray__sched_block_begin,
+                                      no lock held */
+  RAY__SCHED_AT_IDLE = 3           /* a worker about to park idle, no lock held */
+};
+typedef void (*ray__sched_hook_fn)(int point, ray__worker_t *w);
+void ray__sched_set_test_hook(ray__sched_hook_fn fn);
 
 /* The calling worker's record of what it ran. */
 struct ray__obs_s;

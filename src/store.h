@@ -111,6 +111,7 @@ typedef struct ray__store_s {
   bool spiller_running;
   uv_mutex_t spiller_mu;
   uv_cond_t spiller_cv;
+  uv_cond_t spiller_idle_cv; /* a round ended (ray__spiller_quiesce) */
   bool spiller_kick;  /* spiller_mu */
   bool spiller_stop;  /* spiller_mu */
   atomic_uint_fast64_t tick;
@@ -253,6 +254,9 @@ void ray__spill_cleanup(ray__store_t *st);
 /* Start / stop the background spiller (no-op when spilling is off). */
 int ray__spiller_start(ray__store_t *st);
 void ray__spiller_stop(ray__store_t *st);
+/* Wait until the background spiller has no round due or in flight, or
+ * `deadline` (uv_hrtime ns; UINT64_MAX: none). Returns 0 or RAY_ETIMEDOUT. */
+int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline);
 /* The shard whose budget the calling thread uses. */
 ray__shard_t *ray__local_shard(ray__store_t *st);
 /* Like ray__store_pin, but also pins a failed entry's payload (the encoded

@@ -61,7 +61,8 @@ void ray__task_finish(ray__task_t *t) {
   if (t->kind != RAY__TASK_CTOR) { /* counted once its arguments are let go, too */
     if (atomic_load(&t->fail_code) != 0)
       atomic_fetch_add_explicit(&t->rt->tasks_failed, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->rt->tasks_finished, 1, memory_order_relaxed);
+    atomic_fetch_add(&t->rt->tasks_finished, 1); /* before ray__quiesce's look */
+    ray__runtime_task_done(t->rt);
   }
   ray__task_unref(t);
 }

@@ -27,6 +27,21 @@ int ray__object_fail(ray_ref_t ref, const ray_error_t *err);
  * loop threads, across runtimes). 0 after a clean shutdown. */
 int ray__threads_alive(void);
 
+/* Make the next n thread creations of the library fail (as if the system
+ * refused them); n <= 0 disarms. */
+void ray__thread_fail_next(int n);
+
+/* Wait until the runtime is quiet, or the timeout passes: every task and
+ * actor call submitted so far has finished and let go of its arguments
+ * (ray_stats' tasks_finished has caught up with tasks_submitted), every
+ * spare worker has retired (spares kept by workers still blocked in
+ * ray_get/ray_wait cannot), and the background spiller is parked with no
+ * batch in flight (its deferred frees done). Tests call it instead of
+ * polling before they assert on ray_stats or on freed buffers; it never
+ * asserts that background work has *not* happened.
+ * Returns 0, RAY_ETIMEDOUT or RAY_ENOTINIT. Host threads only. */
+int ray__quiesce(int64_t timeout_ms);
+
 /* Run fn(arg) on a worker thread of the running runtime.
  * Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
 int ray__worker_post(void (*fn)(void *arg), void *arg);

@@ -7,8 +7,9 @@
  * shard lock. The caller spins briefly first (a hand-off from another core
  * is often faster than a futex sleep and wake), then parks. On a worker, it
  * first runs its own queued children inline (ray__sched_help), and before
- * parking makes sure another worker is free to run the rest
- * (ray__sched_block_begin), so nested gets never deadlock the pool.
+ * parking gives its CPU to another worker (ray__sched_block_begin wakes an
+ * idle one or starts a spare; ray__sched_block_end when it wakes), so
+ * nested gets never deadlock the pool.
  *
  * A wait holds a reference on every pending object it waits on, released
  * after its last look, so a concurrent release never frees them under it.
@@ -23,6 +24,9 @@
 #include "internal.h"
 
 #define RAY__GET_SPIN_NS 20000u
+/* Back-off between attempts to start a spare after one failed. */
+#define RAY__SPAWN_RETRY_MIN_NS 1000000u
+#define RAY__SPAWN_RETRY_MAX_NS 100000000u
 
 typedef struct waiter_s {
   ray__parker_t *park;
@@ -70,6 +74,7 @@ static inline void cpu_relax(void) {
 /* Wait for the waiter's condition: help, spin, then park; repeat. */
 static int wait_for(waiter_t *w, uint64_t deadline) {
   ray__worker_t *wk = ray__worker_self();
+  uint64_t backoff_ns = RAY__SPAWN_RETRY_MIN_NS;
   for (;;) {
     if (satisfied(w)) return 0;
     if (wk != NULL && ray__sched_help(wk)) continue;
@@ -88,14 +93,24 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
       }
     }
     if (again) continue;
-    uint64_t until_retry = deadline;
-    if (wk != NULL && !ray__sched_block_begin(wk)) {
-      /* No worker free to run what we wait on, and no spare could start:
-       * park briefly, then try again (never sleep through it). */
-      uint64_t soon = uv_hrtime() + 10000000u;
-      if (soon < until_retry) until_retry = soon;
+    if (wk == NULL) {
+      ray__parker_sleep(w->park, sleep_done, w, deadline);
+      continue;
     }
-    ray__parker_sleep(w->park, sleep_done, w, until_retry);
+    /* A worker gives its CPU away before it parks (scheduler.c, I3). If no
+     * spare could start (thread creation failed, or the cap of spares), it
+     * retries after a back-off: nothing announces that a thread could be
+     * created again (ADR-002, "When no spare can start"). */
+    uint64_t park_until = deadline;
+    if (!ray__sched_block_begin(wk)) {
+      uint64_t retry = uv_hrtime() + backoff_ns;
+      if (retry < park_until) park_until = retry;
+      if (backoff_ns < RAY__SPAWN_RETRY_MAX_NS) backoff_ns *= 2;
+    } else {
+      backoff_ns = RAY__SPAWN_RETRY_MIN_NS;
+    }
+    ray__parker_sleep(w->park, sleep_done, w, park_until);
+    ray__sched_block_end(wk);
   }
 }
 

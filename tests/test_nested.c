@@ -7,7 +7,9 @@
  * it on the only worker; a waiting task whose worker runs other work that
  * waits on the first task's result (it must still finish); a chain of
  * 10,000 nested gets on one worker (no stack overflow, no deadlock), and
- * chains run again after the extra workers they needed retired; a
+ * chains run again after the extra workers they needed retired; the
+ * interleaving that once lost a wake-up, forced through the scheduler's
+ * test hook; spares that cannot start for a while; a
  * cancelled child seen by its waiting parent.
  *
  * Shutdown: queued and waiting tasks fail with RAY_ESHUTDOWN (seen through
@@ -18,6 +20,8 @@
 #include <sched.h>
 
 #include "test_util.h"
+
+#include "internal.h" /* the scheduler's test hook and its counters */
 
 static rt_errs_t g_errs;
 static atomic_int g_calls;
@@ -427,15 +431,9 @@ static void test_chain_twice_after_retirement(void **state) {
     ray_ref_t r = submit(self, &a, 1);
     assert_int_equal(get_i64(r), depth);
     assert_rc(ray_ref_release(r), 0);
-    uint64_t limit = uv_hrtime() + (uint64_t)60 * 1000000000u; /* liveness bound only */
-    while (rt_stats().num_workers > 1) {
-      if (uv_hrtime() > limit) {
-        print_error("extra workers never retired: %llu running\n",
-                    (unsigned long long)rt_stats().num_workers);
-        fail();
-      }
-      sched_yield();
-    }
+    /* Nobody is blocked any more, so every spare retires (ADR-002). */
+    assert_rc(ray__quiesce(60000), 0);
+    assert_int_equal(rt_stats().num_workers, 1);
   }
   t_end();
 }
@@ -443,6 +441,71 @@ static void test_chain_twice_after_retirement(void **state) {
 static void test_chain_nested_gets_2_workers(void **state) {
   (void)state;
   run_chain(2, rt_iters(3000, 300));
+}
+
+/* The lost wake-up of ADR-002 ("A spare started late"), forced: every time
+ * a spare starts, the thread that started it is held (with spawn_mu) until
+ * the new spare has run its stolen part of the chain up to a block, or gone
+ * idle. Before the fix the spare was counted only after that point, so an
+ * idle worker woken by the spare's pushes could not see its queue, and the
+ * spare, finding that worker counted idle, parked too: the chain hung with
+ * its next link queued. Now the spare is counted before its thread starts
+ * and a blocking worker wakes the idle one. */
+static uv_mutex_t g_hook_mu;
+static uv_cond_t g_hook_cv;
+static ray__worker_t *g_new_spare;
+static bool g_spare_moved;
+static atomic_int g_spares_held;
+
+static void late_spare_hook(int point, ray__worker_t *w) {
+  uv_mutex_lock(&g_hook_mu);
+  if (point == RAY__SCHED_AT_SPARE_START) { /* before its thread can run */
+    g_new_spare = w;
+    g_spare_moved = false;
+  } else if (point == RAY__SCHED_AT_SPARE_STARTED) {
+    while (!g_spare_moved) uv_cond_wait(&g_hook_cv, &g_hook_mu);
+    g_new_spare = NULL;
+    /* ...and until no worker is spinning: a spinner would find the spare's
+     * work by chance. Spinning ends within RAY__SPIN_NS (it finds work or
+     * parks), so this is a wait on the state itself, never a timeout. */
+    ray__sched_t *sc = &ray__rt()->sched;
+    while (atomic_load(&sc->spinning) > 0) sched_yield();
+    atomic_fetch_add(&g_spares_held, 1);
+  } else if (w == g_new_spare) { /* its first block, or it found nothing to do */
+    g_spare_moved = true;
+    uv_cond_broadcast(&g_hook_cv);
+  }
+  uv_mutex_unlock(&g_hook_mu);
+}
+
+static void test_chain_spare_started_late(void **state) {
+  (void)state;
+  assert_int_equal(uv_mutex_init(&g_hook_mu), 0);
+  assert_int_equal(uv_cond_init(&g_hook_cv), 0);
+  atomic_store(&g_spares_held, 0);
+  ray__sched_set_test_hook(late_spare_hook);
+  run_chain(2, rt_iters(2000, 300));
+  ray__sched_set_test_hook(NULL);
+  assert_true(atomic_load(&g_spares_held) > 0); /* the interleaving happened */
+  uv_cond_destroy(&g_hook_cv);
+  uv_mutex_destroy(&g_hook_mu);
+}
+
+/* No spare can start for a while (thread creation fails): the blocked
+ * workers retry with a back-off and the chain still finishes. */
+static void test_chain_spare_start_fails(void **state) {
+  (void)state;
+  t_begin(1);
+  static ray_function_t self;
+  self = reg("chain", fn_chain, &self);
+  ray__thread_fail_next(5); /* the first five spares */
+  const int depth = rt_iters(1000, 300);
+  ray_arg_t a = ray_arg_i64(depth);
+  ray_ref_t r = submit(self, &a, 1);
+  assert_int_equal(get_i64(r), depth);
+  ray__thread_fail_next(0);
+  assert_rc(ray_ref_release(r), 0);
+  t_end();
 }
 
 /* ---- a cancelled child seen by its waiting parent ------------------------------------- */
@@ -675,6 +738,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_chain_10000_nested_gets_1_worker),
     cmocka_unit_test(test_chain_nested_gets_2_workers),
     cmocka_unit_test(test_chain_twice_after_retirement),
+    cmocka_unit_test(test_chain_spare_started_late),
+    cmocka_unit_test(test_chain_spare_start_fails),
     cmocka_unit_test(test_cancel_child_of_waiting_parent),
     cmocka_unit_test(test_shutdown_queued_waiting_running),
     cmocka_unit_test(test_shutdown_nested_get),

@@ -544,15 +544,14 @@ static int64_t get_i64(ray_ref_t r) {
 
 /* Results become ready before their worker records the run and counts the
  * task finished, and a task lets go of its arguments only after that: wait
- * on the counter itself (it only grows) and, when `objects` is not
- * UINT64_MAX, for the store to hold exactly that many objects again. */
+ * for the runtime to be quiet (every submitted task finished) through the
+ * documented test hook, then check the count and, when `objects` is not
+ * UINT64_MAX, that the store holds exactly that many objects. */
 static void wait_quiet(uint64_t finished, uint64_t objects) {
-  for (;;) {
-    ray_stats_t s = rt_stats();
-    assert_true(s.tasks_finished <= finished);
-    if (s.tasks_finished == finished && (objects == UINT64_MAX || s.objects == objects)) return;
-    sched_yield();
-  }
+  assert_rc(ray__quiesce(60000), 0);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.tasks_finished, finished);
+  if (objects != UINT64_MAX) assert_int_equal(s.objects, objects);
 }
 
 static inline void wait_finished(uint64_t n) {
