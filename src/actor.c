@@ -571,8 +571,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   if (cls == NULL || out == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS ||
       !class_valid(cls))
     return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
   ray_actor_opts_t defaults;
   if (opts == NULL) {
@@ -645,8 +644,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
 static int call(ray_actor_t actor, const char *method, uint32_t index, const ray_arg_t *args,
                 size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
   if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray__actor_t *a = lookup_hold(rt, actor.id); /* becomes the task's reference */
   if (a == NULL) return RAY_ENOTFOUND;
   const ray_actor_class_t *cls = a->klass->cls;
@@ -677,8 +675,7 @@ int ray_actor_call_id(ray_actor_t actor, uint32_t method, const ray_arg_t *args,
 }
 
 int ray_actor_kill(ray_actor_t actor, bool no_restart) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray__actor_t *a = lookup_hold(rt, actor.id);
   if (a == NULL) return RAY_ENOTFOUND;
   actions_t act = {0};
@@ -698,8 +695,7 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
 }
 
 int ray_actor_retain(ray_actor_t actor) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   return ray__actor_handle_retain(rt, actor.id);
 }
 
@@ -740,15 +736,13 @@ void ray__actor_handle_release(ray__runtime_t *rt, uint64_t id) {
 }
 
 int ray_actor_release(ray_actor_t actor) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   return handle_release(rt, actor.id);
 }
 
 int ray_get_actor(const char *name, ray_actor_t *out) {
   if (name == NULL || out == NULL) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   uv_rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = find_by_name(&rt->actors, name);
   if (a != NULL) {

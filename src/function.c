@@ -79,8 +79,7 @@ int ray_function_register(const char *name, ray_task_fn fn, void *arg,
     return RAY_EINVAL;
   for (size_t i = 0; i < num_returns; i++)
     if (return_types[i] == 0) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray__registry_t *r = &rt->funcs;
   int rc = 0;
   uv_mutex_lock(&r->mu);
@@ -119,8 +118,7 @@ out:
 
 int ray_function_lookup(const char *name, ray_function_t *out) {
   if (name == NULL || out == NULL) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   uv_mutex_lock(&rt->funcs.mu);
   ray__func_t *f = find_by_name(&rt->funcs, name);
   if (f != NULL) out->id = f->id;
@@ -129,8 +127,7 @@ int ray_function_lookup(const char *name, ray_function_t *out) {
 }
 
 int ray_function_info(ray_function_t fn, const char **name, size_t *num_returns) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray__func_t *f = ray__registry_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
   if (name != NULL) *name = f->name;

@@ -14,6 +14,7 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "guard.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -52,8 +53,7 @@ typedef struct ray__runtime_s {
  * wakes ray__quiesce callers, if any. */
 void ray__runtime_task_done(ray__runtime_t *rt);
 
-/* The running runtime, or NULL. */
-extern _Atomic(ray__runtime_t *) ray__runtime_ptr;
+/* The running runtime, or NULL: ray__runtime_ptr, declared in guard.h. */
 
 static inline ray__runtime_t *ray__rt(void) {
   return atomic_load_explicit(&ray__runtime_ptr, memory_order_acquire);

@@ -93,17 +93,26 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     if (take(st, want)) return 0;
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
+    if (atomic_load(&st->mem_stop)) return RAY_ESHUTDOWN;
     uint64_t now = uv_hrtime();
     if (deadline == 0) deadline = now + (uint64_t)st->full_timeout_ms * 1000000u;
     if (now >= deadline) return RAY_ESTOREFULL;
     uv_mutex_lock(&st->mem_mu);
     atomic_fetch_add(&st->mem_waiters, 1);
-    /* Re-check under mem_mu: a free in between has signalled already. */
-    if (atomic_load(&st->reserved) + want > (int64_t)st->capacity)
+    /* Re-check under mem_mu: a free (or ray__mem_stop) in between has
+     * signalled already. */
+    if (atomic_load(&st->reserved) + want > (int64_t)st->capacity && !atomic_load(&st->mem_stop))
       uv_cond_timedwait(&st->mem_cv, &st->mem_mu, deadline - now);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
   }
+}
+
+void ray__mem_stop(ray__store_t *st) {
+  uv_mutex_lock(&st->mem_mu);
+  atomic_store(&st->mem_stop, true);
+  uv_cond_broadcast(&st->mem_cv);
+  uv_mutex_unlock(&st->mem_mu);
 }
 
 void ray__mem_release(ray__store_t *st, size_t n) {

@@ -54,8 +54,7 @@ static void add_lat(ray__obs_t *o, void *arg) {
 
 int ray_metrics_text(char *buf, size_t len) {
   if (buf == NULL && len > 0) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray_stats_t s;
   int rc = ray_stats(&s);
   if (rc != 0) return rc;
@@ -279,7 +278,6 @@ int ray__metrics_start(ray__metrics_t *m, ray__loop_t *loop, int port, const cha
 }
 
 int ray_metrics_port(void) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   return rt->metrics.bound_port > 0 ? rt->metrics.bound_port : RAY_EINVAL;
 }

@@ -12,9 +12,7 @@
 #include "testing.h"
 #include "wait.h"
 
-#define RT_OR_RETURN(rt)                    \
-  ray__runtime_t *rt = ray__rt();           \
-  if (rt == NULL) return RAY_ENOTINIT
+#define RT_OR_RETURN(rt) RAY__API_ENTER(rt)
 
 /* ---- Put ---- */
 
@@ -88,7 +86,7 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
 static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, size_t nrefs,
                        ray_ref_t *out) {
   int rc = 0;
-  ray__runtime_t *rt = ray__rt();
+  RAY__API_GUARD(rt);
   uint64_t *inner = NULL;
   ray__entry_t *e = NULL;
   if (rt == NULL) {
@@ -148,7 +146,7 @@ int ray_put_f64(double value, ray_ref_t *out) {
 
 int ray_put_str(const char *s, ray_ref_t *out) {
   if (out == NULL || s == NULL) return RAY_EINVAL;
-  if (ray__rt() == NULL) return RAY_ENOTINIT;
+  if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; put_encoded enters */
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
@@ -160,7 +158,7 @@ int ray_put_str(const char *s, ray_ref_t *out) {
 
 int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out) {
   if (out == NULL || obj == NULL) return RAY_EINVAL;
-  if (ray__rt() == NULL) return RAY_ENOTINIT;
+  if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; put_encoded enters */
   ray_ref_t *refs;
   size_t nrefs;
   int rc = ray__mp_collect_refs(obj, &refs, &nrefs);
@@ -202,7 +200,11 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
 
 void ray_buf_release(ray_buf_t *buf) {
   if (buf == NULL || buf->priv_ == NULL) return;
-  ray__entry_unpin(buf->priv_);
+  /* A view outlives its runtime: without one, its entry is detached from
+   * the freed store and the store is not touched (the guard keeps a racing
+   * ray_shutdown from freeing it while we look). */
+  RAY__API_GUARD(rt);
+  ray__entry_unpin_view(buf->priv_, rt != NULL);
   *buf = zero_buf;
 }
 
@@ -353,6 +355,7 @@ int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len) {
 int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
   if (out == NULL) return RAY_EINVAL;
   memset(out, 0, sizeof *out);
+  RAY__API_ENTER(rt);
   ray_buf_t buf;
   int rc = get_typed(ref, timeout_ms, RAY_TYPE_MSGPACK, &buf);
   if (rc != 0) return rc;
@@ -367,7 +370,7 @@ int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
   /* The refs inside: one reference each for the caller. The object holds
    * its own on them, so they are all known. */
   if ((rc = ray__mp_collect_refs(&out->obj, &out->refs, &out->nrefs)) == 0 && out->nrefs > 0)
-    rc = ray__store_retain_batch(&ray__rt()->store, out->refs, out->nrefs);
+    rc = ray__store_retain_batch(&rt->store, out->refs, out->nrefs);
   if (rc != 0) {
     ray_msgpack_release(out);
     return rc;

@@ -18,11 +18,15 @@
 #include "internal.h"
 #include "testing.h"
 
-_Atomic(ray__runtime_t *) ray__runtime_ptr;
+_Atomic(struct ray__runtime_s *) ray__runtime_ptr;
 _Thread_local int ray__thread_role;
 
 static uv_once_t lifecycle_once = UV_ONCE_INIT;
 static uv_mutex_t lifecycle_mu;
+/* Set while this thread holds lifecycle_mu: code the library runs during
+ * ray_init/ray_shutdown (an actor destructor, a log handler) that calls
+ * either again gets RAY_EBUSY instead of deadlocking on the mutex. */
+static _Thread_local bool tls_in_lifecycle;
 static atomic_int threads_alive;
 /* Callers parked in a blocking call (ray__blocking_enter), across runtimes. */
 static uv_mutex_t blocked_mu;
@@ -163,8 +167,11 @@ int ray_init(const ray_config_t *cfg) {
     if (ray_config_init(&defaults) != 0) return RAY_EINVAL;
     cfg = &defaults;
   }
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle) return RAY_EBUSY;
   uv_once(&lifecycle_once, lifecycle_init);
+  ray__guard_setup();
   uv_mutex_lock(&lifecycle_mu);
+  tls_in_lifecycle = true;
   int rc;
   if (ray__rt() != NULL) {
     rc = RAY_EALREADY;
@@ -218,12 +225,14 @@ int ray_init(const ray_config_t *cfg) {
                             cfg->metrics_bind != NULL ? cfg->metrics_bind : "127.0.0.1");
     rt->metrics_on = rc == 0;
     if (rc != 0) { /* the runtime is up: take it down again */
+      tls_in_lifecycle = false;
       uv_mutex_unlock(&lifecycle_mu);
       ray_shutdown();
       return rc;
     }
   }
   if ((rc = ray__registry_add_statics()) != 0) { /* the runtime is up: take it down again */
+    tls_in_lifecycle = false;
     uv_mutex_unlock(&lifecycle_mu);
     ray_shutdown();
     return rc;
@@ -246,6 +255,7 @@ fail_rt:
   uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
 out:
+  tls_in_lifecycle = false;
   uv_mutex_unlock(&lifecycle_mu);
   if (rc == 0) /* logged with no lock held: a log handler may call into the library */
     ray__log(RAY_LOG_INFO, "runtime started: %u workers, %u shards, %llu bytes of object store",
@@ -254,7 +264,11 @@ out:
 }
 
 int ray_shutdown(void) {
-  if (ray__thread_role != RAY__ROLE_HOST) return RAY_EBUSY;
+  /* Not from the library's own threads, from code it runs during init or
+   * shutdown, or from a callback inside a public call on this thread (the
+   * call would return into a freed runtime). */
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside())
+    return RAY_EBUSY;
   uv_once(&lifecycle_once, lifecycle_init);
   uv_mutex_lock(&lifecycle_mu);
   ray__runtime_t *rt = ray__rt();
@@ -262,9 +276,11 @@ int ray_shutdown(void) {
     uv_mutex_unlock(&lifecycle_mu);
     return RAY_ENOTINIT;
   }
+  tls_in_lifecycle = true;
   uv_mutex_lock(&blocked_mu); /* from here on no caller starts to park */
   atomic_store(&rt->stopping, true);
   uv_mutex_unlock(&blocked_mu);
+  ray__mem_stop(&rt->store); /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   ray__sched_join(&rt->sched);
   ray__actors_shutdown(rt);
@@ -276,7 +292,11 @@ int ray_shutdown(void) {
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
   uv_mutex_unlock(&blocked_mu);
   ray__loop_stop(&rt->loop);
-  atomic_store_explicit(&ray__runtime_ptr, NULL, memory_order_release);
+  /* Unpublish, then wait for every thread still inside a public call to
+   * leave it (guard.c): a call that races with shutdown gets RAY_ENOTINIT
+   * from here on, or finished on a live runtime. */
+  atomic_store(&ray__runtime_ptr, NULL);
+  ray__guard_drain();
   unsigned long long spilled = atomic_load(&rt->store.spill_count);
   unsigned long long restored = atomic_load(&rt->store.restore_count);
   ray__spiller_stop(&rt->store);
@@ -287,6 +307,7 @@ int ray_shutdown(void) {
   uv_cond_destroy(&rt->quiet_cv);
   uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
+  tls_in_lifecycle = false;
   uv_mutex_unlock(&lifecycle_mu);
   /* Logged with no lock held: a log handler may call into the library. */
   if (tl_rc != 0)
@@ -333,8 +354,7 @@ static void posted_drop(ray__runnable_t *r) {
 
 int ray__worker_post(void (*fn)(void *arg), void *arg) {
   if (fn == NULL) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
   posted_t *p = ray__malloc(sizeof *p);
   if (p == NULL) return RAY_ENOMEM;
@@ -369,8 +389,7 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
 }
 
 int ray__quiesce(int64_t timeout_ms) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   uint64_t deadline = ray__deadline(timeout_ms);
   int rc = tasks_quiesce(rt, deadline);
   if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
@@ -382,8 +401,7 @@ int ray__quiesce(int64_t timeout_ms) {
 
 int ray_stats(ray_stats_t *out) {
   if (out == NULL) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   memset(out, 0, sizeof *out);
   ray__store_t *st = &rt->store;
   for (unsigned i = 0; i < st->nshards; i++) {

@@ -216,7 +216,11 @@ void ray__entry_free(ray__entry_t *e) {
 }
 
 void ray__entry_unpin(ray__entry_t *e) {
-  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
+  ray__entry_unpin_view(e, true);
+}
+
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
+  ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
   unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
   if (prev == 1) {
     ray__entry_free(e);

@@ -98,6 +98,7 @@ typedef struct ray__store_s {
   uv_mutex_t mem_mu;              /* with mem_cv: puts waiting for memory */
   uv_cond_t mem_cv;
   atomic_int mem_waiters;
+  atomic_bool mem_stop;           /* shutting down: puts stop waiting (RAY_ESHUTDOWN) */
   /* Spilling (memory.c). */
   bool spill_enabled;
   bool spill_dir_owned;           /* made by us: removed at shutdown */
@@ -196,6 +197,10 @@ void ray__entry_free(ray__entry_t *e);
 void ray__store_drop(ray__store_t *st, ray__entry_t *e);
 /* Drop one `life` unit; frees the entry when it was the last. */
 void ray__entry_unpin(ray__entry_t *e);
+/* The same, for a view released by the host: `store_live` says the runtime
+ * is up (the caller holds the API guard); otherwise the entry's store may
+ * be freed and is not looked at. */
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
 
 /* Insert a new entry (it has a fresh id). Never fails. */
 void ray__store_insert(ray__store_t *st, ray__entry_t *e);
@@ -239,6 +244,9 @@ int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
  * Errors: RAY_ESTOREFULL. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
 void ray__mem_release(ray__store_t *st, size_t n);
+/* Shutdown: puts waiting for memory, and any that would wait from now on,
+ * fail with RAY_ESHUTDOWN. */
+void ray__mem_stop(ray__store_t *st);
 /* Bring a spilled object back into memory. 0 when it is in memory now. */
 int ray__store_restore(ray__store_t *st, uint64_t id);
 /* LRU upkeep (shard lock held). */

@@ -692,8 +692,7 @@ void ray_task_opts_init(ray_task_opts_t *opts) {
 int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
                     const ray_task_opts_t *opts, ray_ref_t *out_refs) {
   if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   ray__func_t *f = ray__registry_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
   return ray__task_submit(rt, f, NULL, RAY__TASK_FN, args, nargs, opts, out_refs, NULL);
@@ -702,8 +701,7 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
 /* ---- Cancellation ---- */
 
 int ray_cancel(ray_ref_t ref) {
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
   void *p;
   int rc = ray__store_claim_producer(&rt->store, ref.id, ray__task_hold, &p);

@@ -281,8 +281,7 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
 
 int ray_timeline_dump(const char *path) {
   if (path == NULL || *path == '\0') return RAY_EINVAL;
-  ray__runtime_t *rt = ray__rt();
-  if (rt == NULL) return RAY_ENOTINIT;
+  RAY__API_ENTER(rt);
   if (!rt->cfg.timeline) return RAY_EINVAL;
   int rc = ray__timeline_write(rt, path);
   if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));

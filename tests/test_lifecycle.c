@@ -1,7 +1,11 @@
 /* test_lifecycle.c - configuration, environment overrides, init validation,
  * double init, calls before init and after shutdown, re-init, stats, version,
- * and shutdown from the wrong thread. */
+ * shutdown from the wrong thread, shutdown and init from code the library
+ * runs (a destructor during shutdown, a task), and calls from other threads
+ * racing with shutdown. */
 #include "test_util.h"
+
+#include <sched.h>
 
 static const char *const k_env_vars[] = {"RAY_NUM_WORKERS", "RAY_NUM_SHARDS",
                                          "RAY_INLINE_THRESHOLD", "RAY_OBJECT_STORE_MEMORY"};
@@ -720,6 +724,203 @@ static void test_shutdown_frees_everything(void **state) {
   assert_int_equal(atomic_load(&rec.on_main), 0);
 }
 
+
+/* ---- shutdown and init from inside the library's own calls -------------- */
+
+static atomic_int g_dtor_shutdown_rc, g_dtor_init_rc, g_dtor_calls;
+
+static void dtor_calls_lifecycle(void *state) {
+  (void)state;
+  atomic_fetch_add(&g_dtor_calls, 1);
+  atomic_store(&g_dtor_shutdown_rc, ray_shutdown());
+  atomic_store(&g_dtor_init_rc, ray_init(NULL));
+}
+
+static int method_noop(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  return ray_return_i64(ctx, 0, 1);
+}
+
+static const uint32_t k_i64[] = {RAY_TYPE_I64};
+static const ray_method_def_t k_noop_methods[] = {{"noop", method_noop, k_i64, 1}};
+
+/* An actor destructor that runs during ray_shutdown (on the caller's
+ * thread, inside the shutdown) and calls ray_shutdown and ray_init: both
+ * refuse with RAY_EBUSY instead of deadlocking on the lifecycle lock. */
+static void test_lifecycle_from_destructor_during_shutdown(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  atomic_store(&g_dtor_calls, 0);
+  atomic_store(&g_dtor_shutdown_rc, 1);
+  atomic_store(&g_dtor_init_rc, 1);
+  static const ray_actor_class_t cls = {"lifecycle-dtor", NULL, dtor_calls_lifecycle,
+                                        k_noop_methods, 1};
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.detached = true; /* kept until shutdown */
+  ray_actor_t a;
+  assert_rc(ray_actor_create(&cls, NULL, 0, &o, &a), 0);
+  ray_ref_t r;
+  assert_rc(ray_actor_call(a, "noop", NULL, 0, NULL, &r), 0);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(ray_actor_release(a), 0);
+  rt_end();
+  assert_int_equal(atomic_load(&g_dtor_calls), 1);
+  assert_rc(atomic_load(&g_dtor_shutdown_rc), RAY_EBUSY);
+  assert_rc(atomic_load(&g_dtor_init_rc), RAY_EBUSY);
+}
+
+/* A task calling ray_init gets RAY_EBUSY (a library thread). */
+static int fn_init_in_task(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_return_i64(ctx, 0, ray_init(NULL));
+}
+
+static void test_init_from_task_is_busy(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  ray_function_t f;
+  assert_rc(ray_function_register("init-in-task", fn_init_in_task, NULL, k_i64, 1, &f), 0);
+  ray_ref_t r;
+  assert_rc(ray_task_submit(f, NULL, 0, NULL, &r), 0);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_rc((int)v, RAY_EBUSY);
+  assert_rc(ray_ref_release(r), 0);
+  rt_end();
+}
+
+/* A callback that runs inside a public call on the caller's own thread:
+ * the free function of an owned buffer runs inside the ray_ref_release that
+ * drops the last reference. ray_shutdown there would free the runtime under
+ * that call: RAY_EBUSY. */
+static atomic_int g_free_shutdown_rc;
+
+static void free_calls_shutdown(void *p) {
+  atomic_store(&g_free_shutdown_rc, ray_shutdown());
+  free(p);
+}
+
+static void test_shutdown_from_free_fn_is_busy(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.enable_spilling = false;
+  rt_begin_cfg(&cfg);
+  atomic_store(&g_free_shutdown_rc, 1);
+  void *p = malloc(64);
+  assert_non_null(p);
+  ray_ref_t r;
+  assert_rc(ray_put_owned(p, 64, free_calls_shutdown, &r), 0);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(atomic_load(&g_free_shutdown_rc), RAY_EBUSY);
+  assert_true(ray_is_initialized());
+  rt_end();
+}
+
+/* ---- calls racing with shutdown ------------------------------------------ */
+
+/* Threads keep submitting tasks, calling an actor, putting and getting
+ * while the main thread shuts the runtime down. Every call returns 0 or a
+ * documented code (never a crash: ASan, TSan and valgrind run this too). */
+typedef struct racer_s {
+  uv_thread_t th;
+  ray_function_t fn;
+  ray_actor_t actor;
+  atomic_int *go;
+  atomic_long ops;
+  atomic_int bad_rc;
+} racer_t;
+
+static int fn_one(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_return_i64(ctx, 0, 1);
+}
+
+static bool race_rc_ok(int rc) {
+  return rc == 0 || rc == RAY_ENOTINIT || rc == RAY_ESHUTDOWN || rc == RAY_ENOTFOUND ||
+         rc == RAY_EACTORDIED;
+}
+
+static void racer_main(void *arg) {
+  racer_t *rc_ = arg;
+  while (atomic_load(rc_->go) == 0) {
+  }
+  for (long i = 0;; i++) {
+    ray_ref_t r;
+    int rc;
+    switch (i % 4) {
+      case 0:
+        rc = ray_task_submit(rc_->fn, NULL, 0, NULL, &r);
+        break;
+      case 1:
+        rc = ray_actor_call(rc_->actor, "noop", NULL, 0, NULL, &r);
+        break;
+      case 2:
+        rc = ray_put("racing", 6, &r);
+        break;
+      default:
+        rc = ray_put_i64(i, &r);
+        break;
+    }
+    if (rc == 0) {
+      int64_t v;
+      ray_buf_t b;
+      int g = i % 4 == 2 ? ray_get(r, 0, &b) : ray_get_i64(r, 1, &v);
+      if (g == 0 && i % 4 == 2) ray_buf_release(&b);
+      if (!race_rc_ok(g) && g != RAY_ETIMEDOUT) atomic_store(&rc_->bad_rc, g);
+      int rel = ray_ref_release(r);
+      if (!race_rc_ok(rel)) atomic_store(&rc_->bad_rc, rel);
+    } else if (!race_rc_ok(rc)) {
+      atomic_store(&rc_->bad_rc, rc);
+    }
+    atomic_fetch_add(&rc_->ops, 1);
+    if (rc == RAY_ENOTINIT) break; /* the runtime is gone */
+  }
+}
+
+static void test_calls_racing_shutdown(void **state) {
+  (void)state;
+  clear_env();
+  enum { RACERS = 3 };
+  const int rounds = rt_iters(20, 3);
+  for (int round = 0; round < rounds; round++) {
+    rt_begin();
+    ray_function_t f;
+    assert_rc(ray_function_register("race-one", fn_one, NULL, k_i64, 1, &f), 0);
+    static const ray_actor_class_t cls = {"race-actor", NULL, NULL, k_noop_methods, 1};
+    ray_actor_t a;
+    assert_rc(ray_actor_create(&cls, NULL, 0, NULL, &a), 0);
+    atomic_int go;
+    atomic_init(&go, 0);
+    racer_t racers[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+      racers[i].fn = f;
+      racers[i].actor = a;
+      racers[i].go = &go;
+      atomic_init(&racers[i].ops, 0);
+      atomic_init(&racers[i].bad_rc, 0);
+      assert_int_equal(uv_thread_create(&racers[i].th, racer_main, &racers[i]), 0);
+    }
+    atomic_store(&go, 1);
+    /* Let every racer get going (wait on their progress, not on a clock). */
+    for (int i = 0; i < RACERS; i++)
+      while (atomic_load(&racers[i].ops) < 100 + round * 50) sched_yield();
+    assert_rc(ray_shutdown(), 0);
+    for (int i = 0; i < RACERS; i++) {
+      assert_int_equal(uv_thread_join(&racers[i].th), 0);
+      assert_rc(atomic_load(&racers[i].bad_rc), 0);
+    }
+    assert_int_equal(ray__threads_alive(), 0);
+    rt_assert_no_leaks();
+  }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_calls_before_init),
     cmocka_unit_test(test_config_defaults),
@@ -738,6 +939,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_shutdown_from_worker_is_busy),
     cmocka_unit_test(test_shutdown_from_loop_is_busy),
     cmocka_unit_test(test_shutdown_frees_everything),
+    cmocka_unit_test(test_lifecycle_from_destructor_during_shutdown),
+    cmocka_unit_test(test_init_from_task_is_busy),
+    cmocka_unit_test(test_shutdown_from_free_fn_is_busy),
+    cmocka_unit_test(test_calls_racing_shutdown),
 };
 
 RT_MAIN(tests)

@@ -1,0 +1,106 @@
+/* guard.c - the API entry guard: a public call that races with ray_shutdown
+ * gets RAY_ENOTINIT (or the code of the phase it saw), never freed memory.
+ *
+ * Every thread that enters a public call owns a record with a nesting
+ * depth. Entering bumps the depth, then reads the runtime pointer; leaving
+ * drops it (release). ray_shutdown unpublishes the pointer, then drains:
+ * it makes sure every thread's next read of the pointer sees NULL, and
+ * waits until every record's depth is 0; only then does it free. So a
+ * thread either saw the pointer before the drain (and is waited for) or
+ * sees NULL (and touches nothing).
+ *
+ * The order "store depth, load pointer" against "store NULL, load depth"
+ * is Dekker's, and needs a full fence on both sides. To keep the fast path
+ * at two plain stores, the shutdown side pays for both with membarrier()
+ * (MEMBARRIER_CMD_PRIVATE_EXPEDITED: a fence on every running thread of the
+ * process), as liburcu's membarrier flavour does. Where the kernel or a tool
+ * (valgrind) refuses it, readers use a sequentially consistent
+ * read-modify-write instead (ray__guard_fence).
+ *
+ * Records live in a push-only registry and are never freed: a thread's
+ * record goes back to the pool when the thread ends (a C11 tss destructor),
+ * for the next new thread. So the registry is as long as the most threads
+ * ever inside the library at once, and shutdown's scan never reads freed
+ * memory.
+ *
+ * Waiting: a thread inside a public call at shutdown is either about to
+ * leave (fast paths are nanoseconds) or parked in a blocking call that the
+ * shutdown has already failed; the drain yields the CPU until it leaves.
+ * Lock order: reg_mu is a leaf. */
+#include "guard.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <threads.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#endif
+
+_Thread_local ray__thread_rec_t *ray__tls_rec;
+atomic_bool ray__guard_fence = true; /* until setup proves membarrier works */
+
+static _Atomic(ray__thread_rec_t *) registry;
+static tss_t rec_key;
+static bool rec_key_ok;
+static uv_once_t setup_once = UV_ONCE_INIT;
+static bool use_membarrier;
+
+static void rec_release(void *p) {
+  ray__thread_rec_t *rec = p;
+  atomic_store_explicit(&rec->in_use, false, memory_order_release);
+}
+
+static void setup(void) {
+  rec_key_ok = tss_create(&rec_key, rec_release) == thrd_success;
+#if defined(__linux__) && defined(SYS_membarrier)
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0) {
+    use_membarrier = true;
+    atomic_store(&ray__guard_fence, false);
+  }
+#endif
+}
+
+void ray__guard_setup(void) {
+  uv_once(&setup_once, setup);
+}
+
+ray__thread_rec_t *ray__guard_rec_slow(void) {
+  ray__guard_setup();
+  ray__thread_rec_t *rec;
+  /* Reuse the record of a thread that has ended. */
+  for (rec = atomic_load(&registry); rec != NULL; rec = rec->next) {
+    bool free_one = false;
+    if (atomic_compare_exchange_strong(&rec->in_use, &free_one, true)) break;
+  }
+  if (rec == NULL) {
+    /* Plain malloc: records outlive every runtime (and the allocation
+     * tracking of the tests), reachable from the registry. */
+    rec = calloc(1, sizeof *rec);
+    if (rec == NULL) return NULL;
+    atomic_init(&rec->depth, 0);
+    atomic_init(&rec->in_use, true);
+    ray__thread_rec_t *head = atomic_load(&registry);
+    do rec->next = head;
+    while (!atomic_compare_exchange_weak(&registry, &head, rec));
+  }
+  if (rec_key_ok) (void)tss_set(rec_key, rec); /* returned to the pool at thread exit */
+  ray__tls_rec = rec;
+  return rec;
+}
+
+void ray__guard_drain(void) {
+#if defined(__linux__) && defined(SYS_membarrier)
+  /* Cannot fail once registered (it fails only for an unregistered
+   * process); a fence on this side either way. */
+  if (use_membarrier) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+#endif
+  for (ray__thread_rec_t *rec = atomic_load(&registry); rec != NULL; rec = rec->next) {
+    if (rec == ray__tls_rec) continue; /* the caller is not inside a call */
+    while (atomic_load(&rec->depth) != 0) sched_yield(); /* seq_cst: see guard.h */
+  }
+}
