@@ -65,10 +65,10 @@ int ray__http_parse(const char *buf, size_t len, ray__http_req_t *out) {
   /* The request line. Its length is checked before each byte is looked at,
    * so an endless line is refused after RAY__HTTP_MAX_LINE bytes. */
   const size_t line = p;
-#define LINE_ROOM()                                              \
-  do {                                                           \
-    if (p - line >= RAY__HTTP_MAX_LINE) return bad(out, 414);    \
-    if (p == n) return more(len, out);                           \
+#define LINE_ROOM()                                           \
+  do {                                                        \
+    if (p - line >= RAY__HTTP_MAX_LINE) return bad(out, 414); \
+    if (p == n) return more(len, out);                        \
   } while (0)
 
   const size_t m0 = p;
@@ -106,8 +106,10 @@ int ray__http_parse(const char *buf, size_t len, ray__http_req_t *out) {
       if (b[p] != '.') return bad(out, 400);
     } else {
       if (b[p] < '0' || b[p] > '9') return bad(out, 400);
-      if (i == 0) major = b[p] - '0';
-      else minor = b[p] - '0';
+      if (i == 0)
+        major = b[p] - '0';
+      else
+        minor = b[p] - '0';
     }
   }
   LINE_ROOM();
@@ -174,16 +176,27 @@ int ray__http_parse(const char *buf, size_t len, ray__http_req_t *out) {
 
 const char *ray__http_reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
   }
 }

@@ -103,8 +103,9 @@ int ray_metrics_text(char *buf, size_t len) {
   lat_t l;
   memset(&l, 0, sizeof l);
   ray__sched_foreach(&rt->sched, add_lat, &l);
-  put(&t, "# HELP rustyray_task_run_seconds Time tasks and actor calls ran.\n"
-          "# TYPE rustyray_task_run_seconds histogram\n");
+  put(&t,
+      "# HELP rustyray_task_run_seconds Time tasks and actor calls ran.\n"
+      "# TYPE rustyray_task_run_seconds histogram\n");
   static const char *les[RAY__LAT_BUCKETS - 1] = {"1e-06", "1e-05", "0.0001", "0.001",
                                                   "0.01",  "0.1",   "1"};
   uint64_t cum = 0;
@@ -145,17 +146,16 @@ typedef struct ray__metrics_conn_s {
   struct ray__metrics_conn_s *prev, *next; /* accept order */
   ray__metrics_t *m;
   conn_state_t state;
-  int handles;           /* handles not yet closed */
-  bool peer_done;        /* the client sent EOF: no need to linger */
+  int handles;            /* handles not yet closed */
+  bool peer_done;         /* the client sent EOF: no need to linger */
   uint64_t head_deadline; /* uv_now() by which the head must be in */
   char *resp;
-  size_t len;                    /* bytes of head received (C_READING) */
+  size_t len;                   /* bytes of head received (C_READING) */
   char buf[RAY__HTTP_MAX_HEAD]; /* the head; afterwards a drain scratch */
 } conn_t;
 
 static void bump(atomic_uint_fast64_t *c) {
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
 static void set_open(ray__metrics_t *m, int delta) {
@@ -179,10 +179,14 @@ static void conn_close(conn_t *c) {
   if (c->state == C_CLOSING) return;
   ray__metrics_t *m = c->m;
   c->state = C_CLOSING;
-  if (c->prev != NULL) c->prev->next = c->next;
-  else m->first = c->next;
-  if (c->next != NULL) c->next->prev = c->prev;
-  else m->last = c->prev;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    m->first = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  else
+    m->last = c->prev;
   c->prev = c->next = NULL;
   set_open(m, -1);
   uv_close((uv_handle_t *)&c->tcp, handle_closed);
@@ -308,9 +312,12 @@ static void route(conn_t *c, const ray__http_req_t *r) {
               (r->target_len == pl || r->target[pl] == '?');
   bool get = r->method_len == 3 && memcmp(r->method, "GET", 3) == 0;
   bool head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
-  if (!ours) answer(c, 404, head);
-  else if (!get && !head) answer(c, 405, false);
-  else answer(c, 200, head);
+  if (!ours)
+    answer(c, 404, head);
+  else if (!get && !head)
+    answer(c, 405, false);
+  else
+    answer(c, 200, head);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
@@ -318,8 +325,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   conn_t *c = h->data;
   /* While reading, len < RAY__HTTP_MAX_HEAD: a full buffer always parses to
    * DONE or BAD (431) and leaves C_READING. Afterwards input is discarded. */
-  if (c->state == C_READING) *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
-  else *b = uv_buf_init(c->buf, (unsigned)sizeof c->buf);
+  if (c->state == C_READING)
+    *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
+  else
+    *b = uv_buf_init(c->buf, (unsigned)sizeof c->buf);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
@@ -341,9 +350,12 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   c->len += (size_t)n;
   ray__http_req_t req;
   int r = ray__http_parse(c->buf, c->len, &req);
-  if (r == RAY__HTTP_MORE) arm_reading(c);
-  else if (r == RAY__HTTP_BAD) answer(c, req.status, false);
-  else route(c, &req);
+  if (r == RAY__HTTP_MORE)
+    arm_reading(c);
+  else if (r == RAY__HTTP_BAD)
+    answer(c, req.status, false);
+  else
+    route(c, &req);
 }
 
 /* Make room for one more connection: close the oldest lingering one, else
@@ -367,8 +379,8 @@ static void retry_accept(uv_timer_t *t);
  * watching the listener until uv_accept is called, so when no memory is to
  * be had a timer retries rather than leave the endpoint deaf. */
 static void accept_one(ray__metrics_t *m) {
-  bool room = atomic_load_explicit(&m->n_open, memory_order_relaxed) < m->lim.max_conns ||
-              evict_one(m);
+  bool room =
+      atomic_load_explicit(&m->n_open, memory_order_relaxed) < m->lim.max_conns || evict_one(m);
   conn_t *c = ray__calloc(1, sizeof *c);
   if (c == NULL || uv_tcp_init(&m->loop->loop, &c->tcp) != 0) {
     ray__free(c);
@@ -393,8 +405,10 @@ static void accept_one(ray__metrics_t *m) {
   bump(&m->accepted);
   c->state = C_READING;
   c->prev = m->last;
-  if (m->last != NULL) m->last->next = c;
-  else m->first = c;
+  if (m->last != NULL)
+    m->last->next = c;
+  else
+    m->first = c;
   m->last = c;
   set_open(m, +1);
   c->head_deadline = uv_now(&m->loop->loop) + (uint64_t)m->lim.head_timeout_ms;
@@ -432,7 +446,8 @@ static void start_run(ray__loop_item_t *item) {
     }
   }
   m->start_rc = rc == 0 ? 0 : RAY_EIO;
-  if (rc != 0) ray__log(RAY_LOG_ERROR, "metrics endpoint %s:%d: %s", m->bind, m->port, uv_strerror(rc));
+  if (rc != 0)
+    ray__log(RAY_LOG_ERROR, "metrics endpoint %s:%d: %s", m->bind, m->port, uv_strerror(rc));
   uv_sem_post(&m->started);
 }
 
@@ -481,8 +496,10 @@ int ray__metrics_start(ray__metrics_t *m, ray__loop_t *loop, int port, const cha
 }
 
 void ray__metrics_set_limits(const ray__metrics_limits_t *lim) {
-  if (lim == NULL) memset(&test_limits, 0, sizeof test_limits);
-  else test_limits = *lim;
+  if (lim == NULL)
+    memset(&test_limits, 0, sizeof test_limits);
+  else
+    test_limits = *lim;
 }
 
 int ray__metrics_counts(ray__metrics_counts_t *out) {

@@ -26,14 +26,14 @@ typedef struct ray__metrics_limits_s {
 
 /* What the endpoint has done, for tests and diagnosis. */
 typedef struct ray__metrics_counts_s {
-  int open;            /* connections open now (never above max_conns) */
-  int high_water;      /* most open at once */
-  uint64_t accepted;   /* connections accepted */
-  uint64_t answered;   /* 200 answers */
-  uint64_t refused;    /* 4xx/5xx answers (bad requests, timeouts...) */
-  uint64_t evicted;    /* closed to make room for a new connection */
-  uint64_t timed_out;  /* closed or answered 408 by the head/idle timers */
-  uint64_t dropped;    /* closed at once: full of connections being answered */
+  int open;           /* connections open now (never above max_conns) */
+  int high_water;     /* most open at once */
+  uint64_t accepted;  /* connections accepted */
+  uint64_t answered;  /* 200 answers */
+  uint64_t refused;   /* 4xx/5xx answers (bad requests, timeouts...) */
+  uint64_t evicted;   /* closed to make room for a new connection */
+  uint64_t timed_out; /* closed or answered 408 by the head/idle timers */
+  uint64_t dropped;   /* closed at once: full of connections being answered */
 } ray__metrics_counts_t;
 
 struct ray__metrics_conn_s;

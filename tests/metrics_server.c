@@ -24,12 +24,12 @@
 
 #define TASKS 10
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "metrics_server:%d: failed: %s\n", __LINE__, #cond);  \
-      exit(1);                                                              \
-    }                                                                       \
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "metrics_server:%d: failed: %s\n", __LINE__, #cond); \
+      exit(1);                                                             \
+    }                                                                      \
   } while (0)
 
 RAY_FUNCTION(i64, add, (i64, a), (i64, b)) {

@@ -43,9 +43,10 @@ static void test_parse_valid(void **state) {
   (void)state;
   ray__http_req_t q;
   /* What Prometheus 2.42 sends, then a body that is not part of the head. */
-  const char *prom = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9\r\nUser-Agent: Prometheus/2.42.0\r\n"
-                     "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1\r\n"
-                     "X-Prometheus-Scrape-Timeout-Seconds: 1\r\n\r\nBODY";
+  const char *prom =
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9\r\nUser-Agent: Prometheus/2.42.0\r\n"
+      "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1\r\n"
+      "X-Prometheus-Scrape-Timeout-Seconds: 1\r\n\r\nBODY";
   assert_int_equal(parse(prom, &q), RAY__HTTP_DONE);
   assert_int_equal(q.method_len, 3);
   assert_memory_equal(q.method, "GET", 3);
@@ -80,10 +81,20 @@ static void test_parse_valid(void **state) {
 static void test_parse_incomplete(void **state) {
   (void)state;
   ray__http_req_t q;
-  const char *more[] = {"", "\r", "\r\n", "G", "GET", "GET ", "GET /metrics",
-                        "GET /metrics ", "GET /metrics HTTP/1", "GET /metrics HTTP/1.1",
-                        "GET /metrics HTTP/1.1\r", "GET /metrics HTTP/1.1\r\n",
-                        "GET /metrics HTTP/1.1\r\nHost", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r"};
+  const char *more[] = {"",
+                        "\r",
+                        "\r\n",
+                        "G",
+                        "GET",
+                        "GET ",
+                        "GET /metrics",
+                        "GET /metrics ",
+                        "GET /metrics HTTP/1",
+                        "GET /metrics HTTP/1.1",
+                        "GET /metrics HTTP/1.1\r",
+                        "GET /metrics HTTP/1.1\r\n",
+                        "GET /metrics HTTP/1.1\r\nHost",
+                        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r"};
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
     if (parse(more[i], &q) != RAY__HTTP_MORE) {
       print_error("not MORE: \"%s\"\n", more[i]);
@@ -121,30 +132,30 @@ static void test_parse_bad(void **state) {
     size_t len; /* 0: strlen */
     int status;
   } cases[] = {
-      {"\x16\x03\x01\x00\xa5\x01", 0, 400},             /* a TLS ClientHello */
-      {"GET /met\0rics HTTP/1.1\r\n\r\n", 26, 400},     /* NUL in the target */
-      {"\0", 1, 400},                                   /* NUL first */
-      {"GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 25, 400},   /* NUL in a value */
-      {"GET /metrics\r\n", 0, 400},                     /* HTTP/0.9 */
-      {"GET /metrics\n", 0, 400},                       /* HTTP/0.9, LF */
-      {"GET /metrics HTTP/2.0\r\n\r\n", 0, 505},        /* another version */
+      {"\x16\x03\x01\x00\xa5\x01", 0, 400},           /* a TLS ClientHello */
+      {"GET /met\0rics HTTP/1.1\r\n\r\n", 26, 400},   /* NUL in the target */
+      {"\0", 1, 400},                                 /* NUL first */
+      {"GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 25, 400}, /* NUL in a value */
+      {"GET /metrics\r\n", 0, 400},                   /* HTTP/0.9 */
+      {"GET /metrics\n", 0, 400},                     /* HTTP/0.9, LF */
+      {"GET /metrics HTTP/2.0\r\n\r\n", 0, 505},      /* another version */
       {"GET /metrics HTTP/0.9\r\n\r\n", 0, 505},
-      {"GET /metrics HTTP/1.10\r\n\r\n", 0, 400},       /* not DIGIT.DIGIT */
-      {"GET /metrics http/1.1\r\n\r\n", 0, 400},        /* case matters */
+      {"GET /metrics HTTP/1.10\r\n\r\n", 0, 400}, /* not DIGIT.DIGIT */
+      {"GET /metrics http/1.1\r\n\r\n", 0, 400},  /* case matters */
       {"GET /metrics HTTP/1.1 \r\n\r\n", 0, 400},
       {"GET  /metrics HTTP/1.1\r\n\r\n", 0, 400},       /* empty target */
       {" GET / HTTP/1.1\r\n\r\n", 0, 400},              /* empty method */
       {"G(T / HTTP/1.1\r\n\r\n", 0, 400},               /* not a token */
       {"ABCDEFGHIJKLMNOPQ / HTTP/1.1\r\n\r\n", 0, 400}, /* method too long */
       {"GET /a\x7f HTTP/1.1\r\n\r\n", 0, 400},
-      {"GET / HTTP/1.1\rX", 0, 400},                    /* bare CR */
+      {"GET / HTTP/1.1\rX", 0, 400}, /* bare CR */
       {"\rX", 0, 400},
       {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 0, 400},
       {"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 0, 400}, /* obs-fold */
       {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0, 400},   /* space before ':' */
       {"GET / HTTP/1.1\r\n: a\r\n\r\n", 0, 400},        /* empty name */
       {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 0, 400},
-      {"GET / HTTP/1.1\r\nX: \x01\r\n\r\n", 0, 400},    /* control character */
+      {"GET / HTTP/1.1\r\nX: \x01\r\n\r\n", 0, 400}, /* control character */
       {"GET / HTTP/1.1\r\nX\x80: a\r\n\r\n", 0, 400},
   };
   ray__http_req_t q;
@@ -152,8 +163,7 @@ static void test_parse_bad(void **state) {
     size_t len = cases[i].len ? cases[i].len : strlen(cases[i].in);
     int r = ray__http_parse(cases[i].in, len, &q);
     if (r != RAY__HTTP_BAD || q.status != cases[i].status) {
-      print_error("case %zu: got %d status %d, expected BAD %d\n", i, r, q.status,
-                  cases[i].status);
+      print_error("case %zu: got %d status %d, expected BAD %d\n", i, r, q.status, cases[i].status);
       fail();
     }
     assert_null(q.method);
@@ -233,7 +243,7 @@ static size_t send_all(int fd, const void *buf, size_t len) {
 typedef struct reply_s {
   char *data; /* NUL-terminated */
   size_t len;
-  bool eof;   /* the server closed cleanly (FIN), not a reset */
+  bool eof; /* the server closed cleanly (FIN), not a reset */
 } reply_t;
 
 /* Read until the server closes the connection. */
@@ -411,8 +421,8 @@ static void test_endpoint_malformed(void **state) {
   } cases[] = {
       {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 400}, /* TLS */
       {"garbage garbage garbage\r\n\r\n", 0, 400},
-      {"GET /metrics\r\n", 0, 400},                  /* HTTP/0.9 */
-      {"GET /met\0rics HTTP/1.1\r\n\r\n", 26, 400},  /* NUL */
+      {"GET /metrics\r\n", 0, 400},                 /* HTTP/0.9 */
+      {"GET /met\0rics HTTP/1.1\r\n\r\n", 26, 400}, /* NUL */
       {"\0\0\0\0", 4, 400},
       {"GET /metrics HTTP/2.0\r\n\r\n", 0, 505},
       {"GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n", 0, 400},
@@ -518,7 +528,8 @@ static void test_endpoint_timeouts(void **state) {
 static void test_endpoint_evicts_oldest(void **state) {
   (void)state;
   /* Timers far off: only eviction closes anything here. */
-  ray__metrics_limits_t lim = {.max_conns = 4, .head_timeout_ms = 600000, .idle_timeout_ms = 600000};
+  ray__metrics_limits_t lim = {
+      .max_conns = 4, .head_timeout_ms = 600000, .idle_timeout_ms = 600000};
   int port = start_endpoint(&lim);
   int fds[5];
   for (int i = 0; i < 4; i++) {
@@ -584,10 +595,10 @@ static void test_endpoint_slow_connections(void **state) {
     opened++; /* the scrape's connection */
   }
   ray__metrics_counts_t c = counts();
-  print_message("metrics slow: %d rounds, %d reopened, %llu evicted, open at most %d, "
-                "high water %d; RSS %zu KiB before, %zu KiB after\n",
-                rounds, reopened, (unsigned long long)c.evicted, max_open, c.high_water, rss0,
-                rss_kib());
+  print_message(
+      "metrics slow: %d rounds, %d reopened, %llu evicted, open at most %d, "
+      "high water %d; RSS %zu KiB before, %zu KiB after\n",
+      rounds, reopened, (unsigned long long)c.evicted, max_open, c.high_water, rss0, rss_kib());
   assert_true(c.high_water <= 64); /* the default cap */
   assert_true(c.answered >= (uint64_t)rounds);
   assert_true(c.evicted > 0);
@@ -611,8 +622,9 @@ static void test_endpoint_sequential(void **state) {
     free(r.data);
   }
   ray__metrics_counts_t c = counts();
-  print_message("metrics sequential: %d scrapes, high water %d; RSS %zu KiB before, %zu KiB after\n",
-                n, c.high_water, rss0, rss_kib());
+  print_message(
+      "metrics sequential: %d scrapes, high water %d; RSS %zu KiB before, %zu KiB after\n", n,
+      c.high_water, rss0, rss_kib());
   assert_int_equal(c.answered, (uint64_t)n);
   assert_int_equal(c.evicted, 0);
   wait_open_at_most(0);

@@ -20,9 +20,9 @@
 
 #include "http.h"
 
-#define CHECK(cond)          \
-  do {                       \
-    if (!(cond)) abort();    \
+#define CHECK(cond)       \
+  do {                    \
+    if (!(cond)) abort(); \
   } while (0)
 
 /* Parse an exact-size heap copy of data[0..len). */
@@ -55,8 +55,7 @@ static void check_one(int r, const ray__http_req_t *q, const char *buf, size_t l
       CHECK(memcmp(q->target + q->target_len, " HTTP/1.", 8) == 0);
       CHECK(q->version_minor >= 0 && q->version_minor <= 9);
       CHECK(q->num_headers >= 0 && q->num_headers <= RAY__HTTP_MAX_HEADERS);
-      for (size_t i = 0; i < q->target_len; i++)
-        CHECK(q->target[i] > 0x20 && q->target[i] < 0x7f);
+      for (size_t i = 0; i < q->target_len; i++) CHECK(q->target[i] > 0x20 && q->target[i] < 0x7f);
       break;
     default:
       CHECK(0);
