@@ -56,7 +56,10 @@ typedef struct ray_config_s {
   const char *timeline_path;
   /* Serve GET /metrics (Prometheus text) on this TCP port from the
    * runtime's loop: 0 (default) off, -1 any free port (see
-   * ray_metrics_port). Env: RAY_METRICS_PORT. */
+   * ray_metrics_port). Env: RAY_METRICS_PORT. One request per connection;
+   * a malformed request gets a 4xx and a close; at most 64 connections are
+   * open (a new one evicts the oldest still sending its request) and a
+   * request must arrive within 5 s (docs/api.md, section 9). */
   int metrics_port;
   /* The address it listens on. Default (NULL) "127.0.0.1": loopback only,
    * never another interface unless the host sets one. Env: RAY_METRICS_BIND. */
