@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wait.h"
 
 /* ---- Accounting ---- */
 
@@ -48,7 +49,7 @@ static void note_high_water(ray__store_t *st, int64_t v) {
 static bool take(ray__store_t *st, int64_t n) {
   int64_t cur = atomic_load_explicit(&st->reserved, memory_order_relaxed);
   do {
-    if (cur + n > (int64_t)st->capacity) return false;
+    if (n > (int64_t)st->capacity - cur) return false; /* no overflow near INT64_MAX */
   } while (!atomic_compare_exchange_weak(&st->reserved, &cur, cur + n));
   note_high_water(st, cur + n);
   return true;
@@ -72,6 +73,16 @@ static void spiller_kick(ray__store_t *st);
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
 #define RAY__SPILL_LOW(st) ((st)->capacity / 10 * 6)
 
+/* How long a put waiting for memory sleeps before it looks at the clock and
+ * at shutdown again (frees wake it at once). */
+#define RAY__MEM_WAIT_SLICE_NS 100000000u
+
+/* Whether the runtime owning `st` is shutting down (the store lives in it). */
+static bool store_stopping(ray__store_t *st) {
+  ray__runtime_t *rt = (ray__runtime_t *)(void *)((char *)st - offsetof(ray__runtime_t, store));
+  return atomic_load_explicit(&rt->stopping, memory_order_relaxed);
+}
+
 int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
@@ -84,7 +95,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
       (uint64_t)atomic_load_explicit(&st->reserved, memory_order_relaxed) > RAY__SPILL_HIGH(st))
     spiller_kick(st);
   for (;;) {
-    if (take(st, want + st->chunk)) {
+    if (want <= INT64_MAX - st->chunk && take(st, want + st->chunk)) {
       atomic_fetch_add(&sh->budget, st->chunk);
       return 0;
     }
@@ -93,14 +104,18 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     if (take(st, want)) return 0;
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
+    if (deadline == 0) deadline = ray__deadline(st->full_timeout_ms);
     uint64_t now = uv_hrtime();
-    if (deadline == 0) deadline = now + (uint64_t)st->full_timeout_ms * 1000000u;
     if (now >= deadline) return RAY_ESTOREFULL;
+    if (store_stopping(st)) return RAY_ESHUTDOWN;
+    /* Sleep in slices: shutdown does not signal mem_cv, and a put with a
+     * long timeout (on a worker shutdown joins) must notice it. */
+    uint64_t nap = deadline - now < RAY__MEM_WAIT_SLICE_NS ? deadline - now : RAY__MEM_WAIT_SLICE_NS;
     uv_mutex_lock(&st->mem_mu);
     atomic_fetch_add(&st->mem_waiters, 1);
     /* Re-check under mem_mu: a free in between has signalled already. */
-    if (atomic_load(&st->reserved) + want > (int64_t)st->capacity)
-      uv_cond_timedwait(&st->mem_cv, &st->mem_mu, deadline - now);
+    if (atomic_load(&st->reserved) > (int64_t)st->capacity - want)
+      uv_cond_timedwait(&st->mem_cv, &st->mem_mu, nap);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
   }
