@@ -22,11 +22,13 @@
  * a second would take 292 years).
  *
  * Speed: ray_get and ray_buf_release are the hot path, so free slots live
- * on a thread-local list (no atomics, no lock); a thread whose list grows
- * past 2 * CACHE gives CACHE back to the global pool, and one whose list is
- * empty takes CACHE from it (or a new page). A thread's list goes back to
- * the pool when the thread exits (a pthread key destructor: libuv's keys
- * have none), so threads that come and go leak nothing.
+ * on a thread-local list of up to CACHE (no atomics, no lock). Slots given
+ * beyond that collect on a second list that goes to the global pool as one
+ * batch of CACHE; a thread whose lists are empty takes one batch (or cuts a
+ * new page into batches). Every pool operation is O(1) under its lock. A
+ * thread's lists go back to the pool when the thread exits (a pthread key
+ * destructor: libuv's keys have none), so threads that come and go leak
+ * nothing.
  *
  * Locks: pool_mu is a leaf; it may be taken under a shard lock. */
 #include "view.h"
