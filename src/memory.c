@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wait.h"
 
 /* ---- Accounting ---- */
 
@@ -48,7 +49,7 @@ static void note_high_water(ray__store_t *st, int64_t v) {
 static bool take(ray__store_t *st, int64_t n) {
   int64_t cur = atomic_load_explicit(&st->reserved, memory_order_relaxed);
   do {
-    if (cur + n > (int64_t)st->capacity) return false;
+    if (n > (int64_t)st->capacity - cur) return false; /* no overflow near INT64_MAX */
   } while (!atomic_compare_exchange_weak(&st->reserved, &cur, cur + n));
   note_high_water(st, cur + n);
   return true;
@@ -84,7 +85,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
       (uint64_t)atomic_load_explicit(&st->reserved, memory_order_relaxed) > RAY__SPILL_HIGH(st))
     spiller_kick(st);
   for (;;) {
-    if (take(st, want + st->chunk)) {
+    if (want <= INT64_MAX - st->chunk && take(st, want + st->chunk)) {
       atomic_fetch_add(&sh->budget, st->chunk);
       return 0;
     }
@@ -94,15 +95,15 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
     if (atomic_load(&st->mem_stop)) return RAY_ESHUTDOWN;
+    if (deadline == 0) deadline = ray__deadline(st->full_timeout_ms);
     uint64_t now = uv_hrtime();
-    if (deadline == 0) deadline = now + (uint64_t)st->full_timeout_ms * 1000000u;
     if (now >= deadline) return RAY_ESTOREFULL;
     uv_mutex_lock(&st->mem_mu);
     atomic_fetch_add(&st->mem_waiters, 1);
-    /* Re-check under mem_mu: a free (or ray__mem_stop) in between has
-     * signalled already. */
-    if (atomic_load(&st->reserved) + want > (int64_t)st->capacity && !atomic_load(&st->mem_stop))
-      uv_cond_timedwait(&st->mem_cv, &st->mem_mu, deadline - now);
+    /* Re-check under mem_mu: a free (or ray__mem_stop, at shutdown) in
+     * between has signalled already. */
+    if (atomic_load(&st->reserved) > (int64_t)st->capacity - want && !atomic_load(&st->mem_stop))
+      (void)ray__cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
   }

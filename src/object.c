@@ -14,6 +14,12 @@
 
 #define RT_OR_RETURN(rt) RAY__API_ENTER(rt)
 
+/* The most elements an array argument can hold: a larger count would make
+ * an array of ray_buf_t (the largest element) exceed PTRDIFF_MAX bytes, so
+ * it can only be a mistake, and `n * size` for it could wrap. Checked before
+ * any element is read. */
+#define MAX_COUNT ((size_t)PTRDIFF_MAX / sizeof(ray_buf_t))
+
 /* ---- Put ---- */
 
 static int put_entry(ray__runtime_t *rt, ray__entry_t *e, ray_ref_t *out) {
@@ -53,7 +59,7 @@ int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), ray_ref_t *o
 
 int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_ref_t *out) {
   if (n == 0) return 0;
-  if (data == NULL || sizes == NULL || out == NULL) return RAY_EINVAL;
+  if (data == NULL || sizes == NULL || out == NULL || n > MAX_COUNT) return RAY_EINVAL;
   for (size_t i = 0; i < n; i++)
     if (data[i] == NULL && sizes[i] > 0) return RAY_EINVAL;
   RT_OR_RETURN(rt);
@@ -204,13 +210,13 @@ void ray_buf_release(ray_buf_t *buf) {
    * the freed store and the store is not touched (the guard keeps a racing
    * ray_shutdown from freeing it while we look). */
   RAY__API_GUARD(rt);
-  ray__entry_unpin_view(buf->priv_, rt != NULL);
-  *buf = zero_buf;
+  ray__entry_t *e = ray__view_close(buf); /* NULL: released already (a copy) */
+  if (e != NULL) ray__entry_unpin_view(e, rt != NULL);
 }
 
 int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t *out) {
   if (n == 0) return 0;
-  if (refs == NULL || out == NULL) return RAY_EINVAL;
+  if (refs == NULL || out == NULL || n > MAX_COUNT) return RAY_EINVAL;
   for (size_t i = 0; i < n; i++) out[i] = zero_buf;
   RT_OR_RETURN(rt);
   for (size_t i = 0; i < n; i++)
@@ -240,11 +246,8 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
         states[i] = e ? (int8_t)e->state : -1;
         codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
         if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
-            !(e->flags & RAY__F_SPILLED)) {
-          atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
-          ray__lru_touch(st, sh, e);
-          out[i] = (ray_buf_t){e->data, e->size, e->type, e};
-        }
+            !(e->flags & RAY__F_SPILLED) && ray__pin_locked(st, sh, e, &out[i]) != 0)
+          codes[i] = RAY_ENOMEM;
         if (out[i].priv_ != NULL) pinned++;
       }
       uv_mutex_unlock(&sh->mu);
@@ -380,9 +383,15 @@ int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
 
 void ray_msgpack_release(ray_msgpack_t *m) {
   if (m == NULL) return;
-  ray__free(m->refs);
-  if (m->zone_ != NULL) msgpack_zone_free(m->zone_);
-  ray_buf_release(&m->buf_);
+  /* The view decides: a value released already, or a copy of one released
+   * through another copy, owns nothing any more (its zone and refs array
+   * went with the first release). */
+  ray__entry_t *e = ray__view_close(&m->buf_);
+  if (e != NULL) {
+    ray__free(m->refs);
+    if (m->zone_ != NULL) msgpack_zone_free(m->zone_);
+    ray__entry_unpin(e);
+  }
   memset(m, 0, sizeof *m);
 }
 
@@ -408,7 +417,7 @@ int ray_get_error(ray_ref_t ref, ray_error_t **out) {
       if (!first && rc == 0) rc = RAY_EDECODE;
       break;
     }
-    ray__entry_t *e = buf.priv_;
+    ray__entry_t *e = ray__view_entry(&buf);
     ray_error_t *part = NULL;
     uint64_t next = 0;
     if (buf.size == 0) /* failed in place (shutdown): only a code */
@@ -432,7 +441,8 @@ int ray_get_error(ray_ref_t ref, ray_error_t **out) {
 /* ---- Wait ---- */
 
 int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeout_ms, bool *ready) {
-  if (refs == NULL || ready == NULL || n == 0 || num_returns == 0 || num_returns > n)
+  if (refs == NULL || ready == NULL || n == 0 || n > MAX_COUNT || num_returns == 0 ||
+      num_returns > n)
     return RAY_EINVAL;
   memset(ready, 0, n * sizeof *ready);
   RT_OR_RETURN(rt);
@@ -486,14 +496,14 @@ int ray_ref_release(ray_ref_t ref) {
 
 int ray_ref_retain_batch(const ray_ref_t *refs, size_t n) {
   if (n == 0) return 0;
-  if (refs == NULL) return RAY_EINVAL;
+  if (refs == NULL || n > MAX_COUNT) return RAY_EINVAL;
   RT_OR_RETURN(rt);
   return ray__store_retain_batch(&rt->store, refs, n);
 }
 
 int ray_ref_release_batch(const ray_ref_t *refs, size_t n) {
   if (n == 0) return 0;
-  if (refs == NULL) return RAY_EINVAL;
+  if (refs == NULL || n > MAX_COUNT) return RAY_EINVAL;
   RT_OR_RETURN(rt);
   return ray__store_release_batch(&rt->store, refs, n);
 }

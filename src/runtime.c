@@ -12,6 +12,9 @@
  *   6. unpublish, free the store (views keep their entries), free the runtime.
  * Lock order: lifecycle -> everything else; blocked_mu is a leaf. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +84,35 @@ static int env_u64(const char *name, uint64_t min, uint64_t max, uint64_t *out) 
   return 1;
 }
 
+/* RAY_METRICS_PORT: a port 0..65535, or -1 (any free port) as the config
+ * field takes. Returns as env_u64. */
+static int env_port(const char *name, int *out) {
+  const char *s = getenv(name);
+  if (s != NULL && strcmp(s, "-1") == 0) {
+    *out = -1;
+    return 1;
+  }
+  uint64_t v;
+  int r = env_u64(name, 0, 65535, &v);
+  if (r == 1) *out = (int)v;
+  return r;
+}
+
+/* Whether `dir` is a directory this process can create files in: checked
+ * at ray_init so a bad spill_dir fails there, not at the first spill, deep
+ * inside some put (ADR-004: the directory must exist; the store never makes
+ * it). */
+static bool dir_usable(const char *dir) {
+  uv_fs_t req;
+  bool ok = uv_fs_stat(NULL, &req, dir, NULL) == 0 && S_ISDIR(req.statbuf.st_mode);
+  uv_fs_req_cleanup(&req);
+  if (ok) {
+    ok = uv_fs_access(NULL, &req, dir, W_OK | X_OK, NULL) == 0;
+    uv_fs_req_cleanup(&req);
+  }
+  return ok;
+}
+
 static bool is_pow2(unsigned x) {
   return x != 0 && (x & (x - 1)) == 0;
 }
@@ -114,7 +146,7 @@ int ray_config_init(ray_config_t *cfg) {
     cfg->inline_threshold = (size_t)v;
   else if (r < 0)
     rc = r;
-  if ((r = env_u64("RAY_OBJECT_STORE_MEMORY", 1, UINT64_MAX, &v)) == 1)
+  if ((r = env_u64("RAY_OBJECT_STORE_MEMORY", 1, INT64_MAX, &v)) == 1)
     cfg->object_store_memory = v;
   else if (r < 0)
     rc = r;
@@ -133,10 +165,7 @@ int ray_config_init(ray_config_t *cfg) {
     cfg->timeline = true;
     cfg->timeline_path = tl;
   }
-  if ((r = env_u64("RAY_METRICS_PORT", 0, 65535, &v)) == 1)
-    cfg->metrics_port = (int)v;
-  else if (r < 0)
-    rc = r;
+  if ((r = env_port("RAY_METRICS_PORT", &cfg->metrics_port)) < 0) rc = r;
   const char *bind = getenv("RAY_METRICS_BIND");
   if (bind != NULL && *bind != '\0') cfg->metrics_bind = bind;
   return rc;
@@ -150,6 +179,8 @@ static int config_check(const ray_config_t *cfg) {
     return RAY_EINVAL;
   if (cfg->store_full_timeout_ms < 0) return RAY_EINVAL;
   if (cfg->spill_dir != NULL && *cfg->spill_dir == '\0') return RAY_EINVAL;
+  if (cfg->enable_spilling && cfg->spill_dir != NULL && !dir_usable(cfg->spill_dir))
+    return RAY_EINVAL;
   if (cfg->metrics_port < -1 || cfg->metrics_port > 65535) return RAY_EINVAL;
   struct sockaddr_in addr;
   if (cfg->metrics_bind != NULL &&

@@ -457,13 +457,13 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
   }
 }
 
-static void pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
+int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
+  ray__view_t *v = ray__view_take();
+  if (v == NULL) return RAY_ENOMEM;
   ray__lru_touch(st, sh, e);
   atomic_fetch_add_explicit(&e->life, 1, memory_order_relaxed);
-  out->data = e->data;
-  out->size = e->size;
-  out->type = e->type;
-  out->priv_ = e;
+  ray__view_open(v, e, e->data, e->size, e->type, out);
+  return 0;
 }
 
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
@@ -479,10 +479,8 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
     rc = e->err_code;
   else if (e->flags & RAY__F_SPILLED)
     rc = 2;
-  else {
-    pin_locked(st, sh, e, out);
-    rc = 0;
-  }
+  else
+    rc = ray__pin_locked(st, sh, e, out);
   uv_mutex_unlock(&sh->mu);
   return rc;
 }
@@ -496,7 +494,7 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
     rc = RAY_ENOTFOUND;
   } else {
     *state = e->state;
-    if (e->state != RAY__PENDING) pin_locked(st, sh, e, out); /* failed ones never spill */
+    if (e->state != RAY__PENDING) rc = ray__pin_locked(st, sh, e, out); /* failed ones never spill */
   }
   uv_mutex_unlock(&sh->mu);
   return rc;

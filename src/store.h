@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "rustyray/object.h"
+#include "view.h"
 
 enum { RAY__PENDING = 0, RAY__READY = 1, RAY__FAILED = 2 };
 
@@ -185,8 +186,8 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
                                    void (*free_fn)(void *), void *arg, uint32_t type,
                                    bool account);
-/* Why the calling thread's last ray__entry_new* failed: RAY_ENOMEM or
- * RAY_ESTOREFULL. */
+/* Why the calling thread's last ray__entry_new* failed: RAY_ENOMEM,
+ * RAY_ESTOREFULL, or RAY_ESHUTDOWN (the runtime stopped while it waited). */
 int ray__entry_error(void);
 /* Free an entry that never entered the table (or has left it, life 0).
  * Does not release the refs in `inner` (see ray__store_drop). */
@@ -227,9 +228,13 @@ int ray__store_release(ray__store_t *st, uint64_t id);
 int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 
+/* Pin a view of entry `e` (shard lock held; its payload in memory): add a
+ * `life` unit and open a view handle (view.h) in *out. Errors: RAY_ENOMEM
+ * (no view slot). */
+int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out);
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
- * (spilled: restore it first), or RAY_ENOTFOUND, or the error code of a
- * failed entry (any code). */
+ * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error
+ * code of a failed entry (any code). */
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
 /* ray__store_pin, restoring a spilled object from disk first. Returns 0, 1
  * (pending), or an error (RAY_EIO when the file is unreadable or its
@@ -240,8 +245,9 @@ int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
 
 /* Reserve n payload bytes from the capacity: from the calling thread's
  * shard budget, else from the store, else after spilling least recently
- * used objects, else after waiting up to full_timeout_ms for frees.
- * Errors: RAY_ESTOREFULL. */
+ * used objects, else after waiting up to full_timeout_ms for frees (a
+ * saturated deadline, ray__deadline; the wait looks at shutdown every
+ * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
 void ray__mem_release(ray__store_t *st, size_t n);
 /* Shutdown: puts waiting for memory, and any that would wait from now on,

@@ -138,9 +138,13 @@ static void alias_finish(alias_t *a) {
   ray_buf_t view;
   ray__entry_t *e = NULL;
   if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
-    /* Shares the source's payload (counted there, and pinned: never spilled). */
-    e = ray__entry_new_owned(st, (void *)view.data, view.size, unpin_entry, view.priv_, 0, false);
-    if (e == NULL) ray_buf_release(&view);
+    /* Shares the source's payload (counted there, and pinned: never spilled).
+     * The view's pin passes to the new entry, which drops it when freed. */
+    const void *data = view.data;
+    size_t size = view.size;
+    ray__entry_t *src = ray__view_close(&view);
+    e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
+    if (e == NULL) ray__entry_unpin(src);
   }
   if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
     ray_error_t *err = NULL;

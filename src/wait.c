@@ -42,9 +42,18 @@ typedef struct wait_node_s {
   uint64_t id;
 } wait_node_t;
 
+/* Saturating: a timeout whose deadline lies beyond RAY__DEADLINE_MAX ns of
+ * uptime (292 years) is forever, never a product that wraps into the past.
+ * The cap also keeps `deadline - now`, which the sleepers hand to
+ * uv_cond_timedwait (it adds the clock again), far from overflowing. */
+#define RAY__DEADLINE_MAX ((uint64_t)INT64_MAX)
+
 uint64_t ray__deadline(int64_t timeout_ms) {
   if (timeout_ms < 0) return UINT64_MAX;
-  return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t now = uv_hrtime();
+  if (now >= RAY__DEADLINE_MAX || (uint64_t)timeout_ms > (RAY__DEADLINE_MAX - now) / 1000000u)
+    return UINT64_MAX;
+  return now + (uint64_t)timeout_ms * 1000000u;
 }
 
 /* Runs under the entry's shard lock. */

@@ -13,7 +13,10 @@
 
 struct ray__runtime_s;
 
-/* Absolute deadline (uv_hrtime ns) for a timeout; UINT64_MAX for none. */
+/* Absolute deadline (uv_hrtime ns) for a timeout: UINT64_MAX (none) for a
+ * negative one, and for one so large the deadline would pass 2^63 ns of
+ * uptime (saturates, never wraps). The one place a timeout becomes a
+ * deadline: every blocking call uses it. */
 uint64_t ray__deadline(int64_t timeout_ms);
 
 /* Wait until `ref` (pending when called; the caller holds a reference on

@@ -5,7 +5,7 @@
  * holding refs), least-recently-used order, pinned views never spilled, the
  * store-full code (everything pinned, spilling off, inline objects only,
  * objects larger than the store, batches), objects near the capacity, spill
- * directories (given, default, missing; their files after free and
+ * directories (given, default, missing at init or removed after; their files after free and
  * shutdown), damaged spill files (RAY_EIO), refs inside objects (kept alive,
  * freed with the outer object, owned refs from ray_get_msgpack, unknown
  * refs, a 100,000-level chain freed without recursion, tasks returning and
@@ -1384,8 +1384,17 @@ static void test_spill_dir_missing(void **state) {
   (void)state;
   ray_config_t cfg;
   m_config(&cfg, 1 * MiB, 50);
+  /* A spill_dir that does not exist is refused at init (runtime.h)... */
   cfg.spill_dir = "/nonexistent-rustyray-test/spill";
+  assert_rc(ray_init(&cfg), RAY_EINVAL);
+  assert_false(ray_is_initialized());
+  /* ...and one that goes away after init makes every spill fail: puts then
+   * find no room and fail as if nothing could be spilled. */
+  char dir[] = "/tmp/rustyray_spill_gone_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  cfg.spill_dir = dir;
   m_begin_cfg(&cfg);
+  assert_int_equal(rmdir(dir), 0);
   log_capture(true);
   ray_ref_t refs[8];
   int n = 0, rc = 0;

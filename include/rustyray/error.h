@@ -89,8 +89,9 @@ RAY_EXTERN int ray_error_copy(const ray_error_t *err, ray_error_t **out);
 /* Free `err` and its whole cause chain. NULL is a no-op. */
 RAY_EXTERN void ray_error_free(ray_error_t *err);
 
-/* Accessors. Each returns 0 / "" / NULL for a NULL error; the strings live as
- * long as the error. */
+/* Accessors. For a NULL error: code, task id and attempts 0, message "",
+ * origin NULL (as for an error without origin), cause NULL. The strings live
+ * as long as the error. */
 RAY_EXTERN int ray_error_code(const ray_error_t *err);
 RAY_EXTERN const char *ray_error_message(const ray_error_t *err);
 RAY_EXTERN const char *ray_error_origin(const ray_error_t *err);

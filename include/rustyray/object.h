@@ -10,18 +10,30 @@
  * adds one. An object is freed as soon as nothing references it; its id is
  * never reused, so a released ref fails cleanly with RAY_ENOTFOUND.
  *
+ * Caller mistakes get a code, never undefined behaviour: releasing a ref
+ * once too often, or passing a ref that was never issued or belongs to a
+ * previous runtime (ids are unique for the life of the process, across
+ * ray_shutdown/ray_init), fails with RAY_ENOTFOUND and touches no object.
+ * A count no array can have (more than PTRDIFF_MAX / sizeof(ray_buf_t)
+ * elements) is RAY_EINVAL before any element is read. A ref may appear
+ * several times in one batch: every position is answered on its own (one
+ * view, one flag, one reference per position).
+ *
  * Every function here is thread-safe and may be called from host threads,
  * tasks and actors. Functions that take `timeout_ms` block: RAY_TIMEOUT_INFINITE
- * (-1, or any negative value) waits forever, 0 polls, > 0 bounds the wait in
- * milliseconds.
+ * (-1, or any negative value, INT64_MIN included) waits forever, 0 polls,
+ * > 0 bounds the wait in milliseconds. Any positive value waits that long:
+ * one too large to express as a deadline (past 2^63 ns of uptime, about
+ * 292 years) waits forever; it never wraps into an early RAY_ETIMEDOUT.
  *
  * Memory: every function that stores a payload (the puts, and a get that
  * reads a spilled object back) reserves its bytes from object_store_memory.
  * When the store is full it spills least recently used objects to disk
  * and may wait up to store_full_timeout_ms for memory (so it can block);
  * then it fails with RAY_ESTOREFULL (also at once for a payload larger than
- * the whole store). This applies to every put below in addition to the
- * errors each lists. */
+ * the whole store, SIZE_MAX included: nothing is read from `data` then), or
+ * with RAY_ESHUTDOWN if the runtime shuts down while it waits. This applies
+ * to every put below in addition to the errors each lists. */
 #ifndef RUSTYRAY_OBJECT_H
 #define RUSTYRAY_OBJECT_H
 
@@ -61,12 +73,17 @@ typedef struct ray_ref_s {
 
 /* A pinned, zero-copy, read-only view of an object's payload. Valid until
  * ray_buf_release(), even if every ref to the object is released meanwhile
- * and even across ray_shutdown(). Do not copy it and release both copies. */
+ * and even across ray_shutdown(). A view may be copied and moved freely
+ * (it is a plain struct); it is released once, through any one copy:
+ * releasing it again, through the same buf or another copy, is a no-op
+ * (each view carries a handle the library checks, see ray_buf_release).
+ * Every copy's `data` becomes invalid at that one release. */
 typedef struct ray_buf_s {
   const void *data;
   size_t size;
   uint32_t type;
-  void *priv_; /* private */
+  void *priv_;   /* private: the view's handle */
+  uint64_t gen_; /* private */
 } ray_buf_t;
 
 /* Called once on the runtime's loop thread when a ref becomes ready
@@ -100,8 +117,9 @@ RAY_EXTERN int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), r
 
 /* Put `n` byte buffers at once: data[i] of sizes[i] bytes into out[i].
  * Takes each shard lock once, not once per object. All or nothing: on error
- * no object is created. Errors: RAY_EINVAL (NULL arrays with n > 0, a NULL
- * data[i] with sizes[i] > 0), RAY_ENOTINIT, RAY_ENOMEM. n == 0 is a no-op. */
+ * no object is created. Errors: RAY_EINVAL (NULL arrays with n > 0, n too
+ * large for an array, a NULL data[i] with sizes[i] > 0), RAY_ENOTINIT,
+ * RAY_ENOMEM. n == 0 is a no-op. */
 RAY_EXTERN int ray_put_batch(const void *const *data, const size_t *sizes, size_t n,
                              ray_ref_t *out);
 
@@ -126,19 +144,26 @@ RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
  * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND (nil, unknown or released
  * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, RAY_EIO (the spilled
  * copy is unreadable or damaged), RAY_ESTOREFULL / RAY_ENOMEM (no room to
- * restore it), or, when the object failed, the error's own code (see
- * ray_get_error()). On error *out is zeroed. Blocks up to timeout_ms. */
+ * restore it, or no memory for the view's handle), or, when the object
+ * failed, the error's own code (see ray_get_error()). On error *out is
+ * zeroed. Blocks up to timeout_ms. */
 RAY_EXTERN int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out);
 
-/* Release a view. A zeroed or NULL buf is a no-op; the buf is zeroed after.
- * Works after ray_shutdown(). Never blocks. */
+/* Release a view. The buf is zeroed after. A no-op (never a second
+ * release) for NULL, a zeroed buf, a view released already, and a copy of
+ * a view released through another copy, whenever that happened (before or
+ * after the object was freed, after ray_shutdown, after later gets). Only
+ * bufs filled by the library are checked: one made up or overwritten by the
+ * caller is undefined behaviour. Works after ray_shutdown(). Never blocks;
+ * thread-safe (of two copies released at once, exactly one releases). */
 RAY_EXTERN void ray_buf_release(ray_buf_t *buf);
 
 /* Get `n` objects at once into out[0..n-1], in input order, taking each shard
  * lock once per pass. Waits for all of them; fails at once, holding no view,
- * when any of them failed (returning that object's error code).
- * Errors: as ray_get, plus RAY_EINVAL (NULL arrays with n > 0); on error
- * every out[i] is zeroed. n == 0 is a no-op. */
+ * when any of them failed (returning that object's error code). A ref given
+ * twice gets two views (release each). Errors: as ray_get, plus RAY_EINVAL
+ * (NULL arrays with n > 0, n too large for an array); on error every
+ * out[i] is zeroed. n == 0 is a no-op. */
 RAY_EXTERN int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms,
                              ray_buf_t *out);
 
@@ -167,8 +192,9 @@ typedef struct ray_msgpack_s {
  * the pinned payload: zero-copy), retaining every ref inside it for the
  * caller (see ray_msgpack_t.refs). Errors: as the typed gets. */
 RAY_EXTERN int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out);
-/* Release a decoded value (not the refs it handed out). A zeroed or NULL
- * value is a no-op. */
+/* Release a decoded value (not the refs it handed out). A no-op for NULL, a
+ * zeroed value, one released already, and a copy of one released through
+ * another copy (its view decides, as for ray_buf_release). */
 RAY_EXTERN void ray_msgpack_release(ray_msgpack_t *m);
 
 /* Refs inside objects: a msgpack value may contain refs, encoded as msgpack
@@ -198,11 +224,12 @@ RAY_EXTERN int ray_get_error(ray_ref_t ref, ray_error_t **out);
 /* Wait until `num_returns` of the n refs are ready (a failed ref counts as
  * ready) or the timeout passes. Sets ready[i] for at most num_returns refs:
  * the first ready ones in input order; every other ready[i] is false. Never
- * reads or decodes a payload. Returns how many it flagged (fewer than
- * num_returns only on timeout), or a negative code: RAY_EINVAL (refs or
- * ready NULL, n 0, num_returns 0 or > n), RAY_ENOTFOUND (a nil, unknown or
- * released ref; nothing flagged), RAY_ENOTINIT, RAY_ENOMEM. Blocks up to
- * timeout_ms. */
+ * reads or decodes a payload. A ref given twice counts twice: each position
+ * is flagged on its own, so [a, a] with `a` ready flags both. Returns how
+ * many it flagged (fewer than num_returns only on timeout), or a negative
+ * code: RAY_EINVAL (refs or ready NULL, n 0 or too large for an array,
+ * num_returns 0 or > n), RAY_ENOTFOUND (a nil, unknown or released ref;
+ * nothing flagged), RAY_ENOTINIT, RAY_ENOMEM. Blocks up to timeout_ms. */
 RAY_EXTERN int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeout_ms,
                         bool *ready);
 
@@ -213,14 +240,17 @@ RAY_EXTERN int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int
 RAY_EXTERN int ray_ref_retain(ray_ref_t ref);
 
 /* Drop one reference; the object is freed when none is left (an open view
- * keeps its payload until released). Errors: RAY_ENOTFOUND, RAY_ENOTINIT.
- * Never blocks. */
+ * keeps its payload until released). Releasing once too often is
+ * RAY_ENOTFOUND and changes nothing (the object is gone, its id never comes
+ * back). Errors: RAY_ENOTFOUND, RAY_ENOTINIT. Never blocks. */
 RAY_EXTERN int ray_ref_release(ray_ref_t ref);
 
-/* Retain / release n refs at once, taking each shard lock once. Retaining
- * is all or nothing; releasing releases every known ref and returns
- * RAY_ENOTFOUND if one was unknown. Errors also: RAY_EINVAL (refs NULL with
- * n > 0), RAY_ENOTINIT, RAY_ENOMEM. n == 0 is a no-op. */
+/* Retain / release n refs at once, taking each shard lock once: one
+ * reference per position (a ref given twice is retained or released twice).
+ * Retaining is all or nothing; releasing releases every known ref and
+ * returns RAY_ENOTFOUND if one was unknown (or went with an earlier
+ * position). Errors also: RAY_EINVAL (refs NULL with n > 0, n too large
+ * for an array), RAY_ENOTINIT, RAY_ENOMEM. n == 0 is a no-op. */
 RAY_EXTERN int ray_ref_retain_batch(const ray_ref_t *refs, size_t n);
 RAY_EXTERN int ray_ref_release_batch(const ray_ref_t *refs, size_t n);
 

@@ -40,12 +40,17 @@ typedef struct ray_config_s {
    * is reading to disk, least recently used first. Default true.
    * Env: RAY_ENABLE_SPILLING (0 or 1). */
   bool enable_spilling;
-  /* Directory for spill files (must exist; files are removed, the directory
-   * kept). NULL (default): a fresh directory under the system temp dir,
-   * made at the first spill and removed at shutdown. Env: RAY_SPILL_DIR. */
+  /* Directory for spill files: an existing directory this process can
+   * write to, checked by ray_init when spilling is on (RAY_EINVAL if not;
+   * never created for you); its files are removed, the directory kept.
+   * NULL (default): a fresh directory under the system temp dir, made at
+   * the first spill and removed at shutdown. Env: RAY_SPILL_DIR. */
   const char *spill_dir;
   /* How long a put waits for memory when nothing can be spilled, before it
-   * fails with RAY_ESTOREFULL. Default 1000. Env: RAY_STORE_FULL_TIMEOUT_MS. */
+   * fails with RAY_ESTOREFULL: 0 fails at once; any positive value waits
+   * that long (up to INT64_MAX: past about 292 years it means forever, it
+   * never wraps). Negative is RAY_EINVAL. Default 1000.
+   * Env: RAY_STORE_FULL_TIMEOUT_MS. */
   int64_t store_full_timeout_ms;
   /* Record a timeline span per task, actor call and actor creation (see
    * ray_timeline_dump). Default false. Env: RAY_TIMELINE=path turns it on
@@ -56,10 +61,10 @@ typedef struct ray_config_s {
   const char *timeline_path;
   /* Serve GET /metrics (Prometheus text) on this TCP port from the
    * runtime's loop: 0 (default) off, -1 any free port (see
-   * ray_metrics_port). Env: RAY_METRICS_PORT. One request per connection;
-   * a malformed request gets a 4xx and a close; at most 64 connections are
-   * open (a new one evicts the oldest still sending its request) and a
-   * request must arrive within 5 s (docs/api.md, section 9). */
+   * ray_metrics_port). Env: RAY_METRICS_PORT (0..65535, or -1). One request
+   * per connection; a malformed request gets a 4xx and a close; at most 64
+   * connections are open (a new one evicts the oldest still sending its
+   * request) and a request must arrive within 5 s (docs/api.md, section 9). */
   int metrics_port;
   /* The address it listens on. Default (NULL) "127.0.0.1": loopback only,
    * never another interface unless the host sets one. Env: RAY_METRICS_BIND. */
@@ -71,6 +76,8 @@ typedef struct ray_config_s {
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
  * RAY_METRICS_BIND). Does not need the runtime.
+ * Numbers are plain decimal; each variable takes the values its field does
+ * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
  * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
  * valid value (cfg then holds the defaults for that field and every valid
  * variable applied). Never blocks; thread-safe. */
@@ -79,8 +86,10 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
 /* Start the runtime with `cfg` (NULL: ray_config_init() defaults).
  * Errors: RAY_EALREADY (already running), RAY_EINVAL (a field out of range:
  * num_workers 0 or > 1024, num_shards not a power of two in 1..4096,
- * inline_threshold > 1 MiB, object_store_memory 0, store_full_timeout_ms
- * negative, an empty spill_dir, metrics_port below -1 or above 65535,
+ * inline_threshold > 1 MiB, object_store_memory 0 or above INT64_MAX,
+ * store_full_timeout_ms negative, an empty spill_dir, with spilling on a
+ * spill_dir that is not an existing directory this process can create files
+ * in, metrics_port below -1 or above 65535,
  * metrics_bind not an IPv4 address, or a bad environment variable when cfg
  * is NULL), RAY_ENOMEM, RAY_EIO (a thread or loop could not be created, or
  * the metrics port could not be bound). On failure nothing is left running
