@@ -1,6 +1,8 @@
 /* codec.c - msgpack encoding helpers (see codec.h). */
 #include "codec.h"
 
+#include <limits.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -9,6 +11,7 @@
 static int mpbuf_write(void *data, const char *buf, size_t len) {
   ray__mpbuf_t *b = data;
   if (b->oom) return -1;
+  if (len == 0) return 0; /* msgpack-c writes an empty str/bin body from a NULL pointer */
   if (b->size + len > b->cap) {
     size_t cap = b->cap * 2;
     while (cap < b->size + len) cap *= 2;
@@ -91,9 +94,72 @@ int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *o
   return 0;
 }
 
+/* A big-endian unsigned field (msgpack lengths, the ref ext body). */
+static uint64_t get_be(const unsigned char *p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+/* What follows a header byte 0xc0..0xdf: kind 0 a body (of `body` bytes
+ * plus the length in the `lenbytes` length field), 1 an array, 2 a map (of
+ * `lenbytes` element counts), 3 never used. The msgpack spec's table. */
+static const struct {
+  unsigned char kind, lenbytes, body;
+} mp_hdr[32] = {
+    {0, 0, 0}, {3, 0, 0}, {0, 0, 0}, {0, 0, 0},  /* nil, unused, false, true */
+    {0, 1, 0}, {0, 2, 0}, {0, 4, 0},             /* bin 8/16/32 */
+    {0, 1, 1}, {0, 2, 1}, {0, 4, 1},             /* ext 8/16/32 (+ type) */
+    {0, 0, 4}, {0, 0, 8},                        /* float 32/64 */
+    {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8},  /* uint 8..64 */
+    {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8},  /* int 8..64 */
+    {0, 0, 2}, {0, 0, 3}, {0, 0, 5}, {0, 0, 9}, {0, 0, 17}, /* fixext 1..16 (+ type) */
+    {0, 1, 0}, {0, 2, 0}, {0, 4, 0},             /* str 8/16/32 */
+    {1, 2, 0}, {1, 4, 0}, {2, 2, 0}, {2, 4, 0}}; /* array 16/32, map 16/32 */
+
+/* See codec.h. A pass over the headers only: string, binary and ext
+ * bodies are skipped. */
+int ray__mp_check(const void *data, size_t size) {
+  const unsigned char *p = data;
+  uint64_t want[RAY__MP_MAX_DEPTH + 1]; /* values still to read per open level */
+  int open = 0;
+  size_t off = 0;
+  want[0] = 1;
+  while (open > 0 || want[0] > 0) {
+    if (off >= size) return RAY_EDECODE;
+    unsigned c = p[off++], kind = 0, lenbytes = 0;
+    uint64_t n = 0; /* body bytes, or elements of a container */
+    if (c >= 0x80 && c <= 0x8f)
+      kind = 2, n = c & 0x0f; /* fixmap */
+    else if (c >= 0x90 && c <= 0x9f)
+      kind = 1, n = c & 0x0f; /* fixarray */
+    else if (c >= 0xa0 && c <= 0xbf)
+      n = c & 0x1f; /* fixstr */
+    else if (c >= 0xc0 && c <= 0xdf)
+      kind = mp_hdr[c - 0xc0].kind, lenbytes = mp_hdr[c - 0xc0].lenbytes, n = mp_hdr[c - 0xc0].body;
+    /* else a positive or negative fixint: the byte is the value */
+    if (kind == 3 || lenbytes > size - off) return RAY_EDECODE;
+    n += get_be(p + off, (int)lenbytes);
+    off += lenbytes;
+    want[open]--;
+    if (kind == 0) {
+      if (n > size - off) return RAY_EDECODE;
+      off += (size_t)n;
+    } else {
+      if (open == RAY__MP_MAX_DEPTH) return RAY_EDECODE; /* even an empty one */
+      if (kind == 2) n *= 2;                             /* keys and values; n < 2^33 */
+      if (n > size - off) return RAY_EDECODE; /* each element takes a byte at least */
+      if (n > 0) want[++open] = n;
+    }
+    while (open > 0 && want[open] == 0) open--;
+  }
+  return off == size ? 0 : RAY_EDECODE;
+}
+
 int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out) {
   size_t off = 0;
   msgpack_unpacked_init(out);
+  if (ray__mp_check(data, size) != 0) return RAY_EDECODE;
   msgpack_unpack_return r = msgpack_unpack_next(out, data, size, &off);
   if (r == MSGPACK_UNPACK_SUCCESS && off == size) return 0;
   msgpack_unpacked_destroy(out);
@@ -161,6 +227,7 @@ int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t
     const msgpack_object *l = &top->via.array.ptr[i];
     if (l->type != MSGPACK_OBJECT_ARRAY || l->via.array.size != 5 ||
         l->via.array.ptr[0].type != MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+        l->via.array.ptr[0].via.i64 < INT_MIN || /* codes are negative ints */
         l->via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         l->via.array.ptr[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         l->via.array.ptr[4].via.u64 > UINT32_MAX) {
@@ -203,12 +270,6 @@ static void put_be(unsigned char *p, uint64_t v, int bytes) {
   }
 }
 
-static uint64_t get_be(const unsigned char *p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
-  return v;
-}
-
 int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref) {
   if (pk == NULL || ref.id == 0) return RAY_EINVAL;
   unsigned char body[12];
@@ -230,16 +291,28 @@ int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out) {
   return out->id != 0 ? 0 : RAY_EDECODE;
 }
 
+/* A value still to visit, and how many containers enclose it. */
+typedef struct mp_visit_s {
+  const msgpack_object *o;
+  size_t nesting;
+} mp_visit_t;
+
 int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) {
   *out = NULL;
   *n = 0;
   size_t cap = 0, depth = 0, stack_cap = 64;
-  const msgpack_object **stack = ray__malloc(stack_cap * sizeof *stack);
+  mp_visit_t *stack = ray__malloc(stack_cap * sizeof *stack);
   if (stack == NULL) return RAY_ENOMEM;
   int rc = 0;
-  stack[depth++] = obj;
+  stack[depth++] = (mp_visit_t){obj, 0};
   while (depth > 0 && rc == 0) {
-    const msgpack_object *o = stack[--depth];
+    mp_visit_t v = stack[--depth];
+    const msgpack_object *o = v.o;
+    bool container = o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP;
+    if (container && v.nesting == RAY__MP_MAX_DEPTH) { /* could never be read back */
+      rc = RAY_EINVAL;
+      break;
+    }
     size_t kids = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size
                   : o->type == MSGPACK_OBJECT_MAP ? 2 * (size_t)o->via.map.size
                                                   : 0;
@@ -262,7 +335,7 @@ int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) 
     if (depth + kids > stack_cap) {
       size_t ncap = stack_cap;
       while (depth + kids > ncap) ncap *= 2;
-      const msgpack_object **p = ray__realloc(stack, ncap * sizeof *p);
+      mp_visit_t *p = ray__realloc(stack, ncap * sizeof *p);
       if (p == NULL) {
         rc = RAY_ENOMEM;
         break;
@@ -273,9 +346,10 @@ int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) 
     /* Push children last-first so they pop in document order. */
     for (size_t k = kids; k > 0; k--) {
       size_t i = k - 1;
-      stack[depth++] = o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array.ptr[i]
-                       : (i % 2 == 0) ? &o->via.map.ptr[i / 2].key
-                                      : &o->via.map.ptr[i / 2].val;
+      stack[depth++] = (mp_visit_t){o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array.ptr[i]
+                                    : (i % 2 == 0)                 ? &o->via.map.ptr[i / 2].key
+                                                                   : &o->via.map.ptr[i / 2].val,
+                                    v.nesting + 1};
     }
   }
   ray__free(stack);

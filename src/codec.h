@@ -35,8 +35,27 @@ int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *o
 /* Decode what ray__error_encode wrote. Errors: RAY_EDECODE, RAY_ENOMEM. */
 int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id);
 
+/* The most containers a msgpack value may nest: msgpack-c's unpacker has a
+ * fixed stack of this many levels (MSGPACK_EMBED_STACK_SIZE, 32 in Debian's
+ * libmsgpackc) and refuses anything deeper, empty containers included. */
+#define RAY__MP_MAX_DEPTH 32
+
+/* Whether data[0..size) is exactly one msgpack value that msgpack-c can
+ * decode in memory proportional to `size`; call it before msgpack-c sees
+ * bytes that may be anyone's. Needed because msgpack-c (a) allocates a
+ * container's elements up front from the count in its header, so five
+ * bytes claiming 2^32 elements ask for ~100 GB, and (b) reports nesting
+ * deeper than its fixed stack as MSGPACK_UNPACK_NOMEM_ERROR, which is not
+ * out-of-memory. Here a container may claim no more elements than bytes
+ * remain (each takes one at least), and nesting is at most
+ * RAY__MP_MAX_DEPTH containers. Pure. Errors: RAY_EDECODE. */
+int ray__mp_check(const void *data, size_t size);
+
 /* Decode one msgpack value of `data` into *obj (zone as msgpack_unpacked).
- * Errors: RAY_EDECODE (invalid or trailing bytes), RAY_ENOMEM. */
+ * The bytes may be anyone's (ray_put_typed with RAY_TYPE_MSGPACK stores a
+ * caller's bytes as they are): ray__mp_check runs first. Errors: RAY_EDECODE (invalid, truncated or
+ * trailing bytes, a container claiming more elements than bytes remain,
+ * more than RAY__MP_MAX_DEPTH nested containers), RAY_ENOMEM. */
 int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out);
 
 /* Decode a payload that must be exactly one msgpack integer (fitting an
@@ -47,8 +66,11 @@ int ray__decode_f64(const void *data, size_t size, double *out);
 
 /* The refs inside a msgpack value (ext RAY_MSGPACK_EXT_REF), in document
  * order, in a new array (*out NULL when there are none). Walks the value
- * with an explicit stack: any nesting depth. Errors: RAY_ENOMEM,
- * RAY_EDECODE (a malformed ref ext). */
+ * with an explicit stack (no recursion). Every value the library stores
+ * goes through here first, so it also refuses a value nested deeper than
+ * RAY__MP_MAX_DEPTH, which could be stored but never read back.
+ * Errors: RAY_ENOMEM, RAY_EDECODE (a malformed ref ext), RAY_EINVAL (too
+ * deep). */
 int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n);
 
 #endif /* RAY_CODEC_H */

@@ -187,7 +187,7 @@ void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
 
 /* ---- Files ---- */
 
-static uint64_t checksum(const void *data, size_t n) {
+uint64_t ray__spill_checksum(const void *data, size_t n) {
   /* Four independent multiply-xor lanes over 32-byte blocks (the multiplies
    * overlap, so it runs near memory speed), folded at the end: enough to
    * catch a damaged or foreign file without slowing the disk down. */
@@ -247,6 +247,9 @@ static int ensure_spill_dir(ray__store_t *st) {
 
 /* Write or read `size` bytes at `off` of an open file, whole. */
 static int file_io(int fd, void *data, size_t size, uint64_t off, bool write) {
+  /* libuv reads at the current position for a negative offset: never let
+   * an offset wrap into one. */
+  if (off > (uint64_t)INT64_MAX || size > (uint64_t)INT64_MAX - off) return RAY_EIO;
   size_t done = 0;
   while (done < size) {
     size_t n = size - done > (1u << 30) ? (1u << 30) : size - done;
@@ -259,6 +262,12 @@ static int file_io(int fd, void *data, size_t size, uint64_t off, bool write) {
     done += (size_t)r;
   }
   return 0;
+}
+
+int ray__spill_record_read(int fd, uint64_t off, size_t size, uint64_t sum, void *data) {
+  int rc = file_io(fd, data, size, off, false); /* a short file is RAY_EIO too */
+  if (rc == 0 && ray__spill_checksum(data, size) != sum) rc = RAY_EIO; /* damaged: never hand it out */
+  return rc;
 }
 
 static int file_open(const char *path, int flags) {
@@ -432,7 +441,7 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     bool written = false;
     uint64_t sum = 0;
     if (!had_file[i] && fd >= 0) { /* a copy made earlier still holds: reuse it */
-      sum = checksum(e->data, e->size);
+      sum = ray__spill_checksum(e->data, e->size);
       written = file_io(fd, e->data, e->size, off, true) == 0;
     }
     size_t size = e->size; /* finish_spill may free e */
@@ -481,9 +490,8 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
     char path[1200];
     segment_path(st, seg_id, path, sizeof path);
     int fd = file_open(path, O_RDONLY);
-    rc = fd < 0 ? RAY_EIO : file_io(fd, data, size, off, false);
+    rc = fd < 0 ? RAY_EIO : ray__spill_record_read(fd, off, size, sum, data);
     if (fd >= 0) file_close(fd);
-    if (rc == 0 && checksum(data, size) != sum) rc = RAY_EIO; /* damaged: never hand it out */
     if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot restore object %llu from %s", (unsigned long long)id, path);
   }
   bool installed = false;

@@ -263,6 +263,17 @@ void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 /* Bytes held in memory now (used, without shard budgets). */
 uint64_t ray__mem_used(ray__store_t *st);
+/* A spill segment is the records of one spill batch written back to back,
+ * with no header: each record's offset, size and checksum live in its entry
+ * (seg_off, size, sum). The checksum of n bytes (pure; not cryptographic,
+ * but any change confined to one aligned 8-byte word changes it). */
+uint64_t ray__spill_checksum(const void *data, size_t n);
+/* Read one record back from an open segment: the `size` bytes at `off`
+ * into data[0..size), verified against `sum`. Errors: RAY_EIO (unreadable,
+ * the file ends early, an offset past INT64_MAX, or a checksum mismatch:
+ * data then holds bytes that must not be handed out). The restore path and
+ * the spill_segment fuzz target use it. */
+int ray__spill_record_read(int fd, uint64_t off, size_t size, uint64_t sum, void *data);
 /* Remove the spill directory if we made it (shutdown). */
 void ray__spill_cleanup(ray__store_t *st);
 /* Start / stop the background spiller (no-op when spilling is off). */

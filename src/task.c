@@ -794,6 +794,7 @@ int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
   ray__task_arg_t *a;
   int rc = typed_arg(ctx, i, RAY_TYPE_MSGPACK, &a);
   if (rc != 0) return rc;
+  if (ray__mp_check(a->data, a->size) != 0) return RAY_EDECODE; /* maybe a caller's bytes */
   if (ctx->zone == NULL && (ctx->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
     return RAY_ENOMEM;
   size_t off = 0;

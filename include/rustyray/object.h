@@ -130,7 +130,8 @@ RAY_EXTERN int ray_put_f64(double value, ray_ref_t *out);
 RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
 /* Encode any msgpack object. Refs inside it (RAY_MSGPACK_EXT_REF) are
  * retained by the new object until it is freed. Errors also: RAY_EINVAL for
- * obj NULL, RAY_ENOTFOUND for an unknown or released ref inside it,
+ * obj NULL or a value nested more than 32 containers deep (msgpack-c could
+ * not decode it back), RAY_ENOTFOUND for an unknown or released ref inside it,
  * RAY_EDECODE for a malformed ref ext (wrong length, id 0). Bytes put with
  * ray_put_typed(..., RAY_TYPE_MSGPACK, ...) are opaque: refs inside them
  * are not retained. */

@@ -217,7 +217,8 @@ RAY_EXTERN int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object
 RAY_EXTERN int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out);
 
 /* Set result slot `slot` (0-based). Setting a slot again replaces the value.
- * Errors: RAY_EINVAL (NULL ctx, slot out of range, NULL data with size > 0),
+ * Errors: RAY_EINVAL (NULL ctx, slot out of range, NULL data with size > 0,
+ * a msgpack value nested too deep: see ray_put_msgpack),
  * RAY_ETYPE (the slot was registered with another type; RAY_TYPE_BYTES slots
  * take bytes, any other type takes its own typed setter or bytes already in
  * that encoding via ray_return_bytes), RAY_ENOMEM, RAY_ESTOREFULL. */
