@@ -4,7 +4,8 @@
 #   bash scripts/dev.sh demo   install what is missing, build, run the main demo
 #   bash scripts/dev.sh test   install what is missing, build, run the whole test
 #                              suite: plain build (-Werror) with every test also
-#                              under valgrind, then ASan+UBSan, then TSan
+#                              under valgrind, then ASan+UBSan, then TSan, then
+#                              each libFuzzer target for RAY_FUZZ_SECONDS (20)
 #
 # Idempotent: installs only the Debian packages that are missing (apt-get),
 # reuses the build directories under build/. Needs root (or sudo) only when
@@ -17,7 +18,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages: toolchain, the three libraries, and tools the tests use.
 packages=(gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev)
-test_packages=(valgrind curl python3)
+# valgrind, curl and prometheus for the tests; clang and its runtime for libFuzzer.
+test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev)
 
 install_missing() {
   local missing=() p
@@ -76,6 +78,8 @@ case "${1:-}" in
     # opendir and the spiller's files). No test is ever retried: a failure fails.
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
       setarch "$(uname -m)" -R ctest --test-dir build/tsan --output-on-failure -j "$jobs"
+    echo "== fuzzing: every libFuzzer target for a bounded time (scripts/fuzz.sh)"
+    RAY_FUZZ_SECONDS="${RAY_FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
     echo "== all test runs passed"
     ;;
   *)

@@ -11,13 +11,13 @@
  *   BAD and that same answer from then on;
  * - a DONE head parses identically on its own (nothing after it is read).
  * Every parse is of an exact-size heap copy, so ASan reports any read past
- * len. A failed check aborts. Build (see tests/fuzz/CMakeLists.txt, or):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *     tests/fuzz/fuzz_http.c src/http.c -o /tmp/fuzz_http */
+ * len. A failed check aborts. Built by tests/fuzz/CMakeLists.txt
+ * (ray_add_fuzz) and run by scripts/fuzz.sh (docs/fuzzing.md). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "http.h"
 
 #define CHECK(cond)       \
