@@ -1761,6 +1761,23 @@ static void end_checks(model_t *m, bool shut) {
   }
 }
 
+/* After a result is visible the library still lets go of the task's
+ * arguments, an idle actor and the spiller's batch: wait (bounded, on the
+ * counters themselves) until every task counted finished and nothing is
+ * left in the store, then return the counters. */
+static ray_stats_t wait_idle(int64_t timeout_ms) {
+  ray_stats_t s;
+  uint64_t until = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  do {
+    CHECK_RC(ray_stats(&s), 0);
+    if (s.tasks_finished == s.tasks_submitted && s.objects == 0 && s.bytes_in_memory == 0 &&
+        s.bytes_spilled == 0 && s.actors_alive == 0)
+      break;
+    sched_yield();
+  } while (uv_hrtime() < until);
+  return s;
+}
+
 static void run_seed(uint64_t seed, unsigned nops) {
   model_t m;
   memset(&m, 0, sizeof m);
@@ -1860,17 +1877,7 @@ static void run_seed(uint64_t seed, unsigned nops) {
       for (; m.refs[i].holds > 0; m.refs[i].holds--) CHECK_RC(ray_ref_release(m.refs[i].ref), 0);
     for (int i = 0; i < m.nactors; i++)
       if (!m.actors[i].released) CHECK_RC(ray_actor_release(m.actors[i].h), 0);
-    /* After a result is visible the library still lets go of the task's
-     * arguments, an idle actor and the spiller's batch: wait (bounded) on
-     * the counters themselves. */
-    uint64_t until = uv_hrtime() + (uint64_t)g.long_ms * 1000000u;
-    for (;;) {
-      CHECK_RC(ray_stats(&s), 0);
-      bool idle = s.tasks_finished == s.tasks_submitted && s.objects == 0 &&
-                  s.bytes_in_memory == 0 && s.bytes_spilled == 0 && s.actors_alive == 0;
-      if (idle || uv_hrtime() > until) break;
-      sched_yield();
-    }
+    s = wait_idle(g.long_ms);
     CHECK(s.tasks_finished == s.tasks_submitted, "%" PRIu64 " of %" PRIu64 " tasks finished",
           s.tasks_finished, s.tasks_submitted);
     CHECK(s.objects == 0, "%" PRIu64 " objects left after releasing every ref (created %" PRIu64
@@ -1948,19 +1955,6 @@ static bool repro_enabled(void) {
   return env_u64("RAY_STRESS_REPRO", 0) != 0;
 }
 
-/* Wait (bounded) until every task counted finished and no object or actor
- * is left, then return the counters. */
-static ray_stats_t wait_idle(void) {
-  ray_stats_t s;
-  uint64_t until = uv_hrtime() + 10 * (uint64_t)1000000000;
-  do {
-    s = rt_stats();
-    if (s.tasks_finished == s.tasks_submitted && s.objects == 0 && s.actors_alive == 0) break;
-    sched_yield();
-  } while (uv_hrtime() < until);
-  return s;
-}
-
 static ray_ref_t pending_i64(void) {
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
@@ -1999,7 +1993,7 @@ static void test_repro_cancelled_call_then_kill(void **state) {
   ray_ref_t all[3] = {r1, r2, p};
   assert_rc(ray_ref_release_batch(all, 3), 0);
   assert_rc(ray_actor_release(a), 0);
-  ray_stats_t s = wait_idle();
+  ray_stats_t s = wait_idle(10000);
   assert_int_equal(s.tasks_finished, s.tasks_submitted);
   assert_int_equal(s.actors_alive, 0);
   rt_end();
