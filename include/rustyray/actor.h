@@ -106,8 +106,10 @@ RAY_EXTERN int ray_actor_call_id(ray_actor_t actor, uint32_t method, const ray_a
 
 /* Kill the actor: a running call finishes; queued and future calls fail
  * with RAY_EACTORDIED; the destructor runs once; the name is freed at once.
- * With no_restart false and restarts left, the actor restarts instead
- * (destructor, then constructor; queued calls continue).
+ * With no_restart false and restarts left, an actor that is alive restarts
+ * instead (destructor, then constructor; queued calls continue); one whose
+ * constructor has not finished yet, or that is already restarting, dies for
+ * good. A queued call that ray_cancel failed earlier keeps RAY_ECANCELED.
  * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. Killing a dead actor returns 0.
  * Never blocks. */
 RAY_EXTERN int ray_actor_kill(ray_actor_t actor, bool no_restart);
