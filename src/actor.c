@@ -330,12 +330,16 @@ static void die_locked(ray__actor_t *a, actions_t *act) {
   while (t != NULL) {
     ray__task_t *next = (ray__task_t *)t->rn.next;
     int expected = RAY__T_PENDING;
-    if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED)) {
+    bool cancelled_now = atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED);
+    /* A call ray_cancel failed earlier is in the mailbox too (not admitted
+     * yet): nobody else would finish it once the mailbox is gone. */
+    if (cancelled_now || expected == RAY__T_CANCELED) {
       /* Its own link: a call still waiting for arguments may be pushed to a
        * worker (rn) by ray__actor_call_ready any moment now; and held, so it
        * cannot be freed while run_actions fails it. */
       ray__task_hold(t);
       t->kill_ready = t->ready;
+      t->kill_cancelled = !cancelled_now;
       t->kill_next = act->killed;
       act->killed = t;
     }
@@ -403,12 +407,13 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
   ray__task_t *t = act->killed;
   while (t != NULL) {
     ray__task_t *next = t->kill_next;
-    ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: actor died before the call ran", t->name);
+    if (!t->kill_cancelled) /* a cancelled call's results carry RAY_ECANCELED already */
+      ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: actor died before the call ran", t->name);
     /* A call waiting for arguments is finished when they arrive (its state
      * says cancelled); one that was ready sits in no queue: finish it now. */
     if (t->kill_ready) {
+      actor_unref(a); /* before it counts finished: ray__quiesce sees the actor gone */
       ray__task_finish(t);
-      actor_unref(a);
     }
     ray__task_unref(t); /* die_locked's hold */
     t = next;
@@ -422,8 +427,8 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
     actor_unref(a);
   }
   if (act->ctor_drop != NULL) {
+    actor_unref(a); /* before it counts finished: ray__quiesce sees the actor gone */
     ray__task_finish(act->ctor_drop);
-    actor_unref(a);
   }
 }
 
@@ -521,8 +526,8 @@ ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal) {
   if (!retry && fatal) ray__task_fail(t, RAY_EACTORDIED, 0, NULL, "%s ended its actor", t->name);
   run_actions(a, &act); /* while t still holds the actor */
   if (!retry) {
+    actor_unref(a); /* before it counts finished: ray__quiesce sees the actor gone */
     ray__task_finish(t);
-    actor_unref(a);
   }
   return next;
 }
@@ -782,8 +787,8 @@ void ray__actors_shutdown(ray__runtime_t *rt) {
     while (t != NULL) {
       ray__task_t *next = (ray__task_t *)t->rn.next;
       ray__task_fail(t, RAY_ESHUTDOWN, 0, NULL, "runtime shut down before %s ran", t->name);
+      actor_unref(a); /* before it counts finished: ray__quiesce sees the actor gone */
       ray__task_finish(t);
-      actor_unref(a);
       t = next;
     }
     run_actions(a, &act);

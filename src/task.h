@@ -85,6 +85,7 @@ typedef struct ray__task_s {
   uint32_t retries_left;        /* METHOD: retries after an actor death */
   struct ray__task_s *kill_next; /* METHOD: in a dying actor's list of failed calls */
   bool kill_ready;              /* METHOD: was ready (not waiting for arguments) then */
+  bool kill_cancelled;          /* METHOD: cancelled before (its results failed already) */
   uint32_t nargs;
   uint32_t nreturns;
   uint32_t max_retries;
