@@ -475,16 +475,21 @@ void ray__actor_enqueue(ray__task_t *t) {
 
 void ray__actor_call_ready(ray__task_t *t) {
   ray__actor_t *a = t->actor;
-  if (t->kind == RAY__TASK_CTOR || atomic_load(&t->state) == RAY__T_CANCELED) {
-    ray__sched_push(&a->rt->sched, &t->rn); /* runs, or finishes a cancelled call */
+  if (t->kind == RAY__TASK_CTOR) {
+    ray__sched_push(&a->rt->sched, &t->rn);
     return;
   }
   uv_mutex_lock(&a->mu);
-  if (atomic_load(&t->state) == RAY__T_CANCELED) { /* died meanwhile */
+  if (a->state == A_DEAD) {
+    /* Not in the mailbox (a dying actor takes it, a dead one never links
+     * it): cancelled already, it only has to be finished. */
     uv_mutex_unlock(&a->mu);
     ray__sched_push(&a->rt->sched, &t->rn);
     return;
   }
+  /* Still in the mailbox, even if ray_cancel failed it: it leaves through
+   * admission, in order, so the calls behind it are never cut off (its rn
+   * link is the mailbox's), and finishes on the worker. */
   t->ready = true;
   admit_locked(a, false);
   uv_mutex_unlock(&a->mu);
