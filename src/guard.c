@@ -41,7 +41,7 @@
 #include <linux/membarrier.h>
 #endif
 
-_Thread_local ray__thread_rec_t *ray__tls_rec;
+_Thread_local ray__thread_rec_t *ray__tls_rec RAY__TLS_FAST;
 atomic_bool ray__guard_fence = true; /* until setup proves membarrier works */
 
 static _Atomic(ray__thread_rec_t *) registry;

@@ -23,7 +23,16 @@ typedef struct ray__api_guard_s {
   ray__thread_rec_t *rec;    /* NULL: nothing to leave */
 } ray__api_guard_t;
 
-extern _Thread_local ray__thread_rec_t *ray__tls_rec;
+/* Initial-exec TLS for what the fast paths touch on every call: the general
+ * dynamic model would make each touch a call into the dynamic linker when
+ * the library is shared. */
+#if defined(__GNUC__)
+#define RAY__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define RAY__TLS_FAST
+#endif
+
+extern _Thread_local ray__thread_rec_t *ray__tls_rec RAY__TLS_FAST;
 /* The running runtime, or NULL (runtime.c publishes it). */
 extern _Atomic(struct ray__runtime_s *) ray__runtime_ptr;
 extern atomic_bool ray__guard_fence; /* no membarrier: readers fence themselves */

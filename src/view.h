@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "guard.h" /* RAY__TLS_FAST */
 #include "rustyray/object.h"
 
 struct ray__entry_s;
@@ -32,11 +33,6 @@ typedef struct ray__view_cache_s {
   bool keyed; /* the thread-exit hook knows these lists */
 } ray__view_cache_t;
 
-#if defined(__GNUC__)
-#define RAY__TLS_FAST __attribute__((tls_model("initial-exec")))
-#else
-#define RAY__TLS_FAST
-#endif
 extern _Thread_local ray__view_cache_t ray__view_cache RAY__TLS_FAST;
 
 /* Slow paths: the list is empty / too long or not yet known to the hook. */
