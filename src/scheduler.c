@@ -351,6 +351,11 @@ static void worker_main(void *arg) {
     atomic_store(&w->can_help, true);
     atomic_fetch_add(&s->idle, 1);
     hook(RAY__SCHED_AT_IDLE, w);
+    if (atomic_load(&s->quiesce_waiters) > 0) { /* after idle++: see ray__sched_quiesce */
+      uv_mutex_lock(&s->spawn_mu);
+      uv_cond_broadcast(&s->spawn_cv);
+      uv_mutex_unlock(&s->spawn_mu);
+    }
     /* A lingering spare sleeps until work comes or blocked workers leave
      * (ray__sched_block_end); any other spare wakes to retire. */
     bool lingering = w->spare && atomic_load(&w->linger);
@@ -436,6 +441,7 @@ int ray__sched_start(ray__sched_t *s, unsigned n) {
   atomic_init(&s->spinning, 0);
   atomic_init(&s->blocked, 0);
   atomic_init(&s->lingering, 0);
+  atomic_init(&s->quiesce_waiters, 0);
   atomic_init(&s->serials, 0);
   atomic_init(&s->stop, false);
   s->base_workers = n;
@@ -585,11 +591,19 @@ void ray__sched_block_end(ray__worker_t *w) {
   uv_mutex_unlock(&s->spawn_mu);
 }
 
+/* Quiet: back to the base workers, every one of them parked idle, nothing
+ * queued. The waiter counts itself before it looks and a worker going idle
+ * bumps `idle` before it looks at the waiters (both sequentially
+ * consistent), so one of the two sees the other. */
 int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   int rc = 0;
   uv_mutex_lock(&s->spawn_mu);
-  while (rc == 0 && atomic_load(&s->nworkers) > s->base_workers)
+  atomic_fetch_add(&s->quiesce_waiters, 1);
+  while (rc == 0 && (atomic_load(&s->nworkers) > s->base_workers ||
+                     (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) ||
+                     ray__sched_has_work(s)))
     rc = ray__cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
+  atomic_fetch_sub(&s->quiesce_waiters, 1);
   uv_mutex_unlock(&s->spawn_mu);
   return rc;
 }

@@ -62,6 +62,7 @@ typedef struct ray__sched_s {
   atomic_int spinning;   /* workers looking for work before they park */
   atomic_int blocked;    /* workers parked inside a blocking call */
   atomic_int lingering;  /* spares kept from retiring by blocked workers */
+  atomic_int quiesce_waiters; /* callers in ray__sched_quiesce */
   atomic_bool stop;
   uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
   uv_cond_t spawn_cv;    /* (spawn_mu) a spare retired */
@@ -110,10 +111,12 @@ bool ray__sched_has_work(ray__sched_t *s);
 bool ray__sched_block_begin(ray__worker_t *w);
 void ray__sched_block_end(ray__worker_t *w);
 
-/* Wait until every spare has retired (the pool is back to its base size)
- * or `deadline` (uv_hrtime ns; UINT64_MAX: none) passes. Spares kept by
- * blocked workers do not retire while those stay blocked. Returns 0 or
- * RAY_ETIMEDOUT. */
+/* Wait until every spare has retired (the pool is back to its base size),
+ * every worker is parked idle and nothing is queued (so work a worker does
+ * after a task counts finished, such as an actor constructor's last steps,
+ * is over), or `deadline` (uv_hrtime ns; UINT64_MAX: none) passes. Spares
+ * kept by blocked workers do not retire while those stay blocked. Returns 0
+ * or RAY_ETIMEDOUT. */
 int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline);
 
 /* Test hook: points on the scheduler's slow paths where a test may pause

@@ -35,7 +35,8 @@ void ray__thread_fail_next(int n);
  * actor call submitted so far has finished and let go of its arguments
  * (ray_stats' tasks_finished has caught up with tasks_submitted), every
  * spare worker has retired (spares kept by workers still blocked in
- * ray_get/ray_wait cannot), and the background spiller is parked with no
+ * ray_get/ray_wait cannot), every worker is parked idle with nothing queued
+ * (actor constructors and teardowns done), and the background spiller is parked with no
  * batch in flight (its deferred frees done). Tests call it instead of
  * polling before they assert on ray_stats or on freed buffers; it never
  * asserts that background work has *not* happened.
