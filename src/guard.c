@@ -23,11 +23,21 @@
  * ever inside the library at once, and shutdown's scan never reads freed
  * memory.
  *
+ * The same wait runs twice. ray__guard_close, right after shutdown set the
+ * runtime's `stopping` flag, waits for every thread but the workers: a call
+ * that passed its `stopping` check just before the flag was set may still
+ * queue a task or an actor call, and must do so while the queues exist
+ * (before the workers are joined and the queues drained). Workers need no
+ * such wait: shutdown joins them before it frees what they use.
+ * ray__guard_drain, after the pointer was unpublished, waits for every
+ * thread before the memory goes.
+ *
  * Waiting: a thread inside a public call at shutdown is either about to
  * leave (fast paths are nanoseconds) or parked in a blocking call that the
  * shutdown has already failed; the drain yields the CPU until it leaves.
  * Lock order: reg_mu is a leaf. */
 #include "guard.h"
+#include "hook.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -75,7 +85,10 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
   /* Reuse the record of a thread that has ended. */
   for (rec = atomic_load(&registry); rec != NULL; rec = rec->next) {
     bool free_one = false;
-    if (atomic_compare_exchange_strong(&rec->in_use, &free_one, true)) break;
+    if (atomic_compare_exchange_strong(&rec->in_use, &free_one, true)) {
+      atomic_store(&rec->worker, false);
+      break;
+    }
   }
   if (rec == NULL) {
     /* Plain malloc: records outlive every runtime (and the allocation
@@ -84,6 +97,7 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
     if (rec == NULL) return NULL;
     atomic_init(&rec->depth, 0);
     atomic_init(&rec->in_use, true);
+    atomic_init(&rec->worker, false);
     ray__thread_rec_t *head = atomic_load(&registry);
     do rec->next = head;
     while (!atomic_compare_exchange_weak(&registry, &head, rec));
@@ -93,7 +107,16 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
   return rec;
 }
 
-void ray__guard_drain(void) {
+void ray__guard_mark_worker(void) {
+  ray__thread_rec_t *rec = ray__tls_rec;
+  if (rec == NULL) rec = ray__guard_rec_slow();
+  if (rec != NULL) atomic_store(&rec->worker, true); /* else its calls fail: nothing to wait for */
+}
+
+/* Make every thread's next read of what the caller stored current, then
+ * wait until each record in the registry (but the caller's, and the
+ * workers' when skip_workers) is at depth 0. */
+static void wait_out(bool skip_workers) {
 #if defined(__linux__) && defined(SYS_membarrier)
   /* Cannot fail once registered (it fails only for an unregistered
    * process); a fence on this side either way. */
@@ -101,6 +124,17 @@ void ray__guard_drain(void) {
 #endif
   for (ray__thread_rec_t *rec = atomic_load(&registry); rec != NULL; rec = rec->next) {
     if (rec == ray__tls_rec) continue; /* the caller is not inside a call */
-    while (atomic_load(&rec->depth) != 0) sched_yield(); /* seq_cst: see guard.h */
+    if (skip_workers && atomic_load(&rec->worker)) continue;
+    if (atomic_load(&rec->depth) == 0) continue; /* seq_cst: see guard.h */
+    if (skip_workers) ray__hook(RAY__AT_CLOSE_WAIT, NULL);
+    while (atomic_load(&rec->depth) != 0) sched_yield();
   }
+}
+
+void ray__guard_close(void) {
+  wait_out(true);
+}
+
+void ray__guard_drain(void) {
+  wait_out(false);
 }

@@ -14,8 +14,9 @@ struct ray__runtime_s;
 typedef struct ray__thread_rec_s {
   atomic_uint depth; /* public calls this thread is inside (nesting) */
   atomic_bool in_use;
+  atomic_bool worker;             /* a scheduler worker's thread (ray__guard_close skips it) */
   struct ray__thread_rec_s *next; /* the registry, push-only */
-  char pad_[64 - sizeof(atomic_uint) - sizeof(atomic_bool) - sizeof(void *)];
+  char pad_[64 - sizeof(atomic_uint) - 2 * sizeof(atomic_bool) - sizeof(void *)];
 } ray__thread_rec_t;
 
 typedef struct ray__api_guard_s {
@@ -80,15 +81,28 @@ static inline bool ray__api_inside(void) {
  * readers' fence. */
 void ray__guard_setup(void);
 
-/* Shutdown, after the runtime pointer was unpublished: make every thread's
- * view of it current (membarrier, or a fence), then wait until no thread
- * is inside a public call. The caller must not be inside one itself. */
+/* A scheduler worker calls this as its thread starts: ray__guard_close
+ * does not wait for it (its calls are over once the workers are joined). */
+void ray__guard_mark_worker(void);
+
+/* Shutdown's first wait, after it set the runtime's `stopping` flag with a
+ * sequentially consistent store: make every thread's view of the flag
+ * current (membarrier, or the readers' read-modify-write), then wait until
+ * every thread other than the caller and the workers has left the public
+ * call it was in. Afterwards those threads' calls see the flag, so none of
+ * them queues work or touches a sub-system that shutdown is about to take
+ * down (a call checks the flag after it entered the guard). */
+void ray__guard_close(void);
+
+/* Shutdown's last wait, after the runtime pointer was unpublished: make
+ * every thread's view of it current, then wait until no thread (but the
+ * caller) is inside a public call. The caller must not be inside one. */
 void ray__guard_drain(void);
 
 /* Enter the API for the rest of the enclosing block: `rt` is the running
  * runtime, or NULL (RAY__API_GUARD); RAY__API_ENTER returns RAY_ENOTINIT
- * from the enclosing function when there is none. Leaving is automatic on every return path (cleanup attribute,
- * DECISIONS.md). */
+ * from the enclosing function when there is none. Leaving is automatic on every return path
+ * (cleanup attribute, DECISIONS.md). */
 #define RAY__API_GUARD(rt)                                                                  \
   __attribute__((cleanup(ray__api_leave))) ray__api_guard_t ray__guard_ = ray__api_enter(); \
   struct ray__runtime_s *rt = ray__guard_.rt

@@ -313,12 +313,17 @@ int ray_shutdown(void) {
   uv_mutex_unlock(&blocked_mu);
   ray__mem_stop(&rt->store); /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
+  /* A call on another thread that passed its `stopping` check before the
+   * flag was set may still queue work: wait for it to leave (guard.c)
+   * before the queues are drained and freed. Workers are joined next. */
+  ray__guard_close();
   ray__sched_join(&rt->sched);
   ray__actors_shutdown(rt);
   int tl_rc = 0;
   if (rt->cfg.timeline && rt->timeline_path != NULL)
     tl_rc = ray__timeline_write(rt, rt->timeline_path);
   ray__sched_free(&rt->sched);
+  ray__hook(RAY__AT_SCHED_FREED, NULL);
   uv_mutex_lock(&blocked_mu);
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
   uv_mutex_unlock(&blocked_mu);

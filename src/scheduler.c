@@ -54,6 +54,7 @@
 
 #include <sched.h>
 
+#include "hook.h"
 #include "internal.h"
 
 enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024 };
@@ -74,22 +75,11 @@ struct ray__worker_s {
   bool spare;           /* started for a blocked worker; may retire */
   bool started;         /* its thread was created and not yet joined (spawn_mu) */
   ray__worker_t *next_retired;
-  ray__obs_t obs;       /* what ran here: timeline spans, latencies */
+  ray__obs_t obs; /* what ran here: timeline spans, latencies */
 };
 
 static _Thread_local ray__worker_t *tls_worker;
 
-/* Test hook (testing.h): called at RAY__SCHED_AT_* points on slow paths. */
-static _Atomic(ray__sched_hook_fn) test_hook;
-
-void ray__sched_set_test_hook(ray__sched_hook_fn fn) {
-  atomic_store(&test_hook, fn);
-}
-
-static inline void hook(int point, ray__worker_t *w) {
-  ray__sched_hook_fn fn = atomic_load_explicit(&test_hook, memory_order_relaxed);
-  if (fn != NULL) fn(point, w);
-}
 static _Thread_local ray__runnable_t *tls_running; /* what this thread runs now */
 
 /* Slots change under spawn_mu while thieves read them: atomic pointers. */
@@ -243,8 +233,8 @@ static void push(ray__sched_t *s, ray__runnable_t *r, bool yield) {
   ray__worker_t *w = tls_worker;
   bool own = w != NULL && w->sched == s;
   if (!own) /* base workers only: see the retirement rule above */
-    w = slot_get(s, atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) %
-                        s->base_workers);
+    w = slot_get(s,
+                 atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) % s->base_workers);
   r->parent = own && !yield ? tls_running : NULL;
   uv_mutex_lock(&w->qmu);
   /* Own: at the tail (next to run), unless yielding; host: at the head. */
@@ -331,12 +321,12 @@ static void worker_main(void *arg) {
   ray__sched_t *s = w->sched;
   tls_worker = w;
   ray__thread_role = RAY__ROLE_WORKER;
+  ray__guard_mark_worker();
   for (;;) {
     ray__runnable_t *r = find_work(w);
     if (r != NULL) {
       /* More work than runners awake: bring in a parked worker. */
-      if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 &&
-          ray__sched_has_work(s))
+      if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 && ray__sched_has_work(s))
         wake_for_work(s, w);
       tls_running = r;
       r->run(r);
@@ -350,7 +340,7 @@ static void worker_main(void *arg) {
     if (found) continue;
     atomic_store(&w->can_help, true);
     atomic_fetch_add(&s->idle, 1);
-    hook(RAY__SCHED_AT_IDLE, w);
+    ray__hook(RAY__AT_IDLE, w);
     if (atomic_load(&s->quiesce_waiters) > 0) { /* after idle++: see ray__sched_quiesce */
       uv_mutex_lock(&s->spawn_mu);
       uv_cond_broadcast(&s->spawn_cv);
@@ -420,7 +410,7 @@ static int worker_add(ray__sched_t *s, bool spare) {
    * re-checks queues [0, nworkers)). */
   slot_set(s, n, w);
   atomic_store(&s->nworkers, n + 1);
-  if (spare) hook(RAY__SCHED_AT_SPARE_START, w);
+  if (spare) ray__hook(RAY__AT_SPARE_START, w);
   if (ray__thread_create(&w->thread, worker_main, w) != 0) {
     atomic_store(&s->nworkers, n);
     /* A thief may have loaded the pointer meanwhile: keep the struct (its
@@ -430,7 +420,7 @@ static int worker_add(ray__sched_t *s, bool spare) {
     return RAY_EIO;
   }
   w->started = true;
-  if (spare) hook(RAY__SCHED_AT_SPARE_STARTED, w);
+  if (spare) ray__hook(RAY__AT_SPARE_STARTED, w);
   return 0;
 }
 
@@ -563,7 +553,7 @@ static bool spawn_spare(ray__sched_t *s) {
 
 bool ray__sched_block_begin(ray__worker_t *w) {
   ray__sched_t *s = w->sched;
-  hook(RAY__SCHED_AT_BLOCK, w);
+  ray__hook(RAY__AT_BLOCK, w);
   atomic_fetch_add(&s->blocked, 1); /* I3, I4: before reading idle */
   if (atomic_load(&s->idle) > 0) {
     /* Our CPU goes to an idle worker: wake one, so whatever is queued (our
@@ -599,9 +589,9 @@ int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   int rc = 0;
   uv_mutex_lock(&s->spawn_mu);
   atomic_fetch_add(&s->quiesce_waiters, 1);
-  while (rc == 0 && (atomic_load(&s->nworkers) > s->base_workers ||
-                     (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) ||
-                     ray__sched_has_work(s)))
+  while (rc == 0 &&
+         (atomic_load(&s->nworkers) > s->base_workers ||
+          (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) || ray__sched_has_work(s)))
     rc = ray__cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
   atomic_fetch_sub(&s->quiesce_waiters, 1);
   uv_mutex_unlock(&s->spawn_mu);

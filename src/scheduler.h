@@ -119,21 +119,6 @@ void ray__sched_block_end(ray__worker_t *w);
  * or RAY_ETIMEDOUT. */
 int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline);
 
-/* Test hook: points on the scheduler's slow paths where a test may pause
- * a thread to force an interleaving (testing.h). */
-enum {
-  RAY__SCHED_AT_SPARE_START = 4,   /* spawning thread, spawn_mu held: the
-                                      spare is counted, its thread not yet
-                                      created */
-  RAY__SCHED_AT_SPARE_STARTED = 1, /* spawning thread, spawn_mu held: the
-                                      spare's thread has just started */
-  RAY__SCHED_AT_BLOCK = 2,         /* a worker entering ray__sched_block_begin,
-                                      no lock held */
-  RAY__SCHED_AT_IDLE = 3           /* a worker about to park idle, no lock held */
-};
-typedef void (*ray__sched_hook_fn)(int point, ray__worker_t *w);
-void ray__sched_set_test_hook(ray__sched_hook_fn fn);
-
 /* The calling worker's record of what it ran. */
 struct ray__obs_s;
 struct ray__obs_s *ray__worker_obs(ray__worker_t *w);

@@ -28,6 +28,7 @@
 
 #include "codec.h"
 #include "error_internal.h"
+#include "hook.h"
 #include "internal.h"
 
 struct ray_task_ctx_s {
@@ -498,9 +499,9 @@ static int check_arg(const ray_arg_t *a) {
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
-int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *actor,
-                     uint8_t kind, const ray_arg_t *args, size_t nargs,
-                     const ray_task_opts_t *opts, ray_ref_t *out_refs, ray__task_t **out_task) {
+int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *actor, uint8_t kind,
+                     const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
+                     ray_ref_t *out_refs, ray__task_t **out_task) {
   ray_task_opts_t defaults;
   if (opts == NULL) {
     ray_task_opts_init(&defaults);
@@ -655,8 +656,10 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, struct ray__actor_s *ac
   for (size_t i = 0; i < nargs; i++)
     if (stored[i] != 0) ray__store_release(st, stored[i]); /* the task holds its own */
   if (f->nreturns > 0) memcpy(out_refs, t->returns, f->nreturns * sizeof *out_refs);
-  if (kind != RAY__TASK_CTOR) atomic_fetch_add_explicit(&rt->tasks_submitted, 1, memory_order_relaxed);
+  if (kind != RAY__TASK_CTOR)
+    atomic_fetch_add_explicit(&rt->tasks_submitted, 1, memory_order_relaxed);
   if (out_task != NULL) *out_task = t;
+  ray__hook(RAY__AT_SUBMIT_ADMITTED, NULL);
   if (kind == RAY__TASK_METHOD) ray__actor_enqueue(t); /* in submission order */
   if (atomic_fetch_sub(&t->deps, 1) == 1) {
     if (kind == RAY__TASK_FN)

@@ -7,6 +7,7 @@
 
 #include "rustyray.h"
 #include "alloc.h"
+#include "hook.h" /* ray__set_test_hook and its points */
 
 /* Create a pending object of `type` (its producer has not finished); *out
  * carries one reference. Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */

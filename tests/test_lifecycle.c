@@ -724,7 +724,6 @@ static void test_shutdown_frees_everything(void **state) {
   assert_int_equal(atomic_load(&rec.on_main), 0);
 }
 
-
 /* ---- shutdown and init from inside the library's own calls -------------- */
 
 static atomic_int g_dtor_shutdown_rc, g_dtor_init_rc, g_dtor_calls;
@@ -921,6 +920,82 @@ static void test_calls_racing_shutdown(void **state) {
   }
 }
 
+/* A submission that passed its `stopping` check just before ray_shutdown
+ * set the flag, held there by the test hook until shutdown reaches one of
+ * two points: shutdown must wait for it (RAY__AT_CLOSE_WAIT) before it
+ * drains and frees the worker queues. Before the fix shutdown went on, and
+ * the held call queued its task only after the queues were freed
+ * (RAY__AT_SCHED_FREED): uv_mutex_lock on a destroyed mutex aborted, one
+ * run in three under load in test_calls_racing_shutdown. */
+enum { HELD_IDLE, HELD_ARMED, HELD_WAITING, HELD_RELEASED };
+static atomic_int g_held;
+static atomic_int g_released_at;
+
+static void hold_admitted_hook(int point, void *arg) {
+  (void)arg;
+  if (point == RAY__AT_SUBMIT_ADMITTED) {
+    int armed = HELD_ARMED;
+    if (!atomic_compare_exchange_strong(&g_held, &armed, HELD_WAITING)) return;
+    while (atomic_load(&g_held) != HELD_RELEASED) sched_yield();
+  } else if (point == RAY__AT_CLOSE_WAIT || point == RAY__AT_SCHED_FREED) {
+    int waiting = HELD_WAITING;
+    if (atomic_compare_exchange_strong(&g_held, &waiting, HELD_RELEASED))
+      atomic_store(&g_released_at, point);
+  }
+}
+
+typedef struct {
+  ray_function_t fn;
+  bool actor_call;
+  ray_actor_t actor;
+  int rc;
+  uv_thread_t th;
+} held_t;
+
+static void held_main(void *arg) {
+  held_t *h = arg;
+  ray_ref_t r = RAY_REF_NIL;
+  atomic_store(&g_held, HELD_ARMED);
+  if (!h->actor_call)
+    h->rc = ray_task_submit(h->fn, NULL, 0, NULL, &r);
+  else
+    h->rc = ray_actor_call(h->actor, "noop", NULL, 0, NULL, &r);
+}
+
+static void run_held_submission(bool actor_call) {
+  clear_env();
+  rt_begin();
+  held_t h = {.actor_call = actor_call, .rc = -1};
+  assert_rc(ray_function_register("held-one", fn_one, NULL, k_i64, 1, &h.fn), 0);
+  if (actor_call) {
+    static const ray_actor_class_t cls = {"held-actor", NULL, NULL, k_noop_methods, 1};
+    assert_rc(ray_actor_create(&cls, NULL, 0, NULL, &h.actor), 0);
+    assert_rc(ray__quiesce(10000), 0); /* constructed: the call goes to the queue */
+  }
+  atomic_store(&g_held, HELD_IDLE);
+  atomic_store(&g_released_at, 0);
+  ray__set_test_hook(hold_admitted_hook);
+  assert_int_equal(uv_thread_create(&h.th, held_main, &h), 0);
+  while (atomic_load(&g_held) != HELD_WAITING) sched_yield();
+  assert_rc(ray_shutdown(), 0);
+  assert_int_equal(uv_thread_join(&h.th), 0);
+  ray__set_test_hook(NULL);
+  assert_int_equal(atomic_load(&g_released_at), RAY__AT_CLOSE_WAIT);
+  assert_rc(h.rc, 0); /* admitted before the flag; its result failed or dropped */
+  assert_int_equal(ray__threads_alive(), 0);
+  rt_assert_no_leaks();
+}
+
+static void test_submission_held_across_shutdown(void **state) {
+  (void)state;
+  run_held_submission(false);
+}
+
+static void test_actor_call_held_across_shutdown(void **state) {
+  (void)state;
+  run_held_submission(true);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_calls_before_init),
     cmocka_unit_test(test_config_defaults),
@@ -943,6 +1018,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_init_from_task_is_busy),
     cmocka_unit_test(test_shutdown_from_free_fn_is_busy),
     cmocka_unit_test(test_calls_racing_shutdown),
+    cmocka_unit_test(test_submission_held_across_shutdown),
+    cmocka_unit_test(test_actor_call_held_across_shutdown),
 };
 
 RT_MAIN(tests)

@@ -457,12 +457,13 @@ static ray__worker_t *g_new_spare;
 static bool g_spare_moved;
 static atomic_int g_spares_held;
 
-static void late_spare_hook(int point, ray__worker_t *w) {
+static void late_spare_hook(int point, void *arg) {
+  ray__worker_t *w = arg;
   uv_mutex_lock(&g_hook_mu);
-  if (point == RAY__SCHED_AT_SPARE_START) { /* before its thread can run */
+  if (point == RAY__AT_SPARE_START) { /* before its thread can run */
     g_new_spare = w;
     g_spare_moved = false;
-  } else if (point == RAY__SCHED_AT_SPARE_STARTED) {
+  } else if (point == RAY__AT_SPARE_STARTED) {
     while (!g_spare_moved) uv_cond_wait(&g_hook_cv, &g_hook_mu);
     g_new_spare = NULL;
     /* ...and until no worker is spinning: a spinner would find the spare's
@@ -483,9 +484,9 @@ static void test_chain_spare_started_late(void **state) {
   assert_int_equal(uv_mutex_init(&g_hook_mu), 0);
   assert_int_equal(uv_cond_init(&g_hook_cv), 0);
   atomic_store(&g_spares_held, 0);
-  ray__sched_set_test_hook(late_spare_hook);
+  ray__set_test_hook(late_spare_hook);
   run_chain(2, rt_iters(2000, 300));
-  ray__sched_set_test_hook(NULL);
+  ray__set_test_hook(NULL);
   assert_true(atomic_load(&g_spares_held) > 0); /* the interleaving happened */
   uv_cond_destroy(&g_hook_cv);
   uv_mutex_destroy(&g_hook_mu);

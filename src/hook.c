@@ -1,0 +1,8 @@
+/* hook.c - the test hook's one variable (hook.h). */
+#include "hook.h"
+
+_Atomic(ray__hook_fn) ray__hook_installed;
+
+void ray__set_test_hook(ray__hook_fn fn) {
+  atomic_store(&ray__hook_installed, fn);
+}
