@@ -35,24 +35,23 @@ install_missing() {
     "${missing[@]}"
 }
 
-# build DIR [cmake args...]: configure once, then build.
+# build PRESET: configure with CMakePresets.json's preset (into build/PRESET),
+# then build.
 build() {
-  local dir=$1
-  shift
-  cmake -S "$root" -B "$dir" "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
+  cmake --preset "$1" >/dev/null
+  cmake --build "build/$1" -j "$jobs"
 }
 
 case "${1:-}" in
   demo)
     install_missing "${packages[@]}"
-    build build/release -DCMAKE_BUILD_TYPE=Release -DRAY_BUILD_TESTS=OFF
+    build release
     ./build/release/examples/object_store_demo
     ;;
   test)
     install_missing "${packages[@]}" "${test_packages[@]}"
     echo "== plain build (-Werror), unit tests, examples and valgrind"
-    build build/plain -DRAY_WERROR=ON -DRAY_VALGRIND_TESTS=ON
+    build plain
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
     echo "== packaging: install, then build a consumer with find_package and with pkg-config"
     prefix="$root/build/install"
@@ -67,12 +66,16 @@ case "${1:-}" in
       -o build/consumer/consumer_pc
     LD_LIBRARY_PATH="$prefix/lib" ./build/consumer/consumer_pc
     unset PKG_CONFIG_PATH
+    echo "== embedding: a parent project that add_subdirectory()s the tree (no cmocka needed)"
+    cmake -S tests/embed -B build/embed >/dev/null
+    cmake --build build/embed -j "$jobs" >/dev/null
+    ./build/embed/embedded
     echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
-    build build/asan -DRAY_WERROR=ON -DRAY_SANITIZE=address,undefined -DRAY_BUILD_BENCH=OFF
+    build asan
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build/asan --output-on-failure -j "$jobs"
     echo "== ThreadSanitizer"
-    build build/tsan -DRAY_WERROR=ON -DRAY_SANITIZE=thread -DRAY_BUILD_BENCH=OFF
+    build tsan
     # ASLR off: TSan's shadow memory layout clashes with high-entropy mmap on newer kernels.
     # tests/tsan.supp: one known false positive (fd number reuse between a test's
     # opendir and the spiller's files). No test is ever retried: a failure fails.

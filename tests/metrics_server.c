@@ -11,7 +11,7 @@
  *
  * and stays up, serving scrapes, until its stdin reaches end of file. Then
  * it shuts down and exits 0 (1 on any failure, with a message on stderr). */
-/* <uv.h> (via rustyray.h) needs POSIX types that strict -std=c11 hides. */
+/* nanosleep is POSIX, which strict -std=c11 hides. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <inttypes.h>
