@@ -12,10 +12,10 @@
   ((RAY_VERSION_MAJOR << 16) | (RAY_VERSION_MINOR << 8) | RAY_VERSION_PATCH)
 
 /* RAY_EXTERN marks the public API; everything else is hidden
- * (the library builds with -fvisibility=hidden). */
-#if defined(_WIN32)
-#define RAY_EXTERN __declspec(dllexport)
-#elif defined(__GNUC__) && __GNUC__ >= 4
+ * (the library builds with -fvisibility=hidden). POSIX only: there is no
+ * Windows branch (no dllexport/dllimport scheme) because the library does
+ * not build there (pthread keys, membarrier, POSIX file I/O; DECISIONS.md). */
+#if defined(__GNUC__) && __GNUC__ >= 4
 #define RAY_EXTERN __attribute__((visibility("default")))
 #else
 #define RAY_EXTERN
