@@ -53,6 +53,7 @@ case "${1:-}" in
     install_missing "${packages[@]}" "${test_packages[@]}"
     echo "== plain build (-Werror), unit tests, examples and valgrind"
     build build/plain -DRAY_WERROR=ON -DRAY_VALGRIND_TESTS=ON
+    bash scripts/layers.sh build/plain # src/ files call only down (scripts/layers.txt)
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
     echo "== packaging: install, then build a consumer with find_package and with pkg-config"
     prefix="$root/build/install"
