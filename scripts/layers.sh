@@ -71,7 +71,7 @@ fi
 if ! loop=$(echo "$acyclic" | tsort 2>&1 >/dev/null); then
   status=1
   echo "layers: $list has a cycle among edges not marked '# cycle:':" >&2
-  echo "$loop" | sed -e 's/^/  /' >&2
+  while read -r line; do echo "  $line"; done <<<"$loop" >&2
 fi
 
 stale=$(comm -13 <(echo "$actual") <(echo "$allowed"))

@@ -1,5 +1,6 @@
 /* timeline.c - what ran where and when: per-worker span buffers and task
- * latency histograms, and the Chrome Trace Event writer.
+ * latency histograms (summed for the metrics), and the Chrome Trace Event
+ * writer.
  *
  * Recording is per worker: the owner appends to its own chunk list under
  * its own (uncontended) mutex, so leaving the timeline on costs no global
@@ -12,8 +13,9 @@
  *
  * Layering: the records are this file's; the scheduler, below, only holds
  * one opaque pointer per worker, made and freed through the functions the
- * runtime hands it (ray__obs_new/free), and lists them for a dump
- * (ray__sched_foreach). Lock order: a record's mu is taken under the
+ * runtime hands it (ray__obs_new/free), and lists them for a dump or for
+ * the metrics' latency histogram (ray__sched_foreach): only this file
+ * reads a record. Lock order: a record's mu is taken under the
  * scheduler's spawn_mu (the walk), never the other way round. */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -98,6 +100,20 @@ void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
     }
   }
   uv_mutex_unlock(&o->mu);
+}
+
+static void add_latency(ray__obs_t *o, void *arg) {
+  ray__latency_t *l = arg;
+  uv_mutex_lock(&o->mu);
+  for (int i = 0; i < RAY__LAT_BUCKETS; i++) l->buckets[i] += o->lat_buckets[i];
+  l->count += o->lat_count;
+  l->sum_ns += o->lat_sum_ns;
+  uv_mutex_unlock(&o->mu);
+}
+
+void ray__timeline_latency(ray__runtime_t *rt, ray__latency_t *out) {
+  memset(out, 0, sizeof *out);
+  ray__sched_foreach(&rt->sched, add_latency, out);
 }
 
 /* ---- The writer ---- */

@@ -56,6 +56,14 @@ void ray__obs_free(ray__obs_t *o);
 void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
 
 struct ray__runtime_s;
+
+/* Task run times summed over every worker's record (metrics.c). */
+typedef struct ray__latency_s {
+  uint64_t buckets[RAY__LAT_BUCKETS]; /* as ray__obs_t's lat_buckets */
+  uint64_t count, sum_ns;
+} ray__latency_t;
+void ray__timeline_latency(struct ray__runtime_s *rt, ray__latency_t *out);
+
 /* Write the Chrome trace of every worker's spans to `path`.
  * Errors: RAY_EIO, RAY_ENOMEM. */
 int ray__timeline_write(struct ray__runtime_s *rt, const char *path);
