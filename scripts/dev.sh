@@ -52,6 +52,7 @@ case "${1:-}" in
     install_missing "${packages[@]}" "${test_packages[@]}"
     echo "== plain build (-Werror), unit tests, examples and valgrind"
     build plain
+    bash scripts/layers.sh build/plain # src/ files call only down (scripts/layers.txt)
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
     echo "== packaging: install, then build a consumer with find_package and with pkg-config"
     prefix="$root/build/install"

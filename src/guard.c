@@ -18,7 +18,9 @@
  * read-modify-write instead (ray__guard_fence).
  *
  * Records live in a push-only registry and are never freed: a thread's
- * record goes back to the pool when the thread ends (a C11 tss destructor),
+ * record goes back to the pool when the thread ends (thread.c's exit hook,
+ * which also forgets it on that thread: a later destructor that calls the
+ * API takes a record again, never uses one another thread may own now),
  * for the next new thread. So the registry is as long as the most threads
  * ever inside the library at once, and shutdown's scan never reads freed
  * memory.
@@ -35,14 +37,19 @@
  * Waiting: a thread inside a public call at shutdown is either about to
  * leave (fast paths are nanoseconds) or parked in a blocking call that the
  * shutdown has already failed; the drain yields the CPU until it leaves.
- * Lock order: reg_mu is a leaf. */
+ * The published runtime pointer itself lives here (runtime.c stores and
+ * clears it; every public call reads it through the guard), and so does
+ * ray_is_initialized, which reads it with no guard.
+ *
+ * Lock order: no lock (the registry is lock-free, push-only). */
 #include "guard.h"
 #include "hook.h"
+#include "rustyray.h" /* ray_is_initialized, exported */
+#include "thread.h"
 
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
-#include <threads.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -51,22 +58,32 @@
 #include <linux/membarrier.h>
 #endif
 
+_Atomic(struct ray__runtime_s *) ray__runtime_ptr;
 _Thread_local ray__thread_rec_t *ray__tls_rec RAY__TLS_FAST;
 atomic_bool ray__guard_fence = true; /* until setup proves membarrier works */
 
 static _Atomic(ray__thread_rec_t *) registry;
-static tss_t rec_key;
-static bool rec_key_ok;
 static uv_once_t setup_once = UV_ONCE_INIT;
 static bool use_membarrier;
 
-static void rec_release(void *p) {
-  ray__thread_rec_t *rec = p;
-  atomic_store_explicit(&rec->in_use, false, memory_order_release);
+/* At thread exit (thread.c): the record goes back to the pool. Forgotten
+ * first, so a later exit hook or destructor that calls the API on this
+ * thread takes a record again (and registers again). */
+static void rec_release(ray__thread_exit_t *h);
+static _Thread_local ray__thread_exit_t rec_exit = {.fn = rec_release};
+
+static void rec_release(ray__thread_exit_t *h) {
+  (void)h;
+  ray__thread_rec_t *rec = ray__tls_rec;
+  ray__tls_rec = NULL;
+  if (rec != NULL) atomic_store_explicit(&rec->in_use, false, memory_order_release);
+}
+
+bool ray_is_initialized(void) {
+  return atomic_load_explicit(&ray__runtime_ptr, memory_order_acquire) != NULL;
 }
 
 static void setup(void) {
-  rec_key_ok = tss_create(&rec_key, rec_release) == thrd_success;
 #if defined(__linux__) && defined(SYS_membarrier)
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0) {
     use_membarrier = true;
@@ -102,8 +119,10 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
     do rec->next = head;
     while (!atomic_compare_exchange_weak(&registry, &head, rec));
   }
-  if (rec_key_ok) (void)tss_set(rec_key, rec); /* returned to the pool at thread exit */
   ray__tls_rec = rec;
+  /* Returned to the pool at thread exit. Without a key (never seen on
+   * glibc) it stays with the dead thread: the registry grows by one. */
+  (void)ray__thread_at_exit(&rec_exit);
   return rec;
 }
 

@@ -1,10 +1,12 @@
 /* internal.h - the runtime struct every subsystem hangs off, and the
  * helpers shared between subsystems. Not public API.
  *
- * The tree: runtime.c (lifecycle, config, stats) owns a store (store.c), a
- * loop thread (loop.c) and a worker pool (scheduler.c); object.c is the public
- * object API over the store; error.c and codec.c are the error objects and
- * msgpack helpers; alloc.c is the one allocation wrapper. */
+ * The tree: runtime.c (lifecycle, config) owns a store (store.c), a loop
+ * thread (loop.c) and a worker pool (scheduler.c); stats.c reads their
+ * counters; object.c is the public object API over the store; error.c and
+ * codec.c are the error objects and msgpack helpers; thread.c and alloc.c
+ * are the thread and allocation wrappers. scripts/layers.txt lists which
+ * file may call which. */
 #ifndef RAY_INTERNAL_H
 #define RAY_INTERNAL_H
 
@@ -22,6 +24,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "task.h"
+#include "thread.h"
 #include "timeline.h"
 #include "wait.h"
 
@@ -50,7 +53,7 @@ typedef struct ray__runtime_s {
 } ray__runtime_t;
 
 /* A task or actor call has finished (after tasks_finished was bumped):
- * wakes ray__quiesce callers, if any. */
+ * wakes ray__quiesce callers, if any (stats.c). */
 void ray__runtime_task_done(ray__runtime_t *rt);
 
 /* The running runtime, or NULL: ray__runtime_ptr, declared in guard.h. */
@@ -59,23 +62,7 @@ static inline ray__runtime_t *ray__rt(void) {
   return atomic_load_explicit(&ray__runtime_ptr, memory_order_acquire);
 }
 
-/* Bracket the slow (parking) path of a blocking call: shutdown waits until
- * every such caller has left before it frees the store. Enter re-checks,
- * under the lifecycle's own lock, that `rt` is still the running runtime and
- * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
- * before shutdown began never parks on a runtime being torn down. Nothing
- * may touch the runtime after ray__blocking_leave. The counter outlives
- * every runtime. */
-int ray__blocking_enter(ray__runtime_t *rt);
-void ray__blocking_leave(void);
-
-/* What the current thread is, so shutdown can refuse to run on its own
- * threads. */
-enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2 };
-extern _Thread_local int ray__thread_role;
-
-/* Thread creation and join, counted for ray__threads_alive(). */
-int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg);
-void ray__thread_join(uv_thread_t *t);
+/* ray__blocking_enter/leave (the blocked-caller count): wait.h.
+ * Thread creation and join, the thread's role: thread.h. */
 
 #endif /* RAY_INTERNAL_H */

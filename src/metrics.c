@@ -56,20 +56,6 @@ static void metric(text_t *t, const char *name, const char *type, const char *he
       (unsigned long long)v);
 }
 
-typedef struct lat_s {
-  uint64_t buckets[RAY__LAT_BUCKETS];
-  uint64_t count, sum_ns;
-} lat_t;
-
-static void add_lat(ray__obs_t *o, void *arg) {
-  lat_t *l = arg;
-  uv_mutex_lock(&o->mu);
-  for (int i = 0; i < RAY__LAT_BUCKETS; i++) l->buckets[i] += o->lat_buckets[i];
-  l->count += o->lat_count;
-  l->sum_ns += o->lat_sum_ns;
-  uv_mutex_unlock(&o->mu);
-}
-
 int ray_metrics_text(char *buf, size_t len) {
   if (buf == NULL && len > 0) return RAY_EINVAL;
   RAY__API_ENTER(rt);
@@ -99,9 +85,8 @@ int ray_metrics_text(char *buf, size_t len) {
          s.tasks_failed);
   metric(&t, "rustyray_actors_alive", "gauge", "Actors alive.", s.actors_alive);
   metric(&t, "rustyray_workers", "gauge", "Worker threads (spares included).", s.num_workers);
-  lat_t l;
-  memset(&l, 0, sizeof l);
-  ray__sched_foreach(&rt->sched, add_lat, &l);
+  ray__latency_t l;
+  ray__timeline_latency(rt, &l);
   put(&t,
       "# HELP rustyray_task_run_seconds Time tasks and actor calls ran.\n"
       "# TYPE rustyray_task_run_seconds histogram\n");

@@ -1,16 +1,22 @@
-/* runtime.c - runtime lifecycle, configuration and statistics.
+/* runtime.c - runtime lifecycle and configuration.
  *
- * One runtime per process, published through an atomic pointer so the hot
- * paths read it with a plain load. Init and shutdown serialise on one
- * lifecycle mutex. Shutdown order matters:
- *   1. mark stopping;
+ * One runtime per process, published through an atomic pointer (defined
+ * with the API guard, guard.c) so the hot paths read it with a plain load.
+ * Init and shutdown serialise on one lifecycle mutex. Shutdown order
+ * matters:
+ *   1. mark stopping (through wait.c, under the blocked-caller count's lock,
+ *      so no caller starts to park afterwards);
  *   2. fail every pending object (wakes blocked callers, queues callbacks);
  *   3. join the workers (running jobs finish);
  *   3b. finish every actor: queued calls, owed destructors;
- *   4. wait for blocked callers to leave;
+ *   4. wait for blocked callers to leave (ray__blocking_wait_out);
  *   5. stop the loop (it runs every queued callback first);
  *   6. unpublish, free the store (views keep their entries), free the runtime.
- * Lock order: lifecycle -> everything else; blocked_mu is a leaf. */
+ * This file is the top layer (scripts/layers.txt): it starts and stops
+ * every subsystem, and none calls back into it. What it used to hold for
+ * them lives below: threads in thread.c, ray_stats and ray__quiesce in
+ * stats.c, the blocked-caller count in wait.c.
+ * Lock order: lifecycle -> everything else. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,51 +27,16 @@
 #include "internal.h"
 #include "testing.h"
 
-_Atomic(struct ray__runtime_s *) ray__runtime_ptr;
-_Thread_local int ray__thread_role;
-
 static uv_once_t lifecycle_once = UV_ONCE_INIT;
 static uv_mutex_t lifecycle_mu;
 /* Set while this thread holds lifecycle_mu: code the library runs during
  * ray_init/ray_shutdown (an actor destructor, a log handler) that calls
  * either again gets RAY_EBUSY instead of deadlocking on the mutex. */
 static _Thread_local bool tls_in_lifecycle;
-static atomic_int threads_alive;
-/* Callers parked in a blocking call (ray__blocking_enter), across runtimes. */
-static uv_mutex_t blocked_mu;
-static uv_cond_t blocked_cv;
-static unsigned blocked;
 
 static void lifecycle_init(void) {
-  /* uv_once cannot report failure; glibc's init of these cannot fail. */
-  if (uv_mutex_init(&lifecycle_mu) != 0 || uv_mutex_init(&blocked_mu) != 0 ||
-      uv_cond_init(&blocked_cv) != 0)
-    abort();
-}
-
-static atomic_int threads_to_fail; /* test hook: ray__thread_fail_next */
-
-void ray__thread_fail_next(int n) {
-  atomic_store(&threads_to_fail, n < 0 ? 0 : n);
-}
-
-int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
-  int left = atomic_load_explicit(&threads_to_fail, memory_order_relaxed);
-  while (left > 0 && !atomic_compare_exchange_weak(&threads_to_fail, &left, left - 1)) {
-  }
-  if (left > 0) return RAY_EIO;
-  if (uv_thread_create(t, fn, arg) != 0) return RAY_EIO;
-  atomic_fetch_add(&threads_alive, 1);
-  return 0;
-}
-
-void ray__thread_join(uv_thread_t *t) {
-  uv_thread_join(t);
-  atomic_fetch_sub(&threads_alive, 1);
-}
-
-int ray__threads_alive(void) {
-  return atomic_load(&threads_alive);
+  /* uv_once cannot report failure; glibc's mutex init cannot fail. */
+  if (uv_mutex_init(&lifecycle_mu) != 0) abort();
 }
 
 /* ---- Configuration ---- */
@@ -249,7 +220,9 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_spiller;
   if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
-  if ((rc = ray__sched_start(&rt->sched, cfg->num_workers)) != 0) goto fail_loop;
+  /* The timeline owns each worker's record; the scheduler only holds it. */
+  static const ray__worker_rec_ops_t rec_ops = {ray__obs_new, ray__obs_free};
+  if ((rc = ray__sched_start(&rt->sched, cfg->num_workers, &rec_ops)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   if (cfg->metrics_port != 0) {
     rc = ray__metrics_start(&rt->metrics, &rt->loop, cfg->metrics_port,
@@ -308,9 +281,7 @@ int ray_shutdown(void) {
     return RAY_ENOTINIT;
   }
   tls_in_lifecycle = true;
-  uv_mutex_lock(&blocked_mu); /* from here on no caller starts to park */
-  atomic_store(&rt->stopping, true);
-  uv_mutex_unlock(&blocked_mu);
+  ray__blocking_stop(rt); /* sets `stopping`: from here on no caller starts to park */
   ray__mem_stop(&rt->store); /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   /* A call on another thread that passed its `stopping` check before the
@@ -324,9 +295,7 @@ int ray_shutdown(void) {
     tl_rc = ray__timeline_write(rt, rt->timeline_path);
   ray__sched_free(&rt->sched);
   ray__hook(RAY__AT_SCHED_FREED, NULL);
-  uv_mutex_lock(&blocked_mu);
-  while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
-  uv_mutex_unlock(&blocked_mu);
+  ray__blocking_wait_out(); /* failed above: they are on their way out */
   ray__loop_stop(&rt->loop);
   /* Unpublish, then wait for every thread still inside a public call to
    * leave it (guard.c): a call that races with shutdown gets RAY_ENOTINIT
@@ -351,24 +320,6 @@ int ray_shutdown(void) {
   ray__free(tl_path);
   ray__log(RAY_LOG_INFO, "runtime stopped: %llu objects spilled, %llu restored", spilled, restored);
   return 0;
-}
-
-bool ray_is_initialized(void) {
-  return ray__rt() != NULL;
-}
-
-int ray__blocking_enter(ray__runtime_t *rt) {
-  uv_mutex_lock(&blocked_mu);
-  bool live = ray__rt() == rt && !atomic_load(&rt->stopping);
-  if (live) blocked++;
-  uv_mutex_unlock(&blocked_mu);
-  return live ? 0 : RAY_ESHUTDOWN;
-}
-
-void ray__blocking_leave(void) {
-  uv_mutex_lock(&blocked_mu);
-  if (--blocked == 0) uv_cond_broadcast(&blocked_cv);
-  uv_mutex_unlock(&blocked_mu);
 }
 
 /* ray__worker_post: a plain function as a runnable. */
@@ -399,69 +350,6 @@ int ray__worker_post(void (*fn)(void *arg), void *arg) {
   p->fn = fn;
   p->arg = arg;
   ray__sched_push(&rt->sched, &p->rn);
-  return 0;
-}
-
-void ray__runtime_task_done(ray__runtime_t *rt) {
-  /* Sequentially consistent with the waiter's increment of quiet_waiters
-   * and its read of tasks_finished: one of the two sees the other. */
-  if (atomic_load(&rt->quiet_waiters) == 0) return;
-  uv_mutex_lock(&rt->quiet_mu);
-  uv_cond_broadcast(&rt->quiet_cv);
-  uv_mutex_unlock(&rt->quiet_mu);
-}
-
-/* Every submitted task and actor call has finished (and let go of its
- * arguments), or the deadline passed. */
-static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
-  int rc = 0;
-  uv_mutex_lock(&rt->quiet_mu);
-  atomic_fetch_add(&rt->quiet_waiters, 1);
-  while (rc == 0 && atomic_load(&rt->tasks_finished) < atomic_load(&rt->tasks_submitted))
-    rc = ray__cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
-  atomic_fetch_sub(&rt->quiet_waiters, 1);
-  uv_mutex_unlock(&rt->quiet_mu);
-  return rc;
-}
-
-int ray__quiesce(int64_t timeout_ms) {
-  RAY__API_ENTER(rt);
-  uint64_t deadline = ray__deadline(timeout_ms);
-  int rc = tasks_quiesce(rt, deadline);
-  if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
-  if (rc == 0) rc = ray__spiller_quiesce(&rt->store, deadline);
-  return rc;
-}
-
-/* ---- Stats ---- */
-
-int ray_stats(ray_stats_t *out) {
-  if (out == NULL) return RAY_EINVAL;
-  RAY__API_ENTER(rt);
-  memset(out, 0, sizeof *out);
-  ray__store_t *st = &rt->store;
-  for (unsigned i = 0; i < st->nshards; i++) {
-    ray__shard_t *sh = &st->shards[i].s;
-    uv_mutex_lock(&sh->mu);
-    out->objects += sh->count;
-    out->objects_created += sh->created;
-    out->objects_freed += sh->freed;
-    uv_mutex_unlock(&sh->mu);
-  }
-  out->bytes_in_memory = ray__mem_used(st);
-  out->object_store_memory = st->capacity;
-  out->bytes_in_memory_high_water = (uint64_t)atomic_load(&st->high_water);
-  int64_t disk = atomic_load(&st->bytes_on_disk);
-  out->bytes_spilled = disk > 0 ? (uint64_t)disk : 0;
-  out->bytes_spilled_total = atomic_load(&st->spilled_bytes_total);
-  out->spill_count = atomic_load(&st->spill_count);
-  out->restore_count = atomic_load(&st->restore_count);
-  out->tasks_submitted = atomic_load(&rt->tasks_submitted);
-  out->tasks_finished = atomic_load(&rt->tasks_finished);
-  out->tasks_failed = atomic_load(&rt->tasks_failed);
-  out->actors_alive = (uint64_t)atomic_load(&rt->actors.alive);
-  out->num_workers = atomic_load(&rt->sched.nworkers);
-  out->num_shards = st->nshards;
   return 0;
 }
 

@@ -47,15 +47,28 @@
  * freed memory. Host threads push only to the base workers, so a spare's
  * queue holds only what it pushed itself and is empty when it retires.
  *
+ * Layering: the pool sits below the store, the timeline and the runtime
+ * (scripts/layers.txt) and calls none of them. Each worker's record of what
+ * it ran belongs to the timeline: the worker holds only an opaque pointer,
+ * made and freed through the functions the runtime passed to
+ * ray__sched_start. The one timeout-to-deadline conversion, ray__deadline,
+ * lives here with the sleepers that take deadlines.
+ *
  * Lock order: a worker's queue mutex and a parker's mutex are leaves; a
  * push may happen under a shard lock. spawn_mu is taken alone (its condition
- * variable announces retirements to ray__sched_quiesce). */
+ * variable announces retirements to ray__sched_quiesce), except that
+ * ray__sched_foreach calls its function under it (the timeline and metrics
+ * take a record's mutex there). */
 #include "scheduler.h"
 
 #include <sched.h>
 
+/* Only the layers below: the runtime, the timeline and the rest stay out. */
+#include "alloc.h"
+#include "guard.h"
 #include "hook.h"
-#include "internal.h"
+#include "rustyray.h"
+#include "thread.h"
 
 enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024 };
 #define RAY__SPIN_NS 50000u
@@ -75,7 +88,7 @@ struct ray__worker_s {
   bool spare;           /* started for a blocked worker; may retire */
   bool started;         /* its thread was created and not yet joined (spawn_mu) */
   ray__worker_t *next_retired;
-  ray__obs_t obs; /* what ran here: timeline spans, latencies */
+  struct ray__obs_s *obs; /* what ran here (the timeline's, made by rec_ops) */
 };
 
 static _Thread_local ray__worker_t *tls_worker;
@@ -131,6 +144,20 @@ void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uin
   }
   atomic_store(&p->sleeping, 0);
   uv_mutex_unlock(&p->mu);
+}
+
+/* Saturating: a timeout whose deadline lies beyond RAY__DEADLINE_MAX ns of
+ * uptime (292 years) is forever, never a product that wraps into the past.
+ * The cap also keeps `deadline - now`, which the sleepers hand to
+ * uv_cond_timedwait (it adds the clock again), far from overflowing. */
+#define RAY__DEADLINE_MAX ((uint64_t)INT64_MAX)
+
+uint64_t ray__deadline(int64_t timeout_ms) {
+  if (timeout_ms < 0) return UINT64_MAX;
+  uint64_t now = uv_hrtime();
+  if (now >= RAY__DEADLINE_MAX || (uint64_t)timeout_ms > (RAY__DEADLINE_MAX - now) / 1000000u)
+    return UINT64_MAX;
+  return now + (uint64_t)timeout_ms * 1000000u;
 }
 
 int ray__cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
@@ -371,7 +398,7 @@ static ray__worker_t *worker_new(ray__sched_t *s, unsigned index) {
     ray__parker_destroy(&w->park);
     goto fail;
   }
-  if (ray__obs_init(&w->obs, atomic_fetch_add(&s->serials, 1)) != 0) {
+  if ((w->obs = s->rec_ops.make(atomic_fetch_add(&s->serials, 1))) == NULL) {
     uv_mutex_destroy(&w->qmu);
     ray__parker_destroy(&w->park);
     goto fail;
@@ -383,7 +410,7 @@ fail:
 }
 
 static void worker_free(ray__worker_t *w) {
-  ray__obs_destroy(&w->obs);
+  w->sched->rec_ops.free(w->obs);
   uv_mutex_destroy(&w->qmu);
   ray__parker_destroy(&w->park);
   ray__free(w);
@@ -424,7 +451,8 @@ static int worker_add(ray__sched_t *s, bool spare) {
   return 0;
 }
 
-int ray__sched_start(ray__sched_t *s, unsigned n) {
+int ray__sched_start(ray__sched_t *s, unsigned n, const ray__worker_rec_ops_t *rec_ops) {
+  s->rec_ops = *rec_ops;
   atomic_init(&s->nworkers, 0);
   atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);
@@ -598,14 +626,14 @@ int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   return rc;
 }
 
-ray__obs_t *ray__worker_obs(ray__worker_t *w) {
-  return &w->obs;
+struct ray__obs_s *ray__worker_obs(ray__worker_t *w) {
+  return w->obs;
 }
 
-void ray__sched_foreach(ray__sched_t *s, void (*fn)(ray__obs_t *obs, void *arg), void *arg) {
+void ray__sched_foreach(ray__sched_t *s, void (*fn)(struct ray__obs_s *obs, void *arg), void *arg) {
   uv_mutex_lock(&s->spawn_mu); /* membership of the array and the retired list */
   unsigned n = atomic_load(&s->nworkers);
-  for (unsigned i = 0; i < n; i++) fn(&slot_get(s, i)->obs, arg);
-  for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) fn(&w->obs, arg);
+  for (unsigned i = 0; i < n; i++) fn(slot_get(s, i)->obs, arg);
+  for (ray__worker_t *w = s->retired; w != NULL; w = w->next_retired) fn(w->obs, arg);
   uv_mutex_unlock(&s->spawn_mu);
 }

@@ -30,6 +30,12 @@ void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uin
 /* The calling thread's parker: its worker's, or a thread-local one. */
 ray__parker_t *ray__parker_self(void);
 
+/* Absolute deadline (uv_hrtime ns) for a timeout: UINT64_MAX (none) for a
+ * negative one, and for one so large the deadline would pass 2^63 ns of
+ * uptime (saturates, never wraps). The one place a timeout becomes a
+ * deadline: every blocking call, and every sleeper below, uses it. */
+uint64_t ray__deadline(int64_t timeout_ms);
+
 /* One wait on cv (mu held) bounded by `deadline` (uv_hrtime ns; UINT64_MAX:
  * none). Returns RAY_ETIMEDOUT when the deadline has passed already (then it
  * does not wait), else 0 after a wake-up, a spurious one or a timeout: the
@@ -52,6 +58,16 @@ typedef struct ray__runnable_s {
 
 typedef struct ray__worker_s ray__worker_t;
 
+/* Each worker's record of what it ran belongs to the timeline
+ * (timeline.h), a layer above: the scheduler only holds the pointer, made
+ * with a worker's struct and freed with it through these functions, which
+ * the runtime hands to ray__sched_start. */
+struct ray__obs_s;
+typedef struct ray__worker_rec_ops_s {
+  struct ray__obs_s *(*make)(unsigned serial); /* NULL: out of memory */
+  void (*free)(struct ray__obs_s *obs);
+} ray__worker_rec_ops_t;
+
 typedef struct ray__sched_s {
   _Atomic(ray__worker_t *) *workers; /* capacity max_workers; [0, nworkers) running */
   atomic_uint nworkers;
@@ -66,13 +82,15 @@ typedef struct ray__sched_s {
   atomic_bool stop;
   uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
   uv_cond_t spawn_cv;    /* (spawn_mu) a spare retired */
-  atomic_uint serials;   /* numbers workers for the timeline */
+  atomic_uint serials;   /* numbers worker structs (their records' serials) */
+  ray__worker_rec_ops_t rec_ops;
   ray__worker_t *retired; /* spares whose threads have ended, or never
                              started (spawn_mu) */
 } ray__sched_t;
 
-/* Start n worker threads. Errors: RAY_ENOMEM, RAY_EIO. */
-int ray__sched_start(ray__sched_t *s, unsigned n);
+/* Start n worker threads; every worker struct gets a record from
+ * rec_ops->make (copied). Errors: RAY_ENOMEM, RAY_EIO. */
+int ray__sched_start(ray__sched_t *s, unsigned n, const ray__worker_rec_ops_t *rec_ops);
 /* Queue a runnable: on the calling worker's own queue, or round-robin from
  * host threads. Wakes a parked worker when one is available. Never fails. */
 void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);
@@ -119,8 +137,7 @@ void ray__sched_block_end(ray__worker_t *w);
  * or RAY_ETIMEDOUT. */
 int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline);
 
-/* The calling worker's record of what it ran. */
-struct ray__obs_s;
+/* The worker's record of what it ran (never NULL). */
 struct ray__obs_s *ray__worker_obs(ray__worker_t *w);
 /* Call fn on every worker's record (retired spares too), membership
  * frozen meanwhile. */

@@ -1,5 +1,6 @@
 /* timeline.c - what ran where and when: per-worker span buffers and task
- * latency histograms, and the Chrome Trace Event writer.
+ * latency histograms (summed for the metrics), and the Chrome Trace Event
+ * writer.
  *
  * Recording is per worker: the owner appends to its own chunk list under
  * its own (uncontended) mutex, so leaving the timeline on costs no global
@@ -8,7 +9,14 @@
  * a complete event ("ph":"X") per span on the row of its worker thread,
  * named after the function or "Class.method", and a flow arrow ("s" -> "f")
  * from each task to every task that took one of its results as a ref
- * argument. Perfetto and chrome://tracing open it. */
+ * argument. Perfetto and chrome://tracing open it.
+ *
+ * Layering: the records are this file's; the scheduler, below, only holds
+ * one opaque pointer per worker, made and freed through the functions the
+ * runtime hands it (ray__obs_new/free), and lists them for a dump or for
+ * the metrics' latency histogram (ray__sched_foreach): only this file
+ * reads a record. Lock order: a record's mu is taken under the
+ * scheduler's spawn_mu (the walk), never the other way round. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,13 +24,19 @@
 
 #include "internal.h"
 
-int ray__obs_init(ray__obs_t *o, unsigned serial) {
-  memset(o, 0, sizeof *o);
+ray__obs_t *ray__obs_new(unsigned serial) {
+  ray__obs_t *o = ray__calloc(1, sizeof *o);
+  if (o == NULL) return NULL;
   o->serial = serial;
-  return uv_mutex_init(&o->mu) == 0 ? 0 : RAY_ENOMEM;
+  if (uv_mutex_init(&o->mu) != 0) {
+    ray__free(o);
+    return NULL;
+  }
+  return o;
 }
 
-void ray__obs_destroy(ray__obs_t *o) {
+void ray__obs_free(ray__obs_t *o) {
+  if (o == NULL) return;
   ray__span_chunk_t *c = o->head;
   while (c != NULL) {
     ray__span_chunk_t *next = c->next;
@@ -36,6 +50,7 @@ void ray__obs_destroy(ray__obs_t *o) {
     k = next;
   }
   uv_mutex_destroy(&o->mu);
+  ray__free(o);
 }
 
 void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
@@ -85,6 +100,20 @@ void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
     }
   }
   uv_mutex_unlock(&o->mu);
+}
+
+static void add_latency(ray__obs_t *o, void *arg) {
+  ray__latency_t *l = arg;
+  uv_mutex_lock(&o->mu);
+  for (int i = 0; i < RAY__LAT_BUCKETS; i++) l->buckets[i] += o->lat_buckets[i];
+  l->count += o->lat_count;
+  l->sum_ns += o->lat_sum_ns;
+  uv_mutex_unlock(&o->mu);
+}
+
+void ray__timeline_latency(ray__runtime_t *rt, ray__latency_t *out) {
+  memset(out, 0, sizeof *out);
+  ray__sched_foreach(&rt->sched, add_latency, out);
 }
 
 /* ---- The writer ---- */

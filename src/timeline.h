@@ -33,7 +33,8 @@ typedef struct ray__span_chunk_s {
   ray__span_t spans[RAY__SPAN_CHUNK];
 } ray__span_chunk_t;
 
-/* One per worker thread. The owner appends; a dump or a scrape reads under
+/* One per worker struct (a retired spare's is kept for the next spare).
+ * The owner appends; a dump or a scrape reads under
  * `mu`, which the owner takes too (uncontended but for those). */
 typedef struct ray__obs_s {
   uv_mutex_t mu;
@@ -45,13 +46,24 @@ typedef struct ray__obs_s {
   uint64_t lat_sum_ns;
 } ray__obs_t;
 
-int ray__obs_init(ray__obs_t *o, unsigned serial);
-void ray__obs_destroy(ray__obs_t *o);
+/* A worker's record (the scheduler holds it as an opaque pointer: the
+ * runtime passes these two to ray__sched_start). New returns NULL when out
+ * of memory; free takes NULL. */
+ray__obs_t *ray__obs_new(unsigned serial);
+void ray__obs_free(ray__obs_t *o);
 /* Record one finished run (span when the timeline is on, copying its
  * `span->nargs + span->nresults` ids; histogram always). */
 void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
 
 struct ray__runtime_s;
+
+/* Task run times summed over every worker's record (metrics.c). */
+typedef struct ray__latency_s {
+  uint64_t buckets[RAY__LAT_BUCKETS]; /* as ray__obs_t's lat_buckets */
+  uint64_t count, sum_ns;
+} ray__latency_t;
+void ray__timeline_latency(struct ray__runtime_s *rt, ray__latency_t *out);
+
 /* Write the Chrome trace of every worker's spans to `path`.
  * Errors: RAY_EIO, RAY_ENOMEM. */
 int ray__timeline_write(struct ray__runtime_s *rt, const char *path);

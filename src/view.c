@@ -26,16 +26,17 @@
  * beyond that collect on a second list that goes to the global pool as one
  * batch of CACHE; a thread whose lists are empty takes one batch (or cuts a
  * new page into batches). Every pool operation is O(1) under its lock. A
- * thread's lists go back to the pool when the thread exits (a pthread key
- * destructor: libuv's keys have none), so threads that come and go leak
- * nothing.
+ * thread's lists go back to the pool when the thread exits (thread.c's exit
+ * hook, shared with the API guard's records), so threads that come and go
+ * leak nothing.
  *
  * Locks: pool_mu is a leaf; it may be taken under a shard lock. */
 #include "view.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <uv.h>
+
+#include "thread.h"
 
 enum { PAGE_SLOTS = 1024, CACHE = RAY__VIEW_CACHE };
 
@@ -46,8 +47,6 @@ typedef struct page_s {
 
 static uv_once_t pool_once = UV_ONCE_INIT;
 static uv_mutex_t pool_mu;
-static pthread_key_t exit_key;
-static bool exit_key_ok;
 static page_t *pages;             /* pool_mu */
 static ray__view_t *pool_batches; /* pool_mu: lists of free slots, linked by `batch` */
 _Thread_local ray__view_cache_t ray__view_cache RAY__TLS_FAST;
@@ -60,9 +59,10 @@ static void give_batch(ray__view_t *head) {
   uv_mutex_unlock(&pool_mu);
 }
 
-/* At thread exit: return the thread's free slots to the pool. */
-static void cache_exit(void *arg) {
-  ray__view_cache_t *c = arg;
+/* At thread exit (thread.c): return the thread's free slots to the pool. */
+static void cache_exit(ray__thread_exit_t *h) {
+  (void)h;
+  ray__view_cache_t *c = &ray__view_cache;
   if (c->head != NULL) give_batch(c->head);
   if (c->spill != NULL) give_batch(c->spill);
   c->head = c->spill = NULL;
@@ -70,17 +70,19 @@ static void cache_exit(void *arg) {
   c->keyed = false; /* a later destructor that takes or gives registers again */
 }
 
+static _Thread_local ray__thread_exit_t cache_exit_hook = {.fn = cache_exit};
+
 static void pool_init(void) {
   /* uv_once cannot report failure; glibc's mutex init cannot fail. */
   if (uv_mutex_init(&pool_mu) != 0) abort();
-  exit_key_ok = pthread_key_create(&exit_key, cache_exit) == 0;
 }
 
 /* Make sure the thread's lists go back to the pool when the thread exits
- * (if the key cannot be made, it is marked known anyway: no retry per call). */
+ * (if the hook cannot be registered, it is marked known anyway: no retry
+ * per call; the lists then stay with the dead thread). */
 static void cache_register(ray__view_cache_t *c) {
   uv_once(&pool_once, pool_init);
-  if (exit_key_ok) (void)pthread_setspecific(exit_key, c);
+  (void)ray__thread_at_exit(&cache_exit_hook);
   c->keyed = true;
 }
 

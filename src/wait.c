@@ -16,10 +16,18 @@
  *
  * Lifetime rule: the waiter lives on the caller's stack, and the caller
  * unregisters every node (taking each node's shard lock) before returning,
- * so no notifier can touch a dead waiter: notifiers run under that lock. */
+ * so no notifier can touch a dead waiter: notifiers run under that lock.
+ *
+ * The blocked-caller count: a public call brackets its parking path with
+ * ray__blocking_enter/leave, and ray_shutdown, having set `stopping` through
+ * ray__blocking_stop (under the count's lock, so no caller starts to park
+ * after it), waits in ray__blocking_wait_out until every parked caller has
+ * left before it frees the store. Lock order: blocked_mu is a leaf (taken
+ * under the lifecycle lock by shutdown, alone by callers). */
 #include "wait.h"
 
 #include <sched.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -42,19 +50,51 @@ typedef struct wait_node_s {
   uint64_t id;
 } wait_node_t;
 
-/* Saturating: a timeout whose deadline lies beyond RAY__DEADLINE_MAX ns of
- * uptime (292 years) is forever, never a product that wraps into the past.
- * The cap also keeps `deadline - now`, which the sleepers hand to
- * uv_cond_timedwait (it adds the clock again), far from overflowing. */
-#define RAY__DEADLINE_MAX ((uint64_t)INT64_MAX)
+/* ---- The blocked-caller count ---- */
 
-uint64_t ray__deadline(int64_t timeout_ms) {
-  if (timeout_ms < 0) return UINT64_MAX;
-  uint64_t now = uv_hrtime();
-  if (now >= RAY__DEADLINE_MAX || (uint64_t)timeout_ms > (RAY__DEADLINE_MAX - now) / 1000000u)
-    return UINT64_MAX;
-  return now + (uint64_t)timeout_ms * 1000000u;
+/* Callers parked in a blocking call, across runtimes (the count outlives
+ * each of them). blocked_mu is a leaf. */
+static uv_once_t blocked_once = UV_ONCE_INIT;
+static uv_mutex_t blocked_mu;
+static uv_cond_t blocked_cv;
+static unsigned blocked;
+
+static void blocked_init(void) {
+  /* uv_once cannot report failure; glibc's init of these cannot fail. */
+  if (uv_mutex_init(&blocked_mu) != 0 || uv_cond_init(&blocked_cv) != 0) abort();
 }
+
+int ray__blocking_enter(ray__runtime_t *rt) {
+  uv_once(&blocked_once, blocked_init);
+  uv_mutex_lock(&blocked_mu);
+  bool live = ray__rt() == rt && !atomic_load(&rt->stopping);
+  if (live) blocked++;
+  uv_mutex_unlock(&blocked_mu);
+  return live ? 0 : RAY_ESHUTDOWN;
+}
+
+void ray__blocking_leave(void) {
+  /* Only after an enter: the once has run. */
+  uv_mutex_lock(&blocked_mu);
+  if (--blocked == 0) uv_cond_broadcast(&blocked_cv);
+  uv_mutex_unlock(&blocked_mu);
+}
+
+void ray__blocking_stop(ray__runtime_t *rt) {
+  uv_once(&blocked_once, blocked_init);
+  uv_mutex_lock(&blocked_mu);
+  atomic_store(&rt->stopping, true);
+  uv_mutex_unlock(&blocked_mu);
+}
+
+void ray__blocking_wait_out(void) {
+  uv_once(&blocked_once, blocked_init);
+  uv_mutex_lock(&blocked_mu);
+  while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
+  uv_mutex_unlock(&blocked_mu);
+}
+
+/* ---- Waiting for entries ---- */
 
 /* Runs under the entry's shard lock. */
 static void node_notify(ray__watch_t *watch, int status) {

@@ -1,4 +1,5 @@
-/* wait.h - blocking until store entries complete (see wait.c). */
+/* wait.h - blocking until store entries complete, and the count of callers
+ * parked in such a wait that shutdown waits for (see wait.c). */
 #ifndef RAY_WAIT_H
 #define RAY_WAIT_H
 
@@ -13,11 +14,20 @@
 
 struct ray__runtime_s;
 
-/* Absolute deadline (uv_hrtime ns) for a timeout: UINT64_MAX (none) for a
- * negative one, and for one so large the deadline would pass 2^63 ns of
- * uptime (saturates, never wraps). The one place a timeout becomes a
- * deadline: every blocking call uses it. */
-uint64_t ray__deadline(int64_t timeout_ms);
+/* Bracket the slow (parking) path of a blocking call: shutdown waits until
+ * every such caller has left before it frees the store. Enter re-checks,
+ * under the count's own lock, that `rt` is still the running runtime and
+ * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
+ * before shutdown began never parks on a runtime being torn down. Nothing
+ * may touch the runtime after ray__blocking_leave. The counter outlives
+ * every runtime. */
+int ray__blocking_enter(struct ray__runtime_s *rt);
+void ray__blocking_leave(void);
+/* Shutdown's side: set rt->stopping under the count's lock (no caller
+ * parks after this returns); later, once every pending object has been
+ * failed, wait until every parked caller has left (blocks). */
+void ray__blocking_stop(struct ray__runtime_s *rt);
+void ray__blocking_wait_out(void);
 
 /* Wait until `ref` (pending when called; the caller holds a reference on
  * it) completes. Returns 0 (it did), RAY_ETIMEDOUT, RAY_ENOTFOUND,

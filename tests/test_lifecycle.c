@@ -1,11 +1,14 @@
 /* test_lifecycle.c - configuration, environment overrides, init validation,
  * double init, calls before init and after shutdown, re-init, stats, version,
  * shutdown from the wrong thread, shutdown and init from code the library
- * runs (a destructor during shutdown, a task), and calls from other threads
- * racing with shutdown. */
+ * runs (a destructor during shutdown, a task), calls from other threads
+ * racing with shutdown, and the thread-exit hooks that hand per-thread state
+ * back. */
 #include "test_util.h"
 
 #include <sched.h>
+
+#include "thread.h" /* ray__thread_at_exit */
 
 static const char *const k_env_vars[] = {"RAY_NUM_WORKERS", "RAY_NUM_SHARDS",
                                          "RAY_INLINE_THRESHOLD", "RAY_OBJECT_STORE_MEMORY"};
@@ -996,6 +999,72 @@ static void test_actor_call_held_across_shutdown(void **state) {
   run_held_submission(true);
 }
 
+/* ---- thread exit (thread.c) ---------------------------------------------- */
+
+static atomic_int g_exit_first, g_exit_twice, g_exit_api_fail;
+static _Thread_local ray__thread_exit_t t_exit_first, t_exit_twice;
+
+/* A put, a get and the releases: takes the thread's guard record and a
+ * view slot, both handed back by their own exit hooks. Returns the first
+ * failing code, or 0. */
+static int use_api(void) {
+  ray_ref_t r;
+  ray_buf_t b;
+  int rc = ray_put("x", 1, &r);
+  if (rc != 0) return rc;
+  rc = ray_get(r, 0, &b);
+  if (rc == 0) ray_buf_release(&b);
+  int rc2 = ray_ref_release(r);
+  return rc != 0 ? rc : rc2;
+}
+
+static void on_exit_twice(ray__thread_exit_t *h) {
+  (void)h;
+  atomic_fetch_add(&g_exit_twice, 1);
+}
+
+/* Registered before the thread's first public call, so it runs after the
+ * guard's and the view cache's hooks: its calls take a record and a slot
+ * again (hooks registering again), and registering itself again makes it
+ * run in the system's next round too. */
+static void on_exit_first(ray__thread_exit_t *h) {
+  int rc = use_api();
+  if (rc != 0) atomic_store(&g_exit_api_fail, rc);
+  if (atomic_fetch_add(&g_exit_first, 1) == 0 && ray__thread_at_exit(h) != 0)
+    atomic_store(&g_exit_api_fail, -1);
+}
+
+static void exit_thread_main(void *arg) {
+  atomic_int *fail = arg;
+  t_exit_first.fn = on_exit_first;
+  t_exit_twice.fn = on_exit_twice;
+  int rc = ray__thread_at_exit(&t_exit_first);
+  if (rc == 0) rc = ray__thread_at_exit(&t_exit_twice);
+  if (rc == 0) rc = ray__thread_at_exit(&t_exit_twice); /* armed: a no-op */
+  if (rc == 0) rc = use_api();
+  atomic_store(fail, rc);
+}
+
+static void test_thread_exit_hooks(void **state) {
+  (void)state;
+  clear_env();
+  rt_begin();
+  for (int round = 0; round < 2; round++) { /* the second thread reuses what the first gave back */
+    atomic_store(&g_exit_first, 0);
+    atomic_store(&g_exit_twice, 0);
+    atomic_store(&g_exit_api_fail, 0);
+    atomic_int fail = -1;
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, exit_thread_main, &fail), 0);
+    assert_int_equal(uv_thread_join(&th), 0); /* every hook has run once join returns */
+    assert_rc(atomic_load(&fail), 0);
+    assert_int_equal(atomic_load(&g_exit_first), 2);
+    assert_int_equal(atomic_load(&g_exit_twice), 1);
+    assert_rc(atomic_load(&g_exit_api_fail), 0);
+  }
+  rt_end();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_calls_before_init),
     cmocka_unit_test(test_config_defaults),
@@ -1020,6 +1089,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_calls_racing_shutdown),
     cmocka_unit_test(test_submission_held_across_shutdown),
     cmocka_unit_test(test_actor_call_held_across_shutdown),
+    cmocka_unit_test(test_thread_exit_hooks),
 };
 
 RT_MAIN(tests)

@@ -24,7 +24,7 @@
 #include "test_util.h"
 
 #include "internal.h" /* the store, to see that a call is blocked */
-#include "wait.h"     /* ray__deadline */
+#include "scheduler.h" /* ray__deadline */
 
 static const uint32_t T_I64[] = {RAY_TYPE_I64};
 

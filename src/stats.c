@@ -1,0 +1,83 @@
+/* stats.c - the runtime's counters read together: ray_stats gathers them
+ * from the store, its memory, the scheduler and the runtime's task
+ * counters; ray__quiesce (for tests) waits until they settle.
+ *
+ * ray_stats is a snapshot, not an atomic one: each shard's counts are read
+ * under that shard's lock (so objects, created and freed agree per shard),
+ * everything else with one atomic load each, so figures from different
+ * subsystems may be a few operations apart under load.
+ *
+ * Quiet: a task or actor call that finishes bumps tasks_finished, then
+ * calls ray__runtime_task_done, which wakes ray__quiesce callers (only when
+ * some are waiting: the common case costs one load). ray__quiesce then
+ * waits in turn for the scheduler (ray__sched_quiesce) and the spiller
+ * (ray__spiller_quiesce).
+ *
+ * This file sits above the store, memory and scheduler and below the task
+ * and actor systems, which report into it. Lock order: a shard lock and
+ * quiet_mu are each taken alone here. */
+#include <string.h>
+
+#include "internal.h"
+#include "testing.h"
+
+int ray_stats(ray_stats_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  RAY__API_ENTER(rt);
+  memset(out, 0, sizeof *out);
+  ray__store_t *st = &rt->store;
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    uv_mutex_lock(&sh->mu);
+    out->objects += sh->count;
+    out->objects_created += sh->created;
+    out->objects_freed += sh->freed;
+    uv_mutex_unlock(&sh->mu);
+  }
+  out->bytes_in_memory = ray__mem_used(st);
+  out->object_store_memory = st->capacity;
+  out->bytes_in_memory_high_water = (uint64_t)atomic_load(&st->high_water);
+  int64_t disk = atomic_load(&st->bytes_on_disk);
+  out->bytes_spilled = disk > 0 ? (uint64_t)disk : 0;
+  out->bytes_spilled_total = atomic_load(&st->spilled_bytes_total);
+  out->spill_count = atomic_load(&st->spill_count);
+  out->restore_count = atomic_load(&st->restore_count);
+  out->tasks_submitted = atomic_load(&rt->tasks_submitted);
+  out->tasks_finished = atomic_load(&rt->tasks_finished);
+  out->tasks_failed = atomic_load(&rt->tasks_failed);
+  out->actors_alive = (uint64_t)atomic_load(&rt->actors.alive);
+  out->num_workers = atomic_load(&rt->sched.nworkers);
+  out->num_shards = st->nshards;
+  return 0;
+}
+
+void ray__runtime_task_done(ray__runtime_t *rt) {
+  /* Sequentially consistent with the waiter's increment of quiet_waiters
+   * and its read of tasks_finished: one of the two sees the other. */
+  if (atomic_load(&rt->quiet_waiters) == 0) return;
+  uv_mutex_lock(&rt->quiet_mu);
+  uv_cond_broadcast(&rt->quiet_cv);
+  uv_mutex_unlock(&rt->quiet_mu);
+}
+
+/* Every submitted task and actor call has finished (and let go of its
+ * arguments), or the deadline passed. */
+static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
+  int rc = 0;
+  uv_mutex_lock(&rt->quiet_mu);
+  atomic_fetch_add(&rt->quiet_waiters, 1);
+  while (rc == 0 && atomic_load(&rt->tasks_finished) < atomic_load(&rt->tasks_submitted))
+    rc = ray__cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
+  atomic_fetch_sub(&rt->quiet_waiters, 1);
+  uv_mutex_unlock(&rt->quiet_mu);
+  return rc;
+}
+
+int ray__quiesce(int64_t timeout_ms) {
+  RAY__API_ENTER(rt);
+  uint64_t deadline = ray__deadline(timeout_ms);
+  int rc = tasks_quiesce(rt, deadline);
+  if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
+  if (rc == 0) rc = ray__spiller_quiesce(&rt->store, deadline);
+  return rc;
+}

@@ -1,0 +1,44 @@
+/* thread.h - the library's threads: creation and join (counted), the
+ * calling thread's role, and one thread-exit mechanism for per-thread state
+ * (see thread.c). The bottom layer: it calls no other file of the library. */
+#ifndef RAY_THREAD_H
+#define RAY_THREAD_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+/* What the current thread is, so shutdown can refuse to run on its own
+ * threads. The loop and the workers set it as they start. */
+enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2 };
+extern _Thread_local int ray__thread_role;
+
+/* Start fn(arg) on a new thread, counted for ray__threads_alive() until
+ * ray__thread_join. Returns 0, or RAY_EIO when the system refuses the
+ * thread (or ray__thread_fail_next made it refuse). Thread-safe. */
+int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg);
+/* Join a thread ray__thread_create started (blocks until it ends). */
+void ray__thread_join(uv_thread_t *t);
+/* ray__threads_alive and ray__thread_fail_next, the tests' view of these
+ * counts, are declared in testing.h. */
+
+/* A thread-exit hook: per-thread state that must be handed back when its
+ * thread ends (the guard's record, the view cache's free slots). The node
+ * lives in the thread's own thread-local storage. */
+typedef struct ray__thread_exit_s {
+  void (*fn)(struct ray__thread_exit_s *self); /* runs on the exiting thread */
+  struct ray__thread_exit_s *next;
+  bool armed; /* registered and not yet run */
+} ray__thread_exit_t;
+
+/* Run h->fn(h) once, on the calling thread, when it ends (any thread:
+ * ours, the host's). `h` must be thread-local to the calling thread, with
+ * `fn` set; registering an armed hook again is a no-op. A hook may register
+ * again while other exit hooks run (its state was used again after it ran):
+ * it then runs again, up to the system's destructor rounds (4 on glibc).
+ * Hooks do not run for a thread that ends the process (exit() from main).
+ * Returns 0, or RAY_ENOMEM when the system gave no thread-specific key (the
+ * hook then never runs: its state stays with the dead thread). Never
+ * blocks on another thread. */
+int ray__thread_at_exit(ray__thread_exit_t *h);
+
+#endif /* RAY_THREAD_H */
