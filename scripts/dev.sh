@@ -3,9 +3,12 @@
 #
 #   bash scripts/dev.sh demo   install what is missing, build, run the main demo
 #   bash scripts/dev.sh test   install what is missing, build, run the whole test
-#                              suite: plain build (-Werror) with every test also
-#                              under valgrind, then ASan+UBSan, then TSan, then
-#                              each libFuzzer target for RAY_FUZZ_SECONDS (20)
+#                              suite: plain build (-Werror), the layering check
+#                              (scripts/layers.sh), every test plainly and under
+#                              valgrind, packaging and embedding, then ASan+UBSan,
+#                              then TSan, then each libFuzzer target for
+#                              RAY_FUZZ_SECONDS (20). Configurations: the presets
+#                              of CMakePresets.json.
 #
 # Idempotent: installs only the Debian packages that are missing (apt-get),
 # reuses the build directories under build/. Needs root (or sudo) only when
