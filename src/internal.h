@@ -1,10 +1,16 @@
 /* internal.h - the runtime struct every subsystem hangs off, and the
  * helpers shared between subsystems. Not public API.
  *
- * The tree: runtime.c (lifecycle, config, stats) owns a store (store.c), a
- * loop thread (loop.c) and a worker pool (scheduler.c); object.c is the public
- * object API over the store; error.c and codec.c are the error objects and
- * msgpack helpers; alloc.c is the one allocation wrapper. */
+ * The tree (docs/architecture.md has the full source map): runtime.c
+ * (lifecycle, config, stats) owns a store (store.c, with memory.c for
+ * capacity, spilling and the spiller thread, view.c for views), a loop
+ * thread (loop.c), a worker pool (scheduler.c), the function registry
+ * (function.c), the actor registry (actor.c) and the metrics endpoint
+ * (metrics.c, http.c); task.c runs tasks and actor calls; object.c and
+ * wait.c are the public object API over the store; guard.c is the API entry
+ * guard; error.c and codec.c are the error objects and msgpack helpers;
+ * timeline.c, log.c and hook.c are observability and test hooks; alloc.c is
+ * the one allocation wrapper. */
 #ifndef RAY_INTERNAL_H
 #define RAY_INTERNAL_H
 
@@ -60,17 +66,18 @@ static inline ray__runtime_t *ray__rt(void) {
 }
 
 /* Bracket the slow (parking) path of a blocking call: shutdown waits until
- * every such caller has left before it frees the store. Enter re-checks,
- * under the lifecycle's own lock, that `rt` is still the running runtime and
- * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
- * before shutdown began never parks on a runtime being torn down. Nothing
- * may touch the runtime after ray__blocking_leave. The counter outlives
- * every runtime. */
+ * every such caller has left before it stops the loop and frees the store.
+ * Enter re-checks, under blocked_mu (which shutdown holds while it sets
+ * `stopping`), that `rt` is still the running runtime and not stopping
+ * (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just before
+ * shutdown began never parks on a runtime being torn down. Nothing may
+ * touch the runtime after ray__blocking_leave. The counter outlives every
+ * runtime. */
 int ray__blocking_enter(ray__runtime_t *rt);
 void ray__blocking_leave(void);
 
-/* What the current thread is, so shutdown can refuse to run on its own
- * threads. */
+/* What the current thread is, so shutdown can refuse to run on a worker or
+ * the loop thread. The spiller thread is not marked (it stays HOST). */
 enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2 };
 extern _Thread_local int ray__thread_role;
 
