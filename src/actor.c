@@ -23,9 +23,11 @@
  * or fails), never run on the thread that killed or released the actor. A
  * restart's constructor is queued by that runnable once the destructor has
  * returned, so one destructor at most is in flight per actor and `dtor_rn`
- * is free again before the next construction can owe one. Once the workers
- * have stopped (shutdown), the thread calling ray_shutdown() runs it: the
- * runnable's drop, or ray__actors_shutdown.
+ * is free again before the next construction can owe one. Once shutdown has
+ * begun, the thread calling ray_shutdown() runs the destructors still owed:
+ * the runnable's drop (queues drained after the workers are joined), or
+ * ray__actors_shutdown; a kill or release racing with it runs its own
+ * (dtor_post).
  *
  * Lifetime: `refs` counts the table's hold (until the last handle goes, or
  * shutdown), one per task of the actor, a posted destructor, and lookups in
@@ -429,9 +431,11 @@ static void dtor_drop(ray__runnable_t *r) {
 
 /* Destroy `state` on a worker, then queue `then` (a restart's constructor,
  * or NULL). A worker's push lands on its own queue, which shutdown drains
- * after joining it; a host thread's push is good until shutdown stops the
- * workers. After that (the thread calling ray_shutdown(), which drains the
- * queues and then finishes the actors) it runs here and now. */
+ * after joining it. A host thread's push is safe while it sees `stopping`
+ * unset: shutdown waits for such a caller to leave its public call before
+ * it joins the workers (guard.h). One that sees it set (the thread calling
+ * ray_shutdown(), or a call racing with it) might push onto a queue already
+ * drained, so it runs the destructor here and now. */
 static void dtor_post(ray__actor_t *a, void *state, ray__task_t *then) {
   ray__runtime_t *rt = a->rt;
   atomic_fetch_add(&a->refs, 1); /* the post's */
@@ -439,7 +443,7 @@ static void dtor_post(ray__actor_t *a, void *state, ray__task_t *then) {
   a->dtor_then = then;
   a->dtor_rn.run = dtor_run;
   a->dtor_rn.drop = dtor_drop;
-  if (ray__worker_self() == NULL && atomic_load(&rt->sched.stop))
+  if (ray__worker_self() == NULL && atomic_load(&rt->stopping))
     dtor_drop(&a->dtor_rn);
   else
     ray__sched_push(&rt->sched, &a->dtor_rn);

@@ -34,9 +34,9 @@ typedef int (*ray_actor_ctor_fn)(ray_task_ctx_t *ctx, void **state);
  * release, restart or shutdown), with no internal lock held, on a worker
  * thread: kill and release only queue it, never run it on their caller's
  * thread. A restart's constructor runs after it has returned. Once
- * ray_shutdown() has stopped the workers, the destructors still owed run on
- * the thread calling ray_shutdown() (or on the caller of a kill or release
- * that races with it). */
+ * ray_shutdown() has begun, the destructors still owed run on the thread
+ * calling ray_shutdown() (or on the caller of a kill or release that races
+ * with it). */
 typedef void (*ray_actor_dtor_fn)(void *state);
 /* A method: as a task function, with the actor's state. */
 typedef int (*ray_method_fn)(ray_task_ctx_t *ctx, void *state);
