@@ -18,14 +18,27 @@
  * actor fails queued and future calls with RAY_EACTORDIED; its destructor
  * runs once, when no call of it runs any more.
  *
+ * The destructor is actor work like a call: it is posted to the workers as
+ * a runnable embedded in the actor (`dtor_rn`, so posting never allocates
+ * or fails), never run on the thread that killed or released the actor. A
+ * restart's constructor is queued by that runnable once the destructor has
+ * returned, so one destructor at most is in flight per actor and `dtor_rn`
+ * is free again before the next construction can owe one. Once shutdown has
+ * begun, the thread calling ray_shutdown() runs the destructors still owed:
+ * the runnable's drop (queues drained after the workers are joined), or
+ * ray__actors_shutdown; a kill or release racing with it runs its own
+ * (dtor_post).
+ *
  * Lifetime: `refs` counts the table's hold (until the last handle goes, or
- * shutdown), one per task of the actor, and lookups in flight.
+ * shutdown), one per task of the actor, a posted destructor, and lookups in
+ * flight.
  *
  * Locks: the registry rwlock (table, names, handles, the list of all) is a
  * leaf. An actor's `mu` may be taken under a shard lock (a call's arguments
  * became ready) and takes only scheduler queue locks inside. User code
  * (constructor, destructor) never runs under either. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,6 +83,11 @@ struct ray__actor_s {
   uint32_t restarts_left;
   uint32_t max_task_retries;
   ray_error_t *death; /* set once, before the state becomes DEAD */
+  /* The posted destructor (see the top): written before the post, read by
+   * the runnable; one in flight at a time. */
+  ray__runnable_t dtor_rn;
+  void *dtor_state;
+  ray__task_t *dtor_then; /* a restart's constructor, queued after it */
 };
 
 /* What to do once the actor mutex is released. */
@@ -388,6 +406,49 @@ static void death_error(ray__actor_t *a, const char *why) {
                 a->klass->cls->name, why);
 }
 
+/* Run the posted destructor, then queue the restart's constructor (when
+ * `start` and there is one). Reads everything before that push: the
+ * constructor may finish and post the next destructor at once. */
+static void dtor_finish(ray__actor_t *a, bool start) {
+  void *state = a->dtor_state;
+  ray__task_t *then = a->dtor_then;
+  a->klass->cls->dtor(state);
+  if (then != NULL && start) ray__sched_push(&a->rt->sched, &then->rn);
+  actor_unref(a); /* the post's */
+}
+
+static void dtor_run(ray__runnable_t *r) {
+  dtor_finish((ray__actor_t *)((char *)r - offsetof(ray__actor_t, dtor_rn)), true);
+}
+
+/* Shutdown drops the runnable after the workers stopped: the destructor is
+ * still owed and runs here, on the thread calling ray_shutdown(). A
+ * restart's constructor is not queued any more: the actor still holds it
+ * (ctor_busy), and ray__actors_shutdown drops it. */
+static void dtor_drop(ray__runnable_t *r) {
+  dtor_finish((ray__actor_t *)((char *)r - offsetof(ray__actor_t, dtor_rn)), false);
+}
+
+/* Destroy `state` on a worker, then queue `then` (a restart's constructor,
+ * or NULL). A worker's push lands on its own queue, which shutdown drains
+ * after joining it. A host thread's push is safe while it sees `stopping`
+ * unset: shutdown waits for such a caller to leave its public call before
+ * it joins the workers (guard.h). One that sees it set (the thread calling
+ * ray_shutdown(), or a call racing with it) might push onto a queue already
+ * drained, so it runs the destructor here and now. */
+static void dtor_post(ray__actor_t *a, void *state, ray__task_t *then) {
+  ray__runtime_t *rt = a->rt;
+  atomic_fetch_add(&a->refs, 1); /* the post's */
+  a->dtor_state = state;
+  a->dtor_then = then;
+  a->dtor_rn.run = dtor_run;
+  a->dtor_rn.drop = dtor_drop;
+  if (ray__worker_self() == NULL && atomic_load(&rt->stopping))
+    dtor_drop(&a->dtor_rn);
+  else
+    ray__sched_push(&rt->sched, &a->dtor_rn);
+}
+
 /* Carry out `act` with no lock held. The caller holds a reference on `a`
  * throughout (the constructor's, dropped last here, counts). */
 static void run_actions(ray__actor_t *a, actions_t *act) {
@@ -418,8 +479,10 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
     ray__task_unref(t); /* die_locked's hold */
     t = next;
   }
-  if (act->dtor && a->klass->cls->dtor != NULL) a->klass->cls->dtor(act->dtor_state);
-  if (act->ctor_start != NULL) ray__sched_push(&rt->sched, &act->ctor_start->rn);
+  if (act->dtor && a->klass->cls->dtor != NULL)
+    dtor_post(a, act->dtor_state, act->ctor_start); /* queues the constructor after it */
+  else if (act->ctor_start != NULL)
+    ray__sched_push(&rt->sched, &act->ctor_start->rn);
   if (drop_table) {
     uv_mutex_lock(&a->mu);
     a->closing = true; /* the table's reference goes: nothing else may drop it */

@@ -22,8 +22,10 @@ typedef struct ray__actors_s {
 } ray__actors_t;
 
 int ray__actors_init(ray__actors_t *reg);
-/* After the workers have stopped: fail and finish every queued call, run
- * every destructor still owed, free every actor. */
+/* After the workers have stopped (the thread calling ray_shutdown): fail
+ * and finish every queued call, run every destructor still owed, here, and
+ * drop the table's hold on every actor (each is freed with its last
+ * reference). */
 void ray__actors_shutdown(struct ray__runtime_s *rt);
 void ray__actors_destroy(ray__actors_t *reg);
 

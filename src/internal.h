@@ -1,12 +1,18 @@
 /* internal.h - the runtime struct every subsystem hangs off, and the
  * helpers shared between subsystems. Not public API.
  *
- * The tree: runtime.c (lifecycle, config) owns a store (store.c), a loop
- * thread (loop.c) and a worker pool (scheduler.c); stats.c reads their
- * counters; object.c is the public object API over the store; error.c and
- * codec.c are the error objects and msgpack helpers; thread.c and alloc.c
- * are the thread and allocation wrappers. scripts/layers.txt lists which
- * file may call which. */
+ * The tree (docs/architecture.md has the full source map, and
+ * scripts/layers.txt lists which file may call which): runtime.c
+ * (lifecycle, config) owns a store (store.c, with memory.c for capacity,
+ * spilling and the spiller thread, view.c for views), a loop thread
+ * (loop.c), a worker pool (scheduler.c), the function registry
+ * (function.c), the actor registry (actor.c) and the metrics endpoint
+ * (metrics.c, http.c); task.c runs tasks and actor calls; object.c and
+ * wait.c are the public object API over the store; stats.c reads the
+ * counters; guard.c is the API entry guard; error.c and codec.c are the
+ * error objects and msgpack helpers; timeline.c and log.c are
+ * observability, hook.c the test hooks; thread.c and alloc.c are the
+ * thread and allocation wrappers. */
 #ifndef RAY_INTERNAL_H
 #define RAY_INTERNAL_H
 

@@ -1,6 +1,10 @@
 /* log.c - the library's log. The level is one atomic read on the fast path;
- * a message is formatted into a stack buffer and handed to the host's
- * callback or written to stderr under one mutex (so lines never interleave). */
+ * a message is formatted into a stack buffer (1024 bytes: longer ones are
+ * cut) and handed to the host's callback or written to stderr under one
+ * mutex, so lines never interleave, handler calls are serialised, and
+ * ray_log_set_handler returns only once the old handler has finished.
+ * Callers log with no other internal lock held; the mutex is not recursive,
+ * hence the rule for handlers (include/rustyray/log.h, ray_log_fn). */
 #include "log.h"
 
 #include <stdarg.h>

@@ -2,11 +2,19 @@
  *
  * Other threads hand it work through a mutex-protected queue and a
  * uv_async_t wake-up (libuv coalesces wake-ups, so the loop drains the whole
- * queue each time). Today it delivers ray_ref_on_ready callbacks; timers
- * (timeouts, retry back-off) and spill I/O come later.
+ * queue each time). It delivers ray_ref_on_ready callbacks (object.c),
+ * completes results a task returned with ray_return_ref once their source
+ * is ready (task.c), and runs the metrics endpoint with its timers
+ * (metrics.c). Waits with a timeout park on their own condition variables
+ * and spilling has its own thread (memory.c): neither uses the loop.
  *
  * Stop: ray__loop_stop sets `stop` and wakes the loop, which drains the
- * queue until it is empty, closes its handles and returns from uv_run. */
+ * queue until it is empty (items queued meanwhile included), runs the stop
+ * hook (the endpoint closes its handles), closes its wake-up handle and
+ * returns from uv_run once no handle is left.
+ *
+ * Locks: `mu` guards the queue and `stop` and is a leaf; items run with no
+ * lock held. */
 #include "loop.h"
 
 #include "internal.h"

@@ -536,6 +536,7 @@ static void spiller_kick(ray__store_t *st) {
 
 static void spiller_main(void *arg) {
   ray__store_t *st = arg;
+  ray__thread_role = RAY__ROLE_SPILLER; /* ray_shutdown from a free_fn run here: RAY_EBUSY */
   uv_mutex_lock(&st->spiller_mu);
   for (;;) {
     while (!st->spiller_kick && !st->spiller_stop) uv_cond_wait(&st->spiller_cv, &st->spiller_mu);

@@ -1,9 +1,12 @@
 /* object.c - the public object API: put, get, wait, refs, on_ready, and the
- * internal produce/fail interface the task and actor layers use.
+ * produce/fail hooks the tests use (testing.h; tasks and actors complete
+ * their results through the store directly, task.c).
  *
  * Fast paths take one shard lock (or one per shard touched, for batches).
- * Only a caller that must wait goes to wait.c, bracketed by
- * ray__blocking_enter/leave so shutdown knows when it has left. */
+ * A put reserves memory first and may wait for it (memory.c); a get of a
+ * spilled object reads it back first. Only a caller that must wait for an
+ * object goes to wait.c, bracketed by ray__blocking_enter/leave so shutdown
+ * knows when it has left. on_ready callbacks run on the loop thread. */
 #include <string.h>
 
 #include "codec.h"
@@ -87,8 +90,9 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
 }
 
 /* Put an encoded value that contains `refs` (retained here, for the object,
- * until it is freed): small ones are copied inline, larger heap blocks are
- * handed over without a copy. Destroys `b`. */
+ * until it is freed): one still in the encoder's small buffer, or within the
+ * inline threshold, is copied; a larger heap block is handed over without a
+ * copy. Destroys `b`. */
 static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, size_t nrefs,
                        ray_ref_t *out) {
   int rc = 0;
@@ -557,7 +561,7 @@ int ray_ref_on_ready(ray_ref_t ref, ray_ready_cb cb, void *arg) {
   return rc;
 }
 
-/* ---- Producing objects (internal: tasks, actors, tests) ---- */
+/* ---- Producing objects by hand (testing.h: tests only) ---- */
 
 int ray__object_create_pending(uint32_t type, ray_ref_t *out) {
   if (out == NULL || type == 0) return RAY_EINVAL;

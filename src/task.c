@@ -2,13 +2,16 @@
  * failures, retries and cancellation.
  *
  * A task is one allocation: the header, its arguments (small values copied
- * inline; large values put into the store and passed as refs, as Ray does),
+ * inline; large values, and msgpack values holding refs, put into the store
+ * and passed as refs, as Ray does),
  * its result refs and its display name. Submission creates the result
  * entries pending (ids known at once, typed as registered, `producer`
- * pointing back here), then registers a watch on every ref argument, which
- * also takes the task's reference on it. `deps` counts unresolved arguments
- * plus one guard held during submission; the notification that brings it
- * to zero pushes the task to a worker queue. Nothing polls.
+ * pointing back here), takes a handle reference on every actor argument,
+ * then registers a watch on every ref argument, which also takes the task's
+ * reference on it. `deps` counts unresolved arguments plus one guard held
+ * during submission; the notification that brings it to zero pushes a
+ * function's task to a worker queue, and hands a constructor or method call
+ * to its actor (actor.c admits calls in mailbox order). Nothing polls.
  *
  * Running: a task whose argument failed does not run; its results fail with
  * RAY_EDEPFAILED whose cause refers to the failed argument object (shared,
@@ -18,10 +21,17 @@
  * runs again, up to max_retries times.
  *
  * Lifetime: `refs` counts the execution path (1) plus any ray_cancel in
- * flight, which claims the task under a result entry's shard lock; a task
+ * flight, which claims the task under a result entry's shard lock (and a
+ * dying actor's hold on a call it fails, actor.c); a task
  * completes or fails every result before it lets go, so a pending result
  * always points at a live task. State moves PENDING -> RUNNING or
- * PENDING -> CANCELED (one CAS decides), then DONE. */
+ * PENDING -> CANCELED (one CAS decides), then DONE (task.h says when actor.c
+ * sets it back to PENDING).
+ *
+ * Locks: dep_notify and alias_notify run under an argument's shard lock and
+ * take only a worker queue's, the loop queue's or (ray__actor_call_ready)
+ * the actor's mutex inside; user code (task functions, constructors,
+ * methods) runs with no lock held. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -448,7 +458,8 @@ static void dep_notify(ray__watch_t *w, int status) {
 
 /* ---- Submission ---- */
 
-/* Encode a value argument (BYTES: as is). */
+/* Encode a value argument of a msgpack-encoded type (not BYTES: the caller
+ * uses those bytes as they are). Errors: RAY_EINVAL, RAY_ENOMEM. */
 static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
   msgpack_packer pk;
   ray__mpbuf_init(b, &pk);
@@ -815,7 +826,8 @@ int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
   return 0;
 }
 
-/* Check slot and type, then install `e` (or free it on error). */
+/* Install `e` (NULL: nothing yet) in a checked slot, dropping the value or
+ * ref alias it held. Never fails. */
 static int set_slot(ray_task_ctx_t *ctx, size_t slot, ray__entry_t *e) {
   ray__store_t *st = &ctx->t->rt->store;
   if (ctx->slots[slot] != NULL) ray__store_drop(st, ctx->slots[slot]);
@@ -825,7 +837,8 @@ static int set_slot(ray_task_ctx_t *ctx, size_t slot, ray__entry_t *e) {
   return 0;
 }
 
-/* Validate a typed setter: slot in range and registered with `type`. */
+/* Validate a setter: slot in range and registered with `type` (0: any
+ * type, for bytes, owned buffers and refs). */
 static int slot_check(ray_task_ctx_t *ctx, size_t slot, uint32_t type) {
   if (ctx == NULL || slot >= ctx->t->nreturns) return RAY_EINVAL;
   uint32_t want = ctx->t->fn->types[slot];

@@ -1,4 +1,5 @@
-/* task.h - remote functions and tasks (see function.c and task.c). */
+/* task.h - remote functions and tasks (see function.c and task.c), and the
+ * actor hooks the task layer calls (actor.c). */
 #ifndef RAY_TASK_H
 #define RAY_TASK_H
 
@@ -51,7 +52,9 @@ struct ray__actor_s;
 enum { RAY__TASK_FN = 0, RAY__TASK_CTOR = 1, RAY__TASK_METHOD = 2 };
 
 /* Task states: PENDING -> RUNNING, or PENDING -> CANCELED (cancelled, or a
- * call failed because its actor died); one CAS decides. */
+ * call failed because its actor died); one CAS decides. Then DONE
+ * (ray__task_finish). Back to PENDING only in actor.c: a call retried after
+ * its actor restarts, and the kept constructor run again. */
 enum { RAY__T_PENDING, RAY__T_RUNNING, RAY__T_CANCELED, RAY__T_DONE };
 
 typedef struct ray__task_arg_s {
@@ -75,7 +78,8 @@ typedef struct ray__task_s {
   const char *name;
   atomic_int deps;              /* unresolved ref args + 1 while submitting */
   atomic_int state;
-  atomic_int refs;              /* the execution path + cancellers in flight */
+  atomic_int refs;              /* the execution path + cancellers in flight
+                                   + a dying actor's hold (actor.c) */
   atomic_bool cancel;
   atomic_int dep_status;        /* the first failed argument's code */
   atomic_uint_fast64_t dep_failed; /* and its object id */
@@ -104,15 +108,20 @@ int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, struct ray__act
 
 /* Fail every result of `t` with a new error (code, origin = t's name,
  * formatted message); cause_id, when not 0, is a failed object the error
- * continues with (shared by reference). */
+ * continues with (shared by reference); `cause`, when not NULL, is copied in
+ * as the error's cause. Out of memory, the results still fail (code only). */
 void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error_t *cause,
                     const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
-/* Release a finished task's argument references and let go of it. */
+/* Mark `t` DONE, release its argument references (objects and actor
+ * handles), count it finished (not a constructor: ray_stats, ray__quiesce)
+ * and drop the execution path's reference. */
 void ray__task_finish(ray__task_t *t);
+/* Add a reference (void *: the store's claim_producer hook) / drop one,
+ * freeing the task with the last. */
 void ray__task_hold(void *t);
 void ray__task_unref(ray__task_t *t);
 
@@ -122,10 +131,13 @@ void ray__task_unref(ray__task_t *t);
 void ray__actor_enqueue(ray__task_t *t);
 /* A method call's (or the constructor's) arguments are all resolved. */
 void ray__actor_call_ready(ray__task_t *t);
-/* A method call has run (fatal: it ended its actor). Returns the next call
- * of this actor to run inline on this worker, or NULL. Finishes `t`. */
+/* A method call has run, or will not (cancelled, failed arguments,
+ * shutdown); fatal: it ended its actor. Returns the next call of this actor
+ * to run inline on this worker, or NULL. Finishes `t`, unless it is retried
+ * after the restart (then it goes back to the head of the mailbox). */
 ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal);
-/* The constructor has run: err NULL on success (state set), else why not. */
+/* The constructor has run, or cannot: err NULL on success (state set),
+ * else why not (taken over). */
 void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err);
 /* Run the class's constructor (storing the actor's state); the state a
  * method runs with. */

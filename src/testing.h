@@ -1,7 +1,11 @@
-/* testing.h - the internal interface the task and actor systems (and the
- * tests) use to produce objects: create a pending object with its id assigned
- * up front, fulfil it, fail it. Not public API; the test programs link the
- * static library and include this header. */
+/* testing.h - the internal hooks the test programs use: produce objects by
+ * hand (create a pending object with its id assigned up front, fulfil it,
+ * fail it), count threads and make their creation fail, wait until the
+ * runtime is quiet, run a function on a worker, plus the allocation hooks
+ * (alloc.h) and the test hook (hook.h). The library itself does not use the
+ * object functions (tasks complete their results through the store, task.c).
+ * Not public API; the test programs link the static library and include this
+ * header. */
 #ifndef RAY_TESTING_H
 #define RAY_TESTING_H
 
@@ -14,9 +18,12 @@
 int ray__object_create_pending(uint32_t type, ray_ref_t *out);
 
 /* Make a pending object ready with a copy of data[0..size). Wakes every
- * waiter and fires its callbacks. If nobody references the object any more
- * the value is dropped and 0 is returned. Errors: RAY_EINVAL (data NULL with
- * size > 0), RAY_EBUSY (already ready or failed), RAY_ENOTINIT, RAY_ENOMEM. */
+ * waiter and queues its ray_ref_on_ready callbacks (they run on the loop
+ * thread). If nobody references the object any more the value is dropped
+ * and 0 is returned. May block for memory as a put does (object.h).
+ * Errors: RAY_EINVAL (data NULL with size > 0), RAY_ENOTFOUND (a nil ref),
+ * RAY_EBUSY (already ready or failed), RAY_ENOTINIT, RAY_ENOMEM,
+ * RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__object_fulfil(ray_ref_t ref, const void *data, size_t size);
 
 /* Fail a pending object with a copy of `err` (stored msgpack-encoded, with
@@ -24,8 +31,9 @@ int ray__object_fulfil(ray_ref_t ref, const void *data, size_t size);
  * RAY_EINVAL for err NULL. */
 int ray__object_fail(ray_ref_t ref, const ray_error_t *err);
 
-/* Number of threads the library has started and not yet joined (worker and
- * loop threads, across runtimes). 0 after a clean shutdown. */
+/* Number of threads the library has started and not yet joined (workers,
+ * spares, the loop and the spiller, across runtimes). 0 after a clean
+ * shutdown. */
 int ray__threads_alive(void);
 
 /* Make the next n thread creations of the library fail (as if the system
@@ -37,15 +45,17 @@ void ray__thread_fail_next(int n);
  * (ray_stats' tasks_finished has caught up with tasks_submitted), every
  * spare worker has retired (spares kept by workers still blocked in
  * ray_get/ray_wait cannot), every worker is parked idle with nothing queued
- * (actor constructors and teardowns done), and the background spiller is parked with no
- * batch in flight (its deferred frees done). Tests call it instead of
+ * (actor constructors, teardowns and posted destructors done), and the
+ * background spiller is parked with no batch in flight (its deferred frees
+ * done). Tests call it instead of
  * polling before they assert on ray_stats or on freed buffers; it never
  * asserts that background work has *not* happened.
  * Returns 0, RAY_ETIMEDOUT or RAY_ENOTINIT. Host threads only. */
 int ray__quiesce(int64_t timeout_ms);
 
-/* Run fn(arg) on a worker thread of the running runtime.
- * Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
+/* Run fn(arg) on a worker thread of the running runtime (if shutdown drops
+ * it unrun, fn never runs). Errors: RAY_EINVAL (fn NULL), RAY_ENOTINIT,
+ * RAY_ESHUTDOWN, RAY_ENOMEM. */
 int ray__worker_post(void (*fn)(void *arg), void *arg);
 
 #endif /* RAY_TESTING_H */

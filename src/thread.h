@@ -8,8 +8,8 @@
 #include <uv.h>
 
 /* What the current thread is, so shutdown can refuse to run on its own
- * threads. The loop and the workers set it as they start. */
-enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2 };
+ * threads. The loop, the workers and the spiller set it as they start. */
+enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2, RAY__ROLE_SPILLER = 3 };
 extern _Thread_local int ray__thread_role;
 
 /* Start fn(arg) on a new thread, counted for ray__threads_alive() until

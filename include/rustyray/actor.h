@@ -31,8 +31,12 @@ typedef struct ray_actor_s {
  * call fails with RAY_EACTORDIED caused by this error. */
 typedef int (*ray_actor_ctor_fn)(ray_task_ctx_t *ctx, void **state);
 /* Destructor: runs exactly once per successful construction (on kill,
- * release, restart or shutdown), on a worker or the thread calling
- * ray_shutdown(), with no internal lock held. */
+ * release, restart or shutdown), with no internal lock held, on a worker
+ * thread: kill and release only queue it, never run it on their caller's
+ * thread. A restart's constructor runs after it has returned. Once
+ * ray_shutdown() has begun, the destructors still owed run on the thread
+ * calling ray_shutdown() (or on the caller of a kill or release that races
+ * with it). */
 typedef void (*ray_actor_dtor_fn)(void *state);
 /* A method: as a task function, with the actor's state. */
 typedef int (*ray_method_fn)(ray_task_ctx_t *ctx, void *state);
@@ -105,19 +109,22 @@ RAY_EXTERN int ray_actor_call_id(ray_actor_t actor, uint32_t method, const ray_a
                                  size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs);
 
 /* Kill the actor: a running call finishes; queued and future calls fail
- * with RAY_EACTORDIED; the destructor runs once; the name is freed at once.
+ * with RAY_EACTORDIED; the destructor runs once, later, on a worker (see
+ * ray_actor_dtor_fn); the name is freed at once.
  * With no_restart false and restarts left, an actor that is alive restarts
  * instead (destructor, then constructor; queued calls continue); one whose
  * constructor has not finished yet, or that is already restarting, dies for
  * good. A queued call that ray_cancel failed earlier keeps RAY_ECANCELED.
  * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. Killing a dead actor returns 0.
- * Never blocks. */
+ * Never blocks and never runs user code; thread-safe. */
 RAY_EXTERN int ray_actor_kill(ray_actor_t actor, bool no_restart);
 
 /* Handle references. An unnamed, non-detached actor is destroyed (its
- * destructor runs once) when its last handle is released and its queued
- * calls have run; its handle id is unknown from the release on.
- * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. */
+ * destructor runs once, on a worker: see ray_actor_dtor_fn) when its last
+ * handle is released and its queued calls have run; its handle id is
+ * unknown from the release on.
+ * Errors: RAY_ENOTFOUND, RAY_ENOTINIT. Never block and never run user
+ * code; thread-safe. */
 RAY_EXTERN int ray_actor_retain(ray_actor_t actor);
 RAY_EXTERN int ray_actor_release(ray_actor_t actor);
 

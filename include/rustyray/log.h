@@ -17,9 +17,21 @@ typedef enum {
   RAY_LOG_DEBUG = 4
 } ray_log_level_t;
 
-/* Receives each message at or below the level (one line, no newline), on
- * whichever thread logged it, with no internal lock held except the log's
- * own (so it must not call ray_log_set_handler). */
+/* A log handler: receives each message not more detailed than the level
+ * (one line without a newline, at most 1023 bytes; longer ones are cut),
+ * with its level and the `arg` given to ray_log_set_handler.
+ *
+ * This is the one statement of the rule for handlers (docs link here). It
+ * runs on whichever thread logged the message: a host thread inside a
+ * library call, a worker, the loop thread or the background spiller. It
+ * runs under the log's own mutex, so calls are serialised, and under no
+ * other internal lock (the library logs with no other lock held). So:
+ * record the message and return. Do not call back into the library, except
+ * ray_log_level() and ray_log_set_level(): most calls may log (ray_get
+ * restoring a spilled object, ray_init, ray_shutdown, ...) or wait for
+ * threads that are waiting to log, and either deadlocks on that mutex, as
+ * ray_log_set_handler() does. Keep it short: every thread that logs waits
+ * for it. */
 typedef void (*ray_log_fn)(int level, const char *message, void *arg);
 
 /* Messages more detailed than `level` are dropped. Default RAY_LOG_WARN,
@@ -29,8 +41,11 @@ typedef void (*ray_log_fn)(int level, const char *message, void *arg);
 RAY_EXTERN int ray_log_set_level(int level);
 RAY_EXTERN int ray_log_level(void);
 
-/* Send messages to fn(level, message, arg) instead of stderr; NULL restores
- * stderr. Does not need the runtime; thread-safe. */
+/* Send messages to fn(level, message, arg) instead of stderr (see
+ * ray_log_fn for what fn may do); NULL restores stderr. Blocks while a
+ * handler runs; once it returns, the previous handler is not running and is
+ * not called again. Does not need the runtime; thread-safe; not from inside
+ * a handler. */
 RAY_EXTERN void ray_log_set_handler(ray_log_fn fn, void *arg);
 
 #ifdef __cplusplus

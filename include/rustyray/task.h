@@ -221,7 +221,19 @@ RAY_EXTERN int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out);
  * a msgpack value nested too deep: see ray_put_msgpack),
  * RAY_ETYPE (the slot was registered with another type; RAY_TYPE_BYTES slots
  * take bytes, any other type takes its own typed setter or bytes already in
- * that encoding via ray_return_bytes), RAY_ENOMEM, RAY_ESTOREFULL. */
+ * that encoding via ray_return_bytes), RAY_ENOMEM, RAY_ESTOREFULL,
+ * RAY_ESHUTDOWN.
+ *
+ * May block: the value's bytes are reserved from object_store_memory when
+ * the setter is called, as a put's are (object.h, "Memory"). When the store
+ * is full the setter spills least recently used objects to disk, then waits
+ * for other objects to be freed, at most store_full_timeout_ms (ray_config_t;
+ * 0: no wait), holding its worker meanwhile (unlike ray_get, it does not
+ * wake or start another worker in its place). Then it fails with RAY_ESTOREFULL (at once for
+ * a value larger than the whole store), or with RAY_ESHUTDOWN when the
+ * runtime shuts down during the wait. This applies to ray_return_owned too;
+ * ray_return_ref reserves nothing and never blocks. Call them only from the
+ * running function, with its own ctx. */
 RAY_EXTERN int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v);
 RAY_EXTERN int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v);
 RAY_EXTERN int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s);
