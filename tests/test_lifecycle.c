@@ -1065,6 +1065,62 @@ static void test_thread_exit_hooks(void **state) {
   rt_end();
 }
 
+/* The free function of a spilled owned buffer runs on the spiller thread:
+ * 7 x 128 KiB fit in the 1 MiB store without a put having to spill, but
+ * pass the spiller's high mark (80%), so the background spiller alone spills
+ * down to its low mark (60%) and frees the buffers it took. There (and in
+ * the final release on the caller's thread) ray_shutdown is RAY_EBUSY and
+ * ray_init fails: the spiller's role refuses them (before, the spiller
+ * counted as a host thread, and ray_shutdown from it went on to join its
+ * own thread: a hang); inside a release the API guard does. */
+enum { SPILL_BUFS = 7, SPILL_BUF_SIZE = 128 * 1024 };
+static atomic_int g_spill_free_calls;
+static atomic_int g_spill_free_bad;
+static atomic_int g_spill_free_on_spiller;
+
+static void free_calls_lifecycle(void *p) {
+  /* ray_init may also say the runtime is up (inside a put or a release on
+   * the caller's thread); it must never start one or succeed. */
+  int rc1 = ray_shutdown(), rc2 = ray_init(NULL);
+  if (rc1 != RAY_EBUSY || rc2 == 0) atomic_fetch_add(&g_spill_free_bad, 1);
+  atomic_fetch_add(&g_spill_free_calls, 1);
+  if (ray__thread_role == RAY__ROLE_SPILLER) atomic_fetch_add(&g_spill_free_on_spiller, 1);
+  free(p);
+}
+
+static void test_lifecycle_from_spilled_free_fn_is_busy(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.object_store_memory = 1024 * 1024;
+  cfg.store_full_timeout_ms = 10000;
+  rt_begin_cfg(&cfg);
+  atomic_store(&g_spill_free_calls, 0);
+  atomic_store(&g_spill_free_bad, 0);
+  atomic_store(&g_spill_free_on_spiller, 0);
+  ray_ref_t refs[SPILL_BUFS];
+  for (int i = 0; i < SPILL_BUFS; i++) {
+    void *p = calloc(1, SPILL_BUF_SIZE);
+    assert_non_null(p);
+    assert_rc(ray_put_owned(p, SPILL_BUF_SIZE, free_calls_lifecycle, &refs[i]), 0);
+  }
+  /* One more reservation sees the store past the high mark and kicks the
+   * spiller (the kick is checked as a put reserves). */
+  static const char more[65536]; /* more than a shard keeps in hand */
+  ray_ref_t extra;
+  assert_rc(ray_put(more, sizeof more, &extra), 0);
+  assert_rc(ray__quiesce(60000), 0); /* the spiller's deferred frees are done */
+  assert_true(atomic_load(&g_spill_free_on_spiller) > 0);
+  assert_true(rt_stats().spill_count > 0);
+  assert_true(atomic_load(&g_spill_free_calls) > 0); /* ...by the spiller, nobody else */
+  assert_rc(ray_ref_release_batch(refs, SPILL_BUFS), 0);
+  assert_rc(ray_ref_release(extra), 0);
+  assert_int_equal(atomic_load(&g_spill_free_calls), SPILL_BUFS);
+  assert_int_equal(atomic_load(&g_spill_free_bad), 0);
+  rt_end();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_calls_before_init),
     cmocka_unit_test(test_config_defaults),
@@ -1086,6 +1142,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_lifecycle_from_destructor_during_shutdown),
     cmocka_unit_test(test_init_from_task_is_busy),
     cmocka_unit_test(test_shutdown_from_free_fn_is_busy),
+    cmocka_unit_test(test_lifecycle_from_spilled_free_fn_is_busy),
     cmocka_unit_test(test_calls_racing_shutdown),
     cmocka_unit_test(test_submission_held_across_shutdown),
     cmocka_unit_test(test_actor_call_held_across_shutdown),
