@@ -31,7 +31,6 @@ static atomic_int g_ticks;                  /* Counter.tick calls */
 static atomic_int g_flaky;                  /* Counter.flaky attempts */
 static atomic_int g_flaky_exits;            /* attempts of flaky that end the actor */
 static atomic_int g_fails;                  /* Counter.fail runs */
-static atomic_int g_frees;                  /* buffers given with ray_return_owned, freed */
 static atomic_bool g_ctor_block;            /* constructors wait for g_ctor_go */
 static atomic_uint_fast64_t g_ctor_self;    /* ray_ctx_actor in the constructor */
 static atomic_uintptr_t g_produce_ptr;      /* Relay.produce's buffer */
@@ -47,9 +46,7 @@ static ray_function_t g_task_add;           /* task_add, registered by the tests
 /* On a worker: record a failed check. */
 #define AC(cond, value) RT_CHECK(&g_errs, (cond), (value))
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
 static const uint32_t T_I64_2[] = {RAY_TYPE_I64, RAY_TYPE_I64};
-static const uint32_t T_BYTES[] = {RAY_TYPE_BYTES};
 #define T_USER7 (RAY_TYPE_USER + 7)
 static const uint32_t T_MIXED[] = {RAY_TYPE_I64,   RAY_TYPE_F64,     RAY_TYPE_STR,
                                    RAY_TYPE_BYTES, RAY_TYPE_MSGPACK, T_USER7};
@@ -66,7 +63,7 @@ static void a_reset(void) {
   atomic_store(&g_flaky, 0);
   atomic_store(&g_flaky_exits, 1);
   atomic_store(&g_fails, 0);
-  atomic_store(&g_frees, 0);
+  atomic_store(&rt_frees, 0);
   atomic_store(&g_ctor_block, false);
   atomic_store(&g_ctor_self, 0);
   atomic_store(&g_produce_ptr, 0);
@@ -113,16 +110,6 @@ static void reset_gate(void) {
   rt_latch_destroy(&g_go);
   rt_latch_init(&g_started);
   rt_latch_init(&g_go);
-}
-
-static void no_runtime(void) {
-  if (ray_is_initialized()) (void)ray_shutdown();
-  assert_false(ray_is_initialized());
-}
-
-static void count_free(void *p) {
-  atomic_fetch_add(&g_frees, 1);
-  free(p);
 }
 
 /* ---- class Counter -------------------------------------------------------- */
@@ -304,11 +291,6 @@ static int m_actor_ref(ray_task_ctx_t *ctx, void *state) {
   return ray_return_i64(ctx, 0, rc);
 }
 
-static int m_noop(ray_task_ctx_t *ctx, void *state) {
-  (void)state;
-  return ray_return_i64(ctx, 0, 0);
-}
-
 static int m_tick(ray_task_ctx_t *ctx, void *state) {
   (void)state;
   return ray_return_i64(ctx, 0, atomic_fetch_add(&g_ticks, 1) + 1);
@@ -320,13 +302,13 @@ static int m_ticks(ray_task_ctx_t *ctx, void *state) {
 }
 
 static const ray_method_def_t k_counter_methods[] = {
-    {"add", m_add, T_I64, 1},       {"get", m_get, T_I64, 1},
-    {"block", m_block, T_I64, 1},   {"die", m_die, T_I64, 1},
-    {"die_rc", m_die_rc, T_I64, 1}, {"flaky", m_flaky, T_I64, 1},
-    {"self", m_self, T_I64, 1},     {"fail", m_fail, T_I64, 1},
-    {"types", m_types, T_MIXED, 6}, {"args", m_args, T_I64, 1},
-    {"noop", m_noop, T_I64, 1},     {"tick", m_tick, T_I64, 1},
-    {"ticks", m_ticks, T_I64, 1},   {"actor_ref", m_actor_ref, T_I64, 1},
+    {"add", m_add, rt_t_i64, 1},       {"get", m_get, rt_t_i64, 1},
+    {"block", m_block, rt_t_i64, 1},   {"die", m_die, rt_t_i64, 1},
+    {"die_rc", m_die_rc, rt_t_i64, 1}, {"flaky", m_flaky, rt_t_i64, 1},
+    {"self", m_self, rt_t_i64, 1},     {"fail", m_fail, rt_t_i64, 1},
+    {"types", m_types, T_MIXED, 6},    {"args", m_args, rt_t_i64, 1},
+    {"noop", rt_fn_zero, rt_t_i64, 1}, {"tick", m_tick, rt_t_i64, 1},
+    {"ticks", m_ticks, rt_t_i64, 1},   {"actor_ref", m_actor_ref, rt_t_i64, 1},
 };
 #define N_COUNTER_METHODS (sizeof k_counter_methods / sizeof k_counter_methods[0])
 
@@ -357,7 +339,7 @@ static int broken_get(ray_task_ctx_t *ctx, void *state) {
   return ray_return_i64(ctx, 0, 0);
 }
 
-static const ray_method_def_t k_broken_methods[] = {{"get", broken_get, T_I64, 1}};
+static const ray_method_def_t k_broken_methods[] = {{"get", broken_get, rt_t_i64, 1}};
 static const ray_actor_class_t k_broken = {"Broken", broken_ctor, counter_dtor, k_broken_methods,
                                            1};
 
@@ -403,7 +385,7 @@ static int order_stats(ray_task_ctx_t *ctx, void *state) {
   return rc;
 }
 
-static const ray_method_def_t k_order_methods[] = {{"rec", order_rec, T_I64, 1},
+static const ray_method_def_t k_order_methods[] = {{"rec", order_rec, rt_t_i64, 1},
                                                    {"stats", order_stats, T_I64_2, 2}};
 static const ray_actor_class_t k_order = {"Order", order_ctor, free, k_order_methods, 2};
 
@@ -429,7 +411,7 @@ static int conc_work(ray_task_ctx_t *ctx, void *state) {
   return ray_return_i64(ctx, 0, live);
 }
 
-static const ray_method_def_t k_conc_methods[] = {{"work", conc_work, T_I64, 1}};
+static const ray_method_def_t k_conc_methods[] = {{"work", conc_work, rt_t_i64, 1}};
 static const ray_actor_class_t k_conc = {"Conc", NULL, NULL, k_conc_methods, 1};
 
 /* ---- class Relay: actors and tasks calling actors, sharing data ----------- */
@@ -535,7 +517,7 @@ static int relay_produce(ray_task_ctx_t *ctx, void *state) {
   if (p == NULL) return RAY_ENOMEM;
   rt_fill(p, (size_t)size, (uint64_t)seed);
   atomic_store(&g_produce_ptr, (uintptr_t)p);
-  rc = ray_return_owned(ctx, 0, p, (size_t)size, count_free);
+  rc = ray_return_owned(ctx, 0, p, (size_t)size, rt_count_free);
   if (rc != 0) free(p);
   return rc;
 }
@@ -558,9 +540,9 @@ static int relay_consume(ray_task_ctx_t *ctx, void *state) {
 }
 
 static const ray_method_def_t k_relay_methods[] = {
-    {"call_other", relay_call_other, T_I64, 1}, {"via_task", relay_via_task, T_I64, 1},
-    {"remember", relay_remember, T_I64, 1},     {"use", relay_use, T_I64, 1},
-    {"produce", relay_produce, T_BYTES, 1},     {"consume", relay_consume, T_I64, 1},
+    {"call_other", relay_call_other, rt_t_i64, 1}, {"via_task", relay_via_task, rt_t_i64, 1},
+    {"remember", relay_remember, rt_t_i64, 1},     {"use", relay_use, rt_t_i64, 1},
+    {"produce", relay_produce, rt_t_bytes, 1},     {"consume", relay_consume, rt_t_i64, 1},
 };
 static const ray_actor_class_t k_relay = {"Relay", relay_ctor, relay_dtor, k_relay_methods, 6};
 
@@ -587,7 +569,7 @@ static int task_probe(ray_task_ctx_t *ctx, void *arg) {
 }
 
 static void reg_task_add(void) {
-  assert_rc(ray_function_register("task_add", task_add, NULL, T_I64, 1, &g_task_add), 0);
+  assert_rc(ray_function_register("task_add", task_add, NULL, rt_t_i64, 1, &g_task_add), 0);
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -684,7 +666,7 @@ static void test_opts_init(void **state) {
 
 static void test_method_lookup(void **state) {
   (void)state;
-  no_runtime(); /* does not need the runtime */
+  rt_no_runtime(); /* does not need the runtime */
   uint32_t id = 12345;
   assert_rc(ray_actor_method(&k_counter, "add", &id), 0);
   assert_int_equal(id, 0);
@@ -709,7 +691,7 @@ static void test_class_invalid(void **state) {
       RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64,
       RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64,
       RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64, RAY_TYPE_I64};
-  ray_method_def_t m[2] = {{"get", m_get, T_I64, 1}, {"add", m_add, T_I64, 1}};
+  ray_method_def_t m[2] = {{"get", m_get, rt_t_i64, 1}, {"add", m_add, rt_t_i64, 1}};
   ray_actor_class_t c = {"Bad", counter_ctor, counter_dtor, m, 2};
 
   assert_rc(ray_actor_create(NULL, NULL, 0, NULL, &a), RAY_EINVAL);
@@ -739,7 +721,7 @@ static void test_class_invalid(void **state) {
   m[1].num_returns = 1;
   m[1].return_types = NULL;
   assert_rc(ray_actor_create(&c, NULL, 0, NULL, &a), RAY_EINVAL);
-  m[1].return_types = T_I64;
+  m[1].return_types = rt_t_i64;
   /* Bad arguments, as for ray_task_submit. */
   ray_arg_t args[RAY_MAX_ARGS + 1];
   for (size_t i = 0; i < RAY_MAX_ARGS + 1; i++) args[i] = ray_arg_i64((int64_t)i);
@@ -786,7 +768,7 @@ static void test_class_invalid(void **state) {
 
 static void test_not_init(void **state) {
   (void)state;
-  no_runtime();
+  rt_no_runtime();
   ray_actor_t a = {1}, out = {0};
   ray_ref_t r;
   ray_arg_t arg = ray_arg_i64(1);
@@ -1906,7 +1888,7 @@ static void test_data_sharing_through_store(void **state) {
   assert_rc(ray_actor_release(p), 0);
   assert_rc(ray_actor_release(c), 0);
   a_end();
-  assert_int_equal(atomic_load(&g_frees), 1);
+  assert_int_equal(atomic_load(&rt_frees), 1);
 }
 
 /* ---- context and bad input --------------------------------------------------- */
@@ -1918,7 +1900,7 @@ static void test_ctx(void **state) {
   assert_int_equal(take_i64(call0(a, "self")), (int64_t)a.id);
   assert_int_equal(atomic_load(&g_ctor_self), a.id);
   ray_function_t probe;
-  assert_rc(ray_function_register("probe", task_probe, NULL, T_I64, 1, &probe), 0);
+  assert_rc(ray_function_register("probe", task_probe, NULL, rt_t_i64, 1, &probe), 0);
   ray_ref_t r;
   assert_rc(ray_task_submit(probe, NULL, 0, NULL, &r), 0);
   assert_int_equal(take_i64(r), 0);
@@ -2045,7 +2027,7 @@ static void test_call_invalid(void **state) {
   bad = ray_arg_actor(zero);
   assert_rc(ray_actor_call(a, "add", &bad, 1, NULL, r), RAY_ENOTFOUND);
   ray_function_t f;
-  assert_rc(ray_function_register("task_add", task_add, NULL, T_I64, 1, &f), 0);
+  assert_rc(ray_function_register("task_add", task_add, NULL, rt_t_i64, 1, &f), 0);
   ray_arg_t targs[2] = {ray_arg_actor(nobody), ray_arg_i64(1)};
   assert_rc(ray_task_submit(f, targs, 2, NULL, r), RAY_ENOTFOUND);
   /* None of that reached the actor. */

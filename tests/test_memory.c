@@ -49,10 +49,6 @@ static atomic_int g_task_rc;    /* a return code seen inside a task */
 
 #define TC(cond, value) RT_CHECK(&g_errs, (cond), (value))
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
-static const uint32_t T_BYTES[] = {RAY_TYPE_BYTES};
-static const uint32_t T_MSGPACK[] = {RAY_TYPE_MSGPACK};
-
 static void m_reset(void) {
   rt_errs_init(&g_errs);
   atomic_store(&g_calls, 0);
@@ -168,25 +164,9 @@ static void assert_pat(ray_ref_t r, size_t n, uint64_t seed) {
   ray_buf_release(&b);
 }
 
-static void release(ray_ref_t r) {
-  assert_rc(ray_ref_release(r), 0);
-}
-
 static void assert_gone(ray_ref_t r) {
   ray_buf_t b;
   assert_rc(ray_get(r, 0, &b), RAY_ENOTFOUND);
-}
-
-static void assert_store_empty(void) {
-  /* The background spiller may still be letting go of a batch it took out
-   * of memory (it frees payloads after releasing its lock): wait for it
-   * through the documented hook before asserting the counters. */
-  assert_rc(ray__quiesce(60000), 0);
-  ray_stats_t s = rt_stats();
-  assert_int_equal(s.objects, 0);
-  assert_int_equal(s.bytes_in_memory, 0);
-  assert_int_equal(s.bytes_spilled, 0);
-  assert_true(s.objects_created == s.objects_freed);
 }
 
 static void assert_within_capacity(void) {
@@ -252,11 +232,6 @@ static bool is_dir(const char *path) {
 
 /* ---- task functions --------------------------------------------------------- */
 
-static int fn_noop(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
-  return ray_return_i64(ctx, 0, 0);
-}
-
 /* Wait for g_go (signalling g_started first). */
 static int fn_block(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
@@ -273,14 +248,6 @@ static int fn_fence(ray_task_ctx_t *ctx, void *arg) {
   rt_latch_signal(&g_fence_in);
   rt_latch_wait(&g_fence_out, (long)k);
   return ray_return_i64(ctx, 0, k);
-}
-
-static int fn_inc(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
-  int64_t v = 0;
-  int rc = ray_ctx_arg_i64(ctx, 0, &v);
-  if (rc != 0) return rc;
-  return ray_return_i64(ctx, 0, v + 1);
 }
 
 static int fn_fail(ray_task_ctx_t *ctx, void *arg) {
@@ -402,24 +369,6 @@ static int fn_read_refs(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, good);
 }
 
-static ray_function_t reg(const char *name, ray_task_fn fn, const uint32_t *types) {
-  ray_function_t f = {0};
-  assert_rc(ray_function_register(name, fn, NULL, types, 1, &f), 0);
-  return f;
-}
-
-static ray_ref_t submit(ray_function_t f, const ray_arg_t *args, size_t n) {
-  ray_ref_t r = RAY_REF_NIL;
-  assert_rc(ray_task_submit(f, args, n, NULL, &r), 0);
-  return r;
-}
-
-static int64_t get_i64(ray_ref_t r) {
-  int64_t v = -12345;
-  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
-  return v;
-}
-
 /* Wait for every task submitted so far to finish: `workers` fence tasks,
  * one per worker (no task in these tests blocks in a get, so there is no
  * spare), all arrive before any leaves. */
@@ -429,13 +378,13 @@ static void fence(ray_function_t ffence, unsigned workers) {
   ray_ref_t rs[16];
   for (unsigned i = 0; i < workers; i++) {
     ray_arg_t a = ray_arg_i64(k);
-    rs[i] = submit(ffence, &a, 1);
+    rs[i] = rt_submit(ffence, &a, 1, NULL);
   }
   rt_latch_wait(&g_fence_in, k * (long)workers);
   rt_latch_signal(&g_fence_out);
   for (unsigned i = 0; i < workers; i++) {
-    assert_int_equal(get_i64(rs[i]), k);
-    release(rs[i]);
+    assert_int_equal(rt_get_i64(rs[i]), k);
+    rt_release(rs[i]);
   }
 }
 
@@ -520,9 +469,9 @@ static void test_config_validation(void **state) {
   assert_rc(ray_put("yz", 2, &tmp), RAY_ESTOREFULL); /* larger than the store */
   assert_rc(ray_put("y", 1, &tmp), RAY_ESTOREFULL);  /* full, inline: cannot spill */
   assert_rc(ray_put(NULL, 0, &r2), 0);               /* empty objects take no memory */
-  release(r);
-  release(r2);
-  assert_store_empty();
+  rt_release(r);
+  rt_release(r2);
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -609,7 +558,7 @@ static void test_config_env(void **state) {
   assert_int_equal(rt_stats().spill_count, 2);
   assert_int_equal(dir_count(dir, "", ".seg"), 2);
   for (int i = 0; i < 3; i++) assert_pat(refs[i], BIG_OBJ, (uint64_t)i);
-  for (int i = 0; i < 3; i++) release(refs[i]);
+  for (int i = 0; i < 3; i++) rt_release(refs[i]);
   assert_int_equal(dir_count(dir, "", ""), 0);
   m_end();
   assert_int_equal(rmdir(dir), 0);
@@ -672,8 +621,8 @@ static void test_capacity_never_exceeded(void **state) {
                 n, total >> 20, cap >> 20, (unsigned long long)s.spill_count,
                 (unsigned long long)s.restore_count,
                 (unsigned long long)s.bytes_in_memory_high_water);
-  for (size_t i = 0; i < n; i++) release(objs[i].ref);
-  assert_store_empty();
+  for (size_t i = 0; i < n; i++) rt_release(objs[i].ref);
+  rt_assert_store_empty();
   free(objs);
   m_end();
 }
@@ -739,7 +688,7 @@ static void test_capacity_threads(void **state) {
   assert_true(s.spill_count > 0);
   assert_true(s.restore_count > 0);
   assert_true(s.bytes_in_memory_high_water <= cap);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -763,8 +712,8 @@ static void test_lru_order(void **state) {
   assert_int_equal(rt_stats().restore_count, 1);
   assert_pat(refs[0], size, 0);
   assert_int_equal(rt_stats().restore_count, 1);
-  for (int i = 0; i < N; i++) release(refs[i]);
-  assert_store_empty();
+  for (int i = 0; i < N; i++) rt_release(refs[i]);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -810,17 +759,17 @@ static void test_pinned_view_never_spilled(void **state) {
   /* Released views: now they may go to disk, and come back intact. */
   ray_buf_release(&va);
   ray_buf_release(&vb);
-  for (int i = 0; i < 48; i++) release(others[i]);
+  for (int i = 0; i < 48; i++) rt_release(others[i]);
   for (int i = 0; i < 48; i++) others[i] = put_pat(64 * KiB, 200 + (uint64_t)i);
   assert_rc(ray__quiesce(60000), 0); /* the spiller frees after its batch */
   assert_int_equal(atomic_load(&g_calls), 1); /* b was spilled: its buffer freed once */
   assert_pat(a, 256 * KiB, 1);
   assert_pat(b, 128 * KiB, 2);
-  for (int i = 0; i < 48; i++) release(others[i]);
-  release(a);
-  release(b);
+  for (int i = 0; i < 48; i++) rt_release(others[i]);
+  rt_release(a);
+  rt_release(b);
   assert_int_equal(atomic_load(&g_calls), 1); /* not again at free */
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -894,11 +843,11 @@ static void test_owned_spill_restore(void **state) {
   assert_rc(ray__quiesce(60000), 0);
   for (int i = 0; i < NOWNED; i++)
     if (moved[i]) assert_int_equal(atomic_load(&g_owned_frees[i]), 1);
-  for (int i = 0; i < NOWNED; i++) release(refs[i]);
+  for (int i = 0; i < NOWNED; i++) rt_release(refs[i]);
   assert_rc(ray__quiesce(60000), 0); /* a batch in flight may free the last ones */
   for (int i = 0; i < NOWNED; i++) assert_int_equal(atomic_load(&g_owned_frees[i]), 1);
   assert_int_equal(atomic_load(&g_owned_bad), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -949,24 +898,24 @@ static void test_larger_than_capacity(void **state) {
 
   /* Tasks: a result too large fails the task with the code; a value
    * argument too large fails the submission. */
-  ray_function_t fbig = reg("big", fn_big, T_BYTES);
+  ray_function_t fbig = rt_register("big", fn_big, NULL, rt_t_bytes, 1);
   ray_arg_t args[3] = {ray_arg_i64(3), ray_arg_i64((int64_t)cap + 1), ray_arg_i64(0)};
-  ray_ref_t res = submit(fbig, args, 3);
+  ray_ref_t res = rt_submit(fbig, args, 3, NULL);
   ray_buf_t b;
   assert_rc(ray_get(res, RAY_TIMEOUT_INFINITE, &b), RAY_ESTOREFULL);
   assert_int_equal(atomic_load(&g_task_rc), RAY_ESTOREFULL);
-  release(res);
+  rt_release(res);
   args[2] = ray_arg_i64(1); /* owned */
-  res = submit(fbig, args, 3);
+  res = rt_submit(fbig, args, 3, NULL);
   assert_rc(ray_get(res, RAY_TIMEOUT_INFINITE, &b), RAY_ESTOREFULL);
-  release(res);
-  ray_function_t fchk = reg("check", fn_check, T_I64);
+  rt_release(res);
+  ray_function_t fchk = rt_register("check", fn_check, NULL, rt_t_i64, 1);
   ray_arg_t va[2] = {ray_arg_bytes(big, cap + 1), ray_arg_i64(2)};
   ray_ref_t none;
   assert_rc(ray_task_submit(fchk, va, 2, NULL, &none), RAY_ESTOREFULL);
 
   /* Exactly the capacity fits: everything else goes to disk. */
-  release(keep);
+  rt_release(keep);
   ray_ref_t small[3];
   for (int i = 0; i < 3; i++) small[i] = put_pat(300 * KiB, 10 + (uint64_t)i);
   assert_rc(ray_put(big, cap, &r), 0);
@@ -976,11 +925,11 @@ static void test_larger_than_capacity(void **state) {
   assert_rc(ray_get(r, 0, &v), 0);
   assert_true(v.size == cap && memcmp(v.data, big, cap) == 0);
   ray_buf_release(&v);
-  release(r);
-  for (int i = 0; i < 3; i++) release(small[i]);
+  rt_release(r);
+  for (int i = 0; i < 3; i++) rt_release(small[i]);
   free(big);
   assert_true(rt_stats().bytes_in_memory_high_water <= cap);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
   assert_int_equal(atomic_load(&g_calls), 0);
 }
@@ -1011,19 +960,19 @@ static void test_store_full_all_pinned(void **state) {
   assert_rc(ray_put_owned(own, size, never_called, &r), RAY_ESTOREFULL);
   ray_ref_t inner = put_pat(10, 77); /* small ones still fit */
   assert_rc(put_refs(&inner, 1, 1, &r), 0);
-  release(r);
-  release(inner);
+  rt_release(r);
+  rt_release(inner);
   ray_stats_t after = rt_stats();
   assert_int_equal(after.objects, before.objects);
   assert_true(after.bytes_in_memory == before.bytes_in_memory);
   assert_int_equal(after.spill_count, 0);
   /* A task result that does not fit: the task fails with the code. */
-  ray_function_t fbig = reg("big", fn_big, T_BYTES);
+  ray_function_t fbig = rt_register("big", fn_big, NULL, rt_t_bytes, 1);
   ray_arg_t args[3] = {ray_arg_i64(3), ray_arg_i64((int64_t)size), ray_arg_i64(0)};
-  ray_ref_t res = submit(fbig, args, 3);
+  ray_ref_t res = rt_submit(fbig, args, 3, NULL);
   ray_buf_t b;
   assert_rc(ray_get(res, RAY_TIMEOUT_INFINITE, &b), RAY_ESTOREFULL);
-  release(res);
+  rt_release(res);
   for (int i = 0; i < 5; i++) assert_true(pat_check(views[i].data, size, (uint64_t)i));
 
   /* One view released: the next put spills that object. */
@@ -1043,11 +992,11 @@ static void test_store_full_all_pinned(void **state) {
   assert_pat(extra, size, 9);
   for (int i = 0; i < 4; i++) ray_buf_release(&views[i]);
   for (int i = 0; i < 5; i++) assert_pat(refs[i], size, (uint64_t)i);
-  for (int i = 0; i < 5; i++) release(refs[i]);
-  release(extra);
+  for (int i = 0; i < 5; i++) rt_release(refs[i]);
+  rt_release(extra);
   free(own);
   assert_true(rt_stats().bytes_in_memory_high_water <= cap);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
   assert_int_equal(atomic_load(&g_calls), 0);
 }
@@ -1074,13 +1023,13 @@ static void test_store_full_spilling_disabled(void **state) {
   assert_int_equal(s.spill_count, 0);
   assert_int_equal(s.bytes_spilled, 0);
   for (int i = 0; i < 5; i++) assert_pat(refs[i], size, (uint64_t)i);
-  release(refs[2]);
+  rt_release(refs[2]);
   assert_rc(ray_put(scratch(size, 9), size, &refs[2]), 0);
   assert_rc(ray_put(scratch(size, 9), size, &r), RAY_ESTOREFULL);
   for (int i = 0; i < 5; i++) assert_pat(refs[i], size, i == 2 ? 9 : (uint64_t)i);
   assert_int_equal(dir_count(tmp, "", ""), 0); /* no spill directory was made */
-  for (int i = 0; i < 5; i++) release(refs[i]);
-  assert_store_empty();
+  for (int i = 0; i < 5; i++) rt_release(refs[i]);
+  rt_assert_store_empty();
   m_end();
   env_restore(&e);
   assert_int_equal(rmdir(tmp), 0);
@@ -1106,10 +1055,10 @@ static void test_store_full_inline_objects(void **state) {
   assert_int_equal(s.spill_count, 0);
   assert_int_equal(s.objects, n);
   for (int i = 0; i < n; i++) assert_pat(refs[i], 1000, (uint64_t)i);
-  release(refs[0]);
+  rt_release(refs[0]);
   assert_rc(ray_put(scratch(1000, 0), 1000, &refs[0]), 0);
-  for (int i = 0; i < n; i++) release(refs[i]);
-  assert_store_empty();
+  for (int i = 0; i < n; i++) rt_release(refs[i]);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1144,7 +1093,7 @@ static void test_put_batch_capacity(void **state) {
   assert_rc(ray_ref_release_batch(refs, 5), 0);
   free(mem);
   assert_true(rt_stats().bytes_in_memory_high_water <= cap);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1185,16 +1134,16 @@ static void test_store_full_waiter_woken(void **state) {
     uv_thread_t th;
     assert_int_equal(uv_thread_create(&th, waiter_thread, &w), 0);
     rt_latch_wait(&w.ready, 1);
-    release(refs[round]); /* before or while the put waits */
+    rt_release(refs[round]); /* before or while the put waits */
     assert_int_equal(uv_thread_join(&th), 0);
     rt_latch_destroy(&w.ready);
     assert_rc(w.rc, 0);
     assert_pat(w.ref, size, 42);
-    release(w.ref);
+    rt_release(w.ref);
     for (int i = 0; i < 5; i++)
-      if (i != round) release(refs[i]);
+      if (i != round) rt_release(refs[i]);
   }
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1236,10 +1185,10 @@ static void test_spill_dir_given(void **state) {
   assert_int_equal(rt_stats().restore_count, N);
   /* Each free deletes exactly its own file. */
   for (int i = 0; i < N; i++) {
-    release(refs[i]);
+    rt_release(refs[i]);
     assert_int_equal(dir_count(dir, "", ".seg"), N - 1 - i);
   }
-  assert_store_empty();
+  rt_assert_store_empty();
   /* Again, and shut down with objects still spilled (and a view held). */
   for (int i = 0; i < N; i++) refs[i] = put_pat(BIG_OBJ, 100 + (uint64_t)i);
   assert_int_equal(dir_count(dir, "", ".seg"), N - 1);
@@ -1291,7 +1240,7 @@ static void test_spill_dir_default_removed(void **state) {
       assert_true(strcmp(sub, first) != 0); /* a fresh one */
     }
     for (int i = 0; i < n; i++) assert_pat(refs[i], size, (uint64_t)i);
-    for (int i = 0; i < n; i += 2) release(refs[i]); /* half freed, half left */
+    for (int i = 0; i < n; i += 2) rt_release(refs[i]); /* half freed, half left */
     m_end();
     assert_int_equal(dir_count(tmp, "", ""), 0);
     assert_false(is_dir(sub));
@@ -1329,7 +1278,7 @@ static void test_spill_file_damaged(void **state) {
   m_config(&cfg, 1 * MiB, 10000);
   cfg.spill_dir = dir;
   m_begin_cfg(&cfg);
-  ray_function_t fchk = reg("check", fn_check, T_I64);
+  ray_function_t fchk = rt_register("check", fn_check, NULL, rt_t_i64, 1);
   log_capture(true);
   for (int how = 0; how < 3; how++) {
     ray_ref_t x = put_pat(BIG_OBJ, 1), y = put_pat(BIG_OBJ, 2); /* x goes to disk */
@@ -1361,17 +1310,18 @@ static void test_spill_file_damaged(void **state) {
     assert_int_equal(rt_stats().restore_count, restores);
     ray_arg_t a[2] = {ray_arg_ref(x), ray_arg_i64(1)};
     int calls = atomic_load(&g_calls);
-    ray_ref_t r = submit(fchk, a, 2);
+    ray_ref_t r = rt_submit(fchk, a, 2, NULL);
     assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_EDEPFAILED);
     assert_int_equal(atomic_load(&g_calls), calls); /* it did not run */
-    release(r);
+    rt_release(r);
     assert_pat(y, BIG_OBJ, 2); /* the others are fine */
     assert_int_equal(rt_stats().objects, 2);
-    fence(reg(how == 0 ? "fence0" : how == 1 ? "fence1" : "fence2", fn_fence, T_I64), 2);
-    release(x);
-    release(y);
+    const char *fence_name = how == 0 ? "fence0" : how == 1 ? "fence1" : "fence2";
+    fence(rt_register(fence_name, fn_fence, NULL, rt_t_i64, 1), 2);
+    rt_release(x);
+    rt_release(y);
     assert_int_equal(dir_count(dir, "", ""), 0);
-    assert_store_empty();
+    rt_assert_store_empty();
   }
   m_end();
   log_capture(false);
@@ -1409,8 +1359,8 @@ static void test_spill_dir_missing(void **state) {
   assert_int_equal(s.spill_count, 0);
   assert_int_equal(s.bytes_spilled, 0);
   for (int i = 0; i < n; i++) assert_pat(refs[i], 200 * KiB, (uint64_t)i);
-  for (int i = 0; i < n; i++) release(refs[i]);
-  assert_store_empty();
+  for (int i = 0; i < n; i++) rt_release(refs[i]);
+  rt_assert_store_empty();
   m_end();
   log_capture(false);
 }
@@ -1425,11 +1375,11 @@ static void test_task_results_spilled(void **state) {
   const size_t cap = 2 * MiB, size = 256 * KiB;
   enum { N = 40 };
   m_begin(cap, 10000);
-  ray_function_t fbig = reg("big", fn_big, T_BYTES);
+  ray_function_t fbig = rt_register("big", fn_big, NULL, rt_t_bytes, 1);
   ray_ref_t res[N];
   for (int i = 0; i < N; i++) {
     ray_arg_t a[3] = {ray_arg_i64(i), ray_arg_i64((int64_t)size), ray_arg_i64(i % 2)};
-    res[i] = submit(fbig, a, 3);
+    res[i] = rt_submit(fbig, a, 3, NULL);
   }
   bool ready[N];
   assert_int_equal(ray_wait(res, N, N, RAY_TIMEOUT_INFINITE, ready), N);
@@ -1441,9 +1391,9 @@ static void test_task_results_spilled(void **state) {
   s = rt_stats();
   assert_true(s.restore_count > 0);
   assert_true(s.bytes_in_memory_high_water <= cap);
-  for (int i = 0; i < N; i++) release(res[i]);
+  for (int i = 0; i < N; i++) rt_release(res[i]);
   assert_int_equal(atomic_load(&g_calls), N / 2); /* each owned buffer freed once */
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1454,7 +1404,7 @@ static void test_task_reads_spilled_args(void **state) {
   (void)state;
   const size_t cap = 1 * MiB;
   m_begin(cap, 50);
-  ray_function_t fchk = reg("check", fn_check, T_I64);
+  ray_function_t fchk = rt_register("check", fn_check, NULL, rt_t_i64, 1);
   ray_ref_t a = put_pat(256 * KiB, 1);
   ray_ref_t four[4];
   for (int i = 0; i < 4; i++) four[i] = put_pat(200 * KiB, 10 + (uint64_t)i);
@@ -1466,9 +1416,9 @@ static void test_task_reads_spilled_args(void **state) {
   assert_int_equal(restores, 0);
 
   ray_arg_t args[8] = {ray_arg_ref(a), ray_arg_i64(1)};
-  ray_ref_t r = submit(fchk, args, 2);
-  assert_int_equal(get_i64(r), 1);
-  release(r);
+  ray_ref_t r = rt_submit(fchk, args, 2, NULL);
+  assert_int_equal(rt_get_i64(r), 1);
+  rt_release(r);
   assert_true(rt_stats().restore_count >= 1);
 
   /* Four spilled arguments at once (800 KiB of 1 MiB). */
@@ -1476,20 +1426,20 @@ static void test_task_reads_spilled_args(void **state) {
     args[2 * i] = ray_arg_ref(four[i]);
     args[2 * i + 1] = ray_arg_i64(10 + i);
   }
-  r = submit(fchk, args, 8);
-  assert_int_equal(get_i64(r), 4);
-  release(r);
+  r = rt_submit(fchk, args, 8, NULL);
+  assert_int_equal(rt_get_i64(r), 4);
+  rt_release(r);
 
   /* Many tasks reading the same spilled object at once. */
-  for (int i = 0; i < 48; i++) release(filler[i]);
+  for (int i = 0; i < 48; i++) rt_release(filler[i]);
   for (int i = 0; i < 48; i++) filler[i] = put_pat(64 * KiB, 200 + (uint64_t)i);
   ray_ref_t many[32];
   args[0] = ray_arg_ref(a);
   args[1] = ray_arg_i64(1);
-  for (int i = 0; i < 32; i++) many[i] = submit(fchk, args, 2);
+  for (int i = 0; i < 32; i++) many[i] = rt_submit(fchk, args, 2, NULL);
   for (int i = 0; i < 32; i++) {
-    assert_int_equal(get_i64(many[i]), 1);
-    release(many[i]);
+    assert_int_equal(rt_get_i64(many[i]), 1);
+    rt_release(many[i]);
   }
 
   /* Arguments that together exceed the store: the task fails. */
@@ -1501,21 +1451,21 @@ static void test_task_reads_spilled_args(void **state) {
     args12[2 * i + 1] = ray_arg_i64(20 + i);
   }
   int calls_before = atomic_load(&g_calls);
-  r = submit(fchk, args12, 12);
+  r = rt_submit(fchk, args12, 12, NULL);
   ray_buf_t b;
   int rc = ray_get(r, RAY_TIMEOUT_INFINITE, &b);
   if (rc == 0) ray_buf_release(&b);
   assert_true(rc != 0 && rc != RAY_ETIMEDOUT); /* RAY_EDEPFAILED today ("unreadable") */
   assert_int_equal(atomic_load(&g_calls), calls_before); /* it did not run */
-  release(r);
+  rt_release(r);
   for (int i = 0; i < 6; i++) assert_pat(six[i], 200 * KiB, 20 + (uint64_t)i); /* intact */
 
-  for (int i = 0; i < 6; i++) release(six[i]);
-  for (int i = 0; i < 48; i++) release(filler[i]);
-  for (int i = 0; i < 4; i++) release(four[i]);
-  release(a);
-  fence(reg("fence", fn_fence, T_I64), 2);
-  assert_store_empty();
+  for (int i = 0; i < 6; i++) rt_release(six[i]);
+  for (int i = 0; i < 48; i++) rt_release(filler[i]);
+  for (int i = 0; i < 4; i++) rt_release(four[i]);
+  rt_release(a);
+  fence(rt_register("fence", fn_fence, NULL, rt_t_i64, 1), 2);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1527,31 +1477,31 @@ static void test_task_unreferenced_result_freed(void **state) {
   m_config(&cfg, 4 * MiB, 10000);
   cfg.num_workers = 1;
   m_begin_cfg(&cfg);
-  ray_function_t fblock = reg("block", fn_block, T_I64);
-  ray_function_t fbig = reg("big", fn_big, T_BYTES);
-  ray_function_t fchk = reg("check", fn_check, T_I64);
-  ray_function_t fnoop = reg("noop", fn_noop, T_I64);
-  ray_ref_t blk = submit(fblock, NULL, 0);
+  ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_function_t fbig = rt_register("big", fn_big, NULL, rt_t_bytes, 1);
+  ray_function_t fchk = rt_register("check", fn_check, NULL, rt_t_i64, 1);
+  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
+  ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_arg_t a[3] = {ray_arg_i64(5), ray_arg_i64(512 * 1024), ray_arg_i64(1)};
-  ray_ref_t big = submit(fbig, a, 3);
+  ray_ref_t big = rt_submit(fbig, a, 3, NULL);
   ray_ref_t arg = put_pat(300 * KiB, 6);
   ray_arg_t ca[2] = {ray_arg_ref(arg), ray_arg_i64(6)};
-  ray_ref_t chk = submit(fchk, ca, 2);
-  release(big);
-  release(arg); /* the task holds it */
+  ray_ref_t chk = rt_submit(fchk, ca, 2, NULL);
+  rt_release(big);
+  rt_release(arg); /* the task holds it */
   ray_stats_t s = rt_stats();
   assert_int_equal(s.objects, 3); /* blk, the argument, chk */
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(chk), 1);
-  assert_int_equal(get_i64(blk), 1);
-  release(chk);
-  release(blk);
-  ray_ref_t bar = submit(fnoop, NULL, 0); /* one worker: big and chk are done */
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  assert_int_equal(rt_get_i64(chk), 1);
+  assert_int_equal(rt_get_i64(blk), 1);
+  rt_release(chk);
+  rt_release(blk);
+  ray_ref_t bar = rt_submit(fnoop, NULL, 0, NULL); /* one worker: big and chk are done */
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   assert_int_equal(atomic_load(&g_calls), 2); /* fn_check ran; big's buffer was freed */
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1576,9 +1526,9 @@ static void test_get_batch_spilled(void **state) {
   }
   assert_true(rt_stats().restore_count >= 5);
   for (int i = 0; i < 5; i++) ray_buf_release(&bufs[i]);
-  for (int i = 0; i < 48; i++) release(filler[i]);
-  for (int i = 0; i < 5; i++) release(refs[i]);
-  assert_store_empty();
+  for (int i = 0; i < 48; i++) rt_release(filler[i]);
+  for (int i = 0; i < 5; i++) rt_release(refs[i]);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1589,7 +1539,7 @@ static void test_objects_near_capacity(void **state) {
   (void)state;
   const size_t cap = 1 * MiB, size = cap / 10 * 9;
   m_begin(cap, 50);
-  ray_function_t fchk = reg("check", fn_check, T_I64);
+  ray_function_t fchk = rt_register("check", fn_check, NULL, rt_t_i64, 1);
   ray_ref_t refs[4];
   for (int i = 0; i < 4; i++) refs[i] = put_pat(size, (uint64_t)i);
   for (int round = 0; round < 3; round++)
@@ -1604,16 +1554,16 @@ static void test_objects_near_capacity(void **state) {
   rt_assert_buf_zeroed(&two[1]);
   for (int i = 0; i < 4; i++) {
     ray_arg_t a[2] = {ray_arg_ref(refs[i]), ray_arg_i64(i)};
-    ray_ref_t r = submit(fchk, a, 2);
-    assert_int_equal(get_i64(r), 1);
-    release(r);
+    ray_ref_t r = rt_submit(fchk, a, 2, NULL);
+    assert_int_equal(rt_get_i64(r), 1);
+    rt_release(r);
   }
   ray_stats_t s = rt_stats();
   assert_true(s.bytes_in_memory_high_water <= cap);
   assert_true(s.restore_count >= 12);
-  for (int i = 0; i < 4; i++) release(refs[i]);
-  fence(reg("fence", fn_fence, T_I64), 2);
-  assert_store_empty();
+  for (int i = 0; i < 4; i++) rt_release(refs[i]);
+  fence(rt_register("fence", fn_fence, NULL, rt_t_i64, 1), 2);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1629,44 +1579,44 @@ static void test_refs_keep_targets_alive(void **state) {
   assert_rc(put_refs(&inner, 1, 7, &outer), 0);
   assert_int_equal(outer.type, RAY_TYPE_MSGPACK);
   assert_int_equal(rt_stats().objects, 2);
-  release(inner);
+  rt_release(inner);
   assert_int_equal(rt_stats().objects, 2);
   assert_pat(inner, 5000, 1); /* still alive: the outer object holds it */
   assert_rc(ray_ref_retain(inner), 0);
-  release(inner);
+  rt_release(inner);
   ray_stats_t s = rt_stats();
   uint64_t freed = s.objects_freed;
-  release(outer);
+  rt_release(outer);
   s = rt_stats();
   assert_int_equal(s.objects, 0);
   assert_true(s.objects_freed == freed + 2);
   assert_gone(inner);
   assert_rc(ray_ref_retain(inner), RAY_ENOTFOUND);
-  assert_store_empty();
+  rt_assert_store_empty();
 
   /* Two levels and a shared target: a <- b, a <- c, b <- d. */
   ray_ref_t a = put_pat(3000, 2), b, c, d;
   assert_rc(put_refs(&a, 1, 1, &b), 0);
   assert_rc(put_refs(&a, 1, 2, &c), 0);
   assert_rc(put_refs(&b, 1, 3, &d), 0);
-  release(a);
-  release(b);
+  rt_release(a);
+  rt_release(b);
   assert_int_equal(rt_stats().objects, 4);
-  release(c);
+  rt_release(c);
   assert_int_equal(rt_stats().objects, 3); /* d -> b -> a */
   assert_pat(a, 3000, 2);
-  release(d);
-  assert_store_empty();
+  rt_release(d);
+  rt_assert_store_empty();
 
   /* The same ref twice in one object holds it twice. */
   ray_ref_t t = put_pat(2000, 3);
   ray_ref_t two[2] = {t, t}, o2;
   assert_rc(put_refs(two, 2, 0, &o2), 0);
-  release(t);
+  rt_release(t);
   assert_pat(t, 2000, 3);
-  release(o2);
+  rt_release(o2);
   assert_gone(t);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1692,9 +1642,9 @@ static void test_get_msgpack_owned_refs(void **state) {
   const msgpack_object *obj = mp_obj(&m);
   ray_ref_t outer;
   assert_rc(ray_put_msgpack(obj, &outer), 0);
-  release(r1);
-  release(r2);
-  release(r3);
+  rt_release(r1);
+  rt_release(r2);
+  rt_release(r3);
   assert_int_equal(rt_stats().objects, 4);
 
   ray_msgpack_t v;
@@ -1714,7 +1664,7 @@ static void test_get_msgpack_owned_refs(void **state) {
   ray_ref_t got[4];
   memcpy(got, v.refs, sizeof got);
   ray_msgpack_release(&v); /* does not release the refs */
-  release(outer);
+  rt_release(outer);
   assert_int_equal(rt_stats().objects, 3); /* our refs keep the targets */
   assert_pat(r1, 100, 1);
   assert_pat(r2, 5000, 2);
@@ -1722,7 +1672,7 @@ static void test_get_msgpack_owned_refs(void **state) {
   assert_rc(ray_ref_release_batch(got, 4), 0);
   assert_gone(r1);
   assert_gone(r2);
-  assert_store_empty();
+  rt_assert_store_empty();
 
   /* A value without refs: nrefs 0, refs NULL. */
   ray_ref_t plain;
@@ -1731,8 +1681,8 @@ static void test_get_msgpack_owned_refs(void **state) {
   assert_int_equal(v.nrefs, 0);
   assert_null(v.refs);
   ray_msgpack_release(&v);
-  release(plain);
-  assert_store_empty();
+  rt_release(plain);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1743,7 +1693,7 @@ static void test_refs_unknown_inside(void **state) {
   m_begin(64 * MiB, 1000);
   ray_ref_t known[3] = {put_pat(10, 1), put_pat(5000, 2), put_pat(20, 3)};
   ray_ref_t gone = put_pat(10, 4);
-  release(gone);
+  rt_release(gone);
   ray_ref_t unknown = {UINT64_MAX - 99, RAY_TYPE_BYTES};
   ray_stats_t before = rt_stats();
   for (int pos = 0; pos < 4; pos++) {
@@ -1788,15 +1738,15 @@ static void test_refs_unknown_inside(void **state) {
   msgpack_pack_ext_body(&m.pk, zero12, 12);
   assert_rc(ray_put_msgpack(mp_obj(&m), &out), 0);
   mp_done(&m);
-  release(out);
+  rt_release(out);
   after = rt_stats();
   assert_int_equal(after.objects, before.objects);
   /* Each known ref was retained by nobody: one release frees it. */
   for (int i = 0; i < 3; i++) {
-    release(known[i]);
+    rt_release(known[i]);
     assert_gone(known[i]);
   }
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1827,8 +1777,8 @@ static void test_refs_wide(void **state) {
   memcpy(&val, b.data, sizeof val);
   assert_int_equal(val, N / 2);
   ray_buf_release(&b);
-  release(outer);
-  assert_store_empty();
+  rt_release(outer);
+  rt_assert_store_empty();
   free(refs);
   m_end();
 }
@@ -1844,7 +1794,7 @@ static ray_ref_t build_chain(int levels) {
   for (int i = 1; i <= levels; i++) {
     ray_ref_t next;
     assert_rc(put_refs(&cur, 1, i, &next), 0);
-    release(cur);
+    rt_release(cur);
     cur = next;
   }
   return cur;
@@ -1877,7 +1827,7 @@ static void test_deep_chain(void **state) {
   s = rt_stats();
   assert_int_equal(s.objects, 0);
   assert_true(s.objects_freed == s.objects_created);
-  assert_store_empty();
+  rt_assert_store_empty();
 
   /* Walk down: each level's one ref leads to the next; the last is bytes. */
   top = build_chain(CHAIN);
@@ -1890,13 +1840,13 @@ static void test_deep_chain(void **state) {
     assert_true(v.obj.via.array.ptr[1].via.i64 == i);
     ray_ref_t next = v.refs[0];
     ray_msgpack_release(&v);
-    release(cur); /* frees this level; `next` is ours */
+    rt_release(cur); /* frees this level; `next` is ours */
     cur = next;
   }
   assert_int_equal(rt_stats().objects, 1);
   assert_pat(cur, 2000, 1);
-  release(cur);
-  assert_store_empty();
+  rt_release(cur);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1919,8 +1869,8 @@ static void test_spilled_object_with_refs(void **state) {
   ray_ref_t outer;
   assert_rc(ray_put_msgpack(mp_obj(&m), &outer), 0);
   mp_done(&m);
-  release(inner[0]);
-  release(inner[1]);
+  rt_release(inner[0]);
+  rt_release(inner[1]);
   ray_ref_t filler[48];
   for (int i = 0; i < 48; i++) filler[i] = put_pat(64 * KiB, 100 + (uint64_t)i);
   assert_true(rt_stats().spill_count > 0);
@@ -1937,10 +1887,10 @@ static void test_spilled_object_with_refs(void **state) {
   assert_pat(v.refs[1], 100 * KiB, 2);
   assert_rc(ray_ref_release_batch(v.refs, v.nrefs), 0);
   ray_msgpack_release(&v);
-  for (int i = 0; i < 48; i++) release(filler[i]);
-  release(outer);
+  for (int i = 0; i < 48; i++) rt_release(filler[i]);
+  rt_release(outer);
   assert_gone(inner[1]);
-  assert_store_empty();
+  rt_assert_store_empty();
 
   /* Freed while on disk: its refs are released with it. */
   ray_ref_t in2 = put_pat(100 * KiB, 4);
@@ -1951,16 +1901,16 @@ static void test_spilled_object_with_refs(void **state) {
   msgpack_pack_bin_body(&m.pk, bin, 300 * KiB);
   assert_rc(ray_put_msgpack(mp_obj(&m), &outer), 0);
   mp_done(&m);
-  release(in2);
+  rt_release(in2);
   uint64_t spilled_before = rt_stats().spill_count;
   for (int i = 0; i < 48; i++) filler[i] = put_pat(64 * KiB, 300 + (uint64_t)i);
   assert_true(rt_stats().spill_count >= spilled_before + 2); /* outer and in2 among them */
   assert_int_equal(rt_stats().restore_count, 2);             /* only the reads above */
-  release(outer);
+  rt_release(outer);
   assert_gone(in2);
-  for (int i = 0; i < 48; i++) release(filler[i]);
+  for (int i = 0; i < 48; i++) rt_release(filler[i]);
   free(bin);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -1971,10 +1921,10 @@ static void test_task_returns_refs(void **state) {
   m_config(&cfg, 64 * MiB, 1000);
   cfg.num_workers = 1;
   m_begin_cfg(&cfg);
-  ray_function_t fmake = reg("make_refs", fn_make_refs, T_MSGPACK);
-  ray_function_t fnoop = reg("noop", fn_noop, T_I64);
+  ray_function_t fmake = rt_register("make_refs", fn_make_refs, NULL, rt_t_msgpack, 1);
+  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
   ray_arg_t a[2] = {ray_arg_i64(20), ray_arg_i64(0)};
-  ray_ref_t res = submit(fmake, a, 2);
+  ray_ref_t res = rt_submit(fmake, a, 2, NULL);
   ray_msgpack_t v;
   assert_rc(ray_get_msgpack(res, RAY_TIMEOUT_INFINITE, &v), 0);
   assert_int_equal(v.nrefs, 20);
@@ -1985,38 +1935,38 @@ static void test_task_returns_refs(void **state) {
   ray_ref_t held[20];
   memcpy(held, v.refs, sizeof held);
   ray_msgpack_release(&v);
-  release(res);
+  rt_release(res);
   assert_int_equal(rt_stats().objects, 20); /* our refs from the get */
   assert_rc(ray_ref_release_batch(held, 20), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
 
   /* Failing after ray_return_msgpack: the value and its refs are dropped. */
   a[1] = ray_arg_i64(1);
-  res = submit(fmake, a, 2);
+  res = rt_submit(fmake, a, 2, NULL);
   ray_buf_t b;
   assert_rc(ray_get(res, RAY_TIMEOUT_INFINITE, &b), RAY_ETASK);
-  ray_ref_t bar = submit(fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  ray_ref_t bar = rt_submit(fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   assert_int_equal(rt_stats().objects, 1); /* the failed result only */
-  release(res);
-  assert_store_empty();
+  rt_release(res);
+  rt_assert_store_empty();
 
   /* A result released before the task runs: the value and its refs go. */
-  ray_function_t fblock = reg("block", fn_block, T_I64);
-  ray_ref_t blk = submit(fblock, NULL, 0);
+  ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   a[1] = ray_arg_i64(0);
-  res = submit(fmake, a, 2);
-  release(res);
+  res = rt_submit(fmake, a, 2, NULL);
+  rt_release(res);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(blk), 1);
-  release(blk);
-  bar = submit(fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  assert_int_equal(rt_get_i64(blk), 1);
+  rt_release(blk);
+  bar = rt_submit(fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   assert_int_equal(atomic_load(&g_calls), 3);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -2028,10 +1978,10 @@ static void test_task_msgpack_arg_refs(void **state) {
   m_config(&cfg, 64 * MiB, 1000);
   cfg.num_workers = 1;
   m_begin_cfg(&cfg);
-  ray_function_t fread = reg("read_refs", fn_read_refs, T_I64);
-  ray_function_t fblock = reg("block", fn_block, T_I64);
-  ray_function_t fnoop = reg("noop", fn_noop, T_I64);
-  ray_ref_t blk = submit(fblock, NULL, 0);
+  ray_function_t fread = rt_register("read_refs", fn_read_refs, NULL, rt_t_i64, 1);
+  ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
+  ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_ref_t x = put_pat(5000, 11), y = put_pat(30, 12);
   mp_t m;
@@ -2042,9 +1992,9 @@ static void test_task_msgpack_arg_refs(void **state) {
   assert_rc(ray_msgpack_pack_ref(&m.pk, y), 0);
   msgpack_pack_uint64(&m.pk, 12);
   ray_arg_t arg = ray_arg_msgpack(mp_obj(&m));
-  ray_ref_t res = submit(fread, &arg, 1);
-  release(x);
-  release(y);
+  ray_ref_t res = rt_submit(fread, &arg, 1, NULL);
+  rt_release(x);
+  rt_release(y);
   assert_true(rt_stats().objects >= 4); /* blk, res, x, y (and the stored argument) */
   assert_pat(x, 5000, 11);
   /* An unknown ref inside: nothing submitted, nothing created. */
@@ -2064,17 +2014,17 @@ static void test_task_msgpack_arg_refs(void **state) {
   assert_true(after.objects_created == before.objects_created);
   assert_true(after.tasks_submitted == before.tasks_submitted);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(res), 2);
+  assert_int_equal(rt_get_i64(res), 2);
   mp_done(&m);
-  release(res);
-  assert_int_equal(get_i64(blk), 1);
-  release(blk);
-  ray_ref_t bar = submit(fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  rt_release(res);
+  assert_int_equal(rt_get_i64(blk), 1);
+  rt_release(blk);
+  ray_ref_t bar = rt_submit(fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   assert_gone(x);
   assert_gone(y);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -2094,7 +2044,7 @@ static void spread_refs(ray_ref_t *out, int n) {
     out[i] = all[k];
   }
   for (int i = 0; i < SPAN; i++)
-    if (!keep[i]) release(all[i]);
+    if (!keep[i]) rt_release(all[i]);
 }
 
 static void test_retain_batch_all_or_nothing(void **state) {
@@ -2110,7 +2060,7 @@ static void test_retain_batch_all_or_nothing(void **state) {
       if (kind == 1) { /* a released id next to a known one (same shard) */
         ray_ref_t tmp;
         assert_rc(ray_put("r", 1, &tmp), 0);
-        release(tmp);
+        rt_release(tmp);
         bad = tmp;
       }
       ray_ref_t set[N + 2];
@@ -2127,10 +2077,10 @@ static void test_retain_batch_all_or_nothing(void **state) {
       ray_stats_t s = rt_stats();
       assert_int_equal(s.objects, N);
       for (int i = 0; i < N; i++) {
-        release(refs[i]);
+        rt_release(refs[i]);
         assert_gone(refs[i]);
       }
-      assert_store_empty();
+      rt_assert_store_empty();
     }
   }
   /* Success retains every one, duplicates counted. */
@@ -2144,8 +2094,8 @@ static void test_retain_batch_all_or_nothing(void **state) {
   assert_int_equal(rt_stats().objects, N);
   assert_rc(ray_ref_release_batch(refs, N), 0);
   assert_int_equal(rt_stats().objects, 1);
-  release(refs[3]);
-  assert_store_empty();
+  rt_release(refs[3]);
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -2169,7 +2119,7 @@ static void test_release_batch_unknown(void **state) {
     assert_int_equal(rt_stats().objects, N); /* one reference left each */
     assert_rc(ray_ref_release_batch(set, (size_t)k), RAY_ENOTFOUND);
     for (int i = 0; i < N; i++) assert_gone(refs[i]);
-    assert_store_empty();
+    rt_assert_store_empty();
   }
   /* Duplicates release twice. */
   ray_ref_t a = put_pat(10, 1);
@@ -2182,7 +2132,7 @@ static void test_release_batch_unknown(void **state) {
   assert_rc(ray_ref_release_batch(NULL, 1), RAY_EINVAL);
   assert_rc(ray_ref_retain_batch(NULL, 0), 0);
   assert_rc(ray_ref_retain_batch(NULL, 1), RAY_EINVAL);
-  assert_store_empty();
+  rt_assert_store_empty();
   m_end();
 }
 
@@ -2206,8 +2156,8 @@ static int m_fail(ray_task_ctx_t *ctx, void *state) {
   return ray_fail(ctx, RAY_ETASK, "method fails");
 }
 
-static const ray_method_def_t k_counter_methods[] = {{"bump", m_bump, T_I64, 1},
-                                                     {"fail", m_fail, T_I64, 1}};
+static const ray_method_def_t k_counter_methods[] = {{"bump", m_bump, rt_t_i64, 1},
+                                                     {"fail", m_fail, rt_t_i64, 1}};
 static const ray_actor_class_t k_counter = {"MemCounter", counter_ctor, free, k_counter_methods,
                                             2};
 
@@ -2241,30 +2191,30 @@ static void test_stats_counters(void **state) {
   assert_int_equal(s.bytes_in_memory, 5010);
   assert_int_equal(s.objects_created, 2);
   assert_true(s.bytes_in_memory_high_water >= 5010);
-  release(r1);
+  rt_release(r1);
   s = rt_stats();
   assert_int_equal(s.objects, 1);
   assert_int_equal(s.bytes_in_memory, 10);
   assert_int_equal(s.objects_freed, 1);
-  release(r2);
+  rt_release(r2);
 
   /* Tasks: a known mix on one worker. */
-  ray_function_t fblock = reg("block", fn_block, T_I64);
-  ray_function_t finc = reg("inc", fn_inc, T_I64);
-  ray_function_t ffail = reg("fail", fn_fail, T_I64);
-  ray_function_t fnoop = reg("noop", fn_noop, T_I64);
-  ray_ref_t blk = submit(fblock, NULL, 0);
+  ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_function_t finc = rt_register("inc", rt_fn_inc, NULL, rt_t_i64, 1);
+  ray_function_t ffail = rt_register("fail", fn_fail, NULL, rt_t_i64, 1);
+  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
+  ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_ref_t ok[5], bad[3];
   for (int i = 0; i < 5; i++) {
     ray_arg_t a = ray_arg_i64(i);
-    ok[i] = submit(finc, &a, 1);
+    ok[i] = rt_submit(finc, &a, 1, NULL);
   }
-  for (int i = 0; i < 3; i++) bad[i] = submit(ffail, NULL, 0);
+  for (int i = 0; i < 3; i++) bad[i] = rt_submit(ffail, NULL, 0, NULL);
   ray_arg_t d = ray_arg_ref(bad[0]);
-  ray_ref_t dep = submit(finc, &d, 1);
+  ray_ref_t dep = rt_submit(finc, &d, 1, NULL);
   ray_arg_t c0 = ray_arg_i64(0);
-  ray_ref_t cancelled = submit(finc, &c0, 1);
+  ray_ref_t cancelled = rt_submit(finc, &c0, 1, NULL);
   assert_rc(ray_cancel(cancelled), 0);
   ray_ref_t none;
   assert_rc(ray_task_submit(finc, NULL, RAY_MAX_ARGS + 1, NULL, &none), RAY_EINVAL);
@@ -2280,18 +2230,18 @@ static void test_stats_counters(void **state) {
   assert_int_equal(s.tasks_finished, 0);
   assert_int_equal(s.tasks_failed, 0);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(blk), 1);
-  for (int i = 0; i < 5; i++) assert_int_equal(get_i64(ok[i]), i + 1);
+  assert_int_equal(rt_get_i64(blk), 1);
+  for (int i = 0; i < 5; i++) assert_int_equal(rt_get_i64(ok[i]), i + 1);
   ray_buf_t b;
   for (int i = 0; i < 3; i++) assert_rc(ray_get(bad[i], RAY_TIMEOUT_INFINITE, &b), RAY_ETASK);
   assert_rc(ray_get(dep, RAY_TIMEOUT_INFINITE, &b), RAY_EDEPFAILED);
   assert_rc(ray_get(cancelled, RAY_TIMEOUT_INFINITE, &b), RAY_ECANCELED);
-  for (int i = 0; i < 3; i++) assert_int_equal(get_i64(calls[i]), 1);
+  for (int i = 0; i < 3; i++) assert_int_equal(rt_get_i64(calls[i]), 1);
   assert_rc(ray_get(calls[3], RAY_TIMEOUT_INFINITE, &b), RAY_ETASK);
-  ray_ref_t bar1 = submit(fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar1), 0);
-  ray_ref_t bar2 = submit(fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar2), 0);
+  ray_ref_t bar1 = rt_submit(fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar1), 0);
+  ray_ref_t bar2 = rt_submit(fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar2), 0);
   s = rt_stats();
   const uint64_t total = 1 + 5 + 3 + 1 + 1 + 4 + 2;
   assert_int_equal(s.tasks_submitted, total);
@@ -2308,15 +2258,15 @@ static void test_stats_counters(void **state) {
   assert_rc(ray_actor_release(act[2]), 0);
   assert_int_equal(rt_stats().actors_alive, 1);
 
-  release(blk);
-  for (int i = 0; i < 5; i++) release(ok[i]);
-  for (int i = 0; i < 3; i++) release(bad[i]);
-  release(dep);
-  release(cancelled);
-  for (int i = 0; i < 4; i++) release(calls[i]);
-  release(bar1);
-  release(bar2);
-  assert_store_empty();
+  rt_release(blk);
+  for (int i = 0; i < 5; i++) rt_release(ok[i]);
+  for (int i = 0; i < 3; i++) rt_release(bad[i]);
+  rt_release(dep);
+  rt_release(cancelled);
+  for (int i = 0; i < 4; i++) rt_release(calls[i]);
+  rt_release(bar1);
+  rt_release(bar2);
+  rt_assert_store_empty();
   assert_rc(ray_stats(NULL), RAY_EINVAL);
   m_end();
   ray_stats_t z;
@@ -2343,7 +2293,7 @@ static void test_churn_put_get(void **state) {
   for (int i = 0; i < RING; i++) ring[i].id = 0;
   for (int i = 0; i < n; i++) {
     int slot = i % RING;
-    if (ring[slot].id != 0) release(ring[slot]);
+    if (ring[slot].id != 0) rt_release(ring[slot]);
     size_t size = sizes[i % 8];
     memset(buf, i & 0xFF, size);
     if (size >= sizeof i) memcpy(buf, &i, sizeof i);
@@ -2366,7 +2316,7 @@ static void test_churn_put_get(void **state) {
     }
     ray_buf_release(&b);
   }
-  for (int i = 0; i < RING; i++) release(ring[i]);
+  for (int i = 0; i < RING; i++) rt_release(ring[i]);
   ray_stats_t s = rt_stats();
   assert_int_equal(s.objects, 0);
   assert_int_equal(s.bytes_in_memory, 0);
@@ -2391,7 +2341,7 @@ static void test_churn_spilling(void **state) {
   uint64_t rng = 99;
   for (int i = 0; i < n; i++) {
     int slot = i % WIN;
-    if (win[slot].ref.id != 0) release(win[slot].ref);
+    if (win[slot].ref.id != 0) rt_release(win[slot].ref);
     rng = mix64(rng);
     win[slot].size = 32 * KiB + (size_t)(rng % (96 * KiB));
     win[slot].seed = (uint64_t)i;
@@ -2403,8 +2353,8 @@ static void test_churn_spilling(void **state) {
   assert_true(s.spill_count > 0);
   assert_true(s.restore_count > 0);
   assert_true(s.bytes_in_memory_high_water <= 1 * MiB);
-  for (int i = 0; i < WIN; i++) release(win[i].ref);
-  assert_store_empty();
+  for (int i = 0; i < WIN; i++) rt_release(win[i].ref);
+  rt_assert_store_empty();
   /* The spiller may still be finishing a batch of objects freed meanwhile:
    * the files are checked once it has been joined. */
   m_end();
@@ -2417,8 +2367,8 @@ static void test_churn_spilling(void **state) {
 static void test_churn_tasks(void **state) {
   (void)state;
   m_begin(64 * MiB, 1000);
-  ray_function_t finc = reg("inc", fn_inc, T_I64);
-  ray_function_t ffence = reg("fence", fn_fence, T_I64);
+  ray_function_t finc = rt_register("inc", rt_fn_inc, NULL, rt_t_i64, 1);
+  ray_function_t ffence = rt_register("fence", fn_fence, NULL, rt_t_i64, 1);
   const int n = rt_iters(1000000, 100000);
   enum { WIN = 1000 };
   ray_ref_t res[WIN];
@@ -2426,11 +2376,11 @@ static void test_churn_tasks(void **state) {
     int m = n - base < WIN ? n - base : WIN;
     for (int j = 0; j < m; j++) {
       ray_arg_t a = (j % 8 == 7) ? ray_arg_ref(res[j - 1]) : ray_arg_i64(base + j);
-      res[j] = submit(finc, &a, 1);
+      res[j] = rt_submit(finc, &a, 1, NULL);
     }
     for (int j = 0; j < m; j++) {
       int64_t want = base + j + 1; /* inc(res[j-1]) = base + j + 1 as well */
-      int64_t v = get_i64(res[j]);
+      int64_t v = rt_get_i64(res[j]);
       if (v != want) {
         print_error("task %d: %lld, want %lld\n", base + j, (long long)v, (long long)want);
         fail();
@@ -2522,7 +2472,7 @@ static void ok_put(oom_x *x) {
   assert_int_equal(v.nrefs, OOM_REFS);
   assert_rc(ray_ref_release_batch(v.refs, v.nrefs), 0);
   ray_msgpack_release(&v);
-  release(x->out);
+  rt_release(x->out);
   mp_done(&x->mp);
 }
 static void fail_put(oom_x *x) {
@@ -2543,12 +2493,12 @@ static void ok_get(oom_x *x) {
   for (int i = 0; i < OOM_REFS; i++) assert_true(x->m.refs[i].id == x->inner[i].id);
   assert_rc(ray_ref_release_batch(x->m.refs, x->m.nrefs), 0);
   ray_msgpack_release(&x->m);
-  release(x->outer);
+  rt_release(x->outer);
   mp_done(&x->mp);
 }
 static void fail_get(oom_x *x) {
   assert_true(rt_is_zero(&x->m, sizeof x->m)); /* zeroed, no refs handed out */
-  release(x->outer);
+  rt_release(x->outer);
   mp_done(&x->mp);
 }
 
@@ -2556,10 +2506,10 @@ static void fail_get(oom_x *x) {
  * held so the task cannot run (and allocate) while the failure is armed. */
 static void prep_submit(oom_x *x) {
   oom_pack(x);
-  x->fread = reg("read_refs", fn_read_refs, T_I64);
-  x->fblock = reg("block", fn_block, T_I64);
-  x->fnoop = reg("noop", fn_noop, T_I64);
-  x->blk = submit(x->fblock, NULL, 0);
+  x->fread = rt_register("read_refs", fn_read_refs, NULL, rt_t_i64, 1);
+  x->fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  x->fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
+  x->blk = rt_submit(x->fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
 }
 static int op_submit(oom_x *x) {
@@ -2568,24 +2518,24 @@ static int op_submit(oom_x *x) {
 }
 static void unblock(oom_x *x) {
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(x->blk), 1);
-  release(x->blk);
+  assert_int_equal(rt_get_i64(x->blk), 1);
+  rt_release(x->blk);
 }
 static void ok_submit(oom_x *x) {
   unblock(x);
   /* fn_read_refs checks pat of each inner (seeded 300+i). */
-  assert_int_equal(get_i64(x->out), OOM_REFS);
-  release(x->out);
-  ray_ref_t bar = submit(x->fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  assert_int_equal(rt_get_i64(x->out), OOM_REFS);
+  rt_release(x->out);
+  ray_ref_t bar = rt_submit(x->fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   mp_done(&x->mp);
 }
 static void fail_submit(oom_x *x) {
   unblock(x);
-  ray_ref_t bar = submit(x->fnoop, NULL, 0);
-  assert_int_equal(get_i64(bar), 0);
-  release(bar);
+  ray_ref_t bar = rt_submit(x->fnoop, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(bar), 0);
+  rt_release(bar);
   mp_done(&x->mp);
 }
 
@@ -2611,7 +2561,7 @@ static void oom_run(const oom_case *c) {
       if (mine)
         x->inner[k] = all[i];
       else
-        release(all[i]);
+        rt_release(all[i]);
     }
     free(all);
     c->prepare(x);
@@ -2648,15 +2598,15 @@ static void oom_run(const oom_case *c) {
     }
     for (int i = 0; i < x->nfill; i++) {
       assert_pat(x->fill[i], 800 * KiB, 400 + (uint64_t)i);
-      release(x->fill[i]);
+      rt_release(x->fill[i]);
     }
     /* No reference was left behind: one release frees each inner object. */
     for (int i = 0; i < OOM_REFS; i++) {
       assert_pat(x->inner[i], i % 2 ? 2000 : 20, 300 + (uint64_t)i);
-      release(x->inner[i]);
+      rt_release(x->inner[i]);
       assert_gone(x->inner[i]);
     }
-    assert_store_empty();
+    rt_assert_store_empty();
     m_end();
     free(x);
   }

@@ -8,27 +8,6 @@ static ray_ref_t k_unknown(void) {
   return r;
 }
 
-static ray_ref_t put_bytes(size_t size, uint64_t seed) {
-  unsigned char *p = malloc(size ? size : 1);
-  assert_non_null(p);
-  rt_fill(p, size, seed);
-  ray_ref_t r = RAY_REF_NIL;
-  assert_rc(ray_put(p, size, &r), 0);
-  free(p);
-  assert_true(r.id != 0);
-  assert_int_equal(r.type, RAY_TYPE_BYTES);
-  return r;
-}
-
-static void assert_bytes(ray_ref_t r, size_t size, uint64_t seed) {
-  ray_buf_t b;
-  assert_rc(ray_get(r, 0, &b), 0);
-  assert_int_equal(b.size, size);
-  assert_true(rt_check(b.data, size, seed));
-  ray_buf_release(&b);
-  rt_assert_buf_zeroed(&b);
-}
-
 static ray_ref_t make_failed(uint32_t type, int code, const char *msg) {
   ray_ref_t r;
   ray_error_t *e = NULL;
@@ -37,13 +16,6 @@ static ray_ref_t make_failed(uint32_t type, int code, const char *msg) {
   assert_rc(ray__object_fail(r, e), 0);
   ray_error_free(e);
   return r;
-}
-
-static void assert_stats_empty(void) {
-  ray_stats_t s = rt_stats();
-  assert_int_equal(s.objects, 0);
-  assert_int_equal(s.bytes_in_memory, 0);
-  assert_int_equal(s.objects_created, s.objects_freed);
 }
 
 /* ---- bytes ---------------------------------------------------------------- */
@@ -76,7 +48,7 @@ static void test_put_get_bytes(void **state) {
   assert_true(r2.id != r.id);
   assert_rc(ray_ref_release(r), 0);
   assert_rc(ray_ref_release(r2), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -89,8 +61,8 @@ static void test_put_copies_input(void **state) {
   assert_rc(ray_put(src, 10, &small), 0);
   assert_rc(ray_put(src, sizeof src, &big), 0);
   memset(src, 0, sizeof src);
-  assert_bytes(small, 10, 5);
-  assert_bytes(big, 2000, 5);
+  rt_assert_bytes(small, 10, 5);
+  rt_assert_bytes(big, 2000, 5);
   assert_rc(ray_ref_release(small), 0);
   assert_rc(ray_ref_release(big), 0);
   rt_end();
@@ -120,7 +92,7 @@ static void test_put_get_empty(void **state) {
   assert_rc(ray_ref_release(a), 0);
   assert_rc(ray_ref_release(b), 0);
   assert_rc(ray_ref_release(c), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -132,15 +104,15 @@ static void test_put_get_sizes(void **state) {
   ray_ref_t refs[sizeof sizes / sizeof sizes[0]];
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) {
-    refs[i] = put_bytes(sizes[i], i + 100);
+    refs[i] = rt_put_bytes(sizes[i], i + 100);
     total += sizes[i];
   }
   ray_stats_t s = rt_stats();
   assert_int_equal(s.objects, n);
   assert_true(s.bytes_in_memory == total);
-  for (size_t i = 0; i < n; i++) assert_bytes(refs[i], sizes[i], i + 100);
+  for (size_t i = 0; i < n; i++) rt_assert_bytes(refs[i], sizes[i], i + 100);
   for (size_t i = 0; i < n; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -162,7 +134,7 @@ static void test_put_get_64mib(void **state) {
   assert_true(memcmp(b.data, p, size) == 0); /* the view keeps it */
   ray_buf_release(&b);
   free(p);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -257,7 +229,7 @@ static void test_put_typed(void **state) {
   for (int i = 0; i < 6; i++) assert_rc(ray_ref_release(bad[i]), 0);
   assert_rc(ray_ref_release(u), 0);
   assert_rc(ray_ref_release(t), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -295,7 +267,7 @@ static void test_i64_roundtrip(void **state) {
     ray_buf_release(&b);
     assert_rc(ray_ref_release(r), 0);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -323,7 +295,7 @@ static void test_f64_roundtrip(void **state) {
   assert_rc(ray_get_f64(r, 0, &got), 0);
   assert_true(isnan(got));
   assert_rc(ray_ref_release(r), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -369,7 +341,7 @@ static void test_str_roundtrip(void **state) {
   ray_free(s);
   free(big);
   assert_rc(ray_ref_release(r), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -475,7 +447,7 @@ static void test_msgpack_roundtrip(void **state) {
   assert_rc(ray_ref_release(rn), 0);
   msgpack_unpacked_destroy(&u);
   msgpack_sbuffer_destroy(&sb);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -567,7 +539,7 @@ static void test_typed_get_wrong_type(void **state) {
     if (types[i] != RAY_TYPE_MSGPACK) assert_rc(ray_get_msgpack(as_mp, 0, &m), RAY_ETYPE);
   }
   for (int i = 0; i < 6; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -613,7 +585,7 @@ static void test_owned_freed_once(void **state) {
     assert_rc(ray_ref_release(r), RAY_ENOTFOUND);
     assert_int_equal(atomic_load(&g_frees), 1);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -637,7 +609,7 @@ static void test_owned_view_outlives_ref(void **state) {
   assert_true(rt_check(b2.data, 4096, 77));
   ray_buf_release(&b2);
   assert_int_equal(atomic_load(&g_frees), 1);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -687,7 +659,7 @@ static void test_owned_null_free_fn(void **state) {
   assert_rc(ray_put_owned(p, 10, count_free, NULL), RAY_EINVAL);
   assert_int_equal(atomic_load(&g_frees), 0);
   free(p);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -696,7 +668,7 @@ static void test_owned_null_free_fn(void **state) {
 static void test_view_outlives_refs(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t small = put_bytes(16, 1), big = put_bytes(100000, 2);
+  ray_ref_t small = rt_put_bytes(16, 1), big = rt_put_bytes(100000, 2);
   ray_buf_t bs, bb;
   assert_rc(ray_get(small, 0, &bs), 0);
   assert_rc(ray_get(big, 0, &bb), 0);
@@ -707,7 +679,7 @@ static void test_view_outlives_refs(void **state) {
   assert_rc(ray_get(small, 0, &tmp), RAY_ENOTFOUND);
   rt_assert_buf_zeroed(&tmp);
   /* The ids are unknown now, but the views still read the data. */
-  ray_ref_t other = put_bytes(16, 99); /* reuse of freed memory would show */
+  ray_ref_t other = rt_put_bytes(16, 99); /* reuse of freed memory would show */
   assert_true(rt_check(bs.data, 16, 1));
   assert_true(rt_check(bb.data, 100000, 2));
   assert_int_equal(bs.size, 16);
@@ -715,14 +687,14 @@ static void test_view_outlives_refs(void **state) {
   ray_buf_release(&bs);
   ray_buf_release(&bb);
   assert_rc(ray_ref_release(other), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 static void test_view_outlives_shutdown(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t small = put_bytes(16, 5), big = put_bytes(200000, 6);
+  ray_ref_t small = rt_put_bytes(16, 5), big = rt_put_bytes(200000, 6);
   ray_ref_t i = RAY_REF_NIL;
   assert_rc(ray_put_i64(-77, &i), 0);
   ray_buf_t bs, bb, bi;
@@ -783,7 +755,7 @@ static void assert_all_notfound(ray_ref_t r) {
   assert_null(e);
   assert_rc(ray_ref_on_ready(r, noop_cb, NULL), RAY_ENOTFOUND);
   bool ready[3] = {false, false, false};
-  ray_ref_t good = put_bytes(4, 1);
+  ray_ref_t good = rt_put_bytes(4, 1);
   ray_ref_t refs[3] = {good, r, good};
   assert_rc(ray_wait(&r, 1, 1, 0, ready), RAY_ENOTFOUND);
   assert_rc(ray_wait(&r, 1, 1, RAY_TIMEOUT_INFINITE, ready), RAY_ENOTFOUND);
@@ -804,7 +776,7 @@ static void test_notfound_refs(void **state) {
   ray_ref_t nil_typed = {0, RAY_TYPE_I64};
   assert_all_notfound(nil_typed);
   assert_all_notfound(k_unknown());
-  ray_ref_t r = put_bytes(8, 1);
+  ray_ref_t r = rt_put_bytes(8, 1);
   ray_ref_t far = {r.id + 1000000, RAY_TYPE_BYTES};
   assert_all_notfound(far);
   assert_rc(ray_ref_release(r), 0);
@@ -820,7 +792,7 @@ static void test_notfound_refs(void **state) {
   /* Producing the unreferenced pending object drops it. */
   assert_rc(ray__object_fulfil(p, "x", 1), 0);
   assert_all_notfound(p);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
   assert_int_equal(noop_calls, 0);
 }
@@ -828,11 +800,11 @@ static void test_notfound_refs(void **state) {
 static void test_retain_release_counting(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(5000, 8);
+  ray_ref_t r = rt_put_bytes(5000, 8);
   for (int i = 0; i < 3; i++) assert_rc(ray_ref_retain(r), 0);
   for (int i = 0; i < 3; i++) {
     assert_rc(ray_ref_release(r), 0);
-    assert_bytes(r, 5000, 8); /* still alive */
+    rt_assert_bytes(r, 5000, 8); /* still alive */
     ray_stats_t s = rt_stats();
     assert_int_equal(s.objects, 1);
     assert_int_equal(s.bytes_in_memory, 5000);
@@ -851,7 +823,7 @@ static void test_retain_release_counting(void **state) {
   for (int i = 0; i < 64; i++) {
     switch (i % 5) {
       case 0:
-        refs[i] = put_bytes((size_t)i * 100, (uint64_t)i);
+        refs[i] = rt_put_bytes((size_t)i * 100, (uint64_t)i);
         break;
       case 1:
         assert_rc(ray_put_i64(i, &refs[i]), 0);
@@ -871,7 +843,7 @@ static void test_retain_release_counting(void **state) {
   assert_int_equal(s.objects, 64);
   assert_true(s.bytes_in_memory > 0);
   for (int i = 0; i < 64; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -917,7 +889,7 @@ static void test_get_timeouts(void **state) {
   assert_null(e);
   assert_rc(ray_ref_release(p), 0);
   assert_rc(ray_ref_release(pi), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1001,7 +973,7 @@ static void test_get_woken_by_fulfil(void **state) {
     assert_rc(ray_ref_release(g.ref), 0);
     rt_latch_destroy(&latch);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1023,7 +995,7 @@ static void test_get_woken_by_fail(void **state) {
   assert_rc(atomic_load(&g.rc), RAY_EACTORDIED);
   assert_rc(ray_ref_release(g.ref), 0);
   rt_latch_destroy(&latch);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1096,7 +1068,7 @@ static void test_get_blocked_ref_released(void **state) {
     if (rc == 0 && g.kind == 0) assert_int_equal(g.size, n);
     rt_latch_destroy(&latch);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1194,7 +1166,7 @@ static void test_failed_object(void **state) {
   ray_error_free(got);
 
   /* get_error on a ready object: 0 and NULL. */
-  ray_ref_t ok = put_bytes(3, 3);
+  ray_ref_t ok = rt_put_bytes(3, 3);
   got = (ray_error_t *)&got; /* non-NULL sentinel */
   assert_rc(ray_get_error(ok, &got), 0);
   assert_null(got);
@@ -1216,7 +1188,7 @@ static void test_failed_object(void **state) {
   assert_rc(ray_ref_release(ok), 0);
   assert_rc(ray_ref_release(oki), 0);
   assert_rc(ray_ref_release(p), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1263,7 +1235,7 @@ static void test_failed_error_edge_cases(void **state) {
   free(big);
   assert_rc(ray_ref_release(r), 0);
 
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1285,7 +1257,7 @@ static void test_failed_empty_strings(void **state) {
   ray_error_free(got);
   ray_error_free(e);
   assert_rc(ray_ref_release(r), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1313,7 +1285,7 @@ static void test_failed_with_every_code(void **state) {
     assert_rc(rc0, codes[i]); /* after the frees: a failure leaks nothing */
     assert_rc(rc1, codes[i]);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1350,9 +1322,9 @@ static void test_fulfil_fail_misuse(void **state) {
   assert_rc(ray_ref_release(q), 0);
 
   /* Ready puts are not pending: fulfilling them is EBUSY. */
-  ray_ref_t r = put_bytes(2, 2);
+  ray_ref_t r = rt_put_bytes(2, 2);
   assert_rc(ray__object_fulfil(r, "zz", 2), RAY_EBUSY);
-  assert_bytes(r, 2, 2);
+  rt_assert_bytes(r, 2, 2);
   assert_rc(ray_ref_release(r), 0);
   ray_error_free(e);
 
@@ -1377,7 +1349,7 @@ static void test_fulfil_fail_misuse(void **state) {
   assert_true(b.size == 300000 && rt_check(b.data, 300000, 12));
   ray_buf_release(&b);
   assert_rc(ray_ref_release(p), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1398,7 +1370,7 @@ static void test_pending_released_then_produced(void **state) {
   ray_buf_t b;
   assert_rc(ray_get(p, 0, &b), RAY_ENOTFOUND);
   assert_rc(ray_get(q, 0, &b), RAY_ENOTFOUND);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1450,7 +1422,7 @@ static void test_put_batch_get_batch(void **state) {
     for (size_t j = i + 1; j < n && j < i + 8; j++) assert_true(refs[i].id != refs[j].id);
   }
   /* Order kept, both ways: single gets and a batch get. */
-  for (size_t i = 0; i < n; i += 7) assert_bytes(refs[i], sizes[i], i);
+  for (size_t i = 0; i < n; i += 7) rt_assert_bytes(refs[i], sizes[i], i);
   assert_rc(ray_get_batch(refs, n, 0, bufs), 0);
   for (size_t i = 0; i < n; i++) {
     assert_int_equal(bufs[i].size, sizes[i]);
@@ -1474,7 +1446,7 @@ static void test_put_batch_get_batch(void **state) {
   /* n == 0 is a no-op, even with NULL arrays. */
   assert_rc(ray_put_batch(NULL, NULL, 0, NULL), 0);
   assert_rc(ray_get_batch(NULL, 0, 0, NULL), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   free(data);
   free(mem);
   free(sizes);
@@ -1510,14 +1482,14 @@ static void test_batch_invalid(void **state) {
   assert_memory_equal(bufs[2].data, "ccc", 3);
   for (int i = 0; i < 3; i++) ray_buf_release(&bufs[i]);
   for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(out[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 static void test_get_batch_failed_fails_at_once(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t ready = put_bytes(5000, 1), small = put_bytes(10, 2);
+  ray_ref_t ready = rt_put_bytes(5000, 1), small = rt_put_bytes(10, 2);
   ray_ref_t pending;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &pending), 0);
   ray_ref_t failed = make_failed(RAY_TYPE_BYTES, RAY_ECANCELED, "cancelled");
@@ -1563,7 +1535,7 @@ static void test_get_batch_fail_while_waiting(void **state) {
   assert_rc(ray_ref_release(g.refs[0]), 0);
   assert_rc(ray_ref_release(g.refs[1]), 0);
   rt_latch_destroy(&latch);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1576,7 +1548,7 @@ static void test_get_batch_woken(void **state) {
   memset(&g, 0, sizeof g);
   g.kind = 2;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &g.refs[0]), 0);
-  g.refs[1] = put_bytes(3, 3);
+  g.refs[1] = rt_put_bytes(3, 3);
   uv_thread_t th;
   start_getter(&g, &latch, &th);
   assert_rc(ray__object_fulfil(g.refs[0], "x", 1), 0);
@@ -1585,7 +1557,7 @@ static void test_get_batch_woken(void **state) {
   assert_rc(ray_ref_release(g.refs[0]), 0);
   assert_rc(ray_ref_release(g.refs[1]), 0);
   rt_latch_destroy(&latch);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1593,9 +1565,9 @@ static void test_get_batch_timeout(void **state) {
   (void)state;
   rt_begin();
   ray_ref_t refs[3];
-  refs[0] = put_bytes(100, 1);
+  refs[0] = rt_put_bytes(100, 1);
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &refs[1]), 0);
-  refs[2] = put_bytes(2000, 2);
+  refs[2] = rt_put_bytes(2000, 2);
   ray_buf_t bufs[3];
   rt_garbage(bufs, sizeof bufs);
   assert_rc(ray_get_batch(refs, 3, 0, bufs), RAY_ETIMEDOUT);
@@ -1609,7 +1581,7 @@ static void test_get_batch_timeout(void **state) {
   assert_true(rt_check(bufs[2].data, 2000, 2));
   for (int i = 0; i < 3; i++) ray_buf_release(&bufs[i]);
   for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1631,7 +1603,7 @@ static void assert_flags(const bool *ready, const char *want) {
 static void test_wait_invalid(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t refs[2] = {put_bytes(1, 1), put_bytes(1, 2)};
+  ray_ref_t refs[2] = {rt_put_bytes(1, 1), rt_put_bytes(1, 2)};
   bool ready[2];
   assert_rc(ray_wait(NULL, 2, 1, 0, ready), RAY_EINVAL);
   assert_rc(ray_wait(refs, 2, 1, 0, NULL), RAY_EINVAL);
@@ -1652,7 +1624,7 @@ static void test_wait_order_and_num_returns(void **state) {
   ray_ref_t p0, p1;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &p0), 0);
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p1), 0);
-  ray_ref_t r0 = put_bytes(10, 0), r1 = put_bytes(5000, 1);
+  ray_ref_t r0 = rt_put_bytes(10, 0), r1 = rt_put_bytes(5000, 1);
   ray_ref_t f = make_failed(RAY_TYPE_BYTES, RAY_ETASK, "x");
   ray_ref_t refs[5] = {p0, r0, p1, r1, f};
   bool ready[5];
@@ -1686,7 +1658,7 @@ static void test_wait_order_and_num_returns(void **state) {
   }
   /* Wait reads no payload and takes no reference: the refs are unchanged. */
   for (int i = 0; i < 5; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1699,7 +1671,7 @@ static void test_wait_failed_only(void **state) {
   assert_rc(ray_wait(refs, 3, 3, RAY_TIMEOUT_INFINITE, ready), 3);
   assert_flags(ready, "111");
   for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1725,7 +1697,7 @@ static void test_wait_timeout_pending(void **state) {
   assert_rc(ray__object_fulfil(refs[3], "d", 1), 0);
   assert_rc(ray_wait(refs, 4, 4, 0, ready), 4);
   for (int i = 0; i < 4; i++) assert_rc(ray_ref_release(refs[i]), 0);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1773,7 +1745,7 @@ static void test_wait_completed_by_other_thread(void **state) {
     for (int i = 0; i < 3; i++) assert_rc(ray_ref_release(refs[i]), 0);
     rt_latch_destroy(&latch);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1809,7 +1781,7 @@ static void test_wait_blocked_ref_released(void **state) {
     assert_rc(ray_ref_release(refs[0]), 0);
     rt_latch_destroy(&latch);
   }
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1841,7 +1813,7 @@ static void test_wait_many(void **state) {
   for (size_t i = 0; i < n; i++) assert_rc(ray_ref_release(refs[i]), 0);
   free(refs);
   free(ready);
-  assert_stats_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -1854,7 +1826,7 @@ static void test_on_ready_already_ready(void **state) {
   rt_latch_init(&latch);
   rt_cb_rec_t rec;
   rt_cb_rec_init(&rec, &latch);
-  ray_ref_t r = put_bytes(100, 4);
+  ray_ref_t r = rt_put_bytes(100, 4);
   assert_rc(ray_ref_on_ready(r, rt_cb_record, &rec), 0);
   rt_latch_wait(&latch, 1); /* fires without anything else happening */
   assert_int_equal(atomic_load(&rec.calls), 1);
@@ -1954,7 +1926,7 @@ static void test_on_ready_holds_reference(void **state) {
   rec2.do_get = true;
   rec2.seed = 22;
   rec2.size = 50;
-  ray_ref_t r = put_bytes(50, 22);
+  ray_ref_t r = rt_put_bytes(50, 22);
   assert_rc(ray_ref_on_ready(r, rt_cb_record, &rec2), 0);
   assert_rc(ray_ref_release(r), 0);
   rt_latch_wait(&latch, 2);
@@ -1992,7 +1964,7 @@ static void test_on_ready_at_shutdown(void **state) {
 static void test_on_ready_invalid(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(1, 1);
+  ray_ref_t r = rt_put_bytes(1, 1);
   assert_rc(ray_ref_on_ready(r, NULL, NULL), RAY_EINVAL);
   rt_cb_rec_t rec;
   rt_cb_rec_init(&rec, NULL);
@@ -2070,7 +2042,7 @@ static void test_on_ready_callback_uses_store(void **state) {
   atomic_init(&u.value, 0);
   u.chained = &chained;
   u.latch = &latch;
-  ray_ref_t r = put_bytes(8, 8);
+  ray_ref_t r = rt_put_bytes(8, 8);
   assert_rc(ray_ref_on_ready(r, store_using_cb, &u), 0);
   rt_latch_wait(&latch, 2); /* the callback, then the one it registered */
   assert_rc(atomic_load(&u.put_rc), 0);

@@ -22,7 +22,6 @@
 static rt_errs_t g_errs;               /* checks made inside tasks */
 static atomic_int g_calls;             /* invocations of fn_sum / the function under test */
 static atomic_int g_blocks;            /* invocations of fn_block */
-static atomic_int g_frees;             /* count_free calls */
 static rt_latch_t g_started;           /* signalled by tasks when they start */
 static rt_latch_t g_go;                /* tasks wait on it */
 static atomic_uint_fast64_t g_task_id; /* a task's id, recorded from inside it */
@@ -30,14 +29,11 @@ static atomic_uint_fast64_t g_task_id; /* a task's id, recorded from inside it *
 /* In a task: record a failed check. */
 #define TC(cond, value) RT_CHECK(&g_errs, (cond), (value))
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
-static const uint32_t T_BYTES[] = {RAY_TYPE_BYTES};
-
 static void t_reset(void) {
   rt_errs_init(&g_errs);
   atomic_store(&g_calls, 0);
   atomic_store(&g_blocks, 0);
-  atomic_store(&g_frees, 0);
+  atomic_store(&rt_frees, 0);
   atomic_store(&g_task_id, 0);
   rt_latch_init(&g_started);
   rt_latch_init(&g_go);
@@ -62,57 +58,6 @@ static void t_end(void) {
   rt_errs_assert(&g_errs);
   rt_latch_destroy(&g_started);
   rt_latch_destroy(&g_go);
-}
-
-static void no_runtime(void) {
-  if (ray_is_initialized()) (void)ray_shutdown();
-  assert_false(ray_is_initialized());
-}
-
-static void count_free(void *p) {
-  atomic_fetch_add(&g_frees, 1);
-  free(p);
-}
-
-static ray_function_t reg(const char *name, ray_task_fn fn, void *arg, const uint32_t *types,
-                          size_t n) {
-  ray_function_t f = {0};
-  assert_rc(ray_function_register(name, fn, arg, types, n, &f), 0);
-  assert_true(f.id != 0);
-  return f;
-}
-
-static ray_ref_t submit(ray_function_t f, const ray_arg_t *args, size_t nargs,
-                        const ray_task_opts_t *opts) {
-  ray_ref_t r = RAY_REF_NIL;
-  assert_rc(ray_task_submit(f, args, nargs, opts, &r), 0);
-  assert_true(r.id != 0);
-  return r;
-}
-
-static int64_t get_i64(ray_ref_t r) {
-  int64_t v = INT64_MIN + 1;
-  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
-  return v;
-}
-
-static void release(ray_ref_t r) {
-  assert_rc(ray_ref_release(r), 0);
-}
-
-/* The error object of a failed ref (the caller frees it). */
-static ray_error_t *get_err(ray_ref_t r) {
-  ray_error_t *e = NULL;
-  assert_rc(ray_get_error(r, &e), 0);
-  assert_non_null(e);
-  return e;
-}
-
-/* Wait for a ref to fail with `code`. */
-static void assert_fails(ray_ref_t r, int code) {
-  ray_buf_t b;
-  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), code);
-  rt_assert_buf_zeroed(&b);
 }
 
 static size_t chain_len(const ray_error_t *e) {
@@ -254,9 +199,9 @@ static int fn_arg_is(ray_task_ctx_t *ctx, void *arg) {
 
 static void test_register_before_init(void **state) {
   (void)state;
-  no_runtime();
+  rt_no_runtime();
   ray_function_t f = {0};
-  assert_rc(ray_function_register("f", fn_sum, NULL, T_I64, 1, &f), RAY_ENOTINIT);
+  assert_rc(ray_function_register("f", fn_sum, NULL, rt_t_i64, 1, &f), RAY_ENOTINIT);
   assert_rc(ray_function_lookup("f", &f), RAY_ENOTINIT);
   f.id = 1;
   assert_rc(ray_function_info(f, NULL, NULL), RAY_ENOTINIT);
@@ -281,24 +226,24 @@ static void test_register_invalid(void **state) {
   const uint32_t two[] = {RAY_TYPE_I64, 0};
   uint32_t many[RAY_MAX_RETURNS + 1];
   for (size_t i = 0; i <= RAY_MAX_RETURNS; i++) many[i] = RAY_TYPE_BYTES;
-  assert_rc(ray_function_register(NULL, fn_sum, NULL, T_I64, 1, &f), RAY_EINVAL);
-  assert_rc(ray_function_register("", fn_sum, NULL, T_I64, 1, &f), RAY_EINVAL);
-  assert_rc(ray_function_register("f", NULL, NULL, T_I64, 1, &f), RAY_EINVAL);
+  assert_rc(ray_function_register(NULL, fn_sum, NULL, rt_t_i64, 1, &f), RAY_EINVAL);
+  assert_rc(ray_function_register("", fn_sum, NULL, rt_t_i64, 1, &f), RAY_EINVAL);
+  assert_rc(ray_function_register("f", NULL, NULL, rt_t_i64, 1, &f), RAY_EINVAL);
   assert_rc(ray_function_register("f", fn_sum, NULL, NULL, 1, &f), RAY_EINVAL);
-  assert_rc(ray_function_register("f", fn_sum, NULL, T_I64, 1, NULL), RAY_EINVAL);
-  assert_rc(ray_function_register("f", fn_sum, NULL, T_I64, 0, &f), RAY_EINVAL);
+  assert_rc(ray_function_register("f", fn_sum, NULL, rt_t_i64, 1, NULL), RAY_EINVAL);
+  assert_rc(ray_function_register("f", fn_sum, NULL, rt_t_i64, 0, &f), RAY_EINVAL);
   assert_rc(ray_function_register("f", fn_sum, NULL, many, RAY_MAX_RETURNS + 1, &f), RAY_EINVAL);
   assert_rc(ray_function_register("f", fn_sum, NULL, two, 2, &f), RAY_EINVAL); /* a 0 type */
   assert_int_equal(f.id, 0);
   /* None of the failed calls registered anything. */
   assert_rc(ray_function_lookup("f", &f), RAY_ENOTFOUND);
   /* The limits themselves are fine. */
-  ray_function_t g = reg("f", fn_sum, NULL, many, RAY_MAX_RETURNS);
+  ray_function_t g = rt_register("f", fn_sum, NULL, many, RAY_MAX_RETURNS);
   size_t nret = 0;
   assert_rc(ray_function_info(g, NULL, &nret), 0);
   assert_int_equal(nret, RAY_MAX_RETURNS);
   const uint32_t user[] = {RAY_TYPE_USER + 77};
-  reg("user-typed", fn_sum, NULL, user, 1);
+  rt_register("user-typed", fn_sum, NULL, user, 1);
   t_end();
 }
 
@@ -307,7 +252,7 @@ static void test_register_lookup_info(void **state) {
   t_begin(2);
   char name[] = "copied-name";
   uint32_t types[] = {RAY_TYPE_I64, RAY_TYPE_STR};
-  ray_function_t f = reg(name, fn_sum, NULL, types, 2);
+  ray_function_t f = rt_register(name, fn_sum, NULL, types, 2);
   /* Name and return types were copied. */
   name[0] = 'X';
   types[0] = RAY_TYPE_F64;
@@ -328,18 +273,19 @@ static void test_register_lookup_info(void **state) {
   assert_rc(ray_task_submit(f, NULL, 0, NULL, out), 0);
   assert_int_equal(out[0].type, RAY_TYPE_I64); /* as registered, not as changed after */
   assert_int_equal(out[1].type, RAY_TYPE_STR);
-  assert_int_equal(get_i64(out[0]), 0);
-  release(out[0]);
-  release(out[1]);
+  assert_int_equal(rt_get_i64(out[0]), 0);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Duplicates. */
   ray_function_t dup = {0};
-  assert_rc(ray_function_register("copied-name", fn_block, NULL, T_I64, 1, &dup), RAY_ENAMEEXISTS);
+  assert_rc(ray_function_register("copied-name", fn_block, NULL, rt_t_i64, 1, &dup),
+            RAY_ENAMEEXISTS);
   assert_int_equal(dup.id, 0);
   assert_rc(ray_function_register("copied-name", fn_sum, NULL, types, 2, &dup), RAY_ENAMEEXISTS);
   /* Names are case-sensitive and exact. */
-  reg("Copied-name", fn_sum, NULL, T_I64, 1);
-  reg("copied-name ", fn_sum, NULL, T_I64, 1);
+  rt_register("Copied-name", fn_sum, NULL, rt_t_i64, 1);
+  rt_register("copied-name ", fn_sum, NULL, rt_t_i64, 1);
 
   /* Lookup errors. */
   assert_rc(ray_function_lookup(NULL, &found), RAY_EINVAL);
@@ -358,11 +304,11 @@ static void test_register_lookup_info(void **state) {
 
   /* The registration argument reaches the function. */
   static int anchor;
-  ray_function_t a = reg("arg-is", fn_arg_is, &anchor, T_I64, 1);
+  ray_function_t a = rt_register("arg-is", fn_arg_is, &anchor, rt_t_i64, 1);
   ray_arg_t arg = ray_arg_i64((int64_t)(uintptr_t)&anchor);
-  ray_ref_t r = submit(a, &arg, 1, NULL);
-  assert_int_equal(get_i64(r), 1);
-  release(r);
+  ray_ref_t r = rt_submit(a, &arg, 1, NULL);
+  assert_int_equal(rt_get_i64(r), 1);
+  rt_release(r);
   t_end();
 }
 
@@ -375,7 +321,7 @@ static void test_register_many(void **state) {
   char name[32];
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof name, "fn-%d", i);
-    fs[i] = reg(name, fn_sum, NULL, T_I64, 1);
+    fs[i] = rt_register(name, fn_sum, NULL, rt_t_i64, 1);
     for (int j = 0; j < i; j += 97) assert_true(fs[j].id != fs[i].id);
   }
   for (int i = 0; i < N; i++) {
@@ -388,17 +334,17 @@ static void test_register_many(void **state) {
     assert_string_equal(n, name);
   }
   ray_arg_t args[2] = {ray_arg_i64(40), ray_arg_i64(2)};
-  ray_ref_t r = submit(fs[N - 1], args, 2, NULL);
-  assert_int_equal(get_i64(r), 42);
-  release(r);
+  ray_ref_t r = rt_submit(fs[N - 1], args, 2, NULL);
+  assert_int_equal(rt_get_i64(r), 42);
+  rt_release(r);
   t_end();
 }
 
 static void test_register_stale_after_reinit(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t old = reg("stale", fn_sum, NULL, T_I64, 1);
-  ray_function_t old2 = reg("stale-2", fn_sum, NULL, T_I64, 1);
+  ray_function_t old = rt_register("stale", fn_sum, NULL, rt_t_i64, 1);
+  ray_function_t old2 = rt_register("stale-2", fn_sum, NULL, rt_t_i64, 1);
   t_end();
   ray_ref_t out;
   assert_rc(ray_function_info(old, NULL, NULL), RAY_ENOTINIT);
@@ -411,9 +357,9 @@ static void test_register_stale_after_reinit(void **state) {
   assert_rc(ray_function_info(old, NULL, NULL), RAY_ENOTFOUND);
   assert_rc(ray_task_submit(old, NULL, 0, NULL, &out), RAY_ENOTFOUND);
   /* Registered again (at the same index): the old handle still does not resolve. */
-  ray_function_t fresh = reg("stale", fn_block, NULL, T_I64, 1);
+  ray_function_t fresh = rt_register("stale", fn_block, NULL, rt_t_i64, 1);
   assert_true(fresh.id != old.id);
-  reg("other", fn_sum, NULL, T_I64, 1);
+  rt_register("other", fn_sum, NULL, rt_t_i64, 1);
   assert_rc(ray_function_info(old, NULL, NULL), RAY_ENOTFOUND);
   assert_rc(ray_function_info(old2, NULL, NULL), RAY_ENOTFOUND);
   assert_rc(ray_task_submit(old, NULL, 0, NULL, &out), RAY_ENOTFOUND);
@@ -540,7 +486,7 @@ static void run_value_args(size_t threshold, uint64_t stored) {
   kinds_t k = {
       INT64_MIN, -2.5, "h\xc3\xa9llo", small_copy,          sizeof small, &mp_expect.u.data,
       big_copy,  BIG,  bigstr_copy,    &bigmp_expect.u.data};
-  ray_function_t f = reg("kinds", fn_kinds, &k, T_I64, 1);
+  ray_function_t f = rt_register("kinds", fn_kinds, &k, rt_t_i64, 1);
   ray_arg_t args[K_NARGS] = {ray_arg_i64(INT64_MIN),
                              ray_arg_f64(-2.5),
                              ray_arg_str(str),
@@ -553,7 +499,7 @@ static void run_value_args(size_t threshold, uint64_t stored) {
                              ray_arg_str(""),
                              ray_arg_f64(-0.0)};
   ray_stats_t s0 = rt_stats();
-  ray_ref_t r = submit(f, args, K_NARGS, NULL);
+  ray_ref_t r = rt_submit(f, args, K_NARGS, NULL);
   assert_int_equal(r.type, RAY_TYPE_I64);
   rt_latch_wait(&g_started, 1);
   /* The task is running and holds its arguments: the result plus the
@@ -568,8 +514,8 @@ static void run_value_args(size_t threshold, uint64_t stored) {
   mp_free(&mp);
   mp_free(&bigmp);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(r), K_NARGS);
-  release(r);
+  assert_int_equal(rt_get_i64(r), K_NARGS);
+  rt_release(r);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 1);
   mp_free(&mp_expect);
@@ -596,20 +542,20 @@ static void test_value_args_all_stored(void **state) {
 static void test_max_args(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t f = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_arg_t args[RAY_MAX_ARGS];
   int64_t want = 0;
   for (int i = 0; i < RAY_MAX_ARGS; i++) {
     args[i] = ray_arg_i64(i * 1000003LL);
     want += i * 1000003LL;
   }
-  ray_ref_t r = submit(f, args, RAY_MAX_ARGS, NULL);
-  assert_int_equal(get_i64(r), want);
-  release(r);
+  ray_ref_t r = rt_submit(f, args, RAY_MAX_ARGS, NULL);
+  assert_int_equal(rt_get_i64(r), want);
+  rt_release(r);
   /* No arguments at all, args NULL. */
-  r = submit(f, NULL, 0, NULL);
-  assert_int_equal(get_i64(r), 0);
-  release(r);
+  r = rt_submit(f, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(r), 0);
+  rt_release(r);
   t_end();
 }
 
@@ -709,16 +655,16 @@ static void test_ref_args_zero_copy(void **state) {
   x.str_view = vstr.data;
   x.str_view_size = vstr.size;
 
-  ray_function_t f = reg("refs", fn_refs, &x, T_I64, 1);
+  ray_function_t f = rt_register("refs", fn_refs, &x, rt_t_i64, 1);
   ray_arg_t args[8];
   for (int i = 0; i < 8; i++) args[i] = ray_arg_ref(x.refs[i]);
-  ray_ref_t r = submit(f, args, 8, NULL);
-  assert_int_equal(get_i64(r), 42);
-  release(r);
+  ray_ref_t r = rt_submit(f, args, 8, NULL);
+  assert_int_equal(rt_get_i64(r), 42);
+  rt_release(r);
   ray_buf_release(&vs);
   ray_buf_release(&vb);
   ray_buf_release(&vstr);
-  for (int i = 0; i < 7; i++) release(x.refs[i]);
+  for (int i = 0; i < 7; i++) rt_release(x.refs[i]);
   /* The big object lives on through the reference the task took. */
   ray_ref_t kept = {atomic_load(&x.kept), RAY_TYPE_BYTES};
   assert_true(kept.id == x.refs[1].id);
@@ -726,7 +672,7 @@ static void test_ref_args_zero_copy(void **state) {
   assert_rc(ray_get(kept, 0, &b), 0);
   assert_true(b.size == 5000 && rt_check(b.data, b.size, 2));
   ray_buf_release(&b);
-  release(kept);
+  rt_release(kept);
   mp_free(&mp);
   t_end();
 }
@@ -736,15 +682,15 @@ static void test_ref_args_zero_copy(void **state) {
 static void test_ref_arg_pending(void **state) {
   (void)state;
   t_begin(1);
-  ray_function_t f = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t f = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
   ray_arg_t a[2] = {ray_arg_ref(p), ray_arg_i64(1)};
-  ray_ref_t r = submit(f, a, 2, NULL);
-  ray_ref_t r2 = submit(f, a, 2, NULL); /* two tasks on one dependency */
+  ray_ref_t r = rt_submit(f, a, 2, NULL);
+  ray_ref_t r2 = rt_submit(f, a, 2, NULL); /* two tasks on one dependency */
   ray_arg_t b[2] = {ray_arg_i64(2), ray_arg_i64(3)};
-  ray_ref_t q = submit(f, b, 2, NULL);
-  assert_int_equal(get_i64(q), 5);
+  ray_ref_t q = rt_submit(f, b, 2, NULL);
+  assert_int_equal(rt_get_i64(q), 5);
   ray_buf_t v;
   assert_rc(ray_get(r, 0, &v), RAY_ETIMEDOUT);
   assert_int_equal(atomic_load(&g_calls), 1);
@@ -752,12 +698,12 @@ static void test_ref_arg_pending(void **state) {
   char enc[16];
   size_t n = rt_encode_i64(41, enc, sizeof enc);
   assert_rc(ray__object_fulfil(p, enc, n), 0);
-  release(p);
-  assert_int_equal(get_i64(r), 42);
-  assert_int_equal(get_i64(r2), 42);
-  release(r);
-  release(r2);
-  release(q);
+  rt_release(p);
+  assert_int_equal(rt_get_i64(r), 42);
+  assert_int_equal(rt_get_i64(r2), 42);
+  rt_release(r);
+  rt_release(r2);
+  rt_release(q);
   t_end();
 }
 
@@ -785,7 +731,7 @@ static int fn_decode(ray_task_ctx_t *ctx, void *arg) {
 static void test_arg_decode_errors(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("decode", fn_decode, NULL, T_I64, 1);
+  ray_function_t f = rt_register("decode", fn_decode, NULL, rt_t_i64, 1);
   ray_ref_t bad[6];
   assert_rc(ray_put_typed("\xc1", 1, RAY_TYPE_I64, &bad[0]), 0);
   assert_rc(ray_put_typed("\xa2hi", 3, RAY_TYPE_I64, &bad[1]), 0);
@@ -795,10 +741,10 @@ static void test_arg_decode_errors(void **state) {
   assert_rc(ray_put_typed("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, RAY_TYPE_I64, &bad[5]), 0);
   ray_arg_t a[6];
   for (int i = 0; i < 6; i++) a[i] = ray_arg_ref(bad[i]);
-  ray_ref_t r = submit(f, a, 6, NULL);
-  assert_int_equal(get_i64(r), 1);
-  release(r);
-  for (int i = 0; i < 6; i++) release(bad[i]);
+  ray_ref_t r = rt_submit(f, a, 6, NULL);
+  assert_int_equal(rt_get_i64(r), 1);
+  rt_release(r);
+  for (int i = 0; i < 6; i++) rt_release(bad[i]);
   t_end();
 }
 
@@ -826,7 +772,7 @@ static int fn_typed(ray_task_ctx_t *ctx, void *arg) {
 static void test_results_typed_at_submission(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("typed", fn_typed, NULL, k_typed, 5);
+  ray_function_t f = rt_register("typed", fn_typed, NULL, k_typed, 5);
   ray_ref_t out[5];
   memset(out, 0, sizeof out);
   assert_rc(ray_task_submit(f, NULL, 0, NULL, out), 0);
@@ -853,7 +799,7 @@ static void test_results_typed_at_submission(void **state) {
   assert_rc(ray_get_str(out[0], RAY_TIMEOUT_INFINITE, &s, NULL), 0);
   assert_string_equal(s, "typed");
   ray_free(s);
-  assert_int_equal(get_i64(out[1]), 5);
+  assert_int_equal(rt_get_i64(out[1]), 5);
   ray_buf_t b;
   assert_rc(ray_get(out[2], RAY_TIMEOUT_INFINITE, &b), 0);
   assert_int_equal(b.type, RAY_TYPE_USER + 3);
@@ -867,7 +813,7 @@ static void test_results_typed_at_submission(void **state) {
   double d = 0;
   assert_rc(ray_get_f64(out[4], RAY_TIMEOUT_INFINITE, &d), 0);
   assert_true(d == 1.25);
-  for (int i = 0; i < 5; i++) release(out[i]);
+  for (int i = 0; i < 5; i++) rt_release(out[i]);
   t_end();
 }
 
@@ -884,7 +830,7 @@ static void test_multiple_returns(void **state) {
   t_begin(2);
   uint32_t types[RAY_MAX_RETURNS];
   for (int i = 0; i < RAY_MAX_RETURNS; i++) types[i] = RAY_TYPE_I64;
-  ray_function_t f = reg("squares", fn_squares, NULL, types, RAY_MAX_RETURNS);
+  ray_function_t f = rt_register("squares", fn_squares, NULL, types, RAY_MAX_RETURNS);
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.num_returns = RAY_MAX_RETURNS; /* matches: fine */
@@ -893,8 +839,8 @@ static void test_multiple_returns(void **state) {
   assert_rc(ray_task_submit(f, NULL, 0, &o, out), 0);
   assert_int_equal(out[RAY_MAX_RETURNS].id, 0); /* wrote exactly num_returns refs */
   for (int i = 0; i < RAY_MAX_RETURNS; i++) {
-    assert_int_equal(get_i64(out[i]), i * i);
-    release(out[i]);
+    assert_int_equal(rt_get_i64(out[i]), i * i);
+    rt_release(out[i]);
   }
   /* A num_returns check that does not match. */
   o.num_returns = RAY_MAX_RETURNS - 1;
@@ -949,7 +895,7 @@ static int fn_setters(ray_task_ctx_t *ctx, void *arg) {
   TC(ray_return_str(ctx, 2, NULL) == RAY_EINVAL, 210);
   TC(ray_return_msgpack(ctx, 4, NULL) == RAY_EINVAL, 211);
   TC(ray_return_bytes(ctx, 3, NULL, 1) == RAY_EINVAL, 212);
-  TC(ray_return_owned(ctx, 3, NULL, 1, count_free) == RAY_EINVAL, 213);
+  TC(ray_return_owned(ctx, 3, NULL, 1, rt_count_free) == RAY_EINVAL, 213);
   TC(ray_fail(NULL, RAY_ETASK, "x") == RAY_EINVAL, 214);
   /* Not failures: they do not fail the task. */
   TC(ray_fail(ctx, 0, "x") == RAY_EINVAL, 215);
@@ -990,10 +936,10 @@ static int fn_setters(ray_task_ctx_t *ctx, void *arg) {
 static void test_return_setters(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("setters", fn_setters, NULL, k_setters, NSET);
+  ray_function_t f = rt_register("setters", fn_setters, NULL, k_setters, NSET);
   ray_ref_t out[NSET];
   assert_rc(ray_task_submit(f, NULL, 0, NULL, out), 0);
-  assert_int_equal(get_i64(out[0]), -8);
+  assert_int_equal(rt_get_i64(out[0]), -8);
   double d = 0;
   assert_rc(ray_get_f64(out[1], RAY_TIMEOUT_INFINITE, &d), 0);
   assert_true(d == 2.5);
@@ -1020,7 +966,7 @@ static void test_return_setters(void **state) {
   assert_int_equal(b.size, 4);
   assert_memory_equal(b.data, "user", 4);
   ray_buf_release(&b);
-  for (int i = 0; i < NSET; i++) release(out[i]);
+  for (int i = 0; i < NSET; i++) rt_release(out[i]);
   t_end();
 }
 
@@ -1039,31 +985,31 @@ static int fn_owned(ray_task_ctx_t *ctx, void *arg) {
   void *a = owned(5000, 1);
   TC(a != NULL, 0);
   atomic_store(&g_owned_ptr, a);
-  TC(ray_return_owned(ctx, 0, a, 5000, count_free) == 0, 1);
+  TC(ray_return_owned(ctx, 0, a, 5000, rt_count_free) == 0, 1);
   /* Replaced by a copy: freed at once. */
   void *b = owned(100, 2);
-  TC(ray_return_owned(ctx, 1, b, 100, count_free) == 0, 2);
-  TC(atomic_load(&g_frees) == 0, 3);
+  TC(ray_return_owned(ctx, 1, b, 100, rt_count_free) == 0, 2);
+  TC(atomic_load(&rt_frees) == 0, 3);
   TC(ray_return_bytes(ctx, 1, "replaced", 8) == 0, 4);
-  TC(atomic_load(&g_frees) == 1, atomic_load(&g_frees));
+  TC(atomic_load(&rt_frees) == 1, atomic_load(&rt_frees));
   /* Refused: the buffer stays ours. */
   void *c = owned(10, 3);
-  TC(ray_return_owned(ctx, 4, c, 10, count_free) == RAY_EINVAL, 5);
-  TC(atomic_load(&g_frees) == 1, 6);
+  TC(ray_return_owned(ctx, 4, c, 10, rt_count_free) == RAY_EINVAL, 5);
+  TC(atomic_load(&rt_frees) == 1, 6);
   TC(rt_check(c, 10, 3), 7);
   free(c);
   /* Any slot type takes owned bytes (already in its encoding). */
   void *d = owned(12, 4);
-  TC(ray_return_owned(ctx, 2, d, 12, count_free) == 0, 8);
+  TC(ray_return_owned(ctx, 2, d, 12, rt_count_free) == 0, 8);
   void *e = owned(0, 0);
-  TC(ray_return_owned(ctx, 3, e, 0, count_free) == 0, 9); /* empty, still owned */
+  TC(ray_return_owned(ctx, 3, e, 0, rt_count_free) == 0, 9); /* empty, still owned */
   return 0;
 }
 
 static int fn_owned_then_fail(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
-  TC(ray_return_owned(ctx, 0, owned(3000, 5), 3000, count_free) == 0, 0);
-  TC(ray_return_owned(ctx, 1, owned(10, 6), 10, count_free) == 0, 1);
+  TC(ray_return_owned(ctx, 0, owned(3000, 5), 3000, rt_count_free) == 0, 0);
+  TC(ray_return_owned(ctx, 1, owned(10, 6), 10, rt_count_free) == 0, 1);
   return ray_fail(ctx, RAY_ETASK, "failed after handing over");
 }
 
@@ -1071,7 +1017,7 @@ static void test_return_owned(void **state) {
   (void)state;
   t_begin(2);
   const uint32_t types[] = {RAY_TYPE_BYTES, RAY_TYPE_BYTES, RAY_TYPE_USER + 2, RAY_TYPE_BYTES};
-  ray_function_t f = reg("owned", fn_owned, NULL, types, 4);
+  ray_function_t f = rt_register("owned", fn_owned, NULL, types, 4);
   ray_ref_t out[4];
   assert_rc(ray_task_submit(f, NULL, 0, NULL, out), 0);
   ray_buf_t b, b1;
@@ -1089,31 +1035,31 @@ static void test_return_owned(void **state) {
   assert_rc(ray_get(out[3], RAY_TIMEOUT_INFINITE, &b2), 0);
   assert_int_equal(b2.size, 0);
   ray_buf_release(&b2);
-  assert_int_equal(atomic_load(&g_frees), 1);
-  release(out[1]);
-  release(out[2]);
-  assert_int_equal(atomic_load(&g_frees), 2);
-  release(out[3]);
-  assert_int_equal(atomic_load(&g_frees), 3);
+  assert_int_equal(atomic_load(&rt_frees), 1);
+  rt_release(out[1]);
+  rt_release(out[2]);
+  assert_int_equal(atomic_load(&rt_frees), 2);
+  rt_release(out[3]);
+  assert_int_equal(atomic_load(&rt_frees), 3);
   /* A view keeps the owned buffer after its ref is gone. */
-  release(out[0]);
-  assert_int_equal(atomic_load(&g_frees), 3);
+  rt_release(out[0]);
+  assert_int_equal(atomic_load(&rt_frees), 3);
   assert_true(rt_check(b.data, 5000, 1));
   ray_buf_release(&b);
-  assert_int_equal(atomic_load(&g_frees), 4);
+  assert_int_equal(atomic_load(&rt_frees), 4);
 
   /* Handed over, then the task failed: freed once, with the attempt. */
-  atomic_store(&g_frees, 0);
-  ray_function_t g = reg("owned-fail", fn_owned_then_fail, NULL, types, 2);
+  atomic_store(&rt_frees, 0);
+  ray_function_t g = rt_register("owned-fail", fn_owned_then_fail, NULL, types, 2);
   ray_ref_t fo[2];
   assert_rc(ray_task_submit(g, NULL, 0, NULL, fo), 0);
-  assert_fails(fo[0], RAY_ETASK);
-  assert_fails(fo[1], RAY_ETASK);
-  assert_int_equal(atomic_load(&g_frees), 2);
-  release(fo[0]);
-  release(fo[1]);
+  rt_assert_fails(fo[0], RAY_ETASK);
+  rt_assert_fails(fo[1], RAY_ETASK);
+  assert_int_equal(atomic_load(&rt_frees), 2);
+  rt_release(fo[0]);
+  rt_release(fo[1]);
   t_end();
-  assert_int_equal(atomic_load(&g_frees), 2);
+  assert_int_equal(atomic_load(&rt_frees), 2);
 }
 
 /* ray_return_ref: the result shares another object's value. Arguments:
@@ -1152,7 +1098,7 @@ static void ret_ref_submit(ray_function_t f, ray_ref_t src, int mode, ray_ref_t 
   ray_arg_t a[2] = {ray_arg_i64((int64_t)src.id), ray_arg_i64(mode)};
   assert_rc(ray_task_submit(f, a, 2, NULL, out), 0);
   /* The marker is published with (or after) the alias: the task is done. */
-  assert_int_equal(get_i64(out[1]), 1);
+  assert_int_equal(rt_get_i64(out[1]), 1);
 }
 
 static ray_error_t *upstream_error(void) {
@@ -1162,7 +1108,7 @@ static ray_error_t *upstream_error(void) {
 }
 
 static void assert_upstream_cause(ray_ref_t r) {
-  ray_error_t *e = get_err(r);
+  ray_error_t *e = rt_get_error(r);
   assert_int_equal(ray_error_code(e), RAY_EDEPFAILED);
   const ray_error_t *c = ray_error_cause(e);
   assert_non_null(c);
@@ -1177,7 +1123,7 @@ static void test_return_ref(void **state) {
   (void)state;
   t_begin(2);
   const uint32_t types[] = {RAY_TYPE_BYTES, RAY_TYPE_I64};
-  ray_function_t f = reg("ret-ref", fn_ret_ref, NULL, types, 2);
+  ray_function_t f = rt_register("ret-ref", fn_ret_ref, NULL, types, 2);
   unsigned char data[3000];
   rt_fill(data, sizeof data, 12);
   ray_ref_t out[2];
@@ -1195,22 +1141,22 @@ static void test_return_ref(void **state) {
   assert_int_equal(b.type, RAY_TYPE_BYTES);
   ray_buf_release(&b);
   ray_buf_release(&bs);
-  release(src);
-  release(out[0]);
-  release(out[1]);
+  rt_release(src);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Pending source whose only other reference is dropped before it is
    * fulfilled: the result holds its own. */
   src = pending_bytes();
   ret_ref_submit(f, src, 0, out);
   ray_ref_t src_id = src;
-  release(src);
+  rt_release(src);
   assert_rc(ray__object_fulfil(src_id, data, 100), 0);
   assert_rc(ray_get(out[0], RAY_TIMEOUT_INFINITE, &b), 0);
   assert_true(b.size == 100 && rt_check(b.data, b.size, 12));
   ray_buf_release(&b);
-  release(out[0]);
-  release(out[1]);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Ready source. */
   assert_rc(ray_put(data, sizeof data, &src), 0);
@@ -1220,30 +1166,30 @@ static void test_return_ref(void **state) {
   assert_ptr_equal(b.data, bs.data);
   ray_buf_release(&b);
   ray_buf_release(&bs);
-  release(src);
-  release(out[0]);
-  release(out[1]);
+  rt_release(src);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Source that fails after the task finished: the result fails, caused by it. */
   src = pending_bytes();
   ret_ref_submit(f, src, 0, out);
   ray_error_t *up = upstream_error();
   assert_rc(ray__object_fail(src, up), 0);
-  assert_fails(out[0], RAY_EDEPFAILED);
+  rt_assert_fails(out[0], RAY_EDEPFAILED);
   assert_upstream_cause(out[0]);
-  release(src);
-  release(out[0]);
-  release(out[1]);
+  rt_release(src);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Source failed before the task ran. */
   src = pending_bytes();
   assert_rc(ray__object_fail(src, up), 0);
   ret_ref_submit(f, src, 0, out);
-  assert_fails(out[0], RAY_EDEPFAILED);
-  release(src); /* the failed result keeps its cause alive */
+  rt_assert_fails(out[0], RAY_EDEPFAILED);
+  rt_release(src); /* the failed result keeps its cause alive */
   assert_upstream_cause(out[0]);
-  release(out[0]);
-  release(out[1]);
+  rt_release(out[0]);
+  rt_release(out[1]);
   ray_error_free(up);
 
   /* Returned, then replaced by a value: the source is not kept. */
@@ -1252,21 +1198,21 @@ static void test_return_ref(void **state) {
   assert_rc(ray_get(out[0], RAY_TIMEOUT_INFINITE, &b), 0);
   assert_true(b.size == 1 && memcmp(b.data, "z", 1) == 0);
   ray_buf_release(&b);
-  release(src);
+  rt_release(src);
   assert_rc(ray_get(src, 0, &b), RAY_ENOTFOUND);
-  release(out[0]);
-  release(out[1]);
+  rt_release(out[0]);
+  rt_release(out[1]);
 
   /* Returned, then the task failed: the source is not kept either. */
   assert_rc(ray_put(data, 10, &src), 0);
   ray_arg_t a[2] = {ray_arg_i64((int64_t)src.id), ray_arg_i64(2)};
   assert_rc(ray_task_submit(f, a, 2, NULL, out), 0);
-  assert_fails(out[0], RAY_ETASK);
-  assert_fails(out[1], RAY_ETASK);
-  release(src);
+  rt_assert_fails(out[0], RAY_ETASK);
+  rt_assert_fails(out[1], RAY_ETASK);
+  rt_release(src);
   assert_rc(ray_get(src, 0, &b), RAY_ENOTFOUND);
-  release(out[0]);
-  release(out[1]);
+  rt_release(out[0]);
+  rt_release(out[1]);
   t_end();
 }
 
@@ -1278,14 +1224,14 @@ static void test_cancel_alias_after_task_finished(void **state) {
   (void)state;
   t_begin(1);
   const uint32_t types[] = {RAY_TYPE_BYTES, RAY_TYPE_I64};
-  ray_function_t f = reg("ret-ref", fn_ret_ref, NULL, types, 2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t f = rt_register("ret-ref", fn_ret_ref, NULL, types, 2);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_ref_t src = pending_bytes();
   ray_ref_t out[2];
   ret_ref_submit(f, src, 0, out);
   ray_arg_t a = ray_arg_i64(1);
-  ray_ref_t after = submit(sum, &a, 1, NULL);
-  assert_int_equal(get_i64(after), 1); /* the ret-ref task is gone by now */
+  ray_ref_t after = rt_submit(sum, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(after), 1); /* the ret-ref task is gone by now */
   ray_buf_t b;
   assert_rc(ray_get(out[0], 0, &b), RAY_ETIMEDOUT); /* still pending */
   assert_rc(ray_cancel(out[0]), RAY_EFINISHED);
@@ -1295,10 +1241,10 @@ static void test_cancel_alias_after_task_finished(void **state) {
   assert_rc(ray_get(out[0], RAY_TIMEOUT_INFINITE, &b), 0);
   assert_true(b.size == 3 && memcmp(b.data, "abc", 3) == 0);
   ray_buf_release(&b);
-  release(src);
-  release(out[0]);
-  release(out[1]);
-  release(after);
+  rt_release(src);
+  rt_release(out[0]);
+  rt_release(out[1]);
+  rt_release(after);
   t_end();
 }
 
@@ -1315,17 +1261,17 @@ static int fn_passthrough(ray_task_ctx_t *ctx, void *arg) {
 static void test_return_ref_of_argument(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("pass", fn_passthrough, NULL, T_BYTES, 1);
+  ray_function_t f = rt_register("pass", fn_passthrough, NULL, rt_t_bytes, 1);
   unsigned char data[2000];
   rt_fill(data, sizeof data, 21);
   ray_ref_t src;
   assert_rc(ray_put(data, sizeof data, &src), 0);
   ray_arg_t a = ray_arg_ref(src);
-  ray_ref_t r = submit(f, &a, 1, NULL);
-  release(src);
+  ray_ref_t r = rt_submit(f, &a, 1, NULL);
+  rt_release(src);
   /* A pass-through of a pass-through. */
   ray_arg_t a2 = ray_arg_ref(r);
-  ray_ref_t r2 = submit(f, &a2, 1, NULL);
+  ray_ref_t r2 = rt_submit(f, &a2, 1, NULL);
   ray_buf_t b, b2;
   assert_rc(ray_get(r2, RAY_TIMEOUT_INFINITE, &b2), 0);
   assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
@@ -1333,13 +1279,13 @@ static void test_return_ref_of_argument(void **state) {
   assert_true(b.size == sizeof data && rt_check(b.data, b.size, 21));
   ray_buf_release(&b);
   ray_buf_release(&b2);
-  release(r);
-  release(r2);
+  rt_release(r);
+  rt_release(r2);
   /* By value, there is no ref to return. */
   ray_arg_t v = ray_arg_bytes(data, 10);
-  r = submit(f, &v, 1, NULL);
-  assert_fails(r, RAY_ENORESULT);
-  release(r);
+  r = rt_submit(f, &v, 1, NULL);
+  rt_assert_fails(r, RAY_ENORESULT);
+  rt_release(r);
   t_end();
 }
 
@@ -1358,25 +1304,25 @@ static void test_unset_slot(void **state) {
   (void)state;
   t_begin(2);
   const uint32_t types[] = {RAY_TYPE_I64, RAY_TYPE_STR};
-  ray_function_t f = reg("partial", fn_partial, NULL, types, 2);
+  ray_function_t f = rt_register("partial", fn_partial, NULL, types, 2);
   for (int mode = 0; mode < 2; mode++) {
     ray_arg_t a = ray_arg_i64(mode);
     ray_ref_t out[2];
     assert_rc(ray_task_submit(f, &a, 1, NULL, out), 0);
     if (mode == 1)
-      assert_int_equal(get_i64(out[0]), 3);
+      assert_int_equal(rt_get_i64(out[0]), 3);
     else
-      assert_fails(out[0], RAY_ENORESULT);
-    assert_fails(out[1], RAY_ENORESULT);
-    ray_error_t *e = get_err(out[1]);
+      rt_assert_fails(out[0], RAY_ENORESULT);
+    rt_assert_fails(out[1], RAY_ENORESULT);
+    ray_error_t *e = rt_get_error(out[1]);
     assert_int_equal(ray_error_code(e), RAY_ENORESULT);
     assert_string_equal(ray_error_origin(e), "partial");
     assert_true(ray_error_task_id(e) == atomic_load(&g_task_id));
     assert_true(strlen(ray_error_message(e)) > 0);
     assert_null(ray_error_cause(e));
     ray_error_free(e);
-    release(out[0]);
-    release(out[1]);
+    rt_release(out[0]);
+    rt_release(out[1]);
   }
   t_end();
 }
@@ -1421,7 +1367,7 @@ static void test_failures(void **state) {
   (void)state;
   t_begin(2);
   const uint32_t types[] = {RAY_TYPE_I64, RAY_TYPE_STR, RAY_TYPE_BYTES};
-  ray_function_t f = reg("failer", fn_failer, NULL, types, 3);
+  ray_function_t f = rt_register("failer", fn_failer, NULL, types, 3);
   const int codes[7] = {RAY_ETASK, RAY_EIO, RAY_ETASK, RAY_ETASK, RAY_EIO, RAY_ETASK, RAY_ETASK};
   const char *msgs[7] = {NULL, NULL, NULL, "bad input 42", "disk gone", "after setting results",
                          NULL};
@@ -1430,8 +1376,8 @@ static void test_failures(void **state) {
     ray_ref_t out[3];
     assert_rc(ray_task_submit(f, &a, 1, NULL, out), 0);
     for (int i = 0; i < 3; i++) {
-      assert_fails(out[i], codes[mode]);
-      ray_error_t *e = get_err(out[i]);
+      rt_assert_fails(out[i], codes[mode]);
+      ray_error_t *e = rt_get_error(out[i]);
       assert_int_equal(ray_error_code(e), codes[mode]);
       assert_string_equal(ray_error_origin(e), "failer");
       assert_true(ray_error_task_id(e) == atomic_load(&g_fail_ids[mode]));
@@ -1451,11 +1397,11 @@ static void test_failures(void **state) {
     }
     /* A dependent fails with EDEPFAILED, caused by this error. */
     ray_function_t sum = {0};
-    if (ray_function_lookup("sum", &sum) != 0) sum = reg("sum", fn_sum, NULL, T_I64, 1);
+    if (ray_function_lookup("sum", &sum) != 0) sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
     ray_arg_t d = ray_arg_ref(out[0]);
-    ray_ref_t dep = submit(sum, &d, 1, NULL);
-    assert_fails(dep, RAY_EDEPFAILED);
-    ray_error_t *e = get_err(dep);
+    ray_ref_t dep = rt_submit(sum, &d, 1, NULL);
+    rt_assert_fails(dep, RAY_EDEPFAILED);
+    ray_error_t *e = rt_get_error(dep);
     assert_int_equal(ray_error_code(e), RAY_EDEPFAILED);
     assert_string_equal(ray_error_origin(e), "sum");
     assert_true(ray_error_task_id(e) != 0);
@@ -1466,8 +1412,8 @@ static void test_failures(void **state) {
     assert_string_equal(ray_error_origin(c), "failer");
     assert_true(ray_error_task_id(c) == atomic_load(&g_fail_ids[mode]));
     ray_error_free(e);
-    release(dep);
-    for (int i = 0; i < 3; i++) release(out[i]);
+    rt_release(dep);
+    for (int i = 0; i < 3; i++) rt_release(out[i]);
   }
   assert_int_equal(atomic_load(&g_calls), 0); /* no dependent ever ran */
   t_end();
@@ -1485,33 +1431,33 @@ static int fn_named(ray_task_ctx_t *ctx, void *arg) {
 static void test_display_name(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("named", fn_named, "my display name", T_I64, 1);
+  ray_function_t f = rt_register("named", fn_named, "my display name", rt_t_i64, 1);
   char name[] = "my display name";
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.name = name;
-  ray_ref_t r = submit(f, NULL, 0, &o);
+  ray_ref_t r = rt_submit(f, NULL, 0, &o);
   rt_latch_wait(&g_started, 1);
   memset(name, 'x', sizeof name - 1); /* copied at submission */
   rt_latch_signal(&g_go);
-  assert_fails(r, RAY_ETASK);
-  ray_error_t *e = get_err(r);
+  rt_assert_fails(r, RAY_ETASK);
+  ray_error_t *e = rt_get_error(r);
   assert_string_equal(ray_error_origin(e), "my display name");
   assert_string_equal(ray_error_message(e), "named failure");
   ray_error_free(e);
-  release(r);
+  rt_release(r);
   const char *n = NULL;
   assert_rc(ray_function_info(f, &n, NULL), 0);
   assert_string_equal(n, "named"); /* the function keeps its own */
 
   /* Without a display name: the function's. */
-  ray_function_t g = reg("plain", fn_named, "plain", T_I64, 1);
-  r = submit(g, NULL, 0, NULL);
-  assert_fails(r, RAY_ETASK);
-  e = get_err(r);
+  ray_function_t g = rt_register("plain", fn_named, "plain", rt_t_i64, 1);
+  r = rt_submit(g, NULL, 0, NULL);
+  rt_assert_fails(r, RAY_ETASK);
+  e = rt_get_error(r);
   assert_string_equal(ray_error_origin(e), "plain");
   ray_error_free(e);
-  release(r);
+  rt_release(r);
   t_end();
 }
 
@@ -1522,7 +1468,7 @@ enum { DAG_DEPTH = 50 };
 /* Walk the chain: EDEPFAILED links from `top_origin` tasks down to the root. */
 static void assert_dep_chain(ray_ref_t last, size_t want_len, const char *root_msg,
                              uint64_t root_id) {
-  ray_error_t *e = get_err(last);
+  ray_error_t *e = rt_get_error(last);
   assert_int_equal(chain_len(e), want_len);
   uint64_t ids[DAG_DEPTH + 2];
   size_t k = 0;
@@ -1559,18 +1505,18 @@ static void assert_dep_chain(ray_ref_t last, size_t want_len, const char *root_m
 static void test_dep_failure_chain_depth_50(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
-  ray_ref_t prev = submit(root, NULL, 0, NULL);
+  ray_function_t root = rt_register("root", fn_root_fail, NULL, rt_t_i64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_ref_t prev = rt_submit(root, NULL, 0, NULL);
   for (int i = 0; i < DAG_DEPTH; i++) {
     ray_arg_t a[2] = {ray_arg_i64(i), ray_arg_ref(prev)};
-    ray_ref_t next = submit(sum, a, 2, NULL);
-    release(prev); /* only the tasks (and then the errors) keep it */
+    ray_ref_t next = rt_submit(sum, a, 2, NULL);
+    rt_release(prev); /* only the tasks (and then the errors) keep it */
     prev = next;
   }
-  assert_fails(prev, RAY_EDEPFAILED);
+  rt_assert_fails(prev, RAY_EDEPFAILED);
   assert_dep_chain(prev, DAG_DEPTH + 1, "root failure", atomic_load(&g_task_id));
-  release(prev);
+  rt_release(prev);
   assert_int_equal(atomic_load(&g_calls), 0);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 0);
@@ -1581,30 +1527,30 @@ static void test_dep_failure_chain_depth_50(void **state) {
 static void test_dep_failure_dag_depth_50(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t root = rt_register("root", fn_root_fail, NULL, rt_t_i64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_ref_t lvl[2];
-  lvl[0] = submit(root, NULL, 0, NULL);
+  lvl[0] = rt_submit(root, NULL, 0, NULL);
   ray_arg_t one = ray_arg_i64(1);
-  lvl[1] = submit(sum, &one, 1, NULL);
+  lvl[1] = rt_submit(sum, &one, 1, NULL);
   for (int i = 1; i < DAG_DEPTH; i++) {
     ray_arg_t a[3] = {ray_arg_ref(lvl[0]), ray_arg_ref(lvl[1]), ray_arg_i64(i)};
     ray_arg_t b[2] = {ray_arg_ref(lvl[1]), ray_arg_ref(lvl[0])};
-    ray_ref_t n0 = submit(sum, a, 3, NULL);
-    ray_ref_t n1 = submit(sum, b, 2, NULL);
-    release(lvl[0]);
-    release(lvl[1]);
+    ray_ref_t n0 = rt_submit(sum, a, 3, NULL);
+    ray_ref_t n1 = rt_submit(sum, b, 2, NULL);
+    rt_release(lvl[0]);
+    rt_release(lvl[1]);
     lvl[0] = n0;
     lvl[1] = n1;
   }
   ray_arg_t a[2] = {ray_arg_ref(lvl[0]), ray_arg_ref(lvl[1])};
-  ray_ref_t last = submit(sum, a, 2, NULL);
-  release(lvl[0]);
-  release(lvl[1]);
-  assert_fails(last, RAY_EDEPFAILED);
+  ray_ref_t last = rt_submit(sum, a, 2, NULL);
+  rt_release(lvl[0]);
+  rt_release(lvl[1]);
+  rt_assert_fails(last, RAY_EDEPFAILED);
   /* last, 49 levels, the root. */
   assert_dep_chain(last, DAG_DEPTH + 1, "root failure", atomic_load(&g_task_id));
-  release(last);
+  rt_release(last);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 1); /* only the succeeding root */
 }
@@ -1626,24 +1572,24 @@ static int fn_flaky(ray_task_ctx_t *ctx, void *arg) {
   TC(id == atomic_load(&g_task_id), 2); /* the same task, attempt after attempt */
   if (ok_on != 0 && attempt == (uint32_t)ok_on) return ray_return_i64(ctx, 0, attempt);
   if (how == 1) return 5;
-  if (how == 2) TC(ray_return_owned(ctx, 0, owned(64, attempt), 64, count_free) == 0, 3);
+  if (how == 2) TC(ray_return_owned(ctx, 0, owned(64, attempt), 64, rt_count_free) == 0, 3);
   return ray_fail(ctx, RAY_ETASK, "attempt %u failed", attempt);
 }
 
 static ray_ref_t flaky(ray_function_t f, int ok_on, int how, uint32_t max_retries, bool retry) {
   atomic_store(&g_calls, 0);
-  atomic_store(&g_frees, 0);
+  atomic_store(&rt_frees, 0);
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.max_retries = max_retries;
   o.retry_on_error = retry;
   ray_arg_t a[2] = {ray_arg_i64(ok_on), ray_arg_i64(how)};
-  return submit(f, a, 2, &o);
+  return rt_submit(f, a, 2, &o);
 }
 
 static void assert_final_error(ray_ref_t r, int code, uint32_t attempts, const char *msg) {
-  assert_fails(r, code);
-  ray_error_t *e = get_err(r);
+  rt_assert_fails(r, code);
+  ray_error_t *e = rt_get_error(r);
   assert_int_equal(ray_error_code(e), code);
   assert_int_equal(ray_error_attempts(e), attempts);
   assert_string_equal(ray_error_origin(e), "flaky");
@@ -1655,55 +1601,55 @@ static void assert_final_error(ray_ref_t r, int code, uint32_t attempts, const c
 static void test_retries(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("flaky", fn_flaky, NULL, T_I64, 1);
+  ray_function_t f = rt_register("flaky", fn_flaky, NULL, rt_t_i64, 1);
   ray_ref_t r;
 
   /* Succeeds on the 3rd attempt. */
   r = flaky(f, 3, 0, 5, true);
-  assert_int_equal(get_i64(r), 3);
+  assert_int_equal(rt_get_i64(r), 3);
   assert_int_equal(atomic_load(&g_calls), 3);
-  release(r);
+  rt_release(r);
   /* A non-zero return is retried the same way. */
   r = flaky(f, 3, 1, 5, true);
-  assert_int_equal(get_i64(r), 3);
+  assert_int_equal(rt_get_i64(r), 3);
   assert_int_equal(atomic_load(&g_calls), 3);
-  release(r);
+  rt_release(r);
   /* Exactly max_retries retries: 1 + 3 attempts. */
   r = flaky(f, 4, 0, 3, true);
-  assert_int_equal(get_i64(r), 4);
+  assert_int_equal(rt_get_i64(r), 4);
   assert_int_equal(atomic_load(&g_calls), 4);
-  release(r);
+  rt_release(r);
   r = flaky(f, 5, 0, 3, true);
   assert_final_error(r, RAY_ETASK, 4, "attempt 4 failed");
   assert_int_equal(atomic_load(&g_calls), 4);
-  release(r);
+  rt_release(r);
   /* Never succeeds: attempts == max_retries + 1, the last attempt's error. */
   r = flaky(f, 0, 0, 2, true);
   assert_final_error(r, RAY_ETASK, 3, "attempt 3 failed");
   assert_int_equal(atomic_load(&g_calls), 3);
-  release(r);
+  rt_release(r);
   r = flaky(f, 0, 1, 2, true);
   assert_final_error(r, RAY_ETASK, 3, NULL);
-  release(r);
+  rt_release(r);
   /* Without retry_on_error, max_retries does not rerun a failed function. */
   r = flaky(f, 2, 0, 3, false);
   assert_final_error(r, RAY_ETASK, 1, "attempt 1 failed");
   assert_int_equal(atomic_load(&g_calls), 1);
-  release(r);
+  rt_release(r);
   /* retry_on_error with no retries: one attempt. */
   r = flaky(f, 2, 0, 0, true);
   assert_final_error(r, RAY_ETASK, 1, "attempt 1 failed");
   assert_int_equal(atomic_load(&g_calls), 1);
-  release(r);
+  rt_release(r);
   /* Results a failed attempt set are dropped (owned buffers freed once). */
   r = flaky(f, 3, 2, 5, true);
-  assert_int_equal(get_i64(r), 3);
-  assert_int_equal(atomic_load(&g_frees), 2);
-  release(r);
+  assert_int_equal(rt_get_i64(r), 3);
+  assert_int_equal(atomic_load(&rt_frees), 2);
+  rt_release(r);
   r = flaky(f, 0, 2, 1, true);
   assert_final_error(r, RAY_ETASK, 2, "attempt 2 failed");
-  assert_int_equal(atomic_load(&g_frees), 2);
-  release(r);
+  assert_int_equal(atomic_load(&rt_frees), 2);
+  rt_release(r);
   t_end();
 }
 
@@ -1711,18 +1657,18 @@ static void test_retries(void **state) {
 static void test_no_retry_on_dep_failure(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("flaky", fn_flaky, NULL, T_I64, 1);
-  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
-  ray_ref_t bad = submit(root, NULL, 0, NULL);
+  ray_function_t f = rt_register("flaky", fn_flaky, NULL, rt_t_i64, 1);
+  ray_function_t root = rt_register("root", fn_root_fail, NULL, rt_t_i64, 1);
+  ray_ref_t bad = rt_submit(root, NULL, 0, NULL);
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.max_retries = 5;
   o.retry_on_error = true;
   ray_arg_t a[2] = {ray_arg_ref(bad), ray_arg_i64(0)};
-  ray_ref_t r = submit(f, a, 2, &o);
-  assert_fails(r, RAY_EDEPFAILED);
-  release(bad);
-  release(r);
+  ray_ref_t r = rt_submit(f, a, 2, &o);
+  rt_assert_fails(r, RAY_EDEPFAILED);
+  rt_release(bad);
+  rt_release(r);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 0);
 }
@@ -1744,13 +1690,13 @@ static void getter(void *p) {
 static void test_cancel_waiting_on_dependency(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
   ray_arg_t a[2] = {ray_arg_ref(p), ray_arg_i64(1)};
-  ray_ref_t t = submit(sum, a, 2, NULL);
+  ray_ref_t t = rt_submit(sum, a, 2, NULL);
   ray_arg_t b = ray_arg_ref(t);
-  ray_ref_t dep = submit(sum, &b, 1, NULL);
+  ray_ref_t dep = rt_submit(sum, &b, 1, NULL);
   /* A host thread waiting on the dependent is woken by the cancellation. */
   getter_t g = {dep, 1};
   uv_thread_t th;
@@ -1761,14 +1707,14 @@ static void test_cancel_waiting_on_dependency(void **state) {
   /* Failed at once, without running. */
   ray_buf_t v;
   assert_rc(ray_get(t, 0, &v), RAY_ECANCELED);
-  ray_error_t *e = get_err(t);
+  ray_error_t *e = rt_get_error(t);
   assert_int_equal(ray_error_code(e), RAY_ECANCELED);
   assert_string_equal(ray_error_origin(e), "sum");
   assert_true(ray_error_task_id(e) != 0);
   ray_error_free(e);
   /* Its dependent fails, caused by the cancellation. */
-  assert_fails(dep, RAY_EDEPFAILED);
-  e = get_err(dep);
+  rt_assert_fails(dep, RAY_EDEPFAILED);
+  e = rt_get_error(dep);
   assert_int_equal(ray_error_code(e), RAY_EDEPFAILED);
   assert_non_null(ray_error_cause(e));
   assert_int_equal(ray_error_code(ray_error_cause(e)), RAY_ECANCELED);
@@ -1782,12 +1728,12 @@ static void test_cancel_waiting_on_dependency(void **state) {
   assert_rc(ray__object_fulfil(p, enc, n), 0);
   assert_rc(ray_get(t, 0, &v), RAY_ECANCELED);
   ray_arg_t c[2] = {ray_arg_ref(p), ray_arg_i64(1)};
-  ray_ref_t later = submit(sum, c, 2, NULL); /* the dependency itself is fine */
-  assert_int_equal(get_i64(later), 6);
-  release(later);
-  release(p);
-  release(t);
-  release(dep);
+  ray_ref_t later = rt_submit(sum, c, 2, NULL); /* the dependency itself is fine */
+  assert_int_equal(rt_get_i64(later), 6);
+  rt_release(later);
+  rt_release(p);
+  rt_release(t);
+  rt_release(dep);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 1); /* only `later` ran */
 }
@@ -1796,23 +1742,23 @@ static void test_cancel_waiting_on_dependency(void **state) {
 static void test_cancel_queued(void **state) {
   (void)state;
   t_begin(1);
-  ray_function_t block = reg("block", fn_block, NULL, T_I64, 1);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
-  ray_ref_t b = submit(block, NULL, 0, NULL);
+  ray_function_t block = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_ref_t b = rt_submit(block, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_arg_t a[2] = {ray_arg_i64(1), ray_arg_i64(2)};
-  ray_ref_t q = submit(sum, a, 2, NULL);
-  ray_ref_t q2 = submit(sum, a, 2, NULL);
+  ray_ref_t q = rt_submit(sum, a, 2, NULL);
+  ray_ref_t q2 = rt_submit(sum, a, 2, NULL);
   assert_rc(ray_cancel(q), 0);
   ray_buf_t v;
   assert_rc(ray_get(q, 0, &v), RAY_ECANCELED);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(b), 1);
-  assert_int_equal(get_i64(q2), 3);
+  assert_int_equal(rt_get_i64(b), 1);
+  assert_int_equal(rt_get_i64(q2), 3);
   assert_rc(ray_get(q, 0, &v), RAY_ECANCELED);
-  release(b);
-  release(q);
-  release(q2);
+  rt_release(b);
+  rt_release(q);
+  rt_release(q2);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 1);
 }
@@ -1821,7 +1767,7 @@ static void test_cancel_queued(void **state) {
 static void test_cancel_multi_return(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("typed", fn_typed, NULL, k_typed, 5);
+  ray_function_t f = rt_register("typed", fn_typed, NULL, k_typed, 5);
   ray_ref_t p = pending_bytes();
   ray_arg_t a = ray_arg_ref(p);
   ray_ref_t out[5];
@@ -1831,10 +1777,10 @@ static void test_cancel_multi_return(void **state) {
     ray_buf_t v;
     assert_rc(ray_get(out[i], 0, &v), RAY_ECANCELED);
     assert_rc(ray_cancel(out[i]), RAY_EFINISHED);
-    release(out[i]);
+    rt_release(out[i]);
   }
   assert_rc(ray__object_fulfil(p, "x", 1), 0);
-  release(p);
+  rt_release(p);
   rt_latch_signal(&g_go); /* so a wrongly started task cannot hang the shutdown */
   t_end();
   assert_int_equal(atomic_load(&g_calls), 0); /* never ran */
@@ -1857,8 +1803,8 @@ static int fn_spin(ray_task_ctx_t *ctx, void *arg) {
 static void test_cancel_running(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("spin", fn_spin, (void *)(intptr_t)0, T_I64, 1);
-  ray_ref_t r = submit(f, NULL, 0, NULL);
+  ray_function_t f = rt_register("spin", fn_spin, (void *)(intptr_t)0, rt_t_i64, 1);
+  ray_ref_t r = rt_submit(f, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   assert_rc(ray_cancel(r), 0);
   rt_latch_wait(&g_started, 2);
@@ -1868,9 +1814,9 @@ static void test_cancel_running(void **state) {
   assert_rc(ray_get(r, 0, &v), RAY_ETIMEDOUT);
   rt_latch_signal(&g_go);
   /* Its results are whatever it produces. */
-  assert_int_equal(get_i64(r), 99);
+  assert_int_equal(rt_get_i64(r), 99);
   assert_rc(ray_cancel(r), RAY_EFINISHED);
-  release(r);
+  rt_release(r);
   assert_rc(ray_cancel(r), RAY_ENOTFOUND);
   t_end();
 }
@@ -1879,35 +1825,35 @@ static void test_cancel_running(void **state) {
 static void test_cancel_running_no_retry(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("spin", fn_spin, (void *)(intptr_t)1, T_I64, 1);
+  ray_function_t f = rt_register("spin", fn_spin, (void *)(intptr_t)1, rt_t_i64, 1);
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.max_retries = 3;
   o.retry_on_error = true;
-  ray_ref_t r = submit(f, NULL, 0, &o);
+  ray_ref_t r = rt_submit(f, NULL, 0, &o);
   rt_latch_wait(&g_started, 1);
   assert_rc(ray_cancel(r), 0);
   rt_latch_signal(&g_go);
-  assert_fails(r, RAY_ETASK);
-  ray_error_t *e = get_err(r);
+  rt_assert_fails(r, RAY_ETASK);
+  ray_error_t *e = rt_get_error(r);
   assert_string_equal(ray_error_message(e), "stopped");
   assert_int_equal(ray_error_attempts(e), 1);
   ray_error_free(e);
-  release(r);
+  rt_release(r);
   t_end();
   assert_int_equal(atomic_load(&g_calls), 1);
 }
 
 static void test_cancel_errors(void **state) {
   (void)state;
-  no_runtime();
+  rt_no_runtime();
   ray_ref_t some = {12345, RAY_TYPE_I64};
   assert_rc(ray_cancel(some), RAY_ENOTINIT);
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_arg_t a = ray_arg_i64(4);
-  ray_ref_t done = submit(sum, &a, 1, NULL);
-  assert_int_equal(get_i64(done), 4);
+  ray_ref_t done = rt_submit(sum, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(done), 4);
   assert_rc(ray_cancel(done), RAY_EFINISHED);
   ray_ref_t put;
   assert_rc(ray_put_i64(1, &put), 0);
@@ -1924,17 +1870,17 @@ static void test_cancel_errors(void **state) {
   assert_rc(ray_cancel(RAY_REF_NIL), RAY_ENOTFOUND);
   ray_ref_t unknown = {UINT64_MAX - 3, RAY_TYPE_I64};
   assert_rc(ray_cancel(unknown), RAY_ENOTFOUND);
-  release(done);
+  rt_release(done);
   assert_rc(ray_cancel(done), RAY_ENOTFOUND);
   /* A failed task's result. */
-  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
-  ray_ref_t rf = submit(root, NULL, 0, NULL);
-  assert_fails(rf, RAY_ETASK);
+  ray_function_t root = rt_register("root", fn_root_fail, NULL, rt_t_i64, 1);
+  ray_ref_t rf = rt_submit(root, NULL, 0, NULL);
+  rt_assert_fails(rf, RAY_ETASK);
   assert_rc(ray_cancel(rf), RAY_EFINISHED);
-  release(rf);
-  release(put);
-  release(pend);
-  release(failed);
+  rt_release(rf);
+  rt_release(put);
+  rt_release(pend);
+  rt_release(failed);
   t_end();
 }
 
@@ -1950,9 +1896,9 @@ static void assert_untouched(const ray_ref_t *out, size_t n) {
 static void test_submit_invalid(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   const uint32_t two[] = {RAY_TYPE_I64, RAY_TYPE_I64};
-  ray_function_t f2 = reg("two", fn_sum, NULL, two, 2);
+  ray_function_t f2 = rt_register("two", fn_sum, NULL, two, 2);
   ray_ref_t out[2];
   ray_arg_t args[RAY_MAX_ARGS + 1];
   for (int i = 0; i <= RAY_MAX_ARGS; i++) args[i] = ray_arg_i64(i);
@@ -2025,14 +1971,14 @@ static void test_submit_invalid(void **state) {
 static void test_submit_released_ref(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   const uint32_t three[] = {RAY_TYPE_I64, RAY_TYPE_STR, RAY_TYPE_BYTES};
-  ray_function_t f3 = reg("three", fn_sum, NULL, three, 3);
+  ray_function_t f3 = rt_register("three", fn_sum, NULL, three, 3);
   ray_ref_t good, gone, pend;
   assert_rc(ray_put_i64(5, &good), 0);
   assert_rc(ray_put_i64(6, &gone), 0);
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &pend), 0);
-  release(gone);
+  rt_release(gone);
   unsigned char big[4000];
   rt_fill(big, sizeof big, 8);
   ray_stats_t s0 = rt_stats();
@@ -2052,8 +1998,8 @@ static void test_submit_released_ref(void **state) {
   assert_int_equal(s1.objects, s0.objects);
   assert_int_equal(s1.bytes_in_memory, s0.bytes_in_memory);
   /* The good refs hold exactly the caller's reference: one release frees each. */
-  release(good);
-  release(pend);
+  rt_release(good);
+  rt_release(pend);
   assert_int_equal(rt_stats().objects, 0);
   ray_buf_t b;
   assert_rc(ray_get(good, 0, &b), RAY_ENOTFOUND);
@@ -2081,7 +2027,7 @@ static int fn_flaky_ref(ray_task_ctx_t *ctx, void *arg) {
 static void test_retry_ref_args(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("flaky-ref", fn_flaky_ref, NULL, T_I64, 1);
+  ray_function_t f = rt_register("flaky-ref", fn_flaky_ref, NULL, rt_t_i64, 1);
   unsigned char data[2000];
   rt_fill(data, sizeof data, 44);
   ray_ref_t src;
@@ -2094,11 +2040,11 @@ static void test_retry_ref_args(void **state) {
   o.max_retries = 4;
   o.retry_on_error = true;
   ray_arg_t a = ray_arg_ref(src);
-  ray_ref_t r = submit(f, &a, 1, &o);
-  release(src);
-  assert_int_equal(get_i64(r), 3);
+  ray_ref_t r = rt_submit(f, &a, 1, &o);
+  rt_release(src);
+  assert_int_equal(rt_get_i64(r), 3);
   assert_int_equal(atomic_load(&g_calls), 3);
-  release(r);
+  rt_release(r);
   ray_buf_release(&v);
   t_end();
 }
@@ -2107,29 +2053,29 @@ static void test_retry_ref_args(void **state) {
 static void test_same_ref_many_args(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
   ray_arg_t args[RAY_MAX_ARGS];
   for (int i = 0; i < RAY_MAX_ARGS; i++) args[i] = ray_arg_ref(p);
-  ray_ref_t r1 = submit(sum, args, RAY_MAX_ARGS, NULL);
-  ray_ref_t r2 = submit(sum, args, 2, NULL);
-  release(p); /* the tasks hold RAY_MAX_ARGS + 2 references */
+  ray_ref_t r1 = rt_submit(sum, args, RAY_MAX_ARGS, NULL);
+  ray_ref_t r2 = rt_submit(sum, args, 2, NULL);
+  rt_release(p); /* the tasks hold RAY_MAX_ARGS + 2 references */
   char enc[16];
   size_t n = rt_encode_i64(3, enc, sizeof enc);
   assert_rc(ray__object_fulfil(p, enc, n), 0);
-  assert_int_equal(get_i64(r1), 3 * RAY_MAX_ARGS);
-  assert_int_equal(get_i64(r2), 6);
+  assert_int_equal(rt_get_i64(r1), 3 * RAY_MAX_ARGS);
+  assert_int_equal(rt_get_i64(r2), 6);
   /* A ready object many times over. */
   ray_ref_t q;
   assert_rc(ray_put_i64(-1, &q), 0);
   for (int i = 0; i < RAY_MAX_ARGS; i++) args[i] = ray_arg_ref(q);
-  ray_ref_t r3 = submit(sum, args, RAY_MAX_ARGS, NULL);
-  assert_int_equal(get_i64(r3), -RAY_MAX_ARGS);
-  release(q);
-  release(r1);
-  release(r2);
-  release(r3);
+  ray_ref_t r3 = rt_submit(sum, args, RAY_MAX_ARGS, NULL);
+  assert_int_equal(rt_get_i64(r3), -RAY_MAX_ARGS);
+  rt_release(q);
+  rt_release(r1);
+  rt_release(r2);
+  rt_release(r3);
   t_end();
 }
 
@@ -2140,22 +2086,22 @@ static int fn_owned_one(ray_task_ctx_t *ctx, void *arg) {
   void *p = owned(100, 7);
   TC(p != NULL, 0);
   atomic_fetch_add(&g_calls, 1);
-  int rc = ray_return_owned(ctx, 0, p, 100, count_free);
+  int rc = ray_return_owned(ctx, 0, p, 100, rt_count_free);
   TC(rc == 0, rc);
-  if (rc != 0) count_free(p);
+  if (rc != 0) rt_count_free(p);
   return rc;
 }
 
 static void test_fire_and_forget(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t f = reg("owned-one", fn_owned_one, NULL, T_BYTES, 1);
+  ray_function_t f = rt_register("owned-one", fn_owned_one, NULL, rt_t_bytes, 1);
   const int n = rt_iters(2000, 200);
-  for (int i = 0; i < n; i++) release(submit(f, NULL, 0, NULL));
+  for (int i = 0; i < n; i++) rt_release(rt_submit(f, NULL, 0, NULL));
   assert_rc(ray__quiesce(60000), 0); /* every run finished */
   t_end();
   assert_int_equal(atomic_load(&g_calls), n);
-  assert_int_equal(atomic_load(&g_frees), n);
+  assert_int_equal(atomic_load(&rt_frees), n);
 }
 
 /* Submitting from an on_ready callback (the loop thread). */
@@ -2179,7 +2125,7 @@ static void test_submit_from_callback(void **state) {
   (void)state;
   t_begin(2);
   static cb_submit_t c;
-  c.sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  c.sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   atomic_init(&c.id, 0);
   atomic_init(&c.rc, 1);
   rt_latch_init(&c.done);
@@ -2189,12 +2135,12 @@ static void test_submit_from_callback(void **state) {
   char enc[16];
   size_t n = rt_encode_i64(41, enc, sizeof enc);
   assert_rc(ray__object_fulfil(p, enc, n), 0);
-  release(p);
+  rt_release(p);
   rt_latch_wait(&c.done, 1);
   assert_rc(atomic_load(&c.rc), 0);
   ray_ref_t r = {atomic_load(&c.id), RAY_TYPE_I64};
-  assert_int_equal(get_i64(r), 42);
-  release(r);
+  assert_int_equal(rt_get_i64(r), 42);
+  rt_release(r);
   t_end();
   rt_latch_destroy(&c.done);
 }
@@ -2232,7 +2178,7 @@ static void fulfiller(void *p) {
 static void test_cancel_race(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   const int n = rt_iters(3000, 300);
   ray_ref_t *refs = calloc((size_t)n, sizeof *refs);
   ray_ref_t *deps = calloc((size_t)n, sizeof *deps);
@@ -2242,10 +2188,10 @@ static void test_cancel_race(void **state) {
     if (i % 2) { /* half wait on a dependency completed during the race */
       assert_rc(ray__object_create_pending(RAY_TYPE_I64, &deps[i]), 0);
       ray_arg_t a = ray_arg_ref(deps[i]);
-      refs[i] = submit(sum, &a, 1, NULL);
+      refs[i] = rt_submit(sum, &a, 1, NULL);
     } else {
       ray_arg_t a = ray_arg_i64(i);
-      refs[i] = submit(sum, &a, 1, NULL);
+      refs[i] = rt_submit(sum, &a, 1, NULL);
     }
   }
   rt_errs_t errs;
@@ -2270,8 +2216,8 @@ static void test_cancel_race(void **state) {
   assert_int_equal(uv_thread_join(&tf), 0);
   rt_errs_assert(&errs);
   for (int i = 0; i < n; i++) {
-    release(refs[i]);
-    if (deps[i].id != 0) release(deps[i]);
+    rt_release(refs[i]);
+    if (deps[i].id != 0) rt_release(deps[i]);
   }
   t_end();
   assert_int_equal(values + cancelled, n);
@@ -2286,24 +2232,24 @@ static void test_cancel_race(void **state) {
 static void test_task_stats(void **state) {
   (void)state;
   t_begin(1);
-  ray_function_t block = reg("block", fn_block, NULL, T_I64, 1);
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
-  ray_function_t root = reg("root", fn_root_fail, NULL, T_I64, 1);
+  ray_function_t block = rt_register("block", fn_block, NULL, rt_t_i64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_function_t root = rt_register("root", fn_root_fail, NULL, rt_t_i64, 1);
   ray_stats_t s = rt_stats();
   assert_int_equal(s.tasks_submitted, 0);
   assert_int_equal(s.tasks_finished, 0);
   assert_int_equal(s.tasks_failed, 0);
-  ray_ref_t b = submit(block, NULL, 0, NULL);
+  ray_ref_t b = rt_submit(block, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_ref_t ok[3], bad[2];
   for (int i = 0; i < 3; i++) {
     ray_arg_t a = ray_arg_i64(i);
-    ok[i] = submit(sum, &a, 1, NULL);
+    ok[i] = rt_submit(sum, &a, 1, NULL);
   }
-  for (int i = 0; i < 2; i++) bad[i] = submit(root, NULL, 0, NULL);
+  for (int i = 0; i < 2; i++) bad[i] = rt_submit(root, NULL, 0, NULL);
   ray_arg_t d = ray_arg_ref(bad[0]);
-  ray_ref_t dep = submit(sum, &d, 1, NULL);
-  ray_ref_t c = submit(sum, NULL, 0, NULL);
+  ray_ref_t dep = rt_submit(sum, &d, 1, NULL);
+  ray_ref_t c = rt_submit(sum, NULL, 0, NULL);
   assert_rc(ray_cancel(c), 0);
   /* Failed submissions are not counted. */
   ray_ref_t none;
@@ -2312,26 +2258,26 @@ static void test_task_stats(void **state) {
   assert_int_equal(s.tasks_submitted, 8);
   assert_int_equal(s.tasks_finished, 0);
   rt_latch_signal(&g_go);
-  assert_int_equal(get_i64(b), 1);
-  for (int i = 0; i < 3; i++) assert_int_equal(get_i64(ok[i]), i);
-  for (int i = 0; i < 2; i++) assert_fails(bad[i], RAY_ETASK);
-  assert_fails(dep, RAY_EDEPFAILED);
-  assert_fails(c, RAY_ECANCELED);
-  ray_ref_t barrier1 = submit(sum, NULL, 0, NULL);
-  assert_int_equal(get_i64(barrier1), 0);
-  ray_ref_t barrier2 = submit(sum, NULL, 0, NULL);
-  assert_int_equal(get_i64(barrier2), 0);
+  assert_int_equal(rt_get_i64(b), 1);
+  for (int i = 0; i < 3; i++) assert_int_equal(rt_get_i64(ok[i]), i);
+  for (int i = 0; i < 2; i++) rt_assert_fails(bad[i], RAY_ETASK);
+  rt_assert_fails(dep, RAY_EDEPFAILED);
+  rt_assert_fails(c, RAY_ECANCELED);
+  ray_ref_t barrier1 = rt_submit(sum, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(barrier1), 0);
+  ray_ref_t barrier2 = rt_submit(sum, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(barrier2), 0);
   s = rt_stats();
   assert_int_equal(s.tasks_submitted, 10);
   assert_true(s.tasks_finished == 9 || s.tasks_finished == 10);
   assert_int_equal(s.tasks_failed, 4); /* 2 failed, 1 dependent, 1 cancelled */
-  release(b);
-  for (int i = 0; i < 3; i++) release(ok[i]);
-  for (int i = 0; i < 2; i++) release(bad[i]);
-  release(dep);
-  release(c);
-  release(barrier1);
-  release(barrier2);
+  rt_release(b);
+  for (int i = 0; i < 3; i++) rt_release(ok[i]);
+  for (int i = 0; i < 2; i++) rt_release(bad[i]);
+  rt_release(dep);
+  rt_release(c);
+  rt_release(barrier1);
+  rt_release(barrier2);
   t_end();
 }
 
@@ -2350,7 +2296,7 @@ static void host_thread(void *p) {
   rt_errs_t *errs = h->errs;
   /* Everyone registers the same name: one wins. */
   ray_function_t mine = {0};
-  int rc = ray_function_register("race", fn_sum, NULL, T_I64, 1, &mine);
+  int rc = ray_function_register("race", fn_sum, NULL, rt_t_i64, 1, &mine);
   if (rc == 0)
     atomic_fetch_add(h->registered, 1);
   else
@@ -2399,7 +2345,7 @@ static void test_host_threads(void **state) {
   (void)state;
   t_begin(2);
   enum { NT = 4 };
-  ray_function_t sum = reg("sum", fn_sum, NULL, T_I64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   atomic_int registered;
   atomic_init(&registered, 0);
   rt_errs_t errs;
