@@ -270,6 +270,23 @@ static inline void rt_assert_store_empty(void) {
   assert_true(s.objects_created == s.objects_freed);
 }
 
+/* A ref that was never issued (far beyond anything the id counter reaches). */
+static inline ray_ref_t rt_unknown_ref(void) {
+  ray_ref_t r = {UINT64_MAX - 12345, RAY_TYPE_BYTES};
+  return r;
+}
+
+/* A pending object of `type`, failed by its "producer" with `code`/`msg`. */
+static inline ray_ref_t rt_make_failed(uint32_t type, int code, const char *msg) {
+  ray_ref_t r;
+  ray_error_t *e = NULL;
+  assert_rc(ray__object_create_pending(type, &r), 0);
+  assert_rc(ray_error_new(&e, code, "producer", "%s", msg), 0);
+  assert_rc(ray__object_fail(r, e), 0);
+  ray_error_free(e);
+  return r;
+}
+
 /* ---- a counting free function ------------------------------------------ */
 
 /* Calls of rt_count_free so far; a test resets it before counting. */
