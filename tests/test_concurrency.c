@@ -277,12 +277,6 @@ static void test_retain_release_storm(void **state) {
 
 /* ---- racing last releases of an owned buffer ----------------------------- */
 
-static atomic_int g_frees;
-static void count_free(void *p) {
-  atomic_fetch_add(&g_frees, 1);
-  free(p);
-}
-
 typedef struct {
   ray_ref_t ref;
   rt_errs_t *errs;
@@ -304,14 +298,14 @@ static void last_release_worker(void *arg) {
 static void test_concurrent_last_release(void **state) {
   (void)state;
   rt_begin();
-  atomic_store(&g_frees, 0);
+  atomic_store(&rt_frees, 0);
   int rounds = iters(100);
   for (int round = 0; round < rounds; round++) {
     void *p = malloc(2048);
     assert_non_null(p);
     rt_fill(p, 2048, 6);
     ray_ref_t r;
-    assert_rc(ray_put_owned(p, 2048, count_free, &r), 0);
+    assert_rc(ray_put_owned(p, 2048, rt_count_free, &r), 0);
     for (int i = 0; i < NTHREADS; i++) assert_rc(ray_ref_retain(r), 0);
     rt_errs_t errs;
     rt_errs_init(&errs);
@@ -329,14 +323,14 @@ static void test_concurrent_last_release(void **state) {
     assert_rc(ray_ref_release(r), 0); /* races the threads' releases */
     join_threads(th, NTHREADS);
     rt_errs_assert(&errs);
-    assert_int_equal(atomic_load(&g_frees), round + 1);
+    assert_int_equal(atomic_load(&rt_frees), round + 1);
     rt_latch_destroy(&gate);
   }
   ray_stats_t s = rt_stats();
   assert_int_equal(s.objects, 0);
   assert_int_equal(s.bytes_in_memory, 0);
   rt_end();
-  assert_int_equal(atomic_load(&g_frees), rounds);
+  assert_int_equal(atomic_load(&rt_frees), rounds);
 }
 
 /* ---- on_ready registrations racing completion --------------------------- */

@@ -368,12 +368,6 @@ static void test_concurrent_init(void **state) {
 
 /* ---- calls without a runtime -------------------------------------------- */
 
-static atomic_int g_free_calls;
-static void count_free(void *p) {
-  atomic_fetch_add(&g_free_calls, 1);
-  free(p);
-}
-
 static atomic_int g_post_runs;
 static void post_fn(void *arg) {
   (void)arg;
@@ -385,7 +379,7 @@ static void post_fn(void *arg) {
  * made up). */
 static void assert_all_enotinit(ray_ref_t r) {
   ray_ref_t out = RAY_REF_NIL;
-  atomic_store(&g_free_calls, 0);
+  atomic_store(&rt_frees, 0);
   atomic_store(&g_post_runs, 0);
 
   assert_rc(ray_put("abc", 3, &out), RAY_ENOTINIT);
@@ -393,8 +387,8 @@ static void assert_all_enotinit(ray_ref_t r) {
   assert_rc(ray_put_typed("abc", 3, RAY_TYPE_USER, &out), RAY_ENOTINIT);
   void *owned = malloc(16);
   assert_non_null(owned);
-  assert_rc(ray_put_owned(owned, 16, count_free, &out), RAY_ENOTINIT);
-  assert_int_equal(atomic_load(&g_free_calls), 0); /* caller keeps it */
+  assert_rc(ray_put_owned(owned, 16, rt_count_free, &out), RAY_ENOTINIT);
+  assert_int_equal(atomic_load(&rt_frees), 0); /* caller keeps it */
   free(owned);
   const void *datas[2] = {"a", "bc"};
   size_t sizes[2] = {1, 2};
@@ -475,7 +469,7 @@ static void assert_all_enotinit(ray_ref_t r) {
 
   assert_int_equal(atomic_load(&rec.calls), 0);
   assert_int_equal(atomic_load(&g_post_runs), 0);
-  assert_int_equal(atomic_load(&g_free_calls), 0);
+  assert_int_equal(atomic_load(&rt_frees), 0);
   assert_false(ray_is_initialized());
   assert_int_equal(ray__threads_alive(), 0);
 }
@@ -695,7 +689,7 @@ static void test_shutdown_frees_everything(void **state) {
   (void)state;
   clear_env();
   rt_begin();
-  atomic_store(&g_free_calls, 0);
+  atomic_store(&rt_frees, 0);
   char data[4000];
   rt_fill(data, sizeof data, 9);
   ray_ref_t r;
@@ -707,7 +701,7 @@ static void test_shutdown_frees_everything(void **state) {
   assert_rc(ray_put_f64(2.5, &r), 0);
   void *owned = malloc(3000);
   assert_non_null(owned);
-  assert_rc(ray_put_owned(owned, 3000, count_free, &r), 0);
+  assert_rc(ray_put_owned(owned, 3000, rt_count_free, &r), 0);
   rt_cb_rec_t rec;
   rt_cb_rec_init(&rec, NULL);
   for (int i = 0; i < 20; i++) {
@@ -721,7 +715,7 @@ static void test_shutdown_frees_everything(void **state) {
   ray_error_free(e);
   assert_int_equal(rt_stats().objects, 200 + 3 + 20 + 1);
   rt_end();
-  assert_int_equal(atomic_load(&g_free_calls), 1);
+  assert_int_equal(atomic_load(&rt_frees), 1);
   assert_int_equal(atomic_load(&rec.calls), 20);
   assert_int_equal(atomic_load(&rec.status), RAY_ESHUTDOWN);
   assert_int_equal(atomic_load(&rec.on_main), 0);
@@ -738,13 +732,7 @@ static void dtor_calls_lifecycle(void *state) {
   atomic_store(&g_dtor_init_rc, ray_init(NULL));
 }
 
-static int method_noop(ray_task_ctx_t *ctx, void *state) {
-  (void)state;
-  return ray_return_i64(ctx, 0, 1);
-}
-
-static const uint32_t k_i64[] = {RAY_TYPE_I64};
-static const ray_method_def_t k_noop_methods[] = {{"noop", method_noop, k_i64, 1}};
+static const ray_method_def_t k_noop_methods[] = {{"noop", rt_fn_one, rt_t_i64, 1}};
 
 /* An actor destructor that runs during ray_shutdown (on the caller's
  * thread, inside the shutdown) and calls ray_shutdown and ray_init: both
@@ -786,7 +774,7 @@ static void test_init_from_task_is_busy(void **state) {
   clear_env();
   rt_begin();
   ray_function_t f;
-  assert_rc(ray_function_register("init-in-task", fn_init_in_task, NULL, k_i64, 1, &f), 0);
+  assert_rc(ray_function_register("init-in-task", fn_init_in_task, NULL, rt_t_i64, 1, &f), 0);
   ray_ref_t r;
   assert_rc(ray_task_submit(f, NULL, 0, NULL, &r), 0);
   int64_t v = 0;
@@ -839,11 +827,6 @@ typedef struct racer_s {
   atomic_int bad_rc;
 } racer_t;
 
-static int fn_one(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
-  return ray_return_i64(ctx, 0, 1);
-}
-
 static bool race_rc_ok(int rc) {
   return rc == 0 || rc == RAY_ENOTINIT || rc == RAY_ESHUTDOWN || rc == RAY_ENOTFOUND ||
          rc == RAY_EACTORDIED;
@@ -894,7 +877,7 @@ static void test_calls_racing_shutdown(void **state) {
   for (int round = 0; round < rounds; round++) {
     rt_begin();
     ray_function_t f;
-    assert_rc(ray_function_register("race-one", fn_one, NULL, k_i64, 1, &f), 0);
+    assert_rc(ray_function_register("race-one", rt_fn_one, NULL, rt_t_i64, 1, &f), 0);
     static const ray_actor_class_t cls = {"race-actor", NULL, NULL, k_noop_methods, 1};
     ray_actor_t a;
     assert_rc(ray_actor_create(&cls, NULL, 0, NULL, &a), 0);
@@ -969,7 +952,7 @@ static void run_held_submission(bool actor_call) {
   clear_env();
   rt_begin();
   held_t h = {.actor_call = actor_call, .rc = -1};
-  assert_rc(ray_function_register("held-one", fn_one, NULL, k_i64, 1, &h.fn), 0);
+  assert_rc(ray_function_register("held-one", rt_fn_one, NULL, rt_t_i64, 1, &h.fn), 0);
   if (actor_call) {
     static const ray_actor_class_t cls = {"held-actor", NULL, NULL, k_noop_methods, 1};
     assert_rc(ray_actor_create(&cls, NULL, 0, NULL, &h.actor), 0);

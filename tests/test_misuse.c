@@ -26,31 +26,6 @@
 #include "internal.h" /* the store, to see that a call is blocked */
 #include "scheduler.h" /* ray__deadline */
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
-
-static ray_ref_t put_bytes(size_t size, uint64_t seed) {
-  unsigned char buf[256];
-  assert_true(size <= sizeof buf);
-  rt_fill(buf, size, seed);
-  ray_ref_t r = RAY_REF_NIL;
-  assert_rc(ray_put(buf, size, &r), 0);
-  return r;
-}
-
-static void assert_bytes(ray_ref_t r, size_t size, uint64_t seed) {
-  ray_buf_t b;
-  assert_rc(ray_get(r, 0, &b), 0);
-  assert_int_equal(b.size, size);
-  assert_true(rt_check(b.data, size, seed));
-  ray_buf_release(&b);
-}
-
-static void assert_store_empty(void) {
-  ray_stats_t s = rt_stats();
-  assert_int_equal(s.objects, 0);
-  assert_int_equal(s.objects_created, s.objects_freed);
-}
-
 /* Refs that were never issued: ids start at RAY__ID_BLOCK (0 is nil), and
  * one far beyond anything the counter will reach. */
 static const ray_ref_t k_forged[] = {{1, RAY_TYPE_BYTES},
@@ -64,8 +39,8 @@ static const ray_ref_t k_forged[] = {{1, RAY_TYPE_BYTES},
 static void test_ref_release_twice(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t keep = put_bytes(64, 1);
-  ray_ref_t r = put_bytes(64, 2);
+  ray_ref_t keep = rt_put_bytes(64, 1);
+  ray_ref_t r = rt_put_bytes(64, 2);
   assert_rc(ray_ref_release(r), 0);
   /* The second release finds nothing: a code, no effect on other objects. */
   assert_rc(ray_ref_release(r), RAY_ENOTFOUND);
@@ -74,14 +49,14 @@ static void test_ref_release_twice(void **state) {
   ray_buf_t b;
   assert_rc(ray_get(r, 0, &b), RAY_ENOTFOUND);
   rt_assert_buf_zeroed(&b);
-  assert_bytes(keep, 64, 1);
+  rt_assert_bytes(keep, 64, 1);
   /* The same through the batch calls: each position is one release. */
   ray_ref_t two[2] = {keep, keep};
   assert_rc(ray_ref_retain(keep), 0);
   assert_rc(ray_ref_release_batch(two, 2), 0); /* the last reference went */
   assert_rc(ray_ref_release_batch(two, 2), RAY_ENOTFOUND);
   assert_rc(ray_ref_release(keep), RAY_ENOTFOUND);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -94,7 +69,7 @@ static void ignore_cb(ray_ref_t ref, int status, void *arg) {
 static void test_forged_refs(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t real = put_bytes(16, 3);
+  ray_ref_t real = rt_put_bytes(16, 3);
   atomic_int calls;
   atomic_init(&calls, 0);
   for (size_t i = 0; i < N_FORGED; i++) {
@@ -130,9 +105,9 @@ static void test_forged_refs(void **state) {
     assert_rc(ray_actor_kill((ray_actor_t){f.id}, true), RAY_ENOTFOUND);
     assert_rc(ray_function_info((ray_function_t){f.id}, NULL, NULL), RAY_ENOTFOUND);
   }
-  assert_bytes(real, 16, 3);
+  rt_assert_bytes(real, 16, 3);
   assert_rc(ray_ref_release(real), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
   assert_int_equal(atomic_load(&calls), 0); /* a failed registration never calls back */
 }
@@ -142,7 +117,7 @@ static void test_forged_refs(void **state) {
 static void test_buf_release_twice(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(200, 4);
+  ray_ref_t r = rt_put_bytes(200, 4);
   ray_buf_t b;
   assert_rc(ray_get(r, 0, &b), 0);
   ray_buf_release(&b);
@@ -151,16 +126,16 @@ static void test_buf_release_twice(void **state) {
   ray_buf_release(NULL);
   ray_buf_t zero = {0};
   ray_buf_release(&zero);
-  assert_bytes(r, 200, 4);
+  rt_assert_bytes(r, 200, 4);
   assert_rc(ray_ref_release(r), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 static void test_buf_release_two_copies(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(200, 5);
+  ray_ref_t r = rt_put_bytes(200, 5);
   ray_buf_t b, copy;
   assert_rc(ray_get(r, 0, &b), 0);
   copy = b;
@@ -168,13 +143,13 @@ static void test_buf_release_two_copies(void **state) {
   ray_buf_release(&copy); /* the view is gone: the copy is a no-op */
   rt_assert_buf_zeroed(&copy);
   /* The object is intact: its one reference still works and frees it. */
-  assert_bytes(r, 200, 5);
-  ray_ref_t other = put_bytes(100, 6);
+  rt_assert_bytes(r, 200, 5);
+  ray_ref_t other = rt_put_bytes(100, 6);
   assert_rc(ray_ref_release(r), 0);
   assert_rc(ray_ref_release(r), RAY_ENOTFOUND);
-  assert_bytes(other, 100, 6);
+  rt_assert_bytes(other, 100, 6);
   assert_rc(ray_ref_release(other), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -183,8 +158,8 @@ static void test_buf_copy_after_reuse(void **state) {
   rt_begin();
   /* A stale copy must not release a view opened later (whatever the library
    * reuses underneath), nor a view of another object. */
-  ray_ref_t r = put_bytes(200, 7);
-  ray_ref_t s = put_bytes(50, 8);
+  ray_ref_t r = rt_put_bytes(200, 7);
+  ray_ref_t s = rt_put_bytes(50, 8);
   for (int round = 0; round < 100; round++) {
     ray_buf_t b, stale, fresh, other;
     assert_rc(ray_get(r, 0, &b), 0);
@@ -198,18 +173,18 @@ static void test_buf_copy_after_reuse(void **state) {
     assert_true(rt_check(other.data, 50, 8));
     ray_buf_release(&fresh);
     ray_buf_release(&other);
-    r = put_bytes(200, 7);
+    r = rt_put_bytes(200, 7);
   }
   assert_rc(ray_ref_release(r), 0);
   assert_rc(ray_ref_release(s), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 static void test_buf_copies_outlive_object_and_runtime(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(200, 9);
+  ray_ref_t r = rt_put_bytes(200, 9);
   ray_ref_t big;
   char large[4096];
   rt_fill(large, sizeof large, 10);
@@ -245,7 +220,7 @@ static void release_racer(void *arg) {
 static void test_buf_copies_released_concurrently(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t r = put_bytes(200, 11);
+  ray_ref_t r = rt_put_bytes(200, 11);
   int rounds = rt_iters(200, 20);
   for (int i = 0; i < rounds; i++) {
     rt_latch_t go;
@@ -261,16 +236,16 @@ static void test_buf_copies_released_concurrently(void **state) {
     uv_thread_join(&tb);
     rt_latch_destroy(&go);
   }
-  assert_bytes(r, 200, 11); /* one release per view happened, no more */
+  rt_assert_bytes(r, 200, 11); /* one release per view happened, no more */
   assert_rc(ray_ref_release(r), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 static void test_msgpack_release_copies(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t inner = put_bytes(8, 12);
+  ray_ref_t inner = rt_put_bytes(8, 12);
   msgpack_sbuffer sb;
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
@@ -298,36 +273,28 @@ static void test_msgpack_release_copies(void **state) {
   ray_msgpack_release(NULL);
   assert_rc(ray_ref_release(outer), 0);
   assert_rc(ray_ref_release(inner), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
 /* ---- previous runtimes ------------------------------------------------------ */
-
-static int add_one(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
-  int64_t v;
-  int rc = ray_ctx_arg_i64(ctx, 0, &v);
-  if (rc != 0) return rc;
-  return ray_return_i64(ctx, 0, v + 1);
-}
 
 static int box_get(ray_task_ctx_t *ctx, void *state) {
   (void)state;
   return ray_return_i64(ctx, 0, 42);
 }
 
-static const ray_method_def_t k_box_methods_real[] = {{"get", box_get, T_I64, 1}};
+static const ray_method_def_t k_box_methods_real[] = {{"get", box_get, rt_t_i64, 1}};
 static const ray_actor_class_t k_box = {"Box", NULL, NULL, k_box_methods_real, 1};
 
 static void test_stale_handles_after_reinit(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t old_ref = put_bytes(32, 13);
+  ray_ref_t old_ref = rt_put_bytes(32, 13);
   ray_ref_t old_pending;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &old_pending), 0);
   ray_function_t old_fn;
-  assert_rc(ray_function_register("misuse.add_one", add_one, NULL, T_I64, 1, &old_fn), 0);
+  assert_rc(ray_function_register("misuse.rt_fn_inc", rt_fn_inc, NULL, rt_t_i64, 1, &old_fn), 0);
   ray_actor_t old_actor;
   ray_actor_opts_t ao;
   ray_actor_opts_init(&ao);
@@ -346,11 +313,11 @@ static void test_stale_handles_after_reinit(void **state) {
   ray_ref_t *fresh = malloc(N * sizeof *fresh);
   assert_non_null(fresh);
   for (int i = 0; i < N; i++) {
-    fresh[i] = put_bytes(8, (uint64_t)i);
+    fresh[i] = rt_put_bytes(8, (uint64_t)i);
     assert_true(fresh[i].id != old_ref.id && fresh[i].id != old_pending.id);
   }
   ray_function_t new_fn;
-  assert_rc(ray_function_register("misuse.add_one", add_one, NULL, T_I64, 1, &new_fn), 0);
+  assert_rc(ray_function_register("misuse.rt_fn_inc", rt_fn_inc, NULL, rt_t_i64, 1, &new_fn), 0);
   assert_true(new_fn.id != old_fn.id);
   ray_actor_t new_actor;
   assert_rc(ray_actor_create(&k_box, NULL, 0, &ao, &new_actor), 0);
@@ -392,7 +359,7 @@ static void test_stale_handles_after_reinit(void **state) {
 static void test_duplicate_refs(void **state) {
   (void)state;
   rt_begin();
-  ray_ref_t a = put_bytes(40, 14);
+  ray_ref_t a = rt_put_bytes(40, 14);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &p), 0);
 
@@ -421,7 +388,7 @@ static void test_duplicate_refs(void **state) {
   /* Retain and release batches: one reference per position. */
   assert_rc(ray_ref_retain_batch(aa, 2), 0);
   assert_rc(ray_ref_release_batch(aa, 2), 0);
-  assert_bytes(a, 40, 14);
+  rt_assert_bytes(a, 40, 14);
 
   /* A blocking wait on duplicates of one pending ref is woken by it. */
   char v = 'x';
@@ -432,7 +399,7 @@ static void test_duplicate_refs(void **state) {
   ray_buf_release(&bufs[1]);
   assert_rc(ray_ref_release(a), 0);
   assert_rc(ray_ref_release(p), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -459,7 +426,7 @@ static void test_absurd_sizes(void **state) {
   assert_int_equal(r.id, 0);
 
   /* Counts no array can have: rejected before any element is read. */
-  ray_ref_t refs[2] = {put_bytes(8, 15), put_bytes(8, 16)};
+  ray_ref_t refs[2] = {rt_put_bytes(8, 15), rt_put_bytes(8, 16)};
   ray_buf_t bufs[2];
   bool ready[2];
   assert_rc(ray_put_batch(datas, sizes, SIZE_MAX, refs), RAY_EINVAL);
@@ -482,7 +449,7 @@ static void test_absurd_sizes(void **state) {
   assert_rc(ray_get_batch(NULL, 0, 0, NULL), 0);
   /* Task submission limits. */
   ray_function_t fn;
-  assert_rc(ray_function_register("misuse.add_one", add_one, NULL, T_I64, 1, &fn), 0);
+  assert_rc(ray_function_register("misuse.rt_fn_inc", rt_fn_inc, NULL, rt_t_i64, 1, &fn), 0);
   ray_arg_t arg = ray_arg_i64(1);
   ray_ref_t out[2];
   assert_rc(ray_task_submit(fn, &arg, RAY_MAX_ARGS + 1, NULL, out), RAY_EINVAL);
@@ -500,7 +467,7 @@ static void test_absurd_sizes(void **state) {
   assert_true(ray_error_format(e, ebuf, sizeof ebuf) > 0);
   ray_error_free(e);
   assert_rc(ray_ref_release_batch(refs, 2), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -530,8 +497,8 @@ static void test_capacity_near_int64_max(void **state) {
   ray_stats_t s = rt_stats();
   assert_true(s.bytes_in_memory_high_water <= cfg.object_store_memory);
   assert_rc(ray_ref_release(big), 0);
-  r = put_bytes(16, 17);
-  assert_bytes(r, 16, 17);
+  r = rt_put_bytes(16, 17);
+  rt_assert_bytes(r, 16, 17);
   assert_rc(ray_ref_release(r), 0);
   rt_end();
 }
@@ -647,7 +614,7 @@ static void test_garbage_timeouts_wait(void **state) {
       assert_rc(ray_ref_release(p), 0);
     }
   }
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 
@@ -782,11 +749,6 @@ static void test_actor_misuse(void **state) {
 
 /* ---- NULL pointers ------------------------------------------------------------ */
 
-static int noop_task(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
-  return ray_return_i64(ctx, 0, 0);
-}
-
 static void test_null_arguments(void **state) {
   (void)state;
   /* Without a runtime: argument checks that need none come first. */
@@ -832,7 +794,7 @@ static void test_null_arguments(void **state) {
 
   rt_begin();
   char d[4] = "abc";
-  ray_ref_t r = put_bytes(4, 18);
+  ray_ref_t r = rt_put_bytes(4, 18);
   /* Puts. */
   assert_rc(ray_put(d, 3, NULL), RAY_EINVAL);
   assert_rc(ray_put(NULL, 3, &r), RAY_EINVAL);
@@ -875,12 +837,12 @@ static void test_null_arguments(void **state) {
   assert_true(ray_metrics_text(NULL, 0) >= 0);
   /* Functions and tasks. */
   ray_function_t fn;
-  assert_rc(ray_function_register(NULL, noop_task, NULL, T_I64, 1, &fn), RAY_EINVAL);
-  assert_rc(ray_function_register("misuse.noop", NULL, NULL, T_I64, 1, &fn), RAY_EINVAL);
-  assert_rc(ray_function_register("misuse.noop", noop_task, NULL, NULL, 1, &fn), RAY_EINVAL);
-  assert_rc(ray_function_register("misuse.noop", noop_task, NULL, T_I64, 1, NULL), RAY_EINVAL);
-  assert_rc(ray_function_register("", noop_task, NULL, T_I64, 1, &fn), RAY_EINVAL);
-  assert_rc(ray_function_register("misuse.noop", noop_task, NULL, T_I64, 1, &fn), 0);
+  assert_rc(ray_function_register(NULL, rt_fn_zero, NULL, rt_t_i64, 1, &fn), RAY_EINVAL);
+  assert_rc(ray_function_register("misuse.noop", NULL, NULL, rt_t_i64, 1, &fn), RAY_EINVAL);
+  assert_rc(ray_function_register("misuse.noop", rt_fn_zero, NULL, NULL, 1, &fn), RAY_EINVAL);
+  assert_rc(ray_function_register("misuse.noop", rt_fn_zero, NULL, rt_t_i64, 1, NULL), RAY_EINVAL);
+  assert_rc(ray_function_register("", rt_fn_zero, NULL, rt_t_i64, 1, &fn), RAY_EINVAL);
+  assert_rc(ray_function_register("misuse.noop", rt_fn_zero, NULL, rt_t_i64, 1, &fn), 0);
   assert_rc(ray_function_lookup(NULL, &fn), RAY_EINVAL);
   assert_rc(ray_function_lookup("misuse.noop", NULL), RAY_EINVAL);
   assert_rc(ray_function_info(fn, NULL, NULL), 0);
@@ -984,7 +946,7 @@ static void test_wrong_types(void **state) {
   assert_rc(ray_put_i64(7, &i), 0);
   assert_rc(ray_put_f64(1.5, &f), 0);
   assert_rc(ray_put_str("seven", &s), 0);
-  b = put_bytes(8, 19);
+  b = rt_put_bytes(8, 19);
   int64_t v;
   double d;
   char *str = NULL;
@@ -1007,7 +969,7 @@ static void test_wrong_types(void **state) {
   assert_rc(ray_put_typed("x", 1, 0, &liar), RAY_EINVAL);
   /* Inside a task. */
   ray_function_t fn;
-  assert_rc(ray_function_register("misuse.typed_probe", typed_probe, NULL, T_I64, 1, &fn), 0);
+  assert_rc(ray_function_register("misuse.typed_probe", typed_probe, NULL, rt_t_i64, 1, &fn), 0);
   ray_arg_t args[2] = {ray_arg_i64(1), ray_arg_str("two")};
   ray_ref_t out;
   assert_rc(ray_task_submit(fn, args, 2, NULL, &out), 0);
@@ -1024,7 +986,7 @@ static void test_wrong_types(void **state) {
   assert_rc(ray_ref_release(out), 0);
   ray_ref_t all[5] = {i, f, s, b, liar};
   assert_rc(ray_ref_release_batch(all, 5), 0);
-  assert_store_empty();
+  rt_assert_store_empty();
   rt_end();
 }
 

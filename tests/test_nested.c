@@ -29,8 +29,6 @@ static rt_latch_t g_started, g_go;
 
 #define TC(cond, value) RT_CHECK(&g_errs, (cond), (value))
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
-
 static void t_begin(unsigned workers) {
   rt_errs_init(&g_errs);
   atomic_store(&g_calls, 0);
@@ -47,24 +45,6 @@ static void t_end(void) {
   rt_errs_assert(&g_errs);
   rt_latch_destroy(&g_started);
   rt_latch_destroy(&g_go);
-}
-
-static ray_function_t reg(const char *name, ray_task_fn fn, void *arg) {
-  ray_function_t f = {0};
-  assert_rc(ray_function_register(name, fn, arg, T_I64, 1, &f), 0);
-  return f;
-}
-
-static ray_ref_t submit(ray_function_t f, const ray_arg_t *args, size_t nargs) {
-  ray_ref_t r = RAY_REF_NIL;
-  assert_rc(ray_task_submit(f, args, nargs, NULL, &r), 0);
-  return r;
-}
-
-static int64_t get_i64(ray_ref_t r) {
-  int64_t v = INT64_MIN + 1;
-  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
-  return v;
 }
 
 static int64_t fib_of(int n) {
@@ -145,11 +125,11 @@ static void run_fib(unsigned workers, int how) {
   t_begin(workers);
   static fib_t c;
   c.how = how;
-  c.self = reg("fib", fn_fib, &c);
+  c.self = rt_register("fib", fn_fib, &c, rt_t_i64, 1);
   int n = rt_iters(20, 12);
   ray_arg_t a = ray_arg_i64(n);
-  ray_ref_t r = submit(c.self, &a, 1);
-  assert_int_equal(get_i64(r), fib_of(n));
+  ray_ref_t r = rt_submit(c.self, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(r), fib_of(n));
   assert_rc(ray_ref_release(r), 0);
   assert_int_equal(atomic_load(&g_calls), fib_calls(n));
   t_end();
@@ -202,12 +182,12 @@ static void test_fib_refs_1_worker(void **state) {
   (void)state;
   t_begin(1);
   static fib_t c;
-  c.self = reg("fib-refs", fn_fib_refs, &c);
-  c.sum = reg("sum", fn_sum, NULL);
+  c.self = rt_register("fib-refs", fn_fib_refs, &c, rt_t_i64, 1);
+  c.sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   int n = rt_iters(18, 10);
   ray_arg_t a = ray_arg_i64(n);
-  ray_ref_t r = submit(c.self, &a, 1);
-  assert_int_equal(get_i64(r), fib_of(n));
+  ray_ref_t r = rt_submit(c.self, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(r), fib_of(n));
   assert_rc(ray_ref_release(r), 0);
   t_end();
 }
@@ -245,19 +225,19 @@ static int fn_waits_behind(ray_task_ctx_t *ctx, void *arg) {
 static void test_wait_on_task_queued_behind(void **state) {
   (void)state;
   t_begin(1);
-  ray_function_t f = reg("waits-behind", fn_waits_behind, NULL);
-  ray_function_t sum = reg("sum", fn_sum, NULL);
+  ray_function_t f = rt_register("waits-behind", fn_waits_behind, NULL, rt_t_i64, 1);
+  ray_function_t sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
   for (int how = 0; how < 3; how++) {
     ray_arg_t a = ray_arg_i64(how);
-    ray_ref_t w = submit(f, &a, 1);
+    ray_ref_t w = rt_submit(f, &a, 1, NULL);
     rt_latch_wait(&g_started, how + 1);
     /* The only worker is busy with w: this one queues behind it. */
     ray_arg_t b = ray_arg_i64(41);
-    ray_ref_t behind = submit(sum, &b, 1);
+    ray_ref_t behind = rt_submit(sum, &b, 1, NULL);
     atomic_store(&g_behind, behind.id);
     rt_latch_signal(&g_go);
-    assert_int_equal(get_i64(w), 42);
-    assert_int_equal(get_i64(behind), 41);
+    assert_int_equal(rt_get_i64(w), 42);
+    assert_int_equal(rt_get_i64(behind), 41);
     assert_rc(ray_ref_release(w), 0);
     assert_rc(ray_ref_release(behind), 0);
   }
@@ -285,14 +265,14 @@ static int fn_get_object(ray_task_ctx_t *ctx, void *arg) {
 static void test_get_on_task_below_on_stack(void **state) {
   (void)state;
   t_begin(1);
-  ray_function_t f = reg("get-object", fn_get_object, NULL);
+  ray_function_t f = rt_register("get-object", fn_get_object, NULL, rt_t_i64, 1);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
   ray_arg_t a = ray_arg_i64((int64_t)p.id);
-  ray_ref_t first = submit(f, &a, 1); /* waits on p */
+  ray_ref_t first = rt_submit(f, &a, 1, NULL); /* waits on p */
   rt_latch_wait(&g_started, 1);
   ray_arg_t b = ray_arg_i64((int64_t)first.id);
-  ray_ref_t second = submit(f, &b, 1); /* waits on first's result */
+  ray_ref_t second = rt_submit(f, &b, 1, NULL); /* waits on first's result */
   rt_latch_wait(&g_started, 2);
   char enc[16];
   size_t n = rt_encode_i64(10, enc, sizeof enc);
@@ -327,15 +307,15 @@ static int fn_block1(ray_task_ctx_t *ctx, void *arg) {
 static void test_get_on_task_below_on_stack_2_workers(void **state) {
   (void)state;
   t_begin(2);
-  ray_function_t get = reg("get-object", fn_get_object, NULL);
-  ray_function_t block = reg("block", fn_block1, NULL);
-  ray_ref_t l = submit(block, NULL, 0);
+  ray_function_t get = rt_register("get-object", fn_get_object, NULL, rt_t_i64, 1);
+  ray_function_t block = rt_register("block", fn_block1, NULL, rt_t_i64, 1);
+  ray_ref_t l = rt_submit(block, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_arg_t a = ray_arg_i64((int64_t)l.id);
-  ray_ref_t first = submit(get, &a, 1); /* the other worker: waits on l */
+  ray_ref_t first = rt_submit(get, &a, 1, NULL); /* the other worker: waits on l */
   rt_latch_wait(&g_started, 2);
   ray_arg_t b = ray_arg_i64((int64_t)first.id);
-  ray_ref_t second = submit(get, &b, 1); /* only first's worker is free to run it */
+  ray_ref_t second = rt_submit(get, &b, 1, NULL); /* only first's worker is free to run it */
   rt_latch_wait(&g_started, 3);
   rt_latch_signal(&g_go);
   int64_t v = 0;
@@ -375,9 +355,9 @@ static void test_timed_get_in_task(void **state) {
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &p), 0);
   atomic_store(&g_behind, p.id);
-  ray_function_t f = reg("timed", fn_timed_get, NULL);
-  ray_ref_t r = submit(f, NULL, 0);
-  assert_int_equal(get_i64(r), 7);
+  ray_function_t f = rt_register("timed", fn_timed_get, NULL, rt_t_i64, 1);
+  ray_ref_t r = rt_submit(f, NULL, 0, NULL);
+  assert_int_equal(rt_get_i64(r), 7);
   assert_rc(ray_ref_release(r), 0);
   assert_rc(ray_ref_release(p), 0);
   t_end();
@@ -404,10 +384,10 @@ static int fn_chain(ray_task_ctx_t *ctx, void *arg) {
 static void run_chain(unsigned workers, int depth) {
   t_begin(workers);
   static ray_function_t self;
-  self = reg("chain", fn_chain, &self);
+  self = rt_register("chain", fn_chain, &self, rt_t_i64, 1);
   ray_arg_t a = ray_arg_i64(depth);
-  ray_ref_t r = submit(self, &a, 1);
-  assert_int_equal(get_i64(r), depth);
+  ray_ref_t r = rt_submit(self, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(r), depth);
   assert_rc(ray_ref_release(r), 0);
   t_end();
 }
@@ -424,12 +404,12 @@ static void test_chain_twice_after_retirement(void **state) {
   (void)state;
   t_begin(1);
   static ray_function_t self;
-  self = reg("chain", fn_chain, &self);
+  self = rt_register("chain", fn_chain, &self, rt_t_i64, 1);
   const int depth = rt_iters(3000, 500);
   for (int round = 0; round < 2; round++) {
     ray_arg_t a = ray_arg_i64(depth);
-    ray_ref_t r = submit(self, &a, 1);
-    assert_int_equal(get_i64(r), depth);
+    ray_ref_t r = rt_submit(self, &a, 1, NULL);
+    assert_int_equal(rt_get_i64(r), depth);
     assert_rc(ray_ref_release(r), 0);
     /* Nobody is blocked any more, so every spare retires (ADR-002). */
     assert_rc(ray__quiesce(60000), 0);
@@ -498,12 +478,12 @@ static void test_chain_spare_start_fails(void **state) {
   (void)state;
   t_begin(1);
   static ray_function_t self;
-  self = reg("chain", fn_chain, &self);
+  self = rt_register("chain", fn_chain, &self, rt_t_i64, 1);
   ray__thread_fail_next(5); /* the first five spares */
   const int depth = rt_iters(1000, 300);
   ray_arg_t a = ray_arg_i64(depth);
-  ray_ref_t r = submit(self, &a, 1);
-  assert_int_equal(get_i64(r), depth);
+  ray_ref_t r = rt_submit(self, &a, 1, NULL);
+  assert_int_equal(rt_get_i64(r), depth);
   ray__thread_fail_next(0);
   assert_rc(ray_ref_release(r), 0);
   t_end();
@@ -533,12 +513,12 @@ static void test_cancel_child_of_waiting_parent(void **state) {
   (void)state;
   t_begin(1);
   static ray_function_t sum;
-  sum = reg("sum", fn_sum, NULL);
-  ray_function_t parent = reg("parent", fn_parent, &sum);
+  sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_function_t parent = rt_register("parent", fn_parent, &sum, rt_t_i64, 1);
   ray_ref_t p;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &p), 0);
   atomic_store(&g_behind, p.id);
-  ray_ref_t r = submit(parent, NULL, 0);
+  ray_ref_t r = rt_submit(parent, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_ref_t child = {atomic_load(&g_child), RAY_TYPE_I64};
   assert_rc(ray_cancel(child), 0);
@@ -606,8 +586,8 @@ static void test_shutdown_queued_waiting_running(void **state) {
   atomic_store(&g_get_rc, 1);
   atomic_store(&g_done, 0);
   static ray_function_t sum;
-  sum = reg("sum", fn_sum, NULL);
-  ray_function_t running = reg("running", fn_running, &sum);
+  sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_function_t running = rt_register("running", fn_running, &sum, rt_t_i64, 1);
   const uint32_t two[] = {RAY_TYPE_I64, RAY_TYPE_I64};
   ray_function_t alias = {0};
   assert_rc(ray_function_register("alias-never", fn_alias_never, NULL, two, 2, &alias), 0);
@@ -626,12 +606,12 @@ static void test_shutdown_queued_waiting_running(void **state) {
   /* Pending at shutdown through ray_return_ref (its task has finished). */
   ray_ref_t al[2];
   assert_rc(ray_task_submit(alias, NULL, 0, NULL, al), 0);
-  assert_int_equal(get_i64(al[1]), 1);
+  assert_int_equal(rt_get_i64(al[1]), 1);
   rt_cb_rec_init(&rec_alias, &cb_latch);
   assert_rc(ray_ref_on_ready(al[0], rt_cb_record, &rec_alias), 0);
   assert_rc(ray_ref_release(al[1]), 0);
   rt_cb_rec_init(&rec_run, &cb_latch);
-  ray_ref_t run = submit(running, NULL, 0);
+  ray_ref_t run = rt_submit(running, NULL, 0, NULL);
   assert_rc(ray_ref_on_ready(run, rt_cb_record, &rec_run), 0);
   rt_latch_wait(&g_started, 1);
 
@@ -639,7 +619,7 @@ static void test_shutdown_queued_waiting_running(void **state) {
   ray_ref_t q[NQ];
   for (int i = 0; i < NQ; i++) {
     ray_arg_t a = ray_arg_i64(i);
-    q[i] = submit(sum, &a, 1);
+    q[i] = rt_submit(sum, &a, 1, NULL);
     rt_cb_rec_init(&rec_q[i], &cb_latch);
     assert_rc(ray_ref_on_ready(q[i], rt_cb_record, &rec_q[i]), 0);
   }
@@ -647,7 +627,7 @@ static void test_shutdown_queued_waiting_running(void **state) {
   ray_ref_t w[NW];
   for (int i = 0; i < NW; i++) {
     ray_arg_t a[2] = {ray_arg_ref(i == NW - 1 ? q[0] : dep), ray_arg_i64(i)};
-    w[i] = submit(sum, a, 2);
+    w[i] = rt_submit(sum, a, 2, NULL);
     rt_cb_rec_init(&rec_w[i], &cb_latch);
     assert_rc(ray_ref_on_ready(w[i], rt_cb_record, &rec_w[i]), 0);
   }
@@ -707,13 +687,13 @@ static void test_shutdown_nested_get(void **state) {
   atomic_store(&g_get_rc, 1);
   atomic_store(&g_done, 0);
   static ray_function_t sum;
-  sum = reg("sum", fn_sum, NULL);
-  ray_function_t parent = reg("blocked-parent", fn_blocked_parent, &sum);
+  sum = rt_register("sum", fn_sum, NULL, rt_t_i64, 1);
+  ray_function_t parent = rt_register("blocked-parent", fn_blocked_parent, &sum, rt_t_i64, 1);
   ray_ref_t never;
   assert_rc(ray__object_create_pending(RAY_TYPE_I64, &never), 0);
   atomic_store(&g_never, never.id);
   /* Their refs are kept: shutdown frees them. */
-  ray_ref_t r0 = submit(parent, NULL, 0), r1 = submit(parent, NULL, 0);
+  ray_ref_t r0 = rt_submit(parent, NULL, 0, NULL), r1 = rt_submit(parent, NULL, 0, NULL);
   assert_true(r0.id != 0 && r1.id != 0);
   rt_latch_wait(&g_started, 2);
   rt_shutdown_clean();

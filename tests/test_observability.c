@@ -495,10 +495,9 @@ static int acc_get(ray_task_ctx_t *ctx, void *state) {
   return ray_return_i64(ctx, 0, *(int64_t *)state);
 }
 
-static const uint32_t k_i64[] = {RAY_TYPE_I64};
 static const ray_method_def_t k_acc_methods[] = {
-    {"add", acc_add, k_i64, 1},
-    {"get", acc_get, k_i64, 1},
+    {"add", acc_add, rt_t_i64, 1},
+    {"get", acc_get, rt_t_i64, 1},
 };
 static const ray_actor_class_t k_acc = {"Acc", acc_ctor, acc_dtor, k_acc_methods, 2};
 
@@ -508,9 +507,9 @@ typedef struct fns_s {
 
 static fns_t register_fns(void) {
   fns_t f;
-  assert_rc(ray_function_register("leaf", leaf_fn, NULL, k_i64, 1, &f.leaf), 0);
-  assert_rc(ray_function_register("combine", combine_fn, NULL, k_i64, 1, &f.combine), 0);
-  assert_rc(ray_function_register("boom", boom_fn, NULL, k_i64, 1, &f.boom), 0);
+  assert_rc(ray_function_register("leaf", leaf_fn, NULL, rt_t_i64, 1, &f.leaf), 0);
+  assert_rc(ray_function_register("combine", combine_fn, NULL, rt_t_i64, 1, &f.combine), 0);
+  assert_rc(ray_function_register("boom", boom_fn, NULL, rt_t_i64, 1, &f.boom), 0);
   rt_errs_init(&g_errs);
   for (int i = 0; i < ID_N; i++) atomic_store(&g_task_id[i], 0);
   return f;

@@ -62,12 +62,6 @@ typedef struct {
   void (*after_fail)(octx_t *);
 } oom_case_t;
 
-static atomic_int g_frees;
-static void count_free(void *p) {
-  atomic_fetch_add(&g_frees, 1);
-  free(p);
-}
-
 static size_t big_size(void) {
   return 5000;
 }
@@ -184,7 +178,7 @@ static void run_case(const oom_case_t *c) {
     assert_non_null(x);
     rt_latch_init(&x->latch);
     rt_cb_rec_init(&x->rec, &x->latch);
-    atomic_store(&g_frees, 0);
+    atomic_store(&rt_frees, 0);
     ray_config_t cfg;
     rt_config(&cfg);
     if (c->num_shards) cfg.num_shards = c->num_shards;
@@ -304,19 +298,19 @@ static int op_put_owned(octx_t *x) {
   x->owned = malloc(6000);
   if (x->owned == NULL) return -1000;
   rt_fill(x->owned, 6000, 66);
-  return ray_put_owned(x->owned, 6000, count_free, &x->out[0]);
+  return ray_put_owned(x->owned, 6000, rt_count_free, &x->out[0]);
 }
 static void ok_put_owned(octx_t *x) {
   ray_buf_t b;
   assert_rc(ray_get(x->out[0], 0, &b), 0);
   assert_ptr_equal(b.data, x->owned);
   ray_buf_release(&b);
-  assert_int_equal(atomic_load(&g_frees), 0);
+  assert_int_equal(atomic_load(&rt_frees), 0);
   assert_rc(ray_ref_release(x->out[0]), 0);
-  assert_int_equal(atomic_load(&g_frees), 1);
+  assert_int_equal(atomic_load(&rt_frees), 1);
 }
 static void fail_put_owned(octx_t *x) {
-  assert_int_equal(atomic_load(&g_frees), 0); /* still the caller's */
+  assert_int_equal(atomic_load(&rt_frees), 0); /* still the caller's */
   assert_true(rt_check(x->owned, 6000, 66));
   free(x->owned);
 }
@@ -626,7 +620,6 @@ static void ok_create_pending(octx_t *x) {
 
 /* ---- tasks ------------------------------------------------------------------- */
 
-static const uint32_t k_oom_i64[] = {RAY_TYPE_I64};
 static const uint32_t k_oom_three[] = {RAY_TYPE_I64, RAY_TYPE_STR, RAY_TYPE_BYTES};
 static atomic_int g_task_calls;
 static atomic_int g_task_bad; /* checks that failed inside tasks */
@@ -647,7 +640,7 @@ static void prep_blockers(octx_t *x) {
   atomic_store(&g_task_calls, 0);
   atomic_store(&g_task_bad, 0);
   ray_function_t b;
-  assert_rc(ray_function_register("oom-block", fn_oom_block, x, k_oom_i64, 1, &b), 0);
+  assert_rc(ray_function_register("oom-block", fn_oom_block, x, rt_t_i64, 1, &b), 0);
   for (int i = 0; i < 2; i++) assert_rc(ray_task_submit(b, NULL, 0, NULL, &x->blockers[i]), 0);
   rt_latch_wait(&x->started, 2);
 }
@@ -730,7 +723,7 @@ static int fn_oom_args(ray_task_ctx_t *ctx, void *arg) {
 
 static void prep_task_values(octx_t *x) {
   prep_blockers(x);
-  assert_rc(ray_function_register("oom-args", fn_oom_args, NULL, k_oom_i64, 1, &x->fn), 0);
+  assert_rc(ray_function_register("oom-args", fn_oom_args, NULL, rt_t_i64, 1, &x->fn), 0);
 }
 static int op_submit_values(octx_t *x) {
   ray_arg_t a[6] = {ray_arg_i64(-5),

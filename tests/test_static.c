@@ -7,20 +7,18 @@
  * that adds bad descriptors runs last: every ray_init after it fails. */
 #include "test_util.h"
 
-static const uint32_t T_I64[] = {RAY_TYPE_I64};
-
 /* Returns the registration argument. */
 static int fn_static(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, (int64_t)(intptr_t)arg);
 }
 
 static ray_function_t g_handle_a;
-static ray_static_function_t g_a = {"static-a",  fn_static, (void *)(intptr_t)77, T_I64, 1,
+static ray_static_function_t g_a = {"static-a",  fn_static, (void *)(intptr_t)77, rt_t_i64, 1,
                                     &g_handle_a, NULL};
-static ray_static_function_t g_b = {"static-b", fn_static, (void *)(intptr_t)5, T_I64, 1,
+static ray_static_function_t g_b = {"static-b", fn_static, (void *)(intptr_t)5, rt_t_i64, 1,
                                     NULL,       NULL};
 static ray_function_t g_handle_late;
-static ray_static_function_t g_late = {"static-late",  fn_static, (void *)(intptr_t)9, T_I64, 1,
+static ray_static_function_t g_late = {"static-late",  fn_static, (void *)(intptr_t)9, rt_t_i64, 1,
                                        &g_handle_late, NULL};
 
 static int64_t call(ray_function_t f) {
@@ -57,7 +55,7 @@ static void test_static_registered_by_every_init(void **state) {
   assert_int_equal(call(b), 5);
   /* Their names are taken. */
   ray_function_t dup = {0};
-  assert_rc(ray_function_register("static-a", fn_static, NULL, T_I64, 1, &dup), RAY_ENAMEEXISTS);
+  assert_rc(ray_function_register("static-a", fn_static, NULL, rt_t_i64, 1, &dup), RAY_ENAMEEXISTS);
   ray_function_t first = g_handle_a;
   rt_end();
 
@@ -89,7 +87,7 @@ static void test_static_added_while_running(void **state) {
 static void test_static_bad_descriptors_fail_init(void **state) {
   (void)state;
   if (ray_is_initialized()) (void)ray_shutdown();
-  static ray_static_function_t dup = {"static-a", fn_static, NULL, T_I64, 1, NULL, NULL};
+  static ray_static_function_t dup = {"static-a", fn_static, NULL, rt_t_i64, 1, NULL, NULL};
   ray_static_function_add(&dup);
   ray__alloc_track(true);
   ray_config_t cfg;
@@ -101,7 +99,7 @@ static void test_static_bad_descriptors_fail_init(void **state) {
   ray_ref_t r;
   assert_rc(ray_put("x", 1, &r), RAY_ENOTINIT);
 
-  static ray_static_function_t malformed = {"static-bad", fn_static, NULL, T_I64, 0, NULL, NULL};
+  static ray_static_function_t malformed = {"static-bad", fn_static, NULL, rt_t_i64, 0, NULL, NULL};
   ray_static_function_add(&malformed);
   int rc = ray_init(&cfg);
   assert_true(rc == RAY_EINVAL || rc == RAY_ENAMEEXISTS);

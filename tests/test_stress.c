@@ -359,11 +359,10 @@ static int sc_crash(ray_task_ctx_t *ctx, void *state) {
   return RAY_EACTORDIED;
 }
 
-static const uint32_t k_i64[] = {RAY_TYPE_I64};
-static const ray_method_def_t k_sc_methods[] = {{"add", sc_add, k_i64, 1},
-                                                {"get", sc_get, k_i64, 1},
-                                                {"fail", sc_fail, k_i64, 1},
-                                                {"crash", sc_crash, k_i64, 1}};
+static const ray_method_def_t k_sc_methods[] = {{"add", sc_add, rt_t_i64, 1},
+                                                {"get", sc_get, rt_t_i64, 1},
+                                                {"fail", sc_fail, rt_t_i64, 1},
+                                                {"crash", sc_crash, rt_t_i64, 1}};
 static const ray_actor_class_t k_sc = {"StressCounter", sc_ctor, sc_dtor, k_sc_methods, 4};
 enum { M_ADD, M_GET, M_FAIL, M_CRASH };
 

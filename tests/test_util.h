@@ -8,7 +8,14 @@
  * Only the main thread may call cmocka asserts: helper threads record what
  * they saw into a rt_errs_t (atomics) and the main thread checks it after
  * joining them (rt_errs_assert). Threads synchronise with rt_latch_t (a
- * counter + condition variable), never with sleeps. */
+ * counter + condition variable), never with sleeps.
+ *
+ * It also holds what many programs would otherwise copy: the calls that
+ * must succeed (rt_register, rt_submit, rt_get_i64, rt_release, rt_put_bytes
+ * / rt_assert_bytes...), one-element type lists (rt_t_i64...), a counting
+ * free function (rt_count_free) and tiny task functions (rt_fn_zero,
+ * rt_fn_one, rt_fn_inc). Everything here is static (inline), so a program
+ * pays only for what it uses. */
 #ifndef RAY_TEST_UTIL_H
 #define RAY_TEST_UTIL_H
 
@@ -156,6 +163,162 @@ static inline size_t rt_encode_i64(int64_t v, char *out, size_t cap) {
   if (n) memcpy(out, sb.data, n);
   msgpack_sbuffer_destroy(&sb);
   return n;
+}
+
+/* ---- calls most tests make ---------------------------------------------- */
+
+/* One-element return/argument type lists, for ray_function_register and
+ * method definitions. */
+static const uint32_t rt_t_i64[] = {RAY_TYPE_I64};
+static const uint32_t rt_t_bytes[] = {RAY_TYPE_BYTES};
+static const uint32_t rt_t_msgpack[] = {RAY_TYPE_MSGPACK};
+
+/* rt_config() with `workers` workers, then rt_begin_cfg(). */
+static inline void rt_begin_workers(unsigned workers) {
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.num_workers = workers;
+  rt_begin_cfg(&cfg);
+}
+
+/* For tests of calls made without a runtime: shut down whatever a test that
+ * failed half-way left running, and check none is. */
+static inline void rt_no_runtime(void) {
+  if (ray_is_initialized()) (void)ray_shutdown();
+  assert_false(ray_is_initialized());
+}
+
+/* Register a function that must be accepted; returns its handle. */
+static inline ray_function_t rt_register(const char *name, ray_task_fn fn, void *arg,
+                                         const uint32_t *types, size_t num_returns) {
+  ray_function_t f = {0};
+  assert_rc(ray_function_register(name, fn, arg, types, num_returns, &f), 0);
+  assert_true(f.id != 0);
+  return f;
+}
+
+/* Submit a task that must be accepted; returns its first result's ref. */
+static inline ray_ref_t rt_submit(ray_function_t f, const ray_arg_t *args, size_t nargs,
+                                  const ray_task_opts_t *opts) {
+  ray_ref_t r = RAY_REF_NIL;
+  assert_rc(ray_task_submit(f, args, nargs, opts, &r), 0);
+  assert_true(r.id != 0);
+  return r;
+}
+
+/* Wait for an I64 ref that must succeed; returns its value. */
+static inline int64_t rt_get_i64(ray_ref_t r) {
+  int64_t v = INT64_MIN + 1;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
+  return v;
+}
+
+/* Release a reference that must be held. */
+static inline void rt_release(ray_ref_t r) {
+  assert_rc(ray_ref_release(r), 0);
+}
+
+/* The error object of a failed ref (the caller frees it). */
+static inline ray_error_t *rt_get_error(ray_ref_t r) {
+  ray_error_t *e = NULL;
+  assert_rc(ray_get_error(r, &e), 0);
+  assert_non_null(e);
+  return e;
+}
+
+/* Wait for a ref to fail with `code` (and the view to stay zeroed). */
+static inline void rt_assert_fails(ray_ref_t r, int code) {
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), code);
+  rt_assert_buf_zeroed(&b);
+}
+
+/* Put `size` bytes of pattern `seed` (rt_fill) as a BYTES object. */
+static inline ray_ref_t rt_put_bytes(size_t size, uint64_t seed) {
+  unsigned char *p = (unsigned char *)malloc(size ? size : 1);
+  assert_non_null(p);
+  rt_fill(p, size, seed);
+  ray_ref_t r = RAY_REF_NIL;
+  assert_rc(ray_put(p, size, &r), 0);
+  free(p);
+  assert_true(r.id != 0);
+  assert_int_equal(r.type, RAY_TYPE_BYTES);
+  return r;
+}
+
+/* A ready ref holds `size` bytes of pattern `seed`; the view is released
+ * (and zeroed by the release). */
+static inline void rt_assert_bytes(ray_ref_t r, size_t size, uint64_t seed) {
+  ray_buf_t b;
+  assert_rc(ray_get(r, 0, &b), 0);
+  assert_int_equal(b.size, size);
+  assert_true(rt_check(b.data, size, seed));
+  ray_buf_release(&b);
+  rt_assert_buf_zeroed(&b);
+}
+
+/* No object left: nothing in memory or spilled, every object created was
+ * freed. The background spiller may still be letting go of a batch it took
+ * out of memory (it frees payloads after releasing its lock), so this waits
+ * for it through the documented hook first. */
+static inline void rt_assert_store_empty(void) {
+  assert_rc(ray__quiesce(60000), 0);
+  ray_stats_t s = rt_stats();
+  assert_int_equal(s.objects, 0);
+  assert_int_equal(s.bytes_in_memory, 0);
+  assert_int_equal(s.bytes_spilled, 0);
+  assert_true(s.objects_created == s.objects_freed);
+}
+
+/* A ref that was never issued (far beyond anything the id counter reaches). */
+static inline ray_ref_t rt_unknown_ref(void) {
+  ray_ref_t r = {UINT64_MAX - 12345, RAY_TYPE_BYTES};
+  return r;
+}
+
+/* A pending object of `type`, failed by its "producer" with `code`/`msg`. */
+static inline ray_ref_t rt_make_failed(uint32_t type, int code, const char *msg) {
+  ray_ref_t r;
+  ray_error_t *e = NULL;
+  assert_rc(ray__object_create_pending(type, &r), 0);
+  assert_rc(ray_error_new(&e, code, "producer", "%s", msg), 0);
+  assert_rc(ray__object_fail(r, e), 0);
+  ray_error_free(e);
+  return r;
+}
+
+/* ---- a counting free function ------------------------------------------ */
+
+/* Calls of rt_count_free so far; a test resets it before counting. */
+static atomic_int rt_frees;
+
+/* A free_fn for ray_put_owned / ray_return_owned: frees and counts. */
+static inline void rt_count_free(void *p) {
+  atomic_fetch_add(&rt_frees, 1);
+  free(p);
+}
+
+/* ---- small task functions (also usable as actor methods) ----------------- */
+
+/* Returns I64 0. */
+static inline int rt_fn_zero(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_return_i64(ctx, 0, 0);
+}
+
+/* Returns I64 1. */
+static inline int rt_fn_one(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_return_i64(ctx, 0, 1);
+}
+
+/* Returns its I64 argument 0 plus one (the argument's code if it has none). */
+static inline int rt_fn_inc(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v = 0;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  if (rc != 0) return rc;
+  return ray_return_i64(ctx, 0, v + 1);
 }
 
 /* ---- latch: counter + condition variable -------------------------------- */
