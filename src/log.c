@@ -4,11 +4,16 @@
  * mutex, so lines never interleave, handler calls are serialised, and
  * ray_log_set_handler returns only once the old handler has finished.
  * Callers log with no other internal lock held; the mutex is not recursive,
- * hence the rule for handlers (include/rustyray/log.h, ray_log_fn). */
+ * hence the rule for handlers (include/rustyray/log.h, ray_log_fn). A
+ * thread that is running the handler is marked (thread-local), so a
+ * handler that breaks the rule cannot deadlock on that mutex through its
+ * own thread: a message it causes goes to stderr without the lock, and
+ * ray_log_set_handler, ray_init and ray_shutdown from it are RAY_EBUSY. */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@ static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t mu;
 static ray_log_fn handler;
 static void *handler_arg;
+static _Thread_local bool in_handler; /* this thread is running the handler */
 
 static void init(void) {
   if (uv_mutex_init(&mu) != 0) abort(); /* uv_once cannot report it */
@@ -55,12 +61,18 @@ int ray_log_level(void) {
   return current();
 }
 
-void ray_log_set_handler(ray_log_fn fn, void *arg) {
+int ray_log_set_handler(ray_log_fn fn, void *arg) {
+  if (in_handler) return RAY_EBUSY; /* it would wait for itself */
   uv_once(&once, init);
   uv_mutex_lock(&mu);
   handler = fn;
   handler_arg = arg;
   uv_mutex_unlock(&mu);
+  return 0;
+}
+
+bool ray__log_in_handler(void) {
+  return in_handler;
 }
 
 void ray__log(int l, const char *fmt, ...) {
@@ -71,11 +83,18 @@ void ray__log(int l, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   static const char *tags[] = {"", "ERROR", "WARN", "INFO", "DEBUG"};
+  if (in_handler) { /* logged by something the handler called: not again */
+    fprintf(stderr, "rustyray %s: %s\n", tags[l], msg);
+    return;
+  }
   uv_once(&once, init);
   uv_mutex_lock(&mu);
-  if (handler != NULL)
+  if (handler != NULL) {
+    in_handler = true;
     handler(l, msg, handler_arg);
-  else
+    in_handler = false;
+  } else {
     fprintf(stderr, "rustyray %s: %s\n", tags[l], msg);
+  }
   uv_mutex_unlock(&mu);
 }

@@ -169,7 +169,8 @@ int ray_init(const ray_config_t *cfg) {
     if (ray_config_init(&defaults) != 0) return RAY_EINVAL;
     cfg = &defaults;
   }
-  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle) return RAY_EBUSY;
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__log_in_handler())
+    return RAY_EBUSY;
   uv_once(&lifecycle_once, lifecycle_init);
   ray__guard_setup();
   uv_mutex_lock(&lifecycle_mu);
@@ -271,7 +272,8 @@ int ray_shutdown(void) {
   /* Not from the library's own threads, from code it runs during init or
    * shutdown, or from a callback inside a public call on this thread (the
    * call would return into a freed runtime). */
-  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside())
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside() ||
+      ray__log_in_handler())
     return RAY_EBUSY;
   uv_once(&lifecycle_once, lifecycle_init);
   uv_mutex_lock(&lifecycle_mu);

@@ -11,6 +11,7 @@
 #include "test_util.h"
 
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1740,6 +1741,64 @@ static void test_log_handler_null_restores_stderr(void **state) {
   free(r);
 }
 
+/* A handler that breaks the rule on its own thread cannot deadlock: a
+ * message caused by a call it makes goes to stderr (not to the handler, not
+ * under the log's mutex), and ray_log_set_handler, ray_init and
+ * ray_shutdown from it are RAY_EBUSY and change nothing. Before, each of
+ * these hung on the log's non-recursive mutex. */
+typedef struct {
+  const char *dir;
+  atomic_int calls, set_rc, init_rc, shutdown_rc, dump_rc;
+} reenter_t;
+
+static void reentrant_handler(int level, const char *message, void *arg) {
+  (void)level;
+  (void)message;
+  reenter_t *r = arg;
+  if (atomic_fetch_add(&r->calls, 1) != 0) return; /* only the first one */
+  atomic_store(&r->set_rc, ray_log_set_handler(NULL, NULL));
+  atomic_store(&r->init_rc, ray_init(NULL));
+  atomic_store(&r->shutdown_rc, ray_shutdown());
+  atomic_store(&r->dump_rc, ray_timeline_dump(r->dir)); /* logs an error again */
+}
+
+static void test_log_handler_reentry_is_refused(void **state) {
+  (void)state;
+  int before = ray_log_level();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.timeline = true;
+  char dir[512];
+  tmp_path(dir, sizeof dir, "logreenter");
+  unlink(dir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  rt_begin_cfg(&cfg);
+  reenter_t r = {.dir = dir};
+  assert_rc(ray_log_set_level(RAY_LOG_ERROR), 0);
+  assert_rc(ray_log_set_handler(reentrant_handler, &r), 0);
+  /* Hide the nested message's stderr line from the test output. */
+  fflush(stderr);
+  int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+  assert_true(saved >= 0 && devnull >= 0);
+  assert_int_equal(dup2(devnull, 2), 2);
+  int rc = ray_timeline_dump(dir); /* a directory: EIO, logged */
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(devnull);
+  assert_rc(rc, RAY_EIO);
+  assert_int_equal(atomic_load(&r.calls), 1); /* the nested message did not reach it */
+  assert_rc(atomic_load(&r.set_rc), RAY_EBUSY);
+  assert_rc(atomic_load(&r.init_rc), RAY_EBUSY);
+  assert_rc(atomic_load(&r.shutdown_rc), RAY_EBUSY);
+  assert_rc(atomic_load(&r.dump_rc), RAY_EIO);
+  assert_true(ray_is_initialized());
+  assert_rc(ray_log_set_handler(NULL, NULL), 0); /* the handler stayed until now */
+  assert_rc(ray_log_set_level(before), 0);
+  rt_end();
+  rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   /* Probe mode for test_log_level_env: the level this fresh process reads. */
   if (argc == 2 && strcmp(argv[1], "--print-log-level") == 0) {
@@ -1760,6 +1819,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_log_level_env),
       cmocka_unit_test(test_log_handler_levels),
       cmocka_unit_test(test_log_handler_null_restores_stderr),
+      cmocka_unit_test(test_log_handler_reentry_is_refused),
   };
   rt_main_init();
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,9 +29,12 @@ typedef enum {
  * record the message and return. Do not call back into the library, except
  * ray_log_level() and ray_log_set_level(): most calls may log (ray_get
  * restoring a spilled object, ray_init, ray_shutdown, ...) or wait for
- * threads that are waiting to log, and either deadlocks on that mutex, as
- * ray_log_set_handler() does. Keep it short: every thread that logs waits
- * for it. */
+ * threads that are waiting to log, and either can deadlock on that mutex.
+ * What the library catches on the handler's own thread: a message logged
+ * by a call the handler makes goes to stderr instead of to the handler,
+ * and ray_log_set_handler, ray_init and ray_shutdown return RAY_EBUSY. A
+ * wait for another thread that is waiting to log it cannot catch. Keep it
+ * short: every thread that logs waits for it. */
 typedef void (*ray_log_fn)(int level, const char *message, void *arg);
 
 /* Messages more detailed than `level` are dropped. Default RAY_LOG_WARN,
@@ -44,9 +47,10 @@ RAY_EXTERN int ray_log_level(void);
 /* Send messages to fn(level, message, arg) instead of stderr (see
  * ray_log_fn for what fn may do); NULL restores stderr. Blocks while a
  * handler runs; once it returns, the previous handler is not running and is
- * not called again. Does not need the runtime; thread-safe; not from inside
- * a handler. */
-RAY_EXTERN void ray_log_set_handler(ray_log_fn fn, void *arg);
+ * not called again. Does not need the runtime; thread-safe. Errors:
+ * RAY_EBUSY from inside a handler (it would wait for itself; nothing
+ * changes). */
+RAY_EXTERN int ray_log_set_handler(ray_log_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -92,19 +92,25 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * in, metrics_port below -1 or above 65535,
  * metrics_bind not an IPv4 address, or a bad environment variable when cfg
  * is NULL), RAY_ENOMEM, RAY_EIO (a thread or loop could not be created, or
- * the metrics port could not be bound). On failure nothing is left running
- * or allocated. Blocks while threads start;
- * thread-safe (concurrent calls: one wins, the others get RAY_EALREADY). */
+ * the metrics port could not be bound), RAY_EBUSY (from code the library
+ * runs: a task, an actor method, constructor or destructor, a callback, a
+ * free function or a log handler). On failure nothing is left running or
+ * allocated. Blocks while threads start; thread-safe (concurrent calls:
+ * one wins, the others get RAY_EALREADY). */
 RAY_EXTERN int ray_init(const ray_config_t *cfg);
 
 /* Stop the runtime: fail every pending object with RAY_ESHUTDOWN (which wakes
  * every blocked ray_get/ray_wait and delivers every pending on_ready callback
  * with that status), join every thread and free the store. Views from
  * ray_get() that are still held stay valid until ray_buf_release().
- * Errors: RAY_ENOTINIT (not running). Blocks until every thread is joined.
- * Must not be called from a worker or the loop thread (RAY_EBUSY). Other
- * threads may be blocked in ray_get/ray_wait (they return RAY_ESHUTDOWN), but
- * must not start new calls while it runs. */
+ * Errors: RAY_ENOTINIT (not running), RAY_EBUSY (from the library's own
+ * threads, or from code it runs inside a call on this thread: a callback,
+ * a free function, an actor destructor the shutdown runs, a log handler;
+ * it would free or join under itself). Blocks until the calls other
+ * threads are making have left and every thread is joined. Other threads
+ * may call into the library meanwhile: a blocked ray_get/ray_wait returns
+ * RAY_ESHUTDOWN, and every call either completes on the live runtime or
+ * fails with RAY_ESHUTDOWN or RAY_ENOTINIT. */
 RAY_EXTERN int ray_shutdown(void);
 
 /* Whether the runtime is running. Never blocks; thread-safe. */
