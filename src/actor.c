@@ -1,15 +1,20 @@
 /* actor.c - actors: classes, creation, ordered method calls, kill,
  * restarts, handles and names.
  *
- * An actor is a mailbox of method calls (tasks of kind METHOD, see task.c)
- * run on the shared worker pool like a serial queue: no thread per actor.
+ * An actor is a mailbox of method calls run on the shared worker pool like
+ * a serial queue: no thread per actor. A call is a task (task.c runs it)
+ * whose ops table is method_ops here: it joins the mailbox when submitted,
+ * is admitted when ready, runs with the actor's state, and on done hands
+ * back the actor's next call or retries after a restart. The constructor's
+ * ops are ctor_ops; task.c never calls in here otherwise, so what a call
+ * does as an actor's is all in this file.
  * Calls join the mailbox in submission order; the head is admitted (pushed
  * to a worker) once its ref arguments are ready and fewer than
  * max_concurrency calls run. A worker finishing a call takes the actor's
  * next admissible call inline, up to RAY__ACTOR_BATCH in a row, then puts
  * it back on the queues so other actors and tasks get their turn.
  *
- * The constructor is a task of kind CTOR queued before any call; the actor
+ * The constructor is a task (ctor_ops) queued before any call; the actor
  * keeps it (and so its arguments) to run it again on a restart.
  *
  * States: STARTING (constructor pending) -> ALIVE -> RESTARTING (destructor,
@@ -90,6 +95,11 @@ struct ray__actor_s {
   ray__task_t *dtor_then; /* a restart's constructor, queued after it */
 };
 
+static const ray__task_ops_t method_ops, ctor_ops;
+static int handle_retain(ray__runtime_t *rt, uint64_t id);
+static void handle_drop(ray__runtime_t *rt, uint64_t id);
+static const ray__handle_ops_t handle_ops = {.retain = handle_retain, .release = handle_drop};
+
 /* What to do once the actor mutex is released. */
 typedef struct actions_s {
   ray__task_t *killed;     /* calls failed by the death (linked by rn.next) */
@@ -107,6 +117,7 @@ int ray__actors_init(ray__actors_t *reg) {
   reg->buckets = ray__calloc(64, sizeof *reg->buckets);
   if (reg->buckets == NULL) return RAY_ENOMEM;
   reg->mask = 63;
+  reg->handle_ops = &handle_ops;
   if (uv_rwlock_init(&reg->lock) != 0) goto fail;
   if (uv_mutex_init(&reg->classes_mu) != 0) {
     uv_rwlock_destroy(&reg->lock);
@@ -353,7 +364,7 @@ static void die_locked(ray__actor_t *a, actions_t *act) {
      * yet): nobody else would finish it once the mailbox is gone. */
     if (cancelled_now || expected == RAY__T_CANCELED) {
       /* Its own link: a call still waiting for arguments may be pushed to a
-       * worker (rn) by ray__actor_call_ready any moment now; and held, so it
+       * worker (rn) by call_ready any moment now; and held, so it
        * cannot be freed while run_actions fails it. */
       ray__task_hold(t);
       t->kill_ready = t->ready;
@@ -495,27 +506,11 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
   }
 }
 
-/* ---- Hooks for the task layer ---- */
+/* ---- The ops of an actor's tasks (task.h) ---- */
 
-void *ray__actor_state(ray__actor_t *a) {
-  return a->state_ptr; /* stable while a call runs */
-}
-
-uint64_t ray__actor_id(ray__actor_t *a) {
-  return a->id;
-}
-
-int ray__actor_construct(ray__actor_t *a, ray_task_ctx_t *ctx) {
-  void *state = NULL;
-  int rc = a->klass->cls->ctor != NULL ? a->klass->cls->ctor(ctx, &state) : 0;
-  uv_mutex_lock(&a->mu);
-  a->state_ptr = state;
-  uv_mutex_unlock(&a->mu);
-  return rc;
-}
-
-void ray__actor_enqueue(ray__task_t *t) {
-  ray__actor_t *a = t->actor;
+/* A call joins its actor's mailbox, in submission order. */
+static void call_submitted(ray__task_t *t) {
+  ray__actor_t *a = t->owner;
   uv_mutex_lock(&a->mu);
   bool dead = a->state == A_DEAD;
   if (!dead) {
@@ -532,22 +527,19 @@ void ray__actor_enqueue(ray__task_t *t) {
     int expected = RAY__T_PENDING;
     if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED))
       ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: the actor is dead", t->name);
-    /* It is finished when its arguments are ready (ray__actor_call_ready). */
+    /* It is finished when its arguments are ready (call_ready). */
   }
 }
 
-void ray__actor_call_ready(ray__task_t *t) {
-  ray__actor_t *a = t->actor;
-  if (t->kind == RAY__TASK_CTOR) {
-    ray__sched_push(&a->rt->sched, &t->rn);
-    return;
-  }
+/* A call's arguments are all resolved (maybe under a shard lock). */
+static void call_ready(ray__task_t *t) {
+  ray__actor_t *a = t->owner;
   uv_mutex_lock(&a->mu);
   if (a->state == A_DEAD) {
     /* Not in the mailbox (a dying actor takes it, a dead one never links
      * it): cancelled already, it only has to be finished. */
     uv_mutex_unlock(&a->mu);
-    ray__sched_push(&a->rt->sched, &t->rn);
+    ray__task_push(t);
     return;
   }
   /* Still in the mailbox, even if ray_cancel failed it: it leaves through
@@ -558,11 +550,26 @@ void ray__actor_call_ready(ray__task_t *t) {
   uv_mutex_unlock(&a->mu);
 }
 
-ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal) {
-  ray__actor_t *a = t->actor;
+/* A method runs with the actor's state (stable while a call runs); its
+ * RAY_EACTORDIED ends the actor, as ray_actor_exit does. */
+static int call_body(ray__task_t *t, ray_task_ctx_t *ctx) {
+  ray__actor_t *a = t->owner;
+  int rc = t->fn->fn(ctx, a->state_ptr);
+  if (rc == RAY_EACTORDIED) ctx->exit = true;
+  return rc;
+}
+
+/* A call has run, or will not (cancelled, failed arguments, shutdown);
+ * end->fatal: it ended its actor. Returns the next call of this actor to
+ * run inline on this worker, or NULL. Finishes `t`, unless it is retried
+ * after the restart (then it goes back to the head of the mailbox). */
+static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
+  ray__actor_t *a = t->owner;
+  bool fatal = end->fatal;
   actions_t act = {0};
   ray__task_t *next = NULL;
   bool retry = false;
+  ray_error_free(end->err); /* in its results already */
   uv_mutex_lock(&a->mu);
   if (t->admitted) {
     t->admitted = false;
@@ -600,10 +607,34 @@ ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal) {
   return next;
 }
 
-void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
-  ray__actor_t *a = ctor->actor;
+/* Run the class's constructor, storing the actor's state. */
+static int ctor_body(ray__task_t *t, ray_task_ctx_t *ctx) {
+  ray__actor_t *a = t->owner;
+  void *state = NULL;
+  int rc = a->klass->cls->ctor != NULL ? a->klass->cls->ctor(ctx, &state) : 0;
+  uv_mutex_lock(&a->mu);
+  a->state_ptr = state;
+  uv_mutex_unlock(&a->mu);
+  return rc;
+}
+
+/* The constructor has run, or cannot (shutdown, a failed argument): the
+ * actor comes alive, or dies with the reason as its death's cause. The
+ * actor keeps the task (a->ctor) to run it again on a restart. */
+static ray__task_t *ctor_done(ray__task_t *ctor, ray__task_end_t *end) {
+  ray__actor_t *a = ctor->owner;
+  ray_error_t *err = end->err;
+  bool failed = !end->ran || end->code != 0;
+  if (failed && err == NULL) {
+    if (!end->ran) {
+      ray_error_new(&err, end->code, ctor->name, "%s could not run: %s%s", ctor->name,
+                    ray_err_name(end->code), end->cause_id ? " (an argument failed)" : "");
+      if (err != NULL) ray_error_set_task_id(err, ctor->task_id);
+    } else {
+      ray_error_new(&err, RAY_ENOMEM, NULL, NULL);
+    }
+  }
   actions_t act = {0};
-  bool failed = err != NULL;
   atomic_fetch_add(&a->refs, 1); /* admitted calls may drop the constructor's meanwhile */
   uv_mutex_lock(&a->mu);
   a->ctor_busy = false;
@@ -629,6 +660,42 @@ void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err) {
   ray_error_free(err);
   run_actions(a, &act);
   actor_unref(a);
+  return NULL;
+}
+
+static const ray__task_ops_t method_ops = {
+    .kind = RAY__TASK_METHOD,
+    .counted = true,
+    .submitted = call_submitted,
+    .ready = call_ready,
+    .body = call_body,
+    .done = call_done,
+};
+
+/* Not counted as a task (ray_stats counts the actor); queued as soon as its
+ * arguments are ready, before any call can be admitted. */
+static const ray__task_ops_t ctor_ops = {
+    .kind = RAY__TASK_CTOR,
+    .counted = false,
+    .submitted = NULL,
+    .ready = ray__task_push,
+    .body = ctor_body,
+    .done = ctor_done,
+};
+
+/* ---- The context of an actor's task ---- */
+
+int ray_actor_exit(ray_task_ctx_t *ctx) {
+  if (ctx == NULL || ctx->t->ops != &method_ops) return RAY_EINVAL;
+  ctx->exit = true;
+  return 0;
+}
+
+int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out) {
+  if (ctx == NULL || out == NULL || (ctx->t->ops != &method_ops && ctx->t->ops != &ctor_ops))
+    return RAY_EINVAL;
+  out->id = ((ray__actor_t *)ctx->t->owner)->id;
+  return 0;
 }
 
 /* ---- Public API ---- */
@@ -701,7 +768,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   reg->all = a;
   uv_rwlock_wrunlock(&reg->lock);
 
-  rc = ray__task_submit(rt, &k->ctor, a, RAY__TASK_CTOR, args, nargs, NULL, NULL, &a->ctor);
+  rc = ray__task_submit(rt, &k->ctor, &ctor_ops, a, args, nargs, NULL, NULL, &a->ctor);
   if (rc != 0) {
     uv_rwlock_wrlock(&reg->lock);
     table_remove(reg, a);
@@ -730,8 +797,8 @@ static int call(ray_actor_t actor, const char *method, uint32_t index, const ray
   ray_task_opts_init(&call_opts);
   if (opts != NULL) call_opts.num_returns = opts->num_returns;
   if (rc == 0)
-    rc = ray__task_submit(rt, &a->klass->methods[index], a, RAY__TASK_METHOD, args, nargs,
-                          &call_opts, out_refs, NULL);
+    rc = ray__task_submit(rt, &a->klass->methods[index], &method_ops, a, args, nargs, &call_opts,
+                          out_refs, NULL);
   if (rc != 0) actor_unref(a);
   return rc;
 }
@@ -769,10 +836,12 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
 
 int ray_actor_retain(ray_actor_t actor) {
   RAY__API_ENTER(rt);
-  return ray__actor_handle_retain(rt, actor.id);
+  return handle_retain(rt, actor.id);
 }
 
-int ray__actor_handle_retain(ray__runtime_t *rt, uint64_t id) {
+/* A handle reference (ray_actor_retain, a task's actor argument).
+ * Errors: RAY_ENOTFOUND. */
+static int handle_retain(ray__runtime_t *rt, uint64_t id) {
   uv_rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = id != 0 ? table_find(&rt->actors, id) : NULL;
   if (a != NULL) a->handles++;
@@ -804,7 +873,8 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
   return 0;
 }
 
-void ray__actor_handle_release(ray__runtime_t *rt, uint64_t id) {
+/* A task lets go of its actor argument's handle (it holds one: cannot fail). */
+static void handle_drop(ray__runtime_t *rt, uint64_t id) {
   (void)handle_release(rt, id);
 }
 

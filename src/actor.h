@@ -8,6 +8,7 @@
 
 typedef struct ray__actor_s ray__actor_t;
 struct ray__class_s;
+struct ray__handle_ops_s;
 struct ray__runtime_s;
 
 typedef struct ray__actors_s {
@@ -19,6 +20,9 @@ typedef struct ray__actors_s {
   uv_mutex_t classes_mu;
   struct ray__class_s *classes; /* one record per class table used */
   atomic_int alive;            /* actors created and not yet freed */
+  /* How tasks hold the actor handles their arguments name (task.h): set
+   * here, so the task layer calls into actors only through it. */
+  const struct ray__handle_ops_s *handle_ops;
 } ray__actors_t;
 
 int ray__actors_init(ray__actors_t *reg);

@@ -7,7 +7,9 @@
  * spilling and the spiller thread, view.c for views), a loop thread
  * (loop.c), a worker pool (scheduler.c), the function registry
  * (function.c), the actor registry (actor.c) and the metrics endpoint
- * (metrics.c, http.c); task.c runs tasks and actor calls; object.c and
+ * (metrics.c, http.c); submit.c submits tasks, task.c runs them (through
+ * each kind's ops: actor.c's for constructors and calls), task_ctx.c is
+ * the context their bodies use; object.c and
  * wait.c are the public object API over the store; stats.c reads the
  * counters; guard.c is the API entry guard; error.c and codec.c are the
  * error objects and msgpack helpers; timeline.c and log.c are

@@ -4,7 +4,7 @@
  * uv_async_t wake-up (libuv coalesces wake-ups, so the loop drains the whole
  * queue each time). It delivers ray_ref_on_ready callbacks (object.c),
  * completes results a task returned with ray_return_ref once their source
- * is ready (task.c), and runs the metrics endpoint with its timers
+ * is ready (task_ctx.c), and runs the metrics endpoint with its timers
  * (metrics.c). Waits with a timeout park on their own condition variables
  * and spilling has its own thread (memory.c): neither uses the loop.
  *

@@ -1,5 +1,6 @@
-/* task.h - remote functions and tasks (see function.c and task.c), and the
- * actor hooks the task layer calls (actor.c). */
+/* task.h - remote functions (function.c) and tasks: a task's header and
+ * its kind's ops table (task.c), submission (submit.c) and the context its
+ * body runs with (task_ctx.c). */
 #ifndef RAY_TASK_H
 #define RAY_TASK_H
 
@@ -44,17 +45,67 @@ int ray__registry_add_statics(void);
 /* The function behind a handle, or NULL (stale or bogus). */
 ray__func_t *ray__registry_get(ray__registry_t *r, ray_function_t fn);
 
-/* ---- Tasks (task.c) ---- */
+/* ---- Tasks (task.c, submit.c, task_ctx.c) ---- */
 
-struct ray__actor_s;
+struct ray__task_s;
+struct ray__task_end_s;
 
-/* What a task runs: a function, an actor's constructor, or a method. */
+/* The kinds of task, for the timeline's label: a function call, an actor's
+ * constructor, a method call. */
 enum { RAY__TASK_FN = 0, RAY__TASK_CTOR = 1, RAY__TASK_METHOD = 2 };
+
+/* What a kind of task does at each step of its life: task.c drives the
+ * steps and supplies a function call's ops (ray__task_fn_ops); actor.c
+ * supplies its constructors' and method calls' (and so task.c knows
+ * nothing of actors). Like a runnable's run/drop, or libuv's
+ * uv__work_submit(..., work, done). */
+typedef struct ray__task_ops_s {
+  uint8_t kind; /* RAY__TASK_* */
+  bool counted; /* in tasks_submitted/finished/failed (ray_stats, ray__quiesce) */
+  /* Submission succeeded, just before its guard on `deps` drops: the task
+   * takes its place in its owner's order (a method call joins the mailbox).
+   * It may fail the task's results (a dead actor); `ready` still comes.
+   * NULL: nothing to do. */
+  void (*submitted)(struct ray__task_s *t);
+  /* Every argument is resolved, maybe under an argument's shard lock (take
+   * only queue locks, or the owner's leaf mutex, inside): get the task to a
+   * worker (ray__task_push), now or when its owner admits it. */
+  void (*ready)(struct ray__task_s *t);
+  /* Run the body once, its arguments pinned, no lock held; returns the
+   * body's code. Setting ctx->exit ends the owner (a method call). */
+  int (*body)(struct ray__task_s *t, ray_task_ctx_t *ctx);
+  /* The task ran, or will not run (see ray__task_end_t): let go of it
+   * (ray__task_finish, unless its owner keeps it to run again). Returns the
+   * next task to run inline on this worker, or NULL. Runs with no lock held. */
+  struct ray__task_s *(*done)(struct ray__task_s *t, struct ray__task_end_s *end);
+} ray__task_ops_t;
+
+extern const ray__task_ops_t ray__task_fn_ops;
+
+/* How a task ended, for its ops' done. */
+typedef struct ray__task_end_s {
+  int code;          /* 0: it ran and its results are published; else why it
+                        failed or did not run (its results failed already) */
+  bool ran;          /* its body ran (else: cancelled, a dead owner, shutdown,
+                        a failed or unreadable argument) */
+  bool fatal;        /* its body ended its owner (ctx->exit): its results are
+                        not settled, the owner fails or retries it */
+  uint64_t cause_id; /* the failed argument that kept it from running (0: none) */
+  ray_error_t *err;  /* the failure when it ran and failed (NULL: none, or
+                        memory ran out); done takes it */
+} ray__task_end_t;
+
+/* How a task holds the actor handles its RAY_ARG_ACTOR arguments name:
+ * actor.c's, which ray__actors_init puts in the runtime's actor registry. */
+typedef struct ray__handle_ops_s {
+  int (*retain)(struct ray__runtime_s *rt, uint64_t id); /* RAY_ENOTFOUND */
+  void (*release)(struct ray__runtime_s *rt, uint64_t id);
+} ray__handle_ops_t;
 
 /* Task states: PENDING -> RUNNING, or PENDING -> CANCELED (cancelled, or a
  * call failed because its actor died); one CAS decides. Then DONE
- * (ray__task_finish). Back to PENDING only in actor.c: a call retried after
- * its actor restarts, and the kept constructor run again. */
+ * (ray__task_finish). Back to PENDING only by an owner: a call retried
+ * after its actor restarts, and the kept constructor run again (actor.c). */
 enum { RAY__T_PENDING, RAY__T_RUNNING, RAY__T_CANCELED, RAY__T_DONE };
 
 typedef struct ray__task_arg_s {
@@ -73,23 +124,24 @@ typedef struct ray__task_s {
   ray__runnable_t rn;           /* rn.next also links an actor's mailbox */
   struct ray__runtime_s *rt;
   ray__func_t *fn;
-  struct ray__actor_s *actor;   /* CTOR and METHOD (one actor reference held) */
+  const ray__task_ops_t *ops;   /* what its kind does */
+  void *owner;                  /* the ops' (an actor: one reference held) */
   uint64_t task_id;
   const char *name;
   atomic_int deps;              /* unresolved ref args + 1 while submitting */
   atomic_int state;
   atomic_int refs;              /* the execution path + cancellers in flight
-                                   + a dying actor's hold (actor.c) */
+                                   + an owner's holds (a dying actor's) */
   atomic_bool cancel;
   atomic_int dep_status;        /* the first failed argument's code */
   atomic_uint_fast64_t dep_failed; /* and its object id */
-  uint8_t kind;
-  bool ready;                   /* METHOD: dependencies resolved (actor mutex) */
-  bool admitted;                /* METHOD: counted in the actor's running calls */
-  uint32_t retries_left;        /* METHOD: retries after an actor death */
-  struct ray__task_s *kill_next; /* METHOD: in a dying actor's list of failed calls */
-  bool kill_ready;              /* METHOD: was ready (not waiting for arguments) then */
-  bool kill_cancelled;          /* METHOD: cancelled before (its results failed already) */
+  /* The owner's bookkeeping for a method call (actor.c, its mutex): */
+  bool ready;                   /* dependencies resolved */
+  bool admitted;                /* counted in the actor's running calls */
+  uint32_t retries_left;        /* retries after an actor death */
+  struct ray__task_s *kill_next; /* in a dying actor's list of failed calls */
+  bool kill_ready;              /* was ready (not waiting for arguments) then */
+  bool kill_cancelled;          /* cancelled before (its results failed already) */
   uint32_t nargs;
   uint32_t nreturns;
   uint32_t max_retries;
@@ -99,12 +151,44 @@ typedef struct ray__task_s {
   ray__task_arg_t args[];
 } ray__task_t;
 
-/* Submit a task: a function call (actor NULL), an actor's constructor or a
- * method call. See ray_task_submit for the contract; *out_task (when not
- * NULL) receives the task for a constructor, which the actor keeps. */
-int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, struct ray__actor_s *actor,
-                     uint8_t kind, const ray_arg_t *args, size_t nargs,
+/* The context a body runs with (task_ctx.c: the ray_ctx_* and ray_return_*
+ * accessors; task.c runs attempts with it; actor.c's ray_actor_exit sets
+ * `exit`). One per run, on the running worker's stack. */
+struct ray_task_ctx_s {
+  ray__task_t *t;
+  uint32_t attempt;
+  bool exit; /* end the owner (ray_actor_exit, or a method's RAY_EACTORDIED) */
+  ray__entry_t *slots[RAY_MAX_RETURNS];
+  uint64_t alias[RAY_MAX_RETURNS]; /* ray_return_ref: the source (one reference held) */
+  ray_error_t *err;
+  msgpack_zone *zone;
+};
+
+/* ---- submit.c ---- */
+
+/* Submit a task of the kind `ops` describes, for `owner` (an actor, taken
+ * over on success; NULL for a function call). See ray_task_submit for the
+ * contract; *out_task (when not NULL) receives the task, which the owner
+ * may keep (an actor's constructor). */
+int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, const ray__task_ops_t *ops,
+                     void *owner, const ray_arg_t *args, size_t nargs,
                      const ray_task_opts_t *opts, ray_ref_t *out_refs, ray__task_t **out_task);
+
+/* ---- task.c: the lifecycle ---- */
+
+/* Fill in the header of a freshly allocated task (the runnable, the
+ * counters, a new task id; PENDING, one reference, the submission guard in
+ * `deps`). */
+void ray__task_init(ray__task_t *t, struct ray__runtime_s *rt, ray__func_t *fn,
+                    const ray__task_ops_t *ops, void *owner);
+/* A ref argument's watch (ray__store_watch), under its shard lock: count it
+ * resolved (noting a failure). */
+void ray__task_dep_notify(ray__watch_t *w, int status);
+/* One argument (or the submission guard) is resolved: the last one hands
+ * the task to its ops' ready. */
+void ray__task_dep_resolved(ray__task_t *t);
+/* Queue the task on a worker (a function call's ready; the constructor's). */
+void ray__task_push(ray__task_t *t);
 
 /* Fail every result of `t` with a new error (code, origin = t's name,
  * formatted message); cause_id, when not 0, is a failed object the error
@@ -117,7 +201,7 @@ void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error
 #endif
     ;
 /* Mark `t` DONE, release its argument references (objects and actor
- * handles), count it finished (not a constructor: ray_stats, ray__quiesce)
+ * handles), count it finished (a counted kind: ray_stats, ray__quiesce)
  * and drop the execution path's reference. */
 void ray__task_finish(ray__task_t *t);
 /* Add a reference (void *: the store's claim_producer hook) / drop one,
@@ -125,27 +209,12 @@ void ray__task_finish(ray__task_t *t);
 void ray__task_hold(void *t);
 void ray__task_unref(ray__task_t *t);
 
-/* ---- Actors (actor.c), as the task layer sees them ---- */
+/* ---- task_ctx.c: an attempt's results ---- */
 
-/* A method call joins its actor's mailbox (at submission, in order). */
-void ray__actor_enqueue(ray__task_t *t);
-/* A method call's (or the constructor's) arguments are all resolved. */
-void ray__actor_call_ready(ray__task_t *t);
-/* A method call has run, or will not (cancelled, failed arguments,
- * shutdown); fatal: it ended its actor. Returns the next call of this actor
- * to run inline on this worker, or NULL. Finishes `t`, unless it is retried
- * after the restart (then it goes back to the head of the mailbox). */
-ray__task_t *ray__actor_call_done(ray__task_t *t, bool fatal);
-/* The constructor has run, or cannot: err NULL on success (state set),
- * else why not (taken over). */
-void ray__actor_ctor_done(ray__task_t *ctor, ray_error_t *err);
-/* Run the class's constructor (storing the actor's state); the state a
- * method runs with. */
-int ray__actor_construct(struct ray__actor_s *a, ray_task_ctx_t *ctx);
-void *ray__actor_state(struct ray__actor_s *a);
-uint64_t ray__actor_id(struct ray__actor_s *a);
-/* Handle references held by tasks that take an actor argument. */
-int ray__actor_handle_retain(struct ray__runtime_s *rt, uint64_t id);
-void ray__actor_handle_release(struct ray__runtime_s *rt, uint64_t id);
+/* Complete the results with what the body set (an unset slot fails with
+ * RAY_ENORESULT). */
+void ray__ctx_publish(ray_task_ctx_t *ctx);
+/* Drop what the body set (a failed attempt, or a failure after it). */
+void ray__ctx_discard(ray_task_ctx_t *ctx);
 
 #endif /* RAY_TASK_H */

@@ -1,0 +1,435 @@
+/* task_ctx.c - the context a task's body runs with: its arguments
+ * (ray_ctx_arg_*), the results it sets (ray_return_*, ray_fail), and what
+ * becomes of those results once an attempt ends (publishing them, or
+ * dropping them for a retry or a failure).
+ *
+ * A context lives on the running worker's stack for one run (task.c) and is
+ * used by the body on that thread only, so nothing here locks. A result
+ * slot holds a ready entry not yet in the table (`slots`), or a reference
+ * on the object a ray_return_ref shares (`alias`); setting a slot again
+ * drops what it held. Publishing completes each pending result with its
+ * slot; an aliased result completes later, on the loop thread, when its
+ * source is ready (a watch: nothing polls).
+ *
+ * Locks: alias_notify runs under the source's shard lock and takes only the
+ * loop queue's inside. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error_internal.h"
+#include "internal.h"
+
+/* ---- Results of an attempt ---- */
+
+/* ray_return_ref: the result shares the source object's value once it is
+ * ready. Completion may come later, on the loop thread. */
+typedef struct alias_s {
+  ray__watch_t watch;
+  ray__loop_item_t item;
+  ray__runtime_t *rt;
+  uint64_t result;
+  uint64_t src; /* one reference held */
+  int status;
+} alias_t;
+
+static void unpin_entry(void *e) {
+  ray__entry_unpin(e);
+}
+
+static void alias_finish(alias_t *a) {
+  ray__store_t *st = &a->rt->store;
+  ray_buf_t view;
+  ray__entry_t *e = NULL;
+  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
+    /* Shares the source's payload (counted there, and pinned: never spilled).
+     * The view's pin passes to the new entry, which drops it when freed. */
+    const void *data = view.data;
+    size_t size = view.size;
+    ray__entry_t *src = ray__view_close(&view);
+    e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
+    if (e == NULL) ray__entry_unpin(src);
+  }
+  if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
+    ray_error_t *err = NULL;
+    ray__mpbuf_t b;
+    int code = a->status != 0 ? RAY_EDEPFAILED : RAY_ENOMEM;
+    if (ray_error_new(&err, code, NULL, "returned object %llu failed",
+                      (unsigned long long)a->src) == 0 &&
+        ray__error_encode(err, a->status != 0 ? a->src : 0, &b) == 0) {
+      if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL) {
+        memcpy(e->data, b.data, b.size);
+        if (a->status != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
+            ray__store_retain(st, a->src) == 0) {
+          e->inner[0] = a->src;
+          e->ninner = 1;
+        }
+      }
+      ray__mpbuf_destroy(&b);
+    }
+    ray_error_free(err);
+    if (e == NULL) {
+      ray__store_fail_in_place(st, a->result, code);
+      goto out;
+    }
+    e->flags |= RAY__F_ERROR;
+    e->err_code = code;
+  }
+  e->id = a->result;
+  ray__store_complete(st, e);
+out:
+  ray__store_release(st, a->src);
+  ray__free(a);
+}
+
+static void alias_run(ray__loop_item_t *item) {
+  alias_finish((alias_t *)((char *)item - offsetof(alias_t, item)));
+}
+
+/* Under the source's shard lock: hand over to the loop thread. */
+static void alias_notify(ray__watch_t *w, int status) {
+  alias_t *a = (alias_t *)w;
+  a->status = status;
+  ray__loop_post(&a->rt->loop, &a->item);
+}
+
+/* Takes over the reference on src the context held. */
+static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
+  alias_t *a = ray__malloc(sizeof *a);
+  if (a == NULL) {
+    ray__store_fail_in_place(&rt->store, result, RAY_ENOMEM);
+    ray__store_release(&rt->store, src);
+    return;
+  }
+  *a = (alias_t){.watch = {.fn = alias_notify},
+                 .item = {.run = alias_run},
+                 .rt = rt,
+                 .result = result,
+                 .src = src};
+  int status = 0;
+  int rc = ray__store_watch(&rt->store, src, &a->watch, false, &status);
+  if (rc == 1 || rc < 0) {
+    a->status = rc < 0 ? rc : status;
+    alias_finish(a);
+  }
+}
+
+void ray__ctx_discard(ray_task_ctx_t *ctx) {
+  ray__store_t *st = &ctx->t->rt->store;
+  for (uint32_t i = 0; i < ctx->t->nreturns; i++) {
+    if (ctx->slots[i] != NULL) ray__store_drop(st, ctx->slots[i]);
+    if (ctx->alias[i] != 0) ray__store_release(st, ctx->alias[i]);
+    ctx->slots[i] = NULL;
+    ctx->alias[i] = 0;
+  }
+}
+
+void ray__ctx_publish(ray_task_ctx_t *ctx) {
+  ray__task_t *t = ctx->t;
+  ray__store_t *st = &t->rt->store;
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    if (ctx->slots[i] != NULL) {
+      ctx->slots[i]->id = t->returns[i].id;
+      ray__store_complete(st, ctx->slots[i]);
+    } else if (ctx->alias[i] != 0) {
+      ray__store_clear_producer(st, t->returns[i].id); /* the task is about to go */
+      alias_start(t->rt, t->returns[i].id, ctx->alias[i]);
+    } else {
+      ray_error_t *err = NULL;
+      ray__entry_t *e = NULL;
+      ray__mpbuf_t b;
+      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0) {
+        ray_error_set_task_id(err, t->task_id);
+        if (ray__error_encode(err, 0, &b) == 0) {
+          if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
+            memcpy(e->data, b.data, b.size);
+          ray__mpbuf_destroy(&b);
+        }
+      }
+      ray_error_free(err);
+      if (e == NULL) {
+        ray__store_fail_in_place(st, t->returns[i].id, RAY_ENORESULT);
+        continue;
+      }
+      e->flags |= RAY__F_ERROR;
+      e->err_code = RAY_ENORESULT;
+      e->id = t->returns[i].id;
+      ray__store_complete(st, e);
+    }
+    ctx->slots[i] = NULL;
+    ctx->alias[i] = 0;
+  }
+}
+
+/* ---- The context ---- */
+
+static ray__task_arg_t *arg_at(ray_task_ctx_t *ctx, size_t i) {
+  if (ctx == NULL || i >= ctx->t->nargs) return NULL;
+  return &ctx->t->args[i];
+}
+
+size_t ray_ctx_nargs(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->nargs : 0;
+}
+
+uint32_t ray_ctx_arg_type(const ray_task_ctx_t *ctx, size_t i) {
+  return ctx != NULL && i < ctx->t->nargs ? ctx->t->args[i].type : 0;
+}
+
+/* Argument i, which must have `type`. */
+static int typed_arg(ray_task_ctx_t *ctx, size_t i, uint32_t type, ray__task_arg_t **out) {
+  ray__task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->type != type) return RAY_ETYPE;
+  *out = a;
+  return 0;
+}
+
+/* Decode argument i, which must have `type`, into *u. */
+static int arg_decode(ray_task_ctx_t *ctx, size_t i, uint32_t type, msgpack_unpacked *u) {
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, type, &a);
+  return rc != 0 ? rc : ray__mp_decode(a->data, a->size, u);
+}
+
+int ray_ctx_arg_i64(ray_task_ctx_t *ctx, size_t i, int64_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_I64, &a);
+  return rc != 0 ? rc : ray__decode_i64(a->data, a->size, out);
+}
+
+int ray_ctx_arg_f64(ray_task_ctx_t *ctx, size_t i, double *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_F64, &a);
+  return rc != 0 ? rc : ray__decode_f64(a->data, a->size, out);
+}
+
+int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len) {
+  if (s == NULL || len == NULL) return RAY_EINVAL;
+  msgpack_unpacked u;
+  int rc = arg_decode(ctx, i, RAY_TYPE_STR, &u);
+  if (rc != 0) return rc;
+  if (u.data.type == MSGPACK_OBJECT_STR) {
+    *s = u.data.via.str.ptr; /* points into the argument's bytes */
+    *len = u.data.via.str.size;
+  } else {
+    rc = RAY_EDECODE;
+  }
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size) {
+  if (data == NULL || size == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_BYTES, &a);
+  if (rc != 0) return rc;
+  *data = a->data;
+  *size = a->size;
+  return 0;
+}
+
+int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a;
+  int rc = typed_arg(ctx, i, RAY_TYPE_MSGPACK, &a);
+  if (rc != 0) return rc;
+  if (ray__mp_check(a->data, a->size) != 0) return RAY_EDECODE; /* maybe a caller's bytes */
+  if (ctx->zone == NULL && (ctx->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
+    return RAY_ENOMEM;
+  size_t off = 0;
+  msgpack_unpack_return r = msgpack_unpack(a->data, a->size, &off, ctx->zone, out);
+  if (r == MSGPACK_UNPACK_SUCCESS && off == a->size) return 0;
+  return r == MSGPACK_UNPACK_NOMEM_ERROR ? RAY_ENOMEM : RAY_EDECODE;
+}
+
+int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->by_value || a->kind != RAY_ARG_REF) return RAY_ETYPE;
+  *out = (ray_ref_t){a->ref_id, a->type};
+  return 0;
+}
+
+/* Install `e` (NULL: nothing yet) in a checked slot, dropping the value or
+ * ref alias it held. Never fails. */
+static int set_slot(ray_task_ctx_t *ctx, size_t slot, ray__entry_t *e) {
+  ray__store_t *st = &ctx->t->rt->store;
+  if (ctx->slots[slot] != NULL) ray__store_drop(st, ctx->slots[slot]);
+  if (ctx->alias[slot] != 0) ray__store_release(st, ctx->alias[slot]);
+  ctx->alias[slot] = 0;
+  ctx->slots[slot] = e;
+  return 0;
+}
+
+/* Validate a setter: slot in range and registered with `type` (0: any
+ * type, for bytes, owned buffers and refs). */
+static int slot_check(ray_task_ctx_t *ctx, size_t slot, uint32_t type) {
+  if (ctx == NULL || slot >= ctx->t->nreturns) return RAY_EINVAL;
+  uint32_t want = ctx->t->fn->types[slot];
+  if (type != 0 && want != type) return RAY_ETYPE;
+  return 0;
+}
+
+static int return_copy(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
+  ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, size, ctx->t->fn->types[slot], RAY__READY);
+  if (e == NULL) return ray__entry_error();
+  if (size > 0) memcpy(e->data, data, size);
+  return set_slot(ctx, slot, e);
+}
+
+static int return_encoded(ray_task_ctx_t *ctx, size_t slot, ray__mpbuf_t *b) {
+  int rc = b->oom ? RAY_ENOMEM : return_copy(ctx, slot, b->data, b->size);
+  ray__mpbuf_destroy(b);
+  return rc;
+}
+
+int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
+  int rc = slot_check(ctx, slot, RAY_TYPE_I64);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_int64(&pk, v);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
+  int rc = slot_check(ctx, slot, RAY_TYPE_F64);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_double(&pk, v);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
+  if (s == NULL) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, RAY_TYPE_STR);
+  if (rc != 0) return rc;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  size_t n = strlen(s);
+  msgpack_pack_str(&pk, n);
+  msgpack_pack_str_body(&pk, s, n);
+  return return_encoded(ctx, slot, &b);
+}
+
+int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj) {
+  if (obj == NULL) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, RAY_TYPE_MSGPACK);
+  if (rc != 0) return rc;
+  ray_ref_t *refs;
+  size_t nrefs;
+  if ((rc = ray__mp_collect_refs(obj, &refs, &nrefs)) != 0) return rc;
+  ray__store_t *st = &ctx->t->rt->store;
+  uint64_t *inner = NULL;
+  if (nrefs > 0) { /* the result holds the refs inside it */
+    if ((inner = ray__malloc(nrefs * sizeof *inner)) == NULL) {
+      ray__free(refs);
+      return RAY_ENOMEM;
+    }
+    for (size_t i = 0; i < nrefs; i++) inner[i] = refs[i].id;
+    if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) {
+      ray__free(inner);
+      ray__free(refs);
+      return rc;
+    }
+  }
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_object(&pk, *obj);
+  rc = return_encoded(ctx, slot, &b);
+  if (rc == 0) {
+    ctx->slots[slot]->inner = inner;
+    ctx->slots[slot]->ninner = (uint32_t)nrefs;
+  } else {
+    if (nrefs > 0) ray__store_release_batch(st, refs, nrefs);
+    ray__free(inner);
+  }
+  ray__free(refs);
+  return rc;
+}
+
+int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  return return_copy(ctx, slot, data, size);
+}
+
+int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
+                     void (*free_fn)(void *)) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  ray__entry_t *e = ray__entry_new_owned(&ctx->t->rt->store, data, size, free_fn, data,
+                                         ctx->t->fn->types[slot], true);
+  if (e == NULL) return ray__entry_error();
+  return set_slot(ctx, slot, e);
+}
+
+int ray_return_ref(ray_task_ctx_t *ctx, size_t slot, ray_ref_t ref) {
+  int rc = slot_check(ctx, slot, 0);
+  if (rc != 0) return rc;
+  if (ref.id == 0) return RAY_ENOTFOUND;
+  if (ref.type != ctx->t->fn->types[slot]) return RAY_ETYPE;
+  ray__store_t *st = &ctx->t->rt->store;
+  if ((rc = ray__store_retain(st, ref.id)) != 0) return rc;
+  set_slot(ctx, slot, NULL);
+  ctx->alias[slot] = ref.id;
+  return 0;
+}
+
+int ray_fail(ray_task_ctx_t *ctx, int code, const char *fmt, ...) {
+  if (ctx == NULL || code >= 0) return RAY_EINVAL;
+  if (!ray__is_error_code(code)) code = RAY_ETASK; /* as for a function returning it */
+  char msg[1024];
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  }
+  ray_error_t *err = NULL;
+  if (ray_error_new(&err, code, ctx->t->name, fmt != NULL ? "%s" : NULL, msg) == 0) {
+    ray_error_free(ctx->err);
+    ctx->err = err;
+  } else if (ctx->err == NULL) {
+    /* Out of memory: the failure still stands, with the code alone. */
+    ray_error_new(&ctx->err, code, NULL, NULL);
+  }
+  return code;
+}
+
+uint64_t ray_ctx_task_id(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->task_id : 0;
+}
+
+const char *ray_ctx_name(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->t->name : "";
+}
+
+uint32_t ray_ctx_attempt(const ray_task_ctx_t *ctx) {
+  return ctx != NULL ? ctx->attempt : 0;
+}
+
+bool ray_task_is_cancelled(const ray_task_ctx_t *ctx) {
+  return ctx != NULL && atomic_load(&ctx->t->cancel);
+}
+
+int ray_ctx_arg_actor(ray_task_ctx_t *ctx, size_t i, ray_actor_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->kind != RAY_ARG_ACTOR) return RAY_ETYPE;
+  out->id = a->ref_id;
+  return 0;
+}
