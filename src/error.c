@@ -158,9 +158,9 @@ int ray_error_format(const ray_error_t *err, char *buf, size_t len) {
     if (e->attempts > 0) snprintf(attempts, sizeof attempts, " attempts=%u", e->attempts);
     char *at = (buf != NULL && total < len) ? buf + total : NULL;
     size_t room = at ? len - total : 0;
-    int n = snprintf(at, room, "%s%s: %s [origin=%s task=%llu%s]\n",
-                     depth ? "  caused by: " : "", ray_err_name(e->code), e->message,
-                     e->origin ? e->origin : "-", (unsigned long long)e->task_id, attempts);
+    int n = snprintf(at, room, "%s%s: %s [origin=%s task=%llu%s]\n", depth ? "  caused by: " : "",
+                     ray_err_name(e->code), e->message, e->origin ? e->origin : "-",
+                     (unsigned long long)e->task_id, attempts);
     if (n < 0) return RAY_EINVAL;
     total += (size_t)n;
   }

@@ -71,9 +71,8 @@ static ray__func_t *find_by_name(ray__registry_t *r, const char *name) {
   return NULL;
 }
 
-int ray_function_register(const char *name, ray_task_fn fn, void *arg,
-                          const uint32_t *return_types, size_t num_returns,
-                          ray_function_t *out) {
+int ray_function_register(const char *name, ray_task_fn fn, void *arg, const uint32_t *return_types,
+                          size_t num_returns, ray_function_t *out) {
   if (name == NULL || *name == '\0' || fn == NULL || return_types == NULL || out == NULL ||
       num_returns == 0 || num_returns > RAY_MAX_RETURNS)
     return RAY_EINVAL;

@@ -210,7 +210,7 @@ int ray_init(const ray_config_t *cfg) {
   }
   rt->cfg.timeline_path = rt->timeline_path;
   rt->cfg.metrics_bind = NULL; /* the caller's string; the endpoint keeps a copy */
-  rt->cfg.spill_dir = NULL; /* the caller's string: the store keeps its own copy */
+  rt->cfg.spill_dir = NULL;    /* the caller's string: the store keeps its own copy */
   ray__store_opts_t so = {.capacity = cfg->object_store_memory,
                           .spill_enabled = cfg->enable_spilling,
                           .spill_dir = cfg->spill_dir,
@@ -283,7 +283,7 @@ int ray_shutdown(void) {
     return RAY_ENOTINIT;
   }
   tls_in_lifecycle = true;
-  ray__blocking_stop(rt); /* sets `stopping`: from here on no caller starts to park */
+  ray__blocking_stop(rt);    /* sets `stopping`: from here on no caller starts to park */
   ray__mem_stop(&rt->store); /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   /* A call on another thread that passed its `stopping` check before the

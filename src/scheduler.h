@@ -71,18 +71,18 @@ typedef struct ray__worker_rec_ops_s {
 typedef struct ray__sched_s {
   _Atomic(ray__worker_t *) *workers; /* capacity max_workers; [0, nworkers) running */
   atomic_uint nworkers;
-  unsigned base_workers; /* configured pool size */
-  unsigned max_workers;  /* base + spares cap */
-  atomic_uint next_rr;   /* round-robin cursor for submissions from host threads */
-  atomic_int idle;       /* workers parked that could run work */
-  atomic_int spinning;   /* workers looking for work before they park */
-  atomic_int blocked;    /* workers parked inside a blocking call */
-  atomic_int lingering;  /* spares kept from retiring by blocked workers */
+  unsigned base_workers;      /* configured pool size */
+  unsigned max_workers;       /* base + spares cap */
+  atomic_uint next_rr;        /* round-robin cursor for submissions from host threads */
+  atomic_int idle;            /* workers parked that could run work */
+  atomic_int spinning;        /* workers looking for work before they park */
+  atomic_int blocked;         /* workers parked inside a blocking call */
+  atomic_int lingering;       /* spares kept from retiring by blocked workers */
   atomic_int quiesce_waiters; /* callers in ray__sched_quiesce */
   atomic_bool stop;
-  uv_mutex_t spawn_mu;   /* serialises spare creation and retirement */
-  uv_cond_t spawn_cv;    /* (spawn_mu) a spare retired */
-  atomic_uint serials;   /* numbers worker structs (their records' serials) */
+  uv_mutex_t spawn_mu; /* serialises spare creation and retirement */
+  uv_cond_t spawn_cv;  /* (spawn_mu) a spare retired */
+  atomic_uint serials; /* numbers worker structs (their records' serials) */
   ray__worker_rec_ops_t rec_ops;
   ray__worker_t *retired; /* spares whose threads have ended, or never
                              started (spawn_mu) */

@@ -180,7 +180,8 @@ static void gather(ray__obs_t *obs, void *arg) {
   rowset_t *rs = arg;
   uv_mutex_lock(&obs->mu);
   emit(rs->out,
-       "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":\"worker %u\"}},\n",
+       "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":\"worker "
+       "%u\"}},\n",
        obs->serial, obs->serial);
   for (ray__span_chunk_t *c = obs->head; c != NULL && !rs->oom; c = c->next) {
     for (uint32_t i = 0; i < c->n; i++) {
@@ -258,7 +259,9 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
     emit(&out,
          "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f,"
          "\"args\":{\"task_id\":%llu,\"outcome\":\"%s\"}},\n",
-         s->kind == RAY__TASK_FN ? "task" : s->kind == RAY__TASK_CTOR ? "actor_creation" : "actor_call",
+         s->kind == RAY__TASK_FN     ? "task"
+         : s->kind == RAY__TASK_CTOR ? "actor_creation"
+                                     : "actor_call",
          rs.rows[i], ts, dur, (unsigned long long)s->task_id, ray_err_name(s->outcome));
     for (uint32_t k = 0; k < s->nargs; k++) {
       size_t j = slot_of(&prod, s->ids[k]);
@@ -277,7 +280,8 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
            (unsigned long long)flow, rs.rows[i], ts);
     }
   }
-  emit(&out, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"rustyray\"}}\n]}\n");
+  emit(&out,
+       "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"rustyray\"}}\n]}\n");
   if (rc == 0 && out.oom) rc = RAY_ENOMEM;
   if (rc == 0) {
     uv_fs_t req;
@@ -313,6 +317,7 @@ int ray_timeline_dump(const char *path) {
   RAY__API_ENTER(rt);
   if (!rt->cfg.timeline) return RAY_EINVAL;
   int rc = ray__timeline_write(rt, path);
-  if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));
+  if (rc != 0)
+    ray__log(RAY_LOG_ERROR, "cannot write the timeline to %s: %s", path, ray_err_name(rc));
   return rc;
 }

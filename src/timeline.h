@@ -40,7 +40,7 @@ typedef struct ray__obs_s {
   uv_mutex_t mu;
   unsigned serial; /* stable thread number for the trace */
   ray__span_chunk_t *head, *tail;
-  ray__id_chunk_t *ids; /* the arena the spans' id lists live in (newest first) */
+  ray__id_chunk_t *ids;                   /* the arena the spans' id lists live in (newest first) */
   uint64_t lat_buckets[RAY__LAT_BUCKETS]; /* run time <= 1us,10us,...,10s; last: more */
   uint64_t lat_count;
   uint64_t lat_sum_ns;

@@ -26,7 +26,7 @@ typedef struct ray__view_s {
  * touched twice per get, and the general-dynamic model would make each
  * touch a call into the dynamic linker when the library is shared. */
 typedef struct ray__view_cache_s {
-  ray__view_t *head;  /* up to RAY__VIEW_CACHE free slots */
+  ray__view_t *head; /* up to RAY__VIEW_CACHE free slots */
   unsigned n;
   ray__view_t *spill; /* slots given beyond that, handed to the pool as one batch */
   unsigned nspill;

@@ -137,8 +137,10 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
       if ((i & 63) == 0) {
         if (wk != NULL && ray__sched_can_help(wk))
           again = true; /* a child of ours is queued: run it */
-        else if (uv_hrtime() >= until) break;
-        else sched_yield();
+        else if (uv_hrtime() >= until)
+          break;
+        else
+          sched_yield();
       }
     }
     if (again) continue;
@@ -187,8 +189,8 @@ int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   return rc;
 }
 
-void ray__states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
-                    int8_t *states, int *codes) {
+void ray__states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g, int8_t *states,
+                    int *codes) {
   for (unsigned s = 0; s < st->nshards; s++) {
     if (g->starts[s] == g->starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;

@@ -576,7 +576,7 @@ static inline void reg_task_add(void) {
 /* ---- helpers ---------------------------------------------------------------- */
 
 static inline ray_actor_t mk(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
-                      const ray_actor_opts_t *opts) {
+                             const ray_actor_opts_t *opts) {
   ray_actor_t a = {0};
   assert_rc(ray_actor_create(cls, args, nargs, opts, &a), 0);
   assert_true(a.id != 0);

@@ -36,14 +36,14 @@
 
 /* ---- shared state --------------------------------------------------------- */
 
-static rt_errs_t g_errs;        /* checks made on workers and helper threads */
-static atomic_int g_calls;      /* task invocations counted by a test */
-static rt_latch_t g_started;    /* fn_block: started */
-static rt_latch_t g_go;         /* fn_block: waits for this */
-static rt_latch_t g_fence_in;   /* fn_fence: arrived */
-static rt_latch_t g_fence_out;  /* fn_fence: waits for this */
-static long g_fences;           /* fences done in this runtime */
-static atomic_int g_task_rc;    /* a return code seen inside a task */
+static rt_errs_t g_errs;       /* checks made on workers and helper threads */
+static atomic_int g_calls;     /* task invocations counted by a test */
+static rt_latch_t g_started;   /* fn_block: started */
+static rt_latch_t g_go;        /* fn_block: waits for this */
+static rt_latch_t g_fence_in;  /* fn_fence: arrived */
+static rt_latch_t g_fence_out; /* fn_fence: waits for this */
+static long g_fences;          /* fences done in this runtime */
+static atomic_int g_task_rc;   /* a return code seen inside a task */
 
 #define TC(cond, value) RT_CHECK(&g_errs, (cond), (value))
 

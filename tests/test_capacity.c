@@ -59,11 +59,11 @@ static void test_capacity_never_exceeded(void **state) {
   assert_true(s.bytes_in_memory_high_water <= cap);
   assert_true(s.bytes_in_memory_high_water >= cap / 2); /* it was used */
   assert_true(s.bytes_in_memory <= cap);
-  print_message("[  MEMORY  ] %zu objects, %zu MiB through %zu MiB: %llu spills, %llu restores, "
-                "high water %llu\n",
-                n, total >> 20, cap >> 20, (unsigned long long)s.spill_count,
-                (unsigned long long)s.restore_count,
-                (unsigned long long)s.bytes_in_memory_high_water);
+  print_message(
+      "[  MEMORY  ] %zu objects, %zu MiB through %zu MiB: %llu spills, %llu restores, "
+      "high water %llu\n",
+      n, total >> 20, cap >> 20, (unsigned long long)s.spill_count,
+      (unsigned long long)s.restore_count, (unsigned long long)s.bytes_in_memory_high_water);
   for (size_t i = 0; i < n; i++) rt_release(objs[i].ref);
   rt_assert_store_empty();
   free(objs);
@@ -151,7 +151,7 @@ static void test_lru_order(void **state) {
   ray_stats_t s = rt_stats();
   assert_true(s.spill_count >= (uint64_t)(N - (int)(cap / size)));
   assert_int_equal(s.restore_count, 0); /* refs[0] was always in memory */
-  assert_pat(refs[1], size, 1);          /* the oldest: on disk */
+  assert_pat(refs[1], size, 1);         /* the oldest: on disk */
   assert_int_equal(rt_stats().restore_count, 1);
   assert_pat(refs[0], size, 0);
   assert_int_equal(rt_stats().restore_count, 1);
@@ -204,7 +204,7 @@ static void test_pinned_view_never_spilled(void **state) {
   ray_buf_release(&vb);
   for (int i = 0; i < 48; i++) rt_release(others[i]);
   for (int i = 0; i < 48; i++) others[i] = put_pat(64 * KiB, 200 + (uint64_t)i);
-  assert_rc(ray__quiesce(60000), 0); /* the spiller frees after its batch */
+  assert_rc(ray__quiesce(60000), 0);          /* the spiller frees after its batch */
   assert_int_equal(atomic_load(&g_calls), 1); /* b was spilled: its buffer freed once */
   assert_pat(a, 256 * KiB, 1);
   assert_pat(b, 128 * KiB, 2);

@@ -257,8 +257,7 @@ static int m_fail(ray_task_ctx_t *ctx, void *state) {
 
 static const ray_method_def_t k_counter_methods[] = {{"bump", m_bump, rt_t_i64, 1},
                                                      {"fail", m_fail, rt_t_i64, 1}};
-static const ray_actor_class_t k_counter = {"MemCounter", counter_ctor, free, k_counter_methods,
-                                            2};
+static const ray_actor_class_t k_counter = {"MemCounter", counter_ctor, free, k_counter_methods, 2};
 
 static void test_stats_counters(void **state) {
   (void)state;
@@ -322,7 +321,8 @@ static void test_stats_counters(void **state) {
   for (int i = 0; i < 3; i++) assert_rc(ray_actor_create(&k_counter, NULL, 0, NULL, &act[i]), 0);
   assert_int_equal(rt_stats().actors_alive, 3);
   ray_ref_t calls[4];
-  for (int i = 0; i < 3; i++) assert_rc(ray_actor_call(act[i], "bump", NULL, 0, NULL, &calls[i]), 0);
+  for (int i = 0; i < 3; i++)
+    assert_rc(ray_actor_call(act[i], "bump", NULL, 0, NULL, &calls[i]), 0);
   assert_rc(ray_actor_call(act[0], "fail", NULL, 0, NULL, &calls[3]), 0);
   s = rt_stats();
   assert_int_equal(s.tasks_submitted, 1 + 5 + 3 + 1 + 1 + 4);

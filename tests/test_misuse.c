@@ -23,7 +23,7 @@
 
 #include "test_util.h"
 
-#include "internal.h" /* the store, to see that a call is blocked */
+#include "internal.h"  /* the store, to see that a call is blocked */
 #include "scheduler.h" /* ray__deadline */
 
 /* Refs that were never issued: ids start at RAY__ID_BLOCK (0 is nil), and
@@ -167,8 +167,8 @@ static void test_buf_copy_after_reuse(void **state) {
     ray_buf_release(&b);
     assert_rc(ray_get(r, 0, &fresh), 0);
     assert_rc(ray_get(s, 0, &other), 0);
-    ray_buf_release(&stale); /* a no-op: fresh and other stay pinned */
-    assert_rc(ray_ref_release(r), 0); /* the object leaves the store... */
+    ray_buf_release(&stale);                   /* a no-op: fresh and other stay pinned */
+    assert_rc(ray_ref_release(r), 0);          /* the object leaves the store... */
     assert_true(rt_check(fresh.data, 200, 7)); /* ...its view keeps the payload */
     assert_true(rt_check(other.data, 50, 8));
     ray_buf_release(&fresh);
@@ -512,9 +512,9 @@ static void test_deadline_saturates(void **state) {
   assert_true(ray__deadline(-2) == UINT64_MAX);
   assert_true(ray__deadline(INT64_MIN) == UINT64_MAX);
   /* Huge timeouts lie far ahead (or are forever), never in the past. */
-  const int64_t huge[] = {INT64_MAX, INT64_MAX / 1000, (int64_t)18446744073709LL,
-                          (int64_t)18446744073710LL, (int64_t)2e13, (int64_t)9223372036854LL,
-                          (int64_t)9223372036855LL};
+  const int64_t huge[] = {
+      INT64_MAX,     INT64_MAX / 1000,         (int64_t)18446744073709LL, (int64_t)18446744073710LL,
+      (int64_t)2e13, (int64_t)9223372036854LL, (int64_t)9223372036855LL};
   for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
     uint64_t d = ray__deadline(huge[i]);
     assert_true(d > now + (uint64_t)1e18 / 2);
@@ -587,8 +587,8 @@ static bool has_watcher(uint64_t id) {
 static void test_garbage_timeouts_wait(void **state) {
   (void)state;
   rt_begin();
-  const int64_t timeouts[] = {INT64_MAX, (int64_t)18446744073710LL, (int64_t)2e13,
-                              INT64_MAX / 1000000, -1, -2, INT64_MIN};
+  const int64_t timeouts[] = {
+      INT64_MAX, (int64_t)18446744073710LL, (int64_t)2e13, INT64_MAX / 1000000, -1, -2, INT64_MIN};
   const int ops[] = {OP_GET, OP_GET_BATCH, OP_WAIT, OP_GET_I64};
   for (size_t t = 0; t < sizeof timeouts / sizeof timeouts[0]; t++) {
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
@@ -1004,8 +1004,8 @@ static void test_metrics_port_env(void **state) {
   assert_int_equal(setenv("RAY_METRICS_PORT", "65535", 1), 0);
   assert_rc(ray_config_init(&cfg), 0);
   assert_int_equal(cfg.metrics_port, 65535);
-  const char *bad[] = {"-2", "65536", "-", "--1", "-1x", " 1", "abc", "", "-0x1",
-                       "99999999999999999999"};
+  const char *bad[] = {"-2", "65536", "-", "--1",  "-1x",
+                       " 1", "abc",   "",  "-0x1", "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(setenv("RAY_METRICS_PORT", bad[i], 1), 0);
     int rc = ray_config_init(&cfg);

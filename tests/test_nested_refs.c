@@ -481,8 +481,8 @@ enum { OOM_REFS = 40, OOM_MAX_N = 500 };
 
 typedef struct {
   ray_ref_t inner[OOM_REFS];
-  ray_ref_t outer;   /* prepared for the get case */
-  ray_ref_t out;     /* the operation's result */
+  ray_ref_t outer; /* prepared for the get case */
+  ray_ref_t out;   /* the operation's result */
   ray_msgpack_t m;
   mp_t mp;
   const msgpack_object *obj;
@@ -497,11 +497,11 @@ typedef struct {
   const char *name;
   void (*prepare)(oom_x *);
   int (*op)(oom_x *);
-  void (*ok)(oom_x *);   /* after success: check and release what op made */
+  void (*ok)(oom_x *);      /* after success: check and release what op made */
   void (*on_fail)(oom_x *); /* after ENOMEM: check nothing is held */
-  bool made_and_freed;   /* a failed call may create and free objects on the way */
-  size_t capacity;       /* 0: 64 MiB */
-  bool spills;           /* a failed call may have spilled others (bytes in memory move) */
+  bool made_and_freed;      /* a failed call may create and free objects on the way */
+  size_t capacity;          /* 0: 64 MiB */
+  bool spills;              /* a failed call may have spilled others (bytes in memory move) */
 } oom_case;
 
 static void oom_pack(oom_x *x) {
@@ -662,11 +662,11 @@ static void oom_run(const oom_case *c) {
           (!c->spills && after.bytes_in_memory != before.bytes_in_memory) ||
           (!c->made_and_freed && after.objects_created != before.objects_created) ||
           after.tasks_submitted != before.tasks_submitted) {
-        print_error("%s: N=%ld: a failed call changed the store: objects %llu -> %llu, bytes "
-                    "%llu -> %llu\n",
-                    c->name, n, (unsigned long long)before.objects,
-                    (unsigned long long)after.objects, (unsigned long long)before.bytes_in_memory,
-                    (unsigned long long)after.bytes_in_memory);
+        print_error(
+            "%s: N=%ld: a failed call changed the store: objects %llu -> %llu, bytes "
+            "%llu -> %llu\n",
+            c->name, n, (unsigned long long)before.objects, (unsigned long long)after.objects,
+            (unsigned long long)before.bytes_in_memory, (unsigned long long)after.bytes_in_memory);
         fail();
       }
       c->on_fail(x);

@@ -16,7 +16,6 @@
  * Spill directories
  * ================================================================================ */
 
-
 /* A given directory: a file per spilled object, deleted when the object is
  * freed, and at shutdown for the objects still alive; the directory stays. */
 static void test_spill_dir_given(void **state) {
@@ -303,7 +302,7 @@ static void test_task_reads_spilled_args(void **state) {
   ray_buf_t b;
   int rc = ray_get(r, RAY_TIMEOUT_INFINITE, &b);
   if (rc == 0) ray_buf_release(&b);
-  assert_true(rc != 0 && rc != RAY_ETIMEDOUT); /* RAY_EDEPFAILED today ("unreadable") */
+  assert_true(rc != 0 && rc != RAY_ETIMEDOUT);           /* RAY_EDEPFAILED today ("unreadable") */
   assert_int_equal(atomic_load(&g_calls), calls_before); /* it did not run */
   rt_release(r);
   for (int i = 0; i < 6; i++) assert_pat(six[i], 200 * KiB, 20 + (uint64_t)i); /* intact */
@@ -391,7 +390,8 @@ static void test_objects_near_capacity(void **state) {
   ray_ref_t refs[4];
   for (int i = 0; i < 4; i++) refs[i] = put_pat(size, (uint64_t)i);
   for (int round = 0; round < 3; round++)
-    for (int i = 0; i < 4; i++) assert_pat(refs[(i + round) % 4], size, (uint64_t)((i + round) % 4));
+    for (int i = 0; i < 4; i++)
+      assert_pat(refs[(i + round) % 4], size, (uint64_t)((i + round) % 4));
   ray_buf_t one;
   assert_rc(ray_get_batch(&refs[1], 1, 0, &one), 0);
   assert_true(pat_check(one.data, size, 1));

@@ -85,8 +85,8 @@ static bool rng_pct(rng_t *r, unsigned pct) {
 /* ---- options and totals ------------------------------------------------ */
 
 static struct {
-  uint64_t seed;        /* the seed running now */
-  unsigned op;          /* its current operation number */
+  uint64_t seed; /* the seed running now */
+  unsigned op;   /* its current operation number */
   bool verbose;
   bool kill_restart_any; /* RAY_STRESS_KILL_RESTART_ANY: kill(restart) in any actor state */
   bool cancel_calls;     /* RAY_STRESS_CANCEL_CALLS: ray_cancel on actor calls */
@@ -95,26 +95,25 @@ static struct {
   uint64_t seeds, ops, checked, spills, restores, shutdown_seeds;
 } g;
 
-#define FAILF(...)                                                                  \
-  do {                                                                              \
-    print_error("stress: seed %" PRIu64 " op %u: ", g.seed, g.op);                  \
-    print_error(__VA_ARGS__);                                                       \
-    print_error("\n  (rerun: RAY_STRESS_SEED=%" PRIu64 " RAY_STRESS_VERBOSE=1)\n", \
-                g.seed);                                                            \
-    fail();                                                                         \
+#define FAILF(...)                                                                          \
+  do {                                                                                      \
+    print_error("stress: seed %" PRIu64 " op %u: ", g.seed, g.op);                          \
+    print_error(__VA_ARGS__);                                                               \
+    print_error("\n  (rerun: RAY_STRESS_SEED=%" PRIu64 " RAY_STRESS_VERBOSE=1)\n", g.seed); \
+    fail();                                                                                 \
   } while (0)
 
-#define CHECK(cond, ...) \
-  do {                   \
+#define CHECK(cond, ...)             \
+  do {                               \
     if (!(cond)) FAILF(__VA_ARGS__); \
   } while (0)
 
-#define CHECK_RC(call, want)                                                            \
-  do {                                                                                  \
-    int rc__ = (call);                                                                  \
-    int want__ = (want);                                                                \
-    CHECK(rc__ == want__, "%s returned %s, expected %s", #call, ray_err_name(rc__),     \
-          ray_err_name(want__));                                                        \
+#define CHECK_RC(call, want)                                                        \
+  do {                                                                              \
+    int rc__ = (call);                                                              \
+    int want__ = (want);                                                            \
+    CHECK(rc__ == want__, "%s returned %s, expected %s", #call, ray_err_name(rc__), \
+          ray_err_name(want__));                                                    \
   } while (0)
 
 static void vlog(const char *fmt, ...) {
@@ -393,13 +392,13 @@ static const int k_fail_codes[] = {RAY_ETASK, RAY_EIO, RAY_EINVAL, RAY_EDECODE, 
 
 typedef struct {
   uint32_t type;
-  int64_t i;        /* I64; MSGPACK: the tag */
-  double f;         /* F64 */
-  char *s;          /* STR (owned) */
+  int64_t i; /* I64; MSGPACK: the tag */
+  double f;  /* F64 */
+  char *s;   /* STR (owned) */
   size_t slen;
-  uint64_t bseed;   /* BYTES: rt_fill(bseed) pattern of blen bytes */
+  uint64_t bseed; /* BYTES: rt_fill(bseed) pattern of blen bytes */
   size_t blen;
-  int inner[4];     /* MSGPACK: model refs inside, in order */
+  int inner[4]; /* MSGPACK: model refs inside, in order */
   int ninner;
 } val_t;
 
@@ -426,14 +425,14 @@ typedef struct {
   int fn;
   int nargs;
   marg_t args[MAXARGS];
-  int64_t p[6];     /* function parameters (see op_task_*) */
-  val_t val;        /* K_PUT */
-  int holds;        /* references the model owns; 0: released */
-  bool shared;      /* something else may hold it (a task, a value, a callback) */
-  bool unverified;  /* an actor call the actor checker has not looked at yet */
-  bool observed;    /* its outcome was seen (then obs is it) */
+  int64_t p[6];    /* function parameters (see op_task_*) */
+  val_t val;       /* K_PUT */
+  int holds;       /* references the model owns; 0: released */
+  bool shared;     /* something else may hold it (a task, a value, a callback) */
+  bool unverified; /* an actor call the actor checker has not looked at yet */
+  bool observed;   /* its outcome was seen (then obs is it) */
   outcome_t obs;
-  bool cached;      /* expect is valid */
+  bool cached; /* expect is valid */
   outcome_t expect;
 } mref_t;
 
@@ -442,10 +441,10 @@ typedef struct {
   bool marker;     /* a kill */
   bool no_restart; /* the kill's flag */
   int method;
-  int64_t x;       /* add's value, fail's code */
-  int ref_arg;     /* add's ref argument (model index) or -1 */
-  int result;      /* model index of the call's ref */
-  bool cancelled;  /* ray_cancel returned 0 on it */
+  int64_t x;      /* add's value, fail's code */
+  int ref_arg;    /* add's ref argument (model index) or -1 */
+  int result;     /* model index of the call's ref */
+  bool cancelled; /* ray_cancel returned 0 on it */
 } entry_t;
 
 typedef struct {
@@ -465,8 +464,8 @@ typedef struct {
   size_t nlog, caplog, verified;
   hyp_t hyp[MAXHYP];
   int nhyp;
-  bool known_alive;       /* a call after every restart and kill was seen to run */
-  bool crash_unverified;  /* a crash call not yet checked */
+  bool known_alive;      /* a call after every restart and kill was seen to run */
+  bool crash_unverified; /* a crash call not yet checked */
 } mactor_t;
 
 #define MAXACTORS 8
@@ -528,102 +527,101 @@ static outcome_t task_expect(model_t *m, mref_t *r) {
   }
   if (failmask) return oc_error(RAY_EDEPFAILED, failmask);
   switch (r->fn) {
-  case FN_SUM: {
-    int64_t s = 0;
-    for (int a = 0; a < r->nargs; a++)
-      s = wadd(s, r->args[a].is_ref ? eff(m, r->args[a].ref).v.i : r->args[a].i);
-    return oc_i64(s);
-  }
-  case FN_CONCAT: {
-    outcome_t o;
-    memset(&o, 0, sizeof o);
-    o.v.type = RAY_TYPE_STR;
-    size_t total = 0;
-    for (int a = 0; a < r->nargs; a++)
-      total += r->args[a].is_ref ? eff(m, r->args[a].ref).v.slen : strlen(r->args[a].s);
-    /* The expectation keeps a pointer into a buffer owned by the ref's val. */
-    if (r->val.s == NULL || r->val.slen != total) {
-      free(r->val.s);
-      r->val.s = malloc(total + 1);
-      assert_non_null(r->val.s);
-      r->val.slen = total;
+    case FN_SUM: {
+      int64_t s = 0;
+      for (int a = 0; a < r->nargs; a++)
+        s = wadd(s, r->args[a].is_ref ? eff(m, r->args[a].ref).v.i : r->args[a].i);
+      return oc_i64(s);
     }
-    size_t at = 0;
-    for (int a = 0; a < r->nargs; a++) {
-      const char *s;
-      size_t len;
-      if (r->args[a].is_ref) {
-        outcome_t ao = eff(m, r->args[a].ref);
-        s = ao.v.s;
-        len = ao.v.slen;
-      } else {
-        s = r->args[a].s;
-        len = strlen(s);
+    case FN_CONCAT: {
+      outcome_t o;
+      memset(&o, 0, sizeof o);
+      o.v.type = RAY_TYPE_STR;
+      size_t total = 0;
+      for (int a = 0; a < r->nargs; a++)
+        total += r->args[a].is_ref ? eff(m, r->args[a].ref).v.slen : strlen(r->args[a].s);
+      /* The expectation keeps a pointer into a buffer owned by the ref's val. */
+      if (r->val.s == NULL || r->val.slen != total) {
+        free(r->val.s);
+        r->val.s = malloc(total + 1);
+        assert_non_null(r->val.s);
+        r->val.slen = total;
       }
-      memcpy(r->val.s + at, s, len);
-      at += len;
-    }
-    r->val.s[at] = '\0';
-    o.v.s = r->val.s;
-    o.v.slen = total;
-    return o;
-  }
-  case FN_CHECKSUM: {
-    outcome_t ao = eff(m, r->args[0].ref);
-    unsigned char *p = malloc(ao.v.blen + 1);
-    assert_non_null(p);
-    rt_fill(p, ao.v.blen, ao.v.bseed);
-    int64_t h = fnv1a(p, ao.v.blen);
-    free(p);
-    return oc_i64(h);
-  }
-  case FN_ECHO:
-    return eff(m, r->args[0].ref);
-  case FN_FLAKY: { /* p: k, v, code, max_retries, retry_on_error */
-    int64_t k = r->p[0], mr = r->p[3];
-    bool retry = r->p[4] != 0;
-    if (k == 0 || (retry && k <= mr)) return oc_i64(r->p[1]);
-    outcome_t o = oc_error((int)r->p[2], bit((int)r->p[2]));
-    o.attempts = retry ? (uint32_t)mr + 1 : 1;
-    return o;
-  }
-  case FN_FAIL: { /* p: mode, code */
-    int code = r->p[0] == 2 ? RAY_ETASK : (int)r->p[1];
-    outcome_t o = oc_error(code, bit(code));
-    o.attempts = 1;
-    return o;
-  }
-  case FN_NESTED: { /* p: depth, width, x, failx, code */
-    /* Iterative over the tree: sum of every node's x, or the code if the
-     * failing leaf is in it. */
-    int64_t depth = r->p[0], width = r->p[1], sum = 0;
-    int64_t level[64], next[64];
-    int64_t nl = 1;
-    level[0] = r->p[2];
-    for (int64_t d = 0; d <= depth; d++) {
-      int64_t nn = 0;
-      for (int64_t j = 0; j < nl; j++) {
-        sum = wadd(sum, level[j]);
-        if (d == depth && level[j] == r->p[3])
-          return oc_error((int)r->p[4], bit((int)r->p[4]));
-        if (d < depth)
-          for (int64_t c = 0; c < width; c++) next[nn++] = nested_child(level[j], c);
+      size_t at = 0;
+      for (int a = 0; a < r->nargs; a++) {
+        const char *s;
+        size_t len;
+        if (r->args[a].is_ref) {
+          outcome_t ao = eff(m, r->args[a].ref);
+          s = ao.v.s;
+          len = ao.v.slen;
+        } else {
+          s = r->args[a].s;
+          len = strlen(s);
+        }
+        memcpy(r->val.s + at, s, len);
+        at += len;
       }
-      memcpy(level, next, (size_t)nn * sizeof *next);
-      nl = nn;
+      r->val.s[at] = '\0';
+      o.v.s = r->val.s;
+      o.v.slen = total;
+      return o;
     }
-    return oc_i64(sum);
-  }
-  case FN_BIG: {
-    outcome_t o;
-    memset(&o, 0, sizeof o);
-    o.v.type = RAY_TYPE_BYTES;
-    o.v.bseed = (uint64_t)r->p[0];
-    o.v.blen = (size_t)r->p[1];
-    return o;
-  }
-  default:
-    FAILF("unknown function %d", r->fn);
+    case FN_CHECKSUM: {
+      outcome_t ao = eff(m, r->args[0].ref);
+      unsigned char *p = malloc(ao.v.blen + 1);
+      assert_non_null(p);
+      rt_fill(p, ao.v.blen, ao.v.bseed);
+      int64_t h = fnv1a(p, ao.v.blen);
+      free(p);
+      return oc_i64(h);
+    }
+    case FN_ECHO:
+      return eff(m, r->args[0].ref);
+    case FN_FLAKY: { /* p: k, v, code, max_retries, retry_on_error */
+      int64_t k = r->p[0], mr = r->p[3];
+      bool retry = r->p[4] != 0;
+      if (k == 0 || (retry && k <= mr)) return oc_i64(r->p[1]);
+      outcome_t o = oc_error((int)r->p[2], bit((int)r->p[2]));
+      o.attempts = retry ? (uint32_t)mr + 1 : 1;
+      return o;
+    }
+    case FN_FAIL: { /* p: mode, code */
+      int code = r->p[0] == 2 ? RAY_ETASK : (int)r->p[1];
+      outcome_t o = oc_error(code, bit(code));
+      o.attempts = 1;
+      return o;
+    }
+    case FN_NESTED: { /* p: depth, width, x, failx, code */
+      /* Iterative over the tree: sum of every node's x, or the code if the
+       * failing leaf is in it. */
+      int64_t depth = r->p[0], width = r->p[1], sum = 0;
+      int64_t level[64], next[64];
+      int64_t nl = 1;
+      level[0] = r->p[2];
+      for (int64_t d = 0; d <= depth; d++) {
+        int64_t nn = 0;
+        for (int64_t j = 0; j < nl; j++) {
+          sum = wadd(sum, level[j]);
+          if (d == depth && level[j] == r->p[3]) return oc_error((int)r->p[4], bit((int)r->p[4]));
+          if (d < depth)
+            for (int64_t c = 0; c < width; c++) next[nn++] = nested_child(level[j], c);
+        }
+        memcpy(level, next, (size_t)nn * sizeof *next);
+        nl = nn;
+      }
+      return oc_i64(sum);
+    }
+    case FN_BIG: {
+      outcome_t o;
+      memset(&o, 0, sizeof o);
+      o.v.type = RAY_TYPE_BYTES;
+      o.v.bseed = (uint64_t)r->p[0];
+      o.v.blen = (size_t)r->p[1];
+      return o;
+    }
+    default:
+      FAILF("unknown function %d", r->fn);
   }
   return oc_error(RAY_EINVAL, 0);
 }
@@ -686,8 +684,8 @@ static bool decode_i64(const void *d, size_t n, int64_t *out) {
             (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
              u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
   if (ok)
-    *out = u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)u.data.via.u64
-                                                          : u.data.via.i64;
+    *out =
+        u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)u.data.via.u64 : u.data.via.i64;
   msgpack_unpacked_destroy(&u);
   return ok;
 }
@@ -747,35 +745,35 @@ static bool got_matches(model_t *m, const got_t *gt, const outcome_t *o, bool ra
   }
   const val_t *v = &o->v;
   switch (v->type) {
-  case RAY_TYPE_I64:
-    if (gt->v.i != v->i) {
-      snprintf(why, wl, "value %" PRId64 ", expected %" PRId64, gt->v.i, v->i);
-      return false;
-    }
-    return true;
-  case RAY_TYPE_F64:
-    if (raw) return gt->buf.size == 9; /* a msgpack float64 */
-    if (memcmp(&gt->v.f, &v->f, sizeof v->f) != 0) {
-      snprintf(why, wl, "value %g, expected %g", gt->v.f, v->f);
-      return false;
-    }
-    return true;
-  case RAY_TYPE_STR:
-    if (raw) return gt->buf.size >= v->slen; /* header + bytes */
-    if (gt->v.slen != v->slen || memcmp(gt->v.s, v->s, v->slen) != 0) {
-      snprintf(why, wl, "string of %zu bytes differs (expected %zu)", gt->v.slen, v->slen);
-      return false;
-    }
-    return true;
-  case RAY_TYPE_BYTES:
-    if (gt->buf.size != v->blen || gt->buf.type != RAY_TYPE_BYTES ||
-        !rt_check(gt->buf.data, gt->buf.size, v->bseed)) {
-      snprintf(why, wl, "bytes differ (size %zu, expected %zu)", gt->buf.size, v->blen);
-      return false;
-    }
-    return true;
-  default:
-    return true; /* MSGPACK: checked by op_get_msgpack */
+    case RAY_TYPE_I64:
+      if (gt->v.i != v->i) {
+        snprintf(why, wl, "value %" PRId64 ", expected %" PRId64, gt->v.i, v->i);
+        return false;
+      }
+      return true;
+    case RAY_TYPE_F64:
+      if (raw) return gt->buf.size == 9; /* a msgpack float64 */
+      if (memcmp(&gt->v.f, &v->f, sizeof v->f) != 0) {
+        snprintf(why, wl, "value %g, expected %g", gt->v.f, v->f);
+        return false;
+      }
+      return true;
+    case RAY_TYPE_STR:
+      if (raw) return gt->buf.size >= v->slen; /* header + bytes */
+      if (gt->v.slen != v->slen || memcmp(gt->v.s, v->s, v->slen) != 0) {
+        snprintf(why, wl, "string of %zu bytes differs (expected %zu)", gt->v.slen, v->slen);
+        return false;
+      }
+      return true;
+    case RAY_TYPE_BYTES:
+      if (gt->buf.size != v->blen || gt->buf.type != RAY_TYPE_BYTES ||
+          !rt_check(gt->buf.data, gt->buf.size, v->bseed)) {
+        snprintf(why, wl, "bytes differ (size %zu, expected %zu)", gt->buf.size, v->blen);
+        return false;
+      }
+      return true;
+    default:
+      return true; /* MSGPACK: checked by op_get_msgpack */
   }
 }
 
@@ -785,8 +783,9 @@ static void check_ref(model_t *m, int idx, ray_ref_t ref, bool raw, const outcom
                       int nalts) {
   got_t gt;
   do_get(ref, raw, g.long_ms, &gt);
-  CHECK(gt.code != RAY_ETIMEDOUT, "get of ref %d (id %" PRIu64 ") timed out after %" PRId64
-        " ms: a hang?", idx, ref.id, g.long_ms);
+  CHECK(gt.code != RAY_ETIMEDOUT,
+        "get of ref %d (id %" PRIu64 ") timed out after %" PRId64 " ms: a hang?", idx, ref.id,
+        g.long_ms);
   outcome_t one;
   if (alts == NULL) {
     one = eff(m, idx);
@@ -881,84 +880,84 @@ static void op_put(model_t *m, uint64_t store) {
   unsigned kind = (unsigned)rng_below(rng, 8);
   int rc;
   switch (kind) {
-  case 0:
-  case 1:
-    v.type = RAY_TYPE_I64;
-    v.i = rng_range(rng, -1000000, 1000000);
-    rc = ray_put_i64(v.i, &ref);
-    vlog("put_i64 %" PRId64, v.i);
-    break;
-  case 2: {
-    v.type = RAY_TYPE_F64;
-    v.f = (double)rng_range(rng, -1000000, 1000000) / 7.0;
-    rc = ray_put_f64(v.f, &ref);
-    vlog("put_f64 %g", v.f);
-    break;
-  }
-  case 3: {
-    v.type = RAY_TYPE_STR;
-    v.slen = rng_pct(rng, 15) ? (size_t)rng_range(rng, 1100, 3000) : (size_t)rng_below(rng, 40);
-    v.s = malloc(v.slen + 1);
-    assert_non_null(v.s);
-    rand_str(rng, v.s, v.slen);
-    rc = ray_put_str(v.s, &ref);
-    vlog("put_str len %zu", v.slen);
-    break;
-  }
-  case 4:
-  case 5: { /* small bytes, or big ones (spill) copied */
-    v.type = RAY_TYPE_BYTES;
-    v.bseed = rng_next(rng);
-    v.blen = kind == 4 ? (size_t)rng_below(rng, 300) : big_size(m, store);
-    unsigned char *p = malloc(v.blen + 1);
-    assert_non_null(p);
-    rt_fill(p, v.blen, v.bseed);
-    rc = ray_put(p, v.blen, &ref);
-    free(p);
-    vlog("put bytes %zu", v.blen);
-    break;
-  }
-  case 6: { /* big owned */
-    v.type = RAY_TYPE_BYTES;
-    v.bseed = rng_next(rng);
-    v.blen = big_size(m, store);
-    unsigned char *p = malloc(v.blen + 1);
-    assert_non_null(p);
-    rt_fill(p, v.blen, v.bseed);
-    rc = ray_put_owned(p, v.blen, owned_free, &ref);
-    if (rc == 0)
-      atomic_fetch_add(&g_owned_given, 1);
-    else
-      free(p);
-    vlog("put_owned %zu", v.blen);
-    break;
-  }
-  default: { /* a batch of small byte buffers */
-    size_t n = (size_t)rng_range(rng, 1, 5);
-    const void *data[5];
-    size_t sizes[5];
-    uint64_t seeds[5];
-    ray_ref_t out[5];
-    for (size_t i = 0; i < n; i++) {
-      seeds[i] = rng_next(rng);
-      sizes[i] = (size_t)rng_below(rng, 2000);
-      unsigned char *p = malloc(sizes[i] + 1);
+    case 0:
+    case 1:
+      v.type = RAY_TYPE_I64;
+      v.i = rng_range(rng, -1000000, 1000000);
+      rc = ray_put_i64(v.i, &ref);
+      vlog("put_i64 %" PRId64, v.i);
+      break;
+    case 2: {
+      v.type = RAY_TYPE_F64;
+      v.f = (double)rng_range(rng, -1000000, 1000000) / 7.0;
+      rc = ray_put_f64(v.f, &ref);
+      vlog("put_f64 %g", v.f);
+      break;
+    }
+    case 3: {
+      v.type = RAY_TYPE_STR;
+      v.slen = rng_pct(rng, 15) ? (size_t)rng_range(rng, 1100, 3000) : (size_t)rng_below(rng, 40);
+      v.s = malloc(v.slen + 1);
+      assert_non_null(v.s);
+      rand_str(rng, v.s, v.slen);
+      rc = ray_put_str(v.s, &ref);
+      vlog("put_str len %zu", v.slen);
+      break;
+    }
+    case 4:
+    case 5: { /* small bytes, or big ones (spill) copied */
+      v.type = RAY_TYPE_BYTES;
+      v.bseed = rng_next(rng);
+      v.blen = kind == 4 ? (size_t)rng_below(rng, 300) : big_size(m, store);
+      unsigned char *p = malloc(v.blen + 1);
       assert_non_null(p);
-      rt_fill(p, sizes[i], seeds[i]);
-      data[i] = p;
+      rt_fill(p, v.blen, v.bseed);
+      rc = ray_put(p, v.blen, &ref);
+      free(p);
+      vlog("put bytes %zu", v.blen);
+      break;
     }
-    rc = ray_put_batch(data, sizes, n, out);
-    for (size_t i = 0; i < n; i++) free((void *)data[i]);
-    CHECK_RC(rc, 0);
-    for (size_t i = 0; i < n; i++) {
-      int idx = new_ref(m, out[i], K_PUT);
-      m->refs[idx].val.type = RAY_TYPE_BYTES;
-      m->refs[idx].val.bseed = seeds[i];
-      m->refs[idx].val.blen = sizes[i];
+    case 6: { /* big owned */
+      v.type = RAY_TYPE_BYTES;
+      v.bseed = rng_next(rng);
+      v.blen = big_size(m, store);
+      unsigned char *p = malloc(v.blen + 1);
+      assert_non_null(p);
+      rt_fill(p, v.blen, v.bseed);
+      rc = ray_put_owned(p, v.blen, owned_free, &ref);
+      if (rc == 0)
+        atomic_fetch_add(&g_owned_given, 1);
+      else
+        free(p);
+      vlog("put_owned %zu", v.blen);
+      break;
     }
-    vlog("put_batch %zu", n);
-    return;
-  }
+    default: { /* a batch of small byte buffers */
+      size_t n = (size_t)rng_range(rng, 1, 5);
+      const void *data[5];
+      size_t sizes[5];
+      uint64_t seeds[5];
+      ray_ref_t out[5];
+      for (size_t i = 0; i < n; i++) {
+        seeds[i] = rng_next(rng);
+        sizes[i] = (size_t)rng_below(rng, 2000);
+        unsigned char *p = malloc(sizes[i] + 1);
+        assert_non_null(p);
+        rt_fill(p, sizes[i], seeds[i]);
+        data[i] = p;
+      }
+      rc = ray_put_batch(data, sizes, n, out);
+      for (size_t i = 0; i < n; i++) free((void *)data[i]);
+      CHECK_RC(rc, 0);
+      for (size_t i = 0; i < n; i++) {
+        int idx = new_ref(m, out[i], K_PUT);
+        m->refs[idx].val.type = RAY_TYPE_BYTES;
+        m->refs[idx].val.bseed = seeds[i];
+        m->refs[idx].val.blen = sizes[i];
+      }
+      vlog("put_batch %zu", n);
+      return;
+    }
   }
   CHECK(rc == 0, "put (kind %u) returned %s", kind, ray_err_name(rc));
   CHECK(ref.type == v.type, "put gave type %u, expected %u", ref.type, v.type);
@@ -1115,9 +1114,10 @@ static void op_get_batch(model_t *m) {
       g.checked++;
     }
   } else {
-    CHECK(rc < 0 && (bit(rc) & failed) != 0,
-          "get_batch with failed refs (mask 0x%x) returned %s", failed, ray_err_name(rc));
-    for (int i = 0; i < k; i++) CHECK(rt_is_zero(&out[i], sizeof out[i]), "get_batch out not zeroed");
+    CHECK(rc < 0 && (bit(rc) & failed) != 0, "get_batch with failed refs (mask 0x%x) returned %s",
+          failed, ray_err_name(rc));
+    for (int i = 0; i < k; i++)
+      CHECK(rt_is_zero(&out[i], sizeof out[i]), "get_batch out not zeroed");
     g.checked++;
   }
 }
@@ -1161,7 +1161,8 @@ static void op_wait(model_t *m) {
   }
   CHECK(flagged == rc, "ray_wait returned %d but flagged %d", rc, flagged);
   CHECK((size_t)rc <= num, "ray_wait flagged %d > num_returns %zu", rc, num);
-  if (timeout == g.long_ms) CHECK((size_t)rc == num, "ray_wait without timeout flagged %d of %zu", rc, num);
+  if (timeout == g.long_ms)
+    CHECK((size_t)rc == num, "ray_wait without timeout flagged %d of %zu", rc, num);
   if ((size_t)nknown >= num)
     CHECK((size_t)rc == num, "ray_wait flagged %d of %zu with %d complete before it", rc, num,
           nknown);
@@ -1318,8 +1319,9 @@ static int rand_code(rng_t *rng) {
 }
 
 static void op_task_flaky(model_t *m) {
-  int64_t p[6] = {rng_range(&m->rng, 0, 3), rng_range(&m->rng, -1000, 1000), rand_code(&m->rng),
-                  rng_range(&m->rng, 0, 3), rng_pct(&m->rng, 70), 0};
+  int64_t p[6] = {rng_range(&m->rng, 0, 3), rng_range(&m->rng, -1000, 1000),
+                  rand_code(&m->rng),       rng_range(&m->rng, 0, 3),
+                  rng_pct(&m->rng, 70),     0};
   ray_task_opts_t o;
   ray_task_opts_init(&o);
   o.max_retries = (uint32_t)p[3];
@@ -1347,16 +1349,20 @@ static void op_task_nested(model_t *m) {
     for (int64_t d = 0; d < depth; d++) failx = nested_child(failx, rng_range(rng, 0, width - 1));
   }
   int64_t p[6] = {depth, width, x, failx, rand_code(rng), 0};
-  ray_arg_t extra[5] = {ray_arg_i64(p[0]), ray_arg_i64(p[1]), ray_arg_i64(p[2]),
-                        ray_arg_i64(p[3]), ray_arg_i64(p[4])};
+  ray_arg_t extra[5] = {ray_arg_i64(p[0]), ray_arg_i64(p[1]), ray_arg_i64(p[2]), ray_arg_i64(p[3]),
+                        ray_arg_i64(p[4])};
   int idx = submit(m, FN_NESTED, NULL, 0, p, NULL, extra, 5);
   vlog("nested depth %" PRId64 " width %" PRId64 " failx %" PRId64 " -> ref %d", depth, width,
        failx, idx);
 }
 
 static void op_task_big(model_t *m, uint64_t store) {
-  int64_t p[6] = {(int64_t)(rng_next(&m->rng) >> 2), (int64_t)big_size(m, store),
-                  rng_pct(&m->rng, 50), 0, 0, 0};
+  int64_t p[6] = {(int64_t)(rng_next(&m->rng) >> 2),
+                  (int64_t)big_size(m, store),
+                  rng_pct(&m->rng, 50),
+                  0,
+                  0,
+                  0};
   ray_arg_t extra[3] = {ray_arg_i64(p[0]), ray_arg_i64(p[1]), ray_arg_i64(p[2])};
   int idx = submit(m, FN_BIG, NULL, 0, p, NULL, extra, 3);
   vlog("big %" PRId64 " bytes -> ref %d", p[1], idx);
@@ -1509,27 +1515,27 @@ static bool call_explains(model_t *m, const mactor_t *a, hyp_t *h, const entry_t
   if (e->cancelled && o->code == RAY_ECANCELED) return true; /* never ran */
   if (h->dead) return o->code == RAY_EACTORDIED;
   switch (e->method) {
-  case M_CRASH:
-    if (o->code != RAY_EACTORDIED) return false;
-    kill_effect(a, h, false);
-    return true;
-  case M_FAIL:
-    return o->code == (int)e->x && (o->rootmask & bit((int)e->x)) != 0;
-  case M_GET:
-    return o->code == 0 && o->v.i == h->value;
-  case M_ADD: {
-    int64_t x = e->x;
-    if (e->ref_arg >= 0) {
-      outcome_t ao = eff(m, e->ref_arg);
-      if (ao.code != 0) return o->code == RAY_EDEPFAILED && (o->rootmask & ao.rootmask) != 0;
-      x = ao.v.i;
+    case M_CRASH:
+      if (o->code != RAY_EACTORDIED) return false;
+      kill_effect(a, h, false);
+      return true;
+    case M_FAIL:
+      return o->code == (int)e->x && (o->rootmask & bit((int)e->x)) != 0;
+    case M_GET:
+      return o->code == 0 && o->v.i == h->value;
+    case M_ADD: {
+      int64_t x = e->x;
+      if (e->ref_arg >= 0) {
+        outcome_t ao = eff(m, e->ref_arg);
+        if (ao.code != 0) return o->code == RAY_EDEPFAILED && (o->rootmask & ao.rootmask) != 0;
+        x = ao.v.i;
+      }
+      if (o->code != 0 || o->v.i != wadd(h->value, x)) return false;
+      h->value = o->v.i;
+      return true;
     }
-    if (o->code != 0 || o->v.i != wadd(h->value, x)) return false;
-    h->value = o->v.i;
-    return true;
-  }
-  default:
-    return false;
+    default:
+      return false;
   }
 }
 
@@ -1657,8 +1663,8 @@ static void op_actor_kill(model_t *m) {
   }
   bool restarts = true;
   for (int h = 0; h < a->nhyp; h++) restarts &= !a->hyp[h].dead && a->hyp[h].restarts_left > 0;
-  bool no_restart = !(want_restart && restarts && !a->crash_unverified &&
-                      (a->known_alive || g.kill_restart_any));
+  bool no_restart =
+      !(want_restart && restarts && !a->crash_unverified && (a->known_alive || g.kill_restart_any));
   CHECK_RC(ray_actor_kill(a->h, no_restart), 0);
   log_add(a, (entry_t){.marker = true, .no_restart = no_restart, .result = -1});
   a->known_alive = false;
@@ -1703,8 +1709,10 @@ static void register_all(void) {
 static void model_free(model_t *m) {
   for (size_t i = 0; i < m->nrefs; i++) {
     mref_t *r = &m->refs[i];
-    if (r->kind == K_PUT) free(r->val.s);
-    else free(r->val.s); /* concat's expectation / an observed string */
+    if (r->kind == K_PUT)
+      free(r->val.s);
+    else
+      free(r->val.s); /* concat's expectation / an observed string */
     for (int a = 0; a < r->nargs; a++) free(r->args[a].s);
   }
   free(m->refs);
@@ -1727,8 +1735,8 @@ static void check_callbacks(model_t *m, bool shut) {
       if (shut) continue; /* never resolved: nothing to compare with */
     }
     outcome_t o = eff(m, c->ref);
-    CHECK(st == o.code, "on_ready for ref %d got status %s, expected %s", c->ref,
-          ray_err_name(st), ray_err_name(o.code));
+    CHECK(st == o.code, "on_ready for ref %d got status %s, expected %s", c->ref, ray_err_name(st),
+          ray_err_name(o.code));
     g.checked++;
   }
 }
@@ -1816,30 +1824,54 @@ static void run_seed(uint64_t seed, unsigned nops) {
 
   for (g.op = 0; g.op < shutdown_at; g.op++) {
     unsigned w = (unsigned)rng_below(rng, 1000);
-    if (w < 160) op_put(&m, store);
-    else if (w < 180) op_put_msgpack(&m);
-    else if (w < 300) op_get(&m);
-    else if (w < 315) op_get_wrong_type(&m);
-    else if (w < 345) op_get_batch(&m);
-    else if (w < 395) op_wait(&m);
-    else if (w < 465) op_task_sum(&m);
-    else if (w < 495) op_task_concat(&m);
-    else if (w < 525) op_task_checksum(&m);
-    else if (w < 545) op_task_echo(&m);
-    else if (w < 585) op_task_flaky(&m);
-    else if (w < 615) op_task_fail(&m);
-    else if (w < 640) op_task_nested(&m);
-    else if (w < 670) op_task_big(&m, store);
-    else if (w < 710) op_cancel(&m);
-    else if (w < 780) op_release(&m);
-    else if (w < 795) op_retain(&m);
-    else if (w < 815) op_probe_gone(&m);
-    else if (w < 830) op_on_ready(&m);
-    else if (w < 850) op_actor_create(&m);
-    else if (w < 955) op_actor_call(&m);
-    else if (w < 975) op_actor_sync(&m);
-    else if (w < 990) op_actor_kill(&m);
-    else op_actor_release(&m);
+    if (w < 160)
+      op_put(&m, store);
+    else if (w < 180)
+      op_put_msgpack(&m);
+    else if (w < 300)
+      op_get(&m);
+    else if (w < 315)
+      op_get_wrong_type(&m);
+    else if (w < 345)
+      op_get_batch(&m);
+    else if (w < 395)
+      op_wait(&m);
+    else if (w < 465)
+      op_task_sum(&m);
+    else if (w < 495)
+      op_task_concat(&m);
+    else if (w < 525)
+      op_task_checksum(&m);
+    else if (w < 545)
+      op_task_echo(&m);
+    else if (w < 585)
+      op_task_flaky(&m);
+    else if (w < 615)
+      op_task_fail(&m);
+    else if (w < 640)
+      op_task_nested(&m);
+    else if (w < 670)
+      op_task_big(&m, store);
+    else if (w < 710)
+      op_cancel(&m);
+    else if (w < 780)
+      op_release(&m);
+    else if (w < 795)
+      op_retain(&m);
+    else if (w < 815)
+      op_probe_gone(&m);
+    else if (w < 830)
+      op_on_ready(&m);
+    else if (w < 850)
+      op_actor_create(&m);
+    else if (w < 955)
+      op_actor_call(&m);
+    else if (w < 975)
+      op_actor_sync(&m);
+    else if (w < 990)
+      op_actor_kill(&m);
+    else
+      op_actor_release(&m);
   }
   g.ops += shutdown_at;
 
@@ -1875,8 +1907,10 @@ static void run_seed(uint64_t seed, unsigned nops) {
     s = wait_idle(g.long_ms);
     CHECK(s.tasks_finished == s.tasks_submitted, "%" PRIu64 " of %" PRIu64 " tasks finished",
           s.tasks_finished, s.tasks_submitted);
-    CHECK(s.objects == 0, "%" PRIu64 " objects left after releasing every ref (created %" PRIu64
-          ", freed %" PRIu64 ")", s.objects, s.objects_created, s.objects_freed);
+    CHECK(s.objects == 0,
+          "%" PRIu64 " objects left after releasing every ref (created %" PRIu64 ", freed %" PRIu64
+          ")",
+          s.objects, s.objects_created, s.objects_freed);
     CHECK(s.bytes_in_memory == 0, "%" PRIu64 " bytes left in memory", s.bytes_in_memory);
     CHECK(s.bytes_spilled == 0, "%" PRIu64 " bytes left spilled", s.bytes_spilled);
     CHECK(s.actors_alive == 0, "%" PRIu64 " actors alive after releasing every handle",
@@ -1933,9 +1967,8 @@ static void test_stress(void **state) {
   uint64_t t0 = uv_hrtime();
   for (unsigned i = 0; i < count; i++) run_seed(base + i, nops);
   double secs = (double)(uv_hrtime() - t0) / 1e9;
-  printf("Stress: %" PRIu64 " seeds, %" PRIu64 " operations, %" PRIu64
-         " refs checked, %" PRIu64 " spills, %" PRIu64 " restores, %" PRIu64
-         " seeds shut down in flight, %.1f s\n",
+  printf("Stress: %" PRIu64 " seeds, %" PRIu64 " operations, %" PRIu64 " refs checked, %" PRIu64
+         " spills, %" PRIu64 " restores, %" PRIu64 " seeds shut down in flight, %.1f s\n",
          g.seeds, g.ops, g.checked, g.spills, g.restores, g.shutdown_seeds, secs);
   fflush(stdout);
   rt_assert_no_leaks();

@@ -388,12 +388,9 @@ static void test_arg_decode_errors(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_value_args),
-    cmocka_unit_test(test_value_args_all_stored),
-    cmocka_unit_test(test_max_args),
-    cmocka_unit_test(test_ref_args_zero_copy),
-    cmocka_unit_test(test_ref_arg_pending),
-    cmocka_unit_test(test_arg_decode_errors),
+    cmocka_unit_test(test_value_args),      cmocka_unit_test(test_value_args_all_stored),
+    cmocka_unit_test(test_max_args),        cmocka_unit_test(test_ref_args_zero_copy),
+    cmocka_unit_test(test_ref_arg_pending), cmocka_unit_test(test_arg_decode_errors),
 };
 
 RT_MAIN(tests)

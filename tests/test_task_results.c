@@ -12,7 +12,6 @@
 
 /* ---- results ---------------------------------------------------------------------- */
 
-
 static void test_results_typed_at_submission(void **state) {
   (void)state;
   t_begin(2);

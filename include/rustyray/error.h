@@ -20,26 +20,26 @@ extern "C" {
 #endif
 
 /* X(name, value, message). The one table every code, name and message comes from. */
-#define RAY_ERRNO_MAP(X)                                                        \
-  X(EINVAL, -1, "invalid argument")                                             \
-  X(ENOMEM, -2, "out of memory")                                                \
-  X(ENOTINIT, -3, "runtime not initialized")                                    \
-  X(EALREADY, -4, "runtime already initialized")                                \
-  X(ENOTFOUND, -5, "unknown or released reference")                             \
-  X(ETYPE, -6, "type mismatch")                                                 \
-  X(ETIMEDOUT, -7, "timed out")                                                 \
-  X(EBUSY, -8, "resource busy")                                                 \
-  X(ETASK, -9, "task failed")                                                   \
-  X(EDEPFAILED, -10, "dependency failed")                                       \
-  X(ECANCELED, -11, "canceled")                                                 \
-  X(EACTORDIED, -12, "actor died")                                              \
-  X(ESTOREFULL, -13, "object store full")                                       \
-  X(ESHUTDOWN, -14, "runtime shut down")                                        \
-  X(EDECODE, -15, "decode error")                                               \
-  X(ENAMEEXISTS, -16, "name already exists")                                    \
-  X(ENOTREADY, -17, "object not ready yet")                                     \
-  X(EIO, -18, "input/output error")                                             \
-  X(EFINISHED, -19, "already finished")                                         \
+#define RAY_ERRNO_MAP(X)                            \
+  X(EINVAL, -1, "invalid argument")                 \
+  X(ENOMEM, -2, "out of memory")                    \
+  X(ENOTINIT, -3, "runtime not initialized")        \
+  X(EALREADY, -4, "runtime already initialized")    \
+  X(ENOTFOUND, -5, "unknown or released reference") \
+  X(ETYPE, -6, "type mismatch")                     \
+  X(ETIMEDOUT, -7, "timed out")                     \
+  X(EBUSY, -8, "resource busy")                     \
+  X(ETASK, -9, "task failed")                       \
+  X(EDEPFAILED, -10, "dependency failed")           \
+  X(ECANCELED, -11, "canceled")                     \
+  X(EACTORDIED, -12, "actor died")                  \
+  X(ESTOREFULL, -13, "object store full")           \
+  X(ESHUTDOWN, -14, "runtime shut down")            \
+  X(EDECODE, -15, "decode error")                   \
+  X(ENAMEEXISTS, -16, "name already exists")        \
+  X(ENOTREADY, -17, "object not ready yet")         \
+  X(EIO, -18, "input/output error")                 \
+  X(EFINISHED, -19, "already finished")             \
   X(ENORESULT, -20, "result not set by the task")
 
 typedef enum {
@@ -67,8 +67,7 @@ typedef struct ray_error_s ray_error_t;
  * On success *out owns a new error (free with ray_error_free).
  * Errors: RAY_EINVAL (out NULL, code >= 0), RAY_ENOMEM.
  * Does not need the runtime. Never blocks; thread-safe. */
-RAY_EXTERN int ray_error_new(ray_error_t **out, int code, const char *origin,
-                             const char *fmt, ...)
+RAY_EXTERN int ray_error_new(ray_error_t **out, int code, const char *origin, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif

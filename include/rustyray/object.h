@@ -165,8 +165,7 @@ RAY_EXTERN void ray_buf_release(ray_buf_t *buf);
  * twice gets two views (release each). Errors: as ray_get, plus RAY_EINVAL
  * (NULL arrays with n > 0, n too large for an array); on error every
  * out[i] is zeroed. n == 0 is a no-op. */
-RAY_EXTERN int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms,
-                             ray_buf_t *out);
+RAY_EXTERN int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t *out);
 
 /* Typed gets. They check the object's type tag before decoding and fail with
  * RAY_ETYPE on a mismatch (the object is not decoded), RAY_EDECODE when the

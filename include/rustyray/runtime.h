@@ -118,24 +118,24 @@ RAY_EXTERN bool ray_is_initialized(void);
 
 /* A snapshot of the runtime's counters. */
 typedef struct ray_stats_s {
-  uint64_t objects;          /* objects in the store (pending, ready or failed) */
-  uint64_t bytes_in_memory;  /* payload bytes held in memory (a payload kept
-                                only by views after its last ref went is not counted) */
-  uint64_t objects_created;  /* objects ever created since ray_init */
-  uint64_t objects_freed;    /* objects freed since ray_init */
-  uint64_t num_workers;      /* worker threads running (spares included) */
-  uint64_t num_shards;       /* store shards */
-  uint64_t object_store_memory;       /* the capacity */
+  uint64_t objects;                    /* objects in the store (pending, ready or failed) */
+  uint64_t bytes_in_memory;            /* payload bytes held in memory (a payload kept
+                                          only by views after its last ref went is not counted) */
+  uint64_t objects_created;            /* objects ever created since ray_init */
+  uint64_t objects_freed;              /* objects freed since ray_init */
+  uint64_t num_workers;                /* worker threads running (spares included) */
+  uint64_t num_shards;                 /* store shards */
+  uint64_t object_store_memory;        /* the capacity */
   uint64_t bytes_in_memory_high_water; /* most ever reserved in memory (>= used, <= capacity) */
-  uint64_t bytes_spilled;    /* payload bytes on disk now */
-  uint64_t bytes_spilled_total; /* payload bytes ever spilled */
-  uint64_t spill_count;      /* objects spilled */
-  uint64_t restore_count;    /* objects restored from disk */
-  uint64_t tasks_submitted;  /* tasks and actor calls submitted */
-  uint64_t tasks_finished;   /* of which finished (succeeded or failed) */
-  uint64_t tasks_failed;     /* of which failed */
-  uint64_t actors_alive;     /* actors created and not yet freed (a killed actor
-                                counts until its last handle is released) */
+  uint64_t bytes_spilled;              /* payload bytes on disk now */
+  uint64_t bytes_spilled_total;        /* payload bytes ever spilled */
+  uint64_t spill_count;                /* objects spilled */
+  uint64_t restore_count;              /* objects restored from disk */
+  uint64_t tasks_submitted;            /* tasks and actor calls submitted */
+  uint64_t tasks_finished;             /* of which finished (succeeded or failed) */
+  uint64_t tasks_failed;               /* of which failed */
+  uint64_t actors_alive;               /* actors created and not yet freed (a killed actor
+                                          counts until its last handle is released) */
 } ray_stats_t;
 
 /* Fill `out` with a consistent-per-shard snapshot of the counters.

@@ -66,7 +66,7 @@ typedef struct ray_static_function_s {
   void *arg;
   const uint32_t *return_types;
   size_t num_returns;
-  ray_function_t *handle; /* set by each ray_init (may be NULL) */
+  ray_function_t *handle;             /* set by each ray_init (may be NULL) */
   struct ray_static_function_s *next; /* private */
 } ray_static_function_t;
 

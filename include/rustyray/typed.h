@@ -184,4 +184,3 @@
 
 #endif /* !__cplusplus */
 #endif /* RUSTYRAY_TYPED_H */
-

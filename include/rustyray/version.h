@@ -8,8 +8,7 @@
 #define RAY_VERSION_MAJOR 0
 #define RAY_VERSION_MINOR 1
 #define RAY_VERSION_PATCH 0
-#define RAY_VERSION_HEX \
-  ((RAY_VERSION_MAJOR << 16) | (RAY_VERSION_MINOR << 8) | RAY_VERSION_PATCH)
+#define RAY_VERSION_HEX ((RAY_VERSION_MAJOR << 16) | (RAY_VERSION_MINOR << 8) | RAY_VERSION_PATCH)
 
 /* RAY_EXTERN marks the public API; everything else is hidden
  * (the library builds with -fvisibility=hidden). POSIX only: there is no

@@ -25,15 +25,18 @@
  * handle of another class. Arguments are evaluated once each. Values are
  * copied before the call returns; refs are retained by the call. Errors,
  * blocking and thread safety as for the declaration's submit. */
-#define RAY_CALL(...)                                                                 \
-  RAY__TY_APPLY_C(RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC1_, RAY__TY_NARGS(__VA_ARGS__))), \
-               (NULL, __VA_ARGS__))
+#define RAY_CALL(...)                                                                     \
+  RAY__TY_APPLY_C(                                                                        \
+      RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC1_, RAY__TY_NARGS(__VA_ARGS__))), \
+      (NULL, __VA_ARGS__))
 
 /* RAY_CALL_OPTS(opts, f, args...): RAY_CALL with options: a
  * const ray_task_opts_t * for functions and methods, a
  * const ray_actor_opts_t * for Class_new (NULL: the defaults). */
-#define RAY_CALL_OPTS(...) \
-  RAY__TY_APPLY_C(RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__))), (__VA_ARGS__))
+#define RAY_CALL_OPTS(...)                                                                \
+  RAY__TY_APPLY_C(                                                                        \
+      RAY__TY_CAT(RAY__TY_CALL_, RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__))), \
+      (__VA_ARGS__))
 
 /* Argument i of a call of f: a _Generic over the built-in kinds' values and
  * refs and the slot's own types (a user type's value and ref, a class
@@ -42,28 +45,61 @@
  * compound literals such as RAY_BYTES(...).) */
 #define RAY__TY_IN(f, i, x) RAY__TY_IN_CONV(f, i, x)
 #define RAY__TY_IN_CONV(f, i, x) \
-  _Generic((x), RAY__TY_IN_BUILTIN, f##__uv##i: f##__inu##i, f##__ur##i: f##__inr##i)(x)
+  _Generic((x), RAY__TY_IN_BUILTIN, f##__uv##i : f##__inu##i, f##__ur##i : f##__inr##i)(x)
 #define RAY__TY_IN_BUILTIN                                                                        \
-  _Bool: ray__ty_inv_i64, char: ray__ty_inv_i64, signed char: ray__ty_inv_i64,                          \
-  unsigned char: ray__ty_inv_i64, short: ray__ty_inv_i64, unsigned short: ray__ty_inv_i64,              \
-  int: ray__ty_inv_i64, unsigned: ray__ty_inv_i64, long: ray__ty_inv_i64, unsigned long: ray__ty_inv_i64,  \
-  long long: ray__ty_inv_i64, unsigned long long: ray__ty_inv_i64, float: ray__ty_inv_f64,              \
-  double: ray__ty_inv_f64, long double: ray__ty_inv_f64, char *: ray__ty_inv_str,                       \
-  const char *: ray__ty_inv_str, ray_bytes_t: ray__ty_inv_bytes,                                     \
-  msgpack_object: ray__ty_inv_msgpack_value, msgpack_object *: ray__ty_inv_msgpack,                  \
-  const msgpack_object *: ray__ty_inv_msgpack, ray_ref_i64_t: ray__ty_inref_i64,                     \
-  ray_ref_f64_t: ray__ty_inref_f64, ray_ref_str_t: ray__ty_inref_str,                                \
-  ray_ref_bytes_t: ray__ty_inref_bytes, ray_ref_msgpack_t: ray__ty_inref_msgpack
+  _Bool:                                                                                          \
+  ray__ty_inv_i64, char : ray__ty_inv_i64,                                                        \
+                          signed char : ray__ty_inv_i64,                                          \
+                                        unsigned char : ray__ty_inv_i64,                          \
+                                                        short : ray__ty_inv_i64,                  \
+                                                                unsigned short : ray__ty_inv_i64, \
+                                                                                 int              \
+      : ray__ty_inv_i64,                                                                          \
+        unsigned : ray__ty_inv_i64,                                                               \
+                   long : ray__ty_inv_i64,                                                        \
+                          unsigned long : ray__ty_inv_i64,                                        \
+                                          long long : ray__ty_inv_i64,                            \
+                                                      unsigned long long : ray__ty_inv_i64,       \
+                                                                           float                  \
+      : ray__ty_inv_f64,                                                                          \
+        double : ray__ty_inv_f64,                                                                 \
+                 long double : ray__ty_inv_f64,                                                   \
+                               char * : ray__ty_inv_str,                                          \
+                                        const char * : ray__ty_inv_str,                           \
+                                                       ray_bytes_t : ray__ty_inv_bytes,           \
+                                                                     msgpack_object               \
+      : ray__ty_inv_msgpack_value,                                                                \
+        msgpack_object * : ray__ty_inv_msgpack,                                                   \
+                           const msgpack_object * : ray__ty_inv_msgpack,                          \
+                                                    ray_ref_i64_t : ray__ty_inref_i64,            \
+                                                                    ray_ref_f64_t                 \
+      : ray__ty_inref_f64,                                                                        \
+        ray_ref_str_t : ray__ty_inref_str,                                                        \
+                        ray_ref_bytes_t : ray__ty_inref_bytes,                                    \
+                                          ray_ref_msgpack_t : ray__ty_inref_msgpack
 
 /* RAY__TY_CALL_n(opts, f, a1, ..., an): the typed submit with each argument converted. */
 #define RAY__TY_CALL_0(o, f) f##__submit(o)
 #define RAY__TY_CALL_1(o, f, a1) f##__submit(o, RAY__TY_IN(f, 1, a1))
 #define RAY__TY_CALL_2(o, f, a1, a2) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2))
-#define RAY__TY_CALL_3(o, f, a1, a2, a3) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3))
-#define RAY__TY_CALL_4(o, f, a1, a2, a3, a4) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4))
-#define RAY__TY_CALL_5(o, f, a1, a2, a3, a4, a5) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5))
-#define RAY__TY_CALL_6(o, f, a1, a2, a3, a4, a5, a6) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6))
-#define RAY__TY_CALL_7(o, f, a1, a2, a3, a4, a5, a6, a7) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6), RAY__TY_IN(f, 7, a7))
-#define RAY__TY_CALL_8(o, f, a1, a2, a3, a4, a5, a6, a7, a8) f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6), RAY__TY_IN(f, 7, a7), RAY__TY_IN(f, 8, a8))
+#define RAY__TY_CALL_3(o, f, a1, a2, a3) \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3))
+#define RAY__TY_CALL_4(o, f, a1, a2, a3, a4)                                       \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), \
+              RAY__TY_IN(f, 4, a4))
+#define RAY__TY_CALL_5(o, f, a1, a2, a3, a4, a5)                                   \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), \
+              RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5))
+#define RAY__TY_CALL_6(o, f, a1, a2, a3, a4, a5, a6)                               \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), \
+              RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6))
+#define RAY__TY_CALL_7(o, f, a1, a2, a3, a4, a5, a6, a7)                           \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), \
+              RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6),    \
+              RAY__TY_IN(f, 7, a7))
+#define RAY__TY_CALL_8(o, f, a1, a2, a3, a4, a5, a6, a7, a8)                       \
+  f##__submit(o, RAY__TY_IN(f, 1, a1), RAY__TY_IN(f, 2, a2), RAY__TY_IN(f, 3, a3), \
+              RAY__TY_IN(f, 4, a4), RAY__TY_IN(f, 5, a5), RAY__TY_IN(f, 6, a6),    \
+              RAY__TY_IN(f, 7, a7), RAY__TY_IN(f, 8, a8))
 
 #endif /* RUSTYRAY_TYPED_CALL_H */

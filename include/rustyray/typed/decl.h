@@ -58,24 +58,27 @@ static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, 
 /* Pick the single-return or the several-returns form for return spec R. */
 #define RAY__TY_RSEL(R, single, several) RAY__TY_IF(RAY__TY_IS_PAREN(R))(several, single)
 /* Padding for the argument slots of a declaration: one (kind, name) per slot. */
-#define RAY__TY_PADS (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), ~
+#define RAY__TY_PADS                                                                         \
+  (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad),     \
+      (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), \
+      (ray__ty_none, ray__ty_pad), (ray__ty_none, ray__ty_pad), ~
 /* Per-parameter pieces (W(c, i, kind, name); i counts from 1). */
 /* the body's parameter list */
 #define RAY__TY_W_BPARAM(c, i, K, n) ray__ty_pt_##K n
 #define RAY__TY_W_BPARAMC(c, i, K, n) , ray__ty_pt_##K n
 /* the wrapper: declare, decode, pass to the body, clean up */
-#define RAY__TY_W_DECL(c, i, K, n)              \
-  ray__ty_pt_##K ray__ty_a##i;                     \
-  ray__ty_dsc_##K ray__ty_s##i;                    \
-  memset(&ray__ty_a##i, 0, sizeof ray__ty_a##i);   \
+#define RAY__TY_W_DECL(c, i, K, n)               \
+  ray__ty_pt_##K ray__ty_a##i;                   \
+  ray__ty_dsc_##K ray__ty_s##i;                  \
+  memset(&ray__ty_a##i, 0, sizeof ray__ty_a##i); \
   memset(&ray__ty_s##i, 0, sizeof ray__ty_s##i);
-#define RAY__TY_W_DEC(c, i, K, n)                                                \
-  if (ray__ty_rc == 0) {                                                         \
-    ray__ty_rc = ray__ty_dec_##K(ray__ty_ctx, i - 1, &ray__ty_a##i, &ray__ty_s##i);          \
-    if (ray__ty_rc == 0)                                                         \
-      ray__ty_ok = i;                                                            \
-    else                                                                      \
-      ray__ty_bad = #n;                                                          \
+#define RAY__TY_W_DEC(c, i, K, n)                                                   \
+  if (ray__ty_rc == 0) {                                                            \
+    ray__ty_rc = ray__ty_dec_##K(ray__ty_ctx, i - 1, &ray__ty_a##i, &ray__ty_s##i); \
+    if (ray__ty_rc == 0)                                                            \
+      ray__ty_ok = i;                                                               \
+    else                                                                            \
+      ray__ty_bad = #n;                                                             \
   }
 #define RAY__TY_W_CARG(c, i, K, n) ray__ty_a##i
 #define RAY__TY_W_CARGC(c, i, K, n) , ray__ty_a##i
@@ -84,12 +87,12 @@ static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, 
 /* the typed submit: its parameters, the core arguments it builds */
 #define RAY__TY_W_SPARAM(c, i, K, n) , ray_in_##K##_t ray__ty_a##i
 #define RAY__TY_W_SDECL(c, i, K, n) \
-  ray__ty_asc_##K ray__ty_s##i;        \
+  ray__ty_asc_##K ray__ty_s##i;     \
   memset(&ray__ty_s##i, 0, sizeof ray__ty_s##i);
-#define RAY__TY_W_SBUILD(c, i, K, n)                                             \
-  if (ray__ty_rc == 0) {                                                         \
-    ray__ty_rc = ray__ty_arg_##K(&ray__ty_a##i, &ray__ty_args[i - 1], &ray__ty_s##i);        \
-    if (ray__ty_rc == 0) ray__ty_built = i;                                         \
+#define RAY__TY_W_SBUILD(c, i, K, n)                                                  \
+  if (ray__ty_rc == 0) {                                                              \
+    ray__ty_rc = ray__ty_arg_##K(&ray__ty_a##i, &ray__ty_args[i - 1], &ray__ty_s##i); \
+    if (ray__ty_rc == 0) ray__ty_built = i;                                           \
   }
 #define RAY__TY_W_SFIN(c, i, K, n) \
   if (ray__ty_built >= i) ray__ty_afin_##K(&ray__ty_s##i);
@@ -99,33 +102,33 @@ static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, 
 #define RAY__TY_W_PARG(c, i, K, n) , ray__ty_inv_##K(ray__ty_v##i)
 /* RAY_CALL slot i of declaration c: the extra types it takes (a user
  * type's value and ref, a class handle) and their converters. */
-#define RAY__TY_W_SLOT(c, i, K, n)                                               \
-  typedef ray__ty_uv_##K c##__uv##i;                                             \
-  typedef ray__ty_ur_##K c##__ur##i;                                             \
-  static inline ray_in_##K##_t c##__inu##i(c##__uv##i ray__ty_x) {               \
-    return ray__ty_inu_##K(ray__ty_x);                                              \
-  }                                                                           \
-  static inline ray_in_##K##_t c##__inr##i(c##__ur##i ray__ty_x) {               \
-    return ray__ty_inr_##K(ray__ty_x);                                              \
+#define RAY__TY_W_SLOT(c, i, K, n)                                 \
+  typedef ray__ty_uv_##K c##__uv##i;                               \
+  typedef ray__ty_ur_##K c##__ur##i;                               \
+  static inline ray_in_##K##_t c##__inu##i(c##__uv##i ray__ty_x) { \
+    return ray__ty_inu_##K(ray__ty_x);                             \
+  }                                                                \
+  static inline ray_in_##K##_t c##__inr##i(c##__ur##i ray__ty_x) { \
+    return ray__ty_inr_##K(ray__ty_x);                             \
   }
 
 /* Mark the slot converters used (Clang warns about unused static inline
  * functions of the main file; a (void) reference in a used function is a use). */
 #define RAY__TY_W_SLOTUSE(c, i, K, n) \
-  (void)c##__inu##i;               \
+  (void)c##__inu##i;                  \
   (void)c##__inr##i;
 
 /* Per-return pieces: one return `R` (a kind), or several `((kind, name)...)`. */
 #define RAY__TY_NRETS(R) RAY__TY_NARGS(RAY__TY_STRIP R)
-#define RAY__TY_S_TYPES(f, R)               \
-  typedef ray__ty_rt_##R f##__result;       \
+#define RAY__TY_S_TYPES(f, R)         \
+  typedef ray__ty_rt_##R f##__result; \
   typedef ray_ref_##R##_t f##__refs;
-#define RAY__TY_M_TYPES(f, R)                                                      \
-  typedef struct {                                                              \
-    RAY__TY_EACH(RAY__TY_W_RFIELD, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))               \
-  } f##__result;                                                                \
-  typedef struct {                                                              \
-    RAY__TY_EACH(RAY__TY_W_RREF, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))                 \
+#define RAY__TY_M_TYPES(f, R)                                                 \
+  typedef struct {                                                            \
+    RAY__TY_EACH(RAY__TY_W_RFIELD, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~)) \
+  } f##__result;                                                              \
+  typedef struct {                                                            \
+    RAY__TY_EACH(RAY__TY_W_RREF, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))   \
   } f##__refs;
 #define RAY__TY_W_RFIELD(c, i, K, n) ray__ty_rt_##K n;
 #define RAY__TY_W_RREF(c, i, K, n) ray_ref_##K##_t n;
@@ -134,21 +137,23 @@ static inline int ray__ty_arg_fail(ray_task_ctx_t *ctx, int rc, const char *fn, 
 #define RAY__TY_W_RTAG(c, i, K, n) (uint32_t) ray__ty_tag_##K,
 /* in the wrapper: store the body's result(s); every one is consumed */
 #define RAY__TY_S_SET(R) ray__ty_rc = ray__ty_ret_##R(ray__ty_ctx, 0, ray__ty_res);
-#define RAY__TY_M_SET(R)                                                           \
-  {                                                                             \
-    int ray__ty_r2;                                                                \
-    RAY__TY_EACH(RAY__TY_W_RSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))                 \
+#define RAY__TY_M_SET(R)                                                    \
+  {                                                                         \
+    int ray__ty_r2;                                                         \
+    RAY__TY_EACH(RAY__TY_W_RSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~)) \
   }
 #define RAY__TY_W_RSET(c, i, K, n)                                 \
-  ray__ty_r2 = ray__ty_ret_##K(ray__ty_ctx, i - 1, ray__ty_res.n);          \
+  ray__ty_r2 = ray__ty_ret_##K(ray__ty_ctx, i - 1, ray__ty_res.n); \
   if (ray__ty_rc == 0) ray__ty_rc = ray__ty_r2;
 /* in the typed submit: the typed refs, or failed ones */
-#define RAY__TY_S_REFS(R) ray__ty_refs.ref = ray__ty_rc == 0 ? ray__ty_out[0] : ray__ty_ref_fail(ray__ty_rc);
-#define RAY__TY_M_REFS(R)                                                          \
-  {                                                                             \
-    ray_ref_t ray__ty_f = ray__ty_ref_fail(ray__ty_rc);                                  \
-    RAY__TY_EACH(RAY__TY_W_RREFSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~))              \
+#define RAY__TY_S_REFS(R) \
+  ray__ty_refs.ref = ray__ty_rc == 0 ? ray__ty_out[0] : ray__ty_ref_fail(ray__ty_rc);
+#define RAY__TY_M_REFS(R)                                                      \
+  {                                                                            \
+    ray_ref_t ray__ty_f = ray__ty_ref_fail(ray__ty_rc);                        \
+    RAY__TY_EACH(RAY__TY_W_RREFSET, ~, RAY__TY_NRETS(R), (RAY__TY_STRIP R, ~)) \
   }
-#define RAY__TY_W_RREFSET(c, i, K, n) ray__ty_refs.n.ref = ray__ty_rc == 0 ? ray__ty_out[i - 1] : ray__ty_f;
+#define RAY__TY_W_RREFSET(c, i, K, n) \
+  ray__ty_refs.n.ref = ray__ty_rc == 0 ? ray__ty_out[i - 1] : ray__ty_f;
 
 #endif /* RUSTYRAY_TYPED_DECL_H */

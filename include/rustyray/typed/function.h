@@ -35,59 +35,62 @@
  * pack, a NULL string or NULL bytes of non-zero size, RAY_ENOTFOUND for a
  * NULL msgpack_object pointer. Thread-safe, from host threads, tasks and
  * actors. */
-#define RAY_FUNCTION(...) \
-  RAY__TY_APPLY_A(RAY__TY_FUNCTION_, (RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__)), __VA_ARGS__, RAY__TY_PADS))
-#define RAY__TY_FUNCTION_(n, R, f, ...)                                                        \
-  RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TYPES, RAY__TY_M_TYPES), (f, R))                            \
-  RAY__TY_EACH(RAY__TY_W_SLOT, f, 8, (__VA_ARGS__))                                               \
-  static f##__result f##__body(RAY__TY_EACHC(RAY__TY_W_BPARAM, ~, void, n, (__VA_ARGS__)));        \
-  static ray_function_t f##__fn;                                                            \
-  static const uint32_t f##__rtypes[] = {                                                   \
-      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TAGS, RAY__TY_M_TAGS), (R))};                           \
-  static int f##__wrap(ray_task_ctx_t *ray__ty_ctx, void *ray__ty_arg) {                          \
-    int ray__ty_rc = 0, ray__ty_ok = 0;                                                           \
-    const char *ray__ty_bad = "";                                                              \
-    (void)ray__ty_arg;                                                                         \
-    (void)ray__ty_ok;                                                                          \
-    (void)ray__ty_bad;                                                                         \
-    RAY__TY_EACH(RAY__TY_W_DECL, ~, n, (__VA_ARGS__))                                             \
-    RAY__TY_EACH(RAY__TY_W_DEC, ~, n, (__VA_ARGS__))                                              \
-    if (ray__ty_rc == 0) {                                                                     \
-      ray_task_ctx_t *ray__ty_prev = ray__ty_ctx_enter(ray__ty_ctx);                                 \
-      f##__result ray__ty_res = f##__body(RAY__TY_EACHC(RAY__TY_W_CARG, ~, , n, (__VA_ARGS__)));     \
-      ray__ty_ctx_leave(ray__ty_prev);                                                            \
-      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_SET, RAY__TY_M_SET), (R))                               \
-    } else {                                                                                \
-      ray__ty_rc = ray__ty_arg_fail(ray__ty_ctx, ray__ty_rc, #f, ray__ty_bad);                             \
-    }                                                                                       \
-    RAY__TY_EACH(RAY__TY_W_FIN, ~, n, (__VA_ARGS__))                                              \
-    return ray__ty_rc;                                                                         \
-  }                                                                                         \
-  static inline f##__refs f##__submit(                                                      \
-      const ray_task_opts_t *ray__ty_opts RAY__TY_EACH(RAY__TY_W_SPARAM, ~, n, (__VA_ARGS__))) {     \
-    ray_arg_t ray__ty_args[n + 1];                                                             \
-    ray_ref_t ray__ty_out[sizeof f##__rtypes / sizeof f##__rtypes[0]];                         \
-    int ray__ty_rc = 0, ray__ty_built = 0;                                                        \
-    f##__refs ray__ty_refs;                                                                    \
-    (void)ray__ty_built;                                                                       \
-    RAY__TY_EACH(RAY__TY_W_SDECL, ~, n, (__VA_ARGS__))                                            \
-    RAY__TY_EACH(RAY__TY_W_SBUILD, ~, n, (__VA_ARGS__))                                           \
-    if (ray__ty_rc == 0) ray__ty_rc = ray_task_submit(f##__fn, n > 0 ? ray__ty_args : NULL, n, ray__ty_opts, ray__ty_out); \
-    RAY__TY_EACH(RAY__TY_W_SFIN, ~, n, (__VA_ARGS__))                                             \
-    RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_REFS, RAY__TY_M_REFS), (R))                               \
-    return ray__ty_refs;                                                                       \
-  }                                                                                         \
-  static inline f##__refs f(RAY__TY_EACHC(RAY__TY_W_PPARAM, ~, void, n, (__VA_ARGS__))) {         \
-    return f##__submit(NULL RAY__TY_EACH(RAY__TY_W_PARG, ~, n, (__VA_ARGS__)));                   \
-  }                                                                                         \
-  static ray_static_function_t f##__desc = {                                                \
-      #f, f##__wrap, NULL, f##__rtypes, sizeof f##__rtypes / sizeof f##__rtypes[0],         \
-      &f##__fn, NULL};                                                                      \
-  RAY_TYPED_AT_STARTUP(f##__register) {                                                     \
-    (void)f;                                                                                \
-    RAY__TY_EACH(RAY__TY_W_SLOTUSE, f, 8, (__VA_ARGS__))                                          \
-    ray_static_function_add(&f##__desc);                                                    \
-  }                                                                                         \
+#define RAY_FUNCTION(...)                                                                     \
+  RAY__TY_APPLY_A(RAY__TY_FUNCTION_, (RAY__TY_CAT(RAY__TY_DEC2_, RAY__TY_NARGS(__VA_ARGS__)), \
+                                      __VA_ARGS__, RAY__TY_PADS))
+#define RAY__TY_FUNCTION_(n, R, f, ...)                                                          \
+  RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TYPES, RAY__TY_M_TYPES), (f, R))                     \
+  RAY__TY_EACH(RAY__TY_W_SLOT, f, 8, (__VA_ARGS__))                                              \
+  static f##__result f##__body(RAY__TY_EACHC(RAY__TY_W_BPARAM, ~, void, n, (__VA_ARGS__)));      \
+  static ray_function_t f##__fn;                                                                 \
+  static const uint32_t f##__rtypes[] = {                                                        \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_TAGS, RAY__TY_M_TAGS), (R))};                    \
+  static int f##__wrap(ray_task_ctx_t *ray__ty_ctx, void *ray__ty_arg) {                         \
+    int ray__ty_rc = 0, ray__ty_ok = 0;                                                          \
+    const char *ray__ty_bad = "";                                                                \
+    (void)ray__ty_arg;                                                                           \
+    (void)ray__ty_ok;                                                                            \
+    (void)ray__ty_bad;                                                                           \
+    RAY__TY_EACH(RAY__TY_W_DECL, ~, n, (__VA_ARGS__))                                            \
+    RAY__TY_EACH(RAY__TY_W_DEC, ~, n, (__VA_ARGS__))                                             \
+    if (ray__ty_rc == 0) {                                                                       \
+      ray_task_ctx_t *ray__ty_prev = ray__ty_ctx_enter(ray__ty_ctx);                             \
+      f##__result ray__ty_res = f##__body(RAY__TY_EACHC(RAY__TY_W_CARG, ~, , n, (__VA_ARGS__))); \
+      ray__ty_ctx_leave(ray__ty_prev);                                                           \
+      RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_SET, RAY__TY_M_SET), (R))                        \
+    } else {                                                                                     \
+      ray__ty_rc = ray__ty_arg_fail(ray__ty_ctx, ray__ty_rc, #f, ray__ty_bad);                   \
+    }                                                                                            \
+    RAY__TY_EACH(RAY__TY_W_FIN, ~, n, (__VA_ARGS__))                                             \
+    return ray__ty_rc;                                                                           \
+  }                                                                                              \
+  static inline f##__refs f##__submit(                                                           \
+      const ray_task_opts_t *ray__ty_opts RAY__TY_EACH(RAY__TY_W_SPARAM, ~, n, (__VA_ARGS__))) { \
+    ray_arg_t ray__ty_args[n + 1];                                                               \
+    ray_ref_t ray__ty_out[sizeof f##__rtypes / sizeof f##__rtypes[0]];                           \
+    int ray__ty_rc = 0, ray__ty_built = 0;                                                       \
+    f##__refs ray__ty_refs;                                                                      \
+    (void)ray__ty_built;                                                                         \
+    RAY__TY_EACH(RAY__TY_W_SDECL, ~, n, (__VA_ARGS__))                                           \
+    RAY__TY_EACH(RAY__TY_W_SBUILD, ~, n, (__VA_ARGS__))                                          \
+    if (ray__ty_rc == 0)                                                                         \
+      ray__ty_rc =                                                                               \
+          ray_task_submit(f##__fn, n > 0 ? ray__ty_args : NULL, n, ray__ty_opts, ray__ty_out);   \
+    RAY__TY_EACH(RAY__TY_W_SFIN, ~, n, (__VA_ARGS__))                                            \
+    RAY__TY_APPLY_S(RAY__TY_RSEL(R, RAY__TY_S_REFS, RAY__TY_M_REFS), (R))                        \
+    return ray__ty_refs;                                                                         \
+  }                                                                                              \
+  static inline f##__refs f(RAY__TY_EACHC(RAY__TY_W_PPARAM, ~, void, n, (__VA_ARGS__))) {        \
+    return f##__submit(NULL RAY__TY_EACH(RAY__TY_W_PARG, ~, n, (__VA_ARGS__)));                  \
+  }                                                                                              \
+  static ray_static_function_t f##__desc =                                                       \
+      {#f,       f##__wrap, NULL, f##__rtypes, sizeof f##__rtypes / sizeof f##__rtypes[0],       \
+       &f##__fn, NULL};                                                                          \
+  RAY_TYPED_AT_STARTUP(f##__register) {                                                          \
+    (void)f;                                                                                     \
+    RAY__TY_EACH(RAY__TY_W_SLOTUSE, f, 8, (__VA_ARGS__))                                         \
+    ray_static_function_add(&f##__desc);                                                         \
+  }                                                                                              \
   static f##__result f##__body(RAY__TY_EACHC(RAY__TY_W_BPARAM, ~, void, n, (__VA_ARGS__)))
 
 #endif /* RUSTYRAY_TYPED_FUNCTION_H */

@@ -33,10 +33,10 @@
 
 /* An argument of a typed submit: a value or a ref. */
 #define RAY__TY_IN_TYPE(kind, T) \
-  typedef struct {            \
-    ray_ref_t ref;            \
-    int by_ref;               \
-    T v;                      \
+  typedef struct {               \
+    ray_ref_t ref;               \
+    int by_ref;                  \
+    T v;                         \
   } ray_in_##kind##_t
 
 /* Placeholders: types no argument ever has. */
@@ -48,20 +48,20 @@ typedef struct ray__ty_nour_s {
 } ray__ty_nour;
 
 /* The slot converters of a kind that has no extra slot types. */
-#define RAY__TY_NO_SLOTS(kind)                                                  \
-  typedef ray__ty_nouv ray__ty_uv_##kind;                                          \
-  typedef ray__ty_nour ray__ty_ur_##kind;                                          \
-  static inline ray_in_##kind##_t ray__ty_inu_##kind(ray__ty_nouv x) {             \
-    ray_in_##kind##_t in;                                                    \
-    (void)x;                                                                 \
-    memset(&in, 0, sizeof in);                                               \
-    return in;                                                               \
-  }                                                                          \
-  static inline ray_in_##kind##_t ray__ty_inr_##kind(ray__ty_nour x) {             \
-    ray_in_##kind##_t in;                                                    \
-    (void)x;                                                                 \
-    memset(&in, 0, sizeof in);                                               \
-    return in;                                                               \
+#define RAY__TY_NO_SLOTS(kind)                                         \
+  typedef ray__ty_nouv ray__ty_uv_##kind;                              \
+  typedef ray__ty_nour ray__ty_ur_##kind;                              \
+  static inline ray_in_##kind##_t ray__ty_inu_##kind(ray__ty_nouv x) { \
+    ray_in_##kind##_t in;                                              \
+    (void)x;                                                           \
+    memset(&in, 0, sizeof in);                                         \
+    return in;                                                         \
+  }                                                                    \
+  static inline ray_in_##kind##_t ray__ty_inr_##kind(ray__ty_nour x) { \
+    ray_in_##kind##_t in;                                              \
+    (void)x;                                                           \
+    memset(&in, 0, sizeof in);                                         \
+    return in;                                                         \
   }
 
 /* The padding kind of unused slots. */
@@ -71,29 +71,29 @@ typedef struct {
 RAY__TY_NO_SLOTS(ray__ty_none)
 
 /* Make an in-argument from a value / from a typed ref. */
-#define RAY__TY_IN_FUNCS(kind, T)                                                  \
-  static inline ray_in_##kind##_t ray__ty_inv_##kind(T v) {                        \
-    ray_in_##kind##_t in;                                                       \
-    memset(&in, 0, sizeof in);                                                  \
-    in.v = v;                                                                   \
-    return in;                                                                  \
-  }                                                                             \
-  static inline ray_in_##kind##_t ray__ty_inref_##kind(ray_ref_##kind##_t r) {     \
-    ray_in_##kind##_t in;                                                       \
-    memset(&in, 0, sizeof in);                                                  \
-    in.ref = r.ref;                                                             \
-    in.by_ref = 1;                                                              \
-    return in;                                                                  \
+#define RAY__TY_IN_FUNCS(kind, T)                                              \
+  static inline ray_in_##kind##_t ray__ty_inv_##kind(T v) {                    \
+    ray_in_##kind##_t in;                                                      \
+    memset(&in, 0, sizeof in);                                                 \
+    in.v = v;                                                                  \
+    return in;                                                                 \
+  }                                                                            \
+  static inline ray_in_##kind##_t ray__ty_inref_##kind(ray_ref_##kind##_t r) { \
+    ray_in_##kind##_t in;                                                      \
+    memset(&in, 0, sizeof in);                                                 \
+    in.ref = r.ref;                                                            \
+    in.by_ref = 1;                                                             \
+    return in;                                                                 \
   }
 
 /* No-op scratch cleanup for kinds that need none. */
-#define RAY__TY_NO_ASC(kind)                              \
-  static inline void ray__ty_afin_##kind(char *sc) {      \
-    (void)sc;                                          \
+#define RAY__TY_NO_ASC(kind)                         \
+  static inline void ray__ty_afin_##kind(char *sc) { \
+    (void)sc;                                        \
   }
-#define RAY__TY_NO_DSC(kind)                              \
-  static inline void ray__ty_dfin_##kind(char *sc) {      \
-    (void)sc;                                          \
+#define RAY__TY_NO_DSC(kind)                         \
+  static inline void ray__ty_dfin_##kind(char *sc) { \
+    (void)sc;                                        \
   }
 
 /* A ref argument (a failed one fails the call with its own code). */
@@ -200,7 +200,8 @@ static inline int ray__ty_arg_str(const ray_in_str_t *in, ray_arg_t *a, char *sc
   *a = ray_arg_str(in->v);
   return 0;
 }
-static inline int ray__ty_dec_str(ray_task_ctx_t *ctx, size_t i, const char **out, ray__ty_dsc_str *sc) {
+static inline int ray__ty_dec_str(ray_task_ctx_t *ctx, size_t i, const char **out,
+                                  ray__ty_dsc_str *sc) {
   const char *s;
   size_t len;
   int rc = ray_ctx_arg_str(ctx, i, &s, &len);
@@ -272,9 +273,8 @@ static inline int ray__ty_ret_bytes(ray_task_ctx_t *ctx, size_t slot, ray_bytes_
  * the caller keeps it, as with ray_put_owned); RAY_BYTES copies. */
 static inline ray_ref_bytes_t ray__ty_put_bytes(ray_bytes_t v) {
   ray_ref_bytes_t r;
-  int rc = v.free_fn != NULL
-               ? ray_put_owned((void *)(uintptr_t)v.data, v.size, v.free_fn, &r.ref)
-               : ray_put(v.data, v.size, &r.ref);
+  int rc = v.free_fn != NULL ? ray_put_owned((void *)(uintptr_t)v.data, v.size, v.free_fn, &r.ref)
+                             : ray_put(v.data, v.size, &r.ref);
   if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }
@@ -313,8 +313,10 @@ static inline ray_in_msgpack_t ray__ty_inv_msgpack_value(msgpack_object v) {
 static inline ray_in_msgpack_t ray__ty_inv_msgpack(const msgpack_object *v) {
   ray_in_msgpack_t in;
   memset(&in, 0, sizeof in);
-  if (v != NULL) in.v = *v;
-  else in.by_ref = 1; /* in.ref is nil: the call fails with RAY_ENOTFOUND */
+  if (v != NULL)
+    in.v = *v;
+  else
+    in.by_ref = 1; /* in.ref is nil: the call fails with RAY_ENOTFOUND */
   return in;
 }
 static inline ray_in_msgpack_t ray__ty_inref_msgpack(ray_ref_msgpack_t r) {
@@ -330,7 +332,8 @@ static inline int ray__ty_arg_msgpack(const ray_in_msgpack_t *in, ray_arg_t *a, 
   *a = ray_arg_msgpack(&in->v);
   return 0;
 }
-static inline int ray__ty_dec_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out, char *sc) {
+static inline int ray__ty_dec_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out,
+                                      char *sc) {
   (void)sc;
   return ray_ctx_arg_msgpack(ctx, i, out);
 }

@@ -35,8 +35,12 @@
 #define RAY__TY_IF_0(t, f) f
 #define RAY__TY_IF_1(t, f) t
 /* Counting: RAY__TY_NARGS(a, b, c) is 3 (1 to 24 arguments). */
-#define RAY__TY_NARGS(...) RAY__TY_NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, ~)
-#define RAY__TY_NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, n, ...) n
+#define RAY__TY_NARGS(...)                                                                         \
+  RAY__TY_NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, \
+                 6, 5, 4, 3, 2, 1, ~)
+#define RAY__TY_NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, \
+                       a18, a19, a20, a21, a22, a23, a24, n, ...)                                  \
+  n
 /* RAY__TY_DEC1_n is n - 1. */
 #define RAY__TY_DEC1_1 0
 #define RAY__TY_DEC1_2 1
@@ -110,25 +114,35 @@
 #define RAY__TY_DEC3_23 20
 #define RAY__TY_DEC3_24 21
 /* RAY__TY_MAP_n(M, c, x1, ..., xn, ...): M(c, 1, x1) ... M(c, n, xn); the rest is ignored. */
-#define RAY__TY_MAP_0(M, c, ...) 
+#define RAY__TY_MAP_0(M, c, ...)
 #define RAY__TY_MAP_1(M, c, x1, ...) M(c, 1, x1)
 #define RAY__TY_MAP_2(M, c, x1, x2, ...) M(c, 1, x1) M(c, 2, x2)
 #define RAY__TY_MAP_3(M, c, x1, x2, x3, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3)
 #define RAY__TY_MAP_4(M, c, x1, x2, x3, x4, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4)
-#define RAY__TY_MAP_5(M, c, x1, x2, x3, x4, x5, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5)
-#define RAY__TY_MAP_6(M, c, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6)
-#define RAY__TY_MAP_7(M, c, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7)
-#define RAY__TY_MAP_8(M, c, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7) M(c, 8, x8)
+#define RAY__TY_MAP_5(M, c, x1, x2, x3, x4, x5, ...) \
+  M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5)
+#define RAY__TY_MAP_6(M, c, x1, x2, x3, x4, x5, x6, ...) \
+  M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6)
+#define RAY__TY_MAP_7(M, c, x1, x2, x3, x4, x5, x6, x7, ...) \
+  M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7)
+#define RAY__TY_MAP_8(M, c, x1, x2, x3, x4, x5, x6, x7, x8, ...) \
+  M(c, 1, x1) M(c, 2, x2) M(c, 3, x3) M(c, 4, x4) M(c, 5, x5) M(c, 6, x6) M(c, 7, x7) M(c, 8, x8)
 /* RAY__TY_MAPC_n(M, c, z, x1, ..., xn, ...): M(c, 1, x1), ..., M(c, n, xn), or z when n is 0. */
 #define RAY__TY_MAPC_0(M, c, z, ...) z
 #define RAY__TY_MAPC_1(M, c, z, x1, ...) M(c, 1, x1)
 #define RAY__TY_MAPC_2(M, c, z, x1, x2, ...) M(c, 1, x1), M(c, 2, x2)
 #define RAY__TY_MAPC_3(M, c, z, x1, x2, x3, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3)
-#define RAY__TY_MAPC_4(M, c, z, x1, x2, x3, x4, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4)
-#define RAY__TY_MAPC_5(M, c, z, x1, x2, x3, x4, x5, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5)
-#define RAY__TY_MAPC_6(M, c, z, x1, x2, x3, x4, x5, x6, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6)
-#define RAY__TY_MAPC_7(M, c, z, x1, x2, x3, x4, x5, x6, x7, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7)
-#define RAY__TY_MAPC_8(M, c, z, x1, x2, x3, x4, x5, x6, x7, x8, ...) M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7), M(c, 8, x8)
+#define RAY__TY_MAPC_4(M, c, z, x1, x2, x3, x4, ...) \
+  M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4)
+#define RAY__TY_MAPC_5(M, c, z, x1, x2, x3, x4, x5, ...) \
+  M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5)
+#define RAY__TY_MAPC_6(M, c, z, x1, x2, x3, x4, x5, x6, ...) \
+  M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6)
+#define RAY__TY_MAPC_7(M, c, z, x1, x2, x3, x4, x5, x6, x7, ...) \
+  M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7)
+#define RAY__TY_MAPC_8(M, c, z, x1, x2, x3, x4, x5, x6, x7, x8, ...)                         \
+  M(c, 1, x1), M(c, 2, x2), M(c, 3, x3), M(c, 4, x4), M(c, 5, x5), M(c, 6, x6), M(c, 7, x7), \
+      M(c, 8, x8)
 /* RAY__TY_EACH(W, c, n, (item...)): W(c, i, kind, name) for the first n items,
  * each a (kind, name) pair; RAY__TY_EACHC separates them with commas and gives
  * z when n is 0. */
@@ -136,7 +150,8 @@
   RAY__TY_APPLY_M(RAY__TY_CAT(RAY__TY_MAP_, n), (RAY__TY_ITEM, (W, c), RAY__TY_STRIP group))
 #define RAY__TY_EACHC(W, c, z, n, group) \
   RAY__TY_APPLY_M(RAY__TY_CAT(RAY__TY_MAPC_, n), (RAY__TY_ITEM, (W, c), z, RAY__TY_STRIP group))
-#define RAY__TY_ITEM(wc, i, p) RAY__TY_APPLY_I(RAY__TY_ITEM_, (RAY__TY_STRIP wc, i, RAY__TY_STRIP p))
+#define RAY__TY_ITEM(wc, i, p) \
+  RAY__TY_APPLY_I(RAY__TY_ITEM_, (RAY__TY_STRIP wc, i, RAY__TY_STRIP p))
 #define RAY__TY_ITEM_(W, c, i, kind, name) W(c, i, kind, name)
 
 #endif /* RUSTYRAY_TYPED_PP_H */

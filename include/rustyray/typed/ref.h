@@ -82,12 +82,12 @@ static inline ray_ref_t ray__ty_ref_cast(ray_ref_t raw, uint32_t tag) {
 /* A typed ref: the ref, its (id, code) view, and two members that exist only
  * for the compiler: the pointer type RAY_GET must be given, and the kind's
  * type tag as an array size (sizeof *r.ray__ty_tag_). */
-#define RAY__TY_REF_TYPE(kind, get_type, tag)  \
-  typedef union ray_ref_##kind##_u {        \
-    ray_ref_t ref;                          \
-    ray__ty_status_t ray__ty_st_;                 \
-    get_type *ray__ty_p_;                      \
-    char (*ray__ty_tag_)[tag];                 \
+#define RAY__TY_REF_TYPE(kind, get_type, tag) \
+  typedef union ray_ref_##kind##_u {          \
+    ray_ref_t ref;                            \
+    ray__ty_status_t ray__ty_st_;             \
+    get_type *ray__ty_p_;                     \
+    char (*ray__ty_tag_)[tag];                \
   } ray_ref_##kind##_t
 
 #endif /* RUSTYRAY_TYPED_REF_H */

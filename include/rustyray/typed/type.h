@@ -32,76 +32,78 @@
  * (The core accepts only built-in types as value arguments, so a user
  * value passed to a call travels as bytes and is decoded by the callee; a
  * ref keeps its tag and is checked.) */
-#define RAY_TYPE(name, T, number, pack, unpack)                                                 \
-  enum {                                                                                        \
-    ray__ty_user_tag_##number = RAY_TYPE_USER + (number),                                          \
-    ray__ty_tag_##name = RAY_TYPE_USER + (number)                                                  \
-  };                                                                                            \
-  RAY__TY_REF_TYPE(name, T, RAY_TYPE_USER + (number));                                             \
-  RAY__TY_IN_TYPE(name, T);                                                                        \
-  typedef T ray__ty_sv_##name;                                                                     \
-  typedef T ray__ty_uv_##name;                                                                     \
-  typedef ray_ref_##name##_t ray__ty_ur_##name;                                                    \
-  typedef T ray__ty_pt_##name;                                                                     \
-  typedef T ray__ty_rt_##name;                                                                     \
-  typedef msgpack_sbuffer ray__ty_asc_##name;                                                      \
-  typedef ray__ty_udsc_t ray__ty_dsc_##name;                                                          \
-  static inline int ray__ty_packv_##name(msgpack_packer *pk, const void *v) {                      \
-    return (pack)(pk, (const T *)v);                                                            \
-  }                                                                                             \
-  static inline int ray__ty_unpackv_##name(const msgpack_object *obj, void *out) {                 \
-    return (unpack)(obj, (T *)out);                                                             \
-  }                                                                                             \
-  static inline ray_in_##name##_t ray__ty_inv_##name(T v) {                                        \
-    ray_in_##name##_t in;                                                                       \
-    memset(&in, 0, sizeof in);                                                                  \
-    in.v = v;                                                                                   \
-    return in;                                                                                  \
-  }                                                                                             \
-  static inline ray_in_##name##_t ray__ty_inu_##name(T v) {                                        \
-    return ray__ty_inv_##name(v);                                                                  \
-  }                                                                                             \
-  static inline ray_in_##name##_t ray__ty_inr_##name(ray_ref_##name##_t r) {                       \
-    ray_in_##name##_t in;                                                                       \
-    memset(&in, 0, sizeof in);                                                                  \
-    in.ref = r.ref;                                                                             \
-    in.by_ref = 1;                                                                              \
-    return in;                                                                                  \
-  }                                                                                             \
-  static inline int ray__ty_arg_##name(const ray_in_##name##_t *in, ray_arg_t *a,                  \
-                                    msgpack_sbuffer *sb) {                                      \
-    if (in->by_ref) return ray__ty_arg_ref(in->ref, a);                                            \
-    return ray__ty_arg_user(ray__ty_packv_##name, &in->v, a, sb);                                     \
-  }                                                                                             \
-  static inline void ray__ty_afin_##name(msgpack_sbuffer *sb) {                                    \
-    msgpack_sbuffer_destroy(sb);                                                                \
-  }                                                                                             \
-  static inline int ray__ty_dec_##name(ray_task_ctx_t *ctx, size_t i, T *out, ray__ty_udsc_t *sc) {   \
-    return ray__ty_dec_user(ctx, i, (uint32_t)ray__ty_tag_##name, ray__ty_unpackv_##name, out, sc);      \
-  }                                                                                             \
-  static inline void ray__ty_dfin_##name(ray__ty_udsc_t *sc) {                                        \
-    ray__ty_dec_user_fin(sc);                                                                      \
-  }                                                                                             \
-  static inline int ray__ty_ret_##name(ray_task_ctx_t *ctx, size_t slot, T v) {                    \
-    return ray__ty_ret_user(ctx, slot, ray__ty_packv_##name, &v);                                     \
-  }                                                                                             \
-  static inline ray_ref_##name##_t ray__ty_put_##name(T v) {                                       \
-    ray_ref_##name##_t r;                                                                       \
-    r.ref = ray__ty_put_user(ray__ty_packv_##name, &v, (uint32_t)ray__ty_tag_##name);                    \
-    return r;                                                                                   \
-  }                                                                                             \
-  static ray__ty_tdesc_t ray__ty_tdesc_##name = {(uint32_t)ray__ty_tag_##name, ray__ty_unpackv_##name,      \
-                                           NULL};                                               \
-  RAY_TYPED_AT_STARTUP(ray__ty_register_type_##name) {                                             \
-    (void)ray__ty_inu_##name;                                                                      \
-    (void)ray__ty_inr_##name;                                                                      \
-    (void)ray__ty_arg_##name;                                                                      \
-    (void)ray__ty_afin_##name;                                                                     \
-    (void)ray__ty_dec_##name;                                                                      \
-    (void)ray__ty_dfin_##name;                                                                     \
-    (void)ray__ty_ret_##name;                                                                      \
-    (void)ray__ty_put_##name;                                                                      \
-    ray__ty_tdesc_add(&ray__ty_tdesc_##name);                                                         \
+#define RAY_TYPE(name, T, number, pack, unpack)                                                \
+  enum {                                                                                       \
+    ray__ty_user_tag_##number = RAY_TYPE_USER + (number),                                      \
+    ray__ty_tag_##name = RAY_TYPE_USER + (number)                                              \
+  };                                                                                           \
+  RAY__TY_REF_TYPE(name, T, RAY_TYPE_USER + (number));                                         \
+  RAY__TY_IN_TYPE(name, T);                                                                    \
+  typedef T ray__ty_sv_##name;                                                                 \
+  typedef T ray__ty_uv_##name;                                                                 \
+  typedef ray_ref_##name##_t ray__ty_ur_##name;                                                \
+  typedef T ray__ty_pt_##name;                                                                 \
+  typedef T ray__ty_rt_##name;                                                                 \
+  typedef msgpack_sbuffer ray__ty_asc_##name;                                                  \
+  typedef ray__ty_udsc_t ray__ty_dsc_##name;                                                   \
+  static inline int ray__ty_packv_##name(msgpack_packer *pk, const void *v) {                  \
+    return (pack)(pk, (const T *)v);                                                           \
+  }                                                                                            \
+  static inline int ray__ty_unpackv_##name(const msgpack_object *obj, void *out) {             \
+    return (unpack)(obj, (T *)out);                                                            \
+  }                                                                                            \
+  static inline ray_in_##name##_t ray__ty_inv_##name(T v) {                                    \
+    ray_in_##name##_t in;                                                                      \
+    memset(&in, 0, sizeof in);                                                                 \
+    in.v = v;                                                                                  \
+    return in;                                                                                 \
+  }                                                                                            \
+  static inline ray_in_##name##_t ray__ty_inu_##name(T v) {                                    \
+    return ray__ty_inv_##name(v);                                                              \
+  }                                                                                            \
+  static inline ray_in_##name##_t ray__ty_inr_##name(ray_ref_##name##_t r) {                   \
+    ray_in_##name##_t in;                                                                      \
+    memset(&in, 0, sizeof in);                                                                 \
+    in.ref = r.ref;                                                                            \
+    in.by_ref = 1;                                                                             \
+    return in;                                                                                 \
+  }                                                                                            \
+  static inline int ray__ty_arg_##name(const ray_in_##name##_t *in, ray_arg_t *a,              \
+                                       msgpack_sbuffer *sb) {                                  \
+    if (in->by_ref) return ray__ty_arg_ref(in->ref, a);                                        \
+    return ray__ty_arg_user(ray__ty_packv_##name, &in->v, a, sb);                              \
+  }                                                                                            \
+  static inline void ray__ty_afin_##name(msgpack_sbuffer *sb) {                                \
+    msgpack_sbuffer_destroy(sb);                                                               \
+  }                                                                                            \
+  static inline int ray__ty_dec_##name(ray_task_ctx_t *ctx, size_t i, T *out,                  \
+                                       ray__ty_udsc_t *sc) {                                   \
+    return ray__ty_dec_user(ctx, i, (uint32_t)ray__ty_tag_##name, ray__ty_unpackv_##name, out, \
+                            sc);                                                               \
+  }                                                                                            \
+  static inline void ray__ty_dfin_##name(ray__ty_udsc_t *sc) {                                 \
+    ray__ty_dec_user_fin(sc);                                                                  \
+  }                                                                                            \
+  static inline int ray__ty_ret_##name(ray_task_ctx_t *ctx, size_t slot, T v) {                \
+    return ray__ty_ret_user(ctx, slot, ray__ty_packv_##name, &v);                              \
+  }                                                                                            \
+  static inline ray_ref_##name##_t ray__ty_put_##name(T v) {                                   \
+    ray_ref_##name##_t r;                                                                      \
+    r.ref = ray__ty_put_user(ray__ty_packv_##name, &v, (uint32_t)ray__ty_tag_##name);          \
+    return r;                                                                                  \
+  }                                                                                            \
+  static ray__ty_tdesc_t ray__ty_tdesc_##name = {(uint32_t)ray__ty_tag_##name,                 \
+                                                 ray__ty_unpackv_##name, NULL};                \
+  RAY_TYPED_AT_STARTUP(ray__ty_register_type_##name) {                                         \
+    (void)ray__ty_inu_##name;                                                                  \
+    (void)ray__ty_inr_##name;                                                                  \
+    (void)ray__ty_arg_##name;                                                                  \
+    (void)ray__ty_afin_##name;                                                                 \
+    (void)ray__ty_dec_##name;                                                                  \
+    (void)ray__ty_dfin_##name;                                                                 \
+    (void)ray__ty_ret_##name;                                                                  \
+    (void)ray__ty_put_##name;                                                                  \
+    ray__ty_tdesc_add(&ray__ty_tdesc_##name);                                                  \
   }
 
 /* The user types declared in this translation unit, for RAY_GET. */
@@ -127,14 +129,15 @@ static inline const ray__ty_tdesc_t *ray__ty_tdesc_find(uint32_t tag) {
 
 /* Pack `v` into *sb (initialised here; freed by the caller, also on error). */
 static inline int ray__ty_pack_user(int (*pack)(msgpack_packer *, const void *), const void *v,
-                                 msgpack_sbuffer *sb) {
+                                    msgpack_sbuffer *sb) {
   msgpack_packer pk;
   msgpack_sbuffer_init(sb);
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   return pack(&pk, v) == 0 ? 0 : RAY_EINVAL;
 }
-static inline int ray__ty_unpack_user(int (*unpack)(const msgpack_object *, void *), const void *data,
-                                   size_t size, void *out, msgpack_unpacked *u) {
+static inline int ray__ty_unpack_user(int (*unpack)(const msgpack_object *, void *),
+                                      const void *data, size_t size, void *out,
+                                      msgpack_unpacked *u) {
   size_t off = 0;
   if (msgpack_unpack_next(u, (const char *)data, size, &off) != MSGPACK_UNPACK_SUCCESS ||
       off != size)
@@ -142,7 +145,7 @@ static inline int ray__ty_unpack_user(int (*unpack)(const msgpack_object *, void
   return unpack(&u->data, out) == 0 ? 0 : RAY_EDECODE;
 }
 static inline int ray__ty_arg_user(int (*pack)(msgpack_packer *, const void *), const void *v,
-                                ray_arg_t *a, msgpack_sbuffer *sb) {
+                                   ray_arg_t *a, msgpack_sbuffer *sb) {
   int rc = ray__ty_pack_user(pack, v, sb);
   if (rc != 0) {
     msgpack_sbuffer_destroy(sb);
@@ -167,8 +170,8 @@ static inline void ray__ty_dec_user_fin(ray__ty_udsc_t *sc) {
   ray_buf_release(&sc->buf);
 }
 static inline int ray__ty_dec_user(ray_task_ctx_t *ctx, size_t i, uint32_t tag,
-                                int (*unpack)(const msgpack_object *, void *), void *out,
-                                ray__ty_udsc_t *sc) {
+                                   int (*unpack)(const msgpack_object *, void *), void *out,
+                                   ray__ty_udsc_t *sc) {
   const void *data = NULL;
   size_t size = 0;
   int rc;
@@ -193,7 +196,7 @@ static inline int ray__ty_dec_user(ray_task_ctx_t *ctx, size_t i, uint32_t tag,
   return rc;
 }
 static inline int ray__ty_ret_user(ray_task_ctx_t *ctx, size_t slot,
-                                int (*pack)(msgpack_packer *, const void *), const void *v) {
+                                   int (*pack)(msgpack_packer *, const void *), const void *v) {
   msgpack_sbuffer sb;
   int rc = ray__ty_pack_user(pack, v, &sb);
   if (rc == 0) rc = ray_return_bytes(ctx, slot, sb.data, sb.size);
@@ -201,7 +204,7 @@ static inline int ray__ty_ret_user(ray_task_ctx_t *ctx, size_t slot,
   return rc;
 }
 static inline ray_ref_t ray__ty_put_user(int (*pack)(msgpack_packer *, const void *), const void *v,
-                                      uint32_t tag) {
+                                         uint32_t tag) {
   msgpack_sbuffer sb;
   ray_ref_t r;
   int rc = ray__ty_pack_user(pack, v, &sb);

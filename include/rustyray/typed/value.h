@@ -67,7 +67,7 @@ static inline char *ray_str_format(const char *fmt, ...) {
  * RAY_EDECODE, RAY_ETIMEDOUT, RAY_ENOTFOUND, RAY_ENOTINIT, or a failed
  * task's code. Blocks up to timeout_ms; thread-safe. */
 #define RAY_GET(ref, timeout_ms, out) RAY__TY_GET_(ref, timeout_ms, out)
-#define RAY__TY_GET_(r_, t_, o_)                                                                   \
+#define RAY__TY_GET_(r_, t_, o_) \
   _Generic((o_), int64_t *: ray__ty_get_i64, double *: ray__ty_get_f64, char **: ray__ty_get_str,         \
            ray_buf_t *: ray__ty_get_bytes, ray_msgpack_t *: ray__ty_get_msgpack,                       \
            default: ray__ty_get_user)(                                                              \
