@@ -102,7 +102,7 @@ static const ray__handle_ops_t handle_ops = {.retain = handle_retain, .release =
 
 /* What to do once the actor mutex is released. */
 typedef struct actions_s {
-  ray__task_t *killed;     /* calls failed by the death (linked by rn.next) */
+  ray__task_t *killed; /* calls failed by the death (linked by rn.next) */
   bool dtor;
   void *dtor_state;
   ray__task_t *ctor_start; /* run the constructor (again) */
@@ -413,8 +413,8 @@ static void settle_locked(ray__actor_t *a, actions_t *act) {
 
 static void death_error(ray__actor_t *a, const char *why) {
   if (a->death != NULL) return;
-  ray_error_new(&a->death, RAY_EACTORDIED, a->klass->cls->name, "actor %s %s",
-                a->klass->cls->name, why);
+  ray_error_new(&a->death, RAY_EACTORDIED, a->klass->cls->name, "actor %s %s", a->klass->cls->name,
+                why);
 }
 
 /* Run the posted destructor, then queue the restart's constructor (when

@@ -12,14 +12,14 @@ struct ray__handle_ops_s;
 struct ray__runtime_s;
 
 typedef struct ray__actors_s {
-  uv_rwlock_t lock;            /* the id table, names, handles and the list of all */
+  uv_rwlock_t lock; /* the id table, names, handles and the list of all */
   struct ray__actor_s **buckets;
   size_t mask;
   size_t count;
-  struct ray__actor_s *all;    /* every actor not yet freed (for shutdown) */
+  struct ray__actor_s *all; /* every actor not yet freed (for shutdown) */
   uv_mutex_t classes_mu;
   struct ray__class_s *classes; /* one record per class table used */
-  atomic_int alive;            /* actors created and not yet freed */
+  atomic_int alive;             /* actors created and not yet freed */
   /* How tasks hold the actor handles their arguments name (task.h): set
    * here, so the task layer calls into actors only through it. */
   const struct ray__handle_ops_s *handle_ops;

@@ -56,7 +56,7 @@ typedef struct ray__runtime_s {
   atomic_uint_fast64_t tasks_failed;
   atomic_int quiet_waiters; /* callers in ray__quiesce: finishers signal */
   char pad2_[64];
-  uv_mutex_t quiet_mu;      /* with quiet_cv: a task finished (ray__quiesce) */
+  uv_mutex_t quiet_mu; /* with quiet_cv: a task finished (ray__quiesce) */
   uv_cond_t quiet_cv;
 } ray__runtime_t;
 

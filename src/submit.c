@@ -37,11 +37,11 @@
 /* One argument on its way into the task. */
 typedef struct arg_rec_s {
   const ray_arg_t *in;
-  ray__mpbuf_t enc;   /* its encoding, when have_enc */
+  ray__mpbuf_t enc; /* its encoding, when have_enc */
   bool have_enc;
-  const void *data;   /* a value's bytes (inline ones are copied from here) */
+  const void *data; /* a value's bytes (inline ones are copied from here) */
   size_t size;
-  uint64_t stored;    /* a value put into the store: the ref, ours to release */
+  uint64_t stored; /* a value put into the store: the ref, ours to release */
 } arg_rec_t;
 
 /* A submission in progress: what the steps made so far, for undoing. */
@@ -54,9 +54,9 @@ typedef struct submit_s {
   size_t nargs;
   size_t inline_bytes; /* room the inline values take in the task */
   ray__task_t *t;
-  uint32_t made;       /* result entries made */
-  size_t held;         /* arguments gone through by hold_actors */
-  size_t watched;      /* arguments gone through by watch_deps */
+  uint32_t made;  /* result entries made */
+  size_t held;    /* arguments gone through by hold_actors */
+  size_t watched; /* arguments gone through by watch_deps */
   arg_rec_t rec[RAY_MAX_ARGS];
 } submit_t;
 
@@ -299,7 +299,7 @@ static void hand_off(submit_t *s, ray_ref_t *out_refs, ray__task_t **out_task) {
   if (out_task != NULL) *out_task = t;
   ray__hook(RAY__AT_SUBMIT_ADMITTED, NULL);
   if (t->ops->submitted != NULL) t->ops->submitted(t); /* in submission order */
-  ray__task_dep_resolved(t); /* the submission guard */
+  ray__task_dep_resolved(t);                           /* the submission guard */
 }
 
 /* ---- Undo ---- */

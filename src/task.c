@@ -44,8 +44,8 @@ static void task_drop(ray__runnable_t *rn);
 
 /* ---- Lifetime ---- */
 
-void ray__task_init(ray__task_t *t, ray__runtime_t *rt, ray__func_t *fn,
-                    const ray__task_ops_t *ops, void *owner) {
+void ray__task_init(ray__task_t *t, ray__runtime_t *rt, ray__func_t *fn, const ray__task_ops_t *ops,
+                    void *owner) {
   memset(t, 0, sizeof *t);
   t->rn.run = task_run;
   t->rn.drop = task_drop;
@@ -163,7 +163,6 @@ void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error
   ray_error_free(err);
 }
 
-
 /* ---- Running ---- */
 
 /* The error a failed attempt leaves. NULL only when memory ran out. */
@@ -212,8 +211,8 @@ static ray__task_t *not_run(ray__task_t *t, int code, uint64_t cause_id, int dep
   if (code == RAY_ESHUTDOWN)
     ray__task_fail(t, code, 0, NULL, "runtime shut down before %s ran", t->name);
   else if (dep_code != 0)
-    ray__task_fail(t, code, cause_id, NULL, "an argument of %s failed (object %llu: %s)",
-                   t->name, (unsigned long long)cause_id, ray_err_name(dep_code));
+    ray__task_fail(t, code, cause_id, NULL, "an argument of %s failed (object %llu: %s)", t->name,
+                   (unsigned long long)cause_id, ray_err_name(dep_code));
   else
     ray__task_fail(t, code, 0, NULL, "an argument of %s is unreadable", t->name);
   ray__task_end_t end = {.code = code, .cause_id = cause_id};

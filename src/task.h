@@ -31,7 +31,7 @@ enum { RAY__FUNC_CHUNK = 256, RAY__FUNC_CHUNKS = 256 };
 /* Handles resolve without a lock: chunks never move, and an index is
  * published (count, release) only after its slot is filled. */
 typedef struct ray__registry_s {
-  uv_mutex_t mu; /* registration and lookup by name */
+  uv_mutex_t mu;  /* registration and lookup by name */
   uint32_t epoch; /* tells this runtime's handles from an earlier one's */
   atomic_uint count;
   ray__func_t **chunks[RAY__FUNC_CHUNKS];
@@ -111,7 +111,7 @@ enum { RAY__T_PENDING, RAY__T_RUNNING, RAY__T_CANCELED, RAY__T_DONE };
 typedef struct ray__task_arg_s {
   ray__watch_t watch; /* dependency watch (ref args) */
   struct ray__task_s *task;
-  uint32_t kind;    /* RAY_ARG_VALUE, RAY_ARG_REF or RAY_ARG_ACTOR, as stored */
+  uint32_t kind; /* RAY_ARG_VALUE, RAY_ARG_REF or RAY_ARG_ACTOR, as stored */
   uint32_t type;
   bool by_value;    /* the caller passed a value (maybe stored as a ref) */
   uint64_t ref_id;  /* REF: the object (one reference held); ACTOR: the handle id (held) */
@@ -121,32 +121,32 @@ typedef struct ray__task_arg_s {
 } ray__task_arg_t;
 
 typedef struct ray__task_s {
-  ray__runnable_t rn;           /* rn.next also links an actor's mailbox */
+  ray__runnable_t rn; /* rn.next also links an actor's mailbox */
   struct ray__runtime_s *rt;
   ray__func_t *fn;
-  const ray__task_ops_t *ops;   /* what its kind does */
-  void *owner;                  /* the ops' (an actor: one reference held) */
+  const ray__task_ops_t *ops; /* what its kind does */
+  void *owner;                /* the ops' (an actor: one reference held) */
   uint64_t task_id;
   const char *name;
-  atomic_int deps;              /* unresolved ref args + 1 while submitting */
+  atomic_int deps; /* unresolved ref args + 1 while submitting */
   atomic_int state;
-  atomic_int refs;              /* the execution path + cancellers in flight
-                                   + an owner's holds (a dying actor's) */
+  atomic_int refs; /* the execution path + cancellers in flight
+                      + an owner's holds (a dying actor's) */
   atomic_bool cancel;
-  atomic_int dep_status;        /* the first failed argument's code */
+  atomic_int dep_status;           /* the first failed argument's code */
   atomic_uint_fast64_t dep_failed; /* and its object id */
   /* The owner's bookkeeping for a method call (actor.c, its mutex): */
-  bool ready;                   /* dependencies resolved */
-  bool admitted;                /* counted in the actor's running calls */
-  uint32_t retries_left;        /* retries after an actor death */
+  bool ready;                    /* dependencies resolved */
+  bool admitted;                 /* counted in the actor's running calls */
+  uint32_t retries_left;         /* retries after an actor death */
   struct ray__task_s *kill_next; /* in a dying actor's list of failed calls */
-  bool kill_ready;              /* was ready (not waiting for arguments) then */
-  bool kill_cancelled;          /* cancelled before (its results failed already) */
+  bool kill_ready;               /* was ready (not waiting for arguments) then */
+  bool kill_cancelled;           /* cancelled before (its results failed already) */
   uint32_t nargs;
   uint32_t nreturns;
   uint32_t max_retries;
   bool retry_on_error;
-  atomic_int fail_code;          /* its results failed with this code (0: not failed) */
+  atomic_int fail_code; /* its results failed with this code (0: not failed) */
   ray_ref_t *returns;
   ray__task_arg_t args[];
 } ray__task_t;
@@ -171,8 +171,8 @@ struct ray_task_ctx_s {
  * contract; *out_task (when not NULL) receives the task, which the owner
  * may keep (an actor's constructor). */
 int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, const ray__task_ops_t *ops,
-                     void *owner, const ray_arg_t *args, size_t nargs,
-                     const ray_task_opts_t *opts, ray_ref_t *out_refs, ray__task_t **out_task);
+                     void *owner, const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
+                     ray_ref_t *out_refs, ray__task_t **out_task);
 
 /* ---- task.c: the lifecycle ---- */
 
