@@ -205,8 +205,11 @@ static void record_run(ray__task_t *t, uint64_t started, int outcome) {
   ray__obs_record(ray__worker_obs(w), &s, t->rt->cfg.timeline);
 }
 
-/* The task will not run: fail its results (with `msg`, formatted with its
- * name, or `dep_code` for a failed argument) and let its ops let go. */
+/* The task will not run: the runtime is stopping (code RAY_ESHUTDOWN), an
+ * argument failed (RAY_EDEPFAILED: object cause_id, with dep_code) or could
+ * not be read (RAY_EDEPFAILED, dep_code 0). Fail its results saying which,
+ * and hand it to its ops' done (a constructor, without results, tells its
+ * actor why). */
 static ray__task_t *not_run(ray__task_t *t, int code, uint64_t cause_id, int dep_code) {
   if (code == RAY_ESHUTDOWN)
     ray__task_fail(t, code, 0, NULL, "runtime shut down before %s ran", t->name);
