@@ -27,6 +27,8 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "codec.h"
+#include "error_internal.h"
 
 enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 
@@ -380,12 +382,43 @@ void ray__store_fail_all_pending(ray__store_t *st, int code) {
   }
 }
 
-void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code) {
+/* Fail `id` in place, if still pending: no payload, no allocation. */
+static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
   ray__shard_t *sh = ray__shard_of(st, id);
   uv_mutex_lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
+  int rc = e == NULL ? 0 : e->state == RAY__PENDING ? 0 : RAY_EBUSY;
   if (e != NULL && e->state == RAY__PENDING) fail_locked(e, code);
   uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
+                     uint64_t cause_id, bool must_land) {
+  if (err == NULL) return fail_in_place(st, id, code);
+  code = err->code;
+  ray__mpbuf_t b;
+  int rc = ray__error_encode(err, cause_id, &b);
+  ray__entry_t *e = NULL;
+  if (rc == 0) {
+    if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
+      memcpy(e->data, b.data, b.size);
+    else
+      rc = tl_entry_err;
+    ray__mpbuf_destroy(&b);
+  }
+  if (e == NULL) return must_land ? fail_in_place(st, id, code) : rc;
+  e->flags |= RAY__F_ERROR;
+  e->err_code = code;
+  /* The error continues in the cause's own entry: keep that alive with it
+   * (without the reference, ray_get_error stops at this link). */
+  if (cause_id != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
+      ray__store_retain(st, cause_id) == 0) {
+    e->inner[0] = cause_id;
+    e->ninner = 1;
+  }
+  e->id = id;
+  return ray__store_complete(st, e);
 }
 
 int ray__store_retain(ray__store_t *st, uint64_t id) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "rustyray/error.h"
 #include "rustyray/object.h"
 #include "view.h"
 
@@ -215,9 +216,18 @@ int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
 int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
-/* Fail one pending entry in place with `code` (no payload, no allocation:
- * the fallback when memory for an error object ran out). */
-void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code);
+/* Fail the pending entry `id`: the one way an entry fails (shutdown's
+ * ray__store_fail_all_pending aside). With `err`, its encoding becomes the
+ * payload (flagged RAY__F_ERROR, the entry's code err's code); `cause_id`,
+ * when not 0, is a failed object the error continues with, on which the
+ * failed entry then holds a reference. Without `err`, or when its payload
+ * cannot be made and `must_land`, the entry fails in place with the bare
+ * code (no allocation), so a failure always lands. Returns 0 (also when
+ * nobody references `id` any more), RAY_EBUSY (not pending), or, when the
+ * payload cannot be made and !must_land (the entry is then left pending),
+ * RAY_ENOMEM, RAY_ESTOREFULL or RAY_ESHUTDOWN. */
+int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
+                    uint64_t cause_id, bool must_land);
 
 /* Reference counting. Errors: RAY_ENOTFOUND. */
 int ray__store_retain(ray__store_t *st, uint64_t id);
