@@ -234,24 +234,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
   /* One pass pins what is ready; only when something is missing, wait. */
   bool blocked = false;
   for (int pass = 0;; pass++) {
-    size_t pinned = 0;
-    for (unsigned s = 0; s < st->nshards; s++) {
-      if (g.starts[s] == g.starts[s + 1]) continue;
-      ray__shard_t *sh = &st->shards[s].s;
-      uv_mutex_lock(&sh->mu);
-      for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
-        size_t i = g.order[k];
-        uint64_t id = refs[i].id;
-        ray__entry_t *e = ray__shard_find(st, sh, id);
-        states[i] = e ? (int8_t)e->state : -1;
-        codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
-        if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
-            !(e->flags & RAY__F_SPILLED) && ray__pin_locked(st, sh, e, &out[i]) != 0)
-          codes[i] = RAY_ENOMEM;
-        if (out[i].priv_ != NULL) pinned++;
-      }
-      uv_mutex_unlock(&sh->mu);
-    }
+    size_t pinned = ray__store_pin_batch(st, refs, &g, states, codes, out);
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) rc = codes[i];
     if (rc != 0 || pinned == n) break;
@@ -456,7 +439,7 @@ int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeou
     ray__groups_free(&g);
     return RAY_ENOMEM;
   }
-  ray__states_of(&rt->store, refs, &g, states, NULL);
+  ray__store_states(&rt->store, refs, &g, states);
   size_t complete = 0;
   for (size_t i = 0; i < n; i++) complete += states[i] > 0; /* READY or FAILED */
   if (complete >= num_returns || timeout_ms == 0) {

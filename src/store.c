@@ -490,7 +490,10 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
   }
 }
 
-int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
+/* Pin a view of entry `e` (shard lock held; its payload in memory): add a
+ * `life` unit and open a view handle (view.h) in *out. Errors: RAY_ENOMEM
+ * (no view slot). */
+static int pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
   ray__view_t *v = ray__view_take();
   if (v == NULL) return RAY_ENOMEM;
   ray__lru_touch(st, sh, e);
@@ -513,7 +516,7 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   else if (e->flags & RAY__F_SPILLED)
     rc = 2;
   else
-    rc = ray__pin_locked(st, sh, e, out);
+    rc = pin_locked(st, sh, e, out);
   uv_mutex_unlock(&sh->mu);
   return rc;
 }
@@ -527,24 +530,58 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
     rc = RAY_ENOTFOUND;
   } else {
     *state = e->state;
-    if (e->state != RAY__PENDING) rc = ray__pin_locked(st, sh, e, out); /* failed ones never spill */
+    if (e->state != RAY__PENDING) rc = pin_locked(st, sh, e, out); /* failed ones never spill */
   }
   uv_mutex_unlock(&sh->mu);
   return rc;
 }
 
-int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code) {
-  ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
-  ray__entry_t *e = find(st, sh, id);
-  int rc = RAY_ENOTFOUND;
-  if (e != NULL) {
-    *state = e->state;
-    *code = e->err_code;
-    rc = 0;
+/* One look at every ref (grouped by shard in g), each shard lock taken
+ * once: the shared body of ray__store_states (out NULL) and
+ * ray__store_pin_batch. Returns how many out[] hold a view. */
+static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                         int8_t *states, int *codes, ray_buf_t *out) {
+  size_t pinned = 0;
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g->starts[s] == g->starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
+      size_t i = g->order[k];
+      ray__entry_t *e = find(st, sh, refs[i].id);
+      states[i] = e ? (int8_t)e->state : -1;
+      if (out == NULL) continue;
+      codes[i] = e == NULL ? RAY_ENOTFOUND : status_of(e);
+      if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
+          !(e->flags & RAY__F_SPILLED) && pin_locked(st, sh, e, &out[i]) != 0)
+        codes[i] = RAY_ENOMEM;
+      if (out[i].priv_ != NULL) pinned++;
+    }
+    uv_mutex_unlock(&sh->mu);
   }
-  uv_mutex_unlock(&sh->mu);
-  return rc;
+  return pinned;
+}
+
+void ray__store_states(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                       int8_t *states) {
+  (void)look_batch(st, refs, g, states, NULL, NULL);
+}
+
+size_t ray__store_pin_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                            int8_t *states, int *codes, ray_buf_t *out) {
+  return look_batch(st, refs, g, states, codes, out);
+}
+
+void ray__store_counts(ray__store_t *st, uint64_t *objects, uint64_t *created, uint64_t *freed) {
+  *objects = *created = *freed = 0;
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    uv_mutex_lock(&sh->mu);
+    *objects += sh->count;
+    *created += sh->created;
+    *freed += sh->freed;
+    uv_mutex_unlock(&sh->mu);
+  }
 }
 
 int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status) {

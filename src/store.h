@@ -238,10 +238,6 @@ int ray__store_release(ray__store_t *st, uint64_t id);
 int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 
-/* Pin a view of entry `e` (shard lock held; its payload in memory): add a
- * `life` unit and open a view handle (view.h) in *out. Errors: RAY_ENOMEM
- * (no view slot). */
-int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out);
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
  * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error
  * code of a failed entry (any code). */
@@ -298,9 +294,6 @@ ray__shard_t *ray__local_shard(ray__store_t *st);
  * error) and reports its state in *state. */
 int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
 
-/* State of an entry without touching its payload: RAY__PENDING/READY/FAILED
- * in *state, the error code in *code when failed. Errors: RAY_ENOTFOUND. */
-int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code);
 
 /* Register `w` on a pending entry. Returns 0 when registered, 1 when the
  * entry is already complete (*status set, `w` not registered), or
@@ -320,5 +313,21 @@ void ray__store_clear_producer(ray__store_t *st, uint64_t id);
 
 int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g);
 void ray__groups_free(ray__groups_t *g);
+
+/* The state of each of refs (grouped by shard in g, each shard lock taken
+ * once), without touching payloads: states[i] RAY__PENDING, RAY__READY,
+ * RAY__FAILED, or -1 when the ref is unknown. */
+void ray__store_states(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                       int8_t *states);
+/* The same look, also pinning (as ray__store_pin) each ready ref that is in
+ * memory and has no view in out[i] yet (out[i].priv_ NULL); codes[i] is 0,
+ * the code of a failed ref, RAY_ENOTFOUND, or RAY_ENOMEM (no view slot). A
+ * ready ref that is spilled stays unpinned with code 0: restore it
+ * (ray__store_restore) and look again. Returns how many out[] hold a view. */
+size_t ray__store_pin_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                            int8_t *states, int *codes, ray_buf_t *out);
+/* The table's counters summed over the shards (each shard's read under its
+ * lock, so they agree per shard): objects in it, ever created, ever freed. */
+void ray__store_counts(ray__store_t *st, uint64_t *objects, uint64_t *created, uint64_t *freed);
 
 #endif /* RAY_STORE_H */
