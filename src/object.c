@@ -135,18 +135,14 @@ out:
 int ray_put_i64(int64_t value, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_int64(&pk, value);
+  ray__encode_i64(&b, value);
   return put_encoded(&b, RAY_TYPE_I64, NULL, 0, out);
 }
 
 int ray_put_f64(double value, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_double(&pk, value);
+  ray__encode_f64(&b, value);
   return put_encoded(&b, RAY_TYPE_F64, NULL, 0, out);
 }
 
@@ -154,11 +150,7 @@ int ray_put_str(const char *s, ray_ref_t *out) {
   if (out == NULL || s == NULL) return RAY_EINVAL;
   if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; put_encoded enters */
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  size_t n = strlen(s);
-  msgpack_pack_str(&pk, n);
-  msgpack_pack_str_body(&pk, s, n);
+  ray__encode_str(&b, s);
   return put_encoded(&b, RAY_TYPE_STR, NULL, 0, out);
 }
 

@@ -393,24 +393,22 @@ static void dep_notify(ray__watch_t *w, int status) {
 
 /* Encode a value argument (BYTES: as is). */
 static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
-  msgpack_packer pk;
-  ray__mpbuf_init(b, &pk);
   switch (a->type) {
     case RAY_TYPE_I64:
-      msgpack_pack_int64(&pk, a->u.i64);
+      ray__encode_i64(b, a->u.i64);
       break;
     case RAY_TYPE_F64:
-      msgpack_pack_double(&pk, a->u.f64);
+      ray__encode_f64(b, a->u.f64);
       break;
-    case RAY_TYPE_STR: {
-      size_t n = strlen(a->u.str);
-      msgpack_pack_str(&pk, n);
-      msgpack_pack_str_body(&pk, a->u.str, n);
+    case RAY_TYPE_STR:
+      ray__encode_str(b, a->u.str);
       break;
-    }
-    case RAY_TYPE_MSGPACK:
+    case RAY_TYPE_MSGPACK: {
+      msgpack_packer pk;
+      ray__mpbuf_init(b, &pk);
       msgpack_pack_object(&pk, *a->u.msgpack);
       break;
+    }
     default:
       return RAY_EINVAL;
   }
@@ -793,9 +791,7 @@ int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_I64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_int64(&pk, v);
+  ray__encode_i64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -803,9 +799,7 @@ int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_F64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_double(&pk, v);
+  ray__encode_f64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -814,11 +808,7 @@ int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
   int rc = slot_check(ctx, slot, RAY_TYPE_STR);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  size_t n = strlen(s);
-  msgpack_pack_str(&pk, n);
-  msgpack_pack_str_body(&pk, s, n);
+  ray__encode_str(&b, s);
   return return_encoded(ctx, slot, &b);
 }
 
