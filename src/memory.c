@@ -1,11 +1,23 @@
-/* memory.c - the object store's capacity: accounting, spilling to disk and
- * restoring.
+/* memory.c - an entry's memory: the object store's capacity (accounting),
+ * freeing entries, spilling to disk and restoring.
+ *
+ * Layering: this file sits below store.c (the table), which calls it; it
+ * never calls store.c. It finds entries only through store.h's inline
+ * ray__shard_find under their shard lock, and takes the shard whose budget
+ * to use from its caller.
+ *
+ * Freeing: an entry's memory goes when its last `life` unit is dropped
+ * (ray__entry_unpin: the table's unit, a view's, or a spill's or restore's
+ * pin); ray__entry_detach settles its accounts with the store first, when
+ * it leaves the table.
  *
  * Accounting: every payload held in memory has reserved its bytes (an
  * entry's `acct`) from `capacity`; so the bytes in memory never exceed it.
  * `reserved` counts what the shards have taken; each shard keeps a small
  * budget (up to two chunks) so most puts reserve with one atomic on a cache
- * line their shard lock already owns, not on a line every thread shares.
+ * line their shard lock already owns, not on a line every thread shares
+ * (a put reserves from its thread's home shard, the one its insert locks;
+ * freed bytes go back to the entry's shard, whose lock the release took).
  * When the store cannot give more, shard budgets are reclaimed first, then
  * ready objects that nobody is reading are spilled (least recently used
  * first), then the put waits up to full_timeout_ms for frees, then it fails
@@ -33,11 +45,6 @@
 #include "wait.h"
 
 /* ---- Accounting ---- */
-
-ray__shard_t *ray__local_shard(ray__store_t *st) {
-  /* The shard of the thread's current id block: the line its puts lock. */
-  return ray__shard_of(st, ray__id_peek());
-}
 
 static void note_high_water(ray__store_t *st, int64_t v) {
   int64_t hw = atomic_load_explicit(&st->high_water, memory_order_relaxed);
@@ -73,10 +80,9 @@ static void spiller_kick(ray__store_t *st);
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
 #define RAY__SPILL_LOW(st) ((st)->capacity / 10 * 6)
 
-int ray__mem_reserve(ray__store_t *st, size_t n) {
+int ray__mem_reserve(ray__store_t *st, ray__shard_t *sh, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
-  ray__shard_t *sh = ray__local_shard(st);
   int64_t want = (int64_t)n;
   if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return 0;
   atomic_fetch_add(&sh->budget, want);
@@ -116,9 +122,8 @@ void ray__mem_stop(ray__store_t *st) {
   uv_mutex_unlock(&st->mem_mu);
 }
 
-void ray__mem_release(ray__store_t *st, size_t n) {
+void ray__mem_release(ray__store_t *st, ray__shard_t *sh, size_t n) {
   if (n == 0) return;
-  ray__shard_t *sh = ray__local_shard(st);
   int64_t b = atomic_fetch_add(&sh->budget, (int64_t)n) + (int64_t)n;
   if (b > 2 * st->chunk) {
     int64_t give = b - st->chunk;
@@ -140,6 +145,54 @@ uint64_t ray__mem_used(ray__store_t *st) {
     if (b > 0) used -= b;
   }
   return used > 0 ? (uint64_t)used : 0;
+}
+
+/* ---- Freeing ---- */
+
+/* Done when an entry leaves the store (or is freed without ever entering
+ * it), so an entry kept alive only by views never touches the store again:
+ * views may outlive it. Memory held only by such views is no longer
+ * counted. */
+void ray__entry_detach(ray__entry_t *e) {
+  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
+  if (st == NULL) return;
+  if (e->acct > 0) ray__mem_release(st, ray__shard_of(st, e->id), e->acct);
+  e->acct = 0;
+  if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
+  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
+  /* Detached: the flags are no longer written (a spill may still read them). */
+  atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
+}
+
+void ray__entry_free(ray__entry_t *e) {
+  if (!(e->flags & RAY__F_SPILLED)) {
+    if (e->flags & RAY__F_OWNED) {
+      if (e->free_fn != NULL) e->free_fn(e->free_arg);
+    } else if (!(e->flags & RAY__F_INLINE)) {
+      ray__free(e->data);
+    }
+  }
+  ray__entry_detach(e);
+  ray__free(e->inner);
+  ray__free(e);
+}
+
+void ray__entry_unpin(ray__entry_t *e) {
+  ray__entry_unpin_view(e, true);
+}
+
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
+  ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
+  unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
+  if (prev == 1) {
+    ray__entry_free(e);
+  } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
+    /* The last view went: the object may be spillable now, and a put may be
+     * waiting for exactly that. */
+    uv_mutex_lock(&st->mem_mu);
+    uv_cond_broadcast(&st->mem_cv);
+    uv_mutex_unlock(&st->mem_mu);
+  }
 }
 
 /* ---- LRU of spill candidates (shard lock held) ---- */
@@ -345,6 +398,7 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
 /* A payload a spill has taken out of memory, to free once spill_mu is
  * released (a caller's free_fn may call back into the store). */
 typedef struct dropped_s {
+  ray__shard_t *sh; /* the entry's: its bytes go back to this budget */
   void *data;
   void (*free_fn)(void *);
   void *free_arg;
@@ -358,7 +412,7 @@ static void free_dropped(ray__store_t *st, dropped_t *d) {
     ray__free(d->data);
   else if (d->free_fn != NULL)
     d->free_fn(d->free_arg); /* the caller's buffer goes now; a restore makes our own */
-  ray__mem_release(st, d->bytes);
+  ray__mem_release(st, d->sh, d->bytes);
 }
 
 /* After the write: take the payload out of memory if the entry is still
@@ -396,7 +450,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
     e->acct = 0;
   }
   uv_mutex_unlock(&sh->mu);
-  *d = (dropped_t){data, free_fn, free_arg, owned, freed};
+  *d = (dropped_t){sh, data, free_fn, free_arg, owned, freed};
   if (freed > 0) {
     atomic_fetch_add(&st->spill_count, 1);
     atomic_fetch_add(&st->spilled_bytes_total, freed);
@@ -480,10 +534,10 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   uv_mutex_unlock(&sh->mu);
 
   /* Room first: this may spill others (never this one: it is not a candidate). */
-  int rc = ray__mem_reserve(st, size);
+  int rc = ray__mem_reserve(st, sh, size);
   void *data = NULL;
   if (rc == 0 && (data = ray__malloc(size == 0 ? 1 : size)) == NULL) {
-    ray__mem_release(st, size);
+    ray__mem_release(st, sh, size);
     rc = RAY_ENOMEM;
   }
   if (rc == 0) {
@@ -512,7 +566,7 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   }
   if (!installed && data != NULL) { /* restored meanwhile by another reader, or freed */
     ray__free(data);
-    ray__mem_release(st, size);
+    ray__mem_release(st, sh, size);
   }
   if (rc != 0) { /* freed meanwhile (its file with it)? Then say so, not EIO. */
     uv_mutex_lock(&sh->mu);

@@ -1,4 +1,7 @@
-/* store.c - the sharded in-memory object store.
+/* store.c - the sharded in-memory object store: the table. With memory.c
+ * (an entry's memory: capacity, freeing, spilling, restoring), the only
+ * code that takes a shard lock or changes an entry's references or life;
+ * every other file goes through the functions of store.h.
  *
  * Shards: a power-of-two number, each with its own mutex, a chained hash
  * table and its counters. Ids come from thread-local blocks of one global
@@ -8,9 +11,15 @@
  * Entry lifetime: `refcnt` (under the shard lock) counts references. When it
  * reaches zero the entry leaves the table, so its id is unknown from then on
  * and can never alias another object (ids are never reused). The memory is
- * freed when `life` reaches zero: the table holds one unit while the entry is
- * in it and every pinned view (ray_buf_t) holds one. `life` only grows under
- * the shard lock while the entry is in the table; it may shrink anywhere.
+ * freed (memory.c) when `life` reaches zero: the table holds one unit while
+ * the entry is in it and every pinned view (ray_buf_t) holds one. `life`
+ * only grows under the shard lock while the entry is in the table; it may
+ * shrink anywhere.
+ *
+ * Failure: ray__store_fail is the one way an entry fails with an error
+ * (its encoded error as the payload, or in place with the bare code when
+ * memory for that ran out); shutdown's ray__store_fail_all_pending fails
+ * the rest in place the same way (fail_locked).
  *
  * Completion: a pending entry is replaced in its chain by the completed one
  * (one allocation holds header and small payload alike), and its watchers
@@ -35,10 +44,11 @@ enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
 static _Thread_local uint64_t tl_id_next, tl_id_end;
 
-static void detach(ray__entry_t *e);
-
-uint64_t ray__id_peek(void) {
-  return tl_id_next;
+/* The shard whose budget the calling thread's new entries reserve from:
+ * that of the id it would get next, i.e. the shard its next insert locks,
+ * so the reservation touches a line the insert takes anyway. */
+static ray__shard_t *home_shard(ray__store_t *st) {
+  return ray__shard_of(st, tl_id_next);
 }
 
 uint64_t ray__id_next(void) {
@@ -104,7 +114,7 @@ void ray__store_destroy(ray__store_t *st) {
       ray__entry_t *e = sh->buckets[b];
       while (e != NULL) {
         ray__entry_t *next = e->next;
-        detach(e); /* views keep it alive until released, after the store is gone */
+        ray__entry_detach(e); /* views keep it alive until released, after the store is gone */
         ray__entry_unpin(e);
         e = next;
       }
@@ -141,7 +151,8 @@ static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, 
 }
 
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
-  int rc = ray__mem_reserve(st, size);
+  ray__shard_t *home = home_shard(st);
+  int rc = ray__mem_reserve(st, home, size);
   if (rc != 0) {
     tl_entry_err = rc;
     return NULL;
@@ -156,7 +167,7 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
     e = NULL;
   }
   if (e == NULL) {
-    ray__mem_release(st, size);
+    ray__mem_release(st, home, size);
     tl_entry_err = RAY_ENOMEM;
     return NULL;
   }
@@ -168,14 +179,15 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
                                    void (*free_fn)(void *), void *arg, uint32_t type,
                                    bool account) {
-  int rc = account ? ray__mem_reserve(st, size) : 0;
+  ray__shard_t *home = home_shard(st);
+  int rc = account ? ray__mem_reserve(st, home, size) : 0;
   if (rc != 0) {
     tl_entry_err = rc;
     return NULL;
   }
   ray__entry_t *e = entry_alloc(st, 0, type, RAY__READY);
   if (e == NULL) {
-    if (account) ray__mem_release(st, size);
+    if (account) ray__mem_release(st, home, size);
     tl_entry_err = RAY_ENOMEM;
     return NULL;
   }
@@ -188,51 +200,17 @@ ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
   return e;
 }
 
-/* Settle an entry's accounts with its store: release the memory it reserved
- * and delete its spill file. Done when it leaves the store (or is freed
- * without ever entering it), so an entry kept alive only by views never
- * touches the store again: views may outlive it. Memory held only by such
- * views is no longer counted. */
-static void detach(ray__entry_t *e) {
-  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
-  if (st == NULL) return;
-  if (e->acct > 0) ray__mem_release(st, e->acct);
-  e->acct = 0;
-  if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
-  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
-  /* Detached: the flags are no longer written (a spill may still read them). */
-  atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
+static void unpin_entry(void *e) {
+  ray__entry_unpin(e);
 }
 
-void ray__entry_free(ray__entry_t *e) {
-  if (!(e->flags & RAY__F_SPILLED)) {
-    if (e->flags & RAY__F_OWNED) {
-      if (e->free_fn != NULL) e->free_fn(e->free_arg);
-    } else if (!(e->flags & RAY__F_INLINE)) {
-      ray__free(e->data);
-    }
-  }
-  detach(e);
-  ray__free(e->inner);
-  ray__free(e);
-}
-
-void ray__entry_unpin(ray__entry_t *e) {
-  ray__entry_unpin_view(e, true);
-}
-
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
-  ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
-  unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
-  if (prev == 1) {
-    ray__entry_free(e);
-  } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
-    /* The last view went: the object may be spillable now, and a put may be
-     * waiting for exactly that. */
-    uv_mutex_lock(&st->mem_mu);
-    uv_cond_broadcast(&st->mem_cv);
-    uv_mutex_unlock(&st->mem_mu);
-  }
+ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view) {
+  const void *data = view->data;
+  size_t size = view->size;
+  ray__entry_t *src = ray__view_close(view);
+  ray__entry_t *e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
+  if (e == NULL) ray__entry_unpin(src);
+  return e;
 }
 
 static ray__entry_t **find_slot(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
@@ -485,7 +463,7 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
       }
     }
     cur->ninner = 0;
-    detach(cur);
+    ray__entry_detach(cur);
     ray__entry_unpin(cur);
   }
 }

@@ -174,8 +174,6 @@ static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t
 
 /* A fresh, never used id (thread-local blocks of a global counter). */
 uint64_t ray__id_next(void);
-/* The id the calling thread would get next (0 before its first). */
-uint64_t ray__id_peek(void);
 
 /* Allocate an entry with room for `size` payload bytes (inline when small,
  * else a separate block), reserving them from the store's capacity (which
@@ -187,22 +185,19 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
                                    void (*free_fn)(void *), void *arg, uint32_t type,
                                    bool account);
+/* A ready entry sharing the payload of the pinned view *view (closed here:
+ * its pin passes to the new entry, which drops it when freed, so the
+ * source's payload stays in memory and counted there, never spilled).
+ * Type 0 (ray__store_complete gives it the pending entry's). NULL when
+ * memory ran out (the view is released then). */
+ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view);
 /* Why the calling thread's last ray__entry_new* failed: RAY_ENOMEM,
  * RAY_ESTOREFULL, or RAY_ESHUTDOWN (the runtime stopped while it waited). */
 int ray__entry_error(void);
-/* Free an entry that never entered the table (or has left it, life 0).
- * Does not release the refs in `inner` (see ray__store_drop). */
-void ray__entry_free(ray__entry_t *e);
 /* Drop an entry that is not (or no longer) in the table: release the refs
  * it holds, iteratively (a long chain of nested refs never recurses), and
- * drop the table's hold on it. */
+ * drop the table's hold on it (ray__entry_unpin). */
 void ray__store_drop(ray__store_t *st, ray__entry_t *e);
-/* Drop one `life` unit; frees the entry when it was the last. */
-void ray__entry_unpin(ray__entry_t *e);
-/* The same, for a view released by the host: `store_live` says the runtime
- * is up (the caller holds the API guard); otherwise the entry's store may
- * be freed and is not looked at. */
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
 
 /* Insert a new entry (it has a fresh id). Never fails. */
 void ray__store_insert(ray__store_t *st, ray__entry_t *e);
@@ -246,16 +241,36 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
  * (pending), or an error (RAY_EIO when the file is unreadable or its
  * checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM, ...). */
 int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
+/* Like ray__store_pin, but also pins a failed entry's payload (the encoded
+ * error) and reports its state in *state. */
+int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
 
-/* ---- memory.c: capacity, spilling, restoring ---- */
+/* ---- memory.c: an entry's memory (capacity, freeing, spilling,
+ * restoring). It sits below the table: nothing here calls store.c. ---- */
 
-/* Reserve n payload bytes from the capacity: from the calling thread's
- * shard budget, else from the store, else after spilling least recently
- * used objects, else after waiting up to full_timeout_ms for frees (a
- * saturated deadline, ray__deadline; the wait looks at shutdown every
- * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
-int ray__mem_reserve(ray__store_t *st, size_t n);
-void ray__mem_release(ray__store_t *st, size_t n);
+/* Reserve n payload bytes from the capacity: from shard sh's budget (the
+ * shard whose lock the caller's insert or restore takes, so the budget is
+ * on a line it touches anyway), else from the store, else after spilling
+ * least recently used objects, else after waiting up to full_timeout_ms for
+ * frees (a saturated deadline, ray__deadline; the wait looks at shutdown
+ * every 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
+int ray__mem_reserve(ray__store_t *st, ray__shard_t *sh, size_t n);
+/* Give n bytes back, into sh's budget (the entry's shard). */
+void ray__mem_release(ray__store_t *st, ray__shard_t *sh, size_t n);
+/* Settle an entry's accounts with its store (when it leaves the table):
+ * release the memory it reserved and its spill segment; from then on it
+ * never touches the store (e->st NULL). */
+void ray__entry_detach(ray__entry_t *e);
+/* Free an entry that never entered the table (or has left it, life 0):
+ * its payload (free_fn for an owned one), its accounts, the entry. Does not
+ * release the refs in `inner` (see ray__store_drop). */
+void ray__entry_free(ray__entry_t *e);
+/* Drop one `life` unit; frees the entry when it was the last. */
+void ray__entry_unpin(ray__entry_t *e);
+/* The same, for a view released by the host: `store_live` says the runtime
+ * is up (the caller holds the API guard); otherwise the entry's store may
+ * be freed and is not looked at. */
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
 /* Shutdown: puts waiting for memory, and any that would wait from now on,
  * fail with RAY_ESHUTDOWN. */
 void ray__mem_stop(ray__store_t *st);
@@ -288,12 +303,8 @@ void ray__spiller_stop(ray__store_t *st);
 /* Wait until the background spiller has no round due or in flight, or
  * `deadline` (uv_hrtime ns; UINT64_MAX: none). Returns 0 or RAY_ETIMEDOUT. */
 int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline);
-/* The shard whose budget the calling thread uses. */
-ray__shard_t *ray__local_shard(ray__store_t *st);
-/* Like ray__store_pin, but also pins a failed entry's payload (the encoded
- * error) and reports its state in *state. */
-int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
 
+/* ---- store.c again: watches, producers, grouping ---- */
 
 /* Register `w` on a pending entry. Returns 0 when registered, 1 when the
  * entry is already complete (*status set, `w` not registered), or

@@ -106,23 +106,12 @@ typedef struct alias_s {
   int status;
 } alias_t;
 
-static void unpin_entry(void *e) {
-  ray__entry_unpin(e);
-}
-
 static void alias_finish(alias_t *a) {
   ray__store_t *st = &a->rt->store;
   ray_buf_t view;
   ray__entry_t *e = NULL;
-  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
-    /* Shares the source's payload (counted there, and pinned: never spilled).
-     * The view's pin passes to the new entry, which drops it when freed. */
-    const void *data = view.data;
-    size_t size = view.size;
-    ray__entry_t *src = ray__view_close(&view);
-    e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
-    if (e == NULL) ray__entry_unpin(src);
-  }
+  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0)
+    e = ray__entry_new_shared(st, &view); /* shares the source's payload */
   if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
     ray_error_t *err = NULL;
     int code = a->status != 0 ? RAY_EDEPFAILED : RAY_ENOMEM;
