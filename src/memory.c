@@ -75,6 +75,7 @@ static void reclaim(ray__store_t *st) {
 
 static size_t spill_some(ray__store_t *st, size_t need);
 static void spiller_kick(ray__store_t *st);
+static void segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 
 /* Spill in the background past this share of the capacity, down to the low one. */
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
@@ -158,7 +159,7 @@ void ray__entry_detach(ray__entry_t *e) {
   if (st == NULL) return;
   if (e->acct > 0) ray__mem_release(st, ray__shard_of(st, e->id), e->acct);
   e->acct = 0;
-  if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
+  if (e->flags & RAY__F_FILE) segment_unref(st, e->seg);
   if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
   /* Detached: the flags are no longer written (a spill may still read them). */
   atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
@@ -342,7 +343,9 @@ static void file_unlink(const char *path) {
   uv_fs_req_cleanup(&req);
 }
 
-void ray__segment_unref(ray__store_t *st, ray__segment_t *seg) {
+/* Let go of a segment (an entry with a copy in it is freed, or a spill
+ * batch is done writing): the file is deleted with its last object. */
+static void segment_unref(ray__store_t *st, ray__segment_t *seg) {
   if (atomic_fetch_sub(&seg->live, 1) != 1) return;
   char path[1200];
   segment_path(st, seg->id, path, sizeof path);
@@ -504,7 +507,7 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     if (written) off += size;
   }
   if (fd >= 0) file_close(fd);
-  if (seg != NULL) ray__segment_unref(st, seg);
+  if (seg != NULL) segment_unref(st, seg);
   uv_mutex_unlock(&st->spill_mu);
   for (size_t i = 0; i < n; i++) free_dropped(st, &dropped[i]); /* no lock held */
   /* Logged with no lock held: a log handler may call into the library. */

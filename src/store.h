@@ -280,8 +280,6 @@ int ray__store_restore(ray__store_t *st, uint64_t id);
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
-/* A freed entry lets go of its spill segment (deleted with its last object). */
-void ray__segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 /* Bytes held in memory now (used, without shard budgets). */
 uint64_t ray__mem_used(ray__store_t *st);
 /* A spill segment is the records of one spill batch written back to back,
