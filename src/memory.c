@@ -3,8 +3,9 @@
  *
  * Layering: this file sits below store.c (the table), which calls it; it
  * never calls store.c. It finds entries only through store.h's inline
- * ray__shard_find under their shard lock, and takes the shard whose budget
- * to use from its caller.
+ * ray__shard_find under their shard lock, and store.c tells it each
+ * thread's home shard (ray__mem_set_home) when the thread takes a new
+ * block of ids.
  *
  * Freeing: an entry's memory goes when its last `life` unit is dropped
  * (ray__entry_unpin: the table's unit, a view's, or a spill's or restore's
@@ -16,8 +17,8 @@
  * `reserved` counts what the shards have taken; each shard keeps a small
  * budget (up to two chunks) so most puts reserve with one atomic on a cache
  * line their shard lock already owns, not on a line every thread shares
- * (a put reserves from its thread's home shard, the one its insert locks;
- * freed bytes go back to the entry's shard, whose lock the release took).
+ * (the calling thread's home shard: that of its id block, where its puts
+ * insert; frees give back to it too, wherever the entry lived).
  * When the store cannot give more, shard budgets are reclaimed first, then
  * ready objects that nobody is reading are spilled (least recently used
  * first), then the put waits up to full_timeout_ms for frees, then it fails
@@ -45,6 +46,21 @@
 #include "wait.h"
 
 /* ---- Accounting ---- */
+
+/* The first id of the calling thread's current id block (0 before its
+ * first): store.c tells us when the thread takes a new block. */
+static _Thread_local uint64_t tl_home_id;
+
+void ray__mem_set_home(uint64_t id) {
+  tl_home_id = id;
+}
+
+/* The thread's home shard: that of its id block, where its puts insert, so
+ * its budget sits on a line the thread's own shard lock keeps in its cache
+ * (a thread that never put uses shard 0). */
+static ray__shard_t *home_shard(ray__store_t *st) {
+  return ray__shard_of(st, tl_home_id);
+}
 
 static void note_high_water(ray__store_t *st, int64_t v) {
   int64_t hw = atomic_load_explicit(&st->high_water, memory_order_relaxed);
@@ -81,9 +97,10 @@ static void segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
 #define RAY__SPILL_LOW(st) ((st)->capacity / 10 * 6)
 
-int ray__mem_reserve(ray__store_t *st, ray__shard_t *sh, size_t n) {
+int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
+  ray__shard_t *sh = home_shard(st);
   int64_t want = (int64_t)n;
   if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return 0;
   atomic_fetch_add(&sh->budget, want);
@@ -123,8 +140,9 @@ void ray__mem_stop(ray__store_t *st) {
   uv_mutex_unlock(&st->mem_mu);
 }
 
-void ray__mem_release(ray__store_t *st, ray__shard_t *sh, size_t n) {
+void ray__mem_release(ray__store_t *st, size_t n) {
   if (n == 0) return;
+  ray__shard_t *sh = home_shard(st);
   int64_t b = atomic_fetch_add(&sh->budget, (int64_t)n) + (int64_t)n;
   if (b > 2 * st->chunk) {
     int64_t give = b - st->chunk;
@@ -157,7 +175,7 @@ uint64_t ray__mem_used(ray__store_t *st) {
 void ray__entry_detach(ray__entry_t *e) {
   ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
   if (st == NULL) return;
-  if (e->acct > 0) ray__mem_release(st, ray__shard_of(st, e->id), e->acct);
+  if (e->acct > 0) ray__mem_release(st, e->acct);
   e->acct = 0;
   if (e->flags & RAY__F_FILE) segment_unref(st, e->seg);
   if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
@@ -401,7 +419,6 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
 /* A payload a spill has taken out of memory, to free once spill_mu is
  * released (a caller's free_fn may call back into the store). */
 typedef struct dropped_s {
-  ray__shard_t *sh; /* the entry's: its bytes go back to this budget */
   void *data;
   void (*free_fn)(void *);
   void *free_arg;
@@ -415,7 +432,7 @@ static void free_dropped(ray__store_t *st, dropped_t *d) {
     ray__free(d->data);
   else if (d->free_fn != NULL)
     d->free_fn(d->free_arg); /* the caller's buffer goes now; a restore makes our own */
-  ray__mem_release(st, d->sh, d->bytes);
+  ray__mem_release(st, d->bytes);
 }
 
 /* After the write: take the payload out of memory if the entry is still
@@ -453,7 +470,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
     e->acct = 0;
   }
   uv_mutex_unlock(&sh->mu);
-  *d = (dropped_t){sh, data, free_fn, free_arg, owned, freed};
+  *d = (dropped_t){data, free_fn, free_arg, owned, freed};
   if (freed > 0) {
     atomic_fetch_add(&st->spill_count, 1);
     atomic_fetch_add(&st->spilled_bytes_total, freed);
@@ -537,10 +554,10 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   uv_mutex_unlock(&sh->mu);
 
   /* Room first: this may spill others (never this one: it is not a candidate). */
-  int rc = ray__mem_reserve(st, sh, size);
+  int rc = ray__mem_reserve(st, size);
   void *data = NULL;
   if (rc == 0 && (data = ray__malloc(size == 0 ? 1 : size)) == NULL) {
-    ray__mem_release(st, sh, size);
+    ray__mem_release(st, size);
     rc = RAY_ENOMEM;
   }
   if (rc == 0) {
@@ -569,7 +586,7 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
   }
   if (!installed && data != NULL) { /* restored meanwhile by another reader, or freed */
     ray__free(data);
-    ray__mem_release(st, sh, size);
+    ray__mem_release(st, size);
   }
   if (rc != 0) { /* freed meanwhile (its file with it)? Then say so, not EIO. */
     uv_mutex_lock(&sh->mu);

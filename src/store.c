@@ -44,18 +44,12 @@ enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
 static _Thread_local uint64_t tl_id_next, tl_id_end;
 
-/* The shard whose budget the calling thread's new entries reserve from:
- * that of the id it would get next, i.e. the shard its next insert locks,
- * so the reservation touches a line the insert takes anyway. */
-static ray__shard_t *home_shard(ray__store_t *st) {
-  return ray__shard_of(st, tl_id_next);
-}
-
 uint64_t ray__id_next(void) {
   if (tl_id_next == tl_id_end) {
     uint64_t b = atomic_fetch_add_explicit(&next_id_block, 1, memory_order_relaxed);
     tl_id_next = b * ID_BLOCK;
     tl_id_end = tl_id_next + ID_BLOCK;
+    ray__mem_set_home(tl_id_next); /* the thread's puts insert into this block's shard now */
   }
   return tl_id_next++;
 }
@@ -151,8 +145,7 @@ static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, 
 }
 
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
-  ray__shard_t *home = home_shard(st);
-  int rc = ray__mem_reserve(st, home, size);
+  int rc = ray__mem_reserve(st, size);
   if (rc != 0) {
     tl_entry_err = rc;
     return NULL;
@@ -167,7 +160,7 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
     e = NULL;
   }
   if (e == NULL) {
-    ray__mem_release(st, home, size);
+    ray__mem_release(st, size);
     tl_entry_err = RAY_ENOMEM;
     return NULL;
   }
@@ -179,15 +172,14 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
                                    void (*free_fn)(void *), void *arg, uint32_t type,
                                    bool account) {
-  ray__shard_t *home = home_shard(st);
-  int rc = account ? ray__mem_reserve(st, home, size) : 0;
+  int rc = account ? ray__mem_reserve(st, size) : 0;
   if (rc != 0) {
     tl_entry_err = rc;
     return NULL;
   }
   ray__entry_t *e = entry_alloc(st, 0, type, RAY__READY);
   if (e == NULL) {
-    if (account) ray__mem_release(st, home, size);
+    if (account) ray__mem_release(st, size);
     tl_entry_err = RAY_ENOMEM;
     return NULL;
   }

@@ -248,15 +248,18 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
 /* ---- memory.c: an entry's memory (capacity, freeing, spilling,
  * restoring). It sits below the table: nothing here calls store.c. ---- */
 
-/* Reserve n payload bytes from the capacity: from shard sh's budget (the
- * shard whose lock the caller's insert or restore takes, so the budget is
- * on a line it touches anyway), else from the store, else after spilling
- * least recently used objects, else after waiting up to full_timeout_ms for
- * frees (a saturated deadline, ray__deadline; the wait looks at shutdown
- * every 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
-int ray__mem_reserve(ray__store_t *st, ray__shard_t *sh, size_t n);
-/* Give n bytes back, into sh's budget (the entry's shard). */
-void ray__mem_release(ray__store_t *st, ray__shard_t *sh, size_t n);
+/* The calling thread has taken a new block of ids starting at `id`: its
+ * home shard (whose budget its reservations and releases use) is that
+ * block's from now on. Called by ray__id_next only. */
+void ray__mem_set_home(uint64_t id);
+/* Reserve n payload bytes from the capacity: from the calling thread's
+ * home shard budget, else from the store, else after spilling least
+ * recently used objects, else after waiting up to full_timeout_ms for frees
+ * (a saturated deadline, ray__deadline; the wait looks at shutdown every
+ * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
+int ray__mem_reserve(ray__store_t *st, size_t n);
+/* Give n bytes back, into the calling thread's home shard budget. */
+void ray__mem_release(ray__store_t *st, size_t n);
 /* Settle an entry's accounts with its store (when it leaves the table):
  * release the memory it reserved and its spill segment; from then on it
  * never touches the store (e->st NULL). */
