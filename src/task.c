@@ -80,37 +80,13 @@ void ray__task_finish(ray__task_t *t) {
 
 /* ---- Results ---- */
 
-/* Fail every result of `t` with `err` (encoded once, copied per slot), or
+/* Fail every result of `t` with `err` (see ray__store_fail), or
  * with just `code` when err is NULL. cause_id, when not 0, is a failed
  * object the error continues with; each result holds a reference on it. */
 static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
-  ray__store_t *st = &t->rt->store;
   atomic_store(&t->fail_code, err != NULL ? err->code : code); /* a canceller may write it */
-  ray__mpbuf_t b;
-  bool encoded = err != NULL && ray__error_encode(err, cause_id, &b) == 0;
-  for (uint32_t i = 0; i < t->nreturns; i++) {
-    ray__entry_t *e = ray__entry_new(st, encoded ? b.size : 0, 0, RAY__FAILED);
-    if (e == NULL) { /* out of memory: the failure still lands, as a bare code */
-      ray__store_fail_in_place(st, t->returns[i].id, err != NULL ? err->code : code);
-      continue;
-    }
-    if (encoded) {
-      memcpy(e->data, b.data, b.size);
-      e->err_code = err->code;
-      if (cause_id != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
-          ray__store_retain(st, cause_id) == 0) {
-        e->inner[0] = cause_id;
-        e->ninner = 1;
-      }
-    } else {
-      e->size = 0;
-      e->err_code = err != NULL ? err->code : code;
-    }
-    e->flags |= RAY__F_ERROR;
-    e->id = t->returns[i].id;
-    ray__store_complete(st, e);
-  }
-  if (encoded) ray__mpbuf_destroy(&b);
+  for (uint32_t i = 0; i < t->nreturns; i++)
+    ray__store_fail(&t->rt->store, t->returns[i].id, code, err, cause_id, true);
 }
 
 void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error_t *cause,
@@ -140,51 +116,22 @@ typedef struct alias_s {
   int status;
 } alias_t;
 
-static void unpin_entry(void *e) {
-  ray__entry_unpin(e);
-}
-
 static void alias_finish(alias_t *a) {
   ray__store_t *st = &a->rt->store;
   ray_buf_t view;
   ray__entry_t *e = NULL;
-  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
-    /* Shares the source's payload (counted there, and pinned: never spilled).
-     * The view's pin passes to the new entry, which drops it when freed. */
-    const void *data = view.data;
-    size_t size = view.size;
-    ray__entry_t *src = ray__view_close(&view);
-    e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
-    if (e == NULL) ray__entry_unpin(src);
-  }
+  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0)
+    e = ray__entry_new_shared(st, &view); /* shares the source's payload */
   if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
     ray_error_t *err = NULL;
-    ray__mpbuf_t b;
     int code = a->status != 0 ? RAY_EDEPFAILED : RAY_ENOMEM;
-    if (ray_error_new(&err, code, NULL, "returned object %llu failed",
-                      (unsigned long long)a->src) == 0 &&
-        ray__error_encode(err, a->status != 0 ? a->src : 0, &b) == 0) {
-      if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL) {
-        memcpy(e->data, b.data, b.size);
-        if (a->status != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
-            ray__store_retain(st, a->src) == 0) {
-          e->inner[0] = a->src;
-          e->ninner = 1;
-        }
-      }
-      ray__mpbuf_destroy(&b);
-    }
+    (void)ray_error_new(&err, code, NULL, "returned object %llu failed", (unsigned long long)a->src);
+    ray__store_fail(st, a->result, code, err, a->status != 0 ? a->src : 0, true);
     ray_error_free(err);
-    if (e == NULL) {
-      ray__store_fail_in_place(st, a->result, code);
-      goto out;
-    }
-    e->flags |= RAY__F_ERROR;
-    e->err_code = code;
+  } else {
+    e->id = a->result;
+    ray__store_complete(st, e);
   }
-  e->id = a->result;
-  ray__store_complete(st, e);
-out:
   ray__store_release(st, a->src);
   ray__free(a);
 }
@@ -204,7 +151,7 @@ static void alias_notify(ray__watch_t *w, int status) {
 static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
   alias_t *a = ray__malloc(sizeof *a);
   if (a == NULL) {
-    ray__store_fail_in_place(&rt->store, result, RAY_ENOMEM);
+    ray__store_fail(&rt->store, result, RAY_ENOMEM, NULL, 0, true);
     ray__store_release(&rt->store, src);
     return;
   }
@@ -244,25 +191,10 @@ static void publish(ray_task_ctx_t *ctx) {
       alias_start(t->rt, t->returns[i].id, ctx->alias[i]);
     } else {
       ray_error_t *err = NULL;
-      ray__entry_t *e = NULL;
-      ray__mpbuf_t b;
-      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0) {
+      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0)
         ray_error_set_task_id(err, t->task_id);
-        if (ray__error_encode(err, 0, &b) == 0) {
-          if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
-            memcpy(e->data, b.data, b.size);
-          ray__mpbuf_destroy(&b);
-        }
-      }
+      ray__store_fail(st, t->returns[i].id, RAY_ENORESULT, err, 0, true);
       ray_error_free(err);
-      if (e == NULL) {
-        ray__store_fail_in_place(st, t->returns[i].id, RAY_ENORESULT);
-        continue;
-      }
-      e->flags |= RAY__F_ERROR;
-      e->err_code = RAY_ENORESULT;
-      e->id = t->returns[i].id;
-      ray__store_complete(st, e);
     }
     ctx->slots[i] = NULL;
     ctx->alias[i] = 0;
@@ -461,24 +393,22 @@ static void dep_notify(ray__watch_t *w, int status) {
 /* Encode a value argument of a msgpack-encoded type (not BYTES: the caller
  * uses those bytes as they are). Errors: RAY_EINVAL, RAY_ENOMEM. */
 static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
-  msgpack_packer pk;
-  ray__mpbuf_init(b, &pk);
   switch (a->type) {
     case RAY_TYPE_I64:
-      msgpack_pack_int64(&pk, a->u.i64);
+      ray__encode_i64(b, a->u.i64);
       break;
     case RAY_TYPE_F64:
-      msgpack_pack_double(&pk, a->u.f64);
+      ray__encode_f64(b, a->u.f64);
       break;
-    case RAY_TYPE_STR: {
-      size_t n = strlen(a->u.str);
-      msgpack_pack_str(&pk, n);
-      msgpack_pack_str_body(&pk, a->u.str, n);
+    case RAY_TYPE_STR:
+      ray__encode_str(b, a->u.str);
       break;
-    }
-    case RAY_TYPE_MSGPACK:
+    case RAY_TYPE_MSGPACK: {
+      msgpack_packer pk;
+      ray__mpbuf_init(b, &pk);
       msgpack_pack_object(&pk, *a->u.msgpack);
       break;
+    }
     default:
       return RAY_EINVAL;
   }
@@ -863,9 +793,7 @@ int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_I64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_int64(&pk, v);
+  ray__encode_i64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -873,9 +801,7 @@ int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_F64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_double(&pk, v);
+  ray__encode_f64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -884,11 +810,7 @@ int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
   int rc = slot_check(ctx, slot, RAY_TYPE_STR);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  size_t n = strlen(s);
-  msgpack_pack_str(&pk, n);
-  msgpack_pack_str_body(&pk, s, n);
+  ray__encode_str(&b, s);
   return return_encoded(ctx, slot, &b);
 }
 
