@@ -1,4 +1,8 @@
-/* codec.c - msgpack encoding helpers (see codec.h). */
+/* codec.c - the library's msgpack helpers (see codec.h): the growable
+ * output buffer, the one encoding of scalar values (puts, task arguments and
+ * returns all use it) and of error chains, the bounds check every decode of
+ * untrusted bytes runs first, and the walk that finds refs inside a value.
+ * No locks and no shared state: any thread may call any of it. */
 #include "codec.h"
 
 #include <limits.h>
@@ -49,26 +53,35 @@ void ray__mpbuf_destroy(ray__mpbuf_t *b) {
   b->cap = sizeof b->small;
 }
 
-char *ray__mpbuf_steal(ray__mpbuf_t *b) {
-  char *p = b->data;
-  if (p == b->small) {
-    p = ray__malloc(b->size);
-    if (p != NULL) memcpy(p, b->small, b->size);
-  }
-  b->data = b->small;
-  b->size = 0;
-  b->cap = sizeof b->small;
-  return p;
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s) {
-  if (s == NULL) {
-    msgpack_pack_nil(pk);
-    return;
-  }
+static void pack_str(msgpack_packer *pk, const char *s) {
   size_t n = strlen(s);
   msgpack_pack_str(pk, n);
   msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s) {
+  if (s == NULL)
+    msgpack_pack_nil(pk);
+  else
+    pack_str(pk, s);
+}
+
+void ray__encode_i64(ray__mpbuf_t *b, int64_t v) {
+  msgpack_packer pk;
+  ray__mpbuf_init(b, &pk);
+  msgpack_pack_int64(&pk, v);
+}
+
+void ray__encode_f64(ray__mpbuf_t *b, double v) {
+  msgpack_packer pk;
+  ray__mpbuf_init(b, &pk);
+  msgpack_pack_double(&pk, v);
+}
+
+void ray__encode_str(ray__mpbuf_t *b, const char *s) {
+  msgpack_packer pk;
+  ray__mpbuf_init(b, &pk);
+  pack_str(&pk, s);
 }
 
 int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out) {

@@ -1,5 +1,5 @@
-/* codec.h - msgpack encoding helpers shared by the typed object API and the
- * error objects. Every buffer grows through the allocation wrapper, so an
+/* codec.h - msgpack helpers shared by the typed object API, the tasks'
+ * arguments and returns, and the error objects. Every buffer grows through the allocation wrapper, so an
  * out-of-memory during encoding is reported as RAY_ENOMEM, never lost. */
 #ifndef RAY_CODEC_H
 #define RAY_CODEC_H
@@ -22,9 +22,15 @@ typedef struct ray__mpbuf_s {
 
 void ray__mpbuf_init(ray__mpbuf_t *b, msgpack_packer *pk);
 void ray__mpbuf_destroy(ray__mpbuf_t *b);
-/* Hand the heap block to the caller (copying out of `small` when needed).
- * Returns NULL on out-of-memory; the buffer is empty afterwards. */
-char *ray__mpbuf_steal(ray__mpbuf_t *b);
+
+/* Encode one scalar value as msgpack into `b` (initialised here; the caller
+ * destroys it): the one encoding of RAY_TYPE_I64, RAY_TYPE_F64 and
+ * RAY_TYPE_STR (a NUL-terminated string) shared by the puts, the task
+ * arguments and the task returns. b->oom is set when memory ran out (only
+ * a string longer than `small` needs the heap). */
+void ray__encode_i64(ray__mpbuf_t *b, int64_t v);
+void ray__encode_f64(ray__mpbuf_t *b, double v);
+void ray__encode_str(ray__mpbuf_t *b, const char *s);
 
 /* Encode an error chain as [links, cause]: links an array, outermost first,
  * of [code, message, origin|nil, task_id, attempts]; cause 0 or the id of a

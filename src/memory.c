@@ -1,11 +1,24 @@
-/* memory.c - the object store's capacity: accounting, spilling to disk and
- * restoring.
+/* memory.c - an entry's memory: the object store's capacity (accounting),
+ * freeing entries, spilling to disk and restoring.
+ *
+ * Layering: this file sits below store.c (the table), which calls it; it
+ * never calls store.c. It finds entries only through store.h's inline
+ * ray__shard_find under their shard lock, and store.c tells it each
+ * thread's home shard (ray__mem_set_home) when the thread takes a new
+ * block of ids.
+ *
+ * Freeing: an entry's memory goes when its last `life` unit is dropped
+ * (ray__entry_unpin: the table's unit, a view's, or a spill's or restore's
+ * pin); ray__entry_detach settles its accounts with the store first, when
+ * it leaves the table.
  *
  * Accounting: every payload held in memory has reserved its bytes (an
  * entry's `acct`) from `capacity`; so the bytes in memory never exceed it.
  * `reserved` counts what the shards have taken; each shard keeps a small
  * budget (up to two chunks) so most puts reserve with one atomic on a cache
- * line their shard lock already owns, not on a line every thread shares.
+ * line their shard lock already owns, not on a line every thread shares
+ * (the calling thread's home shard: that of its id block, where its puts
+ * insert; frees give back to it too, wherever the entry lived).
  * When the store cannot give more, shard budgets are reclaimed first, then
  * ready objects that nobody is reading are spilled (least recently used
  * first), then the put waits up to full_timeout_ms for frees, then it fails
@@ -34,9 +47,19 @@
 
 /* ---- Accounting ---- */
 
-ray__shard_t *ray__local_shard(ray__store_t *st) {
-  /* The shard of the thread's current id block: the line its puts lock. */
-  return ray__shard_of(st, ray__id_peek());
+/* The first id of the calling thread's current id block (0 before its
+ * first): store.c tells us when the thread takes a new block. */
+static _Thread_local uint64_t tl_home_id;
+
+void ray__mem_set_home(uint64_t id) {
+  tl_home_id = id;
+}
+
+/* The thread's home shard: that of its id block, where its puts insert, so
+ * its budget sits on a line the thread's own shard lock keeps in its cache
+ * (a thread that never put uses shard 0). */
+static ray__shard_t *home_shard(ray__store_t *st) {
+  return ray__shard_of(st, tl_home_id);
 }
 
 static void note_high_water(ray__store_t *st, int64_t v) {
@@ -68,6 +91,7 @@ static void reclaim(ray__store_t *st) {
 
 static size_t spill_some(ray__store_t *st, size_t need);
 static void spiller_kick(ray__store_t *st);
+static void segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 
 /* Spill in the background past this share of the capacity, down to the low one. */
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
@@ -76,7 +100,7 @@ static void spiller_kick(ray__store_t *st);
 int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
-  ray__shard_t *sh = ray__local_shard(st);
+  ray__shard_t *sh = home_shard(st);
   int64_t want = (int64_t)n;
   if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return 0;
   atomic_fetch_add(&sh->budget, want);
@@ -118,7 +142,7 @@ void ray__mem_stop(ray__store_t *st) {
 
 void ray__mem_release(ray__store_t *st, size_t n) {
   if (n == 0) return;
-  ray__shard_t *sh = ray__local_shard(st);
+  ray__shard_t *sh = home_shard(st);
   int64_t b = atomic_fetch_add(&sh->budget, (int64_t)n) + (int64_t)n;
   if (b > 2 * st->chunk) {
     int64_t give = b - st->chunk;
@@ -140,6 +164,54 @@ uint64_t ray__mem_used(ray__store_t *st) {
     if (b > 0) used -= b;
   }
   return used > 0 ? (uint64_t)used : 0;
+}
+
+/* ---- Freeing ---- */
+
+/* Done when an entry leaves the store (or is freed without ever entering
+ * it), so an entry kept alive only by views never touches the store again:
+ * views may outlive it. Memory held only by such views is no longer
+ * counted. */
+void ray__entry_detach(ray__entry_t *e) {
+  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
+  if (st == NULL) return;
+  if (e->acct > 0) ray__mem_release(st, e->acct);
+  e->acct = 0;
+  if (e->flags & RAY__F_FILE) segment_unref(st, e->seg);
+  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
+  /* Detached: the flags are no longer written (a spill may still read them). */
+  atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
+}
+
+void ray__entry_free(ray__entry_t *e) {
+  if (!(e->flags & RAY__F_SPILLED)) {
+    if (e->flags & RAY__F_OWNED) {
+      if (e->free_fn != NULL) e->free_fn(e->free_arg);
+    } else if (!(e->flags & RAY__F_INLINE)) {
+      ray__free(e->data);
+    }
+  }
+  ray__entry_detach(e);
+  ray__free(e->inner);
+  ray__free(e);
+}
+
+void ray__entry_unpin(ray__entry_t *e) {
+  ray__entry_unpin_view(e, true);
+}
+
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
+  ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
+  unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
+  if (prev == 1) {
+    ray__entry_free(e);
+  } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
+    /* The last view went: the object may be spillable now, and a put may be
+     * waiting for exactly that. */
+    uv_mutex_lock(&st->mem_mu);
+    uv_cond_broadcast(&st->mem_cv);
+    uv_mutex_unlock(&st->mem_mu);
+  }
 }
 
 /* ---- LRU of spill candidates (shard lock held) ---- */
@@ -289,7 +361,9 @@ static void file_unlink(const char *path) {
   uv_fs_req_cleanup(&req);
 }
 
-void ray__segment_unref(ray__store_t *st, ray__segment_t *seg) {
+/* Let go of a segment (an entry with a copy in it is freed, or a spill
+ * batch is done writing): the file is deleted with its last object. */
+static void segment_unref(ray__store_t *st, ray__segment_t *seg) {
   if (atomic_fetch_sub(&seg->live, 1) != 1) return;
   char path[1200];
   segment_path(st, seg->id, path, sizeof path);
@@ -450,7 +524,7 @@ static size_t spill_some(ray__store_t *st, size_t need) {
     if (written) off += size;
   }
   if (fd >= 0) file_close(fd);
-  if (seg != NULL) ray__segment_unref(st, seg);
+  if (seg != NULL) segment_unref(st, seg);
   uv_mutex_unlock(&st->spill_mu);
   for (size_t i = 0; i < n; i++) free_dropped(st, &dropped[i]); /* no lock held */
   /* Logged with no lock held: a log handler may call into the library. */

@@ -139,18 +139,14 @@ out:
 int ray_put_i64(int64_t value, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_int64(&pk, value);
+  ray__encode_i64(&b, value);
   return put_encoded(&b, RAY_TYPE_I64, NULL, 0, out);
 }
 
 int ray_put_f64(double value, ray_ref_t *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_double(&pk, value);
+  ray__encode_f64(&b, value);
   return put_encoded(&b, RAY_TYPE_F64, NULL, 0, out);
 }
 
@@ -158,11 +154,7 @@ int ray_put_str(const char *s, ray_ref_t *out) {
   if (out == NULL || s == NULL) return RAY_EINVAL;
   if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; put_encoded enters */
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  size_t n = strlen(s);
-  msgpack_pack_str(&pk, n);
-  msgpack_pack_str_body(&pk, s, n);
+  ray__encode_str(&b, s);
   return put_encoded(&b, RAY_TYPE_STR, NULL, 0, out);
 }
 
@@ -238,24 +230,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
   /* One pass pins what is ready; only when something is missing, wait. */
   bool blocked = false;
   for (int pass = 0;; pass++) {
-    size_t pinned = 0;
-    for (unsigned s = 0; s < st->nshards; s++) {
-      if (g.starts[s] == g.starts[s + 1]) continue;
-      ray__shard_t *sh = &st->shards[s].s;
-      uv_mutex_lock(&sh->mu);
-      for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
-        size_t i = g.order[k];
-        uint64_t id = refs[i].id;
-        ray__entry_t *e = ray__shard_find(st, sh, id);
-        states[i] = e ? (int8_t)e->state : -1;
-        codes[i] = e == NULL ? RAY_ENOTFOUND : e->state == RAY__FAILED ? e->err_code : 0;
-        if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
-            !(e->flags & RAY__F_SPILLED) && ray__pin_locked(st, sh, e, &out[i]) != 0)
-          codes[i] = RAY_ENOMEM;
-        if (out[i].priv_ != NULL) pinned++;
-      }
-      uv_mutex_unlock(&sh->mu);
-    }
+    size_t pinned = ray__store_pin_batch(st, refs, &g, states, codes, out);
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) rc = codes[i];
     if (rc != 0 || pinned == n) break;
@@ -460,7 +435,7 @@ int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeou
     ray__groups_free(&g);
     return RAY_ENOMEM;
   }
-  ray__states_of(&rt->store, refs, &g, states, NULL);
+  ray__store_states(&rt->store, refs, &g, states);
   size_t complete = 0;
   for (size_t i = 0; i < n; i++) complete += states[i] > 0; /* READY or FAILED */
   if (complete >= num_returns || timeout_ms == 0) {
@@ -586,18 +561,6 @@ int ray__object_fail(ray_ref_t ref, const ray_error_t *err) {
   if (err == NULL) return RAY_EINVAL;
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
-  ray__mpbuf_t b;
-  int rc = ray__error_encode(err, 0, &b);
-  if (rc != 0) return rc;
-  ray__entry_t *e = ray__entry_new(&rt->store, b.size, 0, RAY__FAILED);
-  if (e == NULL) {
-    ray__mpbuf_destroy(&b);
-    return ray__entry_error();
-  }
-  memcpy(e->data, b.data, b.size);
-  ray__mpbuf_destroy(&b);
-  e->flags |= RAY__F_ERROR;
-  e->err_code = err->code;
-  e->id = ref.id;
-  return ray__store_complete(&rt->store, e);
+  /* Not must_land: a test that runs out of memory here sees it pending. */
+  return ray__store_fail(&rt->store, ref.id, err->code, err, 0, false);
 }

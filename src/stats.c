@@ -3,7 +3,8 @@
  * counters; ray__quiesce (for tests) waits until they settle.
  *
  * ray_stats is a snapshot, not an atomic one: each shard's counts are read
- * under that shard's lock (so objects, created and freed agree per shard),
+ * under that shard's lock (ray__store_counts: objects, created and freed
+ * agree per shard),
  * everything else with one atomic load each, so figures from different
  * subsystems may be a few operations apart under load.
  *
@@ -14,8 +15,8 @@
  * (ray__spiller_quiesce).
  *
  * This file sits above the store, memory and scheduler and below the task
- * and actor systems, which report into it. Lock order: a shard lock and
- * quiet_mu are each taken alone here. */
+ * and actor systems, which report into it. Lock order: quiet_mu is taken
+ * alone here (the store takes its shard locks itself). */
 #include <string.h>
 
 #include "internal.h"
@@ -26,14 +27,7 @@ int ray_stats(ray_stats_t *out) {
   RAY__API_ENTER(rt);
   memset(out, 0, sizeof *out);
   ray__store_t *st = &rt->store;
-  for (unsigned i = 0; i < st->nshards; i++) {
-    ray__shard_t *sh = &st->shards[i].s;
-    uv_mutex_lock(&sh->mu);
-    out->objects += sh->count;
-    out->objects_created += sh->created;
-    out->objects_freed += sh->freed;
-    uv_mutex_unlock(&sh->mu);
-  }
+  ray__store_counts(st, &out->objects, &out->objects_created, &out->objects_freed);
   out->bytes_in_memory = ray__mem_used(st);
   out->object_store_memory = st->capacity;
   out->bytes_in_memory_high_water = (uint64_t)atomic_load(&st->high_water);

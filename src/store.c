@@ -1,4 +1,7 @@
-/* store.c - the sharded in-memory object store.
+/* store.c - the sharded in-memory object store: the table. With memory.c
+ * (an entry's memory: capacity, freeing, spilling, restoring), the only
+ * code that takes a shard lock or changes an entry's references or life;
+ * every other file goes through the functions of store.h.
  *
  * Shards: a power-of-two number, each with its own mutex, a chained hash
  * table and its counters. Ids come from thread-local blocks of one global
@@ -8,9 +11,15 @@
  * Entry lifetime: `refcnt` (under the shard lock) counts references. When it
  * reaches zero the entry leaves the table, so its id is unknown from then on
  * and can never alias another object (ids are never reused). The memory is
- * freed when `life` reaches zero: the table holds one unit while the entry is
- * in it and every pinned view (ray_buf_t) holds one. `life` only grows under
- * the shard lock while the entry is in the table; it may shrink anywhere.
+ * freed (memory.c) when `life` reaches zero: the table holds one unit while
+ * the entry is in it and every pinned view (ray_buf_t) holds one. `life`
+ * only grows under the shard lock while the entry is in the table; it may
+ * shrink anywhere.
+ *
+ * Failure: ray__store_fail is the one way an entry fails with an error
+ * (its encoded error as the payload, or in place with the bare code when
+ * memory for that ran out); shutdown's ray__store_fail_all_pending fails
+ * the rest in place the same way (fail_locked).
  *
  * Completion: a pending entry is replaced in its chain by the completed one
  * (one allocation holds header and small payload alike), and its watchers
@@ -27,23 +36,20 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "codec.h"
+#include "error_internal.h"
 
 enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
 static _Thread_local uint64_t tl_id_next, tl_id_end;
 
-static void detach(ray__entry_t *e);
-
-uint64_t ray__id_peek(void) {
-  return tl_id_next;
-}
-
 uint64_t ray__id_next(void) {
   if (tl_id_next == tl_id_end) {
     uint64_t b = atomic_fetch_add_explicit(&next_id_block, 1, memory_order_relaxed);
     tl_id_next = b * ID_BLOCK;
     tl_id_end = tl_id_next + ID_BLOCK;
+    ray__mem_set_home(tl_id_next); /* the thread's puts insert into this block's shard now */
   }
   return tl_id_next++;
 }
@@ -102,7 +108,7 @@ void ray__store_destroy(ray__store_t *st) {
       ray__entry_t *e = sh->buckets[b];
       while (e != NULL) {
         ray__entry_t *next = e->next;
-        detach(e); /* views keep it alive until released, after the store is gone */
+        ray__entry_detach(e); /* views keep it alive until released, after the store is gone */
         ray__entry_unpin(e);
         e = next;
       }
@@ -186,51 +192,17 @@ ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
   return e;
 }
 
-/* Settle an entry's accounts with its store: release the memory it reserved
- * and delete its spill file. Done when it leaves the store (or is freed
- * without ever entering it), so an entry kept alive only by views never
- * touches the store again: views may outlive it. Memory held only by such
- * views is no longer counted. */
-static void detach(ray__entry_t *e) {
-  ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
-  if (st == NULL) return;
-  if (e->acct > 0) ray__mem_release(st, e->acct);
-  e->acct = 0;
-  if (e->flags & RAY__F_FILE) ray__segment_unref(st, e->seg);
-  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
-  /* Detached: the flags are no longer written (a spill may still read them). */
-  atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
+static void unpin_entry(void *e) {
+  ray__entry_unpin(e);
 }
 
-void ray__entry_free(ray__entry_t *e) {
-  if (!(e->flags & RAY__F_SPILLED)) {
-    if (e->flags & RAY__F_OWNED) {
-      if (e->free_fn != NULL) e->free_fn(e->free_arg);
-    } else if (!(e->flags & RAY__F_INLINE)) {
-      ray__free(e->data);
-    }
-  }
-  detach(e);
-  ray__free(e->inner);
-  ray__free(e);
-}
-
-void ray__entry_unpin(ray__entry_t *e) {
-  ray__entry_unpin_view(e, true);
-}
-
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
-  ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
-  unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
-  if (prev == 1) {
-    ray__entry_free(e);
-  } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
-    /* The last view went: the object may be spillable now, and a put may be
-     * waiting for exactly that. */
-    uv_mutex_lock(&st->mem_mu);
-    uv_cond_broadcast(&st->mem_cv);
-    uv_mutex_unlock(&st->mem_mu);
-  }
+ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view) {
+  const void *data = view->data;
+  size_t size = view->size;
+  ray__entry_t *src = ray__view_close(view);
+  ray__entry_t *e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
+  if (e == NULL) ray__entry_unpin(src);
+  return e;
 }
 
 static ray__entry_t **find_slot(const ray__store_t *st, ray__shard_t *sh, uint64_t id) {
@@ -380,12 +352,43 @@ void ray__store_fail_all_pending(ray__store_t *st, int code) {
   }
 }
 
-void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code) {
+/* Fail `id` in place, if still pending: no payload, no allocation. */
+static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
   ray__shard_t *sh = ray__shard_of(st, id);
   uv_mutex_lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
+  int rc = e == NULL ? 0 : e->state == RAY__PENDING ? 0 : RAY_EBUSY;
   if (e != NULL && e->state == RAY__PENDING) fail_locked(e, code);
   uv_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
+                     uint64_t cause_id, bool must_land) {
+  if (err == NULL) return fail_in_place(st, id, code);
+  code = err->code;
+  ray__mpbuf_t b;
+  int rc = ray__error_encode(err, cause_id, &b);
+  ray__entry_t *e = NULL;
+  if (rc == 0) {
+    if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
+      memcpy(e->data, b.data, b.size);
+    else
+      rc = tl_entry_err;
+    ray__mpbuf_destroy(&b);
+  }
+  if (e == NULL) return must_land ? fail_in_place(st, id, code) : rc;
+  e->flags |= RAY__F_ERROR;
+  e->err_code = code;
+  /* The error continues in the cause's own entry: keep that alive with it
+   * (without the reference, ray_get_error stops at this link). */
+  if (cause_id != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
+      ray__store_retain(st, cause_id) == 0) {
+    e->inner[0] = cause_id;
+    e->ninner = 1;
+  }
+  e->id = id;
+  return ray__store_complete(st, e);
 }
 
 int ray__store_retain(ray__store_t *st, uint64_t id) {
@@ -452,12 +455,15 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
       }
     }
     cur->ninner = 0;
-    detach(cur);
+    ray__entry_detach(cur);
     ray__entry_unpin(cur);
   }
 }
 
-int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
+/* Pin a view of entry `e` (shard lock held; its payload in memory): add a
+ * `life` unit and open a view handle (view.h) in *out. Errors: RAY_ENOMEM
+ * (no view slot). */
+static int pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out) {
   ray__view_t *v = ray__view_take();
   if (v == NULL) return RAY_ENOMEM;
   ray__lru_touch(st, sh, e);
@@ -480,7 +486,7 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   else if (e->flags & RAY__F_SPILLED)
     rc = 2;
   else
-    rc = ray__pin_locked(st, sh, e, out);
+    rc = pin_locked(st, sh, e, out);
   uv_mutex_unlock(&sh->mu);
   return rc;
 }
@@ -494,24 +500,58 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
     rc = RAY_ENOTFOUND;
   } else {
     *state = e->state;
-    if (e->state != RAY__PENDING) rc = ray__pin_locked(st, sh, e, out); /* failed ones never spill */
+    if (e->state != RAY__PENDING) rc = pin_locked(st, sh, e, out); /* failed ones never spill */
   }
   uv_mutex_unlock(&sh->mu);
   return rc;
 }
 
-int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code) {
-  ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
-  ray__entry_t *e = find(st, sh, id);
-  int rc = RAY_ENOTFOUND;
-  if (e != NULL) {
-    *state = e->state;
-    *code = e->err_code;
-    rc = 0;
+/* One look at every ref (grouped by shard in g), each shard lock taken
+ * once: the shared body of ray__store_states (out NULL) and
+ * ray__store_pin_batch. Returns how many out[] hold a view. */
+static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                         int8_t *states, int *codes, ray_buf_t *out) {
+  size_t pinned = 0;
+  for (unsigned s = 0; s < st->nshards; s++) {
+    if (g->starts[s] == g->starts[s + 1]) continue;
+    ray__shard_t *sh = &st->shards[s].s;
+    uv_mutex_lock(&sh->mu);
+    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
+      size_t i = g->order[k];
+      ray__entry_t *e = find(st, sh, refs[i].id);
+      states[i] = e ? (int8_t)e->state : -1;
+      if (out == NULL) continue;
+      codes[i] = e == NULL ? RAY_ENOTFOUND : status_of(e);
+      if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
+          !(e->flags & RAY__F_SPILLED) && pin_locked(st, sh, e, &out[i]) != 0)
+        codes[i] = RAY_ENOMEM;
+      if (out[i].priv_ != NULL) pinned++;
+    }
+    uv_mutex_unlock(&sh->mu);
   }
-  uv_mutex_unlock(&sh->mu);
-  return rc;
+  return pinned;
+}
+
+void ray__store_states(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                       int8_t *states) {
+  (void)look_batch(st, refs, g, states, NULL, NULL);
+}
+
+size_t ray__store_pin_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                            int8_t *states, int *codes, ray_buf_t *out) {
+  return look_batch(st, refs, g, states, codes, out);
+}
+
+void ray__store_counts(ray__store_t *st, uint64_t *objects, uint64_t *created, uint64_t *freed) {
+  *objects = *created = *freed = 0;
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    uv_mutex_lock(&sh->mu);
+    *objects += sh->count;
+    *created += sh->created;
+    *freed += sh->freed;
+    uv_mutex_unlock(&sh->mu);
+  }
 }
 
 int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "rustyray/error.h"
 #include "rustyray/object.h"
 #include "view.h"
 
@@ -173,8 +174,6 @@ static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t
 
 /* A fresh, never used id (thread-local blocks of a global counter). */
 uint64_t ray__id_next(void);
-/* The id the calling thread would get next (0 before its first). */
-uint64_t ray__id_peek(void);
 
 /* Allocate an entry with room for `size` payload bytes (inline when small,
  * else a separate block), reserving them from the store's capacity (which
@@ -186,22 +185,19 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
                                    void (*free_fn)(void *), void *arg, uint32_t type,
                                    bool account);
+/* A ready entry sharing the payload of the pinned view *view (closed here:
+ * its pin passes to the new entry, which drops it when freed, so the
+ * source's payload stays in memory and counted there, never spilled).
+ * Type 0 (ray__store_complete gives it the pending entry's). NULL when
+ * memory ran out (the view is released then). */
+ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view);
 /* Why the calling thread's last ray__entry_new* failed: RAY_ENOMEM,
  * RAY_ESTOREFULL, or RAY_ESHUTDOWN (the runtime stopped while it waited). */
 int ray__entry_error(void);
-/* Free an entry that never entered the table (or has left it, life 0).
- * Does not release the refs in `inner` (see ray__store_drop). */
-void ray__entry_free(ray__entry_t *e);
 /* Drop an entry that is not (or no longer) in the table: release the refs
  * it holds, iteratively (a long chain of nested refs never recurses), and
- * drop the table's hold on it. */
+ * drop the table's hold on it (ray__entry_unpin). */
 void ray__store_drop(ray__store_t *st, ray__entry_t *e);
-/* Drop one `life` unit; frees the entry when it was the last. */
-void ray__entry_unpin(ray__entry_t *e);
-/* The same, for a view released by the host: `store_live` says the runtime
- * is up (the caller holds the API guard); otherwise the entry's store may
- * be freed and is not looked at. */
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
 
 /* Insert a new entry (it has a fresh id). Never fails. */
 void ray__store_insert(ray__store_t *st, ray__entry_t *e);
@@ -215,9 +211,18 @@ int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
 int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
-/* Fail one pending entry in place with `code` (no payload, no allocation:
- * the fallback when memory for an error object ran out). */
-void ray__store_fail_in_place(ray__store_t *st, uint64_t id, int code);
+/* Fail the pending entry `id`: the one way an entry fails (shutdown's
+ * ray__store_fail_all_pending aside). With `err`, its encoding becomes the
+ * payload (flagged RAY__F_ERROR, the entry's code err's code); `cause_id`,
+ * when not 0, is a failed object the error continues with, on which the
+ * failed entry then holds a reference. Without `err`, or when its payload
+ * cannot be made and `must_land`, the entry fails in place with the bare
+ * code (no allocation), so a failure always lands. Returns 0 (also when
+ * nobody references `id` any more), RAY_EBUSY (not pending), or, when the
+ * payload cannot be made and !must_land (the entry is then left pending),
+ * RAY_ENOMEM, RAY_ESTOREFULL or RAY_ESHUTDOWN. */
+int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
+                    uint64_t cause_id, bool must_land);
 
 /* Reference counting. Errors: RAY_ENOTFOUND. */
 int ray__store_retain(ray__store_t *st, uint64_t id);
@@ -228,10 +233,6 @@ int ray__store_release(ray__store_t *st, uint64_t id);
 int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 
-/* Pin a view of entry `e` (shard lock held; its payload in memory): add a
- * `life` unit and open a view handle (view.h) in *out. Errors: RAY_ENOMEM
- * (no view slot). */
-int ray__pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_buf_t *out);
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
  * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error
  * code of a failed entry (any code). */
@@ -240,16 +241,39 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
  * (pending), or an error (RAY_EIO when the file is unreadable or its
  * checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM, ...). */
 int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
+/* Like ray__store_pin, but also pins a failed entry's payload (the encoded
+ * error) and reports its state in *state. */
+int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
 
-/* ---- memory.c: capacity, spilling, restoring ---- */
+/* ---- memory.c: an entry's memory (capacity, freeing, spilling,
+ * restoring). It sits below the table: nothing here calls store.c. ---- */
 
+/* The calling thread has taken a new block of ids starting at `id`: its
+ * home shard (whose budget its reservations and releases use) is that
+ * block's from now on. Called by ray__id_next only. */
+void ray__mem_set_home(uint64_t id);
 /* Reserve n payload bytes from the capacity: from the calling thread's
- * shard budget, else from the store, else after spilling least recently
- * used objects, else after waiting up to full_timeout_ms for frees (a
- * saturated deadline, ray__deadline; the wait looks at shutdown every
+ * home shard budget, else from the store, else after spilling least
+ * recently used objects, else after waiting up to full_timeout_ms for frees
+ * (a saturated deadline, ray__deadline; the wait looks at shutdown every
  * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
+/* Give n bytes back, into the calling thread's home shard budget. */
 void ray__mem_release(ray__store_t *st, size_t n);
+/* Settle an entry's accounts with its store (when it leaves the table):
+ * release the memory it reserved and its spill segment; from then on it
+ * never touches the store (e->st NULL). */
+void ray__entry_detach(ray__entry_t *e);
+/* Free an entry that never entered the table (or has left it, life 0):
+ * its payload (free_fn for an owned one), its accounts, the entry. Does not
+ * release the refs in `inner` (see ray__store_drop). */
+void ray__entry_free(ray__entry_t *e);
+/* Drop one `life` unit; frees the entry when it was the last. */
+void ray__entry_unpin(ray__entry_t *e);
+/* The same, for a view released by the host: `store_live` says the runtime
+ * is up (the caller holds the API guard); otherwise the entry's store may
+ * be freed and is not looked at. */
+void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
 /* Shutdown: puts waiting for memory, and any that would wait from now on,
  * fail with RAY_ESHUTDOWN. */
 void ray__mem_stop(ray__store_t *st);
@@ -259,8 +283,6 @@ int ray__store_restore(ray__store_t *st, uint64_t id);
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
-/* A freed entry lets go of its spill segment (deleted with its last object). */
-void ray__segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 /* Bytes held in memory now (used, without shard budgets). */
 uint64_t ray__mem_used(ray__store_t *st);
 /* A spill segment is the records of one spill batch written back to back,
@@ -282,15 +304,8 @@ void ray__spiller_stop(ray__store_t *st);
 /* Wait until the background spiller has no round due or in flight, or
  * `deadline` (uv_hrtime ns; UINT64_MAX: none). Returns 0 or RAY_ETIMEDOUT. */
 int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline);
-/* The shard whose budget the calling thread uses. */
-ray__shard_t *ray__local_shard(ray__store_t *st);
-/* Like ray__store_pin, but also pins a failed entry's payload (the encoded
- * error) and reports its state in *state. */
-int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state);
 
-/* State of an entry without touching its payload: RAY__PENDING/READY/FAILED
- * in *state, the error code in *code when failed. Errors: RAY_ENOTFOUND. */
-int ray__store_state(ray__store_t *st, uint64_t id, int *state, int *code);
+/* ---- store.c again: watches, producers, grouping ---- */
 
 /* Register `w` on a pending entry. Returns 0 when registered, 1 when the
  * entry is already complete (*status set, `w` not registered), or
@@ -310,5 +325,21 @@ void ray__store_clear_producer(ray__store_t *st, uint64_t id);
 
 int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g);
 void ray__groups_free(ray__groups_t *g);
+
+/* The state of each of refs (grouped by shard in g, each shard lock taken
+ * once), without touching payloads: states[i] RAY__PENDING, RAY__READY,
+ * RAY__FAILED, or -1 when the ref is unknown. */
+void ray__store_states(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                       int8_t *states);
+/* The same look, also pinning (as ray__store_pin) each ready ref that is in
+ * memory and has no view in out[i] yet (out[i].priv_ NULL); codes[i] is 0,
+ * the code of a failed ref, RAY_ENOTFOUND, or RAY_ENOMEM (no view slot). A
+ * ready ref that is spilled stays unpinned with code 0: restore it
+ * (ray__store_restore) and look again. Returns how many out[] hold a view. */
+size_t ray__store_pin_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
+                            int8_t *states, int *codes, ray_buf_t *out);
+/* The table's counters summed over the shards (each shard's read under its
+ * lock, so they agree per shard): objects in it, ever created, ever freed. */
+void ray__store_counts(ray__store_t *st, uint64_t *objects, uint64_t *created, uint64_t *freed);
 
 #endif /* RAY_STORE_H */

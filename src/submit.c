@@ -99,24 +99,22 @@ static int validate(submit_t *s, const ray_arg_t *args) {
 /* Encode a value argument of a msgpack-encoded type (not BYTES: the caller
  * uses those bytes as they are). Errors: RAY_EINVAL, RAY_ENOMEM. */
 static int encode_value(const ray_arg_t *a, ray__mpbuf_t *b) {
-  msgpack_packer pk;
-  ray__mpbuf_init(b, &pk);
   switch (a->type) {
     case RAY_TYPE_I64:
-      msgpack_pack_int64(&pk, a->u.i64);
+      ray__encode_i64(b, a->u.i64);
       break;
     case RAY_TYPE_F64:
-      msgpack_pack_double(&pk, a->u.f64);
+      ray__encode_f64(b, a->u.f64);
       break;
-    case RAY_TYPE_STR: {
-      size_t n = strlen(a->u.str);
-      msgpack_pack_str(&pk, n);
-      msgpack_pack_str_body(&pk, a->u.str, n);
+    case RAY_TYPE_STR:
+      ray__encode_str(b, a->u.str);
       break;
-    }
-    case RAY_TYPE_MSGPACK:
+    case RAY_TYPE_MSGPACK: {
+      msgpack_packer pk;
+      ray__mpbuf_init(b, &pk);
       msgpack_pack_object(&pk, *a->u.msgpack);
       break;
+    }
     default:
       return RAY_EINVAL;
   }

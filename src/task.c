@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codec.h"
 #include "error_internal.h"
 #include "hook.h"
 #include "internal.h"
@@ -114,37 +113,13 @@ void ray__task_push(ray__task_t *t) {
 
 /* ---- Failing ---- */
 
-/* Fail every result of `t` with `err` (encoded once, copied per slot), or
+/* Fail every result of `t` with `err` (see ray__store_fail), or
  * with just `code` when err is NULL. cause_id, when not 0, is a failed
  * object the error continues with; each result holds a reference on it. */
 static void fail_results(ray__task_t *t, const ray_error_t *err, int code, uint64_t cause_id) {
-  ray__store_t *st = &t->rt->store;
   atomic_store(&t->fail_code, err != NULL ? err->code : code); /* a canceller may write it */
-  ray__mpbuf_t b;
-  bool encoded = err != NULL && t->nreturns > 0 && ray__error_encode(err, cause_id, &b) == 0;
-  for (uint32_t i = 0; i < t->nreturns; i++) {
-    ray__entry_t *e = ray__entry_new(st, encoded ? b.size : 0, 0, RAY__FAILED);
-    if (e == NULL) { /* out of memory: the failure still lands, as a bare code */
-      ray__store_fail_in_place(st, t->returns[i].id, err != NULL ? err->code : code);
-      continue;
-    }
-    if (encoded) {
-      memcpy(e->data, b.data, b.size);
-      e->err_code = err->code;
-      if (cause_id != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
-          ray__store_retain(st, cause_id) == 0) {
-        e->inner[0] = cause_id;
-        e->ninner = 1;
-      }
-    } else {
-      e->size = 0;
-      e->err_code = err != NULL ? err->code : code;
-    }
-    e->flags |= RAY__F_ERROR;
-    e->id = t->returns[i].id;
-    ray__store_complete(st, e);
-  }
-  if (encoded) ray__mpbuf_destroy(&b);
+  for (uint32_t i = 0; i < t->nreturns; i++)
+    ray__store_fail(&t->rt->store, t->returns[i].id, code, err, cause_id, true);
 }
 
 void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error_t *cause,

@@ -34,51 +34,23 @@ typedef struct alias_s {
   int status;
 } alias_t;
 
-static void unpin_entry(void *e) {
-  ray__entry_unpin(e);
-}
-
 static void alias_finish(alias_t *a) {
   ray__store_t *st = &a->rt->store;
   ray_buf_t view;
   ray__entry_t *e = NULL;
-  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0) {
-    /* Shares the source's payload (counted there, and pinned: never spilled).
-     * The view's pin passes to the new entry, which drops it when freed. */
-    const void *data = view.data;
-    size_t size = view.size;
-    ray__entry_t *src = ray__view_close(&view);
-    e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
-    if (e == NULL) ray__entry_unpin(src);
-  }
+  if (a->status == 0 && ray__store_pin_ready(st, a->src, &view) == 0)
+    e = ray__entry_new_shared(st, &view); /* shares the source's payload */
   if (e == NULL) { /* the source failed (or memory ran out): fail, caused by it */
     ray_error_t *err = NULL;
-    ray__mpbuf_t b;
     int code = a->status != 0 ? RAY_EDEPFAILED : RAY_ENOMEM;
-    if (ray_error_new(&err, code, NULL, "returned object %llu failed",
-                      (unsigned long long)a->src) == 0 &&
-        ray__error_encode(err, a->status != 0 ? a->src : 0, &b) == 0) {
-      if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL) {
-        memcpy(e->data, b.data, b.size);
-        if (a->status != 0 && (e->inner = ray__malloc(sizeof *e->inner)) != NULL &&
-            ray__store_retain(st, a->src) == 0) {
-          e->inner[0] = a->src;
-          e->ninner = 1;
-        }
-      }
-      ray__mpbuf_destroy(&b);
-    }
+    (void)ray_error_new(&err, code, NULL, "returned object %llu failed",
+                        (unsigned long long)a->src);
+    ray__store_fail(st, a->result, code, err, a->status != 0 ? a->src : 0, true);
     ray_error_free(err);
-    if (e == NULL) {
-      ray__store_fail_in_place(st, a->result, code);
-      goto out;
-    }
-    e->flags |= RAY__F_ERROR;
-    e->err_code = code;
+  } else {
+    e->id = a->result;
+    ray__store_complete(st, e);
   }
-  e->id = a->result;
-  ray__store_complete(st, e);
-out:
   ray__store_release(st, a->src);
   ray__free(a);
 }
@@ -98,7 +70,7 @@ static void alias_notify(ray__watch_t *w, int status) {
 static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
   alias_t *a = ray__malloc(sizeof *a);
   if (a == NULL) {
-    ray__store_fail_in_place(&rt->store, result, RAY_ENOMEM);
+    ray__store_fail(&rt->store, result, RAY_ENOMEM, NULL, 0, true);
     ray__store_release(&rt->store, src);
     return;
   }
@@ -137,25 +109,10 @@ void ray__ctx_publish(ray_task_ctx_t *ctx) {
       alias_start(t->rt, t->returns[i].id, ctx->alias[i]);
     } else {
       ray_error_t *err = NULL;
-      ray__entry_t *e = NULL;
-      ray__mpbuf_t b;
-      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0) {
+      if (ray_error_new(&err, RAY_ENORESULT, t->name, "result slot %u was not set", i) == 0)
         ray_error_set_task_id(err, t->task_id);
-        if (ray__error_encode(err, 0, &b) == 0) {
-          if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
-            memcpy(e->data, b.data, b.size);
-          ray__mpbuf_destroy(&b);
-        }
-      }
+      ray__store_fail(st, t->returns[i].id, RAY_ENORESULT, err, 0, true);
       ray_error_free(err);
-      if (e == NULL) {
-        ray__store_fail_in_place(st, t->returns[i].id, RAY_ENORESULT);
-        continue;
-      }
-      e->flags |= RAY__F_ERROR;
-      e->err_code = RAY_ENORESULT;
-      e->id = t->returns[i].id;
-      ray__store_complete(st, e);
     }
     ctx->slots[i] = NULL;
     ctx->alias[i] = 0;
@@ -292,9 +249,7 @@ int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_I64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_int64(&pk, v);
+  ray__encode_i64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -302,9 +257,7 @@ int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
   int rc = slot_check(ctx, slot, RAY_TYPE_F64);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_double(&pk, v);
+  ray__encode_f64(&b, v);
   return return_encoded(ctx, slot, &b);
 }
 
@@ -313,11 +266,7 @@ int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
   int rc = slot_check(ctx, slot, RAY_TYPE_STR);
   if (rc != 0) return rc;
   ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  size_t n = strlen(s);
-  msgpack_pack_str(&pk, n);
-  msgpack_pack_str_body(&pk, s, n);
+  ray__encode_str(&b, s);
   return return_encoded(ctx, slot, &b);
 }
 

@@ -189,22 +189,6 @@ int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   return rc;
 }
 
-void ray__states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g, int8_t *states,
-                    int *codes) {
-  for (unsigned s = 0; s < st->nshards; s++) {
-    if (g->starts[s] == g->starts[s + 1]) continue;
-    ray__shard_t *sh = &st->shards[s].s;
-    uv_mutex_lock(&sh->mu);
-    for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
-      size_t i = g->order[k];
-      ray__entry_t *e = ray__shard_find(st, sh, refs[i].id);
-      states[i] = e ? (int8_t)e->state : -1;
-      if (codes) codes[i] = e ? e->err_code : RAY_ENOTFOUND;
-    }
-    uv_mutex_unlock(&sh->mu);
-  }
-}
-
 int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
                     int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
   size_t complete = 0, failed = 0, pending = 0;
@@ -253,7 +237,7 @@ int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const r
   for (size_t k = 0; k < registered; k++)
     ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
   ray__free(nodes);
-  ray__states_of(&rt->store, refs, g, states, NULL); /* while still holding them */
+  ray__store_states(&rt->store, refs, g, states); /* while still holding them */
   ray__store_release_batch(&rt->store, held, nheld);
   ray__free(held);
   for (size_t i = 0; i < n; i++)

@@ -44,9 +44,4 @@ int ray__await_many(struct ray__runtime_s *rt, const ray_ref_t *refs, size_t n,
                     const ray__groups_t *g, int8_t *states, size_t need, bool stop_on_fail,
                     int64_t timeout_ms);
 
-/* Fill states[i] (and codes[i], when codes is not NULL) for refs grouped by
- * shard, taking each shard lock once. */
-void ray__states_of(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g, int8_t *states,
-                    int *codes);
-
 #endif /* RAY_WAIT_H */
