@@ -3,7 +3,8 @@
 #
 #   bash scripts/dev.sh demo   install what is missing, build, run the main demo
 #   bash scripts/dev.sh test   install what is missing, build, run the whole test
-#                              suite: plain build (-Werror), the layering check
+#                              suite: the format check (scripts/format.sh),
+#                              plain build (-Werror), the layering check
 #                              (scripts/layers.sh), every test plainly and under
 #                              valgrind, packaging and embedding, then ASan+UBSan,
 #                              then TSan, then each libFuzzer target for
@@ -21,8 +22,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages: toolchain, the three libraries, and tools the tests use.
 packages=(gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev)
-# valgrind, curl and prometheus for the tests; clang and its runtime for libFuzzer.
-test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev)
+# valgrind, curl and prometheus for the tests; clang and its runtime for libFuzzer;
+# clang-format (14) for the format check.
+test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format)
 
 install_missing() {
   local missing=() p
@@ -54,6 +56,7 @@ case "${1:-}" in
   test)
     install_missing "${packages[@]}" "${test_packages[@]}"
     echo "== plain build (-Werror), unit tests, examples and valgrind"
+    bash scripts/format.sh --check # every .c/.h in .clang-format's style
     build plain
     bash scripts/layers.sh build/plain # src/ files call only down (scripts/layers.txt)
     ctest --test-dir build/plain --output-on-failure -j "$jobs"

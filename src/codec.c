@@ -119,16 +119,15 @@ static uint64_t get_be(const unsigned char *p, int bytes) {
  * `lenbytes` element counts), 3 never used. The msgpack spec's table. */
 static const struct {
   unsigned char kind, lenbytes, body;
-} mp_hdr[32] = {
-    {0, 0, 0}, {3, 0, 0}, {0, 0, 0}, {0, 0, 0},  /* nil, unused, false, true */
-    {0, 1, 0}, {0, 2, 0}, {0, 4, 0},             /* bin 8/16/32 */
-    {0, 1, 1}, {0, 2, 1}, {0, 4, 1},             /* ext 8/16/32 (+ type) */
-    {0, 0, 4}, {0, 0, 8},                        /* float 32/64 */
-    {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8},  /* uint 8..64 */
-    {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8},  /* int 8..64 */
-    {0, 0, 2}, {0, 0, 3}, {0, 0, 5}, {0, 0, 9}, {0, 0, 17}, /* fixext 1..16 (+ type) */
-    {0, 1, 0}, {0, 2, 0}, {0, 4, 0},             /* str 8/16/32 */
-    {1, 2, 0}, {1, 4, 0}, {2, 2, 0}, {2, 4, 0}}; /* array 16/32, map 16/32 */
+} mp_hdr[32] = {{0, 0, 0}, {3, 0, 0}, {0, 0, 0}, {0, 0, 0}, /* nil, unused, false, true */
+                {0, 1, 0}, {0, 2, 0}, {0, 4, 0},            /* bin 8/16/32 */
+                {0, 1, 1}, {0, 2, 1}, {0, 4, 1},            /* ext 8/16/32 (+ type) */
+                {0, 0, 4}, {0, 0, 8},                       /* float 32/64 */
+                {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8}, /* uint 8..64 */
+                {0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8}, /* int 8..64 */
+                {0, 0, 2}, {0, 0, 3}, {0, 0, 5}, {0, 0, 9}, {0, 0, 17}, /* fixext 1..16 (+ type) */
+                {0, 1, 0}, {0, 2, 0}, {0, 4, 0},                        /* str 8/16/32 */
+                {1, 2, 0}, {1, 4, 0}, {2, 2, 0}, {2, 4, 0}};            /* array 16/32, map 16/32 */
 
 /* See codec.h. A pass over the headers only: string, binary and ext
  * bodies are skipped. */
@@ -161,7 +160,7 @@ int ray__mp_check(const void *data, size_t size) {
     } else {
       if (open == RAY__MP_MAX_DEPTH) return RAY_EDECODE; /* even an empty one */
       if (kind == 2) n *= 2;                             /* keys and values; n < 2^33 */
-      if (n > size - off) return RAY_EDECODE; /* each element takes a byte at least */
+      if (n > size - off) return RAY_EDECODE;            /* each element takes a byte at least */
       if (n > 0) want[++open] = n;
     }
     while (open > 0 && want[open] == 0) open--;
@@ -360,8 +359,8 @@ int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) 
     for (size_t k = kids; k > 0; k--) {
       size_t i = k - 1;
       stack[depth++] = (mp_visit_t){o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array.ptr[i]
-                                    : (i % 2 == 0)                 ? &o->via.map.ptr[i / 2].key
-                                                                   : &o->via.map.ptr[i / 2].val,
+                                    : (i % 2 == 0)                  ? &o->via.map.ptr[i / 2].key
+                                                                    : &o->via.map.ptr[i / 2].val,
                                     v.nesting + 1};
     }
   }

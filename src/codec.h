@@ -1,6 +1,6 @@
 /* codec.h - msgpack helpers shared by the typed object API, the tasks'
- * arguments and returns, and the error objects. Every buffer grows through the allocation wrapper, so an
- * out-of-memory during encoding is reported as RAY_ENOMEM, never lost. */
+ * arguments and returns, and the error objects. Every buffer grows through the allocation wrapper,
+ * so an out-of-memory during encoding is reported as RAY_ENOMEM, never lost. */
 #ifndef RAY_CODEC_H
 #define RAY_CODEC_H
 

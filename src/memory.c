@@ -338,7 +338,8 @@ static int file_io(int fd, void *data, size_t size, uint64_t off, bool write) {
 
 int ray__spill_record_read(int fd, uint64_t off, size_t size, uint64_t sum, void *data) {
   int rc = file_io(fd, data, size, off, false); /* a short file is RAY_EIO too */
-  if (rc == 0 && ray__spill_checksum(data, size) != sum) rc = RAY_EIO; /* damaged: never hand it out */
+  if (rc == 0 && ray__spill_checksum(data, size) != sum)
+    rc = RAY_EIO; /* damaged: never hand it out */
   return rc;
 }
 
@@ -402,8 +403,8 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
     ray__shard_t *sh = ray__shard_of(st, id);
     uv_mutex_lock(&sh->mu);
     ray__entry_t *e = ray__shard_find(st, sh, id);
-    bool ok = e != NULL && candidate(e) && atomic_load(&e->life) == 1 &&
-              !(e->flags & RAY__F_SPILLING);
+    bool ok =
+        e != NULL && candidate(e) && atomic_load(&e->life) == 1 && !(e->flags & RAY__F_SPILLING);
     if (ok) {
       *has_file = (e->flags & RAY__F_FILE) != 0; /* read under the lock */
       e->flags |= RAY__F_SPILLING;
@@ -566,7 +567,8 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
     int fd = file_open(path, O_RDONLY);
     rc = fd < 0 ? RAY_EIO : ray__spill_record_read(fd, off, size, sum, data);
     if (fd >= 0) file_close(fd);
-    if (rc != 0) ray__log(RAY_LOG_ERROR, "cannot restore object %llu from %s", (unsigned long long)id, path);
+    if (rc != 0)
+      ray__log(RAY_LOG_ERROR, "cannot restore object %llu from %s", (unsigned long long)id, path);
   }
   bool installed = false;
   if (rc == 0) {

@@ -117,8 +117,10 @@ static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, si
     if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) goto out;
   }
   if (b->data == b->small || b->size <= st->inline_threshold) {
-    if ((e = ray__entry_new(st, b->size, type, RAY__READY)) != NULL) memcpy(e->data, b->data, b->size);
-  } else if ((e = ray__entry_new_owned(st, b->data, b->size, ray__free, b->data, type, true)) != NULL) {
+    if ((e = ray__entry_new(st, b->size, type, RAY__READY)) != NULL)
+      memcpy(e->data, b->data, b->size);
+  } else if ((e = ray__entry_new_owned(st, b->data, b->size, ray__free, b->data, type, true)) !=
+             NULL) {
     b->data = b->small; /* handed over */
   }
   if (e == NULL) {

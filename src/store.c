@@ -364,7 +364,7 @@ static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
 }
 
 int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
-                     uint64_t cause_id, bool must_land) {
+                    uint64_t cause_id, bool must_land) {
   if (err == NULL) return fail_in_place(st, id, code);
   code = err->code;
   ray__mpbuf_t b;

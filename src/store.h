@@ -16,12 +16,12 @@ enum { RAY__PENDING = 0, RAY__READY = 1, RAY__FAILED = 2 };
 
 /* Entry metadata flags. */
 enum {
-  RAY__F_ERROR = 1u << 0,  /* the payload is an encoded ray_error_t (or empty: code only) */
-  RAY__F_INLINE = 1u << 1, /* the payload lives inside the entry allocation */
-  RAY__F_OWNED = 1u << 2,  /* the payload is a caller buffer released with free_fn */
-  RAY__F_SPILLED = 1u << 3, /* the payload is on disk only (data NULL) */
+  RAY__F_ERROR = 1u << 0,    /* the payload is an encoded ray_error_t (or empty: code only) */
+  RAY__F_INLINE = 1u << 1,   /* the payload lives inside the entry allocation */
+  RAY__F_OWNED = 1u << 2,    /* the payload is a caller buffer released with free_fn */
+  RAY__F_SPILLED = 1u << 3,  /* the payload is on disk only (data NULL) */
   RAY__F_SPILLING = 1u << 4, /* being written to disk: not a victim again */
-  RAY__F_FILE = 1u << 5     /* the payload has a copy in a spill segment (`seg`) */
+  RAY__F_FILE = 1u << 5      /* the payload has a copy in a spill segment (`seg`) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -38,30 +38,30 @@ struct ray__watch_s {
 typedef struct ray__entry_s {
   struct ray__entry_s *next; /* hash chain (shard lock) */
   uint64_t id;
-  atomic_uint life;          /* 1 while in the table, +1 per pinned view */
-  uint32_t refcnt;           /* references (shard lock) */
+  atomic_uint life; /* 1 while in the table, +1 per pinned view */
+  uint32_t refcnt;  /* references (shard lock) */
   uint32_t type;
-  uint8_t state;             /* RAY__PENDING / READY / FAILED */
-  uint8_t flags;             /* RAY__F_* */
-  int32_t err_code;          /* when failed: the error's code */
+  uint8_t state;    /* RAY__PENDING / READY / FAILED */
+  uint8_t flags;    /* RAY__F_* */
+  int32_t err_code; /* when failed: the error's code */
   size_t size;
   void *data;
-  void (*free_fn)(void *);   /* RAY__F_OWNED: free_fn(free_arg) when freed */
+  void (*free_fn)(void *); /* RAY__F_OWNED: free_fn(free_arg) when freed */
   void *free_arg;
-  ray__watch_t *watchers;    /* pending only (shard lock) */
-  void *producer;            /* pending only: the task that will complete it */
-  uint64_t *inner;           /* refs this object holds (released with it) */
+  ray__watch_t *watchers; /* pending only (shard lock) */
+  void *producer;         /* pending only: the task that will complete it */
+  uint64_t *inner;        /* refs this object holds (released with it) */
   uint32_t ninner;
   /* Memory accounting and spilling (memory.c): */
   /* NULL once the entry has left its store (views may outlive the store). */
   _Atomic(struct ray__store_s *) st;
-  size_t acct;               /* bytes reserved for the payload in memory */
-  uint64_t tick;             /* last use, for LRU (shard lock) */
-  uint64_t sum;              /* checksum of the spilled copy */
-  struct ray__segment_s *seg; /* the spill segment holding a copy (RAY__F_FILE) */
-  uint64_t seg_off;          /* where in it */
+  size_t acct;                              /* bytes reserved for the payload in memory */
+  uint64_t tick;                            /* last use, for LRU (shard lock) */
+  uint64_t sum;                             /* checksum of the spilled copy */
+  struct ray__segment_s *seg;               /* the spill segment holding a copy (RAY__F_FILE) */
+  uint64_t seg_off;                         /* where in it */
   struct ray__entry_s *lru_prev, *lru_next; /* spill candidates (shard lock) */
-  max_align_t inline_data[]; /* RAY__F_INLINE payload */
+  max_align_t inline_data[];                /* RAY__F_INLINE payload */
 } ray__entry_t;
 
 typedef struct ray__shard_s {
@@ -100,13 +100,13 @@ typedef struct ray__store_s {
   uv_mutex_t mem_mu;              /* with mem_cv: puts waiting for memory */
   uv_cond_t mem_cv;
   atomic_int mem_waiters;
-  atomic_bool mem_stop;           /* shutting down: puts stop waiting (RAY_ESHUTDOWN) */
+  atomic_bool mem_stop; /* shutting down: puts stop waiting (RAY_ESHUTDOWN) */
   /* Spilling (memory.c). */
   bool spill_enabled;
-  bool spill_dir_owned;           /* made by us: removed at shutdown */
-  char *spill_dir;                /* NULL until the first spill when owned */
-  uv_mutex_t spill_mu;            /* one spill batch at a time; before any shard lock */
-  uint64_t next_segment;          /* spill_mu */
+  bool spill_dir_owned;  /* made by us: removed at shutdown */
+  char *spill_dir;       /* NULL until the first spill when owned */
+  uv_mutex_t spill_mu;   /* one spill batch at a time; before any shard lock */
+  uint64_t next_segment; /* spill_mu */
   /* The background spiller: wakes when memory in use passes the high
    * watermark and spills until it is under the low one, so puts seldom wait
    * for disk writes themselves. */
@@ -115,8 +115,8 @@ typedef struct ray__store_s {
   uv_mutex_t spiller_mu;
   uv_cond_t spiller_cv;
   uv_cond_t spiller_idle_cv; /* a round ended (ray__spiller_quiesce) */
-  bool spiller_kick;  /* spiller_mu */
-  bool spiller_stop;  /* spiller_mu */
+  bool spiller_kick;         /* spiller_mu */
+  bool spiller_stop;         /* spiller_mu */
   atomic_uint_fast64_t tick;
   atomic_uint_fast64_t spilled_bytes_total;
   atomic_uint_fast64_t spill_count;
@@ -183,8 +183,7 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
 /* An entry whose payload is the caller's buffer (freed with free_fn(arg)),
  * reserving `size` bytes when `account`. NULL on failure (ray__entry_error). */
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
-                                   void (*free_fn)(void *), void *arg, uint32_t type,
-                                   bool account);
+                                   void (*free_fn)(void *), void *arg, uint32_t type, bool account);
 /* A ready entry sharing the payload of the pinned view *view (closed here:
  * its pin passes to the new entry, which drops it when freed, so the
  * source's payload stays in memory and counted there, never spilled).
