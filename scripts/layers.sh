@@ -14,7 +14,8 @@
 #   - the list itself has a cycle among its edges not marked "# cycle:"
 #     (a cycle must be a known, explained exception, never an accident).
 # An allowed edge that no longer occurs is reported as a note (delete the
-# line), not a failure.
+# line), not a failure. Also fails when a ray__ symbol's prefix is not one
+# that scripts/names.txt gives the file defining it (names map to files).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -74,6 +75,38 @@ if ! loop=$(echo "$acyclic" | tsort 2>&1 >/dev/null); then
   while read -r line; do echo "  $line"; done <<<"$loop" >&2
 fi
 
+# Names: every ray__ symbol a member defines starts with one of the prefixes
+# scripts/names.txt gives that file (ray__<prefix>_... or ray__<prefix>).
+names=scripts/names.txt
+misnamed=$(nm -A -P -g --defined-only "$lib" | awk -v list="$names" '
+  BEGIN {
+    while ((getline line < list) > 0) {
+      sub(/#.*/, "", line)
+      n = split(line, w, /[ \t:]+/)
+      if (n < 2 || w[1] == "") continue
+      for (i = 2; i <= n; i++) if (w[i] != "") ok[w[1], w[i]] = 1
+      known[w[1]] = 1
+    }
+  }
+  $2 ~ /^ray__/ {
+    m = $1; sub(/^.*\[/, "", m); sub(/\.o\]:$/, "", m)
+    s = $2; sub(/^ray__/, "", s)
+    good = 0
+    if (!(m in known)) { print m, $2, "(file not in the list)"; next }
+    for (k in ok) {
+      split(k, kp, SUBSEP)
+      if (kp[1] != m) continue
+      p = kp[2]
+      if (s == p || substr(s, 1, length(p) + 1) == p "_") { good = 1; break }
+    }
+    if (!good) print m, $2
+  }')
+if [ -n "$misnamed" ]; then
+  status=1
+  echo "layers: names that do not say their file ($names):" >&2
+  while read -r line; do echo "  src/$line" >&2; done <<<"$misnamed"
+fi
+
 stale=$(comm -13 <(echo "$actual") <(echo "$allowed"))
 if [ -n "$stale" ]; then
   echo "$stale" | while read -r from to; do
@@ -83,6 +116,6 @@ fi
 
 if [ "$status" -eq 0 ]; then
   echo "layers: $(echo "$actual" | grep -c .) calls between $(nm -A -P -g "$lib" |
-    awk '{ m = $1; sub(/^.*\[/, "", m); print m }' | sort -u | wc -l) files, all allowed by $list"
+    awk '{ m = $1; sub(/^.*\[/, "", m); print m }' | sort -u | wc -l) files, all allowed by $list; every name as $names gives"
 fi
 exit "$status"

@@ -84,7 +84,7 @@ void ray__encode_str(ray__mpbuf_t *b, const char *s) {
   pack_str(&pk, s);
 }
 
-int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out) {
+int ray__encode_error(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out) {
   msgpack_packer pk;
   ray__mpbuf_init(out, &pk);
   size_t links = 0;
@@ -218,7 +218,7 @@ static int copy_str(const msgpack_object *o, char **out) {
   return 0;
 }
 
-int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id) {
+int ray__decode_error(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id) {
   msgpack_unpacked u;
   int rc = ray__mp_decode(data, size, &u);
   if (rc != 0) return rc;

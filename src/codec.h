@@ -37,9 +37,9 @@ void ray__encode_str(ray__mpbuf_t *b, const char *s);
  * failed object whose error continues the chain (a dependency's error is
  * shared by reference, not copied, so a failure at the root of a deep DAG
  * costs O(depth) in all). Iterative, no recursion. */
-int ray__error_encode(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out);
-/* Decode what ray__error_encode wrote. Errors: RAY_EDECODE, RAY_ENOMEM. */
-int ray__error_decode(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id);
+int ray__encode_error(const ray_error_t *err, uint64_t cause_id, ray__mpbuf_t *out);
+/* Decode what ray__encode_error wrote. Errors: RAY_EDECODE, RAY_ENOMEM. */
+int ray__decode_error(const void *data, size_t size, ray_error_t **out, uint64_t *cause_id);
 
 /* The most containers a msgpack value may nest: msgpack-c's unpacker has a
  * fixed stack of this many levels (MSGPACK_EMBED_STACK_SIZE, 32 in Debian's

@@ -37,7 +37,7 @@ const char *ray_err_name(int code) {
   }
 }
 
-bool ray__is_error_code(int code) {
+bool ray__error_is_code(int code) {
   switch (code) {
 #define RAY__ERRNO_CASE(name, val, msg) case RAY_##name:
     RAY_ERRNO_MAP(RAY__ERRNO_CASE)

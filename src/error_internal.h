@@ -18,6 +18,6 @@ struct ray_error_s {
 };
 
 /* Whether `code` is one of the RAY_E* codes. */
-bool ray__is_error_code(int code);
+bool ray__error_is_code(int code);
 
 #endif /* RAY_ERROR_INTERNAL_H */

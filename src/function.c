@@ -3,7 +3,7 @@
  * A handle is (epoch << 32 | index + 1): the epoch changes with every
  * ray_init, so a handle kept across a shutdown fails cleanly with
  * RAY_ENOTFOUND instead of naming another function. Handles resolve
- * without a lock (ray__registry_get); registration and lookup by name take
+ * without a lock (ray__function_get); registration and lookup by name take
  * the registry mutex. */
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,7 @@ void ray_static_function_add(ray_static_function_t *f) {
   uv_mutex_unlock(&statics_mu);
 }
 
-int ray__registry_init(ray__registry_t *r) {
+int ray__function_registry_init(ray__registry_t *r) {
   memset(r, 0, sizeof *r);
   if (uv_mutex_init(&r->mu) != 0) return RAY_ENOMEM;
   r->epoch = atomic_fetch_add(&next_epoch, 1);
@@ -42,7 +42,7 @@ int ray__registry_init(ray__registry_t *r) {
   return 0;
 }
 
-void ray__registry_destroy(ray__registry_t *r) {
+void ray__function_registry_destroy(ray__registry_t *r) {
   unsigned n = atomic_load(&r->count);
   for (unsigned i = 0; i < n; i++) {
     ray__func_t *f = r->chunks[i / RAY__FUNC_CHUNK][i % RAY__FUNC_CHUNK];
@@ -53,7 +53,7 @@ void ray__registry_destroy(ray__registry_t *r) {
   uv_mutex_destroy(&r->mu);
 }
 
-ray__func_t *ray__registry_get(ray__registry_t *r, ray_function_t fn) {
+ray__func_t *ray__function_get(ray__registry_t *r, ray_function_t fn) {
   if ((uint32_t)(fn.id >> 32) != r->epoch) return NULL;
   uint32_t idx = (uint32_t)fn.id;
   if (idx == 0 || idx > atomic_load_explicit(&r->count, memory_order_acquire)) return NULL;
@@ -127,14 +127,14 @@ int ray_function_lookup(const char *name, ray_function_t *out) {
 
 int ray_function_info(ray_function_t fn, const char **name, size_t *num_returns) {
   RAY__API_ENTER(rt);
-  ray__func_t *f = ray__registry_get(&rt->funcs, fn);
+  ray__func_t *f = ray__function_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
   if (name != NULL) *name = f->name;
   if (num_returns != NULL) *num_returns = f->nreturns;
   return 0;
 }
 
-int ray__registry_add_statics(void) {
+int ray__function_add_statics(void) {
   uv_once(&statics_once, statics_init);
   uv_mutex_lock(&statics_mu);
   int rc = 0;

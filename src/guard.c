@@ -59,7 +59,7 @@
 #endif
 
 _Atomic(struct ray__runtime_s *) ray__runtime_ptr;
-_Thread_local ray__thread_rec_t *ray__tls_rec RAY__TLS_FAST;
+_Thread_local ray__thread_rec_t *ray__guard_tls_rec RAY__TLS_FAST;
 atomic_bool ray__guard_fence = true; /* until setup proves membarrier works */
 
 static _Atomic(ray__thread_rec_t *) registry;
@@ -74,8 +74,8 @@ static _Thread_local ray__thread_exit_t rec_exit = {.fn = rec_release};
 
 static void rec_release(ray__thread_exit_t *h) {
   (void)h;
-  ray__thread_rec_t *rec = ray__tls_rec;
-  ray__tls_rec = NULL;
+  ray__thread_rec_t *rec = ray__guard_tls_rec;
+  ray__guard_tls_rec = NULL;
   if (rec != NULL) atomic_store_explicit(&rec->in_use, false, memory_order_release);
 }
 
@@ -119,7 +119,7 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
     do rec->next = head;
     while (!atomic_compare_exchange_weak(&registry, &head, rec));
   }
-  ray__tls_rec = rec;
+  ray__guard_tls_rec = rec;
   /* Returned to the pool at thread exit. Without a key (never seen on
    * glibc) it stays with the dead thread: the registry grows by one. */
   (void)ray__thread_at_exit(&rec_exit);
@@ -127,7 +127,7 @@ ray__thread_rec_t *ray__guard_rec_slow(void) {
 }
 
 void ray__guard_mark_worker(void) {
-  ray__thread_rec_t *rec = ray__tls_rec;
+  ray__thread_rec_t *rec = ray__guard_tls_rec;
   if (rec == NULL) rec = ray__guard_rec_slow();
   if (rec != NULL) atomic_store(&rec->worker, true); /* else its calls fail: nothing to wait for */
 }
@@ -142,7 +142,7 @@ static void wait_out(bool skip_workers) {
   if (use_membarrier) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
 #endif
   for (ray__thread_rec_t *rec = atomic_load(&registry); rec != NULL; rec = rec->next) {
-    if (rec == ray__tls_rec) continue; /* the caller is not inside a call */
+    if (rec == ray__guard_tls_rec) continue; /* the caller is not inside a call */
     if (skip_workers && atomic_load(&rec->worker)) continue;
     if (atomic_load(&rec->depth) == 0) continue; /* seq_cst: see guard.h */
     if (skip_workers) ray__hook(RAY__AT_CLOSE_WAIT, NULL);

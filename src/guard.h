@@ -33,7 +33,7 @@ typedef struct ray__api_guard_s {
 #define RAY__TLS_FAST
 #endif
 
-extern _Thread_local ray__thread_rec_t *ray__tls_rec RAY__TLS_FAST;
+extern _Thread_local ray__thread_rec_t *ray__guard_tls_rec RAY__TLS_FAST;
 /* The running runtime, or NULL (runtime.c publishes it). */
 extern _Atomic(struct ray__runtime_s *) ray__runtime_ptr;
 extern atomic_bool ray__guard_fence; /* no membarrier: readers fence themselves */
@@ -44,7 +44,7 @@ ray__thread_rec_t *ray__guard_rec_slow(void);
  * rt is NULL when no runtime is published; rec NULL when this thread could
  * not get a record (out of memory: the call then fails with ENOTINIT too). */
 static inline ray__api_guard_t ray__api_enter(void) {
-  ray__api_guard_t g = {NULL, ray__tls_rec};
+  ray__api_guard_t g = {NULL, ray__guard_tls_rec};
   if (g.rec == NULL && (g.rec = ray__guard_rec_slow()) == NULL) return g;
   /* Store depth, then load the pointer (Dekker's order against shutdown's
    * "store NULL, load depth"): shutdown's membarrier() orders the two on
@@ -73,8 +73,8 @@ static inline void ray__api_leave(ray__api_guard_t *g) {
 /* Whether the calling thread is inside a public call (a callback or log
  * handler that runs during one): ray_shutdown must not free under it. */
 static inline bool ray__api_inside(void) {
-  return ray__tls_rec != NULL &&
-         atomic_load_explicit(&ray__tls_rec->depth, memory_order_relaxed) > 0;
+  return ray__guard_tls_rec != NULL &&
+         atomic_load_explicit(&ray__guard_tls_rec->depth, memory_order_relaxed) > 0;
 }
 
 /* Once per process, before the first runtime: choose membarrier() or the

@@ -3,6 +3,6 @@
 
 _Atomic(ray__hook_fn) ray__hook_installed;
 
-void ray__set_test_hook(ray__hook_fn fn) {
+void ray__hook_set(ray__hook_fn fn) {
   atomic_store(&ray__hook_installed, fn);
 }

@@ -34,7 +34,7 @@ typedef void (*ray__hook_fn)(int point, void *arg);
 extern _Atomic(ray__hook_fn) ray__hook_installed;
 
 /* Install fn (NULL: none). Between tests only, no runtime up. */
-void ray__set_test_hook(ray__hook_fn fn);
+void ray__hook_set(ray__hook_fn fn);
 
 static inline void ray__hook(int point, void *arg) {
   ray__hook_fn fn = atomic_load_explicit(&ray__hook_installed, memory_order_relaxed);

@@ -62,7 +62,7 @@ typedef struct ray__runtime_s {
 
 /* A task or actor call has finished (after tasks_finished was bumped):
  * wakes ray__quiesce callers, if any (stats.c). */
-void ray__runtime_task_done(ray__runtime_t *rt);
+void ray__stats_task_done(ray__runtime_t *rt);
 
 /* The running runtime, or NULL: ray__runtime_ptr, declared in guard.h. */
 
@@ -70,7 +70,7 @@ static inline ray__runtime_t *ray__rt(void) {
   return atomic_load_explicit(&ray__runtime_ptr, memory_order_acquire);
 }
 
-/* ray__blocking_enter/leave (the blocked-caller count): wait.h.
+/* ray__wait_blocking_enter/leave (the blocked-caller count): wait.h.
  * Thread creation and join, the thread's role: thread.h. */
 
 #endif /* RAY_INTERNAL_H */

@@ -8,8 +8,8 @@
  * block of ids.
  *
  * Freeing: an entry's memory goes when its last `life` unit is dropped
- * (ray__entry_unpin: the table's unit, a view's, or a spill's or restore's
- * pin); ray__entry_detach settles its accounts with the store first, when
+ * (ray__mem_entry_unpin: the table's unit, a view's, or a spill's or restore's
+ * pin); ray__mem_entry_detach settles its accounts with the store first, when
  * it leaves the table.
  *
  * Accounting: every payload held in memory has reserved its bytes (an
@@ -119,7 +119,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
     if (atomic_load(&st->mem_stop)) return RAY_ESHUTDOWN;
-    if (deadline == 0) deadline = ray__deadline(st->full_timeout_ms);
+    if (deadline == 0) deadline = ray__sched_deadline(st->full_timeout_ms);
     uint64_t now = uv_hrtime();
     if (now >= deadline) return RAY_ESTOREFULL;
     uv_mutex_lock(&st->mem_mu);
@@ -127,7 +127,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     /* Re-check under mem_mu: a free (or ray__mem_stop, at shutdown) in
      * between has signalled already. */
     if (atomic_load(&st->reserved) > (int64_t)st->capacity - want && !atomic_load(&st->mem_stop))
-      (void)ray__cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
+      (void)ray__sched_cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
   }
@@ -172,7 +172,7 @@ uint64_t ray__mem_used(ray__store_t *st) {
  * it), so an entry kept alive only by views never touches the store again:
  * views may outlive it. Memory held only by such views is no longer
  * counted. */
-void ray__entry_detach(ray__entry_t *e) {
+void ray__mem_entry_detach(ray__entry_t *e) {
   ray__store_t *st = atomic_load_explicit(&e->st, memory_order_relaxed);
   if (st == NULL) return;
   if (e->acct > 0) ray__mem_release(st, e->acct);
@@ -183,7 +183,7 @@ void ray__entry_detach(ray__entry_t *e) {
   atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
 }
 
-void ray__entry_free(ray__entry_t *e) {
+void ray__mem_entry_free(ray__entry_t *e) {
   if (!(e->flags & RAY__F_SPILLED)) {
     if (e->flags & RAY__F_OWNED) {
       if (e->free_fn != NULL) e->free_fn(e->free_arg);
@@ -191,20 +191,20 @@ void ray__entry_free(ray__entry_t *e) {
       ray__free(e->data);
     }
   }
-  ray__entry_detach(e);
+  ray__mem_entry_detach(e);
   ray__free(e->inner);
   ray__free(e);
 }
 
-void ray__entry_unpin(ray__entry_t *e) {
-  ray__entry_unpin_view(e, true);
+void ray__mem_entry_unpin(ray__entry_t *e) {
+  ray__mem_entry_unpin_view(e, true);
 }
 
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live) {
+void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live) {
   ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
   unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
   if (prev == 1) {
-    ray__entry_free(e);
+    ray__mem_entry_free(e);
   } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
     /* The last view went: the object may be spillable now, and a put may be
      * waiting for exactly that. */
@@ -477,7 +477,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
     atomic_fetch_add(&st->spilled_bytes_total, freed);
     atomic_fetch_add(&st->bytes_on_disk, (int64_t)freed);
   }
-  ray__entry_unpin(e);
+  ray__mem_entry_unpin(e);
 }
 
 enum { RAY__SPILL_BATCH = 256 };
@@ -539,7 +539,7 @@ out:
 
 /* ---- Restoring ---- */
 
-int ray__store_restore(ray__store_t *st, uint64_t id) {
+int ray__spill_restore(ray__store_t *st, uint64_t id) {
   ray__shard_t *sh = ray__shard_of(st, id);
   uv_mutex_lock(&sh->mu);
   ray__entry_t *e = ray__shard_find(st, sh, id);
@@ -595,7 +595,7 @@ int ray__store_restore(ray__store_t *st, uint64_t id) {
     if (ray__shard_find(st, sh, id) != e) rc = RAY_ENOTFOUND;
     uv_mutex_unlock(&sh->mu);
   }
-  ray__entry_unpin(e);
+  ray__mem_entry_unpin(e);
   return rc;
 }
 
@@ -636,7 +636,7 @@ int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline) {
   /* A kick still set means a round is due or in flight: each round ends by
    * clearing it, after its batches are written and their memory freed. */
   while (rc == 0 && st->spiller_kick && !st->spiller_stop)
-    rc = ray__cond_wait_until(&st->spiller_idle_cv, &st->spiller_mu, deadline);
+    rc = ray__sched_cond_wait_until(&st->spiller_idle_cv, &st->spiller_mu, deadline);
   uv_mutex_unlock(&st->spiller_mu);
   return rc;
 }

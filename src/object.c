@@ -5,7 +5,7 @@
  * Fast paths take one shard lock (or one per shard touched, for batches).
  * A put reserves memory first and may wait for it (memory.c); a get of a
  * spilled object reads it back first. Only a caller that must wait for an
- * object goes to wait.c, bracketed by ray__blocking_enter/leave so shutdown
+ * object goes to wait.c, bracketed by ray__wait_blocking_enter/leave so shutdown
  * knows when it has left. on_ready callbacks run on the loop thread. */
 #include <string.h>
 
@@ -83,7 +83,7 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
   if (rc == 0) {
     for (size_t i = 0; i < n; i++) out[i] = (ray_ref_t){es[i]->id, es[i]->type};
   } else {
-    for (size_t i = 0; i < made; i++) ray__entry_free(es[i]);
+    for (size_t i = 0; i < made; i++) ray__mem_entry_free(es[i]);
   }
   ray__free(es);
   return rc;
@@ -189,16 +189,16 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   if (rc == 2) rc = ray__store_pin_ready(&rt->store, ref.id, out); /* spilled */
   if (rc != 1) return rc;
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
-  if ((rc = ray__blocking_enter(rt)) != 0) return rc;
+  if ((rc = ray__wait_blocking_enter(rt)) != 0) return rc;
   /* A blocked get holds what it waits on: a concurrent release of the
    * caller's ref cannot free it before it is produced and pinned. */
   rc = ray__store_retain(&rt->store, ref.id);
   if (rc == 0) {
-    rc = ray__await_one(rt, ref.id, timeout_ms);
+    rc = ray__wait_one(rt, ref.id, timeout_ms);
     if (rc == 0) rc = ray__store_pin_ready(&rt->store, ref.id, out);
     ray__store_release(&rt->store, ref.id);
   }
-  ray__blocking_leave();
+  ray__wait_blocking_leave();
   return rc;
 }
 
@@ -209,7 +209,7 @@ void ray_buf_release(ray_buf_t *buf) {
    * ray_shutdown from freeing it while we look). */
   RAY__API_GUARD(rt);
   ray__entry_t *e = ray__view_close(buf); /* NULL: released already (a copy) */
-  if (e != NULL) ray__entry_unpin_view(e, rt != NULL);
+  if (e != NULL) ray__mem_entry_unpin_view(e, rt != NULL);
 }
 
 int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t *out) {
@@ -240,7 +240,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     bool restored = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (states[i] == RAY__READY && out[i].priv_ == NULL) {
-        rc = ray__store_restore(st, refs[i].id);
+        rc = ray__spill_restore(st, refs[i].id);
         restored = true;
       }
     }
@@ -254,15 +254,15 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
       break;
     }
     if (!blocked) {
-      if ((rc = ray__blocking_enter(rt)) != 0) break;
+      if ((rc = ray__wait_blocking_enter(rt)) != 0) break;
       /* Hold them all until pinned: a concurrent release cannot free one. */
       if ((rc = ray__store_retain_batch(st, refs, n)) != 0) {
-        ray__blocking_leave();
+        ray__wait_blocking_leave();
         break;
       }
       blocked = true;
     }
-    rc = ray__await_many(rt, refs, n, &g, states, n, true, timeout_ms);
+    rc = ray__wait_many(rt, refs, n, &g, states, n, true, timeout_ms);
     if (rc != 0 && rc != RAY_ETIMEDOUT) break;
     /* Second pass: pin the rest, report a failure, or time out. */
   }
@@ -270,7 +270,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     for (size_t i = 0; i < n; i++) ray_buf_release(&out[i]);
   if (blocked) {
     ray__store_release_batch(st, refs, n);
-    ray__blocking_leave();
+    ray__wait_blocking_leave();
   }
 out:
   ray__free(codes);
@@ -371,7 +371,7 @@ void ray_msgpack_release(ray_msgpack_t *m) {
   if (e != NULL) {
     ray__free(m->refs);
     if (m->zone_ != NULL) msgpack_zone_free(m->zone_);
-    ray__entry_unpin(e);
+    ray__mem_entry_unpin(e);
   }
   memset(m, 0, sizeof *m);
 }
@@ -404,7 +404,7 @@ int ray_get_error(ray_ref_t ref, ray_error_t **out) {
     if (buf.size == 0) /* failed in place (shutdown): only a code */
       rc = ray_error_new(&part, e->err_code, NULL, NULL);
     else
-      rc = ray__error_decode(buf.data, buf.size, &part, &next);
+      rc = ray__decode_error(buf.data, buf.size, &part, &next);
     ray_buf_release(&buf);
     if (rc != 0) break;
     *tail = part;
@@ -441,10 +441,10 @@ int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeou
   size_t complete = 0;
   for (size_t i = 0; i < n; i++) complete += states[i] > 0; /* READY or FAILED */
   if (complete >= num_returns || timeout_ms == 0) {
-    rc = ray__await_many(rt, refs, n, &g, states, num_returns, false, 0); /* no wait */
-  } else if ((rc = ray__blocking_enter(rt)) == 0) {
-    rc = ray__await_many(rt, refs, n, &g, states, num_returns, false, timeout_ms);
-    ray__blocking_leave();
+    rc = ray__wait_many(rt, refs, n, &g, states, num_returns, false, 0); /* no wait */
+  } else if ((rc = ray__wait_blocking_enter(rt)) == 0) {
+    rc = ray__wait_many(rt, refs, n, &g, states, num_returns, false, timeout_ms);
+    ray__wait_blocking_leave();
   }
   if (rc == 0 || rc == RAY_ETIMEDOUT) {
     size_t flagged = 0;

@@ -9,7 +9,7 @@
  *   2. fail every pending object (wakes blocked callers, queues callbacks);
  *   3. join the workers (running jobs finish);
  *   3b. finish every actor: queued calls, owed destructors;
- *   4. wait for blocked callers to leave (ray__blocking_wait_out);
+ *   4. wait for blocked callers to leave (ray__wait_blocking_drain);
  *   5. stop the loop (it runs every queued callback first);
  *   6. unpublish, free the store (views keep their entries), free the runtime.
  * This file is the top layer (scripts/layers.txt): it starts and stops
@@ -218,11 +218,11 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__store_init(&rt->store, cfg->num_shards, cfg->inline_threshold, &so)) != 0)
     goto fail_rt;
   if ((rc = ray__spiller_start(&rt->store)) != 0) goto fail_store;
-  if ((rc = ray__registry_init(&rt->funcs)) != 0) goto fail_spiller;
+  if ((rc = ray__function_registry_init(&rt->funcs)) != 0) goto fail_spiller;
   if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   /* The timeline owns each worker's record; the scheduler only holds it. */
-  static const ray__worker_rec_ops_t rec_ops = {ray__obs_new, ray__obs_free};
+  static const ray__worker_rec_ops_t rec_ops = {ray__timeline_obs_new, ray__timeline_obs_free};
   if ((rc = ray__sched_start(&rt->sched, cfg->num_workers, &rec_ops)) != 0) goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   if (cfg->metrics_port != 0) {
@@ -236,7 +236,7 @@ int ray_init(const ray_config_t *cfg) {
       return rc;
     }
   }
-  if ((rc = ray__registry_add_statics()) != 0) { /* the runtime is up: take it down again */
+  if ((rc = ray__function_add_statics()) != 0) { /* the runtime is up: take it down again */
     tls_in_lifecycle = false;
     uv_mutex_unlock(&lifecycle_mu);
     ray_shutdown();
@@ -249,7 +249,7 @@ fail_loop:
 fail_actors:
   ray__actors_destroy(&rt->actors);
 fail_funcs:
-  ray__registry_destroy(&rt->funcs);
+  ray__function_registry_destroy(&rt->funcs);
 fail_spiller:
   ray__spiller_stop(&rt->store);
 fail_store:
@@ -283,8 +283,8 @@ int ray_shutdown(void) {
     return RAY_ENOTINIT;
   }
   tls_in_lifecycle = true;
-  ray__blocking_stop(rt);    /* sets `stopping`: from here on no caller starts to park */
-  ray__mem_stop(&rt->store); /* puts waiting for memory give up */
+  ray__wait_blocking_stop(rt); /* sets `stopping`: from here on no caller starts to park */
+  ray__mem_stop(&rt->store);   /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);
   /* A call on another thread that passed its `stopping` check before the
    * flag was set may still queue work: wait for it to leave (guard.c)
@@ -297,7 +297,7 @@ int ray_shutdown(void) {
     tl_rc = ray__timeline_write(rt, rt->timeline_path);
   ray__sched_free(&rt->sched);
   ray__hook(RAY__AT_SCHED_FREED, NULL);
-  ray__blocking_wait_out(); /* failed above: they are on their way out */
+  ray__wait_blocking_drain(); /* failed above: they are on their way out */
   ray__loop_stop(&rt->loop);
   /* Unpublish, then wait for every thread still inside a public call to
    * leave it (guard.c): a call that races with shutdown gets RAY_ENOTINIT
@@ -308,7 +308,7 @@ int ray_shutdown(void) {
   unsigned long long restored = atomic_load(&rt->store.restore_count);
   ray__spiller_stop(&rt->store);
   ray__store_destroy(&rt->store);
-  ray__registry_destroy(&rt->funcs);
+  ray__function_registry_destroy(&rt->funcs);
   ray__actors_destroy(&rt->actors);
   char *tl_path = rt->timeline_path;
   uv_cond_destroy(&rt->quiet_cv);
@@ -324,7 +324,7 @@ int ray_shutdown(void) {
   return 0;
 }
 
-/* ray__worker_post: a plain function as a runnable. */
+/* ray__runtime_worker_post: a plain function as a runnable. */
 typedef struct posted_s {
   ray__runnable_t rn;
   void (*fn)(void *arg);
@@ -341,7 +341,7 @@ static void posted_drop(ray__runnable_t *r) {
   ray__free(r);
 }
 
-int ray__worker_post(void (*fn)(void *arg), void *arg) {
+int ray__runtime_worker_post(void (*fn)(void *arg), void *arg) {
   if (fn == NULL) return RAY_EINVAL;
   RAY__API_ENTER(rt);
   if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;

@@ -51,7 +51,7 @@
  * (scripts/layers.txt) and calls none of them. Each worker's record of what
  * it ran belongs to the timeline: the worker holds only an opaque pointer,
  * made and freed through the functions the runtime passed to
- * ray__sched_start. The one timeout-to-deadline conversion, ray__deadline,
+ * ray__sched_start. The one timeout-to-deadline conversion, ray__sched_deadline,
  * lives here with the sleepers that take deadlines.
  *
  * Lock order: a worker's queue mutex and a parker's mutex are leaves; a
@@ -152,7 +152,7 @@ void ray__parker_sleep(ray__parker_t *p, bool (*done)(void *arg), void *arg, uin
  * uv_cond_timedwait (it adds the clock again), far from overflowing. */
 #define RAY__DEADLINE_MAX ((uint64_t)INT64_MAX)
 
-uint64_t ray__deadline(int64_t timeout_ms) {
+uint64_t ray__sched_deadline(int64_t timeout_ms) {
   if (timeout_ms < 0) return UINT64_MAX;
   uint64_t now = uv_hrtime();
   if (now >= RAY__DEADLINE_MAX || (uint64_t)timeout_ms > (RAY__DEADLINE_MAX - now) / 1000000u)
@@ -160,7 +160,7 @@ uint64_t ray__deadline(int64_t timeout_ms) {
   return now + (uint64_t)timeout_ms * 1000000u;
 }
 
-int ray__cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
+int ray__sched_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
   if (deadline == UINT64_MAX) {
     uv_cond_wait(cv, mu);
     return 0;
@@ -620,7 +620,7 @@ int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   while (rc == 0 &&
          (atomic_load(&s->nworkers) > s->base_workers ||
           (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) || ray__sched_has_work(s)))
-    rc = ray__cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
+    rc = ray__sched_cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
   atomic_fetch_sub(&s->quiesce_waiters, 1);
   uv_mutex_unlock(&s->spawn_mu);
   return rc;

@@ -9,7 +9,7 @@
  * subsystems may be a few operations apart under load.
  *
  * Quiet: a task or actor call that finishes bumps tasks_finished, then
- * calls ray__runtime_task_done, which wakes ray__quiesce callers (only when
+ * calls ray__stats_task_done, which wakes ray__quiesce callers (only when
  * some are waiting: the common case costs one load). ray__quiesce then
  * waits in turn for the scheduler (ray__sched_quiesce) and the spiller
  * (ray__spiller_quiesce).
@@ -45,7 +45,7 @@ int ray_stats(ray_stats_t *out) {
   return 0;
 }
 
-void ray__runtime_task_done(ray__runtime_t *rt) {
+void ray__stats_task_done(ray__runtime_t *rt) {
   /* Sequentially consistent with the waiter's increment of quiet_waiters
    * and its read of tasks_finished: one of the two sees the other. */
   if (atomic_load(&rt->quiet_waiters) == 0) return;
@@ -61,7 +61,7 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
   uv_mutex_lock(&rt->quiet_mu);
   atomic_fetch_add(&rt->quiet_waiters, 1);
   while (rc == 0 && atomic_load(&rt->tasks_finished) < atomic_load(&rt->tasks_submitted))
-    rc = ray__cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
+    rc = ray__sched_cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
   atomic_fetch_sub(&rt->quiet_waiters, 1);
   uv_mutex_unlock(&rt->quiet_mu);
   return rc;
@@ -69,7 +69,7 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
 
 int ray__quiesce(int64_t timeout_ms) {
   RAY__API_ENTER(rt);
-  uint64_t deadline = ray__deadline(timeout_ms);
+  uint64_t deadline = ray__sched_deadline(timeout_ms);
   int rc = tasks_quiesce(rt, deadline);
   if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
   if (rc == 0) rc = ray__spiller_quiesce(&rt->store, deadline);

@@ -108,8 +108,8 @@ void ray__store_destroy(ray__store_t *st) {
       ray__entry_t *e = sh->buckets[b];
       while (e != NULL) {
         ray__entry_t *next = e->next;
-        ray__entry_detach(e); /* views keep it alive until released, after the store is gone */
-        ray__entry_unpin(e);
+        ray__mem_entry_detach(e); /* views keep it alive until released, after the store is gone */
+        ray__mem_entry_unpin(e);
         e = next;
       }
     }
@@ -193,7 +193,7 @@ ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
 }
 
 static void unpin_entry(void *e) {
-  ray__entry_unpin(e);
+  ray__mem_entry_unpin(e);
 }
 
 ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view) {
@@ -201,7 +201,7 @@ ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view) {
   size_t size = view->size;
   ray__entry_t *src = ray__view_close(view);
   ray__entry_t *e = ray__entry_new_owned(st, (void *)data, size, unpin_entry, src, 0, false);
-  if (e == NULL) ray__entry_unpin(src);
+  if (e == NULL) ray__mem_entry_unpin(src);
   return e;
 }
 
@@ -329,7 +329,7 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   ray__lru_add(st, sh, done);
   notify_locked(old, status_of(done));
   uv_mutex_unlock(&sh->mu);
-  ray__entry_unpin(old);
+  ray__mem_entry_unpin(old);
   return 0;
 }
 
@@ -368,7 +368,7 @@ int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *
   if (err == NULL) return fail_in_place(st, id, code);
   code = err->code;
   ray__mpbuf_t b;
-  int rc = ray__error_encode(err, cause_id, &b);
+  int rc = ray__encode_error(err, cause_id, &b);
   ray__entry_t *e = NULL;
   if (rc == 0) {
     if ((e = ray__entry_new(st, b.size, 0, RAY__FAILED)) != NULL)
@@ -455,8 +455,8 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
       }
     }
     cur->ninner = 0;
-    ray__entry_detach(cur);
-    ray__entry_unpin(cur);
+    ray__mem_entry_detach(cur);
+    ray__mem_entry_unpin(cur);
   }
 }
 
@@ -614,7 +614,7 @@ int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   for (;;) {
     int rc = ray__store_pin(st, id, out);
     if (rc != 2) return rc;
-    if ((rc = ray__store_restore(st, id)) != 0) return rc;
+    if ((rc = ray__spill_restore(st, id)) != 0) return rc;
   }
 }
 

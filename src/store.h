@@ -195,7 +195,7 @@ ray__entry_t *ray__entry_new_shared(ray__store_t *st, ray_buf_t *view);
 int ray__entry_error(void);
 /* Drop an entry that is not (or no longer) in the table: release the refs
  * it holds, iteratively (a long chain of nested refs never recurses), and
- * drop the table's hold on it (ray__entry_unpin). */
+ * drop the table's hold on it (ray__mem_entry_unpin). */
 void ray__store_drop(ray__store_t *st, ray__entry_t *e);
 
 /* Insert a new entry (it has a fresh id). Never fails. */
@@ -254,7 +254,7 @@ void ray__mem_set_home(uint64_t id);
 /* Reserve n payload bytes from the capacity: from the calling thread's
  * home shard budget, else from the store, else after spilling least
  * recently used objects, else after waiting up to full_timeout_ms for frees
- * (a saturated deadline, ray__deadline; the wait looks at shutdown every
+ * (a saturated deadline, ray__sched_deadline; the wait looks at shutdown every
  * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
 /* Give n bytes back, into the calling thread's home shard budget. */
@@ -262,22 +262,22 @@ void ray__mem_release(ray__store_t *st, size_t n);
 /* Settle an entry's accounts with its store (when it leaves the table):
  * release the memory it reserved and its spill segment; from then on it
  * never touches the store (e->st NULL). */
-void ray__entry_detach(ray__entry_t *e);
+void ray__mem_entry_detach(ray__entry_t *e);
 /* Free an entry that never entered the table (or has left it, life 0):
  * its payload (free_fn for an owned one), its accounts, the entry. Does not
  * release the refs in `inner` (see ray__store_drop). */
-void ray__entry_free(ray__entry_t *e);
+void ray__mem_entry_free(ray__entry_t *e);
 /* Drop one `life` unit; frees the entry when it was the last. */
-void ray__entry_unpin(ray__entry_t *e);
+void ray__mem_entry_unpin(ray__entry_t *e);
 /* The same, for a view released by the host: `store_live` says the runtime
  * is up (the caller holds the API guard); otherwise the entry's store may
  * be freed and is not looked at. */
-void ray__entry_unpin_view(ray__entry_t *e, bool store_live);
+void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live);
 /* Shutdown: puts waiting for memory, and any that would wait from now on,
  * fail with RAY_ESHUTDOWN. */
 void ray__mem_stop(ray__store_t *st);
 /* Bring a spilled object back into memory. 0 when it is in memory now. */
-int ray__store_restore(ray__store_t *st, uint64_t id);
+int ray__spill_restore(ray__store_t *st, uint64_t id);
 /* LRU upkeep (shard lock held). */
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
@@ -334,7 +334,7 @@ void ray__store_states(ray__store_t *st, const ray_ref_t *refs, const ray__group
  * memory and has no view in out[i] yet (out[i].priv_ NULL); codes[i] is 0,
  * the code of a failed ref, RAY_ENOTFOUND, or RAY_ENOMEM (no view slot). A
  * ready ref that is spilled stays unpinned with code 0: restore it
- * (ray__store_restore) and look again. Returns how many out[] hold a view. */
+ * (ray__spill_restore) and look again. Returns how many out[] hold a view. */
 size_t ray__store_pin_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
                             int8_t *states, int *codes, ray_buf_t *out);
 /* The table's counters summed over the shards (each shard's read under its

@@ -366,7 +366,7 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
                     const ray_task_opts_t *opts, ray_ref_t *out_refs) {
   if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
   RAY__API_ENTER(rt);
-  ray__func_t *f = ray__registry_get(&rt->funcs, fn);
+  ray__func_t *f = ray__function_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
   return ray__task_submit(rt, f, &ray__task_fn_ops, NULL, args, nargs, opts, out_refs, NULL);
 }

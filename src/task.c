@@ -84,7 +84,7 @@ void ray__task_finish(ray__task_t *t) {
     if (atomic_load(&t->fail_code) != 0)
       atomic_fetch_add_explicit(&rt->tasks_failed, 1, memory_order_relaxed);
     atomic_fetch_add(&rt->tasks_finished, 1); /* before ray__quiesce's look */
-    ray__runtime_task_done(rt);
+    ray__stats_task_done(rt);
   }
   ray__task_unref(t);
 }
@@ -146,7 +146,7 @@ static ray_error_t *attempt_error(ray_task_ctx_t *ctx, int rc) {
   ray_error_t *err = ctx->err;
   ctx->err = NULL;
   if (err == NULL) {
-    if (rc < 0 && ray__is_error_code(rc))
+    if (rc < 0 && ray__error_is_code(rc))
       ray_error_new(&err, rc, t->name, "%s returned %s", t->name, ray_err_name(rc));
     else
       ray_error_new(&err, RAY_ETASK, t->name, "%s returned %d", t->name, rc);
@@ -177,7 +177,7 @@ static void record_run(ray__task_t *t, uint64_t started, int outcome) {
   s.nresults = t->nreturns;
   for (uint32_t i = 0; i < t->nreturns; i++) ids[s.nargs + i] = t->returns[i].id;
   s.ids = ids;
-  ray__obs_record(ray__worker_obs(w), &s, t->rt->cfg.timeline);
+  ray__timeline_obs_record(ray__worker_obs(w), &s, t->rt->cfg.timeline);
 }
 
 /* The task will not run: the runtime is stopping (code RAY_ESHUTDOWN), an
@@ -224,17 +224,17 @@ static void attempts(ray__task_t *t, ray_task_ctx_t *ctx, ray__task_end_t *end) 
   for (ctx->attempt = 1;; ctx->attempt++) {
     int rc = t->ops->body(t, ctx);
     if (ctx->exit) { /* the owner fails or retries this call */
-      ray__ctx_discard(ctx);
+      ray__task_ctx_discard(ctx);
       ray_error_free(ctx->err);
       ctx->err = NULL;
       end->fatal = true;
       return;
     }
     if (rc == 0 && ctx->err == NULL) {
-      ray__ctx_publish(ctx);
+      ray__task_ctx_publish(ctx);
       return;
     }
-    ray__ctx_discard(ctx);
+    ray__task_ctx_discard(ctx);
     ray_error_t *err = attempt_error(ctx, rc);
     if (t->retry_on_error && ctx->attempt <= t->max_retries && !atomic_load(&t->cancel) &&
         !atomic_load(&rt->stopping)) {

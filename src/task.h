@@ -37,13 +37,13 @@ typedef struct ray__registry_s {
   ray__func_t **chunks[RAY__FUNC_CHUNKS];
 } ray__registry_t;
 
-int ray__registry_init(ray__registry_t *r);
-void ray__registry_destroy(ray__registry_t *r);
+int ray__function_registry_init(ray__registry_t *r);
+void ray__function_registry_destroy(ray__registry_t *r);
 /* Register every static descriptor (ray_static_function_add) with the
  * running runtime. Errors: as ray_function_register. */
-int ray__registry_add_statics(void);
+int ray__function_add_statics(void);
 /* The function behind a handle, or NULL (stale or bogus). */
-ray__func_t *ray__registry_get(ray__registry_t *r, ray_function_t fn);
+ray__func_t *ray__function_get(ray__registry_t *r, ray_function_t fn);
 
 /* ---- Tasks (task.c, submit.c, task_ctx.c) ---- */
 
@@ -213,8 +213,8 @@ void ray__task_unref(ray__task_t *t);
 
 /* Complete the results with what the body set (an unset slot fails with
  * RAY_ENORESULT). */
-void ray__ctx_publish(ray_task_ctx_t *ctx);
+void ray__task_ctx_publish(ray_task_ctx_t *ctx);
 /* Drop what the body set (a failed attempt, or a failure after it). */
-void ray__ctx_discard(ray_task_ctx_t *ctx);
+void ray__task_ctx_discard(ray_task_ctx_t *ctx);
 
 #endif /* RAY_TASK_H */

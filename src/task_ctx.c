@@ -87,7 +87,7 @@ static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
   }
 }
 
-void ray__ctx_discard(ray_task_ctx_t *ctx) {
+void ray__task_ctx_discard(ray_task_ctx_t *ctx) {
   ray__store_t *st = &ctx->t->rt->store;
   for (uint32_t i = 0; i < ctx->t->nreturns; i++) {
     if (ctx->slots[i] != NULL) ray__store_drop(st, ctx->slots[i]);
@@ -97,7 +97,7 @@ void ray__ctx_discard(ray_task_ctx_t *ctx) {
   }
 }
 
-void ray__ctx_publish(ray_task_ctx_t *ctx) {
+void ray__task_ctx_publish(ray_task_ctx_t *ctx) {
   ray__task_t *t = ctx->t;
   ray__store_t *st = &t->rt->store;
   for (uint32_t i = 0; i < t->nreturns; i++) {
@@ -339,7 +339,7 @@ int ray_return_ref(ray_task_ctx_t *ctx, size_t slot, ray_ref_t ref) {
 
 int ray_fail(ray_task_ctx_t *ctx, int code, const char *fmt, ...) {
   if (ctx == NULL || code >= 0) return RAY_EINVAL;
-  if (!ray__is_error_code(code)) code = RAY_ETASK; /* as for a function returning it */
+  if (!ray__error_is_code(code)) code = RAY_ETASK; /* as for a function returning it */
   char msg[1024];
   if (fmt != NULL) {
     va_list ap;

@@ -11,7 +11,7 @@
 
 #include "rustyray.h"
 #include "alloc.h"
-#include "hook.h" /* ray__set_test_hook and its points */
+#include "hook.h" /* ray__hook_set and its points */
 
 /* Create a pending object of `type` (its producer has not finished); *out
  * carries one reference. Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
@@ -56,6 +56,6 @@ int ray__quiesce(int64_t timeout_ms);
 /* Run fn(arg) on a worker thread of the running runtime (if shutdown drops
  * it unrun, fn never runs). Errors: RAY_EINVAL (fn NULL), RAY_ENOTINIT,
  * RAY_ESHUTDOWN, RAY_ENOMEM. */
-int ray__worker_post(void (*fn)(void *arg), void *arg);
+int ray__runtime_worker_post(void (*fn)(void *arg), void *arg);
 
 #endif /* RAY_TESTING_H */

@@ -13,7 +13,7 @@
  *
  * Layering: the records are this file's; the scheduler, below, only holds
  * one opaque pointer per worker, made and freed through the functions the
- * runtime hands it (ray__obs_new/free), and lists them for a dump or for
+ * runtime hands it (ray__timeline_obs_new/free), and lists them for a dump or for
  * the metrics' latency histogram (ray__sched_foreach): only this file
  * reads a record. Lock order: a record's mu is taken under the
  * scheduler's spawn_mu (the walk), never the other way round. */
@@ -24,7 +24,7 @@
 
 #include "internal.h"
 
-ray__obs_t *ray__obs_new(unsigned serial) {
+ray__obs_t *ray__timeline_obs_new(unsigned serial) {
   ray__obs_t *o = ray__calloc(1, sizeof *o);
   if (o == NULL) return NULL;
   o->serial = serial;
@@ -35,7 +35,7 @@ ray__obs_t *ray__obs_new(unsigned serial) {
   return o;
 }
 
-void ray__obs_free(ray__obs_t *o) {
+void ray__timeline_obs_free(ray__obs_t *o) {
   if (o == NULL) return;
   ray__span_chunk_t *c = o->head;
   while (c != NULL) {
@@ -53,7 +53,7 @@ void ray__obs_free(ray__obs_t *o) {
   ray__free(o);
 }
 
-void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
+void ray__timeline_obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span) {
   uint64_t ns = span->end - span->start;
   int b = 0;
   for (uint64_t limit = 1000; b < RAY__LAT_BUCKETS - 1 && ns > limit; limit *= 10) b++;

@@ -49,11 +49,11 @@ typedef struct ray__obs_s {
 /* A worker's record (the scheduler holds it as an opaque pointer: the
  * runtime passes these two to ray__sched_start). New returns NULL when out
  * of memory; free takes NULL. */
-ray__obs_t *ray__obs_new(unsigned serial);
-void ray__obs_free(ray__obs_t *o);
+ray__obs_t *ray__timeline_obs_new(unsigned serial);
+void ray__timeline_obs_free(ray__obs_t *o);
 /* Record one finished run (span when the timeline is on, copying its
  * `span->nargs + span->nresults` ids; histogram always). */
-void ray__obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
+void ray__timeline_obs_record(ray__obs_t *o, const ray__span_t *span, bool keep_span);
 
 struct ray__runtime_s;
 

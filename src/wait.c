@@ -19,9 +19,9 @@
  * so no notifier can touch a dead waiter: notifiers run under that lock.
  *
  * The blocked-caller count: a public call brackets its parking path with
- * ray__blocking_enter/leave, and ray_shutdown, having set `stopping` through
- * ray__blocking_stop (under the count's lock, so no caller starts to park
- * after it), waits in ray__blocking_wait_out until every parked caller has
+ * ray__wait_blocking_enter/leave, and ray_shutdown, having set `stopping` through
+ * ray__wait_blocking_stop (under the count's lock, so no caller starts to park
+ * after it), waits in ray__wait_blocking_drain until every parked caller has
  * left before it frees the store. Lock order: blocked_mu is a leaf (taken
  * under the lifecycle lock by shutdown, alone by callers). */
 #include "wait.h"
@@ -64,7 +64,7 @@ static void blocked_init(void) {
   if (uv_mutex_init(&blocked_mu) != 0 || uv_cond_init(&blocked_cv) != 0) abort();
 }
 
-int ray__blocking_enter(ray__runtime_t *rt) {
+int ray__wait_blocking_enter(ray__runtime_t *rt) {
   uv_once(&blocked_once, blocked_init);
   uv_mutex_lock(&blocked_mu);
   bool live = ray__rt() == rt && !atomic_load(&rt->stopping);
@@ -73,21 +73,21 @@ int ray__blocking_enter(ray__runtime_t *rt) {
   return live ? 0 : RAY_ESHUTDOWN;
 }
 
-void ray__blocking_leave(void) {
+void ray__wait_blocking_leave(void) {
   /* Only after an enter: the once has run. */
   uv_mutex_lock(&blocked_mu);
   if (--blocked == 0) uv_cond_broadcast(&blocked_cv);
   uv_mutex_unlock(&blocked_mu);
 }
 
-void ray__blocking_stop(ray__runtime_t *rt) {
+void ray__wait_blocking_stop(ray__runtime_t *rt) {
   uv_once(&blocked_once, blocked_init);
   uv_mutex_lock(&blocked_mu);
   atomic_store(&rt->stopping, true);
   uv_mutex_unlock(&blocked_mu);
 }
 
-void ray__blocking_wait_out(void) {
+void ray__wait_blocking_drain(void) {
   uv_once(&blocked_once, blocked_init);
   uv_mutex_lock(&blocked_mu);
   while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
@@ -175,7 +175,7 @@ static int waiter_init(waiter_t *w, size_t need, bool stop_on_fail) {
   return 0;
 }
 
-int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
+int ray__wait_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   waiter_t w;
   int rc = waiter_init(&w, 1, false);
   if (rc != 0) return rc;
@@ -184,13 +184,13 @@ int ray__await_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   rc = ray__store_watch(&rt->store, id, &node.watch, false, &status); /* the caller holds it */
   if (rc < 0) return rc;
   if (rc == 1) return 0; /* completed in the meantime */
-  rc = wait_for(&w, ray__deadline(timeout_ms));
+  rc = wait_for(&w, ray__sched_deadline(timeout_ms));
   ray__store_unwatch(&rt->store, id, &node.watch);
   return rc;
 }
 
-int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
-                    int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
+int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ray__groups_t *g,
+                   int8_t *states, size_t need, bool stop_on_fail, int64_t timeout_ms) {
   size_t complete = 0, failed = 0, pending = 0;
   for (size_t i = 0; i < n; i++) {
     if (states[i] < 0) return RAY_ENOTFOUND;
@@ -233,7 +233,7 @@ int ray__await_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const r
       rc = r;
     }
   }
-  if (rc == 0) rc = wait_for(&w, ray__deadline(timeout_ms));
+  if (rc == 0) rc = wait_for(&w, ray__sched_deadline(timeout_ms));
   for (size_t k = 0; k < registered; k++)
     ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
   ray__free(nodes);

@@ -19,20 +19,20 @@ struct ray__runtime_s;
  * under the count's own lock, that `rt` is still the running runtime and
  * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
  * before shutdown began never parks on a runtime being torn down. Nothing
- * may touch the runtime after ray__blocking_leave. The counter outlives
+ * may touch the runtime after ray__wait_blocking_leave. The counter outlives
  * every runtime. */
-int ray__blocking_enter(struct ray__runtime_s *rt);
-void ray__blocking_leave(void);
+int ray__wait_blocking_enter(struct ray__runtime_s *rt);
+void ray__wait_blocking_leave(void);
 /* Shutdown's side: set rt->stopping under the count's lock (no caller
  * parks after this returns); later, once every pending object has been
  * failed, wait until every parked caller has left (blocks). */
-void ray__blocking_stop(struct ray__runtime_s *rt);
-void ray__blocking_wait_out(void);
+void ray__wait_blocking_stop(struct ray__runtime_s *rt);
+void ray__wait_blocking_drain(void);
 
 /* Wait until `ref` (pending when called; the caller holds a reference on
  * it) completes. Returns 0 (it did), RAY_ETIMEDOUT, RAY_ENOTFOUND,
  * RAY_ESHUTDOWN. */
-int ray__await_one(struct ray__runtime_s *rt, uint64_t id, int64_t timeout_ms);
+int ray__wait_one(struct ray__runtime_s *rt, uint64_t id, int64_t timeout_ms);
 
 /* Wait until `need` of refs[0..n) are complete (or, stop_on_fail, one has
  * failed) or the timeout passes. `states` holds their states (RAY__PENDING,
@@ -40,8 +40,8 @@ int ray__await_one(struct ray__runtime_s *rt, uint64_t id, int64_t timeout_ms);
  * refreshed on return. It holds a reference on each pending one while it
  * waits (so a concurrent release cannot free it). Returns 0, RAY_ETIMEDOUT,
  * RAY_ENOTFOUND, RAY_ENOMEM, RAY_ESHUTDOWN. */
-int ray__await_many(struct ray__runtime_s *rt, const ray_ref_t *refs, size_t n,
-                    const ray__groups_t *g, int8_t *states, size_t need, bool stop_on_fail,
-                    int64_t timeout_ms);
+int ray__wait_many(struct ray__runtime_s *rt, const ray_ref_t *refs, size_t n,
+                   const ray__groups_t *g, int8_t *states, size_t need, bool stop_on_fail,
+                   int64_t timeout_ms);
 
 #endif /* RAY_WAIT_H */

@@ -526,13 +526,13 @@ static void test_worker_post(void **state) {
     args[i].on_main = &on_main;
     args[i].errs = &errs;
     args[i].done = &done;
-    assert_rc(ray__worker_post(posted_fn, &args[i]), 0);
+    assert_rc(ray__runtime_worker_post(posted_fn, &args[i]), 0);
   }
   rt_latch_wait(&done, n);
   rt_errs_assert(&errs);
   assert_int_equal(atomic_load(&sum), (long long)n * (n + 1) / 2);
   assert_int_equal(atomic_load(&on_main), 0);
-  assert_rc(ray__worker_post(NULL, NULL), RAY_EINVAL);
+  assert_rc(ray__runtime_worker_post(NULL, NULL), RAY_EINVAL);
   rt_end();
   rt_latch_destroy(&done);
   free(args);
@@ -579,7 +579,7 @@ static void test_workers_block_on_get(void **state) {
     a.started = &started;
     a.done = &done;
     assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &a.ref), 0);
-    for (int i = 0; i < nw; i++) assert_rc(ray__worker_post(worker_getter, &a), 0);
+    for (int i = 0; i < nw; i++) assert_rc(ray__runtime_worker_post(worker_getter, &a), 0);
     rt_latch_wait(&started, nw); /* every worker is in (or entering) ray_get */
     assert_rc(ray__object_fulfil(a.ref, "ready", 5), 0);
     rt_latch_wait(&done, nw);

@@ -454,7 +454,7 @@ static void assert_all_enotinit(ray_ref_t r) {
   assert_rc(ray_error_new(&e, RAY_ETASK, NULL, NULL), 0);
   assert_rc(ray__object_fail(r, e), RAY_ENOTINIT);
   ray_error_free(e);
-  assert_rc(ray__worker_post(post_fn, NULL), RAY_ENOTINIT);
+  assert_rc(ray__runtime_worker_post(post_fn, NULL), RAY_ENOTINIT);
 
   /* The no-runtime calls still work. */
   ray_buf_release(NULL);
@@ -645,7 +645,7 @@ static void test_shutdown_from_worker_is_busy(void **state) {
   atomic_init(&c.rc, 1);
   atomic_init(&c.on_main, 1);
   rt_latch_init(&c.latch);
-  assert_rc(ray__worker_post(shutdown_on_worker, &c), 0);
+  assert_rc(ray__runtime_worker_post(shutdown_on_worker, &c), 0);
   rt_latch_wait(&c.latch, 1);
   assert_int_equal(atomic_load(&c.rc), RAY_EBUSY);
   assert_int_equal(atomic_load(&c.on_main), 0);
@@ -960,12 +960,12 @@ static void run_held_submission(bool actor_call) {
   }
   atomic_store(&g_held, HELD_IDLE);
   atomic_store(&g_released_at, 0);
-  ray__set_test_hook(hold_admitted_hook);
+  ray__hook_set(hold_admitted_hook);
   assert_int_equal(uv_thread_create(&h.th, held_main, &h), 0);
   while (atomic_load(&g_held) != HELD_WAITING) sched_yield();
   assert_rc(ray_shutdown(), 0);
   assert_int_equal(uv_thread_join(&h.th), 0);
-  ray__set_test_hook(NULL);
+  ray__hook_set(NULL);
   assert_int_equal(atomic_load(&g_released_at), RAY__AT_CLOSE_WAIT);
   assert_rc(h.rc, 0); /* admitted before the flag; its result failed or dropped */
   assert_int_equal(ray__threads_alive(), 0);

@@ -24,7 +24,7 @@
 #include "test_util.h"
 
 #include "internal.h"  /* the store, to see that a call is blocked */
-#include "scheduler.h" /* ray__deadline */
+#include "scheduler.h" /* ray__sched_deadline */
 
 /* Refs that were never issued: ids start at RAY__ID_BLOCK (0 is nil), and
  * one far beyond anything the counter will reach. */
@@ -508,21 +508,21 @@ static void test_capacity_near_int64_max(void **state) {
 static void test_deadline_saturates(void **state) {
   (void)state;
   uint64_t now = uv_hrtime();
-  assert_true(ray__deadline(-1) == UINT64_MAX);
-  assert_true(ray__deadline(-2) == UINT64_MAX);
-  assert_true(ray__deadline(INT64_MIN) == UINT64_MAX);
+  assert_true(ray__sched_deadline(-1) == UINT64_MAX);
+  assert_true(ray__sched_deadline(-2) == UINT64_MAX);
+  assert_true(ray__sched_deadline(INT64_MIN) == UINT64_MAX);
   /* Huge timeouts lie far ahead (or are forever), never in the past. */
   const int64_t huge[] = {
       INT64_MAX,     INT64_MAX / 1000,         (int64_t)18446744073709LL, (int64_t)18446744073710LL,
       (int64_t)2e13, (int64_t)9223372036854LL, (int64_t)9223372036855LL};
   for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
-    uint64_t d = ray__deadline(huge[i]);
+    uint64_t d = ray__sched_deadline(huge[i]);
     assert_true(d > now + (uint64_t)1e18 / 2);
   }
   /* Ordinary ones are exact. */
-  uint64_t d = ray__deadline(1000);
+  uint64_t d = ray__sched_deadline(1000);
   assert_true(d >= now + 1000000000u && d <= uv_hrtime() + 1000000000u);
-  assert_true(ray__deadline(0) <= uv_hrtime());
+  assert_true(ray__sched_deadline(0) <= uv_hrtime());
 }
 
 /* A blocking call on a helper thread; the main thread completes what it

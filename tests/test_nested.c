@@ -464,9 +464,9 @@ static void test_chain_spare_started_late(void **state) {
   assert_int_equal(uv_mutex_init(&g_hook_mu), 0);
   assert_int_equal(uv_cond_init(&g_hook_cv), 0);
   atomic_store(&g_spares_held, 0);
-  ray__set_test_hook(late_spare_hook);
+  ray__hook_set(late_spare_hook);
   run_chain(2, rt_iters(2000, 300));
-  ray__set_test_hook(NULL);
+  ray__hook_set(NULL);
   assert_true(atomic_load(&g_spares_held) > 0); /* the interleaving happened */
   uv_cond_destroy(&g_hook_cv);
   uv_mutex_destroy(&g_hook_mu);

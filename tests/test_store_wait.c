@@ -193,7 +193,7 @@ static void test_get_woken_by_shutdown(void **state) {
     g[i].about = &latch;
     g[i].timeout_ms = i == 0 ? RAY_TIMEOUT_INFINITE : 60 * 60 * 1000;
     assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &g[i].ref), 0);
-    assert_rc(ray__worker_post(worker_get, &g[i]), 0);
+    assert_rc(ray__runtime_worker_post(worker_get, &g[i]), 0);
   }
   rt_latch_wait(&latch, nw < 2 ? nw : 2);
   rt_end(); /* fails the pending objects, joins the workers */

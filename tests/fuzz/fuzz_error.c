@@ -1,4 +1,4 @@
-/* fuzz_error.c - the structured-error decoder (ray__error_decode, what
+/* fuzz_error.c - the structured-error decoder (ray__decode_error, what
  * ray_get_error runs on a failed object's payload) over arbitrary bytes.
  *
  * What it checks, beyond "no crash, no UB, no leak":
@@ -49,13 +49,13 @@ static void check_links(const ray_error_t *err) {
 /* Encode, decode again, encode again: the same chain, the same bytes. */
 static void check_round_trip(const ray_error_t *err, uint64_t cause) {
   ray__mpbuf_t b1, b2;
-  FUZZ_CHECK(ray__error_encode(err, cause, &b1) == 0);
+  FUZZ_CHECK(ray__encode_error(err, cause, &b1) == 0);
   ray_error_t *again = NULL;
   uint64_t cause2 = 0;
-  FUZZ_CHECK(ray__error_decode(b1.data, b1.size, &again, &cause2) == 0);
+  FUZZ_CHECK(ray__decode_error(b1.data, b1.size, &again, &cause2) == 0);
   FUZZ_CHECK(cause2 == cause);
   FUZZ_CHECK(chain_equal(err, again));
-  FUZZ_CHECK(ray__error_encode(again, cause2, &b2) == 0);
+  FUZZ_CHECK(ray__encode_error(again, cause2, &b2) == 0);
   FUZZ_CHECK(b1.size == b2.size && memcmp(b1.data, b2.data, b1.size) == 0);
   ray__mpbuf_destroy(&b1);
   ray__mpbuf_destroy(&b2);
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   ray_error_t *err = NULL;
   uint64_t cause = 0;
-  int rc = ray__error_decode(data, size, &err, &cause);
+  int rc = ray__decode_error(data, size, &err, &cause);
   if (rc != 0) {
     FUZZ_CHECK(rc == RAY_EDECODE);
     FUZZ_CHECK(err == NULL);
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (long k = 1; k <= MAX_INJECT; k++) {
     ray__alloc_fail_after(k, false);
     err = NULL;
-    rc = ray__error_decode(data, size, &err, &cause);
+    rc = ray__decode_error(data, size, &err, &cause);
     bool fired = ray__alloc_failed();
     ray__alloc_fail_after(0, false);
     if (!fired) {
