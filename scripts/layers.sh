@@ -15,7 +15,8 @@
 #     (a cycle must be a known, explained exception, never an accident).
 # An allowed edge that no longer occurs is reported as a note (delete the
 # line), not a failure. Also fails when a ray__ symbol's prefix is not one
-# that scripts/names.txt gives the file defining it (names map to files).
+# that scripts/names.txt gives the file defining it (names map to files),
+# and when a file exports a ray__ name that no other file (nor a test) uses.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -106,6 +107,20 @@ if [ -n "$misnamed" ]; then
   echo "layers: names that do not say their file ($names):" >&2
   while read -r line; do echo "  src/$line" >&2; done <<<"$misnamed"
 fi
+
+# File-local means static: a ray__ global that no other file of the library
+# uses must be an interface of the tests (used under tests/ or bench/).
+unused=$(nm -A -P -g "$lib" | awk '
+  { m = $1; sub(/^.*\[/, "", m); sub(/\.o\]:$/, "", m)
+    if ($3 == "U") used[$2] = 1; else if ($2 ~ /^ray__/) def[$2] = m }
+  END { for (s in def) if (!(s in used)) print def[s], s }' | sort)
+while read -r file sym; do
+  [ -z "$sym" ] && continue
+  if ! grep -rqw "$sym" tests bench; then
+    status=1
+    echo "layers: src/$file defines $sym, which no other file uses: make it static" >&2
+  fi
+done <<<"$unused"
 
 stale=$(comm -13 <(echo "$actual") <(echo "$allowed"))
 if [ -n "$stale" ]; then

@@ -108,7 +108,7 @@ static _Thread_local bool tls_parker_ready;
 
 /* ---- Parking ---- */
 
-int ray__parker_init(ray__parker_t *p) {
+static int parker_init(ray__parker_t *p) {
   atomic_init(&p->sleeping, 0);
   if (uv_mutex_init(&p->mu) != 0) return RAY_ENOMEM;
   if (uv_cond_init(&p->cv) != 0) {
@@ -118,7 +118,7 @@ int ray__parker_init(ray__parker_t *p) {
   return 0;
 }
 
-void ray__parker_destroy(ray__parker_t *p) {
+static void parker_destroy(ray__parker_t *p) {
   uv_cond_destroy(&p->cv);
   uv_mutex_destroy(&p->mu);
 }
@@ -175,7 +175,7 @@ ray__parker_t *ray__parker_self(void) {
   if (tls_worker != NULL) return &tls_worker->park;
   if (!tls_parker_ready) {
     /* Host threads keep theirs for the thread's life: it owns no heap. */
-    if (ray__parker_init(&tls_parker) != 0) return NULL;
+    if (parker_init(&tls_parker) != 0) return NULL;
     tls_parker_ready = true;
   }
   return &tls_parker;
@@ -231,7 +231,8 @@ static ray__runnable_t *find_work(ray__worker_t *w) {
   return NULL;
 }
 
-bool ray__sched_has_work(ray__sched_t *s) {
+/* Whether any queue has work (a cheap hint). */
+static bool has_work(ray__sched_t *s) {
   unsigned n = atomic_load_explicit(&s->nworkers, memory_order_acquire);
   for (unsigned i = 0; i < n; i++)
     if (atomic_load(&slot_get(s, i)->qlen) > 0) return true;
@@ -287,7 +288,7 @@ ray__worker_t *ray__worker_self(void) {
 
 static bool idle_done(void *arg) {
   ray__worker_t *w = arg;
-  return atomic_load(&w->sched->stop) || ray__sched_has_work(w->sched);
+  return atomic_load(&w->sched->stop) || has_work(w->sched);
 }
 
 static bool linger_done(void *arg) {
@@ -325,7 +326,7 @@ static bool retire(ray__worker_t *w) {
   if (others_unblocked >= 1 && atomic_exchange(&w->linger, false))
     atomic_fetch_sub(&s->lingering, 1);
   if (others_unblocked >= 1 && !atomic_load(&s->stop) && atomic_load(&w->qlen) == 0 &&
-      !ray__sched_has_work(s)) {
+      !has_work(s)) {
     for (unsigned i = s->base_workers; i < n; i++) {
       if (slot_get(s, i) != w) continue;
       ray__worker_t *last = slot_get(s, n - 1);
@@ -353,7 +354,7 @@ static void worker_main(void *arg) {
     ray__runnable_t *r = find_work(w);
     if (r != NULL) {
       /* More work than runners awake: bring in a parked worker. */
-      if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 && ray__sched_has_work(s))
+      if (atomic_load(&s->idle) > 0 && atomic_load(&s->spinning) == 0 && has_work(s))
         wake_for_work(s, w);
       tls_running = r;
       r->run(r);
@@ -393,14 +394,14 @@ static ray__worker_t *worker_new(ray__sched_t *s, unsigned index) {
   w->q.next = w->q.prev = &w->q;
   atomic_init(&w->qlen, 0);
   atomic_init(&w->can_help, false);
-  if (ray__parker_init(&w->park) != 0) goto fail;
+  if (parker_init(&w->park) != 0) goto fail;
   if (uv_mutex_init(&w->qmu) != 0) {
-    ray__parker_destroy(&w->park);
+    parker_destroy(&w->park);
     goto fail;
   }
   if ((w->obs = s->rec_ops.make(atomic_fetch_add(&s->serials, 1))) == NULL) {
     uv_mutex_destroy(&w->qmu);
-    ray__parker_destroy(&w->park);
+    parker_destroy(&w->park);
     goto fail;
   }
   return w;
@@ -412,7 +413,7 @@ fail:
 static void worker_free(ray__worker_t *w) {
   w->sched->rec_ops.free(w->obs);
   uv_mutex_destroy(&w->qmu);
-  ray__parker_destroy(&w->park);
+  parker_destroy(&w->park);
   ray__free(w);
 }
 
@@ -480,16 +481,12 @@ int ray__sched_start(ray__sched_t *s, unsigned n, const ray__worker_rec_ops_t *r
   for (unsigned i = 0; i < n; i++) {
     int rc = worker_add(s, false);
     if (rc != 0) {
-      ray__sched_stop(s);
+      ray__sched_join(s); /* undo: the workers started so far */
+      ray__sched_free(s);
       return rc;
     }
   }
   return 0;
-}
-
-void ray__sched_stop(ray__sched_t *s) {
-  ray__sched_join(s);
-  ray__sched_free(s);
 }
 
 void ray__sched_join(ray__sched_t *s) {
@@ -617,9 +614,8 @@ int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   int rc = 0;
   uv_mutex_lock(&s->spawn_mu);
   atomic_fetch_add(&s->quiesce_waiters, 1);
-  while (rc == 0 &&
-         (atomic_load(&s->nworkers) > s->base_workers ||
-          (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) || ray__sched_has_work(s)))
+  while (rc == 0 && (atomic_load(&s->nworkers) > s->base_workers ||
+                     (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) || has_work(s)))
     rc = ray__sched_cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
   atomic_fetch_sub(&s->quiesce_waiters, 1);
   uv_mutex_unlock(&s->spawn_mu);

@@ -20,8 +20,6 @@ typedef struct ray__parker_s {
   atomic_int sleeping;
 } ray__parker_t;
 
-int ray__parker_init(ray__parker_t *p);
-void ray__parker_destroy(ray__parker_t *p);
 /* Wake `p` if it sleeps. Callable with a shard lock held (mu is a leaf). */
 void ray__parker_wake(ray__parker_t *p);
 /* Sleep until woken or `deadline` (uv_hrtime ns, UINT64_MAX: none), unless
@@ -100,10 +98,9 @@ void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);
 void ray__sched_yield(ray__sched_t *s, ray__runnable_t *r);
 /* Stop: let running work finish, join every worker (spares too), then drop
  * whatever is still queued; ray__sched_free then frees the workers (their
- * records can be read in between). ray__sched_stop does both. */
+ * records can be read in between). */
 void ray__sched_join(ray__sched_t *s);
 void ray__sched_free(ray__sched_t *s);
-void ray__sched_stop(ray__sched_t *s);
 
 /* The worker the calling thread is, or NULL on host and loop threads. */
 ray__worker_t *ray__worker_self(void);
@@ -117,8 +114,6 @@ ray__worker_t *ray__worker_self(void);
 bool ray__sched_help(ray__worker_t *w);
 /* Whether ray__sched_help would find a child to run now (a cheap hint). */
 bool ray__sched_can_help(ray__worker_t *w);
-/* Whether any queue has work (a cheap hint). */
-bool ray__sched_has_work(ray__sched_t *s);
 /* A worker is about to park inside a blocking call (Ray releases a blocked
  * worker's CPU): it is counted blocked, and an idle worker is woken, or if
  * none is idle a spare worker starts, so ready work never waits behind
