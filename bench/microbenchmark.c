@@ -317,7 +317,8 @@ static void case_put_gigabytes(const char *name) {
 
 static atomic_ullong g_owned_freed;
 
-static void count_free(void *p) {
+static void count_free(void *p, void *arg) {
+  (void)arg;
   (void)p;
   atomic_fetch_add_explicit(&g_owned_freed, 1, memory_order_relaxed);
 }
@@ -331,7 +332,7 @@ static uint64_t put_owned_batch(void *arg) {
   owned_ctx_t *ctx = arg;
   for (int i = 0; i < SMALL_BATCH; i++) {
     ray_ref_t ref;
-    CHECK(ray_put_owned(ctx->data, OWNED_SIZE, count_free, &ref));
+    CHECK(ray_put_owned(ctx->data, OWNED_SIZE, count_free, NULL, &ref));
     CHECK(ray_ref_release(ref));
   }
   ctx->puts += SMALL_BATCH;
@@ -348,7 +349,7 @@ static void case_put_owned(const char *name) {
   atomic_store(&g_owned_freed, 0);
 
   ray_ref_t ref;
-  CHECK(ray_put_owned(ctx.data, OWNED_SIZE, count_free, &ref));
+  CHECK(ray_put_owned(ctx.data, OWNED_SIZE, count_free, NULL, &ref));
   ray_buf_t buf;
   CHECK(ray_get(ref, 0, &buf));
   EXPECT(buf.data == ctx.data && buf.size == OWNED_SIZE); /* zero-copy */

@@ -115,7 +115,8 @@ static int64_t checksum_of(const void *data, size_t size) {
 
 static atomic_int g_big_frees; /* producer buffers freed by the store */
 
-static void big_free(void *p) {
+static void big_free(void *p, void *arg) {
+  (void)arg;
   free(p);
   atomic_fetch_add(&g_big_frees, 1);
 }
@@ -150,7 +151,7 @@ static int producer_make(ray_task_ctx_t *ctx, void *state) {
   uint64_t *buf = malloc(size);
   if (buf == NULL) return ray_fail(ctx, RAY_ENOMEM, "make: no memory for %" PRId64 " MiB", mib);
   for (size_t i = 0; i < size / sizeof *buf; i++) buf[i] = word((uint64_t)seed, i);
-  int rc = ray_return_owned(ctx, 0, buf, size, big_free);
+  int rc = ray_return_owned(ctx, 0, buf, size, big_free, NULL);
   if (rc != RAY_OK) free(buf); /* on error the buffer is still ours */
   TRY(ctx, rc);
   p->made++;
@@ -369,7 +370,7 @@ int main(void) {
   for (size_t i = 0; i < size / sizeof *mine; i++) mine[i] = word(99, i);
   int64_t mine_sum = checksum_of(mine, size), mine_at = addr_of(mine);
   ray_ref_t owned;
-  CHECK(ray_put_owned(mine, size, big_free, &owned));
+  CHECK(ray_put_owned(mine, size, big_free, NULL, &owned));
   by_ref = ray_arg_ref(owned);
   CHECK(ray_actor_call(reader_b, "digest", &by_ref, 1, NULL, via_b));
   CHECK(ray_task_submit(f_checksum, &by_ref, 1, NULL, via_task));

@@ -86,7 +86,8 @@ static int64_t checksum_of(const void *data, size_t size) { /* 63 bits: fits an 
 
 static atomic_int g_big_frees; /* big buffers freed by the store */
 
-static void big_free(void *p) {
+static void big_free(void *p, void *arg) {
+  (void)arg;
   free(p);
   atomic_fetch_add(&g_big_frees, 1);
 }
@@ -112,7 +113,7 @@ RAY_METHOD(Producer, ((bytes, data), (i64, address)), make, (i64, mib), (i64, se
   if (buf == NULL) ray_fail(RAY_CTX, RAY_EINVAL, "make: %" PRId64 " MiB", mib), size = 0;
   for (size_t i = 0; i < size / sizeof *buf; i++) buf[i] = word((uint64_t)seed, i);
   self->made++;
-  return (RAY_RESULT(Producer_make)){RAY_BYTES_OWNED(buf, size, big_free), addr_of(buf)};
+  return (RAY_RESULT(Producer_make)){RAY_BYTES_OWNED(buf, size, big_free, NULL), addr_of(buf)};
 }
 
 /* ---- Reader: an actor that reads objects, and can keep one --------------- */
@@ -220,7 +221,7 @@ int main(void) {
   EXPECT(mine != NULL);
   for (size_t i = 0; i < size / sizeof *mine; i++) mine[i] = word(99, i);
   int64_t mine_sum = checksum_of(mine, size), mine_at = addr_of(mine);
-  RAY_REF(bytes) owned = RAY_PUT(bytes, RAY_BYTES_OWNED(mine, size, big_free));
+  RAY_REF(bytes) owned = RAY_PUT(bytes, RAY_BYTES_OWNED(mine, size, big_free, NULL));
   via_b = RAY_CALL(Reader_digest, reader_b, owned);
   via_task = RAY_CALL(checksum, owned);
   EXPECT(ray_ref_release(owned.ref) == RAY_OK); /* the call and the task hold their own */

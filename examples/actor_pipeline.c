@@ -35,6 +35,13 @@
 
 #include "rustyray.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 #define NUM_STAGES 4
 #define NUM_ITEMS 48
 #define ITEM_WORDS 16384 /* 128 KiB per item: word 0 is the item's number */
@@ -150,7 +157,7 @@ static int stage_process(ray_task_ctx_t *ctx, void *state) {
   if ((int64_t)in[0] < s->last_item) s->out_of_order++;
   s->last_item = (int64_t)in[0];
   s->processed++;
-  if ((rc = ray_return_owned(ctx, 0, out, size, free)) != RAY_OK) free(out);
+  if ((rc = ray_return_owned(ctx, 0, out, size, free_buffer, NULL)) != RAY_OK) free(out);
 done:
   atomic_fetch_sub(&g_running, 1);
   atomic_fetch_sub(&s->running, 1);

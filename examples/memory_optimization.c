@@ -44,6 +44,13 @@
 
 #include "rustyray.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 #define MIB ((size_t)1 << 20)
 #define OBJ_SIZE MIB
 #define OBJ_WORDS (OBJ_SIZE / sizeof(uint64_t))
@@ -126,7 +133,7 @@ static int transform(ray_task_ctx_t *ctx, void *arg) {
   uint64_t *out = malloc(size);
   if (out == NULL) return ray_fail(ctx, RAY_ENOMEM, "transform: no memory");
   for (size_t k = 0; k < OBJ_WORDS; k++) out[k] = transform_word(in[k], k);
-  int rc = ray_return_owned(ctx, 0, out, size, free); /* counts against the capacity */
+  int rc = ray_return_owned(ctx, 0, out, size, free_buffer, NULL); /* counts against the capacity */
   if (rc != RAY_OK) free(out);
   TRY(ctx, rc);
   return 0;

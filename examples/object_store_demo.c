@@ -115,7 +115,8 @@ static void demo_bytes(void) {
 }
 
 static int g_owned_frees;
-static void free_counting(void *p) {
+static void free_counting(void *p, void *arg) {
+  (void)arg;
   g_owned_frees++;
   free(p);
 }
@@ -127,7 +128,7 @@ static void demo_owned(void) {
   EXPECT(big != NULL);
   for (size_t i = 0; i < n; i++) big[i] = (unsigned char)i;
   ray_ref_t ref;
-  CHECK(ray_put_owned(big, n, free_counting, &ref));
+  CHECK(ray_put_owned(big, n, free_counting, NULL, &ref));
   ray_buf_t buf;
   CHECK(ray_get(ref, 0, &buf));
   printf("ray_put_owned(1 MiB) -> the view points at the caller's buffer: %s\n",

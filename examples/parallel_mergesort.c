@@ -43,6 +43,13 @@
 
 #include "rustyray.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 /* ---- Checking helpers ----------------------------------------------------- */
 
 #define CHECK(call)                                                                    \
@@ -153,7 +160,7 @@ static int sort_task(ray_task_ctx_t *ctx, void *arg) {
     ray_buf_release(&v[0]);
     ray_buf_release(&v[1]);
   }
-  int rc = ray_return_owned(ctx, 0, out, n * sizeof *out, free);
+  int rc = ray_return_owned(ctx, 0, out, n * sizeof *out, free_buffer, NULL);
   if (rc != 0) free(out); /* on error the buffer is still ours */
   TRY(ctx, rc);
   return 0;
@@ -183,7 +190,7 @@ static double run_sort(const int64_t *src, const int64_t *want, int64_t n, unsig
   memcpy(data, src, bytes);
   double t0 = now_s();
   ray_ref_t input, sorted;
-  CHECK(ray_put_owned(data, bytes, free, &input));
+  CHECK(ray_put_owned(data, bytes, free_buffer, NULL, &input));
   ray_arg_t args[] = {ray_arg_ref(input), ray_arg_i64(0), ray_arg_i64(n)};
   CHECK(ray_task_submit(g_sort, args, 3, NULL, &sorted));
   CHECK(ray_ref_release(input)); /* the task holds its own reference */

@@ -36,6 +36,13 @@
 
 #include "rustyray.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 /* ---- Checking helpers ----------------------------------------------------- */
 
 #define CHECK(call)                                                                                \
@@ -89,7 +96,7 @@ static int load(ray_task_ctx_t *ctx, void *arg) {
   double *xs = malloc((size_t)n * sizeof *xs);
   if (xs == NULL) return ray_fail(ctx, RAY_ENOMEM, "load: no memory for %" PRId64, n);
   for (int64_t i = 0; i < n; i++) xs[i] = (double)(i + 1);
-  int rc = ray_return_owned(ctx, 0, xs, (size_t)n * sizeof *xs, free);
+  int rc = ray_return_owned(ctx, 0, xs, (size_t)n * sizeof *xs, free_buffer, NULL);
   if (rc != RAY_OK) free(xs); /* on error the buffer is still ours */
   TRY(ctx, rc);
   return 0;
@@ -133,7 +140,7 @@ static int scale(ray_task_ctx_t *ctx, void *arg) {
   double *ys = malloc(n * sizeof *ys);
   if (ys == NULL) return ray_fail(ctx, RAY_ENOMEM, "scale: no memory");
   for (size_t i = 0; i < n; i++) ys[i] = xs[i] * factor;
-  int rc = ray_return_owned(ctx, 0, ys, n * sizeof *ys, free);
+  int rc = ray_return_owned(ctx, 0, ys, n * sizeof *ys, free_buffer, NULL);
   if (rc != RAY_OK) free(ys);
   TRY(ctx, rc);
   return 0;

@@ -32,6 +32,13 @@
 #include "rustyray.h"
 #include "rustyray/typed.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 #define EXPECT(cond)                                                      \
   do {                                                                    \
     if (!(cond)) {                                                        \
@@ -66,7 +73,7 @@ RAY_FUNCTION(bytes, load, (i64, n)) {
   double *xs = n > 0 && n <= 1000000 ? malloc((size_t)n * sizeof *xs) : NULL;
   if (xs == NULL) return ray_fail(RAY_CTX, RAY_EINVAL, "load: n = %" PRId64, n), RAY_BYTES(NULL, 0);
   for (int64_t i = 0; i < n; i++) xs[i] = (double)(i + 1);
-  return RAY_BYTES_OWNED(xs, (size_t)n * sizeof *xs, free);
+  return RAY_BYTES_OWNED(xs, (size_t)n * sizeof *xs, free_buffer, NULL);
 }
 
 /* stats(data) -> (f64 sum, i64 count): two returns. */
@@ -85,7 +92,7 @@ RAY_FUNCTION(bytes, scale, (bytes, data), (f64, factor)) {
   double *ys = malloc(data.size > 0 ? data.size : 1);
   if (ys == NULL) return ray_fail(RAY_CTX, RAY_ENOMEM, "scale: no memory"), RAY_BYTES(NULL, 0);
   for (size_t i = 0; i < data.size / sizeof *xs; i++) ys[i] = xs[i] * factor;
-  return RAY_BYTES_OWNED(ys, data.size, free);
+  return RAY_BYTES_OWNED(ys, data.size, free_buffer, NULL);
 }
 
 /* total(data) -> f64. */

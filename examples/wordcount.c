@@ -41,6 +41,13 @@
 
 #include "rustyray.h"
 
+/* The free callback (ray_free_fn) of a malloc'd buffer handed to the store
+ * without a copy; this program needs no arg. */
+static void free_buffer(void *data, void *arg) {
+  (void)arg;
+  free(data);
+}
+
 #define NUM_CHUNKS 8
 #ifndef DEFAULT_FILE
 #define DEFAULT_FILE "/usr/share/common-licenses/GPL-3"
@@ -201,7 +208,7 @@ static int count_chunk(ray_task_ctx_t *ctx, void *arg) {
   table_free(&t);
   size_t len = sb.size;
   char *packed = msgpack_sbuffer_release(&sb); /* malloc'd: the store frees it */
-  int rc = ray_return_owned(ctx, 0, packed, len, free);
+  int rc = ray_return_owned(ctx, 0, packed, len, free_buffer, NULL);
   if (rc != RAY_OK) free(packed);
   TRY(ctx, rc);
   return 0;
@@ -251,7 +258,7 @@ static int merge_counts(ray_task_ctx_t *ctx, void *arg) {
   table_free(&t);
   size_t len = sb.size;
   char *packed = msgpack_sbuffer_release(&sb);
-  int rc = ray_return_owned(ctx, 0, packed, len, free);
+  int rc = ray_return_owned(ctx, 0, packed, len, free_buffer, NULL);
   if (rc != RAY_OK) free(packed);
   TRY(ctx, rc);
   return 0;
@@ -357,7 +364,7 @@ int main(int argc, char **argv) {
 
   /* 1. The text, once, without a copy: the store frees it with free(). */
   ray_ref_t text_ref;
-  CHECK(ray_put_owned(text, size, free, &text_ref));
+  CHECK(ray_put_owned(text, size, free_buffer, NULL, &text_ref));
 
   /* 2. Map: chunk boundaries moved forward out of words, so no word is cut. */
   printf("\n== map: %d count tasks\n", NUM_CHUNKS);

@@ -186,7 +186,7 @@ void ray__mem_entry_detach(ray__entry_t *e) {
 void ray__mem_entry_free(ray__entry_t *e) {
   if (!(e->flags & RAY__F_SPILLED)) {
     if (e->flags & RAY__F_OWNED) {
-      if (e->free_fn != NULL) e->free_fn(e->free_arg);
+      if (e->free_fn != NULL) e->free_fn(e->data, e->free_arg);
     } else if (!(e->flags & RAY__F_INLINE)) {
       ray__free(e->data);
     }
@@ -420,8 +420,8 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
 /* A payload a spill has taken out of memory, to free once spill_mu is
  * released (a caller's free_fn may call back into the store). */
 typedef struct dropped_s {
-  void *data;
-  void (*free_fn)(void *);
+  void *data; /* captured before the entry's data was cleared */
+  ray_free_fn free_fn;
   void *free_arg;
   bool owned;
   size_t bytes;
@@ -432,7 +432,7 @@ static void free_dropped(ray__store_t *st, dropped_t *d) {
   if (!d->owned)
     ray__free(d->data);
   else if (d->free_fn != NULL)
-    d->free_fn(d->free_arg); /* the caller's buffer goes now; a restore makes our own */
+    d->free_fn(d->data, d->free_arg); /* the caller's buffer goes now; a restore makes our own */
   ray__mem_release(st, d->bytes);
 }
 
@@ -442,7 +442,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
                          uint64_t sum, bool written, dropped_t *d) {
   ray__shard_t *sh = ray__shard_of(st, e->id);
   void *data = NULL, *free_arg = NULL;
-  void (*free_fn)(void *) = NULL;
+  ray_free_fn free_fn = NULL;
   bool owned = false;
   size_t freed = 0;
   uv_mutex_lock(&sh->mu);

@@ -47,17 +47,17 @@ int ray_put(const void *data, size_t size, ray_ref_t *out) {
 }
 
 /* Hand a heap block to the store (no copy). On failure the caller keeps it. */
-static int put_owned_typed(ray__runtime_t *rt, void *data, size_t size, void (*free_fn)(void *),
-                           uint32_t type, ray_ref_t *out) {
-  ray__entry_t *e = ray__entry_new_owned(&rt->store, data, size, free_fn, data, type, true);
+static int put_owned_typed(ray__runtime_t *rt, void *data, size_t size, ray_free_fn free_fn,
+                           void *arg, uint32_t type, ray_ref_t *out) {
+  ray__entry_t *e = ray__entry_new_owned(&rt->store, data, size, free_fn, arg, type, true);
   if (e == NULL) return ray__entry_error();
   return put_entry(rt, e, out);
 }
 
-int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), ray_ref_t *out) {
+int ray_put_owned(void *data, size_t size, ray_free_fn free_fn, void *arg, ray_ref_t *out) {
   if (out == NULL || (data == NULL && size > 0)) return RAY_EINVAL;
   RT_OR_RETURN(rt);
-  return put_owned_typed(rt, data, size, free_fn, RAY_TYPE_BYTES, out);
+  return put_owned_typed(rt, data, size, free_fn, arg, RAY_TYPE_BYTES, out);
 }
 
 int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_ref_t *out) {
@@ -87,6 +87,12 @@ int ray_put_batch(const void *const *data, const size_t *sizes, size_t n, ray_re
   }
   ray__free(es);
   return rc;
+}
+
+/* The free_fn of an encoder's heap block handed to the store. */
+static void free_payload(void *data, void *arg) {
+  (void)arg;
+  ray__free(data);
 }
 
 /* Put an encoded value that contains `refs` (retained here, for the object,
@@ -119,7 +125,7 @@ static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, si
   if (b->data == b->small || b->size <= st->inline_threshold) {
     if ((e = ray__entry_new(st, b->size, type, RAY__READY)) != NULL)
       memcpy(e->data, b->data, b->size);
-  } else if ((e = ray__entry_new_owned(st, b->data, b->size, ray__free, b->data, type, true)) !=
+  } else if ((e = ray__entry_new_owned(st, b->data, b->size, free_payload, NULL, type, true)) !=
              NULL) {
     b->data = b->small; /* handed over */
   }

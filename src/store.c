@@ -169,9 +169,8 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
   return e;
 }
 
-ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
-                                   void (*free_fn)(void *), void *arg, uint32_t type,
-                                   bool account) {
+ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size, ray_free_fn free_fn,
+                                   void *arg, uint32_t type, bool account) {
   int rc = account ? ray__mem_reserve(st, size) : 0;
   if (rc != 0) {
     tl_entry_err = rc;
@@ -192,7 +191,8 @@ ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
   return e;
 }
 
-static void unpin_entry(void *e) {
+static void unpin_entry(void *data, void *e) {
+  (void)data; /* a view into e, which owns it */
   ray__mem_entry_unpin(e);
 }
 

@@ -46,7 +46,7 @@ typedef struct ray__entry_s {
   int32_t err_code; /* when failed: the error's code */
   size_t size;
   void *data;
-  void (*free_fn)(void *); /* RAY__F_OWNED: free_fn(free_arg) when freed */
+  ray_free_fn free_fn; /* RAY__F_OWNED: free_fn(data, free_arg) when freed */
   void *free_arg;
   ray__watch_t *watchers; /* pending only (shard lock) */
   void *producer;         /* pending only: the task that will complete it */
@@ -182,8 +182,8 @@ uint64_t ray__id_next(void);
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
 /* An entry whose payload is the caller's buffer (freed with free_fn(arg)),
  * reserving `size` bytes when `account`. NULL on failure (ray__entry_error). */
-ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size,
-                                   void (*free_fn)(void *), void *arg, uint32_t type, bool account);
+ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size, ray_free_fn free_fn,
+                                   void *arg, uint32_t type, bool account);
 /* A ready entry sharing the payload of the pinned view *view (closed here:
  * its pin passes to the new entry, which drops it when freed, so the
  * source's payload stays in memory and counted there, never spilled).

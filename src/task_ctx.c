@@ -314,12 +314,12 @@ int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t 
   return return_copy(ctx, slot, data, size);
 }
 
-int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
-                     void (*free_fn)(void *)) {
+int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size, ray_free_fn free_fn,
+                     void *arg) {
   if (data == NULL && size > 0) return RAY_EINVAL;
   int rc = slot_check(ctx, slot, 0);
   if (rc != 0) return rc;
-  ray__entry_t *e = ray__entry_new_owned(&ctx->t->rt->store, data, size, free_fn, data,
+  ray__entry_t *e = ray__entry_new_owned(&ctx->t->rt->store, data, size, free_fn, arg,
                                          ctx->t->fn->types[slot], true);
   if (e == NULL) return ray__entry_error();
   return set_slot(ctx, slot, e);

@@ -518,7 +518,7 @@ static inline int relay_produce(ray_task_ctx_t *ctx, void *state) {
   if (p == NULL) return RAY_ENOMEM;
   rt_fill(p, (size_t)size, (uint64_t)seed);
   atomic_store(&g_produce_ptr, (uintptr_t)p);
-  rc = ray_return_owned(ctx, 0, p, (size_t)size, rt_count_free);
+  rc = ray_return_owned(ctx, 0, p, (size_t)size, rt_count_free, NULL);
   if (rc != 0) free(p);
   return rc;
 }

@@ -254,7 +254,8 @@ static inline int fn_fail(ray_task_ctx_t *ctx, void *arg) {
   return ray_fail(ctx, RAY_ETASK, "failing on purpose");
 }
 
-static inline void count_free_task(void *p) {
+static inline void count_free_task(void *p, void *arg) {
+  (void)arg;
   atomic_fetch_add(&g_calls, 1);
   free(p);
 }
@@ -271,7 +272,7 @@ static inline int fn_big(ray_task_ctx_t *ctx, void *arg) {
   pat_fill(p, (size_t)size, (uint64_t)seed);
   int rc;
   if (owned) {
-    rc = ray_return_owned(ctx, 0, p, (size_t)size, count_free_task);
+    rc = ray_return_owned(ctx, 0, p, (size_t)size, count_free_task, NULL);
     if (rc != 0) free(p);
   } else {
     rc = ray_return_bytes(ctx, 0, p, (size_t)size);

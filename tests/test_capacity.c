@@ -175,7 +175,7 @@ static void test_pinned_view_never_spilled(void **state) {
   assert_non_null(own);
   pat_fill(own, 128 * KiB, 2);
   ray_ref_t b;
-  assert_rc(ray_put_owned(own, 128 * KiB, count_free_task, &b), 0);
+  assert_rc(ray_put_owned(own, 128 * KiB, count_free_task, NULL, &b), 0);
   ray_buf_t vb;
   assert_rc(ray_get(b, 0, &vb), 0);
   assert_ptr_equal(vb.data, own);
@@ -224,7 +224,8 @@ static atomic_int g_owned_bad; /* free_fn saw damaged bytes */
 static const size_t OWNED_SIZE = 128 * 1024;
 
 /* An owned payload: its index in the first 8 bytes, then a pattern. */
-static void owned_free(void *p) {
+static void owned_free(void *p, void *arg) {
+  (void)arg;
   ray_stats_t s; /* takes every shard lock: would deadlock if one were held */
   if (ray_stats(&s) != 0) atomic_fetch_add(&g_owned_bad, 1);
   uint64_t idx;
@@ -259,7 +260,7 @@ static void test_owned_spill_restore(void **state) {
     memcpy(p, &i, 8);
     pat_fill(p + 8, OWNED_SIZE - 8, 5000 + i);
     bufs[i] = p;
-    assert_rc(ray_put_owned(p, OWNED_SIZE, owned_free, &refs[i]), 0);
+    assert_rc(ray_put_owned(p, OWNED_SIZE, owned_free, NULL, &refs[i]), 0);
     assert_within_capacity();
   }
   int spilled = 0;
@@ -296,7 +297,8 @@ static void test_owned_spill_restore(void **state) {
 
 /* ---- larger than the store --------------------------------------------------- */
 
-static void never_called(void *p) {
+static void never_called(void *p, void *arg) {
+  (void)arg;
   (void)p;
   atomic_fetch_add(&g_calls, 1000);
 }
@@ -318,7 +320,7 @@ static void test_larger_than_capacity(void **state) {
   ray_ref_t r = RAY_REF_NIL;
   assert_rc(ray_put(big, cap + 1, &r), RAY_ESTOREFULL);
   assert_rc(ray_put_typed(big, cap + 1, RAY_TYPE_USER, &r), RAY_ESTOREFULL);
-  assert_rc(ray_put_owned(big, cap + 1, never_called, &r), RAY_ESTOREFULL);
+  assert_rc(ray_put_owned(big, cap + 1, never_called, NULL, &r), RAY_ESTOREFULL);
   const void *data[3] = {big, big, big};
   size_t sizes[3] = {10, cap + 1, 10};
   ray_ref_t out3[3];
@@ -400,7 +402,7 @@ static void test_store_full_all_pinned(void **state) {
   unsigned char *own = malloc(size);
   assert_non_null(own);
   pat_fill(own, size, 8);
-  assert_rc(ray_put_owned(own, size, never_called, &r), RAY_ESTOREFULL);
+  assert_rc(ray_put_owned(own, size, never_called, NULL, &r), RAY_ESTOREFULL);
   ray_ref_t inner = put_pat(10, 77); /* small ones still fit */
   assert_rc(put_refs(&inner, 1, 1, &r), 0);
   rt_release(r);

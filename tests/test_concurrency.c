@@ -305,7 +305,7 @@ static void test_concurrent_last_release(void **state) {
     assert_non_null(p);
     rt_fill(p, 2048, 6);
     ray_ref_t r;
-    assert_rc(ray_put_owned(p, 2048, rt_count_free, &r), 0);
+    assert_rc(ray_put_owned(p, 2048, rt_count_free, NULL, &r), 0);
     for (int i = 0; i < NTHREADS; i++) assert_rc(ray_ref_retain(r), 0);
     rt_errs_t errs;
     rt_errs_init(&errs);

@@ -387,7 +387,7 @@ static void assert_all_enotinit(ray_ref_t r) {
   assert_rc(ray_put_typed("abc", 3, RAY_TYPE_USER, &out), RAY_ENOTINIT);
   void *owned = malloc(16);
   assert_non_null(owned);
-  assert_rc(ray_put_owned(owned, 16, rt_count_free, &out), RAY_ENOTINIT);
+  assert_rc(ray_put_owned(owned, 16, rt_count_free, NULL, &out), RAY_ENOTINIT);
   assert_int_equal(atomic_load(&rt_frees), 0); /* caller keeps it */
   free(owned);
   const void *datas[2] = {"a", "bc"};
@@ -701,7 +701,7 @@ static void test_shutdown_frees_everything(void **state) {
   assert_rc(ray_put_f64(2.5, &r), 0);
   void *owned = malloc(3000);
   assert_non_null(owned);
-  assert_rc(ray_put_owned(owned, 3000, rt_count_free, &r), 0);
+  assert_rc(ray_put_owned(owned, 3000, rt_count_free, NULL, &r), 0);
   rt_cb_rec_t rec;
   rt_cb_rec_init(&rec, NULL);
   for (int i = 0; i < 20; i++) {
@@ -790,7 +790,8 @@ static void test_init_from_task_is_busy(void **state) {
  * that call: RAY_EBUSY. */
 static atomic_int g_free_shutdown_rc;
 
-static void free_calls_shutdown(void *p) {
+static void free_calls_shutdown(void *p, void *arg) {
+  (void)arg;
   atomic_store(&g_free_shutdown_rc, ray_shutdown());
   free(p);
 }
@@ -806,7 +807,7 @@ static void test_shutdown_from_free_fn_is_busy(void **state) {
   void *p = malloc(64);
   assert_non_null(p);
   ray_ref_t r;
-  assert_rc(ray_put_owned(p, 64, free_calls_shutdown, &r), 0);
+  assert_rc(ray_put_owned(p, 64, free_calls_shutdown, NULL, &r), 0);
   assert_rc(ray_ref_release(r), 0);
   assert_rc(atomic_load(&g_free_shutdown_rc), RAY_EBUSY);
   assert_true(ray_is_initialized());
@@ -1061,7 +1062,8 @@ static atomic_int g_spill_free_calls;
 static atomic_int g_spill_free_bad;
 static atomic_int g_spill_free_on_spiller;
 
-static void free_calls_lifecycle(void *p) {
+static void free_calls_lifecycle(void *p, void *arg) {
+  (void)arg;
   /* ray_init may also say the runtime is up (inside a put or a release on
    * the caller's thread); it must never start one or succeed. */
   int rc1 = ray_shutdown(), rc2 = ray_init(NULL);
@@ -1086,7 +1088,7 @@ static void test_lifecycle_from_spilled_free_fn_is_busy(void **state) {
   for (int i = 0; i < SPILL_BUFS; i++) {
     void *p = calloc(1, SPILL_BUF_SIZE);
     assert_non_null(p);
-    assert_rc(ray_put_owned(p, SPILL_BUF_SIZE, free_calls_lifecycle, &refs[i]), 0);
+    assert_rc(ray_put_owned(p, SPILL_BUF_SIZE, free_calls_lifecycle, NULL, &refs[i]), 0);
   }
   /* One more reservation sees the store past the high mark and kicks the
    * spiller (the kick is checked as a put reserves). */

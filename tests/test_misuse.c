@@ -419,7 +419,7 @@ static void test_absurd_sizes(void **state) {
   assert_rc(ray_put(small, SIZE_MAX, &r), RAY_ESTOREFULL);
   assert_rc(ray_put(small, SIZE_MAX / 2 + 1, &r), RAY_ESTOREFULL);
   assert_rc(ray_put_typed(small, (size_t)INT64_MAX, RAY_TYPE_BYTES, &r), RAY_ESTOREFULL);
-  assert_rc(ray_put_owned(small, SIZE_MAX, free, &r), RAY_ESTOREFULL);
+  assert_rc(ray_put_owned(small, SIZE_MAX, rt_count_free, NULL, &r), RAY_ESTOREFULL);
   const void *datas[1] = {small};
   size_t sizes[1] = {SIZE_MAX};
   assert_rc(ray_put_batch(datas, sizes, 1, &r), RAY_ESTOREFULL);
@@ -471,7 +471,8 @@ static void test_absurd_sizes(void **state) {
   rt_end();
 }
 
-static void no_free(void *p) {
+static void no_free(void *p, void *arg) {
+  (void)arg;
   (void)p;
 }
 
@@ -488,9 +489,9 @@ static void test_capacity_near_int64_max(void **state) {
    * to the brim without the memory. No sum on the way may overflow. */
   char small[16] = {0};
   ray_ref_t big, r;
-  assert_rc(ray_put_owned(small, (size_t)INT64_MAX - 100, no_free, &big), 0);
+  assert_rc(ray_put_owned(small, (size_t)INT64_MAX - 100, no_free, NULL, &big), 0);
   assert_rc(ray_put(small, 200, &r), RAY_ESTOREFULL); /* 100 bytes left */
-  assert_rc(ray_put_owned(small, (size_t)INT64_MAX, no_free, &r), RAY_ESTOREFULL);
+  assert_rc(ray_put_owned(small, (size_t)INT64_MAX, no_free, NULL, &r), RAY_ESTOREFULL);
   assert_rc(ray_put(small, SIZE_MAX, &r), RAY_ESTOREFULL);
   assert_rc(ray_put(small, 16, &r), 0); /* fits exactly what is left */
   assert_rc(ray_ref_release(r), 0);
@@ -800,8 +801,8 @@ static void test_null_arguments(void **state) {
   assert_rc(ray_put(NULL, 3, &r), RAY_EINVAL);
   assert_rc(ray_put_typed(d, 3, RAY_TYPE_BYTES, NULL), RAY_EINVAL);
   assert_rc(ray_put_typed(NULL, 3, RAY_TYPE_BYTES, &r), RAY_EINVAL);
-  assert_rc(ray_put_owned(d, 3, NULL, NULL), RAY_EINVAL);
-  assert_rc(ray_put_owned(NULL, 3, NULL, &r), RAY_EINVAL);
+  assert_rc(ray_put_owned(d, 3, NULL, NULL, NULL), RAY_EINVAL);
+  assert_rc(ray_put_owned(NULL, 3, NULL, NULL, &r), RAY_EINVAL);
   const void *datas[2] = {d, NULL};
   size_t sizes[2] = {3, 3};
   ray_ref_t outs[2];
@@ -883,7 +884,7 @@ static void test_null_arguments(void **state) {
   assert_rc(ray_return_str(NULL, 0, "x"), RAY_EINVAL);
   assert_rc(ray_return_bytes(NULL, 0, d, 1), RAY_EINVAL);
   assert_rc(ray_return_msgpack(NULL, 0, &nil), RAY_EINVAL);
-  assert_rc(ray_return_owned(NULL, 0, d, 1, NULL), RAY_EINVAL);
+  assert_rc(ray_return_owned(NULL, 0, d, 1, NULL, NULL), RAY_EINVAL);
   assert_rc(ray_return_ref(NULL, 0, r), RAY_EINVAL);
   assert_rc(ray_fail(NULL, RAY_ETASK, "x"), RAY_EINVAL);
   assert_rc(ray_actor_exit(NULL), RAY_EINVAL);

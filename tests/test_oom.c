@@ -298,7 +298,7 @@ static int op_put_owned(octx_t *x) {
   x->owned = malloc(6000);
   if (x->owned == NULL) return -1000;
   rt_fill(x->owned, 6000, 66);
-  return ray_put_owned(x->owned, 6000, rt_count_free, &x->out[0]);
+  return ray_put_owned(x->owned, 6000, rt_count_free, NULL, &x->out[0]);
 }
 static void ok_put_owned(octx_t *x) {
   ray_buf_t b;
@@ -931,7 +931,8 @@ CASE_TEST(test_oom_task_submit_three, 27)
 static rt_latch_t g_run_started, g_run_go;
 static atomic_int g_run_frees, g_run_mallocs;
 
-static void run_free(void *p) {
+static void run_free(void *p, void *arg) {
+  (void)arg;
   atomic_fetch_add(&g_run_frees, 1);
   free(p);
 }
@@ -949,8 +950,8 @@ static int fn_oom_run(ray_task_ctx_t *ctx, void *arg) {
     if (p == NULL) return RAY_ENOMEM;
     atomic_fetch_add(&g_run_mallocs, 1);
     rt_fill(p, 3000, 31);
-    rc = ray_return_owned(ctx, 2, p, 3000, run_free);
-    if (rc != 0) run_free(p); /* refused: still ours */
+    rc = ray_return_owned(ctx, 2, p, 3000, run_free, NULL);
+    if (rc != 0) run_free(p, NULL); /* refused: still ours */
   }
   return rc;
 }

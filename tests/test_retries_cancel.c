@@ -25,7 +25,7 @@ static int fn_flaky(ray_task_ctx_t *ctx, void *arg) {
   TC(id == atomic_load(&g_task_id), 2); /* the same task, attempt after attempt */
   if (ok_on != 0 && attempt == (uint32_t)ok_on) return ray_return_i64(ctx, 0, attempt);
   if (how == 1) return 5;
-  if (how == 2) TC(ray_return_owned(ctx, 0, owned(64, attempt), 64, rt_count_free) == 0, 3);
+  if (how == 2) TC(ray_return_owned(ctx, 0, owned(64, attempt), 64, rt_count_free, NULL) == 0, 3);
   return ray_fail(ctx, RAY_ETASK, "attempt %u failed", attempt);
 }
 

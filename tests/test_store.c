@@ -146,9 +146,9 @@ static void test_put_invalid(void **state) {
   memset(&o, 0, sizeof o);
   o.type = MSGPACK_OBJECT_NIL;
   assert_rc(ray_put_msgpack(&o, NULL), RAY_EINVAL);
-  assert_rc(ray_put_owned(NULL, 5, free, &r), RAY_EINVAL);
+  assert_rc(ray_put_owned(NULL, 5, rt_count_free, NULL, &r), RAY_EINVAL);
   char buf[4];
-  assert_rc(ray_put_owned(buf, 4, NULL, NULL), RAY_EINVAL);
+  assert_rc(ray_put_owned(buf, 4, NULL, NULL, NULL), RAY_EINVAL);
   ray_buf_t b;
   ray_ref_t ok;
   assert_rc(ray_put("x", 1, &ok), 0);
@@ -537,7 +537,8 @@ static void test_typed_get_wrong_type(void **state) {
 
 static atomic_int g_frees;
 static void *_Atomic g_freed_ptr;
-static void count_free(void *p) {
+static void count_free(void *p, void *arg) {
+  (void)arg;
   atomic_store(&g_freed_ptr, p);
   atomic_fetch_add(&g_frees, 1);
   free(p);
@@ -558,7 +559,7 @@ static void test_owned_freed_once(void **state) {
     atomic_store(&g_frees, 0);
     void *p = owned_buf(sizes[i], i);
     ray_ref_t r;
-    assert_rc(ray_put_owned(p, sizes[i], count_free, &r), 0);
+    assert_rc(ray_put_owned(p, sizes[i], count_free, NULL, &r), 0);
     assert_int_equal(r.type, RAY_TYPE_BYTES);
     assert_true(rt_stats().bytes_in_memory == sizes[i]);
     ray_buf_t b;
@@ -585,7 +586,7 @@ static void test_owned_view_outlives_ref(void **state) {
   atomic_store(&g_frees, 0);
   void *p = owned_buf(4096, 77);
   ray_ref_t r;
-  assert_rc(ray_put_owned(p, 4096, count_free, &r), 0);
+  assert_rc(ray_put_owned(p, 4096, count_free, NULL, &r), 0);
   ray_buf_t b1, b2;
   assert_rc(ray_get(r, 0, &b1), 0);
   assert_rc(ray_get(r, 0, &b2), 0);
@@ -609,7 +610,7 @@ static void test_owned_at_shutdown(void **state) {
   rt_begin();
   atomic_store(&g_frees, 0);
   ray_ref_t r;
-  assert_rc(ray_put_owned(owned_buf(3000, 1), 3000, count_free, &r), 0);
+  assert_rc(ray_put_owned(owned_buf(3000, 1), 3000, count_free, NULL, &r), 0);
   assert_rc(ray_ref_retain(r), 0);
   rt_end();
   assert_int_equal(atomic_load(&g_frees), 1);
@@ -618,7 +619,7 @@ static void test_owned_at_shutdown(void **state) {
   rt_begin();
   atomic_store(&g_frees, 0);
   void *p = owned_buf(3000, 2);
-  assert_rc(ray_put_owned(p, 3000, count_free, &r), 0);
+  assert_rc(ray_put_owned(p, 3000, count_free, NULL, &r), 0);
   ray_buf_t b;
   assert_rc(ray_get(r, 0, &b), 0);
   rt_shutdown_clean();
@@ -636,7 +637,7 @@ static void test_owned_null_free_fn(void **state) {
   static char keep[100];
   rt_fill(keep, sizeof keep, 3);
   ray_ref_t r;
-  assert_rc(ray_put_owned(keep, sizeof keep, NULL, &r), 0);
+  assert_rc(ray_put_owned(keep, sizeof keep, NULL, NULL, &r), 0);
   ray_buf_t b;
   assert_rc(ray_get(r, 0, &b), 0);
   assert_ptr_equal(b.data, keep);
@@ -646,7 +647,7 @@ static void test_owned_null_free_fn(void **state) {
   /* Failed put_owned: the caller keeps the buffer, free_fn never runs. */
   atomic_store(&g_frees, 0);
   void *p = owned_buf(10, 4);
-  assert_rc(ray_put_owned(p, 10, count_free, NULL), RAY_EINVAL);
+  assert_rc(ray_put_owned(p, 10, count_free, NULL, NULL), RAY_EINVAL);
   assert_int_equal(atomic_load(&g_frees), 0);
   free(p);
   rt_assert_store_empty();

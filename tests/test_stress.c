@@ -153,7 +153,8 @@ enum { FN_SUM, FN_CONCAT, FN_CHECKSUM, FN_ECHO, FN_FLAKY, FN_FAIL, FN_NESTED, FN
 static ray_function_t g_fn[FN_COUNT];
 static atomic_long g_owned_given, g_owned_freed;
 
-static void owned_free(void *p) {
+static void owned_free(void *p, void *arg) {
+  (void)arg;
   atomic_fetch_add(&g_owned_freed, 1);
   free(p);
 }
@@ -286,7 +287,7 @@ static int f_big(ray_task_ctx_t *ctx, void *arg) {
   if (p == NULL) return RAY_ENOMEM;
   rt_fill(p, (size_t)size, (uint64_t)seed);
   if (owned) {
-    int rc = ray_return_owned(ctx, 0, p, (size_t)size, owned_free);
+    int rc = ray_return_owned(ctx, 0, p, (size_t)size, owned_free, NULL);
     if (rc == 0) {
       atomic_fetch_add(&g_owned_given, 1);
       return 0;
@@ -924,7 +925,7 @@ static void op_put(model_t *m, uint64_t store) {
       unsigned char *p = malloc(v.blen + 1);
       assert_non_null(p);
       rt_fill(p, v.blen, v.bseed);
-      rc = ray_put_owned(p, v.blen, owned_free, &ref);
+      rc = ray_put_owned(p, v.blen, owned_free, NULL, &ref);
       if (rc == 0)
         atomic_fetch_add(&g_owned_given, 1);
       else

@@ -125,7 +125,7 @@ static int fn_setters(ray_task_ctx_t *ctx, void *arg) {
     TC(ray_return_str(ctx, s, "x") == RAY_EINVAL, tag + 3);
     TC(ray_return_msgpack(ctx, s, &nil) == RAY_EINVAL, tag + 4);
     TC(ray_return_bytes(ctx, s, "x", 1) == RAY_EINVAL, tag + 5);
-    TC(ray_return_owned(ctx, s, buf, 3, NULL) == RAY_EINVAL, tag + 6);
+    TC(ray_return_owned(ctx, s, buf, 3, NULL, NULL) == RAY_EINVAL, tag + 6);
     TC(ray_return_ref(ctx, s, some) == RAY_EINVAL, tag + 7);
   }
   TC(ray_return_i64(NULL, 0, 1) == RAY_EINVAL, 201);
@@ -133,12 +133,12 @@ static int fn_setters(ray_task_ctx_t *ctx, void *arg) {
   TC(ray_return_str(NULL, 2, "x") == RAY_EINVAL, 203);
   TC(ray_return_bytes(NULL, 3, "x", 1) == RAY_EINVAL, 204);
   TC(ray_return_msgpack(NULL, 4, &nil) == RAY_EINVAL, 205);
-  TC(ray_return_owned(NULL, 3, buf, 3, NULL) == RAY_EINVAL, 206);
+  TC(ray_return_owned(NULL, 3, buf, 3, NULL, NULL) == RAY_EINVAL, 206);
   TC(ray_return_ref(NULL, 0, some) == RAY_EINVAL, 207);
   TC(ray_return_str(ctx, 2, NULL) == RAY_EINVAL, 210);
   TC(ray_return_msgpack(ctx, 4, NULL) == RAY_EINVAL, 211);
   TC(ray_return_bytes(ctx, 3, NULL, 1) == RAY_EINVAL, 212);
-  TC(ray_return_owned(ctx, 3, NULL, 1, rt_count_free) == RAY_EINVAL, 213);
+  TC(ray_return_owned(ctx, 3, NULL, 1, rt_count_free, NULL) == RAY_EINVAL, 213);
   TC(ray_fail(NULL, RAY_ETASK, "x") == RAY_EINVAL, 214);
   /* Not failures: they do not fail the task. */
   TC(ray_fail(ctx, 0, "x") == RAY_EINVAL, 215);
@@ -222,31 +222,31 @@ static int fn_owned(ray_task_ctx_t *ctx, void *arg) {
   void *a = owned(5000, 1);
   TC(a != NULL, 0);
   atomic_store(&g_owned_ptr, a);
-  TC(ray_return_owned(ctx, 0, a, 5000, rt_count_free) == 0, 1);
+  TC(ray_return_owned(ctx, 0, a, 5000, rt_count_free, NULL) == 0, 1);
   /* Replaced by a copy: freed at once. */
   void *b = owned(100, 2);
-  TC(ray_return_owned(ctx, 1, b, 100, rt_count_free) == 0, 2);
+  TC(ray_return_owned(ctx, 1, b, 100, rt_count_free, NULL) == 0, 2);
   TC(atomic_load(&rt_frees) == 0, 3);
   TC(ray_return_bytes(ctx, 1, "replaced", 8) == 0, 4);
   TC(atomic_load(&rt_frees) == 1, atomic_load(&rt_frees));
   /* Refused: the buffer stays ours. */
   void *c = owned(10, 3);
-  TC(ray_return_owned(ctx, 4, c, 10, rt_count_free) == RAY_EINVAL, 5);
+  TC(ray_return_owned(ctx, 4, c, 10, rt_count_free, NULL) == RAY_EINVAL, 5);
   TC(atomic_load(&rt_frees) == 1, 6);
   TC(rt_check(c, 10, 3), 7);
   free(c);
   /* Any slot type takes owned bytes (already in its encoding). */
   void *d = owned(12, 4);
-  TC(ray_return_owned(ctx, 2, d, 12, rt_count_free) == 0, 8);
+  TC(ray_return_owned(ctx, 2, d, 12, rt_count_free, NULL) == 0, 8);
   void *e = owned(0, 0);
-  TC(ray_return_owned(ctx, 3, e, 0, rt_count_free) == 0, 9); /* empty, still owned */
+  TC(ray_return_owned(ctx, 3, e, 0, rt_count_free, NULL) == 0, 9); /* empty, still owned */
   return 0;
 }
 
 static int fn_owned_then_fail(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
-  TC(ray_return_owned(ctx, 0, owned(3000, 5), 3000, rt_count_free) == 0, 0);
-  TC(ray_return_owned(ctx, 1, owned(10, 6), 10, rt_count_free) == 0, 1);
+  TC(ray_return_owned(ctx, 0, owned(3000, 5), 3000, rt_count_free, NULL) == 0, 0);
+  TC(ray_return_owned(ctx, 1, owned(10, 6), 10, rt_count_free, NULL) == 0, 1);
   return ray_fail(ctx, RAY_ETASK, "failed after handing over");
 }
 

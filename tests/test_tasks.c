@@ -397,9 +397,9 @@ static int fn_owned_one(ray_task_ctx_t *ctx, void *arg) {
   void *p = owned(100, 7);
   TC(p != NULL, 0);
   atomic_fetch_add(&g_calls, 1);
-  int rc = ray_return_owned(ctx, 0, p, 100, rt_count_free);
+  int rc = ray_return_owned(ctx, 0, p, 100, rt_count_free, NULL);
   TC(rc == 0, rc);
-  if (rc != 0) rt_count_free(p);
+  if (rc != 0) rt_count_free(p, NULL);
   return rc;
 }
 

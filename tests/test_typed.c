@@ -210,7 +210,8 @@ RAY_FUNCTION(i64, t_strlen, (str, s)) {
 }
 
 static atomic_int g_owned_frees;
-static void counted_free(void *p) {
+static void counted_free(void *p, void *arg) {
+  (void)arg;
   free(p);
   atomic_fetch_add(&g_owned_frees, 1);
 }
@@ -221,7 +222,7 @@ RAY_FUNCTION(bytes, t_reverse, (bytes, in)) {
   if (out == NULL) return ray_fail(RAY_CTX, RAY_ENOMEM, "t_reverse"), RAY_BYTES(NULL, 0);
   const unsigned char *p = in.data;
   for (size_t i = 0; i < in.size; i++) out[i] = p[in.size - 1 - i];
-  return RAY_BYTES_OWNED(out, in.size, counted_free);
+  return RAY_BYTES_OWNED(out, in.size, counted_free, NULL);
 }
 
 /* bytes out copied from static data. */
@@ -450,7 +451,7 @@ static void test_put_get_every_kind(void **state) {
   atomic_store(&g_owned_frees, 0);
   char *mine = malloc(4);
   memcpy(mine, "mine", 4);
-  RAY_REF(bytes) o = RAY_PUT(bytes, RAY_BYTES_OWNED(mine, 4, counted_free));
+  RAY_REF(bytes) o = RAY_PUT(bytes, RAY_BYTES_OWNED(mine, 4, counted_free, NULL));
   assert_rc(RAY_GET(o, 0, &view), 0);
   assert_ptr_equal(view.data, mine);
   ray_buf_release(&view);

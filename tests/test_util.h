@@ -293,7 +293,8 @@ static inline ray_ref_t rt_make_failed(uint32_t type, int code, const char *msg)
 static atomic_int rt_frees;
 
 /* A free_fn for ray_put_owned / ray_return_owned: frees and counts. */
-static inline void rt_count_free(void *p) {
+static inline void rt_count_free(void *p, void *arg) {
+  (void)arg;
   atomic_fetch_add(&rt_frees, 1);
   free(p);
 }

@@ -105,15 +105,24 @@ RAY_EXTERN int ray_put(const void *data, size_t size, ray_ref_t *out);
  * Errors: as ray_put, and RAY_EINVAL for type 0. */
 RAY_EXTERN int ray_put_typed(const void *data, size_t size, uint32_t type, ray_ref_t *out);
 
-/* Hand `data` (size bytes) to the store without copying. The store calls
- * free_fn(data) exactly once, on whichever thread drops the last reference
- * or view, or spills the object to disk (a restore reads it into memory of
- * the store's own), with no internal lock held. free_fn may be NULL (the caller keeps
- * the buffer alive until the object is freed). On failure the caller keeps
- * ownership and free_fn is never called.
+/* The release callback of a buffer handed to the store (ray_put_owned,
+ * ray_return_owned, RAY_BYTES_OWNED): called exactly once, as
+ * free_fn(data, arg) with the buffer and the arg given with it, on whichever
+ * thread drops the last reference or view, or spills the object to disk (a
+ * restore reads it into memory of the store's own), with no internal lock
+ * held. The arg lets a caller release through its own allocator or pool
+ * without a global; one that just calls free() is
+ *   static void my_free(void *data, void *arg) { (void)arg; free(data); } */
+typedef void (*ray_free_fn)(void *data, void *arg);
+
+/* Hand `data` (size bytes) to the store without copying; the store calls
+ * free_fn(data, arg) exactly once (ray_free_fn above). free_fn may be NULL
+ * (the caller keeps the buffer alive until the object is freed; arg is then
+ * unused). On failure the caller keeps ownership and free_fn is never called.
  * Errors: RAY_EINVAL (out NULL, data NULL with size > 0), RAY_ENOTINIT,
  * RAY_ENOMEM. */
-RAY_EXTERN int ray_put_owned(void *data, size_t size, void (*free_fn)(void *), ray_ref_t *out);
+RAY_EXTERN int ray_put_owned(void *data, size_t size, ray_free_fn free_fn, void *arg,
+                             ray_ref_t *out);
 
 /* Put `n` byte buffers at once: data[i] of sizes[i] bytes into out[i].
  * Takes each shard lock once, not once per object. All or nothing: on error

@@ -239,11 +239,12 @@ RAY_EXTERN int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v);
 RAY_EXTERN int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s);
 RAY_EXTERN int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size);
 RAY_EXTERN int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj);
-/* Hand `data` over without a copy; free_fn(data) runs once when the object
- * is freed or spilled to disk (also when the task fails after this call),
- * with no internal lock held. On error the caller keeps the buffer. */
+/* Hand `data` over without a copy; free_fn(data, arg) runs once when the
+ * object is freed or spilled to disk (also when the task fails after this
+ * call), with no internal lock held (ray_free_fn, object.h). On error the
+ * caller keeps the buffer. */
 RAY_EXTERN int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size,
-                                void (*free_fn)(void *));
+                                ray_free_fn free_fn, void *arg);
 /* The result is the value of the existing object `ref` (shared, no copy; it
  * may still be pending: the result becomes ready when it does, and fails
  * with it). Errors also: RAY_ENOTFOUND, RAY_ETYPE (type tags differ). */

@@ -97,7 +97,7 @@
  *   RAY_ACTOR_GET(Class, name)       a named actor's handle, class checked
  *   RAY_ACTOR_CAST(Class, raw)       a typed handle for a ray_actor_t
  *   RAY_CTX                          the running body's ray_task_ctx_t
- *   RAY_BYTES(p, n), RAY_BYTES_OWNED(p, n, free_fn), ray_str_format(fmt, ...)
+ *   RAY_BYTES(p, n), RAY_BYTES_OWNED(p, n, free_fn, arg), ray_str_format(fmt, ...)
  *
  * Thread safety: everything here may be called from any thread, tasks and
  * actor methods included, as the core calls it wraps. Nothing blocks except

@@ -260,21 +260,24 @@ static inline int ray__ty_arg_bytes(const ray_in_bytes_t *in, ray_arg_t *a, char
 static inline int ray__ty_dec_bytes(ray_task_ctx_t *ctx, size_t i, ray_bytes_t *out, char *sc) {
   (void)sc;
   out->free_fn = NULL;
+  out->free_arg = NULL;
   return ray_ctx_arg_bytes(ctx, i, &out->data, &out->size);
 }
 static inline int ray__ty_ret_bytes(ray_task_ctx_t *ctx, size_t slot, ray_bytes_t v) {
   if (v.data == NULL && v.size > 0) return RAY_EINVAL;
   if (v.free_fn == NULL) return ray_return_bytes(ctx, slot, v.data, v.size);
-  int rc = ray_return_owned(ctx, slot, (void *)(uintptr_t)v.data, v.size, v.free_fn);
-  if (rc != 0) v.free_fn((void *)(uintptr_t)v.data); /* ours since the body returned it */
+  int rc = ray_return_owned(ctx, slot, (void *)(uintptr_t)v.data, v.size, v.free_fn, v.free_arg);
+  if (rc != 0)
+    v.free_fn((void *)(uintptr_t)v.data, v.free_arg); /* ours since the body returned it */
   return rc;
 }
 /* RAY_PUT(bytes, RAY_BYTES_OWNED(...)) hands the buffer over (on failure
  * the caller keeps it, as with ray_put_owned); RAY_BYTES copies. */
 static inline ray_ref_bytes_t ray__ty_put_bytes(ray_bytes_t v) {
   ray_ref_bytes_t r;
-  int rc = v.free_fn != NULL ? ray_put_owned((void *)(uintptr_t)v.data, v.size, v.free_fn, &r.ref)
-                             : ray_put(v.data, v.size, &r.ref);
+  int rc = v.free_fn != NULL
+               ? ray_put_owned((void *)(uintptr_t)v.data, v.size, v.free_fn, v.free_arg, &r.ref)
+               : ray_put(v.data, v.size, &r.ref);
   if (rc != 0) r.ref = ray__ty_ref_fail(rc);
   return r;
 }

@@ -14,23 +14,24 @@
 #error "include <rustyray/typed.h>, not one of its parts in rustyray/typed/"
 #endif
 
-/* Bytes: a pointer, a size, and (for a body's return only) who frees them.
- * As a submit value the bytes are copied before the call returns (free_fn
- * is ignored). As a body parameter it is a zero-copy view into the store,
- * valid until the body returns. As a body return: with free_fn NULL the
- * bytes are copied (they must stay valid until the body returns: static
- * data, say); with free_fn set they are handed to the store without a copy
- * and free_fn(data) runs once when the object is freed (also if the task
- * fails first). */
+/* Bytes: a pointer, a size, and (for a body's return or a RAY_PUT only)
+ * who frees them. As a submit value the bytes are copied before the call
+ * returns (free_fn and free_arg are ignored). As a body parameter it is a
+ * zero-copy view into the store, valid until the body returns. As a body
+ * return: with free_fn NULL the bytes are copied (they must stay valid until
+ * the body returns: static data, say); with free_fn set they are handed to
+ * the store without a copy and free_fn(data, free_arg) runs once when the
+ * object is freed (also if the task fails first; ray_free_fn, object.h). */
 typedef struct ray_bytes_s {
   const void *data;
   size_t size;
-  void (*free_fn)(void *);
+  ray_free_fn free_fn;
+  void *free_arg;
 } ray_bytes_t;
 
 /* A ray_bytes_t to be copied / to be handed over to the store. */
-#define RAY_BYTES(data, size) ((ray_bytes_t){(data), (size), NULL})
-#define RAY_BYTES_OWNED(data, size, free_fn) ((ray_bytes_t){(data), (size), (free_fn)})
+#define RAY_BYTES(data, size) ((ray_bytes_t){(data), (size), NULL, NULL})
+#define RAY_BYTES_OWNED(data, size, free_fn, arg) ((ray_bytes_t){(data), (size), (free_fn), (arg)})
 
 /* A malloc'd, NUL-terminated, printf-formatted string (for bodies that
  * return kind str), or NULL when out of memory. Thread-safe. */
