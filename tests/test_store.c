@@ -654,6 +654,25 @@ static void test_owned_null_free_fn(void **state) {
   rt_end();
 }
 
+/* The free_fn gets the buffer and the arg it was handed over with, once. */
+static void test_owned_free_gets_arg(void **state) {
+  (void)state;
+  rt_begin();
+  static int pool; /* stands for a caller's allocator */
+  atomic_store(&rt_frees, 0);
+  void *p = owned_buf(2048, 9);
+  ray_ref_t r;
+  assert_rc(ray_put_owned(p, 2048, rt_count_free, &pool, &r), 0);
+  assert_int_equal(atomic_load(&rt_frees), 0);
+  assert_rc(ray_ref_release(r), 0);
+  assert_int_equal(atomic_load(&rt_frees), 1);
+  assert_ptr_equal(atomic_load(&rt_freed_data), p);
+  assert_ptr_equal(atomic_load(&rt_freed_arg), &pool);
+  rt_assert_store_empty();
+  rt_end();
+  assert_int_equal(atomic_load(&rt_frees), 1);
+}
+
 /* ---- views --------------------------------------------------------------- */
 
 static void test_view_outlives_refs(void **state) {
@@ -856,6 +875,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_owned_view_outlives_ref),
     cmocka_unit_test(test_owned_at_shutdown),
     cmocka_unit_test(test_owned_null_free_fn),
+    cmocka_unit_test(test_owned_free_gets_arg),
     cmocka_unit_test(test_view_outlives_refs),
     cmocka_unit_test(test_view_outlives_shutdown),
     cmocka_unit_test(test_notfound_refs),

@@ -250,6 +250,34 @@ static int fn_owned_then_fail(ray_task_ctx_t *ctx, void *arg) {
   return ray_fail(ctx, RAY_ETASK, "failed after handing over");
 }
 
+/* The task's arg is the free_fn's arg: it arrives with the exact buffer. */
+static int fn_owned_arg(ray_task_ctx_t *ctx, void *arg) {
+  void *p = owned(4000, 8);
+  TC(p != NULL, 0);
+  atomic_store(&g_owned_ptr, p);
+  TC(ray_return_owned(ctx, 0, p, 4000, rt_count_free, arg) == 0, 1);
+  return 0;
+}
+
+static void test_return_owned_free_gets_arg(void **state) {
+  (void)state;
+  static int pool; /* stands for a caller's allocator */
+  t_begin(2);
+  atomic_store(&rt_frees, 0);
+  ray_function_t f = rt_register("owned-arg", fn_owned_arg, &pool, rt_t_bytes, 1);
+  ray_ref_t out;
+  assert_rc(ray_task_submit(f, NULL, 0, NULL, &out), 0);
+  ray_buf_t b;
+  assert_rc(ray_get(out, RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_ptr_equal(b.data, atomic_load(&g_owned_ptr));
+  ray_buf_release(&b);
+  rt_release(out);
+  t_end();
+  assert_int_equal(atomic_load(&rt_frees), 1);
+  assert_ptr_equal(atomic_load(&rt_freed_data), atomic_load(&g_owned_ptr));
+  assert_ptr_equal(atomic_load(&rt_freed_arg), &pool);
+}
+
 static void test_return_owned(void **state) {
   (void)state;
   t_begin(2);
@@ -785,6 +813,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_multiple_returns),
     cmocka_unit_test(test_return_setters),
     cmocka_unit_test(test_return_owned),
+    cmocka_unit_test(test_return_owned_free_gets_arg),
     cmocka_unit_test(test_return_ref),
     cmocka_unit_test(test_return_ref_of_argument),
     cmocka_unit_test(test_cancel_alias_after_task_finished),

@@ -291,10 +291,13 @@ static inline ray_ref_t rt_make_failed(uint32_t type, int code, const char *msg)
 
 /* Calls of rt_count_free so far; a test resets it before counting. */
 static atomic_int rt_frees;
+/* The buffer and the arg of its latest call. */
+static void *_Atomic rt_freed_data, *_Atomic rt_freed_arg;
 
 /* A free_fn for ray_put_owned / ray_return_owned: frees and counts. */
 static inline void rt_count_free(void *p, void *arg) {
-  (void)arg;
+  atomic_store(&rt_freed_data, p);
+  atomic_store(&rt_freed_arg, arg);
   atomic_fetch_add(&rt_frees, 1);
   free(p);
 }
