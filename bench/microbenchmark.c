@@ -26,13 +26,33 @@
  * Everything else (the configuration, the case being warmed up) goes to
  * stderr.
  *
- * Usage: rustyray_microbenchmark [--seconds S] [--list] [PREFIX...]
+ * Usage: rustyray_microbenchmark [--seconds S] [--compare] [--list] [PREFIX...]
  *   --seconds S  how long each case is measured (default 1, or the
  *                environment variable RAY_BENCH_SECONDS); a warm-up of a
  *                tenth of that runs first, untimed.
+ *   --compare    compare with oneTBB (see below) instead of the usual run.
  *   --list       print the case names and exit.
  *   PREFIX...    run only the cases whose name starts with one of these;
  *                opt-in cases (soak_10m_tasks) run only when named in full.
+ *
+ * --compare (built only when CMake found oneTBB; otherwise it says so and
+ * exits 2) runs each case that has a counterpart written with oneTBB
+ * (tbb_baseline.cpp: single_client_tasks_async, task_chain_100k,
+ * single_client_tasks_sync, 1_1_actor_calls_async, n_n_actor_calls_async,
+ * single_client_put_calls, single_client_get_calls, multi_client_put_calls)
+ * in 5 rounds in this process, each round measuring ours then TBB's for
+ * --seconds (after a tenth of warm-up), the order swapped every round, and
+ * prints for each case X three lines:
+ *
+ *   X <median of ours> <unit>
+ *   X_tbb <median of TBB's> <unit>
+ *   X_vs_tbb <median of the per-round ratios ours/TBB> ratio
+ *
+ * and once each, ours only, fib_25_nested, single_client_wait_1k_refs and
+ * single_client_get_object_containing_10k_refs (no counterpart: they show
+ * that nothing else regressed). The rounds go to stderr. TBB runs its tasks
+ * in a task_arena of our worker count (RAY_NUM_WORKERS or the default), the
+ * caller helping. About 90 s at the default 1 s.
  *
  * Honesty rules this file keeps:
  * - every return code is checked; a failure aborts with a message, so a
@@ -63,6 +83,9 @@
 #include <uv.h>
 
 #include "rustyray.h"
+#ifdef RAY_BENCH_HAVE_TBB
+#include "tbb_baseline.h"
+#endif
 
 /* ---- Failure handling ---------------------------------------------------- */
 
@@ -96,6 +119,9 @@ static double g_seconds = 1.0; /* measured duration of each case */
  * returns how many. */
 typedef uint64_t (*batch_fn)(void *ctx);
 
+/* One measurement of a case (its setup, measure(), its teardown): the rate. */
+typedef double (*rate_fn)(void);
+
 /* Run `fn` for a warm-up of g_seconds/10, then for g_seconds, and return the
  * operations per second of the timed part. */
 static double measure(batch_fn fn, void *ctx) {
@@ -111,6 +137,67 @@ static double measure(batch_fn fn, void *ctx) {
     now = uv_hrtime();
   } while (now - start < run_ns);
   return (double)ops * 1e9 / (double)(now - start);
+}
+
+/* ---- Host threads: one client per CPU, all at once ---------------------- */
+
+static unsigned num_cpus(void) {
+  unsigned n = uv_available_parallelism();
+  return n ? n : 1;
+}
+
+typedef struct {
+  uv_barrier_t *barrier;
+  uint64_t run_ns;
+  batch_fn fn;
+  void *ctx;
+  uint64_t ops;
+  uint64_t start, end;
+} bench_client_t;
+
+static void bench_client_run(void *arg) {
+  bench_client_t *c = arg;
+  uv_barrier_wait(c->barrier);
+  uint64_t t0 = uv_hrtime();
+  while (uv_hrtime() - t0 < c->run_ns / 10) c->fn(c->ctx);
+  uv_barrier_wait(c->barrier);
+  uint64_t ops = 0, now;
+  c->start = uv_hrtime();
+  do {
+    ops += c->fn(c->ctx);
+    now = uv_hrtime();
+  } while (now - c->start < c->run_ns);
+  c->end = now;
+  c->ops = ops;
+}
+
+/* Run fn(ctxs[i]) on n host threads at once (warm-up, then g_seconds) and
+ * return the aggregate operations per second, over the span from the first
+ * start to the last end. */
+static double measure_clients(unsigned n, batch_fn fn, void **ctxs) {
+  uv_barrier_t barrier;
+  CHECK(uv_barrier_init(&barrier, n));
+  bench_client_t *clients = calloc(n, sizeof *clients);
+  uv_thread_t *threads = calloc(n, sizeof *threads);
+  EXPECT(clients != NULL && threads != NULL);
+  for (unsigned i = 0; i < n; i++) {
+    clients[i].barrier = &barrier;
+    clients[i].run_ns = (uint64_t)(g_seconds * 1e9);
+    clients[i].fn = fn;
+    clients[i].ctx = ctxs[i];
+    CHECK(uv_thread_create(&threads[i], bench_client_run, &clients[i]));
+  }
+  uint64_t ops = 0, start = UINT64_MAX, end = 0;
+  for (unsigned i = 0; i < n; i++) {
+    CHECK(uv_thread_join(&threads[i]));
+    ops += clients[i].ops;
+    if (clients[i].start < start) start = clients[i].start;
+    if (clients[i].end > end) end = clients[i].end;
+  }
+  uv_barrier_destroy(&barrier);
+  free(clients);
+  free(threads);
+  return (double)ops * 1e9 / (double)(end - start);
 }
 
 static void report(const char *name, double value, const char *unit) {
@@ -160,8 +247,8 @@ static uint64_t put_small_batch(void *ctx) {
   return SMALL_BATCH;
 }
 
-static void case_put_calls(const char *name) {
-  report(name, measure(put_small_batch, NULL), "ops/s");
+static double rate_put_calls(void) {
+  return measure(put_small_batch, NULL);
 }
 
 /* ---- single_client_get_calls: get + buf_release of one ready object ------ */
@@ -177,7 +264,7 @@ static uint64_t get_small_batch(void *ctx) {
   return SMALL_BATCH;
 }
 
-static void case_get_calls(const char *name) {
+static double rate_get_calls(void) {
   int64_t value = 42;
   ray_ref_t ref;
   CHECK(ray_put(&value, sizeof value, &ref));
@@ -185,66 +272,20 @@ static void case_get_calls(const char *name) {
   CHECK(ray_get(ref, 0, &buf));
   EXPECT(buf.size == sizeof value && memcmp(buf.data, &value, sizeof value) == 0);
   ray_buf_release(&buf);
-  report(name, measure(get_small_batch, &ref), "ops/s");
+  double rate = measure(get_small_batch, &ref);
   CHECK(ray_ref_release(ref));
+  return rate;
 }
 
 /* ---- multi_client_put_calls: one putting thread per core ----------------- */
 
-typedef struct {
-  uv_barrier_t *barrier;
-  uint64_t run_ns;
-  uint64_t ops;
-  uint64_t start, end;
-} client_t;
-
-static void put_client(void *arg) {
-  client_t *c = arg;
-  uv_barrier_wait(c->barrier);
-  /* Warm-up (untimed) then the timed run, both against the same deadline
-   * scheme as measure(). */
-  uint64_t t0 = uv_hrtime();
-  while (uv_hrtime() - t0 < c->run_ns / 10) put_small_batch(NULL);
-  uv_barrier_wait(c->barrier);
-  uint64_t ops = 0, now;
-  c->start = uv_hrtime();
-  do {
-    ops += put_small_batch(NULL);
-    now = uv_hrtime();
-  } while (now - c->start < c->run_ns);
-  c->end = now;
-  c->ops = ops;
-}
-
-static unsigned num_cpus(void) {
-  unsigned n = uv_available_parallelism();
-  return n ? n : 1;
-}
-
-static void case_multi_put_calls(const char *name) {
+static double rate_multi_put_calls(void) {
   unsigned n = num_cpus();
-  uv_barrier_t barrier;
-  CHECK(uv_barrier_init(&barrier, n));
-  client_t *clients = calloc(n, sizeof *clients);
-  uv_thread_t *threads = calloc(n, sizeof *threads);
-  EXPECT(clients != NULL && threads != NULL);
-  for (unsigned i = 0; i < n; i++) {
-    clients[i].barrier = &barrier;
-    clients[i].run_ns = (uint64_t)(g_seconds * 1e9);
-    CHECK(uv_thread_create(&threads[i], put_client, &clients[i]));
-  }
-  uint64_t ops = 0, start = UINT64_MAX, end = 0;
-  for (unsigned i = 0; i < n; i++) {
-    CHECK(uv_thread_join(&threads[i]));
-    ops += clients[i].ops;
-    if (clients[i].start < start) start = clients[i].start;
-    if (clients[i].end > end) end = clients[i].end;
-  }
-  uv_barrier_destroy(&barrier);
-  free(clients);
-  free(threads);
-  /* Aggregate over the whole span from the first start to the last end. */
-  report(name, (double)ops * 1e9 / (double)(end - start), "ops/s");
+  void **ctxs = calloc(n, sizeof *ctxs); /* put_small_batch takes no context */
+  EXPECT(ctxs != NULL);
+  double rate = measure_clients(n, put_small_batch, ctxs);
+  free(ctxs);
+  return rate;
 }
 
 /* ---- single_client_put_gigabytes: 100 MiB copying put vs malloc+memcpy ---- */
@@ -342,7 +383,7 @@ static uint64_t put_owned_batch(void *arg) {
 /* The same caller buffer is handed over again and again; free_fn counts
  * instead of freeing, so this measures the store's hand-off alone, and the
  * count proves free_fn ran exactly once per put. */
-static void case_put_owned(const char *name) {
+static double rate_put_owned(void) {
   owned_ctx_t ctx = {malloc(OWNED_SIZE), 0};
   EXPECT(ctx.data != NULL);
   memset(ctx.data, 0x5a, OWNED_SIZE);
@@ -360,7 +401,7 @@ static void case_put_owned(const char *name) {
   double rate = measure(put_owned_batch, &ctx);
   EXPECT(atomic_load(&g_owned_freed) == ctx.puts);
   free(ctx.data);
-  report(name, rate, "ops/s");
+  return rate;
 }
 
 /* ---- single_client_get_batch_1k: get_batch of 1000 ready refs ----------- */
@@ -392,15 +433,16 @@ static uint64_t get_batch_once(void *arg) {
   return 1;
 }
 
-static void case_get_batch_1k(const char *name) {
+static double rate_get_batch_1k(void) {
   refs_ctx_t *ctx = make_refs();
   CHECK(ray_get_batch(ctx->refs, N_REFS, 0, ctx->bufs));
   for (int64_t i = 0; i < N_REFS; i++) {
     EXPECT(ctx->bufs[i].size == sizeof i && memcmp(ctx->bufs[i].data, &i, sizeof i) == 0);
     ray_buf_release(&ctx->bufs[i]);
   }
-  report(name, measure(get_batch_once, ctx), "batches/s");
+  double rate = measure(get_batch_once, ctx);
   free_refs(ctx);
+  return rate;
 }
 
 /* ---- single_client_wait_1k_refs: wait on 1000 ready refs ----------------- */
@@ -412,13 +454,14 @@ static uint64_t wait_once(void *arg) {
   return 1;
 }
 
-static void case_wait_1k(const char *name) {
+static double rate_wait_1k(void) {
   refs_ctx_t *ctx = make_refs();
   memset(ctx->ready, 0, sizeof ctx->ready);
   wait_once(ctx);
   for (int i = 0; i < N_REFS; i++) EXPECT(ctx->ready[i]);
-  report(name, measure(wait_once, ctx), "calls/s");
+  double rate = measure(wait_once, ctx);
   free_refs(ctx);
+  return rate;
 }
 
 /* ---- Tasks ----------------------------------------------------------------
@@ -522,8 +565,8 @@ static uint64_t tasks_sync_batch(void *ctx) {
   return SYNC_BATCH;
 }
 
-static void case_tasks_sync(const char *name) {
-  report(name, measure(tasks_sync_batch, NULL), "round_trips/s");
+static double rate_tasks_sync(void) {
+  return measure(tasks_sync_batch, NULL);
 }
 
 /* ---- single_client_tasks_async: submit 100,000, then get each ------------ */
@@ -542,65 +585,28 @@ static uint64_t tasks_async_batch(void *arg) {
   return ASYNC_TASKS;
 }
 
-static void case_tasks_async(const char *name) {
+static double rate_tasks_async(void) {
   ray_ref_t *refs = malloc(ASYNC_TASKS * sizeof *refs);
   EXPECT(refs != NULL);
-  report(name, measure(tasks_async_batch, refs), "tasks/s");
+  double rate = measure(tasks_async_batch, refs);
   free(refs);
+  return rate;
 }
 
 /* ---- multi_client_tasks_async: one submitting host thread per core ------- */
 
-typedef struct {
-  uv_barrier_t *barrier;
-  uint64_t run_ns;
-  uint64_t ops;
-  uint64_t start, end;
-  ray_ref_t *refs;
-} task_client_t;
-
-static void tasks_client(void *arg) {
-  task_client_t *c = arg;
-  uv_barrier_wait(c->barrier);
-  uint64_t t0 = uv_hrtime();
-  while (uv_hrtime() - t0 < c->run_ns / 10) tasks_async_batch(c->refs);
-  uv_barrier_wait(c->barrier);
-  uint64_t ops = 0, now;
-  c->start = uv_hrtime();
-  do {
-    ops += tasks_async_batch(c->refs);
-    now = uv_hrtime();
-  } while (now - c->start < c->run_ns);
-  c->end = now;
-  c->ops = ops;
-}
-
-static void case_multi_tasks_async(const char *name) {
+static double rate_multi_tasks_async(void) {
   unsigned n = num_cpus();
-  uv_barrier_t barrier;
-  CHECK(uv_barrier_init(&barrier, n));
-  task_client_t *clients = calloc(n, sizeof *clients);
-  uv_thread_t *threads = calloc(n, sizeof *threads);
-  EXPECT(clients != NULL && threads != NULL);
+  void **ctxs = calloc(n, sizeof *ctxs);
+  EXPECT(ctxs != NULL);
   for (unsigned i = 0; i < n; i++) {
-    clients[i].barrier = &barrier;
-    clients[i].run_ns = (uint64_t)(g_seconds * 1e9);
-    clients[i].refs = malloc(ASYNC_TASKS * sizeof(ray_ref_t));
-    EXPECT(clients[i].refs != NULL);
-    CHECK(uv_thread_create(&threads[i], tasks_client, &clients[i]));
+    ctxs[i] = malloc(ASYNC_TASKS * sizeof(ray_ref_t));
+    EXPECT(ctxs[i] != NULL);
   }
-  uint64_t ops = 0, start = UINT64_MAX, end = 0;
-  for (unsigned i = 0; i < n; i++) {
-    CHECK(uv_thread_join(&threads[i]));
-    ops += clients[i].ops;
-    if (clients[i].start < start) start = clients[i].start;
-    if (clients[i].end > end) end = clients[i].end;
-    free(clients[i].refs);
-  }
-  uv_barrier_destroy(&barrier);
-  free(clients);
-  free(threads);
-  report(name, (double)ops * 1e9 / (double)(end - start), "tasks/s");
+  double rate = measure_clients(n, tasks_async_batch, ctxs);
+  for (unsigned i = 0; i < n; i++) free(ctxs[i]);
+  free(ctxs);
+  return rate;
 }
 
 /* ---- single_client_tasks_and_get_batch: submit 1000, ray_get_batch ------- */
@@ -636,11 +642,12 @@ static uint64_t tasks_get_batch_once(void *arg) {
   return GB_TASKS;
 }
 
-static void case_tasks_and_get_batch(const char *name) {
+static double rate_tasks_and_get_batch(void) {
   gb_ctx_t *ctx = calloc(1, sizeof *ctx);
   EXPECT(ctx != NULL);
-  report(name, measure(tasks_get_batch_once, ctx), "tasks/s");
+  double rate = measure(tasks_get_batch_once, ctx);
   free(ctx);
+  return rate;
 }
 
 /* ---- task_chain_100k: each task takes the previous result as a ref ------- */
@@ -666,8 +673,8 @@ static uint64_t chain_once(void *arg) {
   return CHAIN_TASKS;
 }
 
-static void case_task_chain(const char *name) {
-  report(name, measure(chain_once, NULL), "tasks/s");
+static double rate_task_chain(void) {
+  return measure(chain_once, NULL);
 }
 
 /* ---- fib_25_nested: recursive fib(25), one task per call ------------------ */
@@ -688,8 +695,8 @@ static uint64_t fib_once(void *arg) {
   return FIB_TASKS;
 }
 
-static void case_fib_nested(const char *name) {
-  report(name, measure(fib_once, NULL), "tasks/s");
+static double rate_fib_nested(void) {
+  return measure(fib_once, NULL);
 }
 
 /* ---- Actors ----------------------------------------------------------------
@@ -808,10 +815,11 @@ static uint64_t actor_sync_batch(void *arg) {
   return SYNC_BATCH;
 }
 
-static void case_actor_sync(const char *name) {
+static double rate_actor_sync(void) {
   actor_sync_t c = {counter_create(1), 0};
-  report(name, measure(actor_sync_batch, &c), "calls/s");
+  double rate = measure(actor_sync_batch, &c);
   counter_finish(c.actor, c.calls);
+  return rate;
 }
 
 /* ---- Asynchronous calls: submit a batch, then get every result ----------- */
@@ -872,83 +880,30 @@ static void actor_async_free(actor_async_t *c) {
   free(c);
 }
 
-static void case_actor_async(const char *name) {
+static double rate_actor_async(void) {
   actor_async_t *c = actor_async_new(1, 1, g_m_inc, NULL, 0);
-  report(name, measure(actor_async_batch, c), "calls/s");
+  double rate = measure(actor_async_batch, c);
   actor_async_free(c);
+  return rate;
 }
 
-static void case_actor_concurrent(const char *name) {
+static double rate_actor_concurrent(void) {
   actor_async_t *c = actor_async_new(1, 16, g_m_inc, NULL, 0);
-  report(name, measure(actor_async_batch, c), "calls/s");
+  double rate = measure(actor_async_batch, c);
   actor_async_free(c);
+  return rate;
 }
 
 /* 1_n: one host thread, ONE_N_ACTORS (4, whatever the machine) actors,
  * calls round-robin over them. */
-static void case_actor_1_n(const char *name) {
+static double rate_actor_1_n(void) {
   actor_async_t *c = actor_async_new(ONE_N_ACTORS, 1, g_m_inc, NULL, 0);
-  report(name, measure(actor_async_batch, c), "calls/s");
+  double rate = measure(actor_async_batch, c);
   actor_async_free(c);
+  return rate;
 }
 
-/* ---- n_n: one host thread per CPU, each calling its own actor ------------ */
-
-typedef struct {
-  uv_barrier_t *barrier;
-  uint64_t run_ns;
-  batch_fn fn;
-  void *ctx;
-  uint64_t ops;
-  uint64_t start, end;
-} bench_client_t;
-
-static void bench_client_run(void *arg) {
-  bench_client_t *c = arg;
-  uv_barrier_wait(c->barrier);
-  uint64_t t0 = uv_hrtime();
-  while (uv_hrtime() - t0 < c->run_ns / 10) c->fn(c->ctx);
-  uv_barrier_wait(c->barrier);
-  uint64_t ops = 0, now;
-  c->start = uv_hrtime();
-  do {
-    ops += c->fn(c->ctx);
-    now = uv_hrtime();
-  } while (now - c->start < c->run_ns);
-  c->end = now;
-  c->ops = ops;
-}
-
-/* Run fn(ctxs[i]) on n host threads at once (warm-up, then g_seconds) and
- * return the aggregate operations per second, over the span from the first
- * start to the last end. */
-static double measure_clients(unsigned n, batch_fn fn, void **ctxs) {
-  uv_barrier_t barrier;
-  CHECK(uv_barrier_init(&barrier, n));
-  bench_client_t *clients = calloc(n, sizeof *clients);
-  uv_thread_t *threads = calloc(n, sizeof *threads);
-  EXPECT(clients != NULL && threads != NULL);
-  for (unsigned i = 0; i < n; i++) {
-    clients[i].barrier = &barrier;
-    clients[i].run_ns = (uint64_t)(g_seconds * 1e9);
-    clients[i].fn = fn;
-    clients[i].ctx = ctxs[i];
-    CHECK(uv_thread_create(&threads[i], bench_client_run, &clients[i]));
-  }
-  uint64_t ops = 0, start = UINT64_MAX, end = 0;
-  for (unsigned i = 0; i < n; i++) {
-    CHECK(uv_thread_join(&threads[i]));
-    ops += clients[i].ops;
-    if (clients[i].start < start) start = clients[i].start;
-    if (clients[i].end > end) end = clients[i].end;
-  }
-  uv_barrier_destroy(&barrier);
-  free(clients);
-  free(threads);
-  return (double)ops * 1e9 / (double)(end - start);
-}
-
-static void run_n_n(const char *name, uint32_t method, const ray_arg_t *args, size_t nargs) {
+static double rate_n_n(uint32_t method, const ray_arg_t *args, size_t nargs) {
   unsigned n = num_cpus();
   void **ctxs = calloc(n, sizeof *ctxs);
   EXPECT(ctxs != NULL);
@@ -956,18 +911,18 @@ static void run_n_n(const char *name, uint32_t method, const ray_arg_t *args, si
   double rate = measure_clients(n, actor_async_batch, ctxs);
   for (unsigned i = 0; i < n; i++) actor_async_free(ctxs[i]);
   free(ctxs);
-  report(name, rate, "calls/s");
+  return rate;
 }
 
-static void case_actor_n_n(const char *name) {
-  run_n_n(name, g_m_inc, NULL, 0);
+static double rate_actor_n_n(void) {
+  return rate_n_n(g_m_inc, NULL, 0);
 }
 
 /* Each call carries a 16-byte value argument (copied into the call at
  * submission), which the method checks byte for byte. */
-static void case_actor_n_n_arg(const char *name) {
+static double rate_actor_n_n_arg(void) {
   ray_arg_t a = ray_arg_bytes(g_actor_arg, ACTOR_ARG_SIZE);
-  run_n_n(name, g_m_inc_arg, &a, 1);
+  return rate_n_n(g_m_inc_arg, &a, 1);
 }
 
 /* ---- single_client_get_object_containing_10k_refs ------------------------
@@ -990,7 +945,7 @@ static uint64_t get_10k_refs_once(void *arg) {
   return 1;
 }
 
-static void case_get_10k_refs(const char *name) {
+static double rate_get_10k_refs(void) {
   ray_ref_t *inner = malloc(N_INNER_REFS * sizeof *inner);
   EXPECT(inner != NULL);
   for (int64_t i = 0; i < N_INNER_REFS; i++) CHECK(ray_put(&i, sizeof i, &inner[i]));
@@ -1030,8 +985,9 @@ static void case_get_10k_refs(const char *name) {
   ray_msgpack_release(&m);
   free(inner);
 
-  report(name, measure(get_10k_refs_once, &outer), "gets/s");
+  double rate = measure(get_10k_refs_once, &outer);
   CHECK(ray_ref_release(outer)); /* frees the outer object and the 10,000 */
+  return rate;
 }
 
 /* ---- spill_put_gigabytes: 1 GiB of 1 MiB objects through a 64 MiB store ----
@@ -1280,48 +1236,169 @@ static void case_typed(const char *name) {
 
 /* ---- Driver --------------------------------------------------------------- */
 
+/* A case either measures one rate (setup, measure(), teardown) that the
+ * driver reports in `unit`, or prints its own lines (`run`). */
 typedef struct {
   const char *name;
+  rate_fn rate;
+  const char *unit;
   void (*run)(const char *name);
   bool opt_in; /* runs only when named in full on the command line */
 } bench_case_t;
 
 static const bench_case_t g_cases[] = {
-    {"single_client_put_calls", case_put_calls, false},
-    {"single_client_get_calls", case_get_calls, false},
-    {"multi_client_put_calls", case_multi_put_calls, false},
-    {"single_client_put_gigabytes", case_put_gigabytes, false},
-    {"single_client_put_owned", case_put_owned, false},
-    {"single_client_get_batch_1k", case_get_batch_1k, false},
-    {"single_client_wait_1k_refs", case_wait_1k, false},
-    {"single_client_tasks_sync", case_tasks_sync, false},
-    {"single_client_tasks_async", case_tasks_async, false},
-    {"typed_tasks_async", case_typed, false},
-    {"multi_client_tasks_async", case_multi_tasks_async, false},
-    {"single_client_tasks_and_get_batch", case_tasks_and_get_batch, false},
-    {"task_chain_100k", case_task_chain, false},
-    {"fib_25_nested", case_fib_nested, false},
-    {"1_1_actor_calls_sync", case_actor_sync, false},
-    {"1_1_actor_calls_async", case_actor_async, false},
-    {"typed_1_1_actor_calls_async", case_typed, false},
-    {"1_1_actor_calls_concurrent", case_actor_concurrent, false},
-    {"1_n_actor_calls_async", case_actor_1_n, false},
-    {"n_n_actor_calls_async", case_actor_n_n, false},
-    {"n_n_actor_calls_with_arg_async", case_actor_n_n_arg, false},
-    {"single_client_get_object_containing_10k_refs", case_get_10k_refs, false},
-    {"spill_put_gigabytes", case_spill_gigabytes, false},
-    {"soak_10m_tasks", case_soak, true},
+    {"single_client_put_calls", rate_put_calls, "ops/s", NULL, false},
+    {"single_client_get_calls", rate_get_calls, "ops/s", NULL, false},
+    {"multi_client_put_calls", rate_multi_put_calls, "ops/s", NULL, false},
+    {"single_client_put_gigabytes", NULL, NULL, case_put_gigabytes, false},
+    {"single_client_put_owned", rate_put_owned, "ops/s", NULL, false},
+    {"single_client_get_batch_1k", rate_get_batch_1k, "batches/s", NULL, false},
+    {"single_client_wait_1k_refs", rate_wait_1k, "calls/s", NULL, false},
+    {"single_client_tasks_sync", rate_tasks_sync, "round_trips/s", NULL, false},
+    {"single_client_tasks_async", rate_tasks_async, "tasks/s", NULL, false},
+    {"typed_tasks_async", NULL, NULL, case_typed, false},
+    {"multi_client_tasks_async", rate_multi_tasks_async, "tasks/s", NULL, false},
+    {"single_client_tasks_and_get_batch", rate_tasks_and_get_batch, "tasks/s", NULL, false},
+    {"task_chain_100k", rate_task_chain, "tasks/s", NULL, false},
+    {"fib_25_nested", rate_fib_nested, "tasks/s", NULL, false},
+    {"1_1_actor_calls_sync", rate_actor_sync, "calls/s", NULL, false},
+    {"1_1_actor_calls_async", rate_actor_async, "calls/s", NULL, false},
+    {"typed_1_1_actor_calls_async", NULL, NULL, case_typed, false},
+    {"1_1_actor_calls_concurrent", rate_actor_concurrent, "calls/s", NULL, false},
+    {"1_n_actor_calls_async", rate_actor_1_n, "calls/s", NULL, false},
+    {"n_n_actor_calls_async", rate_actor_n_n, "calls/s", NULL, false},
+    {"n_n_actor_calls_with_arg_async", rate_actor_n_n_arg, "calls/s", NULL, false},
+    {"single_client_get_object_containing_10k_refs", rate_get_10k_refs, "gets/s", NULL, false},
+    {"spill_put_gigabytes", NULL, NULL, case_spill_gigabytes, false},
+    {"soak_10m_tasks", NULL, NULL, case_soak, true},
 };
 #define N_CASES (sizeof g_cases / sizeof g_cases[0])
 
+/* Run one case in full and check that it left the store empty. */
+static void run_case(const bench_case_t *c) {
+  if (c->rate != NULL)
+    report(c->name, c->rate(), c->unit);
+  else
+    c->run(c->name);
+  expect_store_empty(c->name);
+}
+
+/* ---- --compare: each case against the same work written with oneTBB -------
+ *
+ * The TBB side is bench/tbb_baseline.cpp (built only when CMake finds
+ * oneTBB); each of its functions runs one round of g_seconds (after a tenth
+ * of that as warm-up) with the same sizes as our case and checks its own
+ * results. COMPARE_ROUNDS rounds, each measuring ours then TBB's, the order
+ * swapped every round; the medians and the median of the per-round ratios
+ * ours/TBB are printed. Three cases with no TBB counterpart run once, so a
+ * comparison run also shows that nothing else regressed. */
+
+#define COMPARE_ROUNDS 5
+
+static const char *const g_compare_also[] = {
+    "fib_25_nested",
+    "single_client_wait_1k_refs",
+    "single_client_get_object_containing_10k_refs",
+};
+
+#ifdef RAY_BENCH_HAVE_TBB
+static double tbb_tasks_async(void) {
+  return tbb_baseline_tasks_async(g_seconds, ASYNC_TASKS);
+}
+static double tbb_task_chain(void) {
+  return tbb_baseline_task_chain(g_seconds, CHAIN_TASKS);
+}
+static double tbb_tasks_sync(void) {
+  return tbb_baseline_tasks_sync(g_seconds);
+}
+static double tbb_actor_1_1(void) {
+  return tbb_baseline_actor_calls_async(g_seconds, 1, ACTOR_ASYNC_CALLS);
+}
+static double tbb_actor_n_n(void) {
+  return tbb_baseline_actor_calls_async(g_seconds, num_cpus(), ACTOR_ASYNC_CALLS);
+}
+static double tbb_put_calls(void) {
+  return tbb_baseline_put_calls(g_seconds, 1);
+}
+static double tbb_get_calls(void) {
+  return tbb_baseline_get_calls(g_seconds);
+}
+static double tbb_multi_put_calls(void) {
+  return tbb_baseline_put_calls(g_seconds, num_cpus());
+}
+
+static const struct {
+  const char *name; /* our case, in g_cases */
+  rate_fn tbb;
+} g_compare[] = {
+    {"single_client_tasks_async", tbb_tasks_async}, {"task_chain_100k", tbb_task_chain},
+    {"single_client_tasks_sync", tbb_tasks_sync},   {"1_1_actor_calls_async", tbb_actor_1_1},
+    {"n_n_actor_calls_async", tbb_actor_n_n},       {"single_client_put_calls", tbb_put_calls},
+    {"single_client_get_calls", tbb_get_calls},     {"multi_client_put_calls", tbb_multi_put_calls},
+};
+#define N_COMPARE (sizeof g_compare / sizeof g_compare[0])
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void compare_case(const bench_case_t *c, rate_fn tbb) {
+  double ours[COMPARE_ROUNDS], theirs[COMPARE_ROUNDS], ratio[COMPARE_ROUNDS];
+  for (int r = 0; r < COMPARE_ROUNDS; r++) {
+    bool ours_first = r % 2 == 0;
+    if (!ours_first) theirs[r] = tbb();
+    ours[r] = c->rate();
+    expect_store_empty(c->name);
+    if (ours_first) theirs[r] = tbb();
+    ratio[r] = ours[r] / theirs[r];
+    fprintf(stderr, "# %s round %d/%d (%s first): ours %.4g, tbb %.4g, ratio %.3f\n", c->name,
+            r + 1, COMPARE_ROUNDS, ours_first ? "ours" : "tbb", ours[r], theirs[r], ratio[r]);
+  }
+  char name[128];
+  report(c->name, median(ours, COMPARE_ROUNDS), c->unit);
+  snprintf(name, sizeof name, "%s_tbb", c->name);
+  report(name, median(theirs, COMPARE_ROUNDS), c->unit);
+  snprintf(name, sizeof name, "%s_vs_tbb", c->name);
+  report(name, median(ratio, COMPARE_ROUNDS), "ratio");
+}
+#endif
+
+/* The TBB counterpart of a case, or NULL. */
+static rate_fn tbb_counterpart(const char *name) {
+#ifdef RAY_BENCH_HAVE_TBB
+  for (size_t i = 0; i < N_COMPARE; i++)
+    if (strcmp(g_compare[i].name, name) == 0) return g_compare[i].tbb;
+#else
+  (void)name;
+#endif
+  return NULL;
+}
+
+/* Whether a case takes part in the compare mode. */
+static bool in_compare(const bench_case_t *c) {
+  if (tbb_counterpart(c->name) != NULL) return true;
+  for (size_t i = 0; i < sizeof g_compare_also / sizeof g_compare_also[0]; i++)
+    if (strcmp(g_compare_also[i], c->name) == 0) return true;
+  return false;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: rustyray_microbenchmark [--seconds S] [--list] [PREFIX...]\n"
+          "usage: rustyray_microbenchmark [--seconds S] [--compare] [--list] [PREFIX...]\n"
           "  --seconds S  measure each case for S seconds (default 1, env RAY_BENCH_SECONDS)\n"
+          "  --compare    run the cases that have a oneTBB counterpart against it, %d rounds\n"
+          "               each, interleaved; print ours, X_tbb and X_vs_tbb (median ratio)\n"
           "  --list       print the case names and exit\n"
           "  PREFIX...    run only the cases whose name starts with one of these\n"
           "Opt-in cases (soak_10m_tasks, 10,000,000 tasks) never run by default or by\n"
-          "prefix: only when named in full.\n");
+          "prefix: only when named in full.\n",
+          COMPARE_ROUNDS);
 }
 
 static bool parse_seconds(const char *s, double *out) {
@@ -1333,7 +1410,10 @@ static bool parse_seconds(const char *s, double *out) {
   return true;
 }
 
+static bool g_compare_mode; /* --compare */
+
 static bool selected(const bench_case_t *c, char **prefixes, int nprefixes) {
+  if (g_compare_mode && !in_compare(c)) return false;
   if (c->opt_in) {
     for (int i = 0; i < nprefixes; i++)
       if (strcmp(c->name, prefixes[i]) == 0) return true;
@@ -1367,6 +1447,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rustyray_microbenchmark: --seconds needs a number in (0, 3600]\n");
         return 2;
       }
+    } else if (strcmp(argv[i], "--compare") == 0) {
+#ifndef RAY_BENCH_HAVE_TBB
+      fprintf(stderr,
+              "rustyray_microbenchmark: --compare needs oneTBB, which was not found when this "
+              "was built (Debian: apt-get install libtbb-dev, then reconfigure)\n");
+      free(prefixes);
+      return 2;
+#endif
+      g_compare_mode = true;
     } else if (strcmp(argv[i], "--list") == 0) {
       for (size_t c = 0; c < N_CASES; c++) printf("%s\n", g_cases[c].name);
       for (size_t c = 0; c < N_CASES; c++)
@@ -1394,7 +1483,7 @@ int main(int argc, char **argv) {
       if (strncmp(g_cases[c].name, prefixes[p], strlen(prefixes[p])) != 0) continue;
       if (selected(&g_cases[c], &prefixes[p], 1))
         any = true;
-      else
+      else if (g_cases[c].opt_in && (!g_compare_mode || in_compare(&g_cases[c])))
         opt_in = g_cases[c].name;
     }
     if (!any) {
@@ -1404,8 +1493,8 @@ int main(int argc, char **argv) {
                 "name it in full\n",
                 prefixes[p], opt_in);
       else
-        fprintf(stderr, "rustyray_microbenchmark: no case starts with '%s' (see --list)\n",
-                prefixes[p]);
+        fprintf(stderr, "rustyray_microbenchmark: no %scase starts with '%s' (see --list)\n",
+                g_compare_mode ? "compared " : "", prefixes[p]);
       return 2;
     }
   }
@@ -1429,10 +1518,23 @@ int main(int argc, char **argv) {
           ray_version(), num_cpus(), (unsigned long long)st.num_workers,
           (unsigned long long)st.num_shards, g_seconds);
 
+#ifdef RAY_BENCH_HAVE_TBB
+  if (g_compare_mode) { /* TBB runs its tasks on as many threads as we do */
+    tbb_baseline_init((unsigned)st.num_workers);
+    fprintf(stderr, "# against %s, %d rounds per case\n", tbb_baseline_describe(), COMPARE_ROUNDS);
+  }
+#endif
+
   for (size_t c = 0; c < N_CASES; c++) {
     if (!selected(&g_cases[c], prefixes, nprefixes)) continue;
-    g_cases[c].run(g_cases[c].name);
-    expect_store_empty(g_cases[c].name);
+#ifdef RAY_BENCH_HAVE_TBB
+    rate_fn tbb = g_compare_mode ? tbb_counterpart(g_cases[c].name) : NULL;
+    if (tbb != NULL) {
+      compare_case(&g_cases[c], tbb);
+      continue;
+    }
+#endif
+    run_case(&g_cases[c]);
   }
 
   CHECK(ray_shutdown());

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/format.sh - every C source and header of the repository in
+# scripts/format.sh - every C source and header (and the benchmark's C++) in
 # .clang-format's style (clang-format 14, Debian's `clang-format`).
 #
 #   bash scripts/format.sh           reformat in place
@@ -7,7 +7,7 @@
 #                                    that is not formatted (the test command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.c' '*.h')
+mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp')
 if [ "${1:-}" = "--check" ]; then
   bad=()
   for f in "${files[@]}"; do
