@@ -23,8 +23,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages: toolchain, the three libraries, and tools the tests use.
 packages=(gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev)
 # valgrind, curl and prometheus for the tests; clang and its runtime for libFuzzer;
-# clang-format (14) for the format check.
-test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format)
+# clang-format (14) for the format check; g++ and libtbb-dev (oneTBB) for the
+# benchmark's --compare and its smoke test (bench/tbb_baseline.cpp).
+test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format g++ libtbb-dev)
 
 install_missing() {
   local missing=() p
@@ -56,7 +57,7 @@ case "${1:-}" in
   test)
     install_missing "${packages[@]}" "${test_packages[@]}"
     echo "== plain build (-Werror), unit tests, examples and valgrind"
-    bash scripts/format.sh --check # every .c/.h in .clang-format's style
+    bash scripts/format.sh --check # every .c/.h/.cpp in .clang-format's style
     build plain
     bash scripts/layers.sh build/plain # src/ files call only down (scripts/layers.txt)
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
