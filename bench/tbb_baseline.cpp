@@ -74,40 +74,41 @@ void expect_eq(const char *what, long long got, long long want) {
 
 using Clock = std::chrono::steady_clock;
 
-double elapsed_ns(Clock::time_point from, Clock::time_point to) {
-  return static_cast<double>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
+// What one thread measured: operations done between start and end.
+struct Span {
+  uint64_t ops = 0;
+  Clock::time_point start, end;
+};
+
+double per_second(uint64_t ops, Clock::time_point start, Clock::time_point end) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
+  return static_cast<double>(ops) * 1e9 / static_cast<double>(ns);
 }
 
 // Run batch() (which returns how many operations it did) for a warm-up of
-// seconds/10, untimed, then for `seconds`; operations per second of the
-// timed part. `ready`, if given, is called between the two (the barrier of
-// measure_clients).
+// seconds/10, untimed, then call ready() (the barrier of measure_clients)
+// and run it for `seconds`, timed: the clock is read once per batch.
 template <class Batch, class Ready>
-double measure_timed(double seconds, Batch &batch, Ready &&ready, Clock::time_point *start_out,
-                     Clock::time_point *end_out, uint64_t *ops_out) {
+Span run_timed(double seconds, Batch &batch, Ready &&ready) {
   const auto warm = std::chrono::duration<double>(seconds / 10);
   const auto run = std::chrono::duration<double>(seconds);
-  auto start = Clock::now();
-  while (Clock::now() - start < warm) batch();
+  auto t0 = Clock::now();
+  while (Clock::now() - t0 < warm) batch();
   ready();
-  uint64_t ops = 0;
-  Clock::time_point now;
-  start = Clock::now();
+  Span span;
+  span.start = Clock::now();
   do {
-    ops += batch();
-    now = Clock::now();
-  } while (now - start < run);
-  if (start_out != nullptr) *start_out = start;
-  if (end_out != nullptr) *end_out = now;
-  if (ops_out != nullptr) *ops_out = ops;
-  return static_cast<double>(ops) * 1e9 / elapsed_ns(start, now);
+    span.ops += batch();
+    span.end = Clock::now();
+  } while (span.end - span.start < run);
+  return span;
 }
 
+// Operations per second of batch() on the calling thread, as our measure().
 template <class Batch>
 double measure(double seconds, Batch batch) {
-  return measure_timed(
-      seconds, batch, [] {}, nullptr, nullptr, nullptr);
+  Span span = run_timed(seconds, batch, [] {});
+  return per_second(span.ops, span.start, span.end);
 }
 
 // Run make(i)() on `clients` host threads at once (a warm-up, then `seconds`)
@@ -116,25 +117,23 @@ double measure(double seconds, Batch batch) {
 template <class Make>
 double measure_clients(double seconds, unsigned clients, Make make) {
   std::barrier<> sync(clients);
-  std::vector<Clock::time_point> starts(clients), ends(clients);
-  std::vector<uint64_t> ops(clients);
+  std::vector<Span> spans(clients);
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < clients; i++)
     threads.emplace_back([&, i] {
       auto batch = make(i);
       sync.arrive_and_wait();
-      measure_timed(
-          seconds, batch, [&] { sync.arrive_and_wait(); }, &starts[i], &ends[i], &ops[i]);
+      spans[i] = run_timed(seconds, batch, [&] { sync.arrive_and_wait(); });
     });
+  for (auto &t : threads) t.join();
   uint64_t total = 0;
   Clock::time_point first = Clock::time_point::max(), last = Clock::time_point::min();
-  for (unsigned i = 0; i < clients; i++) {
-    threads[i].join();
-    total += ops[i];
-    first = std::min(first, starts[i]);
-    last = std::max(last, ends[i]);
+  for (const Span &span : spans) {
+    total += span.ops;
+    first = std::min(first, span.start);
+    last = std::max(last, span.end);
   }
-  return static_cast<double>(total) * 1e9 / elapsed_ns(first, last);
+  return per_second(total, first, last);
 }
 
 // ---- The arena ---------------------------------------------------------------
