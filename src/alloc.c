@@ -67,6 +67,15 @@ void ray__free(void *ptr) {
   free(ptr);
 }
 
+bool ray__alloc_inject(void) {
+  return (atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_FAIL) && should_fail();
+}
+
+void ray__alloc_count(long n) {
+  if (atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_TRACK)
+    atomic_fetch_add_explicit(&outstanding, n, memory_order_relaxed);
+}
+
 char *ray__strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *p = ray__malloc(n);

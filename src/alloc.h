@@ -19,6 +19,14 @@ void *ray__realloc(void *ptr, size_t size);
 void ray__free(void *ptr);
 char *ray__strdup(const char *s);
 
+/* For allocators built on these (pool.c): whether the allocation being made
+ * must fail (failure injection: counts as one allocation), and count `n`
+ * blocks handed out (n > 0) or back (n < 0) while tracking, so their leaks
+ * show in ray__alloc_outstanding like ray__malloc's. One relaxed load when
+ * the hooks are off. */
+bool ray__alloc_inject(void);
+void ray__alloc_count(long n);
+
 /* Test hooks (not public API). */
 
 /* Make the n-th allocation from now fail (n >= 1), and every one after it

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "thread.h" /* RAY__TLS_FAST */
+
 struct ray__runtime_s;
 
 /* One per thread that ever entered the API; recycled when the thread ends,
@@ -23,15 +25,6 @@ typedef struct ray__api_guard_s {
   struct ray__runtime_s *rt; /* NULL: not initialised (or being torn down) */
   ray__thread_rec_t *rec;    /* NULL: nothing to leave */
 } ray__api_guard_t;
-
-/* Initial-exec TLS for what the fast paths touch on every call: the general
- * dynamic model would make each touch a call into the dynamic linker when
- * the library is shared. */
-#if defined(__GNUC__)
-#define RAY__TLS_FAST __attribute__((tls_model("initial-exec")))
-#else
-#define RAY__TLS_FAST
-#endif
 
 extern _Thread_local ray__thread_rec_t *ray__guard_tls_rec RAY__TLS_FAST;
 /* The running runtime, or NULL (runtime.c publishes it). */

@@ -49,7 +49,7 @@
 
 /* The first id of the calling thread's current id block (0 before its
  * first): store.c tells us when the thread takes a new block. */
-static _Thread_local uint64_t tl_home_id;
+static _Thread_local uint64_t tl_home_id RAY__TLS_FAST;
 
 void ray__mem_set_home(uint64_t id) {
   tl_home_id = id;

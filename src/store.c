@@ -42,7 +42,8 @@
 enum { ID_BLOCK = RAY__ID_BLOCK, INITIAL_BUCKETS = 64 };
 
 static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is nil */
-static _Thread_local uint64_t tl_id_next, tl_id_end;
+static _Thread_local uint64_t tl_id_next RAY__TLS_FAST;
+static _Thread_local uint64_t tl_id_end RAY__TLS_FAST;
 
 uint64_t ray__id_next(void) {
   if (tl_id_next == tl_id_end) {
@@ -125,7 +126,7 @@ void ray__store_destroy(ray__store_t *st) {
   memset(st, 0, sizeof *st);
 }
 
-static _Thread_local int tl_entry_err;
+static _Thread_local int tl_entry_err RAY__TLS_FAST;
 
 int ray__entry_error(void) {
   return tl_entry_err;
@@ -151,7 +152,8 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
     return NULL;
   }
   bool inl = size <= st->inline_threshold;
-  ray__entry_t *e = entry_alloc(st, inl ? size : 0, type, state);
+  size_t room = state == RAY__PENDING ? RAY__SMALL_RESULT : 0;
+  ray__entry_t *e = entry_alloc(st, (inl ? size : 0) + room, type, state);
   if (e != NULL && inl) {
     e->data = e->inline_data;
     e->flags = RAY__F_INLINE;
@@ -330,6 +332,27 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   notify_locked(old, status_of(done));
   uv_mutex_unlock(&sh->mu);
   ray__mem_entry_unpin(old);
+  return 0;
+}
+
+int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, size_t size) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  uv_mutex_lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  if (e == NULL || e->state != RAY__PENDING) {
+    uv_mutex_unlock(&sh->mu);
+    ray__mem_release(st, size);
+    return e == NULL ? 0 : RAY_EBUSY;
+  }
+  /* A pending entry is inline with RAY__SMALL_RESULT bytes of room and no
+   * payload; nobody reads its data before it is READY (under this lock). */
+  memcpy(e->data, data, size);
+  e->size = size;
+  e->acct = size;
+  e->state = RAY__READY;
+  e->producer = NULL;
+  notify_locked(e, 0);
+  uv_mutex_unlock(&sh->mu);
   return 0;
 }
 

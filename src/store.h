@@ -175,10 +175,16 @@ static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t
 /* A fresh, never used id (thread-local blocks of a global counter). */
 uint64_t ray__id_next(void);
 
+/* Payload bytes a pending entry holds in place, so that a small result
+ * (an i64, an f64, a short string) completes it without a second entry:
+ * ray__store_complete_small. */
+enum { RAY__SMALL_RESULT = 16 };
+
 /* Allocate an entry with room for `size` payload bytes (inline when small,
- * else a separate block), reserving them from the store's capacity (which
- * may spill other objects or wait, see memory.c); refcnt 1, life 1, not yet
- * in the table. NULL on failure, with the reason in ray__entry_error(). */
+ * else a separate block; a PENDING one gets RAY__SMALL_RESULT bytes of room
+ * as well), reserving them from the store's capacity (which may spill other
+ * objects or wait, see memory.c); refcnt 1, life 1, not yet in the table.
+ * NULL on failure, with the reason in ray__entry_error(). */
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
 /* An entry whose payload is the caller's buffer (freed with free_fn(arg)),
  * reserving `size` bytes when `account`. NULL on failure (ray__entry_error). */
@@ -208,6 +214,12 @@ int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
  * (with the refs it holds) and 0 returned. Errors: RAY_EBUSY (not pending:
  * `done` is dropped). */
 int ray__store_complete(ray__store_t *st, ray__entry_t *done);
+/* Complete the pending entry `id` in place with `size` <= RAY__SMALL_RESULT
+ * bytes, which the caller has reserved (ray__mem_reserve): READY, its
+ * watchers woken, one lock round trip and no allocation. If the id is no
+ * longer referenced (0) or not pending (RAY_EBUSY), the reservation is
+ * released. */
+int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, size_t size);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
 /* Fail the pending entry `id`: the one way an entry fails (shutdown's

@@ -31,6 +31,7 @@
 #include "codec.h"
 #include "hook.h"
 #include "internal.h"
+#include "pool.h"
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
@@ -194,7 +195,7 @@ static int build(submit_t *s) {
   size_t namelen = opts->name != NULL ? strlen(opts->name) + 1 : 0;
   size_t size = sizeof(ray__task_t) + nargs * sizeof(ray__task_arg_t) +
                 nreturns * sizeof(ray_ref_t) + ALIGN8(namelen) + s->inline_bytes;
-  ray__task_t *t = ray__malloc(size);
+  ray__task_t *t = ray__pool_alloc(size);
   if (t == NULL) return RAY_ENOMEM;
   ray__task_init(t, s->rt, s->f, s->ops, s->owner);
   t->nargs = (uint32_t)nargs;
@@ -318,7 +319,7 @@ static void undo(submit_t *s) {
     for (size_t i = 0; i < s->held; i++)
       if (t->args[i].kind == RAY_ARG_ACTOR) rt->actors.handle_ops->release(rt, t->args[i].ref_id);
     for (uint32_t i = 0; i < s->made; i++) ray__store_release(st, t->returns[i].id);
-    ray__free(t);
+    ray__pool_free(t);
   }
   release_stored(s);
   drop_encodings(s);

@@ -37,6 +37,7 @@
 #include "error_internal.h"
 #include "hook.h"
 #include "internal.h"
+#include "pool.h"
 
 static void task_run(ray__runnable_t *rn);
 static void task_drop(ray__runnable_t *rn);
@@ -68,7 +69,7 @@ void ray__task_hold(void *p) {
 }
 
 void ray__task_unref(ray__task_t *t) {
-  if (atomic_fetch_sub(&t->refs, 1) == 1) ray__free(t);
+  if (atomic_fetch_sub(&t->refs, 1) == 1) ray__pool_free(t);
 }
 
 void ray__task_finish(ray__task_t *t) {
@@ -267,8 +268,7 @@ static ray__task_t *run_one(ray__task_t *t) {
   }
 
   ray_task_ctx_t ctx;
-  memset(&ctx, 0, sizeof ctx);
-  ctx.t = t;
+  ray__task_ctx_init(&ctx, t);
   ray__task_end_t end = {.ran = true};
   uint64_t started = rt->record_runs ? uv_hrtime() : 0;
   attempts(t, &ctx, &end);

@@ -6,7 +6,9 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "rustyray/task.h"
@@ -154,6 +156,12 @@ typedef struct ray__task_s {
 /* The context a body runs with (task_ctx.c: the ray_ctx_* and ray_return_*
  * accessors; task.c runs attempts with it; actor.c's ray_actor_exit sets
  * `exit`). One per run, on the running worker's stack. */
+/* A result slot holds one of: an entry (slots[i]), a ref it aliases
+ * (alias[i]), or up to RAY__SMALL_RESULT bytes to complete the pending
+ * entry with in place (bit i of `small`: its bytes reserved from the
+ * store's capacity), or nothing yet. Everything before `small_data` starts
+ * zeroed (ray__task_ctx_init); small_data[i] is read only while its bit is
+ * set. */
 struct ray_task_ctx_s {
   ray__task_t *t;
   uint32_t attempt;
@@ -162,7 +170,16 @@ struct ray_task_ctx_s {
   uint64_t alias[RAY_MAX_RETURNS]; /* ray_return_ref: the source (one reference held) */
   ray_error_t *err;
   msgpack_zone *zone;
+  uint32_t small; /* bit i: slot i holds small_data[i] */
+  uint8_t small_size[RAY_MAX_RETURNS];
+  unsigned char small_data[RAY_MAX_RETURNS][RAY__SMALL_RESULT];
 };
+
+/* A fresh context for running `t`. */
+static inline void ray__task_ctx_init(ray_task_ctx_t *ctx, ray__task_t *t) {
+  memset(ctx, 0, offsetof(ray_task_ctx_t, small_data));
+  ctx->t = t;
+}
 
 /* ---- submit.c ---- */
 

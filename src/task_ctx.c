@@ -87,21 +87,29 @@ static void alias_start(ray__runtime_t *rt, uint64_t result, uint64_t src) {
   }
 }
 
-void ray__task_ctx_discard(ray_task_ctx_t *ctx) {
+/* Empty slot i: drop what it holds. */
+static void slot_clear(ray_task_ctx_t *ctx, size_t i) {
   ray__store_t *st = &ctx->t->rt->store;
-  for (uint32_t i = 0; i < ctx->t->nreturns; i++) {
-    if (ctx->slots[i] != NULL) ray__store_drop(st, ctx->slots[i]);
-    if (ctx->alias[i] != 0) ray__store_release(st, ctx->alias[i]);
-    ctx->slots[i] = NULL;
-    ctx->alias[i] = 0;
-  }
+  if (ctx->slots[i] != NULL) ray__store_drop(st, ctx->slots[i]);
+  if (ctx->alias[i] != 0) ray__store_release(st, ctx->alias[i]);
+  if (ctx->small & (1u << i)) ray__mem_release(st, ctx->small_size[i]);
+  ctx->slots[i] = NULL;
+  ctx->alias[i] = 0;
+  ctx->small &= ~(1u << i);
+}
+
+void ray__task_ctx_discard(ray_task_ctx_t *ctx) {
+  for (uint32_t i = 0; i < ctx->t->nreturns; i++) slot_clear(ctx, i);
 }
 
 void ray__task_ctx_publish(ray_task_ctx_t *ctx) {
   ray__task_t *t = ctx->t;
   ray__store_t *st = &t->rt->store;
   for (uint32_t i = 0; i < t->nreturns; i++) {
-    if (ctx->slots[i] != NULL) {
+    if (ctx->small & (1u << i)) {
+      ray__store_complete_small(st, t->returns[i].id, ctx->small_data[i], ctx->small_size[i]);
+      ctx->small &= ~(1u << i);
+    } else if (ctx->slots[i] != NULL) {
       ctx->slots[i]->id = t->returns[i].id;
       ray__store_complete(st, ctx->slots[i]);
     } else if (ctx->alias[i] != 0) {
@@ -215,10 +223,7 @@ int ray_ctx_arg_ref(ray_task_ctx_t *ctx, size_t i, ray_ref_t *out) {
 /* Install `e` (NULL: nothing yet) in a checked slot, dropping the value or
  * ref alias it held. Never fails. */
 static int set_slot(ray_task_ctx_t *ctx, size_t slot, ray__entry_t *e) {
-  ray__store_t *st = &ctx->t->rt->store;
-  if (ctx->slots[slot] != NULL) ray__store_drop(st, ctx->slots[slot]);
-  if (ctx->alias[slot] != 0) ray__store_release(st, ctx->alias[slot]);
-  ctx->alias[slot] = 0;
+  slot_clear(ctx, slot);
   ctx->slots[slot] = e;
   return 0;
 }
@@ -232,15 +237,30 @@ static int slot_check(ray_task_ctx_t *ctx, size_t slot, uint32_t type) {
   return 0;
 }
 
-static int return_copy(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
-  ray__entry_t *e = ray__entry_new(&ctx->t->rt->store, size, ctx->t->fn->types[slot], RAY__READY);
+/* A copy of the result for `slot`. A small one (and `small_ok`: nothing
+ * but bytes to store) stays in the context, its bytes reserved now, and
+ * completes the pending entry in place at publish time: no entry made here
+ * and freed there. */
+static int return_copy(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size,
+                       bool small_ok) {
+  ray__store_t *st = &ctx->t->rt->store;
+  if (small_ok && size <= RAY__SMALL_RESULT) {
+    int rc = ray__mem_reserve(st, size);
+    if (rc != 0) return rc;
+    slot_clear(ctx, slot);
+    if (size > 0) memcpy(ctx->small_data[slot], data, size);
+    ctx->small_size[slot] = (uint8_t)size;
+    ctx->small |= 1u << slot;
+    return 0;
+  }
+  ray__entry_t *e = ray__entry_new(st, size, ctx->t->fn->types[slot], RAY__READY);
   if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
   return set_slot(ctx, slot, e);
 }
 
-static int return_encoded(ray_task_ctx_t *ctx, size_t slot, ray__mpbuf_t *b) {
-  int rc = b->oom ? RAY_ENOMEM : return_copy(ctx, slot, b->data, b->size);
+static int return_encoded(ray_task_ctx_t *ctx, size_t slot, ray__mpbuf_t *b, bool small_ok) {
+  int rc = b->oom ? RAY_ENOMEM : return_copy(ctx, slot, b->data, b->size, small_ok);
   ray__mpbuf_destroy(b);
   return rc;
 }
@@ -250,7 +270,7 @@ int ray_return_i64(ray_task_ctx_t *ctx, size_t slot, int64_t v) {
   if (rc != 0) return rc;
   ray__mpbuf_t b;
   ray__encode_i64(&b, v);
-  return return_encoded(ctx, slot, &b);
+  return return_encoded(ctx, slot, &b, true);
 }
 
 int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
@@ -258,7 +278,7 @@ int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v) {
   if (rc != 0) return rc;
   ray__mpbuf_t b;
   ray__encode_f64(&b, v);
-  return return_encoded(ctx, slot, &b);
+  return return_encoded(ctx, slot, &b, true);
 }
 
 int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
@@ -267,7 +287,7 @@ int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
   if (rc != 0) return rc;
   ray__mpbuf_t b;
   ray__encode_str(&b, s);
-  return return_encoded(ctx, slot, &b);
+  return return_encoded(ctx, slot, &b, true);
 }
 
 int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj) {
@@ -295,8 +315,8 @@ int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *o
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
   msgpack_pack_object(&pk, *obj);
-  rc = return_encoded(ctx, slot, &b);
-  if (rc == 0) {
+  rc = return_encoded(ctx, slot, &b, nrefs == 0);
+  if (rc == 0 && nrefs > 0) {
     ctx->slots[slot]->inner = inner;
     ctx->slots[slot]->ninner = (uint32_t)nrefs;
   } else {
@@ -311,7 +331,7 @@ int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t 
   if (data == NULL && size > 0) return RAY_EINVAL;
   int rc = slot_check(ctx, slot, 0);
   if (rc != 0) return rc;
-  return return_copy(ctx, slot, data, size);
+  return return_copy(ctx, slot, data, size, true);
 }
 
 int ray_return_owned(ray_task_ctx_t *ctx, size_t slot, void *data, size_t size, ray_free_fn free_fn,

@@ -12,6 +12,7 @@
 #include "rustyray.h"
 #include "alloc.h"
 #include "hook.h" /* ray__hook_set and its points */
+#include "pool.h" /* ray__pool_alloc, ray__pool_free */
 
 /* Create a pending object of `type` (its producer has not finished); *out
  * carries one reference. Errors: RAY_EINVAL, RAY_ENOTINIT, RAY_ENOMEM. */
@@ -52,6 +53,10 @@ void ray__thread_fail_next(int n);
  * asserts that background work has *not* happened.
  * Returns 0, RAY_ETIMEDOUT or RAY_ENOTINIT. Host threads only. */
 int ray__quiesce(int64_t timeout_ms);
+
+/* Pages cut so far for the pooled blocks of `size` bytes' class (0 for
+ * sizes above the largest class): how many blocks the pool keeps. */
+size_t ray__pool_pages(size_t size);
 
 /* Run fn(arg) on a worker thread of the running runtime (if shutdown drops
  * it unrun, fn never runs). Errors: RAY_EINVAL (fn NULL), RAY_ENOTINIT,

@@ -30,7 +30,7 @@
 #include "rustyray.h" /* RAY_E* */
 #include "testing.h"  /* ray__threads_alive, ray__thread_fail_next */
 
-_Thread_local int ray__thread_role;
+_Thread_local int ray__thread_role RAY__TLS_FAST;
 
 static atomic_int threads_alive;
 static atomic_int threads_to_fail; /* test hook: ray__thread_fail_next */

@@ -7,10 +7,19 @@
 #include <stdbool.h>
 #include <uv.h>
 
+/* Initial-exec TLS for what the fast paths touch on every call (a task, a
+ * get): the general-dynamic model would make each touch a call into the
+ * dynamic linker when the library is shared. */
+#if defined(__GNUC__)
+#define RAY__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define RAY__TLS_FAST
+#endif
+
 /* What the current thread is, so shutdown can refuse to run on its own
  * threads. The loop, the workers and the spiller set it as they start. */
 enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2, RAY__ROLE_SPILLER = 3 };
-extern _Thread_local int ray__thread_role;
+extern _Thread_local int ray__thread_role RAY__TLS_FAST;
 
 /* Start fn(arg) on a new thread, counted for ray__threads_alive() until
  * ray__thread_join. Returns 0, or RAY_EIO when the system refuses the

@@ -8,61 +8,41 @@
 #include <stdint.h>
 
 #include "guard.h" /* RAY__TLS_FAST */
+#include "mag.h"
 #include "rustyray/object.h"
 
 struct ray__entry_s;
 
 /* One view slot. `gen` is odd while a view is open on the slot and even
  * while it is free; it only grows, so a ray_buf_t (slot, gen) names one
- * opening of one slot, never a later one. */
+ * opening of one slot, never a later one. Slots are magazine items
+ * (mag.h): the node first. */
 typedef struct ray__view_s {
+  ray__mag_node_t node; /* free lists */
   _Atomic uint64_t gen;
-  struct ray__entry_s *e;    /* the pinned entry while open */
-  struct ray__view_s *next;  /* free lists */
-  struct ray__view_s *batch; /* the pool: the next batch (on a batch's first slot) */
+  struct ray__entry_s *e; /* the pinned entry while open */
 } ray__view_t;
 
-/* The calling thread's free slots (view.c). Initial-exec TLS: these are
- * touched twice per get, and the general-dynamic model would make each
- * touch a call into the dynamic linker when the library is shared. */
-typedef struct ray__view_cache_s {
-  ray__view_t *head; /* up to RAY__VIEW_CACHE free slots */
-  unsigned n;
-  ray__view_t *spill; /* slots given beyond that, handed to the pool as one batch */
-  unsigned nspill;
-  bool keyed; /* the thread-exit hook knows these lists */
-} ray__view_cache_t;
+enum { RAY__VIEW_BATCH = 64 };
 
-extern _Thread_local ray__view_cache_t ray__view_cache RAY__TLS_FAST;
-
-/* Slow paths: the list is empty / too long or not yet known to the hook. */
-ray__view_t *ray__view_take_slow(void);
-void ray__view_give_slow(ray__view_t *v);
-
-enum { RAY__VIEW_CACHE = 64 };
+/* The slots' kind, and the calling thread's magazine of them (view.c).
+ * Initial-exec TLS: these are touched twice per get, and the
+ * general-dynamic model would make each touch a call into the dynamic
+ * linker when the library is shared. */
+extern ray__mag_kind_t ray__view_kind;
+extern _Thread_local ray__mag_t ray__view_mag RAY__TLS_FAST;
+extern _Thread_local ray__thread_exit_t ray__view_exit RAY__TLS_FAST;
 
 /* A free slot for the calling thread, or NULL when out of memory. Cheap (a
- * thread-local list) and safe under a shard lock: the pool's lock, taken
+ * thread-local list) and safe under a shard lock: the depot's lock, taken
  * when that list runs dry, is a leaf. */
 static inline ray__view_t *ray__view_take(void) {
-  ray__view_cache_t *c = &ray__view_cache;
-  ray__view_t *v = c->head;
-  if (v == NULL) return ray__view_take_slow();
-  c->head = v->next;
-  c->n--;
-  return v;
+  return (ray__view_t *)ray__mag_take(&ray__view_kind, &ray__view_mag, &ray__view_exit);
 }
 
 /* Give back a slot (taken and not opened, or just closed). */
 static inline void ray__view_give(ray__view_t *v) {
-  ray__view_cache_t *c = &ray__view_cache;
-  if (!c->keyed || c->n >= RAY__VIEW_CACHE) {
-    ray__view_give_slow(v);
-    return;
-  }
-  v->next = c->head;
-  c->head = v;
-  c->n++;
+  ray__mag_give(&ray__view_kind, &ray__view_mag, &ray__view_exit, &v->node);
 }
 
 /* Open a view on entry `e` (the caller has added its `life` unit) and fill

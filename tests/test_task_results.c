@@ -213,6 +213,81 @@ static void test_return_setters(void **state) {
   t_end();
 }
 
+/* Small results (up to 16 bytes) complete the pending entry in place;
+ * larger ones come in an entry of their own. A slot may move between the
+ * two, and whatever it held last is the result: nothing of the others
+ * stays counted in the store. */
+static const uint32_t k_two_bytes[2] = {RAY_TYPE_BYTES, RAY_TYPE_BYTES};
+
+static int fn_small_large(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  char big[100];
+  memset(big, 'L', sizeof big);
+  /* Slot 0: small, then large, then small again (16 bytes: the limit). */
+  TC(ray_return_bytes(ctx, 0, "first", 5) == 0, 0);
+  TC(ray_return_bytes(ctx, 0, big, sizeof big) == 0, 1);
+  TC(ray_return_bytes(ctx, 0, "sixteen bytes!!!", 16) == 0, 2);
+  /* Slot 1: large, then small, then 17 bytes (one past the limit). */
+  TC(ray_return_bytes(ctx, 1, big, sizeof big) == 0, 3);
+  TC(ray_return_bytes(ctx, 1, "x", 1) == 0, 4);
+  TC(ray_return_bytes(ctx, 1, "seventeen bytes!!", 17) == 0, 5);
+  return 0;
+}
+
+static int fn_small_then_fail(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  TC(ray_return_i64(ctx, 0, 7) == 0, 0);
+  return ray_fail(ctx, RAY_ETASK, "failed after a small result");
+}
+
+static void expect_bytes(ray_ref_t r, const char *want, size_t n) {
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_int_equal(b.size, n);
+  assert_int_equal(b.type, RAY_TYPE_BYTES);
+  assert_memory_equal(b.data, want, n);
+  ray_buf_release(&b);
+}
+
+static void expect_store_empty(void) {
+  assert_rc(ray__quiesce(RAY_TIMEOUT_INFINITE), 0);
+  ray_stats_t st = rt_stats();
+  assert_int_equal(st.objects, 0);
+  assert_int_equal(st.bytes_in_memory, 0);
+}
+
+static void test_small_results_in_place(void **state) {
+  (void)state;
+  t_begin(2);
+  ray_function_t f = rt_register("small_large", fn_small_large, NULL, k_two_bytes, 2);
+  ray_ref_t out[2];
+  assert_rc(ray_task_submit(f, NULL, 0, NULL, out), 0);
+  expect_bytes(out[0], "sixteen bytes!!!", 16);
+  expect_bytes(out[1], "seventeen bytes!!", 17);
+  rt_release(out[0]);
+  rt_release(out[1]);
+  expect_store_empty();
+
+  /* A small result then a failure: the result is the error, and the bytes
+   * reserved for the small result are given back. */
+  ray_function_t g = rt_register("small_fail", fn_small_then_fail, NULL, rt_t_i64, 1);
+  ray_ref_t r = rt_submit(g, NULL, 0, NULL);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), RAY_ETASK);
+  rt_release(r);
+  expect_store_empty();
+
+  /* The result released before the task publishes it: the small result
+   * lands nowhere and its reservation is given back. */
+  ray_function_t h = rt_register("small_block", fn_block, NULL, rt_t_i64, 1);
+  r = rt_submit(h, NULL, 0, NULL);
+  rt_latch_wait(&g_started, 1);
+  rt_release(r);
+  rt_latch_signal(&g_go);
+  expect_store_empty();
+  t_end();
+}
+
 /* ray_return_owned: no copy, free_fn exactly once (on replacement, on a
  * later failure, or when the object is freed); on error the caller keeps it. */
 static void *_Atomic g_owned_ptr;
@@ -812,6 +887,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_results_typed_at_submission),
     cmocka_unit_test(test_multiple_returns),
     cmocka_unit_test(test_return_setters),
+    cmocka_unit_test(test_small_results_in_place),
     cmocka_unit_test(test_return_owned),
     cmocka_unit_test(test_return_owned_free_gets_arg),
     cmocka_unit_test(test_return_ref),
