@@ -19,6 +19,9 @@
  * around it) and prints several lines: put and read-back GB/s, the raw
  * write speed of the same disk measured in the same run, their ratio, and
  * the store's high-water mark (checked never to exceed the capacity). The
+ * idle_runtime_cpu runs 100,000 tasks, lets the runtime sit idle for
+ * 100 ms, then prints the process's CPU time over the next --seconds as a
+ * percentage of one core (the cost of an idle runtime). The
  * opt-in soak_10m_tasks (run only when named in full) runs 10,000,000 tasks
  * and prints VmRSS after a warm-up and at the end.
  * RAY_NUM_WORKERS sets the pool size, as for any program using the library.
@@ -1220,6 +1223,31 @@ static void case_soak(const char *name) {
   fflush(stdout);
 }
 
+/* ---- idle_runtime_cpu: what an idle runtime costs ------------------------- */
+
+static uint64_t process_cpu_ns(void) {
+  uv_rusage_t ru;
+  CHECK(uv_getrusage(&ru));
+  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
+/* Run some tasks (every worker busy, then looking for more), let the
+ * runtime go idle for 100 ms, then measure the whole process's CPU time
+ * for --seconds while this thread sleeps: percent of one core. The workers
+ * spin for worker_spin_us and then park, so this should be near 0. */
+static void case_idle_cpu(const char *name) {
+  ray_ref_t *refs = malloc(ASYNC_TASKS * sizeof *refs);
+  EXPECT(refs != NULL);
+  (void)tasks_async_batch(refs);
+  free(refs);
+  uv_sleep(100);
+  uint64_t cpu0 = process_cpu_ns(), t0 = uv_hrtime();
+  uv_sleep((unsigned)(g_seconds * 1000.0));
+  uint64_t cpu1 = process_cpu_ns(), t1 = uv_hrtime();
+  report(name, 100.0 * (double)(cpu1 - cpu0) / (double)(t1 - t0), "percent_of_a_core");
+}
+
 /* ---- The typed layer's cases (bench_typed.c) ------------------------------- */
 
 void bench_typed_run(double seconds, bool (*selected)(const char *name));
@@ -1270,6 +1298,7 @@ static const bench_case_t g_cases[] = {
     {"n_n_actor_calls_with_arg_async", rate_actor_n_n_arg, "calls/s", NULL, false},
     {"single_client_get_object_containing_10k_refs", rate_get_10k_refs, "gets/s", NULL, false},
     {"spill_put_gigabytes", NULL, NULL, case_spill_gigabytes, false},
+    {"idle_runtime_cpu", NULL, NULL, case_idle_cpu, false},
     {"soak_10m_tasks", NULL, NULL, case_soak, true},
 };
 #define N_CASES (sizeof g_cases / sizeof g_cases[0])

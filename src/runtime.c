@@ -88,7 +88,7 @@ static bool is_pow2(unsigned x) {
   return x != 0 && (x & (x - 1)) == 0;
 }
 
-enum { MAX_WORKERS = 1024, MAX_SHARDS = 4096 };
+enum { MAX_WORKERS = 1024, MAX_SHARDS = 4096, MAX_SPIN_US = 1000000 };
 
 int ray_config_init(ray_config_t *cfg) {
   if (cfg == NULL) return RAY_EINVAL;
@@ -102,6 +102,8 @@ int ray_config_init(ray_config_t *cfg) {
   cfg->enable_spilling = true;
   cfg->spill_dir = NULL;
   cfg->store_full_timeout_ms = 1000;
+  cfg->worker_spin_us = 50;
+  cfg->wait_spin_us = 20;
 
   int rc = 0, r;
   uint64_t v;
@@ -127,6 +129,14 @@ int ray_config_init(ray_config_t *cfg) {
     rc = r;
   if ((r = env_u64("RAY_STORE_FULL_TIMEOUT_MS", 0, INT64_MAX, &v)) == 1)
     cfg->store_full_timeout_ms = (int64_t)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_WORKER_SPIN_US", 0, MAX_SPIN_US, &v)) == 1)
+    cfg->worker_spin_us = (uint32_t)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_WAIT_SPIN_US", 0, MAX_SPIN_US, &v)) == 1)
+    cfg->wait_spin_us = (uint32_t)v;
   else if (r < 0)
     rc = r;
   const char *dir = getenv("RAY_SPILL_DIR");
@@ -158,6 +168,7 @@ static int config_check(const ray_config_t *cfg) {
       (strlen(cfg->metrics_bind) >= 64 || uv_ip4_addr(cfg->metrics_bind, 0, &addr) != 0))
     return RAY_EINVAL;
   if (cfg->timeline_path != NULL && *cfg->timeline_path == '\0') return RAY_EINVAL;
+  if (cfg->worker_spin_us > MAX_SPIN_US || cfg->wait_spin_us > MAX_SPIN_US) return RAY_EINVAL;
   return 0;
 }
 
@@ -223,7 +234,9 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   /* The timeline owns each worker's record; the scheduler only holds it. */
   static const ray__worker_rec_ops_t rec_ops = {ray__timeline_obs_new, ray__timeline_obs_free};
-  if ((rc = ray__sched_start(&rt->sched, cfg->num_workers, &rec_ops)) != 0) goto fail_loop;
+  if ((rc = ray__sched_start(&rt->sched, cfg->num_workers, (uint64_t)cfg->worker_spin_us * 1000u,
+                             &rec_ops)) != 0)
+    goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   if (cfg->metrics_port != 0) {
     rc = ray__metrics_start(&rt->metrics, &rt->loop, cfg->metrics_port,

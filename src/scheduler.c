@@ -71,7 +71,6 @@
 #include "thread.h"
 
 enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024 };
-#define RAY__SPIN_NS 50000u
 #define RAY__RETIRE_NS 20000000u
 
 struct ray__worker_s {
@@ -91,9 +90,9 @@ struct ray__worker_s {
   struct ray__obs_s *obs; /* what ran here (the timeline's, made by rec_ops) */
 };
 
-static _Thread_local ray__worker_t *tls_worker;
+static _Thread_local ray__worker_t *tls_worker RAY__TLS_FAST;
 
-static _Thread_local ray__runnable_t *tls_running; /* what this thread runs now */
+static _Thread_local ray__runnable_t *tls_running RAY__TLS_FAST; /* what this thread runs now */
 
 /* Slots change under spawn_mu while thieves read them: atomic pointers. */
 static inline ray__worker_t *slot_get(ray__sched_t *s, unsigned i) {
@@ -296,10 +295,11 @@ static bool linger_done(void *arg) {
   return idle_done(w) || !atomic_load(&w->linger);
 }
 
-/* Spin up to RAY__SPIN_NS for work to appear; yields the CPU now and then
- * so a spinner never starves the thread that would produce the work. */
+/* Spin up to the configured spin_ns for work to appear; yields the CPU now
+ * and then so a spinner never starves the thread that would produce the
+ * work. */
 static bool spin_for_work(ray__worker_t *w) {
-  uint64_t until = uv_hrtime() + RAY__SPIN_NS;
+  uint64_t until = uv_hrtime() + w->sched->spin_ns;
   for (unsigned i = 1;; i++) {
     if (idle_done(w)) return true;
     cpu_relax();
@@ -452,8 +452,10 @@ static int worker_add(ray__sched_t *s, bool spare) {
   return 0;
 }
 
-int ray__sched_start(ray__sched_t *s, unsigned n, const ray__worker_rec_ops_t *rec_ops) {
+int ray__sched_start(ray__sched_t *s, unsigned n, uint64_t spin_ns,
+                     const ray__worker_rec_ops_t *rec_ops) {
   s->rec_ops = *rec_ops;
+  s->spin_ns = spin_ns;
   atomic_init(&s->nworkers, 0);
   atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);

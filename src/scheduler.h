@@ -71,6 +71,7 @@ typedef struct ray__sched_s {
   atomic_uint nworkers;
   unsigned base_workers;      /* configured pool size */
   unsigned max_workers;       /* base + spares cap */
+  uint64_t spin_ns;           /* an idle worker looks this long before it parks */
   atomic_uint next_rr;        /* round-robin cursor for submissions from host threads */
   atomic_int idle;            /* workers parked that could run work */
   atomic_int spinning;        /* workers looking for work before they park */
@@ -86,9 +87,11 @@ typedef struct ray__sched_s {
                              started (spawn_mu) */
 } ray__sched_t;
 
-/* Start n worker threads; every worker struct gets a record from
- * rec_ops->make (copied). Errors: RAY_ENOMEM, RAY_EIO. */
-int ray__sched_start(ray__sched_t *s, unsigned n, const ray__worker_rec_ops_t *rec_ops);
+/* Start n worker threads, which look for work for spin_ns before they park
+ * when idle; every worker struct gets a record from rec_ops->make (copied).
+ * Errors: RAY_ENOMEM, RAY_EIO. */
+int ray__sched_start(ray__sched_t *s, unsigned n, uint64_t spin_ns,
+                     const ray__worker_rec_ops_t *rec_ops);
 /* Queue a runnable: on the calling worker's own queue, or round-robin from
  * host threads. Wakes a parked worker when one is available. Never fails. */
 void ray__sched_push(ray__sched_t *s, ray__runnable_t *r);

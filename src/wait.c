@@ -4,8 +4,9 @@
  * A blocking call registers watch nodes on the pending entries (store.c) and
  * waits on a waiter: two counters and the calling thread's parker. A
  * completion bumps the counters and wakes the parker, under the entry's
- * shard lock. The caller spins briefly first (a hand-off from another core
- * is often faster than a futex sleep and wake), then parks. On a worker, it
+ * shard lock. The caller spins briefly first (cfg.wait_spin_us: a hand-off
+ * from another core is often faster than a futex sleep and wake), then
+ * parks. On a worker, it
  * first runs its own queued children inline (ray__sched_help), and before
  * parking gives its CPU to another worker (ray__sched_block_begin wakes an
  * idle one or starts a spare; ray__sched_block_end when it wakes), so
@@ -31,7 +32,6 @@
 
 #include "internal.h"
 
-#define RAY__GET_SPIN_NS 20000u
 /* Back-off between attempts to start a spare after one failed. */
 #define RAY__SPAWN_RETRY_MIN_NS 1000000u
 #define RAY__SPAWN_RETRY_MAX_NS 100000000u
@@ -42,6 +42,7 @@ typedef struct waiter_s {
   atomic_size_t failed; /* of which failed or released */
   size_t need;
   bool stop_on_fail;
+  uint64_t spin_ns; /* spin this long before parking (cfg.wait_spin_us) */
 } waiter_t;
 
 typedef struct wait_node_s {
@@ -129,7 +130,7 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
     if (wk != NULL && ray__sched_help(wk)) continue;
     uint64_t now = uv_hrtime();
     if (now >= deadline) return RAY_ETIMEDOUT;
-    uint64_t until = now + RAY__GET_SPIN_NS;
+    uint64_t until = now + w->spin_ns;
     bool again = false;
     for (unsigned i = 1; !again; i++) {
       if (satisfied(w)) return 0;
@@ -165,7 +166,8 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
   }
 }
 
-static int waiter_init(waiter_t *w, size_t need, bool stop_on_fail) {
+static int waiter_init(waiter_t *w, const ray__runtime_t *rt, size_t need, bool stop_on_fail) {
+  w->spin_ns = (uint64_t)rt->cfg.wait_spin_us * 1000u;
   w->park = ray__parker_self();
   if (w->park == NULL) return RAY_ENOMEM;
   atomic_init(&w->done, 0);
@@ -177,7 +179,7 @@ static int waiter_init(waiter_t *w, size_t need, bool stop_on_fail) {
 
 int ray__wait_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   waiter_t w;
-  int rc = waiter_init(&w, 1, false);
+  int rc = waiter_init(&w, rt, 1, false);
   if (rc != 0) return rc;
   wait_node_t node = {.watch = {.fn = node_notify}, .w = &w, .id = id};
   int status;
@@ -204,7 +206,7 @@ int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ra
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
 
   waiter_t w;
-  int rc = waiter_init(&w, need, stop_on_fail);
+  int rc = waiter_init(&w, rt, need, stop_on_fail);
   if (rc != 0) return rc;
   wait_node_t *nodes = ray__malloc(pending * sizeof *nodes);
   ray_ref_t *held = ray__malloc(pending * sizeof *held); /* what the wait holds */

@@ -10,8 +10,9 @@
 
 #include "thread.h" /* ray__thread_at_exit */
 
-static const char *const k_env_vars[] = {"RAY_NUM_WORKERS", "RAY_NUM_SHARDS",
-                                         "RAY_INLINE_THRESHOLD", "RAY_OBJECT_STORE_MEMORY"};
+static const char *const k_env_vars[] = {"RAY_NUM_WORKERS",      "RAY_NUM_SHARDS",
+                                         "RAY_INLINE_THRESHOLD", "RAY_OBJECT_STORE_MEMORY",
+                                         "RAY_WORKER_SPIN_US",   "RAY_WAIT_SPIN_US"};
 
 static void clear_env(void) {
   for (size_t i = 0; i < sizeof k_env_vars / sizeof k_env_vars[0]; i++)
@@ -60,6 +61,8 @@ static void test_config_defaults(void **state) {
   assert_int_equal(cfg.inline_threshold, 1024);
   assert_true(cfg.object_store_memory > 0);
   assert_true(cfg.object_store_memory <= uv_get_total_memory());
+  assert_int_equal(cfg.worker_spin_us, 50);
+  assert_int_equal(cfg.wait_spin_us, 20);
 
   /* ray_init(NULL) with a clean environment runs on exactly these. */
   rt_begin_cfg(NULL);
@@ -80,12 +83,16 @@ static void test_config_env_overrides(void **state) {
   set_env("RAY_NUM_SHARDS", "16");
   set_env("RAY_INLINE_THRESHOLD", "100");
   set_env("RAY_OBJECT_STORE_MEMORY", "123456789");
+  set_env("RAY_WORKER_SPIN_US", "0");
+  set_env("RAY_WAIT_SPIN_US", "1000000");
   ray_config_t cfg;
   assert_rc(ray_config_init(&cfg), 0);
   assert_int_equal(cfg.num_workers, 3);
   assert_int_equal(cfg.num_shards, 16);
   assert_int_equal(cfg.inline_threshold, 100);
   assert_true(cfg.object_store_memory == 123456789u);
+  assert_int_equal(cfg.worker_spin_us, 0);
+  assert_int_equal(cfg.wait_spin_us, 1000000);
 
   /* One variable alone changes one field. */
   clear_env();
@@ -152,6 +159,12 @@ static void test_config_env_invalid(void **state) {
         case 2:
           assert_int_equal(cfg.inline_threshold, def.inline_threshold);
           break;
+        case 4:
+          assert_int_equal(cfg.worker_spin_us, def.worker_spin_us);
+          break;
+        case 5:
+          assert_int_equal(cfg.wait_spin_us, def.wait_spin_us);
+          break;
         default:
           assert_true(cfg.object_store_memory == def.object_store_memory);
           break;
@@ -187,6 +200,12 @@ static void test_init_bad_env_values(void **state) {
   set_env("RAY_OBJECT_STORE_MEMORY", "0");
   init_expect(NULL, RAY_EINVAL);
   clear_env();
+  set_env("RAY_WORKER_SPIN_US", "1000001");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
+  set_env("RAY_WAIT_SPIN_US", "1000001");
+  init_expect(NULL, RAY_EINVAL);
+  clear_env();
   /* And a good one still starts. */
   rt_begin_cfg(NULL);
   rt_end();
@@ -214,10 +233,67 @@ static void test_init_validation(void **state) {
   rt_config(&cfg);
   cfg.object_store_memory = 0;
   init_expect(&cfg, RAY_EINVAL);
+  rt_config(&cfg);
+  cfg.worker_spin_us = 1000001;
+  init_expect(&cfg, RAY_EINVAL);
+  rt_config(&cfg);
+  cfg.wait_spin_us = UINT32_MAX;
+  init_expect(&cfg, RAY_EINVAL);
 
   /* After all those, a valid init works. */
   rt_config(&cfg);
   rt_begin_cfg(&cfg);
+  rt_end();
+}
+
+/* ---- spin settings -------------------------------------------------------- */
+
+static ray_function_t g_tree_fn;
+
+/* tree(n): 1 + two children tree(n - 1), each awaited: nested gets. */
+static int fn_tree(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t n = 0;
+  if (ray_ctx_arg_i64(ctx, 0, &n) != 0) return ray_fail(ctx, RAY_EINVAL, "arg");
+  int64_t total = 1;
+  if (n > 0) {
+    ray_arg_t a = ray_arg_i64(n - 1);
+    ray_ref_t r[2];
+    for (int i = 0; i < 2; i++)
+      if (ray_task_submit(g_tree_fn, &a, 1, NULL, &r[i]) != 0) return ray_fail(ctx, RAY_ETASK, "s");
+    for (int i = 0; i < 2; i++) {
+      int64_t v = 0;
+      int rc = ray_get_i64(r[i], RAY_TIMEOUT_INFINITE, &v);
+      (void)ray_ref_release(r[i]);
+      if (rc != 0) return ray_fail(ctx, rc, "get");
+      total += v;
+    }
+  }
+  return ray_return_i64(ctx, 0, total);
+}
+
+/* No spinning at all (every idle worker and every waiter parks at once):
+ * tasks, nested gets and waits still complete, as they do with the
+ * defaults. */
+static void test_spin_settings_zero(void **state) {
+  (void)state;
+  clear_env();
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.num_workers = 2;
+  cfg.worker_spin_us = 0;
+  cfg.wait_spin_us = 0;
+  rt_begin_cfg(&cfg);
+  g_tree_fn = rt_register("tree", fn_tree, NULL, rt_t_i64, 1);
+  for (int round = 0; round < 20; round++) {
+    ray_arg_t a = ray_arg_i64(6);
+    ray_ref_t r = rt_submit(g_tree_fn, &a, 1, NULL);
+    assert_int_equal(rt_get_i64(r), 127); /* 2^7 - 1 calls */
+    bool ready = false;
+    assert_int_equal(ray_wait(&r, 1, 1, RAY_TIMEOUT_INFINITE, &ready), 1);
+    assert_true(ready);
+    assert_rc(ray_ref_release(r), 0);
+  }
   rt_end();
 }
 
@@ -1111,6 +1187,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_defaults),
     cmocka_unit_test(test_config_env_overrides),
     cmocka_unit_test(test_config_env_invalid),
+    cmocka_unit_test(test_spin_settings_zero),
     cmocka_unit_test(test_init_bad_env_values),
     cmocka_unit_test(test_init_validation),
     cmocka_unit_test(test_init_valid_edges),

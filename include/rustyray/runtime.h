@@ -69,13 +69,24 @@ typedef struct ray_config_s {
   /* The address it listens on. Default (NULL) "127.0.0.1": loopback only,
    * never another interface unless the host sets one. Env: RAY_METRICS_BIND. */
   const char *metrics_bind;
+  /* How long an idle worker keeps looking for work before it parks, in
+   * microseconds: longer catches the next task without a wake-up through
+   * the kernel, shorter gives an idle CPU back sooner (after it, an idle
+   * runtime uses no CPU). 0 to 1,000,000; default 50.
+   * Env: RAY_WORKER_SPIN_US. */
+  uint32_t worker_spin_us;
+  /* How long ray_get/ray_wait spin on a pending object before parking, in
+   * microseconds (a hand-off from another core is often quicker than a
+   * sleep and wake). 0 to 1,000,000; default 20. Env: RAY_WAIT_SPIN_US. */
+  uint32_t wait_spin_us;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
  * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
- * RAY_METRICS_BIND). Does not need the runtime.
+ * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US). Does not need
+ * the runtime.
  * Numbers are plain decimal; each variable takes the values its field does
  * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
  * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
@@ -90,7 +101,8 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * store_full_timeout_ms negative, an empty spill_dir, with spilling on a
  * spill_dir that is not an existing directory this process can create files
  * in, metrics_port below -1 or above 65535,
- * metrics_bind not an IPv4 address, or a bad environment variable when cfg
+ * metrics_bind not an IPv4 address, worker_spin_us or wait_spin_us above
+ * 1,000,000, or a bad environment variable when cfg
  * is NULL), RAY_ENOMEM, RAY_EIO (a thread or loop could not be created, or
  * the metrics port could not be bound), RAY_EBUSY (from code the library
  * runs: a task, an actor method, constructor or destructor, a callback, a
