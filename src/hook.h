@@ -25,8 +25,17 @@ enum {
   RAY__AT_CLOSE_WAIT = 6,      /* ray_shutdown, lifecycle lock held: about
                                   to wait for a thread still inside a public
                                   call (ray__guard_close) */
-  RAY__AT_SCHED_FREED = 7      /* ray_shutdown, lifecycle lock held: the
+  RAY__AT_SCHED_FREED = 7,     /* ray_shutdown, lifecycle lock held: the
                                   worker queues are gone */
+  /* Blocking calls (wait.c); arg: NULL. */
+  RAY__AT_WAIT_PARK = 8, /* a host thread in ray_get/ray_wait about to park,
+                            no lock held */
+  RAY__AT_NOTIFIED = 9,  /* a completion waking a blocked call, the entry's
+                            shard lock held: the waiter counts it, the
+                            notifier has not let go of the node yet */
+  RAY__AT_UNWATCH = 10   /* the woken call, no lock held: the notification
+                            has not finished, so it takes its node off under
+                            the shard lock */
 };
 
 typedef void (*ray__hook_fn)(int point, void *arg);

@@ -34,13 +34,11 @@ typedef struct ray__mag_kind_s {
   size_t npages;
 } ray__mag_kind_t;
 
-#define RAY__MAG_KIND(size, per_batch, init_fn) \
-    {.item = (size),                                 \
-   .batch = (per_batch),                           \
-   .init = (init_fn),                              \
-   .batches = NULL,                                \
-   .pages = NULL,                                  \
-   .npages = 0}
+#define RAY__MAG_KIND(size, per_batch, init_fn)                                              \
+  {                                                                                          \
+    .item = (size), .batch = (per_batch), .init = (init_fn), .batches = NULL, .pages = NULL, \
+    .npages = 0                                                                              \
+  }
 
 /* A thread's magazine of one kind: up to kind->batch free items, and the
  * items given beyond that, which go to the depot as one batch. Lives in

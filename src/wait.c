@@ -15,9 +15,11 @@
  * A wait holds a reference on every pending object it waits on, released
  * after its last look, so a concurrent release never frees them under it.
  *
- * Lifetime rule: the waiter lives on the caller's stack, and the caller
- * unregisters every node (taking each node's shard lock) before returning,
- * so no notifier can touch a dead waiter: notifiers run under that lock.
+ * Lifetime rule: the waiter and its nodes live on the caller's stack, so
+ * before returning the caller makes sure no notifier will touch them: a
+ * node whose notification has finished (its `fired` flag, stored last) is
+ * off the entry's list already; any other is taken off under its shard
+ * lock, under which notifiers run (node_release).
  *
  * The blocked-caller count: a public call brackets its parking path with
  * ray__wait_blocking_enter/leave, and ray_shutdown, having set `stopping` through
@@ -30,6 +32,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "hook.h"
 #include "internal.h"
 
 /* Back-off between attempts to start a spare after one failed. */
@@ -49,6 +52,7 @@ typedef struct wait_node_s {
   ray__watch_t watch;
   waiter_t *w;
   uint64_t id;
+  atomic_bool fired; /* node_notify is done with the node and its waiter */
 } wait_node_t;
 
 /* ---- The blocked-caller count ---- */
@@ -97,12 +101,40 @@ void ray__wait_blocking_drain(void) {
 
 /* ---- Waiting for entries ---- */
 
-/* Runs under the entry's shard lock. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Runs under the entry's shard lock, which has already taken the node off
+ * the entry's list. Its last touch of the node or the waiter is `fired`:
+ * from then on the caller may return without the lock (node_release). */
 static void node_notify(ray__watch_t *watch, int status) {
-  waiter_t *w = ((wait_node_t *)watch)->w;
+  wait_node_t *node = (wait_node_t *)watch;
+  waiter_t *w = node->w;
   if (status != 0) atomic_fetch_add(&w->failed, 1);
   atomic_fetch_add(&w->done, 1);
   ray__parker_wake(w->park);
+  ray__hook(RAY__AT_NOTIFIED, NULL);
+  atomic_store_explicit(&node->fired, true, memory_order_release);
+}
+
+/* The caller is done with a registered node: if its notification has
+ * finished (it usually has, or is a few instructions from it, when the
+ * wait was satisfied), the node is off the entry's list and nobody touches
+ * it again: no lock. Otherwise take it off under the shard lock, which also
+ * waits out a notification in progress. This saves the lock round trip
+ * that would otherwise meet the notifier still holding the lock. */
+static void node_release(ray__store_t *st, wait_node_t *node) {
+  for (int i = 0; i < 64; i++) {
+    if (atomic_load_explicit(&node->fired, memory_order_acquire)) return;
+    cpu_relax();
+  }
+  ray__hook(RAY__AT_UNWATCH, NULL);
+  ray__store_unwatch(st, node->id, &node->watch);
 }
 
 static bool satisfied(const waiter_t *w) {
@@ -111,14 +143,6 @@ static bool satisfied(const waiter_t *w) {
 
 static bool sleep_done(void *arg) {
   return satisfied(arg);
-}
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
 }
 
 /* Wait for the waiter's condition: help, spin, then park; repeat. */
@@ -146,6 +170,7 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
     }
     if (again) continue;
     if (wk == NULL) {
+      ray__hook(RAY__AT_WAIT_PARK, NULL);
       ray__parker_sleep(w->park, sleep_done, w, deadline);
       continue;
     }
@@ -182,12 +207,13 @@ int ray__wait_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   int rc = waiter_init(&w, rt, 1, false);
   if (rc != 0) return rc;
   wait_node_t node = {.watch = {.fn = node_notify}, .w = &w, .id = id};
+  atomic_init(&node.fired, false);
   int status;
   rc = ray__store_watch(&rt->store, id, &node.watch, false, &status); /* the caller holds it */
   if (rc < 0) return rc;
   if (rc == 1) return 0; /* completed in the meantime */
   rc = wait_for(&w, ray__sched_deadline(timeout_ms));
-  ray__store_unwatch(&rt->store, id, &node.watch);
+  node_release(&rt->store, &node);
   return rc;
 }
 
@@ -223,6 +249,7 @@ int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ra
     if (states[i] != RAY__PENDING) continue;
     wait_node_t *node = &nodes[registered];
     *node = (wait_node_t){.watch = {.fn = node_notify}, .w = &w, .id = refs[i].id};
+    atomic_init(&node->fired, false);
     int status;
     int r = ray__store_watch(&rt->store, refs[i].id, &node->watch, true, &status);
     if (r >= 0) held[nheld++] = refs[i];
@@ -236,8 +263,7 @@ int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ra
     }
   }
   if (rc == 0) rc = wait_for(&w, ray__sched_deadline(timeout_ms));
-  for (size_t k = 0; k < registered; k++)
-    ray__store_unwatch(&rt->store, nodes[k].id, &nodes[k].watch);
+  for (size_t k = 0; k < registered; k++) node_release(&rt->store, &nodes[k]);
   ray__free(nodes);
   ray__store_states(&rt->store, refs, g, states); /* while still holding them */
   ray__store_release_batch(&rt->store, held, nheld);

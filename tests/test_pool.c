@@ -130,10 +130,8 @@ static void test_injected_failures(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sizes_and_alignment),
-      cmocka_unit_test(test_reuse_on_one_thread),
-      cmocka_unit_test(test_freed_on_another_thread),
-      cmocka_unit_test(test_threads_strand_nothing),
+      cmocka_unit_test(test_sizes_and_alignment),     cmocka_unit_test(test_reuse_on_one_thread),
+      cmocka_unit_test(test_freed_on_another_thread), cmocka_unit_test(test_threads_strand_nothing),
       cmocka_unit_test(test_injected_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,67 @@
  * sleep; helper threads record into atomics, only the main thread asserts. */
 #include "test_util.h"
 
+/* ---- a blocked get woken while its notifier still holds its node ---------- */
+
+/* The get parks (WAIT_PARK), a fulfil on another thread wakes it and is
+ * held inside the notification (NOTIFIED, shard lock held) until the get,
+ * finding the notification unfinished, goes for the lock (UNWATCH). The get
+ * must wait for the notifier to let go of its node (on its stack) before it
+ * returns: ASan's stack-use-after-return check sees any touch after. */
+static rt_latch_t g_parked, g_fallback;
+static atomic_int g_unwatch_hits, g_notified_hits;
+
+static void notify_order_hook(int point, void *arg) {
+  (void)arg;
+  if (point == RAY__AT_WAIT_PARK) rt_latch_signal(&g_parked);
+  if (point == RAY__AT_UNWATCH) {
+    atomic_fetch_add(&g_unwatch_hits, 1);
+    rt_latch_signal(&g_fallback);
+  }
+  if (point == RAY__AT_NOTIFIED) {
+    atomic_fetch_add(&g_notified_hits, 1);
+    rt_latch_wait(&g_fallback, 1); /* the get is past its spin, at the lock */
+  }
+}
+
+static void fulfil_when_parked(void *arg) {
+  rt_latch_wait(&g_parked, 1);
+  int64_t v = 42;
+  (void)ray__object_fulfil(*(ray_ref_t *)arg, &v, sizeof v);
+}
+
+static void test_get_woken_during_notification(void **state) {
+  (void)state;
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.wait_spin_us = 0; /* park at once */
+  rt_begin_cfg(&cfg);
+  rt_latch_init(&g_parked);
+  rt_latch_init(&g_fallback);
+  atomic_store(&g_unwatch_hits, 0);
+  atomic_store(&g_notified_hits, 0);
+  ray_ref_t p;
+  assert_rc(ray__object_create_pending(RAY_TYPE_BYTES, &p), 0);
+  ray__hook_set(notify_order_hook);
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, fulfil_when_parked, &p), 0);
+  ray_buf_t b;
+  assert_rc(ray_get(p, RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_int_equal(uv_thread_join(&t), 0);
+  ray__hook_set(NULL);
+  assert_int_equal(b.size, sizeof(int64_t));
+  int64_t v;
+  memcpy(&v, b.data, sizeof v);
+  assert_int_equal(v, 42);
+  ray_buf_release(&b);
+  assert_int_equal(atomic_load(&g_notified_hits), 1);
+  assert_int_equal(atomic_load(&g_unwatch_hits), 1);
+  rt_release(p);
+  rt_latch_destroy(&g_parked);
+  rt_latch_destroy(&g_fallback);
+  rt_end();
+}
+
 /* ---- timeouts and blocking gets ----------------------------------------- */
 
 static void test_get_timeouts(void **state) {
@@ -917,6 +978,7 @@ static void test_on_ready_callback_uses_store(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_get_woken_during_notification),
     cmocka_unit_test(test_get_timeouts),
     cmocka_unit_test(test_get_woken_by_fulfil),
     cmocka_unit_test(test_get_woken_by_fail),
