@@ -58,6 +58,11 @@ typedef struct ray__runtime_s {
   char pad2_[64];
   uv_mutex_t quiet_mu; /* with quiet_cv: a task finished (ray__quiesce) */
   uv_cond_t quiet_cv;
+  /* For a host thread blocked on object `id` with no deadline: run its
+   * producer here if still queued (ray__task_run_producer, handed down to
+   * wait.c, which sits below the task layer); NULL when cfg.host_help is
+   * off or runs are recorded. */
+  bool (*run_producer)(struct ray__runtime_s *rt, uint64_t id);
 } ray__runtime_t;
 
 /* A task or actor call has finished (after tasks_finished was bumped):

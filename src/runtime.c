@@ -104,6 +104,7 @@ int ray_config_init(ray_config_t *cfg) {
   cfg->store_full_timeout_ms = 1000;
   cfg->worker_spin_us = 50;
   cfg->wait_spin_us = 20;
+  cfg->host_help = true;
 
   int rc = 0, r;
   uint64_t v;
@@ -137,6 +138,10 @@ int ray_config_init(ray_config_t *cfg) {
     rc = r;
   if ((r = env_u64("RAY_WAIT_SPIN_US", 0, MAX_SPIN_US, &v)) == 1)
     cfg->wait_spin_us = (uint32_t)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_HOST_HELP", 0, 1, &v)) == 1)
+    cfg->host_help = v == 1;
   else if (r < 0)
     rc = r;
   const char *dir = getenv("RAY_SPILL_DIR");
@@ -180,7 +185,10 @@ int ray_init(const ray_config_t *cfg) {
     if (ray_config_init(&defaults) != 0) return RAY_EINVAL;
     cfg = &defaults;
   }
-  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__log_in_handler())
+  /* Not from the library's threads, nor from code it runs on a host thread
+   * inside a call (a task the host runs while it waits, a callback). */
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside() ||
+      ray__log_in_handler())
     return RAY_EBUSY;
   uv_once(&lifecycle_once, lifecycle_init);
   ray__guard_setup();
@@ -212,6 +220,9 @@ int ray_init(const ray_config_t *cfg) {
     goto out;
   }
   rt->record_runs = cfg->timeline || cfg->metrics_port != 0;
+  /* Not while runs are recorded: the timeline and the metrics keep their
+   * records per worker, and a run on a host thread would be missing. */
+  rt->run_producer = cfg->host_help && !rt->record_runs ? ray__task_run_producer : NULL;
   if (cfg->timeline_path != NULL && (rt->timeline_path = ray__strdup(cfg->timeline_path)) == NULL) {
     uv_cond_destroy(&rt->quiet_cv);
     uv_mutex_destroy(&rt->quiet_mu);

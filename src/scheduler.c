@@ -70,7 +70,7 @@
 #include "rustyray.h"
 #include "thread.h"
 
-enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024 };
+enum { RAY__MAX_NESTING = 64, RAY__MAX_SPARES = 1024, RAY__MAX_HOST_NESTING = 16 };
 #define RAY__RETIRE_NS 20000000u
 
 struct ray__worker_s {
@@ -201,6 +201,7 @@ static ray__runnable_t *q_remove(ray__runnable_t *r) {
   r->prev->next = r->next;
   r->next->prev = r->prev;
   r->next = r->prev = NULL;
+  atomic_store_explicit(&r->queue, NULL, memory_order_relaxed);
   return r;
 }
 
@@ -264,6 +265,7 @@ static void push(ray__sched_t *s, ray__runnable_t *r, bool yield) {
                  atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) % s->base_workers);
   r->parent = own && !yield ? tls_running : NULL;
   uv_mutex_lock(&w->qmu);
+  atomic_store_explicit(&r->queue, w, memory_order_relaxed);
   /* Own: at the tail (next to run), unless yielding; host: at the head. */
   q_insert(own && !yield ? w->q.prev : &w->q, r);
   atomic_fetch_add(&w->qlen, 1);
@@ -362,10 +364,15 @@ static void worker_main(void *arg) {
       continue;
     }
     if (atomic_load(&s->stop)) break;
-    atomic_fetch_add(&s->spinning, 1);
-    bool found = spin_for_work(w);
-    atomic_fetch_sub(&s->spinning, 1);
-    if (found) continue;
+    /* At most max_spinners look at once (a core is left to the host
+     * thread that submits); the others park straight away. */
+    if (atomic_fetch_add(&s->spinning, 1) < s->max_spinners) {
+      bool found = spin_for_work(w);
+      atomic_fetch_sub(&s->spinning, 1);
+      if (found) continue;
+    } else {
+      atomic_fetch_sub(&s->spinning, 1);
+    }
     atomic_store(&w->can_help, true);
     atomic_fetch_add(&s->idle, 1);
     ray__hook(RAY__AT_IDLE, w);
@@ -456,6 +463,8 @@ int ray__sched_start(ray__sched_t *s, unsigned n, uint64_t spin_ns,
                      const ray__worker_rec_ops_t *rec_ops) {
   s->rec_ops = *rec_ops;
   s->spin_ns = spin_ns;
+  unsigned cpus = uv_available_parallelism();
+  s->max_spinners = cpus > 1 ? (int)cpus - 1 : 1;
   atomic_init(&s->nworkers, 0);
   atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);
@@ -565,6 +574,31 @@ bool ray__sched_help(ray__worker_t *w) {
   r->run(r);
   tls_running = outer;
   w->depth--;
+  return true;
+}
+
+static _Thread_local int tls_host_depth; /* runs on this host thread's stack */
+
+bool ray__sched_run_queued(ray__sched_t *s, ray__runnable_t *r) {
+  if (tls_worker != NULL || tls_host_depth >= RAY__MAX_HOST_NESTING || atomic_load(&s->stop))
+    return false;
+  ray__worker_t *w = atomic_load_explicit(&r->queue, memory_order_acquire);
+  if (w == NULL) return false;
+  bool taken = false;
+  uv_mutex_lock(&w->qmu);
+  if (atomic_load_explicit(&r->queue, memory_order_relaxed) == w) { /* still there */
+    q_remove(r);
+    atomic_fetch_sub(&w->qlen, 1);
+    taken = true;
+  }
+  uv_mutex_unlock(&w->qmu);
+  if (!taken) return false;
+  ray__runnable_t *outer = tls_running;
+  tls_host_depth++;
+  tls_running = r;
+  r->run(r);
+  tls_running = outer;
+  tls_host_depth--;
   return true;
 }
 

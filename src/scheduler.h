@@ -52,6 +52,9 @@ typedef struct ray__runnable_s {
   /* The runnable that was running on the pushing thread (NULL from host
    * threads): a blocked runnable may run its own children inline. */
   void *parent;
+  /* The worker whose queue holds it, NULL when in none (written under that
+   * queue's lock; a task starts with NULL). */
+  _Atomic(struct ray__worker_s *) queue;
 } ray__runnable_t;
 
 typedef struct ray__worker_s ray__worker_t;
@@ -72,6 +75,7 @@ typedef struct ray__sched_s {
   unsigned base_workers;      /* configured pool size */
   unsigned max_workers;       /* base + spares cap */
   uint64_t spin_ns;           /* an idle worker looks this long before it parks */
+  int max_spinners;           /* idle workers that may look at once: CPUs - 1 */
   atomic_uint next_rr;        /* round-robin cursor for submissions from host threads */
   atomic_int idle;            /* workers parked that could run work */
   atomic_int spinning;        /* workers looking for work before they park */
@@ -117,6 +121,12 @@ ray__worker_t *ray__worker_self(void);
 bool ray__sched_help(ray__worker_t *w);
 /* Whether ray__sched_help would find a child to run now (a cheap hint). */
 bool ray__sched_can_help(ray__worker_t *w);
+/* For a host thread (not a worker): if `r` is still in a worker's queue,
+ * take it off and run it here, below a nesting limit (16 runs on one host
+ * stack). Returns whether it ran. The caller keeps `r`'s memory alive (a
+ * hold on its task) across the call. A host waiting for the object `r`
+ * produces runs it rather than wait for a worker to: see wait.c. */
+bool ray__sched_run_queued(ray__sched_t *s, ray__runnable_t *r);
 /* A worker is about to park inside a blocking call (Ray releases a blocked
  * worker's CPU): it is counted blocked, and an idle worker is woken, or if
  * none is idle a spare worker starts, so ready work never waits behind

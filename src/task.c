@@ -47,6 +47,7 @@ static void task_drop(ray__runnable_t *rn);
 void ray__task_init(ray__task_t *t, ray__runtime_t *rt, ray__func_t *fn, const ray__task_ops_t *ops,
                     void *owner) {
   memset(t, 0, sizeof *t);
+  atomic_init(&t->rn.queue, NULL);
   t->rn.run = task_run;
   t->rn.drop = task_drop;
   t->rt = rt;
@@ -305,6 +306,19 @@ const ray__task_ops_t ray__task_fn_ops = {
     .body = fn_body,
     .done = fn_done,
 };
+
+/* ---- A host waiting on a result runs its producer ---- */
+
+bool ray__task_run_producer(ray__runtime_t *rt, uint64_t id) {
+  void *p;
+  if (ray__store_claim_producer(&rt->store, id, ray__task_hold, &p) != 0) return false;
+  ray__task_t *t = p;
+  /* A remote function's task only: an actor's constructor and methods run
+   * on workers, in their actor's order. */
+  bool ran = t->ops->kind == RAY__TASK_FN && ray__sched_run_queued(&rt->sched, &t->rn);
+  ray__task_unref(t);
+  return ran;
+}
 
 /* ---- Cancellation ---- */
 

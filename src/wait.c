@@ -46,6 +46,12 @@ typedef struct waiter_s {
   size_t need;
   bool stop_on_fail;
   uint64_t spin_ns; /* spin this long before parking (cfg.wait_spin_us) */
+  /* A host thread with no deadline runs the producers of what it waits for
+   * when they are still queued (rt->run_producer): the nodes to try, from
+   * help_next on; help_next == nhelp once none is left to try. */
+  ray__runtime_t *rt;
+  const struct wait_node_s *help;
+  size_t nhelp, help_next;
 } waiter_t;
 
 typedef struct wait_node_s {
@@ -145,6 +151,26 @@ static bool sleep_done(void *arg) {
   return satisfied(arg);
 }
 
+/* On a host thread with no deadline (a run could overshoot one): run the
+ * producer of one of the objects waited for, if it is still queued, rather
+ * than wait for a worker to take it (TBB's wait does work the same way).
+ * Each node is tried until one runs; a node whose producer is running,
+ * waiting for its own arguments or done is passed over for good, so a wait
+ * makes at most one try per node plus one per run. */
+static bool help_producer(waiter_t *w) {
+  if (w->rt->run_producer == NULL) return false;
+  while (w->help_next < w->nhelp) {
+    const wait_node_t *node = &w->help[w->help_next];
+    if (atomic_load_explicit(&node->fired, memory_order_acquire)) {
+      w->help_next++;
+      continue;
+    }
+    if (w->rt->run_producer(w->rt, node->id)) return true;
+    w->help_next++;
+  }
+  return false;
+}
+
 /* Wait for the waiter's condition: help, spin, then park; repeat. */
 static int wait_for(waiter_t *w, uint64_t deadline) {
   ray__worker_t *wk = ray__worker_self();
@@ -152,6 +178,7 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
   for (;;) {
     if (satisfied(w)) return 0;
     if (wk != NULL && ray__sched_help(wk)) continue;
+    if (wk == NULL && deadline == UINT64_MAX && help_producer(w)) continue;
     uint64_t now = uv_hrtime();
     if (now >= deadline) return RAY_ETIMEDOUT;
     uint64_t until = now + w->spin_ns;
@@ -191,8 +218,11 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
   }
 }
 
-static int waiter_init(waiter_t *w, const ray__runtime_t *rt, size_t need, bool stop_on_fail) {
+static int waiter_init(waiter_t *w, ray__runtime_t *rt, size_t need, bool stop_on_fail) {
   w->spin_ns = (uint64_t)rt->cfg.wait_spin_us * 1000u;
+  w->rt = rt;
+  w->help = NULL;
+  w->nhelp = w->help_next = 0;
   w->park = ray__parker_self();
   if (w->park == NULL) return RAY_ENOMEM;
   atomic_init(&w->done, 0);
@@ -212,6 +242,8 @@ int ray__wait_one(ray__runtime_t *rt, uint64_t id, int64_t timeout_ms) {
   rc = ray__store_watch(&rt->store, id, &node.watch, false, &status); /* the caller holds it */
   if (rc < 0) return rc;
   if (rc == 1) return 0; /* completed in the meantime */
+  w.help = &node;
+  w.nhelp = 1;
   rc = wait_for(&w, ray__sched_deadline(timeout_ms));
   node_release(&rt->store, &node);
   return rc;
@@ -262,6 +294,8 @@ int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ra
       rc = r;
     }
   }
+  w.help = nodes;
+  w.nhelp = registered;
   if (rc == 0) rc = wait_for(&w, ray__sched_deadline(timeout_ms));
   for (size_t k = 0; k < registered; k++) node_release(&rt->store, &nodes[k]);
   ray__free(nodes);

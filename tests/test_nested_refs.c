@@ -367,7 +367,6 @@ static void test_task_returns_refs(void **state) {
   cfg.num_workers = 1;
   m_begin_cfg(&cfg);
   ray_function_t fmake = rt_register("make_refs", fn_make_refs, NULL, rt_t_msgpack, 1);
-  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
   ray_arg_t a[2] = {ray_arg_i64(20), ray_arg_i64(0)};
   ray_ref_t res = rt_submit(fmake, a, 2, NULL);
   ray_msgpack_t v;
@@ -390,9 +389,7 @@ static void test_task_returns_refs(void **state) {
   res = rt_submit(fmake, a, 2, NULL);
   ray_buf_t b;
   assert_rc(ray_get(res, RAY_TIMEOUT_INFINITE, &b), RAY_ETASK);
-  ray_ref_t bar = rt_submit(fnoop, NULL, 0, NULL);
-  assert_int_equal(rt_get_i64(bar), 0);
-  rt_release(bar);
+  assert_rc(ray__quiesce(60000), 0);       /* every task has finished */
   assert_int_equal(rt_stats().objects, 1); /* the failed result only */
   rt_release(res);
   rt_assert_store_empty();
@@ -407,9 +404,7 @@ static void test_task_returns_refs(void **state) {
   rt_latch_signal(&g_go);
   assert_int_equal(rt_get_i64(blk), 1);
   rt_release(blk);
-  bar = rt_submit(fnoop, NULL, 0, NULL);
-  assert_int_equal(rt_get_i64(bar), 0);
-  rt_release(bar);
+  assert_rc(ray__quiesce(60000), 0);
   assert_int_equal(atomic_load(&g_calls), 3);
   rt_assert_store_empty();
   m_end();
@@ -425,7 +420,6 @@ static void test_task_msgpack_arg_refs(void **state) {
   m_begin_cfg(&cfg);
   ray_function_t fread = rt_register("read_refs", fn_read_refs, NULL, rt_t_i64, 1);
   ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
-  ray_function_t fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
   ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
   ray_ref_t x = put_pat(5000, 11), y = put_pat(30, 12);
@@ -464,9 +458,7 @@ static void test_task_msgpack_arg_refs(void **state) {
   rt_release(res);
   assert_int_equal(rt_get_i64(blk), 1);
   rt_release(blk);
-  ray_ref_t bar = rt_submit(fnoop, NULL, 0, NULL);
-  assert_int_equal(rt_get_i64(bar), 0);
-  rt_release(bar);
+  assert_rc(ray__quiesce(60000), 0); /* every task has finished */
   assert_gone(x);
   assert_gone(y);
   rt_assert_store_empty();
@@ -486,7 +478,7 @@ typedef struct {
   ray_msgpack_t m;
   mp_t mp;
   const msgpack_object *obj;
-  ray_function_t fread, fblock, fnoop;
+  ray_function_t fread, fblock;
   ray_ref_t blk;
   bool bin;          /* append a 300 KiB bin: a large (owned, spillable) value */
   ray_ref_t fill[4]; /* objects that push the value out to disk */
@@ -583,7 +575,6 @@ static void prep_submit(oom_x *x) {
   oom_pack(x);
   x->fread = rt_register("read_refs", fn_read_refs, NULL, rt_t_i64, 1);
   x->fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
-  x->fnoop = rt_register("noop", rt_fn_zero, NULL, rt_t_i64, 1);
   x->blk = rt_submit(x->fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
 }
@@ -601,16 +592,12 @@ static void ok_submit(oom_x *x) {
   /* fn_read_refs checks pat of each inner (seeded 300+i). */
   assert_int_equal(rt_get_i64(x->out), OOM_REFS);
   rt_release(x->out);
-  ray_ref_t bar = rt_submit(x->fnoop, NULL, 0, NULL);
-  assert_int_equal(rt_get_i64(bar), 0);
-  rt_release(bar);
+  assert_rc(ray__quiesce(60000), 0);
   mp_done(&x->mp);
 }
 static void fail_submit(oom_x *x) {
   unblock(x);
-  ray_ref_t bar = rt_submit(x->fnoop, NULL, 0, NULL);
-  assert_int_equal(rt_get_i64(bar), 0);
-  rt_release(bar);
+  assert_rc(ray__quiesce(60000), 0);
   mp_done(&x->mp);
 }
 

@@ -79,14 +79,25 @@ typedef struct ray_config_s {
    * microseconds (a hand-off from another core is often quicker than a
    * sleep and wake). 0 to 1,000,000; default 20. Env: RAY_WAIT_SPIN_US. */
   uint32_t wait_spin_us;
+  /* A host thread (one of yours) blocked with no timeout in ray_get,
+   * ray_get_batch or ray_wait runs the remote function's task that
+   * produces an object it waits for, if that task is still queued, instead
+   * of waiting for a worker to take it (as TBB's wait runs work): that task
+   * then runs on your thread, on its stack. Only those producers (whatever
+   * they need, your wait needed anyway, so no new deadlock), never other
+   * work, never an actor's constructor or methods; not with a timeout (a
+   * run could overshoot it), nor while the timeline or the metrics endpoint
+   * records runs. From such a task ray_init and ray_shutdown return
+   * RAY_EBUSY, as from a worker. Default true. Env: RAY_HOST_HELP (0 or 1). */
+  bool host_help;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
  * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
- * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US). Does not need
- * the runtime.
+ * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US, RAY_HOST_HELP).
+ * Does not need the runtime.
  * Numbers are plain decimal; each variable takes the values its field does
  * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
  * Errors: RAY_EINVAL when cfg is NULL or an environment variable is not a
