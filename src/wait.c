@@ -64,11 +64,19 @@ typedef struct wait_node_s {
 /* ---- The blocked-caller count ---- */
 
 /* Callers parked in a blocking call, across runtimes (the count outlives
- * each of them). blocked_mu is a leaf. */
+ * each of them), and the shutdowns waiting for it to reach zero. No lock on
+ * a caller's path: a caller counts itself, then reads `stopping`; shutdown
+ * sets `stopping`, then (drain) counts itself a drainer and reads the count;
+ * all sequentially consistent, so either the caller sees `stopping` and
+ * leaves, or the drainer sees it counted and waits for it. A leaver that
+ * brings the count to zero reads `drainers` after its decrement and wakes
+ * them under blocked_mu (a leaf), which the drainer holds while it checks
+ * the count: no lost wake-up. */
 static uv_once_t blocked_once = UV_ONCE_INIT;
 static uv_mutex_t blocked_mu;
 static uv_cond_t blocked_cv;
-static unsigned blocked;
+static atomic_uint blocked;
+static atomic_uint drainers;
 
 static void blocked_init(void) {
   /* uv_once cannot report failure; glibc's init of these cannot fail. */
@@ -76,32 +84,31 @@ static void blocked_init(void) {
 }
 
 int ray__wait_blocking_enter(ray__runtime_t *rt) {
-  uv_once(&blocked_once, blocked_init);
-  uv_mutex_lock(&blocked_mu);
-  bool live = ray__rt() == rt && !atomic_load(&rt->stopping);
-  if (live) blocked++;
-  uv_mutex_unlock(&blocked_mu);
-  return live ? 0 : RAY_ESHUTDOWN;
+  atomic_fetch_add(&blocked, 1);
+  if (ray__rt() == rt && !atomic_load(&rt->stopping)) return 0;
+  ray__wait_blocking_leave();
+  return RAY_ESHUTDOWN;
 }
 
 void ray__wait_blocking_leave(void) {
-  /* Only after an enter: the once has run. */
-  uv_mutex_lock(&blocked_mu);
-  if (--blocked == 0) uv_cond_broadcast(&blocked_cv);
-  uv_mutex_unlock(&blocked_mu);
+  if (atomic_fetch_sub(&blocked, 1) == 1 && atomic_load(&drainers) > 0) {
+    uv_once(&blocked_once, blocked_init);
+    uv_mutex_lock(&blocked_mu);
+    uv_cond_broadcast(&blocked_cv);
+    uv_mutex_unlock(&blocked_mu);
+  }
 }
 
 void ray__wait_blocking_stop(ray__runtime_t *rt) {
-  uv_once(&blocked_once, blocked_init);
-  uv_mutex_lock(&blocked_mu);
   atomic_store(&rt->stopping, true);
-  uv_mutex_unlock(&blocked_mu);
 }
 
 void ray__wait_blocking_drain(void) {
   uv_once(&blocked_once, blocked_init);
   uv_mutex_lock(&blocked_mu);
-  while (blocked > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
+  atomic_fetch_add(&drainers, 1);
+  while (atomic_load(&blocked) > 0) uv_cond_wait(&blocked_cv, &blocked_mu);
+  atomic_fetch_sub(&drainers, 1);
   uv_mutex_unlock(&blocked_mu);
 }
 

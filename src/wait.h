@@ -15,17 +15,19 @@
 struct ray__runtime_s;
 
 /* Bracket the slow (parking) path of a blocking call: shutdown waits until
- * every such caller has left before it frees the store. Enter re-checks,
- * under the count's own lock, that `rt` is still the running runtime and
- * not stopping (RAY_ESHUTDOWN otherwise), so a caller that loaded `rt` just
- * before shutdown began never parks on a runtime being torn down. Nothing
+ * every such caller has left before it frees the store. Enter counts the
+ * caller, then re-checks that `rt` is still the running runtime and not
+ * stopping (RAY_ESHUTDOWN otherwise, uncounted), so a caller that loaded
+ * `rt` just before shutdown began never parks on a runtime being torn
+ * down. No lock on this path (wait.c has the ordering argument). Nothing
  * may touch the runtime after ray__wait_blocking_leave. The counter outlives
  * every runtime. */
 int ray__wait_blocking_enter(struct ray__runtime_s *rt);
 void ray__wait_blocking_leave(void);
-/* Shutdown's side: set rt->stopping under the count's lock (no caller
- * parks after this returns); later, once every pending object has been
- * failed, wait until every parked caller has left (blocks). */
+/* Shutdown's side: set rt->stopping (no caller parks once this returns:
+ * one that counted itself before sees it, or is waited for); later, once
+ * every pending object has been failed, wait until every parked caller has
+ * left (blocks). */
 void ray__wait_blocking_stop(struct ray__runtime_s *rt);
 void ray__wait_blocking_drain(void);
 
