@@ -122,6 +122,12 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     if (deadline == 0) deadline = ray__sched_deadline(st->full_timeout_ms);
     uint64_t now = uv_hrtime();
     if (now >= deadline) return RAY_ESTOREFULL;
+    /* A worker waiting here (a task's ray_return_*, a put from a task)
+     * gives its CPU away as a blocked get does (scheduler.c, I3): the task
+     * whose end frees the memory may be queued behind it. If no spare can
+     * start, the wait is still bounded by the deadline. */
+    ray__worker_t *wk = ray__worker_self();
+    if (wk != NULL) (void)ray__sched_block_begin(wk);
     uv_mutex_lock(&st->mem_mu);
     atomic_fetch_add(&st->mem_waiters, 1);
     /* Re-check under mem_mu: a free (or ray__mem_stop, at shutdown) in
@@ -130,6 +136,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
       (void)ray__sched_cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
+    if (wk != NULL) ray__sched_block_end(wk);
   }
 }
 

@@ -592,6 +592,63 @@ static void test_store_full_waiter_woken(void **state) {
   m_end();
 }
 
+/* A task waiting for store memory gives its worker's CPU away, as a blocked
+ * get does: with one worker, the task whose end frees the memory is queued
+ * behind it and runs on a spare. (Before, the waiter held the only worker
+ * until store_full_timeout_ms ran out: RAY_ESTOREFULL.) */
+enum { HOLD = 700 * 1024, RET = 500 * 1024 };
+
+static int fn_return_big(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  unsigned char *p = malloc(RET);
+  TC(p != NULL, 0);
+  if (p == NULL) return ray_fail(ctx, RAY_ENOMEM, "malloc");
+  rt_fill(p, RET, 77);
+  rt_latch_signal(&g_started);
+  rt_latch_wait(&g_go, 1);
+  int rc = ray_return_bytes(ctx, 0, p, RET); /* waits for memory */
+  free(p);
+  atomic_store(&g_task_rc, rc);
+  return rc;
+}
+
+static int fn_hold(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  const void *data = NULL;
+  size_t size = 0;
+  TC(ray_ctx_arg_bytes(ctx, 0, &data, &size) == 0 && size == HOLD, 0);
+  return ray_return_i64(ctx, 0, 1);
+}
+
+static void test_memory_wait_gives_cpu(void **state) {
+  (void)state;
+  ray_config_t cfg;
+  m_config(&cfg, 1 * MiB, 120 * 1000); /* generous: the fix does not need it */
+  cfg.enable_spilling = false;
+  cfg.num_workers = 1;
+  m_begin_cfg(&cfg);
+  ray_function_t fa = rt_register("return_big", fn_return_big, NULL, rt_t_bytes, 1);
+  ray_function_t fb = rt_register("hold", fn_hold, NULL, rt_t_i64, 1);
+  ray_ref_t x = put_pat(HOLD, 5);
+  ray_ref_t a = rt_submit(fa, NULL, 0, NULL);
+  rt_latch_wait(&g_started, 1); /* A holds the only worker */
+  ray_arg_t arg = ray_arg_ref(x);
+  ray_ref_t b = rt_submit(fb, &arg, 1, NULL); /* queued behind A; holds x */
+  rt_release(x);
+  rt_latch_signal(&g_go); /* A now needs 500 KiB of the 324 KiB left */
+  ray_buf_t buf;
+  assert_rc(ray_get(a, RAY_TIMEOUT_INFINITE, &buf), 0);
+  assert_int_equal(buf.size, RET);
+  assert_true(rt_check(buf.data, RET, 77));
+  ray_buf_release(&buf);
+  assert_int_equal(atomic_load(&g_task_rc), 0);
+  assert_int_equal(rt_get_i64(b), 1);
+  rt_release(a);
+  rt_release(b);
+  rt_assert_store_empty();
+  m_end();
+}
+
 int main(void) {
   rt_main_init();
   const struct CMUnitTest tests[] = {
@@ -606,6 +663,7 @@ int main(void) {
       cmocka_unit_test(test_store_full_inline_objects),
       cmocka_unit_test(test_put_batch_capacity),
       cmocka_unit_test(test_store_full_waiter_woken),
+      cmocka_unit_test(test_memory_wait_gives_cpu),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   free(g_scratch);
