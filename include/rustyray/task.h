@@ -3,7 +3,9 @@
  * Ray's @ray.remote function, in C. Register a function once with its
  * return types; submit it with value or ref arguments and get result refs
  * back at once, already typed. The task runs on a worker thread as soon as
- * every ref argument is ready (dependency counting, no polling). A task
+ * every ref argument is ready (dependency counting, no polling), or on your
+ * own thread if that thread waits for its result with no timeout while it
+ * is still queued (ray_config_t.host_help, on by default). A task
  * whose ref argument failed does not run: its results fail with
  * RAY_EDEPFAILED, caused by the upstream error.
  *
