@@ -180,14 +180,6 @@ ray__parker_t *ray__parker_self(void) {
   return &tls_parker;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 /* ---- Queues ---- */
 
 static void q_insert(ray__runnable_t *after, ray__runnable_t *r) {
@@ -304,7 +296,7 @@ static bool spin_for_work(ray__worker_t *w) {
   uint64_t until = uv_hrtime() + w->sched->spin_ns;
   for (unsigned i = 1;; i++) {
     if (idle_done(w)) return true;
-    cpu_relax();
+    ray__cpu_relax();
     if ((i & 63) == 0) {
       if (uv_hrtime() >= until) return false;
       sched_yield();

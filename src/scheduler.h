@@ -20,6 +20,16 @@ typedef struct ray__parker_s {
   atomic_int sleeping;
 } ray__parker_t;
 
+/* One pause in a spin loop (the CPU's spin hint), for every spinner: idle
+ * workers, blocking calls, a woken call waiting out its notifier. */
+static inline void ray__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 /* Wake `p` if it sleeps. Callable with a shard lock held (mu is a leaf). */
 void ray__parker_wake(ray__parker_t *p);
 /* Sleep until woken or `deadline` (uv_hrtime ns, UINT64_MAX: none), unless

@@ -114,14 +114,6 @@ void ray__wait_blocking_drain(void) {
 
 /* ---- Waiting for entries ---- */
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 /* Runs under the entry's shard lock, which has already taken the node off
  * the entry's list. Its last touch of the node or the waiter is `fired`:
  * from then on the caller may return without the lock (node_release). */
@@ -144,7 +136,7 @@ static void node_notify(ray__watch_t *watch, int status) {
 static void node_release(ray__store_t *st, wait_node_t *node) {
   for (int i = 0; i < 64; i++) {
     if (atomic_load_explicit(&node->fired, memory_order_acquire)) return;
-    cpu_relax();
+    ray__cpu_relax();
   }
   ray__hook(RAY__AT_UNWATCH, NULL);
   ray__store_unwatch(st, node->id, &node->watch);
@@ -192,7 +184,7 @@ static int wait_for(waiter_t *w, uint64_t deadline) {
     bool again = false;
     for (unsigned i = 1; !again; i++) {
       if (satisfied(w)) return 0;
-      cpu_relax();
+      ray__cpu_relax();
       if ((i & 63) == 0) {
         if (wk != NULL && ray__sched_can_help(wk))
           again = true; /* a child of ours is queued: run it */
