@@ -49,6 +49,7 @@
 
 #include "error_internal.h"
 #include "internal.h"
+#include "lock.h"
 
 enum { A_STARTING, A_ALIVE, A_RESTARTING, A_DEAD };
 enum { RAY__ACTOR_BATCH = 64 };
@@ -71,8 +72,8 @@ struct ray__actor_s {
   bool in_table;
   struct ray__actor_s *hnext;
   struct ray__actor_s *all_prev, *all_next;
-  /* Actor mutex: */
-  uv_mutex_t mu;
+  /* Actor lock (a ray__lock_t: short sections only, never a wait): */
+  ray__lock_t mu;
   int state;
   bool constructed; /* the destructor is owed */
   bool closing;     /* no handle left: destroy once idle */
@@ -100,7 +101,7 @@ static int handle_retain(ray__runtime_t *rt, uint64_t id);
 static void handle_drop(ray__runtime_t *rt, uint64_t id);
 static const ray__handle_ops_t handle_ops = {.retain = handle_retain, .release = handle_drop};
 
-/* What to do once the actor mutex is released. */
+/* What to do once the actor lock is released. */
 typedef struct actions_s {
   ray__task_t *killed; /* calls failed by the death (linked by rn.next) */
   bool dtor;
@@ -218,7 +219,6 @@ static void actor_free(ray__actor_t *a) {
   uv_rwlock_wrunlock(&reg->lock);
   ray_error_free(a->death);
   ray__free(a->name);
-  uv_mutex_destroy(&a->mu);
   atomic_fetch_sub(&reg->alive, 1);
   ray__free(a);
 }
@@ -310,7 +310,7 @@ int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *o
   return RAY_ENOTFOUND;
 }
 
-/* ---- The state machine (actor mutex held unless said) ---- */
+/* ---- The state machine (actor lock held unless said) ---- */
 
 /* Push admissible calls to the workers; `yield`: behind the work already
  * queued (the actor's turn is over). */
@@ -495,9 +495,9 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
   else if (act->ctor_start != NULL)
     ray__sched_push(&rt->sched, &act->ctor_start->rn);
   if (drop_table) {
-    uv_mutex_lock(&a->mu);
+    ray__lock(&a->mu);
     a->closing = true; /* the table's reference goes: nothing else may drop it */
-    uv_mutex_unlock(&a->mu);
+    ray__unlock(&a->mu);
     actor_unref(a);
   }
   if (act->ctor_drop != NULL) {
@@ -511,7 +511,7 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
 /* A call joins its actor's mailbox, in submission order. */
 static void call_submitted(ray__task_t *t) {
   ray__actor_t *a = t->owner;
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   bool dead = a->state == A_DEAD;
   if (!dead) {
     t->retries_left = a->max_task_retries;
@@ -522,7 +522,7 @@ static void call_submitted(ray__task_t *t) {
       a->mb_head = t;
     a->mb_tail = t;
   }
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
   if (dead) {
     int expected = RAY__T_PENDING;
     if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED))
@@ -534,11 +534,11 @@ static void call_submitted(ray__task_t *t) {
 /* A call's arguments are all resolved (maybe under a shard lock). */
 static void call_ready(ray__task_t *t) {
   ray__actor_t *a = t->owner;
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   if (a->state == A_DEAD) {
     /* Not in the mailbox (a dying actor takes it, a dead one never links
      * it): cancelled already, it only has to be finished. */
-    uv_mutex_unlock(&a->mu);
+    ray__unlock(&a->mu);
     ray__task_push(t);
     return;
   }
@@ -547,7 +547,7 @@ static void call_ready(ray__task_t *t) {
    * link is the mailbox's), and finishes on the worker. */
   t->ready = true;
   admit_locked(a, false);
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
 }
 
 /* A method runs with the actor's state (stable while a call runs); its
@@ -570,7 +570,7 @@ static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
   ray__task_t *next = NULL;
   bool retry = false;
   ray_error_free(end->err); /* in its results already */
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   if (t->admitted) {
     t->admitted = false;
     a->running--;
@@ -597,7 +597,7 @@ static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
   if (!fatal) next = next_inline_locked(a, &yield);
   admit_locked(a, yield);
   settle_locked(a, &act);
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
   if (!retry && fatal) ray__task_fail(t, RAY_EACTORDIED, 0, NULL, "%s ended its actor", t->name);
   run_actions(a, &act); /* while t still holds the actor */
   if (!retry) {
@@ -612,9 +612,9 @@ static int ctor_body(ray__task_t *t, ray_task_ctx_t *ctx) {
   ray__actor_t *a = t->owner;
   void *state = NULL;
   int rc = a->klass->cls->ctor != NULL ? a->klass->cls->ctor(ctx, &state) : 0;
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   a->state_ptr = state;
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
   return rc;
 }
 
@@ -636,7 +636,7 @@ static ray__task_t *ctor_done(ray__task_t *ctor, ray__task_end_t *end) {
   }
   actions_t act = {0};
   atomic_fetch_add(&a->refs, 1); /* admitted calls may drop the constructor's meanwhile */
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   a->ctor_busy = false;
   atomic_store(&ctor->state, RAY__T_DONE);
   if (!failed) {
@@ -656,7 +656,7 @@ static ray__task_t *ctor_done(ray__task_t *ctor, ray__task_end_t *end) {
     die_locked(a, &act);
   }
   settle_locked(a, &act);
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
   ray_error_free(err);
   run_actions(a, &act);
   actor_unref(a);
@@ -727,11 +727,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
     ray__free(a);
     return RAY_ENOMEM;
   }
-  if (uv_mutex_init(&a->mu) != 0) {
-    ray__free(a->name);
-    ray__free(a);
-    return RAY_ENOMEM;
-  }
+  ray__lock_init(&a->mu);
   a->id = ray__id_next();
   a->rt = rt;
   a->klass = k;
@@ -755,7 +751,6 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
         out->id = other->id;
       }
       uv_rwlock_wrunlock(&reg->lock);
-      uv_mutex_destroy(&a->mu);
       ray__free(a->name);
       ray__free(a);
       return opts->get_if_exists ? 0 : RAY_ENAMEEXISTS;
@@ -819,7 +814,7 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
   ray__actor_t *a = lookup_hold(rt, actor.id);
   if (a == NULL) return RAY_ENOTFOUND;
   actions_t act = {0};
-  uv_mutex_lock(&a->mu);
+  ray__lock(&a->mu);
   if (a->state == A_ALIVE && !no_restart && a->restarts_left > 0) {
     a->state = A_RESTARTING;
     a->restarts_left--;
@@ -828,7 +823,7 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
     die_locked(a, &act);
   }
   settle_locked(a, &act);
-  uv_mutex_unlock(&a->mu);
+  ray__unlock(&a->mu);
   run_actions(a, &act);
   actor_unref(a);
   return 0;
@@ -863,10 +858,10 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
   if (a == NULL) return RAY_ENOTFOUND;
   if (gone) {
     actions_t act = {0};
-    uv_mutex_lock(&a->mu);
+    ray__lock(&a->mu);
     a->closing = true;
     settle_locked(a, &act);
-    uv_mutex_unlock(&a->mu);
+    ray__unlock(&a->mu);
     run_actions(a, &act);
     actor_unref(a); /* the table's */
   }
@@ -914,14 +909,14 @@ void ray__actors_shutdown(ray__runtime_t *rt) {
     uv_rwlock_wrunlock(&reg->lock);
     if (a == NULL) break;
     actions_t act = {0};
-    uv_mutex_lock(&a->mu);
+    ray__lock(&a->mu);
     ray__task_t *t = a->mb_head; /* calls never admitted: results failed already */
     a->mb_head = a->mb_tail = NULL;
     a->state = A_DEAD;
     a->ctor_busy = false;
     a->running = 0;
     settle_locked(a, &act);
-    uv_mutex_unlock(&a->mu);
+    ray__unlock(&a->mu);
     while (t != NULL) {
       ray__task_t *next = (ray__task_t *)t->rn.next;
       ray__task_fail(t, RAY_ESHUTDOWN, 0, NULL, "runtime shut down before %s ran", t->name);

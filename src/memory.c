@@ -395,7 +395,7 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
     uint64_t best = UINT64_MAX, id = 0;
     for (unsigned i = 0; i < st->nshards; i++) {
       ray__shard_t *sh = &st->shards[i].s;
-      uv_mutex_lock(&sh->mu);
+      ray__lock(&sh->mu);
       for (ray__entry_t *e = sh->lru_head; e != NULL; e = e->lru_next) {
         if (atomic_load(&e->life) != 1 || (e->flags & RAY__F_SPILLING)) continue; /* pinned */
         if (e->tick < best) {
@@ -404,11 +404,11 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
         }
         break; /* the oldest unpinned one of this shard */
       }
-      uv_mutex_unlock(&sh->mu);
+      ray__unlock(&sh->mu);
     }
     if (id == 0) return NULL;
     ray__shard_t *sh = ray__shard_of(st, id);
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     ray__entry_t *e = ray__shard_find(st, sh, id);
     bool ok =
         e != NULL && candidate(e) && atomic_load(&e->life) == 1 && !(e->flags & RAY__F_SPILLING);
@@ -417,7 +417,7 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
       e->flags |= RAY__F_SPILLING;
       atomic_fetch_add(&e->life, 1); /* keeps the payload while we write it */
     }
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     if (ok) return e;
     /* Changed meanwhile (read or freed): look again. */
   }
@@ -452,7 +452,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
   ray_free_fn free_fn = NULL;
   bool owned = false;
   size_t freed = 0;
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   /* Released meanwhile: detach() has run or runs now, without the lock, so
    * leave the entry alone (attaching the segment would leak it). */
   bool listed = ray__shard_find(st, sh, e->id) == e;
@@ -477,7 +477,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
     freed = e->acct;
     e->acct = 0;
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   *d = (dropped_t){data, free_fn, free_arg, owned, freed};
   if (freed > 0) {
     atomic_fetch_add(&st->spill_count, 1);
@@ -548,10 +548,10 @@ out:
 
 int ray__spill_restore(ray__store_t *st, uint64_t id) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = ray__shard_find(st, sh, id);
   if (e == NULL || !(e->flags & RAY__F_SPILLED)) { /* freed, or restored by someone else */
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     return e == NULL ? RAY_ENOTFOUND : 0;
   }
   atomic_fetch_add(&e->life, 1); /* keeps the entry (and its segment) while we read */
@@ -559,7 +559,7 @@ int ray__spill_restore(ray__store_t *st, uint64_t id) {
   /* The segment may go as soon as the entry leaves the table (even pinned):
    * keep its number, not the pointer. */
   uint64_t sum = e->sum, off = e->seg_off, seg_id = e->seg->id;
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
 
   /* Room first: this may spill others (never this one: it is not a candidate). */
   int rc = ray__mem_reserve(st, size);
@@ -579,7 +579,7 @@ int ray__spill_restore(ray__store_t *st, uint64_t id) {
   }
   bool installed = false;
   if (rc == 0) {
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     if ((e->flags & RAY__F_SPILLED) && ray__shard_find(st, sh, id) == e) {
       e->data = data;
       e->acct = size;
@@ -587,7 +587,7 @@ int ray__spill_restore(ray__store_t *st, uint64_t id) {
       ray__lru_add(st, sh, e);
       installed = true;
     }
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     if (installed) {
       atomic_fetch_add(&st->restore_count, 1);
       atomic_fetch_sub(&st->bytes_on_disk, (int64_t)size);
@@ -598,9 +598,9 @@ int ray__spill_restore(ray__store_t *st, uint64_t id) {
     ray__mem_release(st, size);
   }
   if (rc != 0) { /* freed meanwhile (its file with it)? Then say so, not EIO. */
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     if (ray__shard_find(st, sh, id) != e) rc = RAY_ENOTFOUND;
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
   }
   ray__mem_entry_unpin(e);
   return rc;

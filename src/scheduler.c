@@ -1,7 +1,8 @@
 /* scheduler.c - the worker pool: per-worker queues with stealing, parking
  * without lost wake-ups, and nested blocking that never deadlocks.
  *
- * Queues: each worker owns a deque (a mutex and an intrusive list). Work a
+ * Queues: each worker owns a deque (a ray__lock_t, thread.h, and an
+ * intrusive list). Work a
  * worker submits goes to its own tail and it pops its tail (LIFO: a task
  * that waits on the children it just submitted finds them first, which keeps
  * nesting shallow). Host threads push round-robin at the heads, so the
@@ -54,7 +55,7 @@
  * ray__sched_start. The one timeout-to-deadline conversion, ray__sched_deadline,
  * lives here with the sleepers that take deadlines.
  *
- * Lock order: a worker's queue mutex and a parker's mutex are leaves; a
+ * Lock order: a worker's queue lock and a parker's mutex are leaves; a
  * push may happen under a shard lock. spawn_mu is taken alone (its condition
  * variable announces retirements to ray__sched_quiesce), except that
  * ray__sched_foreach calls its function under it (the timeline and metrics
@@ -78,7 +79,7 @@ struct ray__worker_s {
   atomic_uint index; /* slot in the array (moves when a spare retires): a hint */
   uv_thread_t thread;
   ray__parker_t park;
-  uv_mutex_t qmu;
+  ray__lock_t qmu;
   ray__runnable_t q; /* sentinel: q.next is the head (oldest), q.prev the tail */
   atomic_size_t qlen;
   atomic_bool can_help; /* parked, and would run work if woken */
@@ -201,13 +202,13 @@ static ray__runnable_t *q_remove(ray__runnable_t *r) {
 static ray__runnable_t *q_pop(ray__worker_t *w, bool tail) {
   if (atomic_load_explicit(&w->qlen, memory_order_relaxed) == 0) return NULL;
   ray__runnable_t *r = NULL;
-  uv_mutex_lock(&w->qmu);
+  ray__lock(&w->qmu);
   ray__runnable_t *end = tail ? w->q.prev : w->q.next;
   if (end != &w->q) {
     r = q_remove(end);
     atomic_fetch_sub(&w->qlen, 1);
   }
-  uv_mutex_unlock(&w->qmu);
+  ray__unlock(&w->qmu);
   return r;
 }
 
@@ -256,12 +257,12 @@ static void push(ray__sched_t *s, ray__runnable_t *r, bool yield) {
     w = slot_get(s,
                  atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) % s->base_workers);
   r->parent = own && !yield ? tls_running : NULL;
-  uv_mutex_lock(&w->qmu);
+  ray__lock(&w->qmu);
   atomic_store_explicit(&r->queue, w, memory_order_relaxed);
   /* Own: at the tail (next to run), unless yielding; host: at the head. */
   q_insert(own && !yield ? w->q.prev : &w->q, r);
   atomic_fetch_add(&w->qlen, 1);
-  uv_mutex_unlock(&w->qmu);
+  ray__unlock(&w->qmu);
   wake_for_work(s, w);
 }
 
@@ -393,13 +394,9 @@ static ray__worker_t *worker_new(ray__sched_t *s, unsigned index) {
   w->q.next = w->q.prev = &w->q;
   atomic_init(&w->qlen, 0);
   atomic_init(&w->can_help, false);
+  ray__lock_init(&w->qmu);
   if (parker_init(&w->park) != 0) goto fail;
-  if (uv_mutex_init(&w->qmu) != 0) {
-    parker_destroy(&w->park);
-    goto fail;
-  }
   if ((w->obs = s->rec_ops.make(atomic_fetch_add(&s->serials, 1))) == NULL) {
-    uv_mutex_destroy(&w->qmu);
     parker_destroy(&w->park);
     goto fail;
   }
@@ -411,7 +408,6 @@ fail:
 
 static void worker_free(ray__worker_t *w) {
   w->sched->rec_ops.free(w->obs);
-  uv_mutex_destroy(&w->qmu);
   parker_destroy(&w->park);
   ray__free(w);
 }
@@ -537,22 +533,22 @@ static ray__runnable_t *pop_child(ray__worker_t *w) {
   ray__runnable_t *cur = tls_running;
   if (cur == NULL || atomic_load_explicit(&w->qlen, memory_order_relaxed) == 0) return NULL;
   ray__runnable_t *r = NULL;
-  uv_mutex_lock(&w->qmu);
+  ray__lock(&w->qmu);
   ray__runnable_t *tail = w->q.prev;
   if (tail != &w->q && tail->parent == cur) {
     r = q_remove(tail);
     atomic_fetch_sub(&w->qlen, 1);
   }
-  uv_mutex_unlock(&w->qmu);
+  ray__unlock(&w->qmu);
   return r;
 }
 
 bool ray__sched_can_help(ray__worker_t *w) {
   if (w->depth >= RAY__MAX_NESTING || tls_running == NULL || atomic_load(&w->qlen) == 0)
     return false;
-  uv_mutex_lock(&w->qmu);
+  ray__lock(&w->qmu);
   bool yes = w->q.prev != &w->q && w->q.prev->parent == tls_running;
-  uv_mutex_unlock(&w->qmu);
+  ray__unlock(&w->qmu);
   return yes;
 }
 
@@ -577,13 +573,13 @@ bool ray__sched_run_queued(ray__sched_t *s, ray__runnable_t *r) {
   ray__worker_t *w = atomic_load_explicit(&r->queue, memory_order_acquire);
   if (w == NULL) return false;
   bool taken = false;
-  uv_mutex_lock(&w->qmu);
+  ray__lock(&w->qmu);
   if (atomic_load_explicit(&r->queue, memory_order_relaxed) == w) { /* still there */
     q_remove(r);
     atomic_fetch_sub(&w->qlen, 1);
     taken = true;
   }
-  uv_mutex_unlock(&w->qmu);
+  ray__unlock(&w->qmu);
   if (!taken) return false;
   ray__runnable_t *outer = tls_running;
   tls_host_depth++;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lock.h" /* ray__lock_t, ray__cpu_relax */
+
 /* A thread's parking spot: a mutex and condition variable plus a flag that
  * says it is (about to be) asleep, so wakers skip the syscall otherwise.
  * Protocol (no lost wake-ups): the sleeper locks mu, sets `sleeping`,
@@ -19,16 +21,6 @@ typedef struct ray__parker_s {
   uv_cond_t cv;
   atomic_int sleeping;
 } ray__parker_t;
-
-/* One pause in a spin loop (the CPU's spin hint), for every spinner: idle
- * workers, blocking calls, a woken call waiting out its notifier. */
-static inline void ray__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
 
 /* Wake `p` if it sleeps. Callable with a shard lock held (mu is a leaf). */
 void ray__parker_wake(ray__parker_t *p);

@@ -3,7 +3,8 @@
  * code that takes a shard lock or changes an entry's references or life;
  * every other file goes through the functions of store.h.
  *
- * Shards: a power-of-two number, each with its own mutex, a chained hash
+ * Shards: a power-of-two number, each with its own lock (ray__lock_t,
+ * thread.h: it spins, never sleeps in the kernel), a chained hash
  * table and its counters. Ids come from thread-local blocks of one global
  * counter; a whole block maps to one shard (see ray__shard_index), so
  * concurrent putters work on different shards, and bucket keys stay dense.
@@ -81,7 +82,8 @@ int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
   for (unsigned i = 0; i < nshards; i++) {
     ray__shard_t *sh = &st->shards[i].s;
     sh->buckets = ray__calloc(INITIAL_BUCKETS, sizeof *sh->buckets);
-    if (sh->buckets == NULL || uv_mutex_init(&sh->mu) != 0) {
+    ray__lock_init(&sh->mu);
+    if (sh->buckets == NULL) {
       ray__free(sh->buckets);
       sh->buckets = NULL;
       st->nshards = i; /* destroy what was made */
@@ -115,7 +117,6 @@ void ray__store_destroy(ray__store_t *st) {
       }
     }
     ray__free(sh->buckets);
-    uv_mutex_destroy(&sh->mu);
   }
   ray__spill_cleanup(st);
   ray__free(st->spill_dir);
@@ -252,9 +253,9 @@ static void insert_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
 
 void ray__store_insert(ray__store_t *st, ray__entry_t *e) {
   ray__shard_t *sh = ray__shard_of(st, e->id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   insert_locked(st, sh, e);
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
 }
 
 int ray__groups_make(ray__store_t *st, const ray_ref_t *refs, size_t n, ray__groups_t *g) {
@@ -291,9 +292,9 @@ int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n) {
   for (unsigned s = 0; s < st->nshards; s++) {
     if (g.starts[s] == g.starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) insert_locked(st, sh, es[g.order[k]]);
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
   }
   ray__groups_free(&g);
   return 0;
@@ -316,11 +317,11 @@ static int status_of(const ray__entry_t *e) {
 
 int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   ray__shard_t *sh = ray__shard_of(st, done->id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t **slot = find_slot(st, sh, done->id);
   ray__entry_t *old = *slot;
   if (old == NULL || old->state != RAY__PENDING) {
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     ray__store_drop(st, done);
     return old == NULL ? 0 : RAY_EBUSY;
   }
@@ -330,17 +331,17 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   *slot = done;
   ray__lru_add(st, sh, done);
   notify_locked(old, status_of(done));
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   ray__mem_entry_unpin(old);
   return 0;
 }
 
 int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, size_t size) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   if (e == NULL || e->state != RAY__PENDING) {
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     ray__mem_release(st, size);
     return e == NULL ? 0 : RAY_EBUSY;
   }
@@ -352,7 +353,7 @@ int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, s
   e->state = RAY__READY;
   e->producer = NULL;
   notify_locked(e, 0);
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return 0;
 }
 
@@ -367,22 +368,22 @@ static void fail_locked(ray__entry_t *e, int code) {
 void ray__store_fail_all_pending(ray__store_t *st, int code) {
   for (unsigned i = 0; i < st->nshards; i++) {
     ray__shard_t *sh = &st->shards[i].s;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     for (size_t b = 0; b <= sh->mask; b++)
       for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next)
         if (e->state == RAY__PENDING) fail_locked(e, code);
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
   }
 }
 
 /* Fail `id` in place, if still pending: no payload, no allocation. */
 static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = e == NULL ? 0 : e->state == RAY__PENDING ? 0 : RAY_EBUSY;
   if (e != NULL && e->state == RAY__PENDING) fail_locked(e, code);
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
@@ -416,7 +417,7 @@ int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *
 
 int ray__store_retain(ray__store_t *st, uint64_t id) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = RAY_ENOTFOUND;
   if (e != NULL && e->refcnt < UINT32_MAX) {
@@ -425,7 +426,7 @@ int ray__store_retain(ray__store_t *st, uint64_t id) {
   } else if (e != NULL) {
     rc = RAY_EINVAL; /* 4 billion references: refuse rather than wrap */
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
@@ -445,14 +446,14 @@ static ray__entry_t *release_locked(const ray__store_t *st, ray__shard_t *sh, ra
 
 int ray__store_release(ray__store_t *st, uint64_t id) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t **slot = find_slot(st, sh, id);
   if (*slot == NULL) {
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     return RAY_ENOTFOUND;
   }
   ray__entry_t *gone = release_locked(st, sh, slot);
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   if (gone != NULL) ray__store_drop(st, gone);
   return 0;
 }
@@ -468,10 +469,10 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
     for (uint32_t i = 0; i < cur->ninner; i++) {
       uint64_t id = cur->inner[i];
       ray__shard_t *sh = ray__shard_of(st, id);
-      uv_mutex_lock(&sh->mu);
+      ray__lock(&sh->mu);
       ray__entry_t **slot = find_slot(st, sh, id);
       ray__entry_t *gone = *slot ? release_locked(st, sh, slot) : NULL;
-      uv_mutex_unlock(&sh->mu);
+      ray__unlock(&sh->mu);
       if (gone != NULL) {
         gone->next = todo;
         todo = gone;
@@ -497,7 +498,7 @@ static int pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_b
 
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc;
   if (e == NULL)
@@ -510,13 +511,13 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
     rc = 2;
   else
     rc = pin_locked(st, sh, e, out);
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
 int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = 0;
   if (e == NULL) {
@@ -525,7 +526,7 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
     *state = e->state;
     if (e->state != RAY__PENDING) rc = pin_locked(st, sh, e, out); /* failed ones never spill */
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
@@ -538,7 +539,7 @@ static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__gro
   for (unsigned s = 0; s < st->nshards; s++) {
     if (g->starts[s] == g->starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     for (size_t k = g->starts[s]; k < g->starts[s + 1]; k++) {
       size_t i = g->order[k];
       ray__entry_t *e = find(st, sh, refs[i].id);
@@ -550,7 +551,7 @@ static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__gro
         codes[i] = RAY_ENOMEM;
       if (out[i].priv_ != NULL) pinned++;
     }
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
   }
   return pinned;
 }
@@ -569,17 +570,17 @@ void ray__store_counts(ray__store_t *st, uint64_t *objects, uint64_t *created, u
   *objects = *created = *freed = 0;
   for (unsigned i = 0; i < st->nshards; i++) {
     ray__shard_t *sh = &st->shards[i].s;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     *objects += sh->count;
     *created += sh->created;
     *freed += sh->freed;
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
   }
 }
 
 int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc;
   if (e == NULL) {
@@ -596,14 +597,14 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
       rc = 1;
     }
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
 bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w) {
   ray__shard_t *sh = ray__shard_of(st, id);
   bool removed = false;
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   if (e != NULL) {
     for (ray__watch_t **p = &e->watchers; *p != NULL; p = &(*p)->next) {
@@ -614,13 +615,13 @@ bool ray__store_unwatch(ray__store_t *st, uint64_t id, ray__watch_t *w) {
       }
     }
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return removed;
 }
 
 int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *), void **out) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = RAY_ENOTFOUND;
   if (e != NULL && (e->state != RAY__PENDING || e->producer == NULL)) {
@@ -630,7 +631,7 @@ int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *
     *out = e->producer;
     rc = 0;
   }
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return rc;
 }
 
@@ -651,7 +652,7 @@ int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
   for (; s < st->nshards; s++) {
     if (g.starts[s] == g.starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     size_t k = g.starts[s];
     for (; k < g.starts[s + 1]; k++) {
       ray__entry_t *e = find(st, sh, refs[g.order[k]].id);
@@ -661,7 +662,7 @@ int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
     bool failed = k < g.starts[s + 1];
     if (failed) /* undo this shard's part (nothing was freed: counts only went up) */
       for (size_t j = g.starts[s]; j < k; j++) find(st, sh, refs[g.order[j]].id)->refcnt--;
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     if (failed) {
       rc = RAY_ENOTFOUND;
       break;
@@ -689,7 +690,7 @@ int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) 
     if (g.starts[s] == g.starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;
     ray__entry_t *gone = NULL;
-    uv_mutex_lock(&sh->mu);
+    ray__lock(&sh->mu);
     for (size_t k = g.starts[s]; k < g.starts[s + 1]; k++) {
       ray__entry_t **slot = find_slot(st, sh, refs[g.order[k]].id);
       if (*slot == NULL) {
@@ -702,7 +703,7 @@ int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) 
         gone = e;
       }
     }
-    uv_mutex_unlock(&sh->mu);
+    ray__unlock(&sh->mu);
     while (gone != NULL) {
       ray__entry_t *next = gone->next;
       ray__store_drop(st, gone);
@@ -715,8 +716,8 @@ int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) 
 
 void ray__store_clear_producer(ray__store_t *st, uint64_t id) {
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   if (e != NULL) e->producer = NULL;
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
 }

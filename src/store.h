@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lock.h"
 #include "rustyray/error.h"
 #include "rustyray/object.h"
 #include "view.h"
@@ -71,7 +72,7 @@ typedef struct ray__entry_s {
 } ray__entry_t;
 
 typedef struct ray__shard_s {
-  uv_mutex_t mu;
+  ray__lock_t mu;
   ray__entry_t **buckets;
   size_t mask; /* buckets - 1 */
   size_t count;

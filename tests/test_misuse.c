@@ -578,10 +578,10 @@ static void blocker_run(void *arg) {
 static bool has_watcher(uint64_t id) {
   ray__store_t *st = &ray__rt()->store;
   ray__shard_t *sh = ray__shard_of(st, id);
-  uv_mutex_lock(&sh->mu);
+  ray__lock(&sh->mu);
   ray__entry_t *e = ray__shard_find(st, sh, id);
   bool w = e != NULL && e->watchers != NULL;
-  uv_mutex_unlock(&sh->mu);
+  ray__unlock(&sh->mu);
   return w;
 }
 
