@@ -250,12 +250,31 @@ static void wake_for_work(ray__sched_t *s, ray__worker_t *target) {
   }
 }
 
+/* Host threads hand their submissions to the base workers in turn, each
+ * thread with its own cursor (a shared one was an atomic add on a line
+ * every push and every worker touched). A thread's cursor starts where the
+ * previous thread's did plus one, so host threads submitting at the same
+ * pace do not all start at worker 0 and stay on one queue together. */
+static atomic_uint next_host_start;
+static _Thread_local unsigned tls_next_rr RAY__TLS_FAST;
+static _Thread_local bool tls_next_rr_set RAY__TLS_FAST;
+
+static unsigned host_next(const ray__sched_t *s) {
+  if (!tls_next_rr_set) {
+    tls_next_rr = atomic_fetch_add_explicit(&next_host_start, 1, memory_order_relaxed);
+    tls_next_rr_set = true;
+  }
+  unsigned i = tls_next_rr;
+  if (i >= s->base_workers) i %= s->base_workers; /* a new thread, or fewer workers */
+  tls_next_rr = i + 1;
+  return i;
+}
+
 static void push(ray__sched_t *s, ray__runnable_t *r, bool yield) {
   ray__worker_t *w = tls_worker;
   bool own = w != NULL && w->sched == s;
   if (!own) /* base workers only: see the retirement rule above */
-    w = slot_get(s,
-                 atomic_fetch_add_explicit(&s->next_rr, 1, memory_order_relaxed) % s->base_workers);
+    w = slot_get(s, host_next(s));
   r->parent = own && !yield ? tls_running : NULL;
   ray__lock(&w->qmu);
   atomic_store_explicit(&r->queue, w, memory_order_relaxed);
@@ -454,7 +473,6 @@ int ray__sched_start(ray__sched_t *s, unsigned n, uint64_t spin_ns,
   unsigned cpus = uv_available_parallelism();
   s->max_spinners = cpus > 1 ? (int)cpus - 1 : 1;
   atomic_init(&s->nworkers, 0);
-  atomic_init(&s->next_rr, 0);
   atomic_init(&s->idle, 0);
   atomic_init(&s->spinning, 0);
   atomic_init(&s->blocked, 0);

@@ -72,18 +72,13 @@ typedef struct ray__worker_rec_ops_s {
 } ray__worker_rec_ops_t;
 
 typedef struct ray__sched_s {
+  /* Read on every push and steal, written only when workers start or retire. */
   _Atomic(ray__worker_t *) *workers; /* capacity max_workers; [0, nworkers) running */
   atomic_uint nworkers;
-  unsigned base_workers;      /* configured pool size */
-  unsigned max_workers;       /* base + spares cap */
-  uint64_t spin_ns;           /* an idle worker looks this long before it parks */
-  int max_spinners;           /* idle workers that may look at once: CPUs - 1 */
-  atomic_uint next_rr;        /* round-robin cursor for submissions from host threads */
-  atomic_int idle;            /* workers parked that could run work */
-  atomic_int spinning;        /* workers looking for work before they park */
-  atomic_int blocked;         /* workers parked inside a blocking call */
-  atomic_int lingering;       /* spares kept from retiring by blocked workers */
-  atomic_int quiesce_waiters; /* callers in ray__sched_quiesce */
+  unsigned base_workers; /* configured pool size */
+  unsigned max_workers;  /* base + spares cap */
+  uint64_t spin_ns;      /* an idle worker looks this long before it parks */
+  int max_spinners;      /* idle workers that may look at once: CPUs - 1 */
   atomic_bool stop;
   uv_mutex_t spawn_mu; /* serialises spare creation and retirement */
   uv_cond_t spawn_cv;  /* (spawn_mu) a spare retired */
@@ -91,6 +86,16 @@ typedef struct ray__sched_s {
   ray__worker_rec_ops_t rec_ops;
   ray__worker_t *retired; /* spares whose threads have ended, or never
                              started (spawn_mu) */
+  /* The workers' states change whenever a worker runs out of work; kept a
+   * cache line away from the fields above, which every push reads (a
+   * shared line cost a cache miss per push). */
+  char pad_[64];
+  atomic_int idle;            /* workers parked that could run work */
+  atomic_int spinning;        /* workers looking for work before they park */
+  atomic_int blocked;         /* workers parked inside a blocking call */
+  atomic_int lingering;       /* spares kept from retiring by blocked workers */
+  atomic_int quiesce_waiters; /* callers in ray__sched_quiesce */
+  char pad_end_[64];          /* nor with what follows the struct */
 } ray__sched_t;
 
 /* Start n worker threads, which look for work for spin_ns before they park
