@@ -24,6 +24,7 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "counter.h"
 #include "guard.h"
 #include "log.h"
 #include "loop.h"
@@ -48,11 +49,10 @@ typedef struct ray__runtime_s {
   bool record_runs;    /* timeline or metrics: time every run */
   char *timeline_path; /* our copy of cfg.timeline_path */
   atomic_bool stopping;
-  /* Task counters, padded apart: submitters and workers bump them. */
-  char pad0_[64];
-  atomic_uint_fast64_t tasks_submitted;
-  char pad1_[64];
-  atomic_uint_fast64_t tasks_finished;
+  /* Task counters: submitters and workers bump them, each thread its own
+   * slot (counter.h). */
+  ray__counter_t tasks_submitted;
+  ray__counter_t tasks_finished;
   atomic_uint_fast64_t tasks_failed;
   atomic_int quiet_waiters; /* callers in ray__quiesce: finishers signal */
   char pad2_[64];

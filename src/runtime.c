@@ -208,6 +208,8 @@ int ray_init(const ray_config_t *cfg) {
   rt->cfg = *cfg;
   atomic_init(&rt->stopping, false);
   atomic_init(&rt->quiet_waiters, 0);
+  ray__counter_init(&rt->tasks_submitted);
+  ray__counter_init(&rt->tasks_finished);
   if (uv_mutex_init(&rt->quiet_mu) != 0) {
     ray__free(rt);
     rc = RAY_ENOMEM;

@@ -5,7 +5,8 @@
  * ray_stats is a snapshot, not an atomic one: each shard's counts are read
  * under that shard's lock (ray__store_counts: objects, created and freed
  * agree per shard),
- * everything else with one atomic load each, so figures from different
+ * everything else with one atomic load each (a task count: the sum of its
+ * per-thread slots, counter.h), so figures from different
  * subsystems may be a few operations apart under load.
  *
  * Quiet: a task or actor call that finishes bumps tasks_finished, then
@@ -36,8 +37,8 @@ int ray_stats(ray_stats_t *out) {
   out->bytes_spilled_total = atomic_load(&st->spilled_bytes_total);
   out->spill_count = atomic_load(&st->spill_count);
   out->restore_count = atomic_load(&st->restore_count);
-  out->tasks_submitted = atomic_load(&rt->tasks_submitted);
-  out->tasks_finished = atomic_load(&rt->tasks_finished);
+  out->tasks_submitted = ray__counter_sum(&rt->tasks_submitted);
+  out->tasks_finished = ray__counter_sum(&rt->tasks_finished);
   out->tasks_failed = atomic_load(&rt->tasks_failed);
   out->actors_alive = (uint64_t)atomic_load(&rt->actors.alive);
   out->num_workers = atomic_load(&rt->sched.nworkers);
@@ -60,7 +61,7 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
   int rc = 0;
   uv_mutex_lock(&rt->quiet_mu);
   atomic_fetch_add(&rt->quiet_waiters, 1);
-  while (rc == 0 && atomic_load(&rt->tasks_finished) < atomic_load(&rt->tasks_submitted))
+  while (rc == 0 && ray__counter_sum(&rt->tasks_finished) < ray__counter_sum(&rt->tasks_submitted))
     rc = ray__sched_cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
   atomic_fetch_sub(&rt->quiet_waiters, 1);
   uv_mutex_unlock(&rt->quiet_mu);

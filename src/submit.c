@@ -295,7 +295,7 @@ static void hand_off(submit_t *s, ray_ref_t *out_refs, ray__task_t **out_task) {
   ray__task_t *t = s->t;
   release_stored(s); /* the task holds its own */
   if (t->nreturns > 0) memcpy(out_refs, t->returns, t->nreturns * sizeof *out_refs);
-  if (t->ops->counted) atomic_fetch_add_explicit(&s->rt->tasks_submitted, 1, memory_order_relaxed);
+  if (t->ops->counted) ray__counter_add(&s->rt->tasks_submitted, 1);
   if (out_task != NULL) *out_task = t;
   ray__hook(RAY__AT_SUBMIT_ADMITTED, NULL);
   if (t->ops->submitted != NULL) t->ops->submitted(t); /* in submission order */

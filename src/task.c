@@ -85,7 +85,7 @@ void ray__task_finish(ray__task_t *t) {
   if (t->ops->counted) { /* counted once its arguments are let go, too */
     if (atomic_load(&t->fail_code) != 0)
       atomic_fetch_add_explicit(&rt->tasks_failed, 1, memory_order_relaxed);
-    atomic_fetch_add(&rt->tasks_finished, 1); /* before ray__quiesce's look */
+    ray__counter_add(&rt->tasks_finished, 1); /* before ray__quiesce's look */
     ray__stats_task_done(rt);
   }
   ray__task_unref(t);

@@ -27,7 +27,7 @@ enum { FIGHTERS = 4 };
 
 typedef struct {
   ray__lock_t lock;
-  long counter;     /* plain: only the lock keeps the increments whole */
+  long counter;      /* plain: only the lock keeps the increments whole */
   atomic_int inside; /* threads inside the section at once */
   atomic_int overlaps;
   int iters;
