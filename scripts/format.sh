@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/format.sh - every C source and header (and the benchmark's C++) in
-# .clang-format's style (clang-format 14, Debian's `clang-format`).
+# .clang-format's style (clang-format 14, Debian's `clang-format`): tracked files
+# and new ones not yet added (a new file is checked before its first commit).
 #
 #   bash scripts/format.sh           reformat in place
 #   bash scripts/format.sh --check   change nothing; fail naming each file
 #                                    that is not formatted (the test command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.c' '*.h' '*.cpp')
 if [ "${1:-}" = "--check" ]; then
   bad=()
   for f in "${files[@]}"; do

@@ -70,14 +70,12 @@ static void test_stats_count_every_task(void **state) {
   (void)state;
   rt_begin();
   submit_ctx_t s = {.n = rt_iters(2000, 100)};
-  assert_int_equal(ray_function_register("one_task", one_task, NULL, (uint32_t[]){RAY_TYPE_I64},
-                                         1, &s.fn),
-                   0);
+  assert_int_equal(
+      ray_function_register("one_task", one_task, NULL, (uint32_t[]){RAY_TYPE_I64}, 1, &s.fn), 0);
   ray_stats_t before;
   assert_int_equal(ray_stats(&before), 0);
   uv_thread_t t[SUBMITTERS];
-  for (int i = 0; i < SUBMITTERS; i++)
-    assert_int_equal(uv_thread_create(&t[i], submitter, &s), 0);
+  for (int i = 0; i < SUBMITTERS; i++) assert_int_equal(uv_thread_create(&t[i], submitter, &s), 0);
   for (int i = 0; i < SUBMITTERS; i++) uv_thread_join(&t[i]);
   assert_int_equal(ray__quiesce(RAY_TIMEOUT_INFINITE), 0);
   ray_stats_t after;
