@@ -508,9 +508,13 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
 
 /* ---- The ops of an actor's tasks (task.h) ---- */
 
-/* A call joins its actor's mailbox, in submission order. */
-static void call_submitted(ray__task_t *t) {
+/* A call joins its actor's mailbox, in submission order. When every
+ * argument is resolved already (only the submission guard is left on
+ * `deps`: no watch can fire any more), it takes the guard and is admitted
+ * in the same critical section, as call_ready would do: returns true. */
+static bool call_submitted(ray__task_t *t) {
   ray__actor_t *a = t->owner;
+  bool now_ready = false;
   ray__lock(&a->mu);
   bool dead = a->state == A_DEAD;
   if (!dead) {
@@ -521,6 +525,12 @@ static void call_submitted(ray__task_t *t) {
     else
       a->mb_head = t;
     a->mb_tail = t;
+    if (atomic_load(&t->deps) == 1) { /* the guard, ours: nothing else can change it */
+      atomic_store(&t->deps, 0);
+      t->ready = true;
+      admit_locked(a, false);
+      now_ready = true;
+    }
   }
   ray__unlock(&a->mu);
   if (dead) {
@@ -529,6 +539,7 @@ static void call_submitted(ray__task_t *t) {
       ray__task_fail(t, RAY_EACTORDIED, 0, a->death, "%s: the actor is dead", t->name);
     /* It is finished when its arguments are ready (call_ready). */
   }
+  return now_ready;
 }
 
 /* A call's arguments are all resolved (maybe under a shard lock). */

@@ -298,8 +298,9 @@ static void hand_off(submit_t *s, ray_ref_t *out_refs, ray__task_t **out_task) {
   if (t->ops->counted) ray__counter_add(&s->rt->tasks_submitted, 1);
   if (out_task != NULL) *out_task = t;
   ray__hook(RAY__AT_SUBMIT_ADMITTED, NULL);
-  if (t->ops->submitted != NULL) t->ops->submitted(t); /* in submission order */
-  ray__task_dep_resolved(t);                           /* the submission guard */
+  /* In submission order; it may take the guard itself (task.h). */
+  if (t->ops->submitted != NULL && t->ops->submitted(t)) return;
+  ray__task_dep_resolved(t); /* the submission guard */
 }
 
 /* ---- Undo ---- */

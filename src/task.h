@@ -66,9 +66,12 @@ typedef struct ray__task_ops_s {
   bool counted; /* in tasks_submitted/finished/failed (ray_stats, ray__quiesce) */
   /* Submission succeeded, just before its guard on `deps` drops: the task
    * takes its place in its owner's order (a method call joins the mailbox).
-   * It may fail the task's results (a dead actor); `ready` still comes.
+   * It may fail the task's results (a dead actor); `ready` still comes,
+   * unless it returns true: then it found the guard the only dependency
+   * left, took it (deps 0) and did what `ready` would do, in the same
+   * critical section (one actor-lock round trip per call instead of two).
    * NULL: nothing to do. */
-  void (*submitted)(struct ray__task_s *t);
+  bool (*submitted)(struct ray__task_s *t);
   /* Every argument is resolved, maybe under an argument's shard lock (take
    * only queue locks, or the owner's leaf mutex, inside): get the task to a
    * worker (ray__task_push), now or when its owner admits it. */
