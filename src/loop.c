@@ -13,8 +13,12 @@
  * hook (the endpoint closes its handles), closes its wake-up handle and
  * returns from uv_run once no handle is left.
  *
- * Locks: `mu` guards the queue and `stop` and is a leaf; items run with no
- * lock held. */
+ * Quiet: `inflight` counts items posted and not yet done running (an item
+ * leaves it after its run returns, so what the run let go of is gone), for
+ * ray__loop_quiesce, the tests' hook ray__quiesce.
+ *
+ * Locks: `mu` guards the queue, `inflight` and `stop` and is a leaf; items
+ * run with no lock held. */
 #include "loop.h"
 
 #include "internal.h"
@@ -36,11 +40,17 @@ static void drain(uv_async_t *handle) {
       }
       return;
     }
+    unsigned long done = 0;
     while (it != NULL) {
       ray__loop_item_t *next = it->next;
       it->run(it); /* no lock held: may run user code */
       it = next;
+      done++;
     }
+    uv_mutex_lock(&l->mu);
+    l->inflight -= done;
+    if (l->inflight == 0) uv_cond_broadcast(&l->idle_cv);
+    uv_mutex_unlock(&l->mu);
   }
 }
 
@@ -62,8 +72,13 @@ int ray__loop_start(ray__loop_t *l) {
   l->on_stop_arg = NULL;
   l->head = NULL;
   l->tail = &l->head;
+  l->inflight = 0;
   l->stop = false;
   if (uv_mutex_init(&l->mu) != 0) return RAY_ENOMEM;
+  if (uv_cond_init(&l->idle_cv) != 0) {
+    uv_mutex_destroy(&l->mu);
+    return RAY_ENOMEM;
+  }
   if (uv_loop_init(&l->loop) != 0) goto fail_mu;
   l->wake.data = l;
   if (uv_async_init(&l->loop, &l->wake, drain) != 0) goto fail_loop;
@@ -76,6 +91,7 @@ int ray__loop_start(ray__loop_t *l) {
 fail_loop:
   uv_loop_close(&l->loop);
 fail_mu:
+  uv_cond_destroy(&l->idle_cv);
   uv_mutex_destroy(&l->mu);
   return RAY_EIO;
 }
@@ -85,6 +101,7 @@ void ray__loop_post(ray__loop_t *l, ray__loop_item_t *item) {
   uv_mutex_lock(&l->mu);
   *l->tail = item;
   l->tail = &item->next;
+  l->inflight++;
   uv_mutex_unlock(&l->mu);
   uv_async_send(&l->wake);
 }
@@ -96,5 +113,24 @@ void ray__loop_stop(ray__loop_t *l) {
   uv_async_send(&l->wake);
   ray__thread_join(&l->thread);
   uv_loop_close(&l->loop);
+  uv_cond_destroy(&l->idle_cv);
   uv_mutex_destroy(&l->mu);
+}
+
+int ray__loop_quiesce(ray__loop_t *l, uint64_t deadline) {
+  int rc = 0;
+  uv_mutex_lock(&l->mu);
+  while (rc == 0 && l->inflight > 0) {
+    if (deadline == UINT64_MAX) {
+      uv_cond_wait(&l->idle_cv, &l->mu);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline)
+        rc = RAY_ETIMEDOUT;
+      else
+        (void)uv_cond_timedwait(&l->idle_cv, &l->mu, deadline - now);
+    }
+  }
+  uv_mutex_unlock(&l->mu);
+  return rc;
 }

@@ -12,8 +12,9 @@
  * Quiet: a task or actor call that finishes bumps tasks_finished, then
  * calls ray__stats_task_done, which wakes ray__quiesce callers (only when
  * some are waiting: the common case costs one load). ray__quiesce then
- * waits in turn for the scheduler (ray__sched_quiesce) and the spiller
- * (ray__spiller_quiesce).
+ * waits for the loop thread's queue (ray__loop_quiesce; a callback there
+ * may submit tasks, and then it waits for those again), then for the
+ * scheduler (ray__sched_quiesce) and the spiller (ray__spiller_quiesce).
  *
  * This file sits above the store, memory and scheduler and below the task
  * and actor systems, which report into it. Lock order: quiet_mu is taken
@@ -71,7 +72,15 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
 int ray__quiesce(int64_t timeout_ms) {
   RAY__API_ENTER(rt);
   uint64_t deadline = ray__sched_deadline(timeout_ms);
-  int rc = tasks_quiesce(rt, deadline);
+  int rc;
+  /* Tasks, then the loop's callbacks (which may submit more tasks: then
+   * again), then the workers and the spiller. */
+  for (;;) {
+    if ((rc = tasks_quiesce(rt, deadline)) != 0) break;
+    uint64_t submitted = ray__counter_sum(&rt->tasks_submitted);
+    if ((rc = ray__loop_quiesce(&rt->loop, deadline)) != 0) break;
+    if (ray__counter_sum(&rt->tasks_submitted) == submitted) break;
+  }
   if (rc == 0) rc = ray__sched_quiesce(&rt->sched, deadline);
   if (rc == 0) rc = ray__spiller_quiesce(&rt->store, deadline);
   return rc;

@@ -46,7 +46,9 @@ void ray__thread_fail_next(int n);
  * (ray_stats' tasks_finished has caught up with tasks_submitted), every
  * spare worker has retired (spares kept by workers still blocked in
  * ray_get/ray_wait cannot), every worker is parked idle with nothing queued
- * (actor constructors, teardowns and posted destructors done), and the
+ * (actor constructors, teardowns and posted destructors done), the loop
+ * thread has run every item posted to it (ray_ref_on_ready callbacks, with
+ * the reference each held let go; results of ray_return_ref), and the
  * background spiller is parked with no batch in flight (its deferred frees
  * done). Tests call it instead of
  * polling before they assert on ray_stats or on freed buffers; it never

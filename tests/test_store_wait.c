@@ -861,6 +861,48 @@ static void test_on_ready_holds_reference(void **state) {
   rt_latch_destroy(&latch);
 }
 
+/* ray__quiesce waits for the loop thread: a callback still running (here
+ * held inside by a latch) keeps it from returning, and once it returns the
+ * registration's reference is gone, so the store is empty. Under load the
+ * loop thread could be preempted between a callback and that release;
+ * test_stress asserted an empty store right after ray__quiesce. */
+typedef struct {
+  rt_latch_t entered, go;
+} held_cb_t;
+
+static void held_cb(ray_ref_t ref, int status, void *arg) {
+  (void)ref;
+  (void)status;
+  held_cb_t *h = arg;
+  rt_latch_signal(&h->entered);
+  rt_latch_wait(&h->go, 1);
+}
+
+static void test_quiesce_waits_for_callbacks(void **state) {
+  (void)state;
+  rt_begin();
+  held_cb_t h;
+  rt_latch_init(&h.entered);
+  rt_latch_init(&h.go);
+  ray_ref_t r = rt_put_bytes(64, 5);
+  assert_rc(ray_ref_on_ready(r, held_cb, &h), 0);
+  assert_rc(ray_ref_release(r), 0);
+  rt_latch_wait(&h.entered, 1);
+  /* The callback runs: the loop is not quiet, and its reference is held.
+   * Let the callback go before asserting, so a failure cannot hang. */
+  int q0 = ray__quiesce(0), q20 = ray__quiesce(20);
+  uint64_t held = rt_stats().objects;
+  rt_latch_signal(&h.go);
+  assert_rc(q0, RAY_ETIMEDOUT);
+  assert_rc(q20, RAY_ETIMEDOUT);
+  assert_int_equal(held, 1);
+  assert_rc(ray__quiesce(RAY_TIMEOUT_INFINITE), 0);
+  assert_int_equal(rt_stats().objects, 0); /* guaranteed now, not a race */
+  rt_end();
+  rt_latch_destroy(&h.entered);
+  rt_latch_destroy(&h.go);
+}
+
 static void test_on_ready_at_shutdown(void **state) {
   (void)state;
   rt_begin();
@@ -1000,6 +1042,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_on_ready_already_ready),
     cmocka_unit_test(test_on_ready_completed_later),
     cmocka_unit_test(test_on_ready_holds_reference),
+    cmocka_unit_test(test_quiesce_waits_for_callbacks),
     cmocka_unit_test(test_on_ready_at_shutdown),
     cmocka_unit_test(test_on_ready_invalid),
     cmocka_unit_test(test_on_ready_many),
