@@ -296,24 +296,56 @@ static int get_typed(ray_ref_t ref, int64_t timeout_ms, uint32_t type, ray_buf_t
   return rc;
 }
 
-int ray_get_i64(ray_ref_t ref, int64_t timeout_ms, int64_t *out) {
-  if (out == NULL) return RAY_EINVAL;
+/* A scalar's encoding is at most 9 bytes (msgpack int64, float64). */
+enum { SCALAR_MAX = 16 };
+
+/* The fast path of the scalar getters: copy a ready, small payload under
+ * the shard lock, with no view to open and close. Returns 0 (copied), 1
+ * (not here: pending, spilled, larger, or a failed object whose code is 1
+ * or 2; the caller takes the full path, which sorts these out), or an
+ * error to return as it is. */
+static int copy_scalar(ray_ref_t ref, uint32_t type, unsigned char *buf, size_t *size) {
+  if (ref.id == 0) return 1; /* the full path reports it */
+  RT_OR_RETURN(rt);
+  uint32_t got = 0;
+  int rc = ray__store_copy_small(&rt->store, ref.id, buf, SCALAR_MAX, size, &got);
+  if (rc == 1 || rc == 2) return 1;
+  if (rc == 0 && got != type) return RAY_ETYPE;
+  return rc;
+}
+
+/* ray_get_i64 and ray_get_f64: the fast path, else pin and decode. */
+static int get_scalar(ray_ref_t ref, int64_t timeout_ms, uint32_t type,
+                      int (*decode)(const void *data, size_t size, void *out), void *out) {
+  if (ref.id != 0 && ref.type != 0 && ref.type != type) return RAY_ETYPE;
+  unsigned char small[SCALAR_MAX];
+  size_t size = 0;
+  int rc = copy_scalar(ref, type, small, &size);
+  if (rc == 0) return decode(small, size, out);
+  if (rc != 1) return rc;
   ray_buf_t buf;
-  int rc = get_typed(ref, timeout_ms, RAY_TYPE_I64, &buf);
-  if (rc != 0) return rc;
-  rc = ray__decode_i64(buf.data, buf.size, out);
+  if ((rc = get_typed(ref, timeout_ms, type, &buf)) != 0) return rc;
+  rc = decode(buf.data, buf.size, out);
   ray_buf_release(&buf);
   return rc;
 }
 
+static int decode_i64(const void *data, size_t size, void *out) {
+  return ray__decode_i64(data, size, out);
+}
+
+static int decode_f64(const void *data, size_t size, void *out) {
+  return ray__decode_f64(data, size, out);
+}
+
+int ray_get_i64(ray_ref_t ref, int64_t timeout_ms, int64_t *out) {
+  if (out == NULL) return RAY_EINVAL;
+  return get_scalar(ref, timeout_ms, RAY_TYPE_I64, decode_i64, out);
+}
+
 int ray_get_f64(ray_ref_t ref, int64_t timeout_ms, double *out) {
   if (out == NULL) return RAY_EINVAL;
-  ray_buf_t buf;
-  int rc = get_typed(ref, timeout_ms, RAY_TYPE_F64, &buf);
-  if (rc != 0) return rc;
-  rc = ray__decode_f64(buf.data, buf.size, out);
-  ray_buf_release(&buf);
-  return rc;
+  return get_scalar(ref, timeout_ms, RAY_TYPE_F64, decode_f64, out);
 }
 
 int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len) {

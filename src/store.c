@@ -515,6 +515,30 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   return rc;
 }
 
+int ray__store_copy_small(ray__store_t *st, uint64_t id, void *dst, size_t cap, size_t *size,
+                          uint32_t *type) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  ray__lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  int rc;
+  if (e == NULL)
+    rc = RAY_ENOTFOUND;
+  else if (e->state == RAY__PENDING)
+    rc = 1;
+  else if (e->state == RAY__FAILED)
+    rc = e->err_code;
+  else if ((e->flags & RAY__F_SPILLED) || e->size > cap)
+    rc = 2;
+  else {
+    memcpy(dst, e->data, e->size);
+    *size = e->size;
+    *type = e->type;
+    rc = 0;
+  }
+  ray__unlock(&sh->mu);
+  return rc;
+}
+
 int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state) {
   ray__shard_t *sh = ray__shard_of(st, id);
   ray__lock(&sh->mu);

@@ -255,6 +255,13 @@ int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
  * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error
  * code of a failed entry (any code). */
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
+/* Copy a ready entry's payload of at most `cap` bytes into dst, with no
+ * view: for the scalar getters (ray_get_i64, ray_get_f64), which would
+ * otherwise pin and unpin. Returns 0 (copied: *size and *type set), 1
+ * (pending), 2 (spilled, or larger than cap: pin it instead), or
+ * RAY_ENOTFOUND, or the error code of a failed entry. */
+int ray__store_copy_small(ray__store_t *st, uint64_t id, void *dst, size_t cap, size_t *size,
+                          uint32_t *type);
 /* ray__store_pin, restoring a spilled object from disk first. Returns 0, 1
  * (pending), or an error (RAY_EIO when the file is unreadable or its
  * checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM, ...). */

@@ -379,6 +379,39 @@ static void test_get_batch_spilled(void **state) {
 /* Objects of 90% of the store: only one fits at a time. Gets, a batch get,
  * tasks and restores racing the background spiller all still get there; a
  * batch of two cannot be pinned at once and fails with the store-full code. */
+/* The scalar getters copy a small ready value under the shard lock; a
+ * spilled one is not in memory to copy, so they restore it first, as
+ * ray_get does. With inline_threshold 0 even an i64 has its own block and
+ * is a spill candidate. */
+static void test_scalar_get_spilled(void **state) {
+  (void)state;
+  ray_config_t cfg;
+  m_config(&cfg, 1 * MiB, 10000);
+  cfg.inline_threshold = 0;
+  m_begin_cfg(&cfg);
+  ray_ref_t i, f;
+  assert_rc(ray_put_i64(-123456789, &i), 0);
+  assert_rc(ray_put_f64(2.5, &f), 0);
+  ray_ref_t big[2];
+  for (int k = 0; k < 2; k++) big[k] = put_pat(BIG_OBJ, (uint64_t)k); /* the second spills */
+  assert_true(rt_stats().spill_count >= 1);
+  assert_true(rt_stats().bytes_spilled >= 9); /* the scalars went first (least recently used) */
+  uint64_t restores = rt_stats().restore_count;
+  int64_t v = 0;
+  double d = 0;
+  assert_rc(ray_get_i64(i, 0, &v), 0);
+  assert_rc(ray_get_f64(f, 0, &d), 0);
+  assert_true(v == -123456789);
+  assert_true(d == 2.5);
+  assert_true(rt_stats().restore_count >= restores + 2);
+  assert_rc(ray_get_i64(i, 0, &v), 0); /* in memory again: the fast path */
+  assert_true(v == -123456789);
+  assert_rc(ray_ref_release(i), 0);
+  assert_rc(ray_ref_release(f), 0);
+  for (int k = 0; k < 2; k++) assert_rc(ray_ref_release(big[k]), 0);
+  rt_end();
+}
+
 static void test_objects_near_capacity(void **state) {
   (void)state;
   const size_t cap = 1 * MiB, size = cap / 10 * 9;
@@ -423,6 +456,7 @@ int main(void) {
       cmocka_unit_test(test_task_reads_spilled_args),
       cmocka_unit_test(test_task_unreferenced_result_freed),
       cmocka_unit_test(test_get_batch_spilled),
+      cmocka_unit_test(test_scalar_get_spilled),
       cmocka_unit_test(test_objects_near_capacity),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
