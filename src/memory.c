@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rfree.h"
 #include "wait.h"
 
 /* ---- Accounting ---- */
@@ -190,7 +191,10 @@ void ray__mem_entry_detach(ray__entry_t *e) {
   atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
 }
 
-void ray__mem_entry_free(ray__entry_t *e) {
+/* Free `e` and what it owns; the header goes back to the thread that
+ * allocated it (rfree.h) unless `direct` (the runtime is gone: nothing
+ * would drain an inbox before a leak check). */
+static void entry_free(ray__entry_t *e, bool direct) {
   if (!(e->flags & RAY__F_SPILLED)) {
     if (e->flags & RAY__F_OWNED) {
       if (e->free_fn != NULL) e->free_fn(e->data, e->free_arg);
@@ -200,7 +204,11 @@ void ray__mem_entry_free(ray__entry_t *e) {
   }
   ray__mem_entry_detach(e);
   ray__free(e->inner);
-  ray__free(e);
+  ray__rfree(direct ? NULL : e->home, e);
+}
+
+void ray__mem_entry_free(ray__entry_t *e) {
+  entry_free(e, false);
 }
 
 void ray__mem_entry_unpin(ray__entry_t *e) {
@@ -211,7 +219,7 @@ void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live) {
   ray__store_t *st = store_live ? atomic_load_explicit(&e->st, memory_order_relaxed) : NULL;
   unsigned prev = atomic_fetch_sub_explicit(&e->life, 1, memory_order_acq_rel);
   if (prev == 1) {
-    ray__mem_entry_free(e);
+    entry_free(e, !store_live);
   } else if (prev == 2 && st != NULL && atomic_load(&st->mem_waiters) > 0) {
     /* The last view went: the object may be spillable now, and a put may be
      * waiting for exactly that. */

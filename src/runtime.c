@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rfree.h"
 #include "testing.h"
 
 static uv_once_t lifecycle_once = UV_ONCE_INIT;
@@ -340,6 +341,7 @@ int ray_shutdown(void) {
   uv_cond_destroy(&rt->quiet_cv);
   uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
+  ray__rfree_drain_all(); /* entries freed into other threads' inboxes (rfree.h) */
   tls_in_lifecycle = false;
   uv_mutex_unlock(&lifecycle_mu);
   /* Logged with no lock held: a log handler may call into the library. */

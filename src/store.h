@@ -45,8 +45,9 @@ struct ray__watch_s {
 typedef struct ray__entry_s {
   struct ray__entry_s *next; /* hash chain (shard lock) */
   uint64_t id;
-  atomic_uint life; /* 1 while in the table, +1 per pinned view */
-  uint32_t refcnt;  /* references (shard lock) */
+  atomic_uint life;               /* 1 while in the table, +1 per pinned view */
+  struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
+  uint32_t refcnt;                /* references (shard lock) */
   uint32_t type;
   uint8_t state;    /* RAY__PENDING / READY / FAILED */
   uint8_t flags;    /* RAY__F_* */

@@ -1,0 +1,35 @@
+/* rfree.h - frees handed back to the thread that allocated: a block that
+ * another thread frees goes to the allocating thread's inbox (one
+ * compare-and-swap), and that thread frees it on its own malloc arena the
+ * next time it allocates (ray__rfree_drain). Without it, the workers that
+ * drop the last reference to a result the host allocated free it into the
+ * host's arena while the host allocates the next one: in a task chain that
+ * was 840,000 futex calls on glibc's arena lock per 2.3 M tasks (ADR-002,
+ * issue 12). Used for store entries (memory.c, store.c).
+ *
+ * A thread's home lives as long as the process (homes of ended threads are
+ * reused by new ones): an entry may outlive the thread that made it. When
+ * a thread ends, its home is closed (its inbox freed); a free to a closed
+ * home is an ordinary free. The bottom layer: rfree.c calls alloc.c and
+ * thread.c only. */
+#ifndef RAY_RFREE_H
+#define RAY_RFREE_H
+
+typedef struct ray__rfree_home_s ray__rfree_home_t;
+
+/* The calling thread's home, made on first use; NULL when out of memory
+ * (blocks then carry no home and are freed directly). */
+ray__rfree_home_t *ray__rfree_home(void);
+/* Free `block` (from ray__malloc, at least 8 bytes: its first word becomes
+ * the inbox link) that the thread of `home` allocated: at once when the
+ * caller is that thread, when home is NULL or closed; else into its inbox.
+ * Any thread; lock-free. */
+void ray__rfree(ray__rfree_home_t *home, void *block);
+/* Free what other threads handed back to the calling thread (cheap when
+ * nothing waits: one load). */
+void ray__rfree_drain(void);
+/* Free every inbox of every thread now (ray_shutdown: allocations are all
+ * back once the runtime is gone). Any thread. */
+void ray__rfree_drain_all(void);
+
+#endif /* RAY_RFREE_H */

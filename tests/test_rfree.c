@@ -1,0 +1,140 @@
+/* test_rfree.c - frees handed back to the allocating thread (src/rfree.h):
+ * a free on the allocating thread is immediate; a free from another thread
+ * waits in the allocator's inbox until that thread drains it (or
+ * ray__rfree_drain_all runs); a home whose thread has ended frees directly
+ * and is reused by the next thread; and through the runtime, results that
+ * workers drop in a chain are all freed by shutdown. */
+#define _POSIX_C_SOURCE 200809L
+#include "test_util.h"
+
+#include "rfree.h"
+
+static void test_same_thread_frees_at_once(void **state) {
+  (void)state;
+  ray__alloc_track(true);
+  ray__rfree_home_t *home = ray__rfree_home();
+  assert_non_null(home);
+  assert_ptr_equal(ray__rfree_home(), home); /* one per thread */
+  void *b = ray__malloc(64);
+  assert_non_null(b);
+  assert_int_equal(ray__alloc_outstanding(), 1);
+  ray__rfree(home, b);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__rfree(home, NULL); /* a no-op */
+  void *c = ray__malloc(16);
+  ray__rfree(NULL, c); /* no home: freed at once */
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_track(false);
+}
+
+typedef struct {
+  ray__rfree_home_t *home;
+  void *blocks[3];
+  int n;
+} remote_t;
+
+static void free_remotely(void *arg) {
+  remote_t *r = arg;
+  for (int i = 0; i < r->n; i++) ray__rfree(r->home, r->blocks[i]);
+}
+
+static void test_remote_free_waits_for_the_owner(void **state) {
+  (void)state;
+  ray__alloc_track(true);
+  remote_t r = {.home = ray__rfree_home(), .n = 3};
+  for (int i = 0; i < r.n; i++) assert_non_null(r.blocks[i] = ray__malloc(32));
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, free_remotely, &r), 0);
+  uv_thread_join(&t);
+  assert_int_equal(ray__alloc_outstanding(), 3); /* in our inbox, not freed */
+  ray__rfree_drain();
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__rfree_drain(); /* empty: nothing to do */
+  /* ray__rfree_drain_all, from any thread, empties every inbox. */
+  for (int i = 0; i < r.n; i++) assert_non_null(r.blocks[i] = ray__malloc(32));
+  assert_int_equal(uv_thread_create(&t, free_remotely, &r), 0);
+  uv_thread_join(&t);
+  assert_int_equal(ray__alloc_outstanding(), 3);
+  ray__rfree_drain_all();
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_track(false);
+}
+
+/* A thread makes a block and ends: its home is closed. */
+typedef struct {
+  ray__rfree_home_t *home;
+  void *block;
+} made_t;
+
+static void make_and_end(void *arg) {
+  made_t *m = arg;
+  m->home = ray__rfree_home();
+  m->block = ray__malloc(48);
+}
+
+static void take_home(void *arg) {
+  *(ray__rfree_home_t **)arg = ray__rfree_home();
+}
+
+static void test_closed_home_frees_directly_and_is_reused(void **state) {
+  (void)state;
+  ray__alloc_track(true);
+  made_t m = {0};
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, make_and_end, &m), 0);
+  uv_thread_join(&t); /* its exit hook closed the home */
+  assert_non_null(m.home);
+  assert_int_equal(ray__alloc_outstanding(), 1);
+  ray__rfree(m.home, m.block); /* from this thread, to an ended one */
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__rfree_home_t *next = NULL;
+  assert_int_equal(uv_thread_create(&t, take_home, &next), 0);
+  uv_thread_join(&t);
+  assert_ptr_equal(next, m.home); /* the ended thread's home, reopened, closed again */
+  ray__alloc_track(false);
+}
+
+/* Through the runtime: each link of a chain drops the previous result on a
+ * worker, which hands the entry back to this thread; shutdown frees what
+ * is still in an inbox, so nothing is outstanding after it (rt_end). */
+static int inc(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v = 0;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v + 1);
+}
+
+static void test_chain_entries_all_freed(void **state) {
+  (void)state;
+  rt_begin();
+  ray_function_t fn;
+  assert_rc(ray_function_register("inc", inc, NULL, (uint32_t[]){RAY_TYPE_I64}, 1, &fn), 0);
+  int n = rt_iters(2000, 200);
+  ray_arg_t a = ray_arg_i64(0);
+  ray_ref_t prev;
+  assert_rc(ray_task_submit(fn, &a, 1, NULL, &prev), 0);
+  for (int i = 1; i < n; i++) {
+    ray_ref_t next;
+    a = ray_arg_ref(prev);
+    assert_rc(ray_task_submit(fn, &a, 1, NULL, &next), 0);
+    assert_rc(ray_ref_release(prev), 0);
+    prev = next;
+  }
+  int64_t v = 0;
+  assert_rc(ray_get_i64(prev, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_true(v == n);
+  assert_rc(ray_ref_release(prev), 0);
+  assert_rc(ray__quiesce(RAY_TIMEOUT_INFINITE), 0);
+  assert_int_equal(rt_stats().objects, 0);
+  rt_end();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_same_thread_frees_at_once),
+      cmocka_unit_test(test_remote_free_waits_for_the_owner),
+      cmocka_unit_test(test_closed_home_frees_directly_and_is_reused),
+      cmocka_unit_test(test_chain_entries_all_freed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
