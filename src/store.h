@@ -45,9 +45,8 @@ struct ray__watch_s {
 typedef struct ray__entry_s {
   struct ray__entry_s *next; /* hash chain (shard lock) */
   uint64_t id;
-  atomic_uint life;               /* 1 while in the table, +1 per pinned view */
-  struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
-  uint32_t refcnt;                /* references (shard lock) */
+  atomic_uint life; /* 1 while in the table, +1 per pinned view */
+  uint32_t refcnt;  /* references (shard lock) */
   uint32_t type;
   uint8_t state;    /* RAY__PENDING / READY / FAILED */
   uint8_t flags;    /* RAY__F_* */
@@ -60,6 +59,7 @@ typedef struct ray__entry_s {
   void *producer;         /* pending only: the task that will complete it */
   uint64_t *inner;        /* refs this object holds (released with it) */
   uint32_t ninner;
+  struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
   /* Memory accounting and spilling (memory.c): */
   /* NULL once the entry has left its store (views may outlive the store). */
   _Atomic(struct ray__store_s *) st;
