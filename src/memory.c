@@ -10,7 +10,9 @@
  * Freeing: an entry's memory goes when its last `life` unit is dropped
  * (ray__mem_entry_unpin: the table's unit, a view's, or a spill's or restore's
  * pin); ray__mem_entry_detach settles its accounts with the store first, when
- * it leaves the table.
+ * it leaves the table. The header goes back to the thread that allocated it
+ * (rfree.h: freed there at its next allocation, not into its malloc arena
+ * from here), except once the runtime is gone, when it is freed at once.
  *
  * Accounting: every payload held in memory has reserved its bytes (an
  * entry's `acct`) from `capacity`; so the bytes in memory never exceed it.
