@@ -120,17 +120,8 @@ void ray__loop_stop(ray__loop_t *l) {
 int ray__loop_quiesce(ray__loop_t *l, uint64_t deadline) {
   int rc = 0;
   uv_mutex_lock(&l->mu);
-  while (rc == 0 && l->inflight > 0) {
-    if (deadline == UINT64_MAX) {
-      uv_cond_wait(&l->idle_cv, &l->mu);
-    } else {
-      uint64_t now = uv_hrtime();
-      if (now >= deadline)
-        rc = RAY_ETIMEDOUT;
-      else
-        (void)uv_cond_timedwait(&l->idle_cv, &l->mu, deadline - now);
-    }
-  }
+  while (rc == 0 && l->inflight > 0)
+    rc = ray__thread_cond_wait_until(&l->idle_cv, &l->mu, deadline);
   uv_mutex_unlock(&l->mu);
   return rc;
 }

@@ -136,7 +136,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
     /* Re-check under mem_mu: a free (or ray__mem_stop, at shutdown) in
      * between has signalled already. */
     if (atomic_load(&st->reserved) > (int64_t)st->capacity - want && !atomic_load(&st->mem_stop))
-      (void)ray__sched_cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
+      (void)ray__thread_cond_wait_until(&st->mem_cv, &st->mem_mu, deadline);
     atomic_fetch_sub(&st->mem_waiters, 1);
     uv_mutex_unlock(&st->mem_mu);
     if (wk != NULL) ray__sched_block_end(wk);
@@ -653,7 +653,7 @@ int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline) {
   /* A kick still set means a round is due or in flight: each round ends by
    * clearing it, after its batches are written and their memory freed. */
   while (rc == 0 && st->spiller_kick && !st->spiller_stop)
-    rc = ray__sched_cond_wait_until(&st->spiller_idle_cv, &st->spiller_mu, deadline);
+    rc = ray__thread_cond_wait_until(&st->spiller_idle_cv, &st->spiller_mu, deadline);
   uv_mutex_unlock(&st->spiller_mu);
   return rc;
 }

@@ -53,7 +53,8 @@
  * it ran belongs to the timeline: the worker holds only an opaque pointer,
  * made and freed through the functions the runtime passed to
  * ray__sched_start. The one timeout-to-deadline conversion, ray__sched_deadline,
- * lives here with the sleepers that take deadlines.
+ * lives here with the sleepers that take deadlines; the one bounded
+ * condition wait is thread.c's ray__thread_cond_wait_until.
  *
  * Lock order: a worker's queue lock and a parker's mutex are leaves; a
  * push may happen under a shard lock. spawn_mu is taken alone (its condition
@@ -158,17 +159,6 @@ uint64_t ray__sched_deadline(int64_t timeout_ms) {
   if (now >= RAY__DEADLINE_MAX || (uint64_t)timeout_ms > (RAY__DEADLINE_MAX - now) / 1000000u)
     return UINT64_MAX;
   return now + (uint64_t)timeout_ms * 1000000u;
-}
-
-int ray__sched_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
-  if (deadline == UINT64_MAX) {
-    uv_cond_wait(cv, mu);
-    return 0;
-  }
-  uint64_t now = uv_hrtime();
-  if (now >= deadline) return RAY_ETIMEDOUT;
-  (void)uv_cond_timedwait(cv, mu, deadline - now);
-  return 0;
 }
 
 ray__parker_t *ray__parker_self(void) {
@@ -658,7 +648,7 @@ int ray__sched_quiesce(ray__sched_t *s, uint64_t deadline) {
   atomic_fetch_add(&s->quiesce_waiters, 1);
   while (rc == 0 && (atomic_load(&s->nworkers) > s->base_workers ||
                      (unsigned)atomic_load(&s->idle) < atomic_load(&s->nworkers) || has_work(s)))
-    rc = ray__sched_cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
+    rc = ray__thread_cond_wait_until(&s->spawn_cv, &s->spawn_mu, deadline);
   atomic_fetch_sub(&s->quiesce_waiters, 1);
   uv_mutex_unlock(&s->spawn_mu);
   return rc;

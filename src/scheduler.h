@@ -36,12 +36,6 @@ ray__parker_t *ray__parker_self(void);
  * deadline: every blocking call, and every sleeper below, uses it. */
 uint64_t ray__sched_deadline(int64_t timeout_ms);
 
-/* One wait on cv (mu held) bounded by `deadline` (uv_hrtime ns; UINT64_MAX:
- * none). Returns RAY_ETIMEDOUT when the deadline has passed already (then it
- * does not wait), else 0 after a wake-up, a spurious one or a timeout: the
- * caller re-checks its condition in a loop. */
-int ray__sched_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline);
-
 /* Work for a worker: a task or an actor turn. Intrusive, so queueing never
  * allocates and never fails. */
 typedef struct ray__runnable_s {

@@ -63,7 +63,7 @@ static int tasks_quiesce(ray__runtime_t *rt, uint64_t deadline) {
   uv_mutex_lock(&rt->quiet_mu);
   atomic_fetch_add(&rt->quiet_waiters, 1);
   while (rc == 0 && ray__counter_sum(&rt->tasks_finished) < ray__counter_sum(&rt->tasks_submitted))
-    rc = ray__sched_cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
+    rc = ray__thread_cond_wait_until(&rt->quiet_cv, &rt->quiet_mu, deadline);
   atomic_fetch_sub(&rt->quiet_waiters, 1);
   uv_mutex_unlock(&rt->quiet_mu);
   return rc;

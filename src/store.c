@@ -499,21 +499,22 @@ static int pin_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e, ray_b
   return 0;
 }
 
+/* Whether entry `e` (or none) can be read in memory now: 0, or 1 (pending;
+ * not an error code: a failed object may carry any code), 2 (spilled),
+ * RAY_ENOTFOUND, or a failed entry's code. Shard lock held. */
+static int readable_locked(const ray__entry_t *e) {
+  if (e == NULL) return RAY_ENOTFOUND;
+  if (e->state == RAY__PENDING) return 1;
+  if (e->state == RAY__FAILED) return e->err_code;
+  return (e->flags & RAY__F_SPILLED) ? 2 : 0;
+}
+
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   ray__shard_t *sh = ray__shard_of(st, id);
   ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
-  int rc;
-  if (e == NULL)
-    rc = RAY_ENOTFOUND;
-  else if (e->state == RAY__PENDING)
-    rc = 1; /* not an error code: a failed object may carry any code */
-  else if (e->state == RAY__FAILED)
-    rc = e->err_code;
-  else if (e->flags & RAY__F_SPILLED)
-    rc = 2;
-  else
-    rc = pin_locked(st, sh, e, out);
+  int rc = readable_locked(e);
+  if (rc == 0) rc = pin_locked(st, sh, e, out);
   ray__unlock(&sh->mu);
   return rc;
 }
@@ -523,20 +524,12 @@ int ray__store_copy_small(ray__store_t *st, uint64_t id, void *dst, size_t cap, 
   ray__shard_t *sh = ray__shard_of(st, id);
   ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
-  int rc;
-  if (e == NULL)
-    rc = RAY_ENOTFOUND;
-  else if (e->state == RAY__PENDING)
-    rc = 1;
-  else if (e->state == RAY__FAILED)
-    rc = e->err_code;
-  else if ((e->flags & RAY__F_SPILLED) || e->size > cap)
-    rc = 2;
-  else {
+  int rc = readable_locked(e);
+  if (rc == 0 && e->size > cap) rc = 2;
+  if (rc == 0) {
     memcpy(dst, e->data, e->size);
     *size = e->size;
     *type = e->type;
-    rc = 0;
   }
   ray__unlock(&sh->mu);
   return rc;

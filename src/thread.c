@@ -84,6 +84,17 @@ static void exit_init(void) {
   exit_key_ok = tss_create(&exit_key, run_exits) == thrd_success;
 }
 
+int ray__thread_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline) {
+  if (deadline == UINT64_MAX) {
+    uv_cond_wait(cv, mu);
+    return 0;
+  }
+  uint64_t now = uv_hrtime();
+  if (now >= deadline) return RAY_ETIMEDOUT;
+  (void)uv_cond_timedwait(cv, mu, deadline - now);
+  return 0;
+}
+
 int ray__thread_at_exit(ray__thread_exit_t *h) {
   if (h->armed) return 0;
   uv_once(&exit_once, exit_init);

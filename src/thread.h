@@ -5,6 +5,7 @@
 #define RAY_THREAD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* Initial-exec TLS for what the fast paths touch on every call (a task, a
@@ -49,5 +50,12 @@ typedef struct ray__thread_exit_s {
  * hook then never runs: its state stays with the dead thread). Never
  * blocks on another thread. */
 int ray__thread_at_exit(ray__thread_exit_t *h);
+
+/* One wait on cv (mu held) bounded by `deadline` (uv_hrtime ns; UINT64_MAX:
+ * none; scheduler.h's ray__sched_deadline makes one from a timeout).
+ * Returns RAY_ETIMEDOUT when the deadline has passed already (then it does
+ * not wait), else 0 after a wake-up, a spurious one or a timeout: the
+ * caller re-checks its condition in a loop. */
+int ray__thread_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline);
 
 #endif /* RAY_THREAD_H */
