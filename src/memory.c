@@ -193,6 +193,16 @@ void ray__mem_entry_detach(ray__entry_t *e) {
   atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
 }
 
+/* Give an entry's header back to its thread (rfree.h); with `direct`, a
+ * malloc'd one is freed at once (a small one always goes back: only its
+ * thread may touch its slab, and it counts as freed already). */
+static void header_free(ray__entry_t *e, bool direct) {
+  if (e->small)
+    ray__rfree_small(e->home, e);
+  else
+    ray__rfree(direct ? NULL : e->home, e);
+}
+
 /* Free `e` and what it owns; the header goes back to the thread that
  * allocated it (rfree.h) unless `direct` (the runtime is gone: nothing
  * would drain an inbox before a leak check). */
@@ -206,7 +216,11 @@ static void entry_free(ray__entry_t *e, bool direct) {
   }
   ray__mem_entry_detach(e);
   ray__free(e->inner);
-  ray__rfree(direct ? NULL : e->home, e);
+  header_free(e, direct);
+}
+
+void ray__mem_entry_discard(ray__entry_t *e) {
+  header_free(e, false);
 }
 
 void ray__mem_entry_free(ray__entry_t *e) {

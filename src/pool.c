@@ -30,22 +30,7 @@
 #include "alloc.h"
 #include "guard.h" /* RAY__TLS_FAST */
 #include "mag.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#elif defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define POISON(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
-#define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
-#endif
-#endif
-#ifndef POISON
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "poison.h"
 
 enum { NCLASS = 5, BATCH = 32, HDR = sizeof(ray__mag_node_t), BIG = NCLASS };
 
@@ -82,7 +67,7 @@ void *ray__pool_alloc(size_t size) {
     if (ray__alloc_inject()) return NULL;
     if ((n = ray__mag_take(&kinds[c], &mags[c], &exit_hook)) == NULL) return NULL;
     ray__alloc_count(1);
-    UNPOISON(n + 1, kinds[c].item - HDR);
+    RAY__UNPOISON(n + 1, kinds[c].item - HDR);
   }
   n->next = (ray__mag_node_t *)(uintptr_t)c;
   return n + 1;
@@ -96,7 +81,7 @@ void ray__pool_free(void *p) {
     ray__free(n);
     return;
   }
-  POISON(p, kinds[c].item - HDR);
+  RAY__POISON(p, kinds[c].item - HDR);
   ray__alloc_count(-1);
   ray__mag_give(&kinds[c], &mags[c], &exit_hook, n);
 }

@@ -342,6 +342,7 @@ int ray_shutdown(void) {
   uv_mutex_destroy(&rt->quiet_mu);
   ray__free(rt);
   ray__rfree_drain_all(); /* entries freed into other threads' inboxes (rfree.h) */
+  ray__rfree_trim();      /* and this thread's cache of entry headers */
   tls_in_lifecycle = false;
   uv_mutex_unlock(&lifecycle_mu);
   /* Logged with no lock held: a log handler may call into the library. */

@@ -136,10 +136,12 @@ int ray__entry_error(void) {
 
 /* The header, with `extra` payload bytes inline. */
 static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, uint8_t state) {
-  ray__rfree_drain(); /* what other threads freed of ours: on our own arena */
-  ray__entry_t *e = ray__malloc(sizeof *e + extra);
+  ray__rfree_drain(); /* what other threads freed of ours: back to our cache or arena */
+  bool small = sizeof(ray__entry_t) + extra <= RAY__RFREE_SMALL;
+  ray__entry_t *e = small ? ray__rfree_alloc_small() : ray__malloc(sizeof *e + extra);
   if (e == NULL) return NULL;
   memset(e, 0, sizeof *e);
+  e->small = small;
   e->home = ray__rfree_home();
   atomic_init(&e->life, 1);
   e->refcnt = 1;
@@ -162,7 +164,7 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
     e->data = e->inline_data;
     e->flags = RAY__F_INLINE;
   } else if (e != NULL && (e->data = ray__malloc(size)) == NULL) {
-    ray__free(e); /* never seen by another thread */
+    ray__mem_entry_discard(e); /* never seen by another thread */
     e = NULL;
   }
   if (e == NULL) {

@@ -59,6 +59,7 @@ typedef struct ray__entry_s {
   void *producer;         /* pending only: the task that will complete it */
   uint64_t *inner;        /* refs this object holds (released with it) */
   uint32_t ninner;
+  bool small;                     /* the header is an rfree small block (ray__rfree_alloc_small) */
   struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
   /* Memory accounting and spilling (memory.c): */
   /* NULL once the entry has left its store (views may outlive the store). */
@@ -294,6 +295,9 @@ void ray__mem_entry_detach(ray__entry_t *e);
  * its payload (free_fn for an owned one), its accounts, the entry. Does not
  * release the refs in `inner` (see ray__store_drop). */
 void ray__mem_entry_free(ray__entry_t *e);
+/* Free the header of an entry that no other thread has seen and that owns
+ * nothing yet (ray__entry_new's failure path). */
+void ray__mem_entry_discard(ray__entry_t *e);
 /* Drop one `life` unit; frees the entry when it was the last. */
 void ray__mem_entry_unpin(ray__entry_t *e);
 /* The same, for a view released by the host: `store_live` says the runtime

@@ -60,6 +60,9 @@ int ray__quiesce(int64_t timeout_ms);
  * sizes above the largest class): how many blocks the pool keeps. */
 size_t ray__pool_pages(size_t size);
 
+/* Slabs alive (slab.h), every thread's: those holding blocks, the empty
+ * ones threads keep, and orphans whose blocks are not all back. */
+size_t ray__slab_count(void);
 /* Run fn(arg) on a worker thread of the running runtime (if shutdown drops
  * it unrun, fn never runs). Errors: RAY_EINVAL (fn NULL), RAY_ENOTINIT,
  * RAY_ESHUTDOWN, RAY_ENOMEM. */

@@ -2,12 +2,18 @@
  * a free on the allocating thread is immediate; a free from another thread
  * waits in the allocator's inbox until that thread drains it (or
  * ray__rfree_drain_all runs); a home whose thread has ended frees directly
- * and is reused by the next thread; and through the runtime, results that
- * workers drop in a chain are all freed by shutdown. */
+ * and is reused by the next thread; small blocks come from the thread's
+ * slabs (src/slab.h) in address order, go back to their slab from any
+ * thread, and outlive their thread as orphans until the last is freed; and
+ * through the runtime, results that workers drop in a chain are all freed
+ * by shutdown. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
 #include "rfree.h"
+#include "slab.h"
+
+#include <string.h>
 
 static void test_same_thread_frees_at_once(void **state) {
   (void)state;
@@ -94,6 +100,127 @@ static void test_closed_home_frees_directly_and_is_reused(void **state) {
   ray__alloc_track(false);
 }
 
+/* Small blocks: the lowest free slot of a slab first; counted like
+ * allocations; a slab with no block out is kept or trimmed. */
+static void test_small_blocks_in_address_order(void **state) {
+  (void)state;
+  ray__rfree_trim();
+  size_t slabs = ray__slab_count();
+  ray__alloc_track(true);
+  enum { N = 10 };
+  char *b[N];
+  for (int i = 0; i < N; i++) {
+    assert_non_null(b[i] = ray__rfree_alloc_small());
+    assert_int_equal((uintptr_t)b[i] % 16, 0);
+    if (i > 0) assert_ptr_equal(b[i], b[i - 1] + RAY__RFREE_SMALL); /* one fresh slab */
+    memset(b[i], i, RAY__RFREE_SMALL);                              /* all of it is ours */
+  }
+  assert_int_equal(ray__slab_count(), slabs + 1);
+  assert_int_equal(ray__alloc_outstanding(), N);
+  ray__rfree_home_t *home = ray__rfree_home();
+  ray__rfree_small(home, b[5]);
+  ray__rfree_small(home, b[2]);
+  assert_int_equal(ray__alloc_outstanding(), N - 2);
+  assert_ptr_equal(ray__rfree_alloc_small(), b[2]); /* the lowest first */
+  assert_ptr_equal(ray__rfree_alloc_small(), b[5]);
+  for (int i = 0; i < N; i++) ray__rfree_small(home, b[i]);
+  ray__rfree_small(home, NULL); /* a no-op */
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  assert_int_equal(ray__slab_count(), slabs + 1); /* empty, kept */
+  ray__rfree_trim();
+  assert_int_equal(ray__slab_count(), slabs);
+  ray__alloc_track(false);
+}
+
+static void test_small_block_failure_injection(void **state) {
+  (void)state;
+  ray__alloc_track(true);
+  ray__alloc_fail_after(1, false);
+  assert_null(ray__rfree_alloc_small());
+  assert_true(ray__alloc_failed());
+  void *b = ray__rfree_alloc_small(); /* not sticky: the next one works */
+  assert_non_null(b);
+  ray__rfree_small(ray__rfree_home(), b);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_fail_after(0, false);
+  ray__alloc_track(false);
+  ray__rfree_trim();
+}
+
+/* Another thread's free of a small block counts at once, and the block
+ * waits in our inbox until we drain it (ray__rfree_drain_all, run by
+ * another thread, leaves it there: only we may touch our slabs). */
+static void free_small_remotely(void *arg) {
+  remote_t *r = arg;
+  for (int i = 0; i < r->n; i++) ray__rfree_small(r->home, r->blocks[i]);
+}
+
+static void drain_all(void *arg) {
+  (void)arg;
+  ray__rfree_drain_all();
+}
+
+static void test_small_remote_free_goes_home(void **state) {
+  (void)state;
+  ray__rfree_trim();
+  size_t slabs = ray__slab_count();
+  ray__alloc_track(true);
+  remote_t r = {.home = ray__rfree_home(), .n = 3};
+  for (int i = 0; i < r.n; i++) assert_non_null(r.blocks[i] = ray__rfree_alloc_small());
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, free_small_remotely, &r), 0);
+  uv_thread_join(&t);
+  assert_int_equal(ray__alloc_outstanding(), 0); /* counted as freed */
+  assert_int_equal(uv_thread_create(&t, drain_all, NULL), 0);
+  uv_thread_join(&t);
+  /* Still in our inbox: the slots are not free, so the next block is new. */
+  void *next = ray__slab_alloc();
+  assert_ptr_equal(next, (char *)r.blocks[2] + RAY__RFREE_SMALL);
+  ray__slab_free(next);
+  ray__rfree_drain(); /* now they are back */
+  assert_ptr_equal(ray__rfree_alloc_small(), r.blocks[0]);
+  ray__rfree_small(r.home, r.blocks[0]);
+  ray__rfree_trim();
+  assert_int_equal(ray__slab_count(), slabs);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_track(false);
+}
+
+/* A thread allocates small blocks and ends: its slab stays, an orphan,
+ * until the last block comes back (from this thread, to a closed home). */
+typedef struct {
+  ray__rfree_home_t *home;
+  void *blocks[3];
+} orphan_t;
+
+static void alloc_small_and_end(void *arg) {
+  orphan_t *o = arg;
+  o->home = ray__rfree_home();
+  for (int i = 0; i < 3; i++) o->blocks[i] = ray__rfree_alloc_small();
+  ray__rfree_small(o->home, o->blocks[1]); /* one back before the end */
+}
+
+static void test_small_blocks_outlive_their_thread(void **state) {
+  (void)state;
+  size_t slabs = ray__slab_count();
+  ray__alloc_track(true);
+  orphan_t o = {0};
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, alloc_small_and_end, &o), 0);
+  uv_thread_join(&t);
+  assert_non_null(o.blocks[0]);
+  assert_non_null(o.blocks[2]);
+  assert_int_equal(ray__alloc_outstanding(), 2);
+  assert_int_equal(ray__slab_count(), slabs + 1); /* the orphan */
+  memset(o.blocks[0], 7, RAY__RFREE_SMALL);       /* still ours to use */
+  ray__rfree_small(o.home, o.blocks[0]);
+  assert_int_equal(ray__slab_count(), slabs + 1);
+  ray__rfree_small(o.home, o.blocks[2]); /* the last: the slab goes */
+  assert_int_equal(ray__slab_count(), slabs);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_track(false);
+}
+
 /* Through the runtime: each link of a chain drops the previous result on a
  * worker, which hands the entry back to this thread; shutdown frees what
  * is still in an inbox, so nothing is outstanding after it (rt_end). */
@@ -134,6 +261,10 @@ int main(void) {
       cmocka_unit_test(test_same_thread_frees_at_once),
       cmocka_unit_test(test_remote_free_waits_for_the_owner),
       cmocka_unit_test(test_closed_home_frees_directly_and_is_reused),
+      cmocka_unit_test(test_small_blocks_in_address_order),
+      cmocka_unit_test(test_small_block_failure_injection),
+      cmocka_unit_test(test_small_remote_free_goes_home),
+      cmocka_unit_test(test_small_blocks_outlive_their_thread),
       cmocka_unit_test(test_chain_entries_all_freed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
