@@ -572,7 +572,7 @@ static int call_body(ray__task_t *t, ray_task_ctx_t *ctx) {
 
 /* A call has run, or will not (cancelled, failed arguments, shutdown);
  * end->fatal: it ended its actor. Returns the next call of this actor to
- * run inline on this worker, or NULL. Finishes `t`, unless it is retried
+ * run inline on this worker (never on a host), or NULL. Finishes `t`, unless it is retried
  * after the restart (then it goes back to the head of the mailbox). */
 static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
   ray__actor_t *a = t->owner;
@@ -605,7 +605,9 @@ static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
     }
   }
   bool yield = false;
-  if (!fatal) next = next_inline_locked(a, &yield);
+  /* A host that ran the call it waited for (wait.c) runs no other: the
+   * next call goes to the workers. */
+  if (!fatal && ray__worker_self() != NULL) next = next_inline_locked(a, &yield);
   admit_locked(a, yield);
   settle_locked(a, &act);
   ray__unlock(&a->mu);

@@ -612,7 +612,7 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
     if (e->state == RAY__PENDING) {
       w->next = e->watchers;
       e->watchers = w;
-      w->fn_producer = (e->flags & RAY__F_FN_RESULT) && e->producer != NULL;
+      w->helpable = (e->flags & RAY__F_HELPABLE) && e->producer != NULL;
       rc = 0;
     } else {
       *status = status_of(e);

@@ -23,8 +23,9 @@ enum {
   RAY__F_SPILLED = 1u << 3,  /* the payload is on disk only (data NULL) */
   RAY__F_SPILLING = 1u << 4, /* being written to disk: not a victim again */
   RAY__F_FILE = 1u << 5,     /* the payload has a copy in a spill segment (`seg`) */
-  RAY__F_FN_RESULT = 1u << 6 /* pending: its producer is a remote function's task, which a
-                                waiting host may run (ray__task_run_producer) */
+  RAY__F_HELPABLE = 1u << 6  /* pending: its producer is a remote function's task or an
+                                actor's method call, which a waiting host may run
+                                (ray__task_run_producer) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -37,9 +38,10 @@ struct ray__watch_s {
   ray__watch_t *next;
   ray__watch_fn fn;
   /* Set by ray__store_watch when it registers: the entry has a producer and
-   * it is a remote function's task (RAY__F_FN_RESULT), so a waiting host
-   * may try to run it; saves the waiter a lock round trip otherwise. */
-  bool fn_producer;
+   * it is a remote function's task or a method call (RAY__F_HELPABLE), so a
+   * waiting host may try to run it; saves the waiter a lock round trip
+   * otherwise. */
+  bool helpable;
 };
 
 typedef struct ray__entry_s {
@@ -337,7 +339,7 @@ int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline);
 
 /* ---- store.c again: watches, producers, grouping ---- */
 
-/* Register `w` on a pending entry (and set w->fn_producer). Returns 0 when
+/* Register `w` on a pending entry (and set w->helpable). Returns 0 when
  * registered, 1 when the entry is already complete (*status set, `w` not
  * registered), or RAY_ENOTFOUND. If `retain`, also adds a reference (in both
  * success cases). */

@@ -245,7 +245,7 @@ static int make_results(submit_t *s) {
     ray__entry_t *e = ray__entry_new(st, 0, s->f->types[s->made], RAY__PENDING);
     if (e == NULL) return ray__entry_error();
     e->producer = t;
-    if (t->ops->kind == RAY__TASK_FN) e->flags |= RAY__F_FN_RESULT; /* wait.c may run it */
+    if (t->ops->kind != RAY__TASK_CTOR) e->flags |= RAY__F_HELPABLE; /* wait.c may run it */
     e->id = ray__id_next();
     ray__store_insert(st, e);
     t->returns[s->made] = (ray_ref_t){e->id, e->type};

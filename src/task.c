@@ -313,9 +313,10 @@ bool ray__task_run_producer(ray__runtime_t *rt, uint64_t id) {
   void *p;
   if (ray__store_claim_producer(&rt->store, id, ray__task_hold, &p) != 0) return false;
   ray__task_t *t = p;
-  /* A remote function's task only: an actor's constructor and methods run
-   * on workers, in their actor's order. */
-  bool ran = t->ops->kind == RAY__TASK_FN && ray__sched_run_queued(&rt->sched, &t->rn);
+  /* A remote function's task, or a method call (queued only once its actor
+   * admitted it: its turn in the actor's order has come); never a
+   * constructor. */
+  bool ran = t->ops->kind != RAY__TASK_CTOR && ray__sched_run_queued(&rt->sched, &t->rn);
   ray__task_unref(t);
   return ran;
 }

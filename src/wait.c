@@ -160,7 +160,7 @@ static bool help_producer(waiter_t *w) {
   if (w->rt->run_producer == NULL) return false;
   while (w->help_next < w->nhelp) {
     const wait_node_t *node = &w->help[w->help_next];
-    if (!node->watch.fn_producer || atomic_load_explicit(&node->fired, memory_order_acquire)) {
+    if (!node->watch.helpable || atomic_load_explicit(&node->fired, memory_order_acquire)) {
       w->help_next++;
       continue;
     }

@@ -1,8 +1,9 @@
 /* test_host_help.c - a host thread blocked with no deadline in ray_get,
  * ray_get_batch or ray_wait runs the task that produces what it waits for,
- * when that task is still queued (cfg.host_help, on by default), and
- * nothing else: not unrelated queued work, not an actor's calls, not with
- * a deadline, not while
+ * when that task is still queued (cfg.host_help, on by default), or the
+ * actor method call its actor admitted, and nothing else: not unrelated
+ * queued work, not the actor's next call, not a constructor, not with a
+ * deadline, not while
  * the timeline records runs, not with host_help off. And code run that way
  * is code the library runs: ray_init and ray_shutdown refuse it.
  *
@@ -135,38 +136,80 @@ static void test_no_help_while_recording(void **state) {
   end_held(blk);
 }
 
-/* An actor's calls are not helped: they run on workers, in order. */
-static atomic_int g_m_ran;
+/* An actor's method call is helped once its actor admitted it (its turn
+ * in the actor's order has come), and only that call: the next goes to the
+ * workers. A call whose actor is still being constructed is not admitted,
+ * and a constructor is never helped. */
+static atomic_int g_m_ran[3];
 
 static int m_where(ray_task_ctx_t *ctx, void *state) {
   (void)state;
+  int64_t i = -1;
+  int rc = ray_ctx_arg_i64(ctx, 0, &i);
+  if (rc != 0 || i < 0 || i > 2) return rc != 0 ? rc : RAY_EINVAL;
   uv_thread_t self = uv_thread_self();
-  atomic_store(&g_m_ran, uv_thread_equal(&self, &rt_main_thread) ? ON_HOST : ON_WORKER);
-  return ray_return_i64(ctx, 0, 5);
+  atomic_store(&g_m_ran[i], uv_thread_equal(&self, &rt_main_thread) ? ON_HOST : ON_WORKER);
+  return ray_return_i64(ctx, 0, 5 + i);
 }
 
 static const ray_method_def_t k_where_methods[] = {{"where", m_where, rt_t_i64, 1}};
 static const ray_actor_class_t k_where_class = {"Where", NULL, NULL, k_where_methods, 1};
 
-static void test_actor_calls_not_helped(void **state) {
-  (void)state;
+static ray_ref_t call_where(ray_actor_t a, int64_t i) {
+  ray_arg_t arg = ray_arg_i64(i);
+  ray_ref_t r;
+  assert_rc(ray_actor_call(a, "where", &arg, 1, NULL, &r), 0);
+  return r;
+}
+
+/* One worker; the actor, constructed (or not yet: `constructed` false,
+ * then the worker is held first, so the constructor stays queued). */
+static ray_ref_t begin_actor(bool constructed, ray_actor_t *a) {
   t_reset();
   rt_main_thread = uv_thread_self();
-  atomic_store(&g_m_ran, 0);
+  for (int i = 0; i < 3; i++) atomic_store(&g_m_ran[i], 0);
   ray_config_t cfg;
   rt_config(&cfg);
   cfg.num_workers = 1;
   rt_begin_cfg(&cfg);
-  ray_actor_t a;
-  assert_rc(ray_actor_create(&k_where_class, NULL, 0, NULL, &a), 0);
-  assert_rc(ray__quiesce(60000), 0); /* constructed */
+  if (constructed) {
+    assert_rc(ray_actor_create(&k_where_class, NULL, 0, NULL, a), 0);
+    assert_rc(ray__quiesce(60000), 0);
+  }
   ray_function_t fblock = rt_register("block", fn_block, NULL, rt_t_i64, 1);
   ray_ref_t blk = rt_submit(fblock, NULL, 0, NULL);
   rt_latch_wait(&g_started, 1);
-  ray_ref_t r;
-  assert_rc(ray_actor_call(a, "where", NULL, 0, NULL, &r), 0); /* admitted, queued */
-  assert_int_equal(get_releasing_on_park(r, RAY_TIMEOUT_INFINITE), 5);
-  assert_int_equal(atomic_load(&g_m_ran), ON_WORKER);
+  if (!constructed) assert_rc(ray_actor_create(&k_where_class, NULL, 0, NULL, a), 0);
+  return blk;
+}
+
+static void test_actor_call_helped_alone(void **state) {
+  (void)state;
+  ray_actor_t a;
+  ray_ref_t blk = begin_actor(true, &a);
+  ray_ref_t r0 = call_where(a, 0);     /* admitted, queued behind the held worker */
+  ray_ref_t r1 = call_where(a, 1);     /* in the mailbox until r0's call is done */
+  assert_int_equal(rt_get_i64(r0), 5); /* the only worker is held: the host ran it */
+  assert_int_equal(atomic_load(&g_m_ran[0]), ON_HOST);
+  assert_int_equal(atomic_load(&g_m_ran[1]), 0); /* the next call was not run inline */
+  rt_latch_signal(&g_go);
+  int64_t v = 0;
+  assert_rc(ray_get_i64(r1, 600000, &v), 0); /* a deadline: no help; a worker runs it */
+  assert_int_equal(v, 6);
+  assert_int_equal(atomic_load(&g_m_ran[1]), ON_WORKER);
+  rt_release(r0);
+  rt_release(r1);
+  assert_rc(ray_actor_release(a), 0);
+  end_held(blk);
+}
+
+static void test_actor_constructor_not_helped(void **state) {
+  (void)state;
+  ray_actor_t a;
+  ray_ref_t blk = begin_actor(false, &a); /* the constructor is queued */
+  ray_ref_t r = call_where(a, 2);         /* not admitted before it ran */
+  assert_int_equal(get_releasing_on_park(r, RAY_TIMEOUT_INFINITE), 7);
+  assert_int_equal(atomic_load(&g_m_ran[2]), ON_WORKER);
   assert_rc(ray_actor_release(a), 0);
   end_held(blk);
 }
@@ -199,7 +242,8 @@ int main(void) {
       cmocka_unit_test(test_no_help_when_off),
       cmocka_unit_test(test_no_help_with_deadline),
       cmocka_unit_test(test_no_help_while_recording),
-      cmocka_unit_test(test_actor_calls_not_helped),
+      cmocka_unit_test(test_actor_call_helped_alone),
+      cmocka_unit_test(test_actor_constructor_not_helped),
       cmocka_unit_test(test_lifecycle_refused_in_helped_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

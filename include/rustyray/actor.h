@@ -6,7 +6,8 @@
  * method declares, and its results land in the object store like task
  * results. Method calls of one actor run one at a time (or up to
  * max_concurrency at once), in submission order, on the shared worker pool:
- * there is no thread per actor. */
+ * there is no thread per actor. A call whose turn has come may also run on
+ * the host thread that waits for its result (ray_config_t.host_help). */
 #ifndef RUSTYRAY_ACTOR_H
 #define RUSTYRAY_ACTOR_H
 
