@@ -221,6 +221,51 @@ static void test_small_blocks_outlive_their_thread(void **state) {
   ray__alloc_track(false);
 }
 
+/* The orphan's home is reused by a new thread while blocks of the ended
+ * thread are still out: a free to that home lands in the new thread's
+ * inbox, and its drain hands the block back to the orphaned slab. */
+typedef struct {
+  ray__rfree_home_t *home;
+  rt_latch_t freed, drained;
+} reuser_t;
+
+static void reuse_and_drain(void *arg) {
+  reuser_t *r = arg;
+  r->home = ray__rfree_home(); /* the ended thread's */
+  rt_latch_signal(&r->drained);
+  rt_latch_wait(&r->freed, 1);
+  ray__rfree_drain();
+  rt_latch_signal(&r->drained);
+}
+
+static void test_orphan_block_through_a_reused_home(void **state) {
+  (void)state;
+  size_t slabs = ray__slab_count();
+  ray__alloc_track(true);
+  orphan_t o = {0};
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, alloc_small_and_end, &o), 0);
+  uv_thread_join(&t);
+  ray__rfree_small(o.home, o.blocks[0]); /* closed: back to the orphan at once */
+  assert_int_equal(ray__slab_count(), slabs + 1);
+  reuser_t r;
+  rt_latch_init(&r.freed);
+  rt_latch_init(&r.drained);
+  assert_int_equal(uv_thread_create(&t, reuse_and_drain, &r), 0);
+  rt_latch_wait(&r.drained, 1);
+  assert_ptr_equal(r.home, o.home);      /* reopened for the new thread */
+  ray__rfree_small(o.home, o.blocks[2]); /* into its inbox, not the slab */
+  assert_int_equal(ray__slab_count(), slabs + 1);
+  rt_latch_signal(&r.freed);
+  rt_latch_wait(&r.drained, 2);
+  assert_int_equal(ray__slab_count(), slabs); /* its drain returned the last block */
+  uv_thread_join(&t);
+  rt_latch_destroy(&r.freed);
+  rt_latch_destroy(&r.drained);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  ray__alloc_track(false);
+}
+
 /* Through the runtime: each link of a chain drops the previous result on a
  * worker, which hands the entry back to this thread; shutdown frees what
  * is still in an inbox, so nothing is outstanding after it (rt_end). */
@@ -265,6 +310,7 @@ int main(void) {
       cmocka_unit_test(test_small_block_failure_injection),
       cmocka_unit_test(test_small_remote_free_goes_home),
       cmocka_unit_test(test_small_blocks_outlive_their_thread),
+      cmocka_unit_test(test_orphan_block_through_a_reused_home),
       cmocka_unit_test(test_chain_entries_all_freed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
