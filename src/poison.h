@@ -1,7 +1,7 @@
 /* poison.h - marking memory that a cache holds as not to be touched: the
  * bytes of a free block are poisoned for AddressSanitizer and made
  * inaccessible for valgrind's memcheck, so a use after free is still caught
- * although the block stays allocated (pool.c, rfree.c). No-ops in other
+ * although the block stays allocated (pool.c, slab.c). No-ops in other
  * builds. */
 #ifndef RAY_POISON_H
 #define RAY_POISON_H

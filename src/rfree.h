@@ -10,8 +10,8 @@
  * A thread's home lives as long as the process (homes of ended threads are
  * reused by new ones): an entry may outlive the thread that made it. When
  * a thread ends, its home is closed (its inbox freed); a free to a closed
- * home is an ordinary free. The bottom layer: rfree.c calls alloc.c and
- * thread.c only.
+ * home is an ordinary free. rfree.c calls alloc.c, slab.c and thread.c
+ * only.
  *
  * Small blocks (RAY__RFREE_SMALL bytes: a store entry's header with a small
  * payload) come from the thread's slabs (slab.h) instead of malloc: no
@@ -30,8 +30,9 @@ enum { RAY__RFREE_SMALL = RAY__SLAB_BLOCK }; /* bytes in a small block */
 
 typedef struct ray__rfree_home_s ray__rfree_home_t;
 
-/* The calling thread's home, made on first use; NULL when out of memory
- * (blocks then carry no home and are freed directly). */
+/* The calling thread's home, made on first use; NULL when out of memory or
+ * no thread-exit hook can be had (blocks then carry no home and are freed
+ * directly; ray__rfree_alloc_small fails). */
 ray__rfree_home_t *ray__rfree_home(void);
 /* Free `block` (from ray__malloc, at least 8 bytes: its first word becomes
  * the inbox link) that the thread of `home` allocated: at once when the
@@ -55,8 +56,10 @@ void ray__rfree_trim(void);
  * back to its slabs, the others freed (cheap when nothing waits: one
  * load). */
 void ray__rfree_drain(void);
-/* Free every inbox of every thread now (ray_shutdown: allocations are all
- * back once the runtime is gone). Any thread. */
+/* Empty every inbox of every thread now (ray_shutdown: allocations are all
+ * back once the runtime is gone). Any thread. Blocks from ray__malloc are
+ * freed; small blocks of another live thread go back into its inbox (only
+ * that thread may touch its slabs; they counted as freed already). */
 void ray__rfree_drain_all(void);
 
 #endif /* RAY_RFREE_H */

@@ -136,8 +136,10 @@ int ray__entry_error(void) {
 
 /* The header, with `extra` payload bytes inline. */
 static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, uint8_t state) {
-  ray__rfree_drain(); /* what other threads freed of ours: back to our cache or arena */
-  bool small = sizeof(ray__entry_t) + extra <= RAY__RFREE_SMALL;
+  ray__rfree_drain(); /* what other threads freed of ours: back to our slabs or arena */
+  /* Small headers come from the thread's slabs, which need its home (rfree.h);
+   * without one (no thread-exit hook to be had) malloc still serves. */
+  bool small = sizeof(ray__entry_t) + extra <= RAY__RFREE_SMALL && ray__rfree_home() != NULL;
   ray__entry_t *e = small ? ray__rfree_alloc_small() : ray__malloc(sizeof *e + extra);
   if (e == NULL) return NULL;
   memset(e, 0, sizeof *e);

@@ -184,11 +184,14 @@ static inline void ray__task_ctx_init(ray_task_ctx_t *ctx, ray__task_t *t) {
   ctx->t = t;
 }
 
-/* A host thread waiting on object `id` (no deadline): if the task that
- * produces it is a remote function's, still queued, run it on this thread
- * (ray__sched_run_queued) and return true. Whatever that task needs, the waiter needed anyway, so
- * this adds no deadlock a program could not already have; nothing else runs
- * on the caller's thread. The runtime hands it to wait.c
+/* A host thread waiting on object `id` (no deadline, and needing every
+ * object it waits for): if the task that produces it is a remote
+ * function's, or an actor's method call its actor has admitted, and still
+ * queued, run it on this thread (ray__sched_run_queued) and return true.
+ * Whatever that task needs, the waiter needed anyway, so this adds no
+ * deadlock a program could not already have; nothing else runs on the
+ * caller's thread (a helped call's actor hands its next call to the
+ * workers). Never a constructor. The runtime hands it to wait.c
  * (ray__runtime_t.run_producer). */
 bool ray__task_run_producer(struct ray__runtime_s *rt, uint64_t id);
 

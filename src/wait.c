@@ -293,8 +293,11 @@ int ray__wait_many(ray__runtime_t *rt, const ray_ref_t *refs, size_t n, const ra
       rc = r;
     }
   }
+  /* Help only a wait that needs every object (ray_get_batch, ray_wait for
+   * all): one that needs fewer may end without the producer it would run,
+   * and that producer may need what this thread holds. */
   w.help = nodes;
-  w.nhelp = registered;
+  w.nhelp = need >= n ? registered : 0;
   if (rc == 0) rc = wait_for(&w, ray__sched_deadline(timeout_ms));
   for (size_t k = 0; k < registered; k++) node_release(&rt->store, &nodes[k]);
   ray__free(nodes);

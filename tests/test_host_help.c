@@ -2,8 +2,9 @@
  * ray_get_batch or ray_wait runs the task that produces what it waits for,
  * when that task is still queued (cfg.host_help, on by default), or the
  * actor method call its actor admitted, and nothing else: not unrelated
- * queued work, not the actor's next call, not a constructor, not with a
- * deadline, not while
+ * queued work, not the actor's next call, not a constructor, not for a
+ * ray_wait that needs fewer than all its refs, not with a deadline, not
+ * while
  * the timeline records runs, not with host_help off. And code run that way
  * is code the library runs: ray_init and ray_shutdown refuse it.
  *
@@ -129,6 +130,27 @@ static void test_no_help_with_deadline(void **state) {
   end_held(blk);
 }
 
+/* A ray_wait that needs fewer than all its refs may end without the
+ * producer it could run: the host leaves it to the workers. */
+static void test_no_help_for_partial_wait(void **state) {
+  (void)state;
+  ray_ref_t blk = begin_held(true, false);
+  ray_ref_t r[2];
+  r[0] = rt_submit(g_fb, NULL, 0, NULL); /* queued: the only worker is held */
+  assert_rc(ray__object_create_pending(RAY_TYPE_I64, &r[1]), 0); /* never completes */
+  bool ready[2] = {false, false};
+  ray__hook_set(release_on_park);
+  int n = ray_wait(r, 2, 1, RAY_TIMEOUT_INFINITE, ready);
+  ray__hook_set(NULL);
+  assert_int_equal(n, 1);
+  assert_true(ready[0]);
+  assert_false(ready[1]);
+  assert_int_equal(atomic_load(&g_b_ran), ON_WORKER);
+  rt_release(r[0]);
+  rt_release(r[1]);
+  end_held(blk);
+}
+
 static void test_no_help_while_recording(void **state) {
   (void)state;
   ray_ref_t blk = begin_held(true, true); /* the timeline records runs per worker */
@@ -241,6 +263,7 @@ int main(void) {
       cmocka_unit_test(test_batch_and_wait_run_queued_producers),
       cmocka_unit_test(test_no_help_when_off),
       cmocka_unit_test(test_no_help_with_deadline),
+      cmocka_unit_test(test_no_help_for_partial_wait),
       cmocka_unit_test(test_no_help_while_recording),
       cmocka_unit_test(test_actor_call_helped_alone),
       cmocka_unit_test(test_actor_constructor_not_helped),

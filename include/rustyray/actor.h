@@ -37,7 +37,8 @@ typedef int (*ray_actor_ctor_fn)(ray_task_ctx_t *ctx, void **state);
  * thread. A restart's constructor runs after it has returned. Once
  * ray_shutdown() has begun, the destructors still owed run on the thread
  * calling ray_shutdown() (or on the caller of a kill or release that races
- * with it). */
+ * with it, or on a host thread that was running the actor's last call for
+ * its own ray_get: ray_config_t.host_help). */
 typedef void (*ray_actor_dtor_fn)(void *state);
 /* A method: as a task function, with the actor's state. */
 typedef int (*ray_method_fn)(ray_task_ctx_t *ctx, void *state);

@@ -80,18 +80,20 @@ typedef struct ray_config_s {
    * sleep and wake). 0 to 1,000,000; default 20. Env: RAY_WAIT_SPIN_US. */
   uint32_t wait_spin_us;
   /* A host thread (one of yours) blocked with no timeout in ray_get,
-   * ray_get_batch or ray_wait runs the task that produces an object it
-   * waits for, if that task is still queued, instead of waiting for a
-   * worker to take it (as TBB's wait runs work): a remote function's task,
-   * or an actor's method call once the actor has admitted it (its turn in
-   * the actor's order has come; the actor's next call then goes to the
-   * workers). That task runs on your thread, on its stack. Only those
-   * producers (whatever they need, your wait needed anyway, so no new
-   * deadlock), never other work, never an actor's constructor; not with a
-   * timeout (a run could overshoot it), nor while the timeline or the
-   * metrics endpoint records runs. From such a task ray_init and
-   * ray_shutdown return RAY_EBUSY, as from a worker. Default true. Env:
-   * RAY_HOST_HELP (0 or 1). */
+   * ray_get_batch or ray_wait (waiting for all of its refs) runs the task
+   * that produces an object it waits for, if that task is still queued
+   * when it looks, instead of waiting for a worker to take it (as TBB's
+   * wait runs work): a remote function's task, or an actor's method call
+   * that the actor has admitted (its turn in the actor's order has come;
+   * the actor's next call then goes to the workers). That task runs on
+   * your thread, on its stack. Only those producers (whatever they need,
+   * your wait needed anyway, so no new deadlock), never other work, never
+   * an actor's constructor; not for a ray_wait that needs fewer than all
+   * of its refs (it could end without that producer), not with a timeout
+   * (a run could overshoot it), nor while the timeline or the metrics
+   * endpoint records runs. From such a task ray_init and ray_shutdown
+   * return RAY_EBUSY, as from a worker. Default true. Env: RAY_HOST_HELP
+   * (0 or 1). */
   bool host_help;
 } ray_config_t;
 
