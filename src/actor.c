@@ -119,9 +119,9 @@ int ray__actors_init(ray__actors_t *reg) {
   if (reg->buckets == NULL) return RAY_ENOMEM;
   reg->mask = 63;
   reg->handle_ops = &handle_ops;
-  if (uv_rwlock_init(&reg->lock) != 0) goto fail;
+  if (ray__rwlock_init(&reg->lock) != 0) goto fail;
   if (uv_mutex_init(&reg->classes_mu) != 0) {
-    uv_rwlock_destroy(&reg->lock);
+    ray__rwlock_destroy(&reg->lock);
     goto fail;
   }
   return 0;
@@ -142,7 +142,7 @@ void ray__actors_destroy(ray__actors_t *reg) {
   }
   ray__free(reg->buckets);
   uv_mutex_destroy(&reg->classes_mu);
-  uv_rwlock_destroy(&reg->lock);
+  ray__rwlock_destroy(&reg->lock);
 }
 
 static ray__actor_t **bucket_of(ray__actors_t *reg, uint64_t id) {
@@ -210,13 +210,13 @@ static ray__actor_t *find_by_name(ray__actors_t *reg, const char *name) {
 
 static void actor_free(ray__actor_t *a) {
   ray__actors_t *reg = &a->rt->actors;
-  uv_rwlock_wrlock(&reg->lock);
+  ray__rwlock_wrlock(&reg->lock);
   if (a->all_prev != NULL)
     a->all_prev->all_next = a->all_next;
   else
     reg->all = a->all_next;
   if (a->all_next != NULL) a->all_next->all_prev = a->all_prev;
-  uv_rwlock_wrunlock(&reg->lock);
+  ray__rwlock_wrunlock(&reg->lock);
   ray_error_free(a->death);
   ray__free(a->name);
   atomic_fetch_sub(&reg->alive, 1);
@@ -229,10 +229,10 @@ static void actor_unref(ray__actor_t *a) {
 
 /* The actor behind a handle, with a reference for the caller. */
 static ray__actor_t *lookup_hold(ray__runtime_t *rt, uint64_t id) {
-  uv_rwlock_rdlock(&rt->actors.lock);
+  ray__rwlock_rdlock(&rt->actors.lock);
   ray__actor_t *a = id != 0 ? table_find(&rt->actors, id) : NULL;
   if (a != NULL) atomic_fetch_add(&a->refs, 1);
-  uv_rwlock_rdunlock(&rt->actors.lock);
+  ray__rwlock_rdunlock(&rt->actors.lock);
   return a;
 }
 
@@ -466,7 +466,7 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
   ray__runtime_t *rt = a->rt;
   bool drop_table = false;
   if (act->unname) {
-    uv_rwlock_wrlock(&rt->actors.lock);
+    ray__rwlock_wrlock(&rt->actors.lock);
     ray__free(a->name); /* the name is free for a new actor at once */
     a->name = NULL;
     /* A kept (named or detached) actor with no handle left goes now. */
@@ -474,7 +474,7 @@ static void run_actions(ray__actor_t *a, actions_t *act) {
       table_remove(&rt->actors, a);
       drop_table = true;
     }
-    uv_rwlock_wrunlock(&rt->actors.lock);
+    ray__rwlock_wrunlock(&rt->actors.lock);
   }
   ray__task_t *t = act->killed;
   while (t != NULL) {
@@ -755,7 +755,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   a->max_task_retries = opts->max_task_retries;
 
   ray__actors_t *reg = &rt->actors;
-  uv_rwlock_wrlock(&reg->lock);
+  ray__rwlock_wrlock(&reg->lock);
   if (a->name != NULL) {
     ray__actor_t *other = find_by_name(reg, a->name);
     if (other != NULL) {
@@ -763,7 +763,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
         other->handles++;
         out->id = other->id;
       }
-      uv_rwlock_wrunlock(&reg->lock);
+      ray__rwlock_wrunlock(&reg->lock);
       ray__free(a->name);
       ray__free(a);
       return opts->get_if_exists ? 0 : RAY_ENAMEEXISTS;
@@ -774,13 +774,13 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   a->all_next = reg->all;
   if (reg->all != NULL) reg->all->all_prev = a;
   reg->all = a;
-  uv_rwlock_wrunlock(&reg->lock);
+  ray__rwlock_wrunlock(&reg->lock);
 
   rc = ray__task_submit(rt, &k->ctor, &ctor_ops, a, args, nargs, NULL, NULL, &a->ctor);
   if (rc != 0) {
-    uv_rwlock_wrlock(&reg->lock);
+    ray__rwlock_wrlock(&reg->lock);
     table_remove(reg, a);
-    uv_rwlock_wrunlock(&reg->lock);
+    ray__rwlock_wrunlock(&reg->lock);
     atomic_store(&a->refs, 1);
     actor_unref(a);
     return rc;
@@ -850,16 +850,16 @@ int ray_actor_retain(ray_actor_t actor) {
 /* A handle reference (ray_actor_retain, a task's actor argument).
  * Errors: RAY_ENOTFOUND. */
 static int handle_retain(ray__runtime_t *rt, uint64_t id) {
-  uv_rwlock_wrlock(&rt->actors.lock);
+  ray__rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = id != 0 ? table_find(&rt->actors, id) : NULL;
   if (a != NULL) a->handles++;
-  uv_rwlock_wrunlock(&rt->actors.lock);
+  ray__rwlock_wrunlock(&rt->actors.lock);
   return a != NULL ? 0 : RAY_ENOTFOUND;
 }
 
 static int handle_release(ray__runtime_t *rt, uint64_t id) {
   ray__actors_t *reg = &rt->actors;
-  uv_rwlock_wrlock(&reg->lock);
+  ray__rwlock_wrlock(&reg->lock);
   ray__actor_t *a = id != 0 ? table_find(reg, id) : NULL;
   if (a != NULL && a->handles == 0) a = NULL; /* a kept actor over-released */
   bool gone = false;
@@ -867,7 +867,7 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
     table_remove(reg, a); /* the handle id is unknown from now on */
     gone = true;
   }
-  uv_rwlock_wrunlock(&reg->lock);
+  ray__rwlock_wrunlock(&reg->lock);
   if (a == NULL) return RAY_ENOTFOUND;
   if (gone) {
     actions_t act = {0};
@@ -894,13 +894,13 @@ int ray_actor_release(ray_actor_t actor) {
 int ray_get_actor(const char *name, ray_actor_t *out) {
   if (name == NULL || out == NULL) return RAY_EINVAL;
   RAY__API_ENTER(rt);
-  uv_rwlock_wrlock(&rt->actors.lock);
+  ray__rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = find_by_name(&rt->actors, name);
   if (a != NULL) {
     a->handles++;
     out->id = a->id;
   }
-  uv_rwlock_wrunlock(&rt->actors.lock);
+  ray__rwlock_wrunlock(&rt->actors.lock);
   return a != NULL ? 0 : RAY_ENOTFOUND;
 }
 
@@ -910,7 +910,7 @@ void ray__actors_shutdown(ray__runtime_t *rt) {
   ray__actors_t *reg = &rt->actors;
   for (;;) {
     /* Take one actor at a time: finishing its calls may free others. */
-    uv_rwlock_wrlock(&reg->lock);
+    ray__rwlock_wrlock(&reg->lock);
     ray__actor_t *a = reg->all;
     while (a != NULL && a->state == A_DEAD && !a->in_table && a->ctor == NULL &&
            a->mb_head == NULL && !a->constructed)
@@ -919,7 +919,7 @@ void ray__actors_shutdown(ray__runtime_t *rt) {
       atomic_fetch_add(&a->refs, 1);
       table_remove(reg, a);
     }
-    uv_rwlock_wrunlock(&reg->lock);
+    ray__rwlock_wrunlock(&reg->lock);
     if (a == NULL) break;
     actions_t act = {0};
     ray__lock(&a->mu);

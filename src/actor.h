@@ -6,13 +6,15 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "lock.h"
+
 typedef struct ray__actor_s ray__actor_t;
 struct ray__class_s;
 struct ray__handle_ops_s;
 struct ray__runtime_s;
 
 typedef struct ray__actors_s {
-  uv_rwlock_t lock; /* the id table, names, handles and the list of all */
+  ray__rwlock_t lock; /* the id table, names, handles and the list of all */
   struct ray__actor_s **buckets;
   size_t mask;
   size_t count;

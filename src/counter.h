@@ -39,6 +39,14 @@ static inline void ray__counter_add(ray__counter_t *c, uint64_t n) {
   atomic_fetch_add(&c->slot[s - 1].n, n);
 }
 
+/* Subtract n (release: what the thread did before is visible to whoever
+ * sees the slot drop). */
+static inline void ray__counter_sub(ray__counter_t *c, uint64_t n) {
+  unsigned s = ray__counter_tls_slot;
+  if (s == 0) s = ray__counter_take_slot();
+  atomic_fetch_sub_explicit(&c->slot[s - 1].n, n, memory_order_release);
+}
+
 /* The sum of every slot (sequentially consistent loads, one slot after the
  * other): every add that happened before the call is in it; adds made
  * while it reads may or may not be. */
