@@ -40,6 +40,9 @@ int ray__threads_alive(void);
 /* Make the next n thread creations of the library fail (as if the system
  * refused them); n <= 0 disarms. */
 void ray__thread_fail_next(int n);
+/* Make the next n thread-exit hook registrations (any thread's) fail, as
+ * if the system had no thread-specific key left; n <= 0 disarms. */
+void ray__thread_at_exit_fail_next(int n);
 
 /* Wait until the runtime is quiet, or the timeout passes: every task and
  * actor call submitted so far has finished and let go of its arguments

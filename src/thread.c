@@ -6,7 +6,8 @@
  * started it, ray__thread_join counts it out once it has ended, so after a
  * clean shutdown the count is 0 (across runtimes: it is process-wide). A
  * test can make the next n creations fail (ray__thread_fail_next) to drive
- * the paths that handle a refused thread.
+ * the paths that handle a refused thread, and the next n thread-exit hook
+ * registrations (ray__thread_at_exit_fail_next) for a thread with no key.
  *
  * Thread exit: the API guard's per-thread record (guard.c) and the view
  * cache's free slots (view.c) must go back to their pools when a thread
@@ -34,16 +35,26 @@ _Thread_local int ray__thread_role RAY__TLS_FAST;
 
 static atomic_int threads_alive;
 static atomic_int threads_to_fail; /* test hook: ray__thread_fail_next */
+static atomic_int exits_to_fail;   /* test hook: ray__thread_at_exit_fail_next */
 
 void ray__thread_fail_next(int n) {
   atomic_store(&threads_to_fail, n < 0 ? 0 : n);
 }
 
-int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
-  int left = atomic_load_explicit(&threads_to_fail, memory_order_relaxed);
-  while (left > 0 && !atomic_compare_exchange_weak(&threads_to_fail, &left, left - 1)) {
+void ray__thread_at_exit_fail_next(int n) {
+  atomic_store(&exits_to_fail, n < 0 ? 0 : n);
+}
+
+/* Take one armed failure of `counter`: whether this call must fail. */
+static bool take_failure(atomic_int *counter) {
+  int left = atomic_load_explicit(counter, memory_order_relaxed);
+  while (left > 0 && !atomic_compare_exchange_weak(counter, &left, left - 1)) {
   }
-  if (left > 0) return RAY_EIO;
+  return left > 0;
+}
+
+int ray__thread_create(uv_thread_t *t, void (*fn)(void *), void *arg) {
+  if (take_failure(&threads_to_fail)) return RAY_EIO;
   if (uv_thread_create(t, fn, arg) != 0) return RAY_EIO;
   atomic_fetch_add(&threads_alive, 1);
   return 0;
@@ -98,7 +109,7 @@ int ray__thread_cond_wait_until(uv_cond_t *cv, uv_mutex_t *mu, uint64_t deadline
 int ray__thread_at_exit(ray__thread_exit_t *h) {
   if (h->armed) return 0;
   uv_once(&exit_once, exit_init);
-  if (!exit_key_ok) return RAY_ENOMEM;
+  if (!exit_key_ok || take_failure(&exits_to_fail)) return RAY_ENOMEM;
   /* The value only needs setting when the list was empty: the destructor
    * runs while it is non-NULL, and clears it. */
   if (tls_exits == NULL && tss_set(exit_key, &tls_exits) != thrd_success) return RAY_ENOMEM;

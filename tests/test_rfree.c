@@ -266,6 +266,42 @@ static void test_orphan_block_through_a_reused_home(void **state) {
   ray__alloc_track(false);
 }
 
+/* A thread that can get no thread-exit hook has no home, so no slabs: its
+ * entry headers come from malloc, and everything still works and is freed. */
+typedef struct {
+  int rc_put, rc_get;
+  int64_t got;
+  size_t slabs_before, slabs_after;
+} homeless_t;
+
+static void put_without_home(void *arg) {
+  homeless_t *h = arg;
+  ray_stats_t st;
+  (void)ray_stats(&st); /* the API guard's hook is in: the next one is rfree's */
+  h->slabs_before = ray__slab_count();
+  ray__thread_at_exit_fail_next(1);
+  ray_ref_t r = {0};
+  h->rc_put = ray_put_i64(41, &r);
+  ray__thread_at_exit_fail_next(0);
+  h->slabs_after = ray__slab_count();
+  h->rc_get = h->rc_put == 0 ? ray_get_i64(r, 0, &h->got) : -1;
+  if (h->rc_put == 0) (void)ray_ref_release(r);
+}
+
+static void test_no_home_falls_back_to_malloc(void **state) {
+  (void)state;
+  rt_begin();
+  homeless_t h = {0};
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, put_without_home, &h), 0);
+  uv_thread_join(&t);
+  assert_rc(h.rc_put, 0);
+  assert_rc(h.rc_get, 0);
+  assert_true(h.got == 41);
+  assert_int_equal(h.slabs_after, h.slabs_before); /* no slab made for it */
+  rt_end();                                        /* nothing outstanding */
+}
+
 /* Through the runtime: each link of a chain drops the previous result on a
  * worker, which hands the entry back to this thread; shutdown frees what
  * is still in an inbox, so nothing is outstanding after it (rt_end). */
@@ -311,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_small_remote_free_goes_home),
       cmocka_unit_test(test_small_blocks_outlive_their_thread),
       cmocka_unit_test(test_orphan_block_through_a_reused_home),
+      cmocka_unit_test(test_no_home_falls_back_to_malloc),
       cmocka_unit_test(test_chain_entries_all_freed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
