@@ -3,14 +3,18 @@
 
 #include <sched.h>
 
+/* One pause of a waiter, the i-th (from 1): a spin hint, and every
+ * RAY__LOCK_SPINS pauses a yield so a preempted holder gets to run. */
+static void backoff(unsigned i) {
+  ray__cpu_relax();
+  if (i % RAY__LOCK_SPINS == 0) sched_yield();
+}
+
 void ray__lock_wait(ray__lock_t *l) {
   for (;;) {
     /* Read until it looks free (no cache-line ping-pong while it is held),
      * then try to take it. */
-    for (unsigned i = 1; atomic_load_explicit(&l->held, memory_order_relaxed) != 0; i++) {
-      ray__cpu_relax();
-      if (i % RAY__LOCK_SPINS == 0) sched_yield();
-    }
+    for (unsigned i = 1; atomic_load_explicit(&l->held, memory_order_relaxed) != 0; i++) backoff(i);
     if (atomic_exchange_explicit(&l->held, 1, memory_order_acquire) == 0) return;
   }
 }
@@ -23,12 +27,6 @@ int ray__rwlock_init(ray__rwlock_t *l) {
 
 void ray__rwlock_destroy(ray__rwlock_t *l) {
   uv_mutex_destroy(&l->wmu);
-}
-
-/* Wait with a short spin, then a yield, as ray__lock_wait does. */
-static void backoff(unsigned i) {
-  ray__cpu_relax();
-  if (i % RAY__LOCK_SPINS == 0) sched_yield();
 }
 
 void ray__rwlock_rdwait(ray__rwlock_t *l) {

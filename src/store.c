@@ -139,12 +139,13 @@ static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, 
   ray__rfree_drain(); /* what other threads freed of ours: back to our slabs or arena */
   /* Small headers come from the thread's slabs, which need its home (rfree.h);
    * without one (no thread-exit hook to be had) malloc still serves. */
-  bool small = sizeof(ray__entry_t) + extra <= RAY__RFREE_SMALL && ray__rfree_home() != NULL;
+  ray__rfree_home_t *home = ray__rfree_home();
+  bool small = sizeof(ray__entry_t) + extra <= RAY__RFREE_SMALL && home != NULL;
   ray__entry_t *e = small ? ray__rfree_alloc_small() : ray__malloc(sizeof *e + extra);
   if (e == NULL) return NULL;
   memset(e, 0, sizeof *e);
   e->small = small;
-  e->home = ray__rfree_home();
+  e->home = home;
   atomic_init(&e->life, 1);
   e->refcnt = 1;
   e->type = type;

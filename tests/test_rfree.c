@@ -200,14 +200,19 @@ static void alloc_small_and_end(void *arg) {
   ray__rfree_small(o->home, o->blocks[1]); /* one back before the end */
 }
 
+/* Run alloc_small_and_end on a thread of its own, to its end. */
+static void make_orphan(orphan_t *o) {
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, alloc_small_and_end, o), 0);
+  uv_thread_join(&t);
+}
+
 static void test_small_blocks_outlive_their_thread(void **state) {
   (void)state;
   size_t slabs = ray__slab_count();
   ray__alloc_track(true);
   orphan_t o = {0};
-  uv_thread_t t;
-  assert_int_equal(uv_thread_create(&t, alloc_small_and_end, &o), 0);
-  uv_thread_join(&t);
+  make_orphan(&o);
   assert_non_null(o.blocks[0]);
   assert_non_null(o.blocks[2]);
   assert_int_equal(ray__alloc_outstanding(), 2);
@@ -243,14 +248,13 @@ static void test_orphan_block_through_a_reused_home(void **state) {
   size_t slabs = ray__slab_count();
   ray__alloc_track(true);
   orphan_t o = {0};
-  uv_thread_t t;
-  assert_int_equal(uv_thread_create(&t, alloc_small_and_end, &o), 0);
-  uv_thread_join(&t);
+  make_orphan(&o);
   ray__rfree_small(o.home, o.blocks[0]); /* closed: back to the orphan at once */
   assert_int_equal(ray__slab_count(), slabs + 1);
   reuser_t r;
   rt_latch_init(&r.freed);
   rt_latch_init(&r.drained);
+  uv_thread_t t;
   assert_int_equal(uv_thread_create(&t, reuse_and_drain, &r), 0);
   rt_latch_wait(&r.drained, 1);
   assert_ptr_equal(r.home, o.home);      /* reopened for the new thread */
