@@ -4,9 +4,11 @@
 #   bash scripts/dev.sh demo   install what is missing, build, run the main demo
 #   bash scripts/dev.sh test   install what is missing, build, run the whole test
 #                              suite: the format check (scripts/format.sh),
-#                              plain build (-Werror), the layering check
-#                              (scripts/layers.sh), every test plainly and under
-#                              valgrind, packaging and embedding, then ASan+UBSan,
+#                              plain build (-Werror, with cluster mode on MPI),
+#                              the layering check (scripts/layers.sh), every
+#                              test plainly (the cluster tests under mpirun) and
+#                              under valgrind, packaging, a build without MPI
+#                              (cluster mode refused), embedding, then ASan+UBSan,
 #                              then TSan, then each libFuzzer target for
 #                              RAY_FUZZ_SECONDS (20). Configurations: the presets
 #                              of CMakePresets.json.
@@ -24,8 +26,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev)
 # valgrind, curl and prometheus for the tests; clang and its runtime for libFuzzer;
 # clang-format (14) for the format check; g++ and libtbb-dev (oneTBB) for the
-# benchmark's --compare and its smoke test (bench/tbb_baseline.cpp).
-test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format g++ libtbb-dev)
+# benchmark's --compare and its smoke test (bench/tbb_baseline.cpp); Open MPI
+# for cluster mode (the plain build has RAY_WITH_MPI on; its tests run under
+# mpirun, label mpi).
+test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format g++ libtbb-dev
+  openmpi-bin libopenmpi-dev)
 
 install_missing() {
   local missing=() p
@@ -74,6 +79,11 @@ case "${1:-}" in
       -o build/consumer/consumer_pc
     LD_LIBRARY_PATH="$prefix/lib" ./build/consumer/consumer_pc
     unset PKG_CONFIG_PATH
+    echo "== without MPI: cluster mode refused with RAY_ENOTSUP (test_cluster)"
+    cmake --preset nompi >/dev/null
+    cmake --build build/nompi -j "$jobs" --target test_cluster
+    bash scripts/layers.sh build/nompi
+    ctest --test-dir build/nompi --output-on-failure -R '^cluster$'
     echo "== embedding: a parent project that add_subdirectory()s the tree (no cmocka needed)"
     cmake -S tests/embed -B build/embed >/dev/null
     cmake --build build/embed -j "$jobs" >/dev/null

@@ -71,6 +71,21 @@ static ray__func_t *find_by_name(ray__registry_t *r, const char *name) {
   return NULL;
 }
 
+unsigned ray__function_count(ray__registry_t *r) {
+  return atomic_load_explicit(&r->count, memory_order_acquire);
+}
+
+ray__func_t *ray__function_at(ray__registry_t *r, unsigned i) {
+  return r->chunks[i / RAY__FUNC_CHUNK][i % RAY__FUNC_CHUNK];
+}
+
+ray__func_t *ray__function_find(ray__registry_t *r, const char *name) {
+  uv_mutex_lock(&r->mu);
+  ray__func_t *f = find_by_name(r, name);
+  uv_mutex_unlock(&r->mu);
+  return f;
+}
+
 int ray_function_register(const char *name, ray_task_fn fn, void *arg, const uint32_t *return_types,
                           size_t num_returns, ray_function_t *out) {
   if (name == NULL || *name == '\0' || fn == NULL || return_types == NULL || out == NULL ||

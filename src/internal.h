@@ -63,6 +63,13 @@ typedef struct ray__runtime_s {
    * wait.c, which sits below the task layer); NULL when cfg.host_help is
    * off or runs are recorded. */
   bool (*run_producer)(struct ray__runtime_s *rt, uint64_t id);
+  /* Cluster mode (cluster.c): this rank, the number of ranks (0 and 1 in a
+   * single process), the ops of a function call placed on another rank
+   * (NULL in a single process), and the cluster's state. */
+  int rank;
+  int nranks;
+  const struct ray__task_ops_s *remote_fn_ops;
+  struct ray__cluster_s *cluster;
 } ray__runtime_t;
 
 /* A task or actor call has finished (after tasks_finished was bumped):

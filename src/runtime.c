@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "internal.h"
 #include "rfree.h"
 #include "testing.h"
@@ -106,6 +107,9 @@ int ray_config_init(ray_config_t *cfg) {
   cfg->worker_spin_us = 50;
   cfg->wait_spin_us = 20;
   cfg->host_help = true;
+  cfg->cluster = RAY_CLUSTER_NONE;
+  cfg->cluster_spin_us = 50;
+  cfg->cluster_poll_us = 200;
 
   int rc = 0, r;
   uint64_t v;
@@ -145,6 +149,23 @@ int ray_config_init(ray_config_t *cfg) {
     cfg->host_help = v == 1;
   else if (r < 0)
     rc = r;
+  if ((r = env_u64("RAY_CLUSTER_SPIN_US", 0, MAX_SPIN_US, &v)) == 1)
+    cfg->cluster_spin_us = (uint32_t)v;
+  else if (r < 0)
+    rc = r;
+  if ((r = env_u64("RAY_CLUSTER_POLL_US", 1, MAX_SPIN_US, &v)) == 1)
+    cfg->cluster_poll_us = (uint32_t)v;
+  else if (r < 0)
+    rc = r;
+  const char *cluster = getenv("RAY_CLUSTER");
+  if (cluster != NULL && *cluster != '\0') {
+    if (strcmp(cluster, "mpi") == 0)
+      cfg->cluster = RAY_CLUSTER_MPI;
+    else if (strcmp(cluster, "none") == 0)
+      cfg->cluster = RAY_CLUSTER_NONE;
+    else
+      rc = RAY_EINVAL;
+  }
   const char *dir = getenv("RAY_SPILL_DIR");
   if (dir != NULL && *dir != '\0') cfg->spill_dir = dir;
   const char *tl = getenv("RAY_TIMELINE");
@@ -175,6 +196,10 @@ static int config_check(const ray_config_t *cfg) {
     return RAY_EINVAL;
   if (cfg->timeline_path != NULL && *cfg->timeline_path == '\0') return RAY_EINVAL;
   if (cfg->worker_spin_us > MAX_SPIN_US || cfg->wait_spin_us > MAX_SPIN_US) return RAY_EINVAL;
+  if (cfg->cluster != RAY_CLUSTER_NONE && cfg->cluster != RAY_CLUSTER_MPI) return RAY_EINVAL;
+  if (cfg->cluster_spin_us > MAX_SPIN_US || cfg->cluster_poll_us == 0 ||
+      cfg->cluster_poll_us > MAX_SPIN_US)
+    return RAY_EINVAL;
   return 0;
 }
 
@@ -207,6 +232,8 @@ int ray_init(const ray_config_t *cfg) {
     goto out;
   }
   rt->cfg = *cfg;
+  rt->rank = 0;
+  rt->nranks = 1;
   atomic_init(&rt->stopping, false);
   atomic_init(&rt->quiet_waiters, 0);
   ray__counter_init(&rt->tasks_submitted);
@@ -263,8 +290,11 @@ int ray_init(const ray_config_t *cfg) {
       return rc;
     }
   }
-  if ((rc = ray__function_add_statics()) != 0) { /* the runtime is up: take it down again */
-    tls_in_lifecycle = false;
+  /* Cluster mode last: every rank's functions are registered by then, and
+   * the start checks they are the same everywhere. */
+  if ((rc = ray__function_add_statics()) != 0 ||
+      (cfg->cluster == RAY_CLUSTER_MPI && (rc = ray__cluster_start(rt)) != 0)) {
+    tls_in_lifecycle = false; /* the runtime is up: take it down again */
     uv_mutex_unlock(&lifecycle_mu);
     ray_shutdown();
     return rc;
@@ -290,8 +320,10 @@ out:
   tls_in_lifecycle = false;
   uv_mutex_unlock(&lifecycle_mu);
   if (rc == 0) /* logged with no lock held: a log handler may call into the library */
-    ray__log(RAY_LOG_INFO, "runtime started: %u workers, %u shards, %llu bytes of object store",
-             cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory);
+    ray__log(RAY_LOG_INFO,
+             "runtime started: %u workers, %u shards, %llu bytes of object store, rank %d of %d",
+             cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory,
+             ray_rank(), ray_num_ranks());
   return rc;
 }
 
@@ -309,6 +341,10 @@ int ray_shutdown(void) {
     uv_mutex_unlock(&lifecycle_mu);
     return RAY_ENOTINIT;
   }
+  if (!ray__cluster_may_stop(rt)) { /* another rank than the driver: ray_serve */
+    uv_mutex_unlock(&lifecycle_mu);
+    return RAY_EBUSY;
+  }
   tls_in_lifecycle = true;
   ray__wait_blocking_stop(rt); /* sets `stopping`: from here on no caller starts to park */
   ray__mem_stop(&rt->store);   /* puts waiting for memory give up */
@@ -319,6 +355,9 @@ int ray_shutdown(void) {
   ray__guard_close();
   ray__sched_join(&rt->sched);
   ray__actors_shutdown(rt);
+  /* Every local task has ended: stop the other ranks (rank 0) or confirm
+   * (the others), while the store can still take their last answers. */
+  ray__cluster_stop(rt);
   int tl_rc = 0;
   if (rt->cfg.timeline && rt->timeline_path != NULL)
     tl_rc = ray__timeline_write(rt, rt->timeline_path);
@@ -351,6 +390,16 @@ int ray_shutdown(void) {
   ray__free(tl_path);
   ray__log(RAY_LOG_INFO, "runtime stopped: %llu objects spilled, %llu restored", spilled, restored);
   return 0;
+}
+
+int ray_serve(void) {
+  if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside() ||
+      ray__log_in_handler())
+    return RAY_EBUSY;
+  int rc = ray__cluster_serve_wait();
+  if (rc != 0) return rc;
+  rc = ray_shutdown();
+  return rc == RAY_ENOTINIT ? 0 : rc; /* another thread of ours stopped it: served all the same */
 }
 
 /* ray__runtime_worker_post: a plain function as a runnable. */

@@ -52,6 +52,7 @@ typedef struct submit_s {
   const ray__task_ops_t *ops;
   void *owner;
   const ray_task_opts_t *opts;
+  bool encoded_ok; /* RAY__ARG_ENCODED allowed: a task from another rank */
   size_t nargs;
   size_t inline_bytes; /* room the inline values take in the task */
   ray__task_t *t;
@@ -63,9 +64,13 @@ typedef struct submit_s {
 
 /* ---- validate ---- */
 
-static int check_arg(const ray_arg_t *a) {
+static int check_arg(const ray_arg_t *a, bool encoded_ok) {
   if (a->kind == RAY_ARG_REF) return a->u.ref.id == 0 ? RAY_ENOTFOUND : 0;
   if (a->kind == RAY_ARG_ACTOR) return a->u.i64 == 0 ? RAY_ENOTFOUND : 0;
+  if (a->kind == RAY__ARG_ENCODED) /* never a caller's */
+    return encoded_ok && a->type != 0 && (a->u.bytes.data != NULL || a->u.bytes.size == 0)
+               ? 0
+               : RAY_EINVAL;
   if (a->kind != RAY_ARG_VALUE) return RAY_EINVAL;
   switch (a->type) {
     case RAY_TYPE_I64:
@@ -88,7 +93,7 @@ static int validate(submit_t *s, const ray_arg_t *args) {
   if (s->opts->num_returns != 0 && s->opts->num_returns != s->f->nreturns) return RAY_EINVAL;
   if (atomic_load(&s->rt->stopping)) return RAY_ESHUTDOWN;
   for (size_t i = 0; i < s->nargs; i++) {
-    int rc = check_arg(&args[i]);
+    int rc = check_arg(&args[i], s->encoded_ok);
     if (rc != 0) return rc;
     s->rec[i] = (arg_rec_t){.in = &args[i]};
   }
@@ -132,7 +137,8 @@ static int store_value(submit_t *s, arg_rec_t *r) {
   const ray_arg_t *a = r->in;
   ray_ref_t ref;
   int rc;
-  if (a->type == RAY_TYPE_MSGPACK) { /* refs inside: the object must hold them */
+  if (a->type == RAY_TYPE_MSGPACK &&
+      a->kind == RAY_ARG_VALUE) { /* refs inside: held by an object */
     ray_ref_t *inner;
     size_t ninner;
     if ((rc = ray__mp_collect_refs(a->u.msgpack, &inner, &ninner)) != 0) return rc;
@@ -143,7 +149,7 @@ static int store_value(submit_t *s, arg_rec_t *r) {
       return 0;
     }
   }
-  if (a->type == RAY_TYPE_BYTES) {
+  if (a->type == RAY_TYPE_BYTES || a->kind == RAY__ARG_ENCODED) {
     r->data = a->u.bytes.data;
     r->size = a->u.bytes.size;
   } else {
@@ -163,7 +169,8 @@ static int store_value(submit_t *s, arg_rec_t *r) {
 
 static int store_values(submit_t *s) {
   for (size_t i = 0; i < s->nargs; i++) {
-    if (s->rec[i].in->kind != RAY_ARG_VALUE) continue;
+    uint32_t kind = s->rec[i].in->kind;
+    if (kind != RAY_ARG_VALUE && kind != RAY__ARG_ENCODED) continue;
     int rc = store_value(s, &s->rec[i]);
     if (rc != 0) return rc;
   }
@@ -202,6 +209,7 @@ static int build(submit_t *s) {
   t->nreturns = nreturns;
   t->max_retries = opts->max_retries;
   t->retry_on_error = opts->retry_on_error;
+  t->node = opts->node;
   t->returns = (ray_ref_t *)&t->args[nargs];
   char *p = (char *)&t->returns[nreturns];
   if (namelen > 0) {
@@ -216,7 +224,7 @@ static int build(submit_t *s) {
     a->watch.fn = ray__task_dep_notify;
     a->task = t;
     a->type = r->in->type;
-    a->by_value = r->in->kind == RAY_ARG_VALUE;
+    a->by_value = r->in->kind == RAY_ARG_VALUE || r->in->kind == RAY__ARG_ENCODED;
     if (r->in->kind == RAY_ARG_ACTOR) {
       a->kind = RAY_ARG_ACTOR;
       a->ref_id = (uint64_t)r->in->u.i64;
@@ -327,9 +335,9 @@ static void undo(submit_t *s) {
   drop_encodings(s);
 }
 
-int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *ops, void *owner,
-                     const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
-                     ray_ref_t *out_refs, ray__task_t **out_task) {
+static int submit(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *ops, void *owner,
+                  const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts, bool encoded_ok,
+                  ray_ref_t *out_refs, ray__task_t **out_task) {
   ray_task_opts_t defaults;
   if (opts == NULL) {
     ray_task_opts_init(&defaults);
@@ -341,6 +349,7 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *
   s.ops = ops;
   s.owner = owner;
   s.opts = opts;
+  s.encoded_ok = encoded_ok;
   s.nargs = nargs;
   s.inline_bytes = 0;
   s.t = NULL;
@@ -360,9 +369,21 @@ fail:
   return rc;
 }
 
+int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *ops, void *owner,
+                     const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
+                     ray_ref_t *out_refs, ray__task_t **out_task) {
+  return submit(rt, f, ops, owner, args, nargs, opts, false, out_refs, out_task);
+}
+
+int ray__task_submit_encoded(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args,
+                             size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  return submit(rt, f, &ray__task_fn_ops, NULL, args, nargs, opts, true, out_refs, NULL);
+}
+
 void ray_task_opts_init(ray_task_opts_t *opts) {
   if (opts == NULL) return;
   memset(opts, 0, sizeof *opts);
+  opts->node = RAY_NODE_ANY;
 }
 
 int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
@@ -371,5 +392,11 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
   RAY__API_ENTER(rt);
   ray__func_t *f = ray__function_get(&rt->funcs, fn);
   if (f == NULL) return RAY_ENOTFOUND;
-  return ray__task_submit(rt, f, &ray__task_fn_ops, NULL, args, nargs, opts, out_refs, NULL);
+  /* Placement: here, or another rank's (cluster.c's ops send it there). */
+  const ray__task_ops_t *ops = &ray__task_fn_ops;
+  if (opts != NULL) {
+    if (opts->node < RAY_NODE_ANY || opts->node >= rt->nranks) return RAY_EINVAL;
+    if (opts->node != RAY_NODE_ANY && opts->node != rt->rank) ops = rt->remote_fn_ops;
+  }
+  return ray__task_submit(rt, f, ops, NULL, args, nargs, opts, out_refs, NULL);
 }

@@ -187,7 +187,7 @@ static void record_run(ray__task_t *t, uint64_t started, int outcome) {
  * not be read (RAY_EDEPFAILED, dep_code 0). Fail its results saying which,
  * and hand it to its ops' done (a constructor, without results, tells its
  * actor why). */
-static ray__task_t *not_run(ray__task_t *t, int code, uint64_t cause_id, int dep_code) {
+ray__task_t *ray__task_not_run(ray__task_t *t, int code, uint64_t cause_id, int dep_code) {
   if (code == RAY_ESHUTDOWN)
     ray__task_fail(t, code, 0, NULL, "runtime shut down before %s ran", t->name);
   else if (dep_code != 0)
@@ -199,14 +199,14 @@ static ray__task_t *not_run(ray__task_t *t, int code, uint64_t cause_id, int dep
   return t->ops->done(t, &end);
 }
 
-static void unpin_args(ray__task_t *t, uint32_t n) {
+void ray__task_unpin_args(ray__task_t *t, uint32_t n) {
   for (uint32_t i = 0; i < n; i++)
     if (t->args[i].kind == RAY_ARG_REF) ray_buf_release(&t->args[i].view);
 }
 
 /* Pin every ref argument (restoring spilled ones). Returns how many
  * arguments were gone through: all of them, or the one that failed. */
-static uint32_t pin_args(ray__task_t *t) {
+uint32_t ray__task_pin_args(ray__task_t *t) {
   uint32_t pinned = 0;
   for (; pinned < t->nargs; pinned++) {
     ray__task_arg_t *a = &t->args[pinned];
@@ -259,13 +259,13 @@ static ray__task_t *run_one(ray__task_t *t) {
     ray__task_end_t end = {.code = atomic_load(&t->fail_code)};
     return t->ops->done(t, &end);
   }
-  if (atomic_load(&rt->stopping)) return not_run(t, RAY_ESHUTDOWN, 0, 0);
+  if (atomic_load(&rt->stopping)) return ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
   int dep = atomic_load(&t->dep_status);
-  if (dep != 0) return not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
-  uint32_t pinned = pin_args(t);
+  if (dep != 0) return ray__task_not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
+  uint32_t pinned = ray__task_pin_args(t);
   if (pinned < t->nargs) {
-    unpin_args(t, pinned);
-    return not_run(t, RAY_EDEPFAILED, 0, 0);
+    ray__task_unpin_args(t, pinned);
+    return ray__task_not_run(t, RAY_EDEPFAILED, 0, 0);
   }
 
   ray_task_ctx_t ctx;
@@ -274,7 +274,7 @@ static ray__task_t *run_one(ray__task_t *t) {
   uint64_t started = rt->record_runs ? uv_hrtime() : 0;
   attempts(t, &ctx, &end);
   if (ctx.zone != NULL) msgpack_zone_free(ctx.zone);
-  unpin_args(t, pinned);
+  ray__task_unpin_args(t, pinned);
   record_run(t, started, end.fatal ? RAY_EACTORDIED : end.code);
   return t->ops->done(t, &end);
 }
@@ -284,7 +284,8 @@ static void task_run(ray__runnable_t *rn) {
 }
 
 static void task_drop(ray__runnable_t *rn) {
-  (void)not_run((ray__task_t *)rn, RAY_ESHUTDOWN, 0, 0); /* stopping: nothing comes back */
+  (void)ray__task_not_run((ray__task_t *)rn, RAY_ESHUTDOWN, 0,
+                          0); /* stopping: nothing comes back */
 }
 
 /* ---- A function call's ops ---- */

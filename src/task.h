@@ -46,6 +46,12 @@ void ray__function_registry_destroy(ray__registry_t *r);
 int ray__function_add_statics(void);
 /* The function behind a handle, or NULL (stale or bogus). */
 ray__func_t *ray__function_get(ray__registry_t *r, ray_function_t fn);
+/* How many functions are registered, and the i-th of them (i below that
+ * count: registered functions never move or go while the runtime runs). */
+unsigned ray__function_count(ray__registry_t *r);
+ray__func_t *ray__function_at(ray__registry_t *r, unsigned i);
+/* The function registered as `name`, or NULL. Takes the registry mutex. */
+ray__func_t *ray__function_find(ray__registry_t *r, const char *name);
 
 /* ---- Tasks (task.c, submit.c, task_ctx.c) ---- */
 
@@ -147,6 +153,7 @@ typedef struct ray__task_s {
   struct ray__task_s *kill_next; /* in a dying actor's list of failed calls */
   bool kill_ready;               /* was ready (not waiting for arguments) then */
   bool kill_cancelled;           /* cancelled before (its results failed already) */
+  int32_t node;                  /* cluster mode: the rank it runs on (RAY_NODE_ANY: here) */
   uint32_t nargs;
   uint32_t nreturns;
   uint32_t max_retries;
@@ -197,6 +204,12 @@ bool ray__task_run_producer(struct ray__runtime_s *rt, uint64_t id);
 
 /* ---- submit.c ---- */
 
+/* An argument kind of the library's own, which only
+ * ray__task_submit_encoded accepts (a caller's is RAY_EINVAL): a value
+ * already in its type's encoding (u.bytes), as it arrives from another
+ * rank, stored as it is (a RAY_TYPE_BYTES value is the same thing). */
+enum { RAY__ARG_ENCODED = 0x100 };
+
 /* Submit a task of the kind `ops` describes, for `owner` (an actor, taken
  * over on success; NULL for a function call). See ray_task_submit for the
  * contract; *out_task (when not NULL) receives the task, which the owner
@@ -204,6 +217,11 @@ bool ray__task_run_producer(struct ray__runtime_s *rt, uint64_t id);
 int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, const ray__task_ops_t *ops,
                      void *owner, const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
                      ray_ref_t *out_refs, ray__task_t **out_task);
+
+/* A function call whose arguments may be RAY__ARG_ENCODED (a task that
+ * came from another rank: cluster.c), as ray__task_submit otherwise. */
+int ray__task_submit_encoded(struct ray__runtime_s *rt, ray__func_t *fn, const ray_arg_t *args,
+                             size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs);
 
 /* ---- task.c: the lifecycle ---- */
 
@@ -231,6 +249,17 @@ void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+/* The task will not run: the runtime is stopping (code RAY_ESHUTDOWN), an
+ * argument failed (RAY_EDEPFAILED: object cause_id, with dep_code) or could
+ * not be read (RAY_EDEPFAILED, dep_code 0). Fails its results saying which
+ * and returns what its ops' done returns. */
+ray__task_t *ray__task_not_run(ray__task_t *t, int code, uint64_t cause_id, int dep_code);
+/* Pin every ref argument (restoring spilled ones), pointing each
+ * argument's data and size at its view. Returns how many arguments were
+ * gone through: all of them, or the one that failed; unpin that many with
+ * ray__task_unpin_args. */
+uint32_t ray__task_pin_args(ray__task_t *t);
+void ray__task_unpin_args(ray__task_t *t, uint32_t n);
 /* Mark `t` DONE, release its argument references (objects and actor
  * handles), count it finished (a counted kind: ray_stats, ray__quiesce)
  * and drop the execution path's reference. */

@@ -18,8 +18,15 @@
 #endif
 
 /* What the current thread is, so shutdown can refuse to run on its own
- * threads. The loop, the workers and the spiller set it as they start. */
-enum { RAY__ROLE_HOST = 0, RAY__ROLE_WORKER = 1, RAY__ROLE_LOOP = 2, RAY__ROLE_SPILLER = 3 };
+ * threads. The loop, the workers, the spiller and the cluster's
+ * communication thread set it as they start. */
+enum {
+  RAY__ROLE_HOST = 0,
+  RAY__ROLE_WORKER = 1,
+  RAY__ROLE_LOOP = 2,
+  RAY__ROLE_SPILLER = 3,
+  RAY__ROLE_COMM = 4
+};
 extern _Thread_local int ray__thread_role RAY__TLS_FAST;
 
 /* Start fn(arg) on a new thread, counted for ray__threads_alive() until

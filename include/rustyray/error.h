@@ -40,7 +40,8 @@ extern "C" {
   X(ENOTREADY, -17, "object not ready yet")         \
   X(EIO, -18, "input/output error")                 \
   X(EFINISHED, -19, "already finished")             \
-  X(ENORESULT, -20, "result not set by the task")
+  X(ENORESULT, -20, "result not set by the task")   \
+  X(ENOTSUP, -21, "not supported")
 
 typedef enum {
   RAY_OK = 0,

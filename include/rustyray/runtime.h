@@ -21,6 +21,12 @@
 extern "C" {
 #endif
 
+/* Where the runtime runs (ray_config_t.cluster). */
+enum {
+  RAY_CLUSTER_NONE = 0, /* one process (the default) */
+  RAY_CLUSTER_MPI = 1   /* every rank of an MPI job (docs/cluster.md) */
+};
+
 /* Runtime configuration. Always fill it with ray_config_init() first, then
  * change the fields you care about: fields may be added in later versions. */
 typedef struct ray_config_s {
@@ -95,13 +101,32 @@ typedef struct ray_config_s {
    * return RAY_EBUSY, as from a worker. Default true. Env: RAY_HOST_HELP
    * (0 or 1). */
   bool host_help;
+  /* RAY_CLUSTER_NONE (default) or RAY_CLUSTER_MPI: run one program across
+   * the ranks of an MPI job (launched with mpirun or srun; every rank calls
+   * ray_init, rank 0 is the driver, the others call ray_serve). A library
+   * built without MPI (RAY_WITH_MPI off) refuses RAY_CLUSTER_MPI with
+   * RAY_ENOTSUP. Env: RAY_CLUSTER (none or mpi). See docs/cluster.md. */
+  int cluster;
+  /* Cluster mode on an MPI the host initialised itself (with
+   * MPI_THREAD_MULTIPLE): a pointer to the MPI_Comm to run on (duplicated:
+   * our messages never meet the host's). NULL (default): MPI_COMM_WORLD.
+   * Ignored when the library initialises MPI. */
+  void *mpi_comm;
+  /* The communication thread of cluster mode: how long it keeps looking for
+   * traffic after the last message before it sleeps (µs, 0 to 1,000,000;
+   * default 50; Env: RAY_CLUSTER_SPIN_US), and how often it looks while it
+   * sleeps (MPI has no wake-up event for arriving messages: µs, 1 to
+   * 1,000,000; default 200; Env: RAY_CLUSTER_POLL_US). */
+  uint32_t cluster_spin_us;
+  uint32_t cluster_poll_us;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
  * that are set (RAY_NUM_WORKERS, RAY_NUM_SHARDS, RAY_INLINE_THRESHOLD,
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
- * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US, RAY_HOST_HELP).
+ * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US, RAY_HOST_HELP,
+ * RAY_CLUSTER, RAY_CLUSTER_SPIN_US, RAY_CLUSTER_POLL_US).
  * Does not need the runtime.
  * Numbers are plain decimal; each variable takes the values its field does
  * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
@@ -117,22 +142,29 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * store_full_timeout_ms negative, an empty spill_dir, with spilling on a
  * spill_dir that is not an existing directory this process can create files
  * in, metrics_port below -1 or above 65535,
- * metrics_bind not an IPv4 address, worker_spin_us or wait_spin_us above
- * 1,000,000, or a bad environment variable when cfg
- * is NULL), RAY_ENOMEM, RAY_EIO (a thread or loop could not be created, or
- * the metrics port could not be bound), RAY_EBUSY (from code the library
- * runs: a task, an actor method, constructor or destructor, a callback, a
- * free function or a log handler). On failure nothing is left running or
- * allocated. Blocks while threads start; thread-safe (concurrent calls:
- * one wins, the others get RAY_EALREADY). */
+ * metrics_bind not an IPv4 address, worker_spin_us, wait_spin_us or
+ * cluster_spin_us above 1,000,000, cluster_poll_us 0 or above 1,000,000,
+ * cluster neither RAY_CLUSTER_NONE nor RAY_CLUSTER_MPI, or a bad environment
+ * variable when cfg is NULL; in cluster mode also: the ranks did not
+ * register the same functions with the same return types, logged at
+ * RAY_LOG_ERROR with the first function that differs, on every rank),
+ * RAY_ENOTSUP (RAY_CLUSTER_MPI in a library built without MPI, or a
+ * host-initialised MPI without MPI_THREAD_MULTIPLE), RAY_ENOMEM, RAY_EIO (a thread or loop could
+ * not be created, or the metrics port could not be bound), RAY_EBUSY (from code the library runs: a
+ * task, an actor method, constructor or destructor, a callback, a free function or a log handler).
+ * On failure nothing is left running or allocated. Blocks while threads start; thread-safe
+ * (concurrent calls: one wins, the others get RAY_EALREADY). */
 RAY_EXTERN int ray_init(const ray_config_t *cfg);
 
 /* Stop the runtime: fail every pending object with RAY_ESHUTDOWN (which wakes
  * every blocked ray_get/ray_wait and delivers every pending on_ready callback
  * with that status), join every thread and free the store. Views from
  * ray_get() that are still held stay valid until ray_buf_release().
- * Errors: RAY_ENOTINIT (not running), RAY_EBUSY (from the library's own
- * threads, or from code it runs inside a call on this thread: a callback,
+ * In cluster mode, on rank 0 (the driver), it first stops every other
+ * rank (their ray_serve returns) and waits for each to confirm.
+ * Errors: RAY_ENOTINIT (not running), RAY_EBUSY (on a rank other than 0 in
+ * cluster mode before the driver stopped it: see ray_serve; from the
+ * library's own threads, or from code it runs inside a call on this thread: a callback,
  * a free function, an actor destructor the shutdown runs, a log handler;
  * it would free or join under itself). Blocks until the calls other
  * threads are making have left and every thread is joined. Other threads
@@ -140,6 +172,22 @@ RAY_EXTERN int ray_init(const ray_config_t *cfg);
  * RAY_ESHUTDOWN, and every call either completes on the live runtime or
  * fails with RAY_ESHUTDOWN or RAY_ENOTINIT. */
 RAY_EXTERN int ray_shutdown(void);
+
+/* Cluster mode (ray_config_t.cluster): this process's rank, and the
+ * number of ranks in the job. 0 and 1 in a single process, and before
+ * ray_init. Never blocks; thread-safe. */
+RAY_EXTERN int ray_rank(void);
+RAY_EXTERN int ray_num_ranks(void);
+
+/* On a rank other than 0 in cluster mode: run the work the other ranks
+ * send here until the driver (rank 0) calls ray_shutdown, then shut this
+ * rank's runtime down (as ray_shutdown does; MPI is finalised if ray_init
+ * initialised it) and return 0. Before that, ray_shutdown on such a rank
+ * returns RAY_EBUSY: the driver stops every rank.
+ * Errors: RAY_ENOTINIT, RAY_EINVAL (rank 0, or not in cluster mode),
+ * RAY_EBUSY (as ray_shutdown: from the library's own threads or code it
+ * runs). Blocks until the driver shuts down; thread-safe. */
+RAY_EXTERN int ray_serve(void);
 
 /* Whether the runtime is running. Never blocks; thread-safe. */
 RAY_EXTERN bool ray_is_initialized(void);

@@ -171,7 +171,18 @@ typedef struct ray_task_opts_s {
   bool retry_on_error;
   /* Display name for errors and the timeline (copied); NULL: the function's. */
   const char *name;
+  /* Cluster mode (docs/cluster.md): the rank to run the task on, or
+   * RAY_NODE_ANY (ray_task_opts_init's default: for now, the submitting
+   * rank). Options zeroed by hand have 0: rank 0. Below RAY_NODE_ANY or at
+   * or above ray_num_ranks() is RAY_EINVAL; in a single process only 0 and
+   * RAY_NODE_ANY are valid. A task placed on another rank gets its
+   * arguments' values sent there (a ref or actor handle inside one, or
+   * inside a result, fails it with RAY_ENOTSUP for now). */
+  int node;
 } ray_task_opts_t;
+
+/* ray_task_opts_t.node: let the runtime choose. */
+#define RAY_NODE_ANY (-1)
 
 /* Fill `opts` with the defaults. NULL is a no-op. */
 RAY_EXTERN void ray_task_opts_init(ray_task_opts_t *opts);
@@ -180,7 +191,8 @@ RAY_EXTERN void ray_task_opts_init(ray_task_opts_t *opts);
  * the function's number of returns; each receives a ref (owned by the
  * caller) typed as registered, pending until the task finishes.
  * Errors: RAY_EINVAL (NULL out_refs, args NULL with nargs > 0, nargs >
- * RAY_MAX_ARGS, a malformed argument, opts->num_returns mismatch),
+ * RAY_MAX_ARGS, a malformed argument, opts->num_returns mismatch, an
+ * invalid opts->node),
  * RAY_ENOTFOUND (stale function, or a nil/unknown/released ref argument),
  * RAY_ENOTINIT, RAY_ESHUTDOWN (shutting down), RAY_ENOMEM, RAY_ESTOREFULL (a
  * large value argument does not fit the store). On error no task exists and
@@ -193,7 +205,10 @@ RAY_EXTERN int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t 
  * its results fail with RAY_ECANCELED (and its dependents with that as the
  * cause). A running task sees ray_task_is_cancelled() become true and may
  * stop early (cooperative, like Ray's non-force cancel); its results are
- * whatever it produces. Returns 0 when the task was pending or running.
+ * whatever it produces. In cluster mode a task placed on another rank
+ * can be cancelled while it still waits here for its arguments; once sent,
+ * it counts as running and cannot be stopped yet (docs/cluster.md).
+ * Returns 0 when the task was pending or running.
  * Errors: RAY_EFINISHED (the object is already ready or failed, or was not
  * produced by a task), RAY_ENOTFOUND, RAY_ENOTINIT. Never blocks. */
 RAY_EXTERN int ray_cancel(ray_ref_t ref);

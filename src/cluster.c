@@ -1,0 +1,791 @@
+/* cluster.c - cluster mode (ADR-006): the messages between ranks, and what
+ * each rank does with them, through the runtime's ordinary steps.
+ *
+ * A function call placed on another rank (ray_task_opts_t.node) is an
+ * ordinary task with this file's ops (remote_ops): its dependencies are
+ * counted here, at the owner, as any task's; once they resolve, a worker
+ * runs `send_task` instead of the body: it pins the arguments, packs them
+ * with the call into a TASK message, notes the task in the in-flight table
+ * and hands the message to the transport. The rank that receives it
+ * submits an ordinary local task with the arguments as values and watches
+ * its results; when the last one completes, a worker packs them (values,
+ * or each failure's whole error chain) into a COMPLETE message back to the
+ * owner. The owner's communication thread completes or fails the pending
+ * result entries with them, so a waiter is woken by the normal completion
+ * path, and finishes the task (its argument references go). Retries happen
+ * where the task runs; only the outcome travels.
+ *
+ * Messages (msgpack arrays, the first element the kind):
+ *   TASK      [1, task_id, function name, nreturns, max_retries,
+ *              retry_on_error, name|nil, [[type, bytes], ...]]
+ *   COMPLETE  [2, task_id, [[true, type, bytes] | [false, code, error], ...]]
+ *   SHUTDOWN  [3]                  rank 0 -> every other rank
+ *   ACK       [4]                  the answer, the last message a rank sends
+ * `error` is ray__encode_error's encoding of the whole chain (no cause
+ * object: the chain is copied out, as the owner cannot read the
+ * executor's objects). Between two ranks messages arrive in the order sent
+ * (transport.h), which the shutdown handshake rests on: a rank's ACK comes
+ * after everything else it sent, so once rank 0 has every ACK nothing more
+ * is owed to it.
+ *
+ * What is not here yet (ADR-006, issue 13): refs that travel (a ref inside
+ * a value sent to or from another rank fails with RAY_ENOTSUP), pulls of
+ * large values (every value travels inline, up to the transport's 2 GiB),
+ * RAY_NODE_ANY spreading work over ranks (it runs here), and cancelling a
+ * task already sent.
+ *
+ * Threads: send_task and send_results run on workers; on_recv on the
+ * communication thread; in-flight table and the shutdown state under `mu`. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "codec.h"
+#include "internal.h"
+#include "transport.h"
+
+enum { K_TASK = 1, K_COMPLETE = 2, K_SHUTDOWN = 3, K_ACK = 4 };
+enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
+/* How long rank 0 waits for every other rank to confirm the shutdown. */
+#define STOP_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
+
+/* A task sent to another rank, until its COMPLETE comes back. */
+typedef struct flight_s {
+  struct flight_s *next;
+  uint64_t task_id;
+  ray__task_t *t;
+} flight_t;
+
+struct ray__cluster_s {
+  ray__runtime_t *rt;
+  ray__transport_t *tr;
+  uv_mutex_t mu;
+  uv_cond_t cv;                      /* an ACK came; the stop was asked for */
+  flight_t *flights[FLIGHT_BUCKETS]; /* under mu */
+  int acks;                          /* rank 0: ranks that confirmed the stop */
+  bool stop_asked;                   /* other ranks: SHUTDOWN came */
+};
+
+/* ---- Packing helpers ---- */
+
+/* The packed bytes as a block the transport can take (ray__malloc'd). */
+static void *take_bytes(ray__mpbuf_t *b, size_t *len) {
+  *len = b->size;
+  if (b->oom) {
+    ray__mpbuf_destroy(b);
+    return NULL;
+  }
+  if (b->data != b->small) {
+    void *p = b->data;
+    b->data = b->small; /* ours now: destroy frees nothing */
+    return p;
+  }
+  void *p = ray__malloc(b->size > 0 ? b->size : 1);
+  if (p != NULL) memcpy(p, b->data, b->size);
+  return p;
+}
+
+/* Send what b holds to `dest`. Errors: RAY_ENOMEM, the transport's. */
+static int send_buf(ray__cluster_t *cl, int dest, ray__mpbuf_t *b) {
+  size_t len;
+  void *p = take_bytes(b, &len);
+  ray__mpbuf_destroy(b);
+  if (p == NULL) return RAY_ENOMEM;
+  return ray__transport_send(cl->tr, dest, p, len);
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s) {
+  size_t n = strlen(s);
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, s, n);
+}
+
+static int send_kind(ray__cluster_t *cl, int dest, int kind) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_int(&pk, kind);
+  return send_buf(cl, dest, &b);
+}
+
+/* Whether msgpack bytes hold a ref (which cannot travel yet). Undecodable
+ * bytes count as none: the receiver reports them as it would locally. */
+static bool holds_refs(const void *data, size_t size) {
+  msgpack_unpacked u;
+  if (ray__mp_decode(data, size, &u) != 0) return false;
+  ray_ref_t *refs = NULL;
+  size_t n = 0;
+  int rc = ray__mp_collect_refs(&u.data, &refs, &n);
+  ray__free(refs);
+  msgpack_unpacked_destroy(&u);
+  return rc == 0 && n > 0;
+}
+
+/* ---- The in-flight table (mu held) ---- */
+
+static flight_t **bucket(ray__cluster_t *cl, uint64_t task_id) {
+  return &cl->flights[(task_id * 0x9E3779B97F4A7C15ull) >> 54];
+}
+
+static flight_t *flight_take(ray__cluster_t *cl, uint64_t task_id) {
+  for (flight_t **p = bucket(cl, task_id); *p != NULL; p = &(*p)->next) {
+    if ((*p)->task_id != task_id) continue;
+    flight_t *f = *p;
+    *p = f->next;
+    return f;
+  }
+  return NULL;
+}
+
+/* ---- The owner: sending a task ---- */
+
+/* A remote task's ops: ready hands it to a worker, which sends it. */
+static void send_task(ray__runnable_t *rn);
+
+static void remote_ready(ray__task_t *t) {
+  t->rn.run = send_task;
+  ray__sched_push(&t->rt->sched, &t->rn);
+}
+
+static ray__task_t *remote_done(ray__task_t *t, ray__task_end_t *end) {
+  ray_error_free(end->err);
+  ray__task_finish(t);
+  return NULL;
+}
+
+static const ray__task_ops_t remote_ops = {
+    .kind = RAY__TASK_FN,
+    .counted = true,
+    .ready = remote_ready,
+    .body = NULL, /* never runs here: send_task replaces the run */
+    .done = remote_done,
+};
+
+/* Pack the TASK message of `t`, its arguments pinned. Errors: RAY_ENOTSUP
+ * (an argument holds a ref), RAY_ENOMEM. */
+static int pack_task(ray__task_t *t, ray__mpbuf_t *b) {
+  for (uint32_t i = 0; i < t->nargs; i++) {
+    const ray__task_arg_t *a = &t->args[i];
+    if (a->kind == RAY_ARG_ACTOR) return RAY_ENOTSUP;
+    if (a->type == RAY_TYPE_MSGPACK && holds_refs(a->data, a->size)) return RAY_ENOTSUP;
+  }
+  msgpack_packer pk;
+  ray__mpbuf_init(b, &pk);
+  msgpack_pack_array(&pk, 8);
+  msgpack_pack_int(&pk, K_TASK);
+  msgpack_pack_uint64(&pk, t->task_id);
+  pack_cstr(&pk, t->fn->name);
+  msgpack_pack_uint32(&pk, t->nreturns);
+  msgpack_pack_uint32(&pk, t->max_retries);
+  if (t->retry_on_error)
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  if (t->name != t->fn->name)
+    pack_cstr(&pk, t->name);
+  else
+    msgpack_pack_nil(&pk);
+  msgpack_pack_array(&pk, t->nargs);
+  for (uint32_t i = 0; i < t->nargs; i++) {
+    const ray__task_arg_t *a = &t->args[i];
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, a->type);
+    msgpack_pack_bin(&pk, a->size);
+    msgpack_pack_bin_body(&pk, a->data, a->size);
+  }
+  if (b->oom) {
+    ray__mpbuf_destroy(b);
+    return RAY_ENOMEM;
+  }
+  return 0;
+}
+
+static void send_task(ray__runnable_t *rn) {
+  ray__task_t *t = (ray__task_t *)rn;
+  ray__runtime_t *rt = t->rt;
+  ray__cluster_t *cl = rt->cluster;
+  int expected = RAY__T_PENDING;
+  if (!atomic_compare_exchange_strong(&t->state, &expected, RAY__T_RUNNING)) {
+    ray__task_end_t end = {.code = atomic_load(&t->fail_code)}; /* cancelled */
+    (void)t->ops->done(t, &end);
+    return;
+  }
+  if (atomic_load(&rt->stopping)) {
+    (void)ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
+    return;
+  }
+  int dep = atomic_load(&t->dep_status);
+  if (dep != 0) {
+    (void)ray__task_not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
+    return;
+  }
+  uint32_t pinned = ray__task_pin_args(t);
+  if (pinned < t->nargs) {
+    ray__task_unpin_args(t, pinned);
+    (void)ray__task_not_run(t, RAY_EDEPFAILED, 0, 0);
+    return;
+  }
+  ray__mpbuf_t b;
+  int rc = pack_task(t, &b);
+  ray__task_unpin_args(t, pinned);
+  flight_t *f = rc == 0 ? ray__malloc(sizeof *f) : NULL;
+  if (rc == 0 && f == NULL) {
+    ray__mpbuf_destroy(&b);
+    rc = RAY_ENOMEM;
+  }
+  if (rc == 0) { /* in the table before it goes: the answer may come at once */
+    f->task_id = t->task_id;
+    f->t = t;
+    uv_mutex_lock(&cl->mu);
+    flight_t **p = bucket(cl, t->task_id);
+    f->next = *p;
+    *p = f;
+    uv_mutex_unlock(&cl->mu);
+    rc = send_buf(cl, t->node, &b);
+    if (rc == 0) return; /* the COMPLETE finishes it */
+    uv_mutex_lock(&cl->mu);
+    f = flight_take(cl, t->task_id);
+    uv_mutex_unlock(&cl->mu);
+    if (f == NULL) return; /* finished meanwhile (by the stop) */
+    ray__free(f);
+  }
+  if (rc == RAY_ENOTSUP)
+    ray__task_fail(t, rc, 0, NULL,
+                   "an argument of %s holds a ref or an actor handle, which cannot go to rank %d "
+                   "yet",
+                   t->name, (int)t->node);
+  else
+    ray__task_fail(t, rc, 0, NULL, "%s could not be sent to rank %d: %s", t->name, (int)t->node,
+                   ray_err_name(rc));
+  ray__task_end_t end = {.code = rc};
+  (void)t->ops->done(t, &end);
+}
+
+/* ---- The owner: a COMPLETE arrives (communication thread) ---- */
+
+/* Complete pending entry `id` with a value that arrived. */
+static void land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data,
+                       size_t size) {
+  ray__entry_t *e = ray__entry_new(st, size, type, RAY__READY);
+  if (e == NULL) {
+    ray__store_fail(st, id, ray__entry_error(), NULL, 0, true);
+    return;
+  }
+  if (size > 0) memcpy(e->data, data, size);
+  e->id = id;
+  ray__store_complete(st, e);
+}
+
+/* Fail pending entry `id` with an error chain that arrived. Returns its code. */
+static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, size_t size) {
+  ray_error_t *err = NULL;
+  uint64_t cause = 0;
+  if (ray__decode_error(data, size, &err, &cause) != 0) err = NULL;
+  if (err != NULL) code = ray_error_code(err);
+  if (code >= 0) code = RAY_EDECODE; /* a peer's garbage never succeeds */
+  ray__store_fail(&t->rt->store, id, code, err, 0, true);
+  ray_error_free(err);
+  return code;
+}
+
+static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  if (m->via.array.size != 3 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed COMPLETE from rank %d", src);
+    return;
+  }
+  uint64_t task_id = m->via.array.ptr[1].via.u64;
+  uv_mutex_lock(&cl->mu);
+  flight_t *f = flight_take(cl, task_id);
+  uv_mutex_unlock(&cl->mu);
+  if (f == NULL) return; /* finished by the stop already */
+  ray__task_t *t = f->t;
+  ray__free(f);
+  const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
+  int failed = 0;
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    uint64_t id = t->returns[i].id;
+    const msgpack_object *r = i < res->size ? &res->ptr[i] : NULL;
+    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+        r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN ||
+        r->via.array.ptr[2].type != MSGPACK_OBJECT_BIN) {
+      failed = RAY_EDECODE;
+      ray__task_fail(t, RAY_EDECODE, 0, NULL, "a malformed result of %s from rank %d", t->name,
+                     src);
+      break;
+    }
+    const msgpack_object *v = r->via.array.ptr;
+    const void *data = v[2].via.bin.ptr;
+    size_t size = v[2].via.bin.size;
+    if (v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size);
+    } else {
+      int code = v[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)v[1].via.i64 : RAY_EDECODE;
+      failed = land_error(t, id, code, data, size);
+    }
+  }
+  if (failed != 0) atomic_store(&t->fail_code, failed);
+  ray__task_finish(t);
+}
+
+/* ---- The executor: a TASK arrives (communication thread) ---- */
+
+/* A task run here for another rank: its results, watched until the last
+ * completes, then sent back by a worker (send_results). */
+typedef struct exec_s exec_t;
+typedef struct exec_watch_s {
+  ray__watch_t w;
+  exec_t *x;
+} exec_watch_t;
+struct exec_s {
+  ray__runnable_t rn;
+  ray__cluster_t *cl;
+  int src;
+  uint64_t task_id;
+  uint32_t n;
+  atomic_uint left;
+  ray_ref_t refs[RAY_MAX_RETURNS];
+  exec_watch_t watch[RAY_MAX_RETURNS];
+};
+
+static void exec_free(exec_t *x) {
+  ray__store_t *st = &x->cl->rt->store;
+  for (uint32_t i = 0; i < x->n; i++) ray__store_release(st, x->refs[i].id);
+  ray__free(x);
+}
+
+/* Answer task `task_id` of rank `src` with `n` results failed with `code`
+ * and the message fmt (one %s: `what`) and this rank: it could not even be
+ * submitted here. */
+static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, int code,
+                   const char *fmt, const char *what) {
+  char msg[256], text[320];
+  snprintf(msg, sizeof msg, fmt, what);
+  snprintf(text, sizeof text, "%s (rank %d)", msg, cl->rt->rank);
+  ray_error_t *err = NULL;
+  if (ray_error_new(&err, code, NULL, "%s", text) == 0) ray_error_set_task_id(err, task_id);
+  ray__mpbuf_t eb;
+  bool have = err != NULL && ray__encode_error(err, 0, &eb) == 0;
+  ray_error_free(err);
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_int(&pk, K_COMPLETE);
+  msgpack_pack_uint64(&pk, task_id);
+  msgpack_pack_array(&pk, n);
+  for (uint32_t i = 0; i < n; i++) {
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_false(&pk);
+    msgpack_pack_int(&pk, code);
+    msgpack_pack_bin(&pk, have ? eb.size : 0);
+    if (have) msgpack_pack_bin_body(&pk, eb.data, eb.size);
+  }
+  if (have) ray__mpbuf_destroy(&eb);
+  (void)send_buf(cl, src, &b);
+}
+
+/* Pack one result of x (complete) into pk. */
+static void pack_result(msgpack_packer *pk, ray_ref_t ref) {
+  ray_buf_t buf;
+  int rc = ray_get(ref, 0, &buf);
+  if (rc == 0 && buf.type == RAY_TYPE_MSGPACK && holds_refs(buf.data, buf.size)) {
+    ray_buf_release(&buf);
+    rc = RAY_ENOTSUP;
+  }
+  msgpack_pack_array(pk, 3);
+  if (rc == 0) {
+    msgpack_pack_true(pk);
+    msgpack_pack_uint32(pk, buf.type);
+    msgpack_pack_bin(pk, buf.size);
+    msgpack_pack_bin_body(pk, buf.data, buf.size);
+    ray_buf_release(&buf);
+    return;
+  }
+  ray_error_t *err = NULL;
+  if (rc == RAY_ENOTSUP)
+    ray_error_new(&err, rc, NULL, "a result holds a ref, which cannot leave rank %d yet",
+                  ray_rank());
+  else if (rc == RAY_ETIMEDOUT) /* never: every result is complete */
+    ray_error_new(&err, RAY_EDECODE, NULL, "a result was not complete");
+  else if (ray_get_error(ref, &err) != 0)
+    err = NULL;
+  int code = err != NULL ? ray_error_code(err) : rc;
+  ray__mpbuf_t eb;
+  if (err == NULL || ray__encode_error(err, 0, &eb) != 0) {
+    eb.size = 0;
+    eb.data = eb.small;
+    eb.oom = 0;
+  }
+  ray_error_free(err);
+  msgpack_pack_false(pk);
+  msgpack_pack_int(pk, code);
+  msgpack_pack_bin(pk, eb.size);
+  msgpack_pack_bin_body(pk, eb.data, eb.size);
+  ray__mpbuf_destroy(&eb);
+}
+
+static void send_results(ray__runnable_t *rn) {
+  exec_t *x = (exec_t *)rn;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_int(&pk, K_COMPLETE);
+  msgpack_pack_uint64(&pk, x->task_id);
+  msgpack_pack_array(&pk, x->n);
+  for (uint32_t i = 0; i < x->n; i++) pack_result(&pk, x->refs[i]);
+  int rc = send_buf(x->cl, x->src, &b);
+  if (rc != 0) /* too large, or no memory: the owner must still hear of it */
+    refuse(x->cl, x->src, x->task_id, x->n, rc, "the results could not be sent back: %s",
+           ray_err_name(rc));
+  exec_free(x);
+}
+
+static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails them itself */
+  exec_free((exec_t *)rn);
+}
+
+/* One result (or the guard) is complete: the last hands x to a worker. */
+static void exec_countdown(exec_t *x) {
+  if (atomic_fetch_sub(&x->left, 1) == 1) ray__sched_push(&x->cl->rt->sched, &x->rn);
+}
+
+/* A result's watch, under its shard lock. */
+static void exec_notify(ray__watch_t *w, int status) {
+  (void)status;
+  exec_countdown(((exec_watch_t *)w)->x);
+}
+
+/* A msgpack str as a NUL-terminated copy in buf (cap bytes), or NULL. */
+static const char *str_of(const msgpack_object *o, char *buf, size_t cap) {
+  if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap) return NULL;
+  memcpy(buf, o->via.str.ptr, o->via.str.size);
+  buf[o->via.str.size] = '\0';
+  return buf;
+}
+
+static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  ray__runtime_t *rt = cl->rt;
+  const msgpack_object *v = m->via.array.ptr;
+  char fname[NAME_MAX_LEN], tname[NAME_MAX_LEN];
+  if (m->via.array.size != 8 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[3].via.u64 > RAY_MAX_RETURNS ||
+      v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[5].type != MSGPACK_OBJECT_BOOLEAN ||
+      v[7].type != MSGPACK_OBJECT_ARRAY || v[7].via.array.size > RAY_MAX_ARGS) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed TASK from rank %d", src);
+    return;
+  }
+  uint64_t task_id = v[1].via.u64;
+  uint32_t nreturns = (uint32_t)v[3].via.u64;
+  if (str_of(&v[2], fname, sizeof fname) == NULL) {
+    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "a task's function name is too long%s", "");
+    return;
+  }
+  ray__func_t *f = ray__function_find(&rt->funcs, fname);
+  if (f == NULL) {
+    refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here", fname);
+    return;
+  }
+  if (f->nreturns != nreturns) {
+    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "function %s has another number of returns here",
+           fname);
+    return;
+  }
+  ray_arg_t args[RAY_MAX_ARGS];
+  const msgpack_object_array *av = &v[7].via.array;
+  for (uint32_t i = 0; i < av->size; i++) {
+    const msgpack_object *a = &av->ptr[i];
+    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 2 ||
+        a->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a->via.array.ptr[1].type != MSGPACK_OBJECT_BIN) {
+      refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+      return;
+    }
+    args[i].kind = RAY__ARG_ENCODED;
+    args[i].type = (uint32_t)a->via.array.ptr[0].via.u64;
+    args[i].u.bytes.data = a->via.array.ptr[1].via.bin.ptr;
+    args[i].u.bytes.size = a->via.array.ptr[1].via.bin.size;
+  }
+  ray_task_opts_t opts;
+  ray_task_opts_init(&opts);
+  opts.max_retries = (uint32_t)v[4].via.u64;
+  opts.retry_on_error = v[5].via.boolean;
+  opts.name = str_of(&v[6], tname, sizeof tname); /* NULL (nil): the function's */
+  exec_t *x = ray__calloc(1, sizeof *x);
+  if (x == NULL) {
+    refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to run %s", fname);
+    return;
+  }
+  x->rn.run = send_results;
+  x->rn.drop = drop_results;
+  x->cl = cl;
+  x->src = src;
+  x->task_id = task_id;
+  int rc = ray__task_submit_encoded(rt, f, args, av->size, &opts, x->refs);
+  if (rc != 0) {
+    ray__free(x);
+    refuse(cl, src, task_id, nreturns, rc, "%s could not be submitted", fname);
+    return;
+  }
+  x->n = nreturns;
+  atomic_init(&x->left, nreturns + 1); /* + 1 until every watch is set */
+  for (uint32_t i = 0; i < nreturns; i++) {
+    x->watch[i].w.fn = exec_notify;
+    x->watch[i].x = x;
+    int status = 0;
+    /* 1: complete already; never RAY_ENOTFOUND, as we hold the ref. */
+    if (ray__store_watch(&rt->store, x->refs[i].id, &x->watch[i].w, false, &status) != 0)
+      exec_countdown(x);
+  }
+  exec_countdown(x); /* the guard */
+}
+
+/* ---- Receiving (communication thread) ---- */
+
+static void on_recv(void *arg, int src, const void *data, size_t len) {
+  ray__cluster_t *cl = arg;
+  msgpack_unpacked u;
+  if (ray__mp_decode(data, len, &u) != 0) {
+    ray__log(RAY_LOG_ERROR, "cluster: an undecodable message from rank %d", src);
+    return;
+  }
+  const msgpack_object *m = &u.data;
+  if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size == 0 ||
+      m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed message from rank %d", src);
+    msgpack_unpacked_destroy(&u);
+    return;
+  }
+  switch (m->via.array.ptr[0].via.u64) {
+    case K_TASK:
+      on_task(cl, src, m);
+      break;
+    case K_COMPLETE:
+      on_complete(cl, src, m);
+      break;
+    case K_SHUTDOWN:
+      if (src != 0) break; /* only the driver stops the job */
+      uv_mutex_lock(&cl->mu);
+      cl->stop_asked = true;
+      uv_cond_broadcast(&cl->cv);
+      uv_mutex_unlock(&cl->mu);
+      break;
+    case K_ACK:
+      uv_mutex_lock(&cl->mu);
+      cl->acks++;
+      uv_cond_broadcast(&cl->cv);
+      uv_mutex_unlock(&cl->mu);
+      break;
+    default:
+      ray__log(RAY_LOG_ERROR, "cluster: a message of unknown kind from rank %d", src);
+  }
+  msgpack_unpacked_destroy(&u);
+}
+
+/* ---- Start-up: the same functions on every rank ---- */
+
+/* FNV-1a over a function's name, number of returns and their types. */
+static uint64_t fn_hash(const ray__func_t *f) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = f->name; *p != '\0'; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  h = (h ^ 0xff) * 1099511628211ull; /* the name's end */
+  h = (h ^ f->nreturns) * 1099511628211ull;
+  for (uint32_t i = 0; i < f->nreturns; i++) h = (h ^ f->types[i]) * 1099511628211ull;
+  return h;
+}
+
+/* The order-independent hash of the registry: a sum of the functions'. */
+static uint64_t registry_hash(ray__registry_t *r) {
+  uint64_t h = 0;
+  unsigned n = ray__function_count(r);
+  for (unsigned i = 0; i < n; i++) h += fn_hash(ray__function_at(r, i));
+  return h + n;
+}
+
+/* The first function (in rank 0's order, then ours) that rank 0 and this
+ * rank do not register alike, into name (NAME_MAX_LEN bytes; "" if none):
+ * rank 0's list goes to every rank (collectives, in the same order on
+ * every rank). Errors: RAY_EIO, RAY_ENOMEM. */
+static int first_difference(ray__cluster_t *cl, ray__transport_t *tr, char *name) {
+  ray__registry_t *r = &cl->rt->funcs;
+  unsigned n = ray__function_count(r);
+  /* Rank 0's list: n entries of [hash, name], fixed size. */
+  typedef struct {
+    uint64_t hash;
+    char name[NAME_MAX_LEN];
+  } item_t;
+  uint64_t n0 = n;
+  int rc = ray__transport_bcast(tr, &n0, sizeof n0, 0);
+  if (rc != 0) return rc;
+  item_t *list = ray__calloc(n0 > 0 ? n0 : 1, sizeof *list);
+  if (list == NULL) return RAY_ENOMEM; /* the other ranks then fail in the bcast below */
+  if (cl->rt->rank == 0)
+    for (unsigned i = 0; i < n; i++) {
+      const ray__func_t *f = ray__function_at(r, i);
+      list[i].hash = fn_hash(f);
+      snprintf(list[i].name, NAME_MAX_LEN, "%s", f->name);
+    }
+  rc = ray__transport_bcast(tr, list, n0 * sizeof *list, 0);
+  name[0] = '\0';
+  for (uint64_t i = 0; rc == 0 && i < n0 && name[0] == '\0'; i++) {
+    ray__func_t *f = ray__function_find(r, list[i].name);
+    if (f == NULL || fn_hash(f) != list[i].hash) snprintf(name, NAME_MAX_LEN, "%s", list[i].name);
+  }
+  for (unsigned i = 0; rc == 0 && i < n && name[0] == '\0'; i++) {
+    const ray__func_t *f = ray__function_at(r, i);
+    bool found = false;
+    for (uint64_t k = 0; k < n0 && !found; k++) found = strcmp(list[k].name, f->name) == 0;
+    if (!found) snprintf(name, NAME_MAX_LEN, "%s", f->name);
+  }
+  ray__free(list);
+  return rc;
+}
+
+static int setup(void *arg, ray__transport_t *tr) {
+  ray__cluster_t *cl = arg;
+  ray__runtime_t *rt = cl->rt;
+  /* Here, before the thread receives anything: a worker answering the
+   * first task reads it (ray__transport_start's own *out comes later). */
+  cl->tr = tr;
+  rt->rank = ray__transport_rank(tr);
+  rt->nranks = ray__transport_size(tr);
+  uint64_t mine = registry_hash(&rt->funcs);
+  uint64_t *all = ray__calloc((size_t)rt->nranks, sizeof *all);
+  if (all == NULL) return RAY_ENOMEM;
+  int rc = ray__transport_allgather(tr, &mine, sizeof mine, all);
+  bool same = true;
+  for (int i = 0; rc == 0 && i < rt->nranks; i++) same &= all[i] == all[0];
+  ray__free(all);
+  if (rc != 0 || same) return rc;
+  /* They differ: find which function, and agree on one name to report. */
+  char name[NAME_MAX_LEN];
+  if ((rc = first_difference(cl, tr, name)) != 0) return rc;
+  char *names = ray__calloc((size_t)rt->nranks, NAME_MAX_LEN);
+  if (names == NULL) return RAY_ENOMEM;
+  if ((rc = ray__transport_allgather(tr, name, NAME_MAX_LEN, names)) == 0) {
+    const char *first = "";
+    int at = 0;
+    for (int i = 0; i < rt->nranks && *first == '\0'; i++) first = names + (size_t)i * NAME_MAX_LEN;
+    for (int i = 0; i < rt->nranks; i++)
+      if (strcmp(names + (size_t)i * NAME_MAX_LEN, first) == 0 && *first != '\0') {
+        at = i;
+        break;
+      }
+    ray__log(RAY_LOG_ERROR,
+             "cluster: function %s is not registered alike on every rank (rank %d differs from "
+             "rank 0: missing, or other return types)",
+             first, at);
+    rc = RAY_EINVAL;
+  }
+  ray__free(names);
+  return rc;
+}
+
+/* ---- Lifecycle ---- */
+
+int ray__cluster_start(ray__runtime_t *rt) {
+  ray__cluster_t *cl = ray__calloc(1, sizeof *cl);
+  if (cl == NULL) return RAY_ENOMEM;
+  cl->rt = rt;
+  if (uv_mutex_init(&cl->mu) != 0) {
+    ray__free(cl);
+    return RAY_ENOMEM;
+  }
+  if (uv_cond_init(&cl->cv) != 0) {
+    uv_mutex_destroy(&cl->mu);
+    ray__free(cl);
+    return RAY_ENOMEM;
+  }
+  ray__transport_opts_t o = {.mpi_comm = rt->cfg.mpi_comm,
+                             .spin_us = rt->cfg.cluster_spin_us,
+                             .poll_us = rt->cfg.cluster_poll_us,
+                             .on_recv = on_recv,
+                             .on_setup = setup,
+                             .arg = cl};
+  rt->cluster = cl;            /* before the thread: on_recv may run at once */
+  ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
+  int rc = ray__transport_start(&o, &tr);
+  if (rc != 0) {
+    rt->cluster = NULL;
+    rt->rank = 0;
+    rt->nranks = 1;
+    uv_cond_destroy(&cl->cv);
+    uv_mutex_destroy(&cl->mu);
+    ray__free(cl);
+    return rc;
+  }
+  rt->remote_fn_ops = &remote_ops;
+  return 0;
+}
+
+bool ray__cluster_may_stop(ray__runtime_t *rt) {
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL || rt->rank == 0) return true;
+  uv_mutex_lock(&cl->mu);
+  bool asked = cl->stop_asked;
+  uv_mutex_unlock(&cl->mu);
+  return asked;
+}
+
+void ray__cluster_stop(ray__runtime_t *rt) {
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL) return;
+  if (rt->rank == 0) {
+    for (int r = 1; r < rt->nranks; r++) (void)send_kind(cl, r, K_SHUTDOWN);
+    uint64_t deadline = uv_hrtime() + STOP_TIMEOUT_NS;
+    uv_mutex_lock(&cl->mu);
+    while (cl->acks < rt->nranks - 1 &&
+           ray__thread_cond_wait_until(&cl->cv, &cl->mu, deadline) == 0) {
+    }
+    int acks = cl->acks;
+    uv_mutex_unlock(&cl->mu);
+    if (acks < rt->nranks - 1)
+      ray__log(RAY_LOG_ERROR, "cluster: %d of %d ranks did not confirm the shutdown",
+               rt->nranks - 1 - acks, rt->nranks - 1);
+  } else {
+    (void)send_kind(cl, 0, K_ACK); /* the last message this rank sends */
+  }
+  ray__transport_stop(cl->tr);
+  /* Tasks whose answer never came: their results failed with the runtime's
+   * pending objects; let them go. */
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    while (cl->flights[b] != NULL) {
+      flight_t *f = cl->flights[b];
+      cl->flights[b] = f->next;
+      int none = 0;
+      atomic_compare_exchange_strong(&f->t->fail_code, &none, RAY_ESHUTDOWN);
+      ray__task_finish(f->t);
+      ray__free(f);
+    }
+  rt->cluster = NULL;
+  uv_cond_destroy(&cl->cv);
+  uv_mutex_destroy(&cl->mu);
+  ray__free(cl);
+}
+
+/* ---- The public calls ---- */
+
+int ray_rank(void) {
+  RAY__API_GUARD(rt);
+  return rt != NULL ? rt->rank : 0;
+}
+
+int ray_num_ranks(void) {
+  RAY__API_GUARD(rt);
+  return rt != NULL ? rt->nranks : 1;
+}
+
+int ray__cluster_serve_wait(void) {
+  RAY__API_ENTER(rt);
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL || rt->rank == 0) return RAY_EINVAL;
+  /* Inside the guard: the runtime (and cl) stay until we leave, and the
+   * only shutdown that can start meanwhile is one the driver asked for,
+   * which ends this wait first. */
+  uv_mutex_lock(&cl->mu);
+  while (!cl->stop_asked) uv_cond_wait(&cl->cv, &cl->mu);
+  uv_mutex_unlock(&cl->mu);
+  return 0;
+}

@@ -1,0 +1,60 @@
+/* transport.h - how the ranks of a cluster reach each other: one
+ * communication thread per rank that makes every call into the transport
+ * (MPI: transport_mpi.c; a library built without MPI links
+ * transport_none.c, which refuses to start). cluster.c, above it, knows
+ * the messages; this layer only moves bytes between ranks, in order
+ * between any two of them (MPI does not overtake on one tag and
+ * communicator), and never calls up. See docs/adr/ADR-006-cluster-mpi.md. */
+#ifndef RAY_TRANSPORT_H
+#define RAY_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ray__transport_s ray__transport_t;
+
+/* A message arrived from rank `src` (on the communication thread; the
+ * bytes are valid only during the call). */
+typedef void (*ray__transport_recv_fn)(void *arg, int src, const void *data, size_t len);
+/* Run once on the communication thread after the transport started, before
+ * ray__transport_start returns: the place for collectives
+ * (ray__transport_allgather, ray__transport_bcast), which every rank makes
+ * in the same order. A non-zero return fails the start with that code. */
+typedef int (*ray__transport_setup_fn)(void *arg, ray__transport_t *tr);
+
+typedef struct ray__transport_opts_s {
+  void *mpi_comm;   /* the host's MPI_Comm *, or NULL: MPI_COMM_WORLD */
+  uint32_t spin_us; /* keep looking this long after the last message */
+  uint32_t poll_us; /* then look this often */
+  ray__transport_recv_fn on_recv;
+  ray__transport_setup_fn on_setup;
+  void *arg; /* for both */
+} ray__transport_opts_t;
+
+/* Start the communication thread (initialising MPI there when the host has
+ * not), run on_setup on it, and return. Errors: RAY_ENOTSUP (no transport
+ * in this build; MPI without the thread support we need), RAY_EIO (the
+ * transport failed to start), RAY_ENOMEM, or on_setup's code. On failure
+ * nothing is left running (MPI is finalised again if we initialised it). */
+int ray__transport_start(const ray__transport_opts_t *opts, ray__transport_t **out);
+/* This rank, and the number of ranks. */
+int ray__transport_rank(const ray__transport_t *tr);
+int ray__transport_size(const ray__transport_t *tr);
+/* Queue `len` bytes for rank `dest`; the transport takes `data` (a block
+ * from ray__malloc) in every case and frees it once sent. Any thread, any
+ * time before ray__transport_stop; never blocks on the network. Errors:
+ * RAY_EINVAL (dest out of range, or len above INT_MAX: larger messages go
+ * in chunks), RAY_ESHUTDOWN (stopping). */
+int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len);
+/* Collectives, only from on_setup: every rank's `len` bytes, in rank order
+ * into `all` (size * len bytes); `len` bytes from rank `root` into buf on
+ * every rank. Errors: RAY_EIO. */
+int ray__transport_allgather(ray__transport_t *tr, const void *mine, size_t len, void *all);
+int ray__transport_bcast(ray__transport_t *tr, void *buf, size_t len, int root);
+/* Finish sending what is queued, stop the communication thread (finalising
+ * MPI if ray__transport_start initialised it) and free the transport.
+ * Messages that arrive afterwards are never delivered: the caller's
+ * protocol makes sure none are owed (cluster.c's shutdown handshake). */
+void ray__transport_stop(ray__transport_t *tr);
+
+#endif /* RAY_TRANSPORT_H */

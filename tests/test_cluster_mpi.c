@@ -1,0 +1,608 @@
+/* test_cluster_mpi.c - cluster mode on MPI, run under mpirun (ctest label
+ * "mpi": 1, 2 and 4 ranks, over shared memory and over TCP).
+ *
+ * Every rank calls ray_init in cluster mode. Ranks >= 1 call ray_serve and
+ * exit with its code; rank 0, the driver, runs the cmocka group, whose
+ * setup and teardown bracket one runtime (MPI starts once per process).
+ * mpirun fails when any rank exits non-zero, so a worker rank that does not
+ * stop cleanly fails the test too.
+ *
+ * With the argument "mismatch", rank 1 registers one function more than
+ * the others; with "mismatch_types", ranks >= 1 register "inc" with another
+ * return type: ray_init must fail on every rank with RAY_EINVAL, logging an
+ * error that names the function. */
+#include "test_util.h"
+
+/* ---- The functions every rank registers ---- */
+
+static const uint32_t k_i64[] = {RAY_TYPE_I64};
+static const uint32_t k_f64[] = {RAY_TYPE_F64};
+static const uint32_t k_str[] = {RAY_TYPE_STR};
+static const uint32_t k_bytes[] = {RAY_TYPE_BYTES};
+static const uint32_t k_msgpack[] = {RAY_TYPE_MSGPACK};
+
+/* The rank it runs on. */
+static int fn_whoami(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_return_i64(ctx, 0, ray_rank());
+}
+
+/* Its argument back (registered once per type: echo_i64, echo_str, ...). */
+static int fn_echo(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  switch (ray_ctx_arg_type(ctx, 0)) {
+    case RAY_TYPE_I64: {
+      int64_t v;
+      int rc = ray_ctx_arg_i64(ctx, 0, &v);
+      return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+    }
+    case RAY_TYPE_F64: {
+      double v;
+      int rc = ray_ctx_arg_f64(ctx, 0, &v);
+      return rc != 0 ? rc : ray_return_f64(ctx, 0, v);
+    }
+    case RAY_TYPE_STR: { /* the view is not NUL-terminated */
+      const char *s;
+      size_t n;
+      char copy[256];
+      int rc = ray_ctx_arg_str(ctx, 0, &s, &n);
+      if (rc != 0) return rc;
+      if (n >= sizeof copy) return ray_fail(ctx, RAY_EINVAL, "string too long");
+      memcpy(copy, s, n);
+      copy[n] = '\0';
+      return ray_return_str(ctx, 0, copy);
+    }
+    case RAY_TYPE_MSGPACK: {
+      msgpack_object o;
+      int rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+      return rc != 0 ? rc : ray_return_msgpack(ctx, 0, &o);
+    }
+    default: {
+      const void *d;
+      size_t n;
+      int rc = ray_ctx_arg_bytes(ctx, 0, &d, &n);
+      return rc != 0 ? rc : ray_return_bytes(ctx, 0, d, n);
+    }
+  }
+}
+
+/* Its i64 argument + 1. */
+static int fn_inc(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v + 1);
+}
+
+/* The sum of its i64 arguments. */
+static int fn_sum(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t s = 0;
+  for (size_t i = 0; i < ray_ctx_nargs(ctx); i++) {
+    int64_t v;
+    int rc = ray_ctx_arg_i64(ctx, i, &v);
+    if (rc != 0) return rc;
+    s += v;
+  }
+  return ray_return_i64(ctx, 0, s);
+}
+
+/* Fails, saying where. */
+static int fn_boom(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  return ray_fail(ctx, RAY_ETASK, "boom on rank %d", ray_rank());
+}
+
+/* Fails its first two attempts; then returns the attempt. */
+static int fn_flaky(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  uint32_t a = ray_ctx_attempt(ctx);
+  if (a < 3) return ray_fail(ctx, RAY_ETASK, "attempt %u fails", a);
+  return ray_return_i64(ctx, 0, (int64_t)a);
+}
+
+static ray_function_t g_fib;
+
+/* fib(n) by nested tasks on the rank it runs on, each got from inside. */
+static int fn_fib(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t n;
+  int rc = ray_ctx_arg_i64(ctx, 0, &n);
+  if (rc != 0) return rc;
+  if (n < 2) return ray_return_i64(ctx, 0, n);
+  ray_ref_t r[2];
+  for (int i = 0; i < 2; i++) {
+    ray_arg_t a = ray_arg_i64(n - 1 - i);
+    if ((rc = ray_task_submit(g_fib, &a, 1, NULL, &r[i])) != 0) return rc;
+  }
+  int64_t v[2] = {0, 0};
+  for (int i = 0; i < 2; i++) {
+    int g = ray_get_i64(r[i], RAY_TIMEOUT_INFINITE, &v[i]);
+    ray_ref_release(r[i]);
+    if (g != 0 && rc == 0) rc = g;
+  }
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v[0] + v[1]);
+}
+
+/* Puts a value on its rank and returns it read back. */
+static int fn_put_get(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  if (rc != 0) return rc;
+  ray_ref_t r;
+  if ((rc = ray_put_i64(v * 2, &r)) != 0) return rc;
+  int64_t back = 0;
+  rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &back);
+  ray_ref_release(r);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, back);
+}
+
+/* Returns a msgpack value holding a ref of its rank (which cannot leave it yet). */
+static int fn_leak_ref(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_ref_t r;
+  int rc = ray_put_i64(5, &r);
+  if (rc != 0) return rc;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 1);
+  ray_msgpack_pack_ref(&pk, r);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  msgpack_unpack_next(&u, sb.data, sb.size, NULL);
+  rc = ray_return_msgpack(ctx, 0, &u.data);
+  msgpack_unpacked_destroy(&u);
+  msgpack_sbuffer_destroy(&sb);
+  ray_ref_release(r);
+  return rc;
+}
+
+/* Waits (up to 60 s, so a broken test cannot hang) until the driver opens
+ * the gate; runs on the driver's rank, whose memory it shares. */
+static atomic_bool g_gate_open;
+static int fn_gate(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  for (int i = 0; i < 60000 && !atomic_load(&g_gate_open); i++) uv_sleep(1);
+  return ray_return_i64(ctx, 0, atomic_load(&g_gate_open) ? 1 : 0);
+}
+
+static ray_function_t g_echo_i64, g_echo_f64, g_echo_str, g_echo_bytes, g_echo_msgpack;
+static ray_function_t g_gate, g_whoami, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_ref;
+
+#define STATIC_FN(var, name, fn, types, handle) \
+  static ray_static_function_t var = {name, fn, NULL, types, 1, handle, NULL}
+STATIC_FN(s_whoami, "whoami", fn_whoami, k_i64, &g_whoami);
+STATIC_FN(s_echo_i64, "echo_i64", fn_echo, k_i64, &g_echo_i64);
+STATIC_FN(s_echo_f64, "echo_f64", fn_echo, k_f64, &g_echo_f64);
+STATIC_FN(s_echo_str, "echo_str", fn_echo, k_str, &g_echo_str);
+STATIC_FN(s_echo_bytes, "echo_bytes", fn_echo, k_bytes, &g_echo_bytes);
+STATIC_FN(s_echo_msgpack, "echo_msgpack", fn_echo, k_msgpack, &g_echo_msgpack);
+STATIC_FN(s_inc, "inc", fn_inc, k_i64, &g_inc);
+STATIC_FN(s_sum, "sum", fn_sum, k_i64, &g_sum);
+STATIC_FN(s_boom, "boom", fn_boom, k_i64, &g_boom);
+STATIC_FN(s_flaky, "flaky", fn_flaky, k_i64, &g_flaky);
+STATIC_FN(s_fib, "fib", fn_fib, k_i64, &g_fib);
+STATIC_FN(s_put_get, "put_get", fn_put_get, k_i64, &g_put_get);
+STATIC_FN(s_gate, "gate", fn_gate, k_i64, &g_gate);
+STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
+static ray_function_t g_extra;
+STATIC_FN(s_extra, "only_on_rank_1", fn_inc, k_i64, &g_extra);
+
+static void add_statics(void) {
+  ray_static_function_t *all[] = {
+      &s_whoami, &s_echo_i64, &s_echo_f64, &s_echo_str, &s_echo_bytes, &s_echo_msgpack, &s_inc,
+      &s_sum,    &s_boom,     &s_flaky,    &s_fib,      &s_put_get,    &s_leak_ref,     &s_gate};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
+}
+
+/* ---- Helpers (driver) ---- */
+
+static int g_ranks;
+
+static ray_ref_t submit_on(ray_function_t f, const ray_arg_t *args, size_t n, int node) {
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = node;
+  ray_ref_t r;
+  assert_rc(ray_task_submit(f, args, n, &o, &r), 0);
+  return r;
+}
+
+static int64_t get_i64(ray_ref_t r) {
+  int64_t v = -1;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_rc(ray_ref_release(r), 0);
+  return v;
+}
+
+/* ---- Tests (rank 0) ---- */
+
+static void test_ranks(void **state) {
+  (void)state;
+  assert_int_equal(ray_rank(), 0);
+  assert_true(g_ranks >= 1);
+  assert_int_equal(ray_num_ranks(), g_ranks);
+  assert_rc(ray_serve(), RAY_EINVAL); /* the driver does not serve */
+  assert_rc(ray_init(NULL), RAY_EALREADY);
+}
+
+/* A task placed on a rank runs there. */
+static void test_task_runs_where_placed(void **state) {
+  (void)state;
+  for (int r = 0; r < g_ranks; r++) assert_int_equal(get_i64(submit_on(g_whoami, NULL, 0, r)), r);
+  /* RAY_NODE_ANY runs here for now. */
+  assert_int_equal(get_i64(submit_on(g_whoami, NULL, 0, RAY_NODE_ANY)), 0);
+}
+
+/* Every kind of value goes to a rank and back intact. */
+static void test_values_round_trip(void **state) {
+  (void)state;
+  int node = g_ranks - 1;
+  ray_arg_t a = ray_arg_i64(-1234567890123LL);
+  assert_int_equal(get_i64(submit_on(g_echo_i64, &a, 1, node)), -1234567890123LL);
+  a = ray_arg_f64(2.5);
+  ray_ref_t r = submit_on(g_echo_f64, &a, 1, node);
+  double d = 0;
+  assert_rc(ray_get_f64(r, RAY_TIMEOUT_INFINITE, &d), 0);
+  assert_true(d == 2.5);
+  assert_rc(ray_ref_release(r), 0);
+  a = ray_arg_str("hello, rank");
+  r = submit_on(g_echo_str, &a, 1, node);
+  char *s = NULL;
+  size_t slen = 0;
+  assert_rc(ray_get_str(r, RAY_TIMEOUT_INFINITE, &s, &slen), 0);
+  assert_int_equal(slen, 11);
+  assert_string_equal(s, "hello, rank");
+  ray_free(s);
+  assert_rc(ray_ref_release(r), 0);
+  /* Bytes, small and large (above the inline threshold: stored, then sent). */
+  size_t sizes[] = {0, 7, 4096, 3u << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t n = sizes[k];
+    unsigned char *p = malloc(n + 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = rt_pat(k, i);
+    a = ray_arg_bytes(p, n);
+    r = submit_on(g_echo_bytes, &a, 1, node);
+    ray_buf_t b;
+    assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
+    assert_int_equal(b.size, n);
+    assert_int_equal(b.type, RAY_TYPE_BYTES);
+    assert_true(n == 0 || memcmp(b.data, p, n) == 0);
+    ray_buf_release(&b);
+    assert_rc(ray_ref_release(r), 0);
+    free(p);
+  }
+  /* A msgpack value without refs. */
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, 42);
+  msgpack_pack_str_with_body(&pk, "x", 1);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+  a = ray_arg_msgpack(&u.data);
+  r = submit_on(g_echo_msgpack, &a, 1, node);
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_int_equal(b.type, RAY_TYPE_MSGPACK);
+  assert_int_equal(b.size, sb.size);
+  assert_memory_equal(b.data, sb.data, sb.size);
+  ray_buf_release(&b);
+  assert_rc(ray_ref_release(r), 0);
+  msgpack_unpacked_destroy(&u);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* A ref argument is resolved at its owner and its value sent along. */
+static void test_ref_argument(void **state) {
+  (void)state;
+  ray_ref_t p;
+  assert_rc(ray_put_i64(41, &p), 0);
+  ray_arg_t a = ray_arg_ref(p);
+  ray_ref_t r = submit_on(g_inc, &a, 1, g_ranks - 1);
+  assert_rc(ray_ref_release(p), 0); /* the task holds its own */
+  assert_int_equal(get_i64(r), 42);
+}
+
+/* A chain of tasks spread over every rank, each taking the last result. */
+static void test_chain_across_ranks(void **state) {
+  (void)state;
+  int n = rt_iters(10000, 500);
+  ray_arg_t a = ray_arg_i64(0);
+  ray_ref_t prev = submit_on(g_inc, &a, 1, 0);
+  for (int i = 1; i < n; i++) {
+    a = ray_arg_ref(prev);
+    ray_ref_t next = submit_on(g_inc, &a, 1, i % g_ranks);
+    assert_rc(ray_ref_release(prev), 0);
+    prev = next;
+  }
+  assert_int_equal(get_i64(prev), n);
+}
+
+/* Fan-out over every rank, then fan-in through one task taking 64 refs. */
+static void test_fan_out_fan_in(void **state) {
+  (void)state;
+  int n = rt_iters(10000, 500);
+  ray_ref_t *refs = malloc((size_t)n * sizeof *refs);
+  assert_non_null(refs);
+  for (int i = 0; i < n; i++) {
+    ray_arg_t a = ray_arg_i64(i);
+    refs[i] = submit_on(g_inc, &a, 1, i % g_ranks);
+  }
+  int64_t total = 0;
+  for (int i = 0; i < n; i += 64) { /* fan-in: 64 refs a task, on the ranks in turn */
+    ray_arg_t args[64];
+    int k = 0;
+    for (; k < 64 && i + k < n; k++) args[k] = ray_arg_ref(refs[i + k]);
+    total += get_i64(submit_on(g_sum, args, (size_t)k, (i / 64) % g_ranks));
+  }
+  assert_int_equal(total, (int64_t)n * (n + 1) / 2);
+  for (int i = 0; i < n; i++) assert_rc(ray_ref_release(refs[i]), 0);
+  free(refs);
+}
+
+/* A failure on another rank arrives whole; a task depending on it fails
+ * with the cause chain, wherever it was placed. */
+static void test_failure_across_ranks(void **state) {
+  (void)state;
+  int node = g_ranks - 1;
+  ray_ref_t bad = submit_on(g_boom, NULL, 0, node);
+  int64_t v;
+  assert_rc(ray_get_i64(bad, RAY_TIMEOUT_INFINITE, &v), RAY_ETASK);
+  ray_error_t *e = NULL;
+  assert_rc(ray_get_error(bad, &e), 0);
+  assert_int_equal(ray_error_code(e), RAY_ETASK);
+  char want[64];
+  snprintf(want, sizeof want, "boom on rank %d", node);
+  assert_string_equal(ray_error_message(e), want);
+  assert_string_equal(ray_error_origin(e), "boom");
+  assert_true(ray_error_task_id(e) != 0);
+  assert_int_equal(ray_error_attempts(e), 1);
+  ray_error_free(e);
+  ray_arg_t a = ray_arg_ref(bad);
+  ray_ref_t dep = submit_on(g_inc, &a, 1, g_ranks > 1 ? 1 : 0);
+  assert_rc(ray_get_i64(dep, RAY_TIMEOUT_INFINITE, &v), RAY_EDEPFAILED);
+  assert_rc(ray_get_error(dep, &e), 0);
+  assert_int_equal(ray_error_code(e), RAY_EDEPFAILED);
+  const ray_error_t *cause = ray_error_cause(e);
+  assert_non_null(cause);
+  assert_int_equal(ray_error_code(cause), RAY_ETASK);
+  assert_string_equal(ray_error_message(cause), want);
+  ray_error_free(e);
+  assert_rc(ray_ref_release(dep), 0);
+  assert_rc(ray_ref_release(bad), 0);
+}
+
+/* Retries happen where the task runs; only the outcome travels. */
+static void test_retries_remote(void **state) {
+  (void)state;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = g_ranks - 1;
+  o.max_retries = 2;
+  o.retry_on_error = true;
+  ray_ref_t r;
+  assert_rc(ray_task_submit(g_flaky, NULL, 0, &o, &r), 0);
+  assert_int_equal(get_i64(r), 3);
+  o.max_retries = 1; /* one retry is not enough */
+  assert_rc(ray_task_submit(g_flaky, NULL, 0, &o, &r), 0);
+  ray_error_t *e = NULL;
+  int64_t v;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), RAY_ETASK);
+  assert_rc(ray_get_error(r, &e), 0);
+  assert_int_equal(ray_error_attempts(e), 2);
+  assert_string_equal(ray_error_message(e), "attempt 2 fails");
+  ray_error_free(e);
+  assert_rc(ray_ref_release(r), 0);
+}
+
+/* A remote task still waiting here for its argument can be cancelled: it
+ * is never sent. (The argument is the gate's result, which cannot complete
+ * before the test opens the gate.) */
+static void test_cancel_before_sent(void **state) {
+  (void)state;
+  atomic_store(&g_gate_open, false);
+  ray_ref_t gate = submit_on(g_gate, NULL, 0, 0);
+  ray_arg_t a = ray_arg_ref(gate);
+  ray_ref_t r = submit_on(g_inc, &a, 1, g_ranks - 1);
+  assert_rc(ray_cancel(r), 0);
+  int64_t v;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), RAY_ECANCELED);
+  assert_rc(ray_ref_release(r), 0);
+  atomic_store(&g_gate_open, true);
+  assert_int_equal(get_i64(gate), 1);
+}
+
+/* Remote tasks submit nested tasks on their rank and get them there. */
+static void test_nested_and_gets_inside_remote_tasks(void **state) {
+  (void)state;
+  int n = rt_iters(15, 8);
+  int64_t want[] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610};
+  for (int r = 0; r < g_ranks; r++) {
+    ray_arg_t a = ray_arg_i64(n);
+    assert_int_equal(get_i64(submit_on(g_fib, &a, 1, r)), want[n]);
+    a = ray_arg_i64(21);
+    assert_int_equal(get_i64(submit_on(g_put_get, &a, 1, r)), 42);
+  }
+}
+
+/* Refs do not leave their rank yet (issue 15): a ref inside an argument or
+ * a result fails the task with RAY_ENOTSUP, never silently. */
+static void test_refs_that_would_escape(void **state) {
+  (void)state;
+  ray_ref_t inner;
+  assert_rc(ray_put_i64(1, &inner), 0);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 1);
+  assert_rc(ray_msgpack_pack_ref(&pk, inner), 0);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+  ray_arg_t a = ray_arg_msgpack(&u.data);
+  ray_ref_t r = submit_on(g_echo_msgpack, &a, 1, 1);
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_ENOTSUP);
+  assert_rc(ray_ref_release(r), 0);
+  msgpack_unpacked_destroy(&u);
+  msgpack_sbuffer_destroy(&sb);
+  assert_rc(ray_ref_release(inner), 0);
+  r = submit_on(g_leak_ref, NULL, 0, 1);
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_ENOTSUP);
+  ray_error_t *e = NULL;
+  assert_rc(ray_get_error(r, &e), 0);
+  assert_non_null(strstr(ray_error_message(e), "cannot leave rank 1"));
+  ray_error_free(e);
+  assert_rc(ray_ref_release(r), 0);
+}
+
+/* A function only this rank registered (after ray_init) fails remotely
+ * with the target's RAY_ENOTFOUND. */
+static void test_function_missing_on_target(void **state) {
+  (void)state;
+  ray_function_t f;
+  assert_rc(ray_function_register("driver_only", fn_inc, NULL, k_i64, 1, &f), 0);
+  ray_arg_t a = ray_arg_i64(1);
+  ray_ref_t r = submit_on(f, &a, 1, 1);
+  int64_t v;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), RAY_ENOTFOUND);
+  ray_error_t *e = NULL;
+  assert_rc(ray_get_error(r, &e), 0);
+  assert_string_equal(ray_error_message(e), "function driver_only is not registered here (rank 1)");
+  ray_error_free(e);
+  assert_rc(ray_ref_release(r), 0);
+  assert_int_equal(get_i64(submit_on(f, &a, 1, 0)), 2); /* here it runs */
+}
+
+static void test_bad_node(void **state) {
+  (void)state;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  int bad[] = {g_ranks, g_ranks + 1, -2, INT_MAX};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    o.node = bad[i];
+    ray_ref_t r;
+    assert_rc(ray_task_submit(g_whoami, NULL, 0, &o, &r), RAY_EINVAL);
+  }
+}
+
+/* Work still in flight when the driver stops: every rank still ends clean
+ * (the group's teardown shuts down; mpirun checks every exit code). */
+static void test_work_in_flight_at_shutdown(void **state) {
+  (void)state;
+  for (int i = 0; i < 200; i++) {
+    ray_arg_t a = ray_arg_i64(12);
+    ray_ref_t r = submit_on(g_fib, &a, 1, i % g_ranks);
+    assert_rc(ray_ref_release(r), 0);
+  }
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  ray_stats_t s = rt_stats();
+  (void)s;
+  assert_rc(ray_shutdown(), 0);
+  assert_int_equal(ray__threads_alive(), 0);
+  assert_int_equal(ray__alloc_outstanding(), 0);
+  return 0;
+}
+
+/* "mismatch": rank 1 has a function more; "mismatch_types": the ranks
+ * other than 0 register "inc" with another return type. */
+static int run_mismatch(int rank, bool types) {
+  if (!types && rank == 1) ray_static_function_add(&s_extra);
+  if (types && rank != 0) s_inc.return_types = k_f64;
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = 1;
+  int rc = ray_init(&cfg);
+  if (rc != RAY_EINVAL) {
+    fprintf(stderr, "rank %d: ray_init returned %s, not RAY_EINVAL\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (ray_is_initialized() || ray__threads_alive() != 0) return 3;
+  return 0;
+}
+
+static char g_log_hit[256];
+static const char *g_log_want;
+static void capture_log(int level, const char *msg, void *arg) {
+  (void)arg;
+  if (level == RAY_LOG_ERROR && strstr(msg, g_log_want) != NULL)
+    snprintf(g_log_hit, sizeof g_log_hit, "%s", msg);
+}
+
+int main(int argc, char **argv) {
+  /* The rank before ray_init: from the launcher's environment. */
+  const char *env_rank = getenv("OMPI_COMM_WORLD_RANK");
+  int rank = env_rank != NULL ? atoi(env_rank) : 0;
+  add_statics();
+  if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
+    bool types = strcmp(argv[1], "mismatch_types") == 0;
+    g_log_want = types ? "function inc is" : "function only_on_rank_1 is";
+    ray_log_set_handler(capture_log, NULL);
+    int rc = run_mismatch(rank, types);
+    if (rc == 0 && g_log_hit[0] == '\0') {
+      fprintf(stderr, "rank %d: no error with \"%s\" was logged\n", rank, g_log_want);
+      rc = 4;
+    }
+    return rc;
+  }
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = 2;
+  ray__alloc_track(true);
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (ray_rank() != 0) {
+    if (ray_shutdown() != RAY_EBUSY) return 5; /* only the driver stops the job */
+    rc = ray_serve();
+    if (rc != 0) {
+      fprintf(stderr, "rank %d: ray_serve: %s\n", ray_rank(), ray_err_name(rc));
+      return 1;
+    }
+    if (ray_is_initialized() || ray__threads_alive() != 0 || ray__alloc_outstanding() != 0) {
+      fprintf(stderr, "rank %d: not clean after ray_serve\n", rank);
+      return 6;
+    }
+    return 0;
+  }
+  g_ranks = ray_num_ranks();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ranks), cmocka_unit_test(test_task_runs_where_placed),
+      cmocka_unit_test(test_values_round_trip), cmocka_unit_test(test_ref_argument),
+      cmocka_unit_test(test_chain_across_ranks), cmocka_unit_test(test_fan_out_fan_in),
+      cmocka_unit_test(test_failure_across_ranks), cmocka_unit_test(test_retries_remote),
+      cmocka_unit_test(test_cancel_before_sent),
+      cmocka_unit_test(test_nested_and_gets_inside_remote_tasks), cmocka_unit_test(test_bad_node),
+      /* These two need a rank 1; with one rank they are left out. */
+      cmocka_unit_test(test_refs_that_would_escape),
+      cmocka_unit_test(test_function_missing_on_target),
+      cmocka_unit_test(test_work_in_flight_at_shutdown), /* the last: the teardown stops */
+  };
+  const struct CMUnitTest one_rank[] = {
+      tests[0], tests[1], tests[2], tests[3], tests[4],  tests[5],
+      tests[6], tests[7], tests[8], tests[9], tests[10], tests[13],
+  };
+  if (g_ranks == 1) return cmocka_run_group_tests(one_rank, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
