@@ -21,21 +21,33 @@
  *   COMPLETE  [2, task_id, [[true, type, bytes] | [false, code, error], ...]]
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
  *   ACK       [4]                  the answer, the last message a rank sends
+ *   CANCEL    [5, task_id]         owner -> the rank running a task it sent
+ * A CANCEL always follows its TASK (both are queued under `mu`, the TASK
+ * first), so the running rank knows the task when the CANCEL comes: it
+ * cancels its local task as ray_cancel does (not run if still queued; the
+ * flag ray_task_is_cancelled reads if running), and the outcome comes back
+ * in the COMPLETE as usual.
  * `error` is ray__encode_error's encoding of the whole chain (no cause
  * object: the chain is copied out, as the owner cannot read the
  * executor's objects). Between two ranks messages arrive in the order sent
  * (transport.h), which the shutdown handshake rests on: a rank's ACK comes
- * after everything else it sent, so once rank 0 has every ACK nothing more
- * is owed to it.
+ * after every answer it sent rank 0; then every rank's transport stop
+ * exchanges END with every other rank, which drains whatever ranks still
+ * had in flight between them.
+ *
+ * Shutdown on every rank starts by closing: a TASK that arrives from then
+ * on is refused (RAY_ESHUTDOWN), and the close waits for one being
+ * submitted, so nothing reaches the runtime after its queues are drained.
  *
  * What is not here yet (ADR-006, issue 13): refs that travel (a ref inside
  * a value sent to or from another rank fails with RAY_ENOTSUP), pulls of
  * large values (every value travels inline, up to the transport's 2 GiB),
- * RAY_NODE_ANY spreading work over ranks (it runs here), and cancelling a
- * task already sent.
+ * and RAY_NODE_ANY spreading work over ranks (it runs here).
  *
- * Threads: send_task and send_results run on workers; on_recv on the
- * communication thread; in-flight table and the shutdown state under `mu`. */
+ * Threads: send_task and send_results run on workers (send_task also on a
+ * host thread that helps while it waits); on_recv on the
+ * communication thread; the in-flight table, the table of tasks run here
+ * for other ranks and the shutdown state under `mu`. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +56,7 @@
 #include "internal.h"
 #include "transport.h"
 
-enum { K_TASK = 1, K_COMPLETE = 2, K_SHUTDOWN = 3, K_ACK = 4 };
+enum { K_TASK = 1, K_COMPLETE = 2, K_SHUTDOWN = 3, K_ACK = 4, K_CANCEL = 5 };
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
 /* How long rank 0 waits for every other rank to confirm the shutdown. */
 #define STOP_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
@@ -56,14 +68,19 @@ typedef struct flight_s {
   ray__task_t *t;
 } flight_t;
 
+struct exec_s;
+
 struct ray__cluster_s {
   ray__runtime_t *rt;
   ray__transport_t *tr;
   uv_mutex_t mu;
-  uv_cond_t cv;                      /* an ACK came; the stop was asked for */
-  flight_t *flights[FLIGHT_BUCKETS]; /* under mu */
-  int acks;                          /* rank 0: ranks that confirmed the stop */
-  bool stop_asked;                   /* other ranks: SHUTDOWN came */
+  uv_cond_t cv;                         /* an ACK came; the stop was asked for */
+  flight_t *flights[FLIGHT_BUCKETS];    /* under mu */
+  struct exec_s *execs[FLIGHT_BUCKETS]; /* under mu: tasks run here for other ranks */
+  int acks;                             /* rank 0: ranks that confirmed the stop */
+  bool closing;                         /* the runtime is stopping: TASKs refused */
+  int in_task;                          /* on_task calls under way (close waits them out) */
+  bool stop_asked;                      /* other ranks: SHUTDOWN came */
 };
 
 /* ---- Packing helpers ---- */
@@ -91,7 +108,9 @@ static int send_buf(ray__cluster_t *cl, int dest, ray__mpbuf_t *b) {
   void *p = take_bytes(b, &len);
   ray__mpbuf_destroy(b);
   if (p == NULL) return RAY_ENOMEM;
-  return ray__transport_send(cl->tr, dest, p, len);
+  int rc = ray__transport_send(cl->tr, dest, p, len);
+  if (rc == 0) atomic_fetch_add_explicit(&cl->rt->remote_bytes_sent, len, memory_order_relaxed);
+  return rc;
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s) {
@@ -154,12 +173,34 @@ static ray__task_t *remote_done(ray__task_t *t, ray__task_end_t *end) {
   return NULL;
 }
 
+static int send_cancel(ray__cluster_t *cl, int dest, uint64_t task_id) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, K_CANCEL);
+  msgpack_pack_uint64(&pk, task_id);
+  return send_buf(cl, dest, &b);
+}
+
+/* ray_cancel of a task past PENDING: if it was sent (in the table), ask
+ * its rank; if it is about to be, send_task sees the flag under mu. */
+static void remote_cancel(ray__task_t *t) {
+  ray__cluster_t *cl = t->rt->cluster;
+  uv_mutex_lock(&cl->mu);
+  bool sent = false;
+  for (flight_t *f = *bucket(cl, t->task_id); f != NULL && !sent; f = f->next) sent = f->t == t;
+  if (sent) (void)send_cancel(cl, t->node, t->task_id);
+  uv_mutex_unlock(&cl->mu);
+}
+
 static const ray__task_ops_t remote_ops = {
     .kind = RAY__TASK_FN,
     .counted = true,
     .ready = remote_ready,
     .body = NULL, /* never runs here: send_task replaces the run */
     .done = remote_done,
+    .cancel = remote_cancel,
 };
 
 /* Pack the TASK message of `t`, its arguments pinned. Errors: RAY_ENOTSUP
@@ -234,20 +275,22 @@ static void send_task(ray__runnable_t *rn) {
     ray__mpbuf_destroy(&b);
     rc = RAY_ENOMEM;
   }
-  if (rc == 0) { /* in the table before it goes: the answer may come at once */
+  if (rc == 0) {
+    /* In the table before it goes (the answer may come at once), and
+     * queued under mu with the cancel check, so a CANCEL never overtakes
+     * its TASK (remote_cancel). */
     f->task_id = t->task_id;
     f->t = t;
     uv_mutex_lock(&cl->mu);
     flight_t **p = bucket(cl, t->task_id);
     f->next = *p;
     *p = f;
-    uv_mutex_unlock(&cl->mu);
     rc = send_buf(cl, t->node, &b);
-    if (rc == 0) return; /* the COMPLETE finishes it */
-    uv_mutex_lock(&cl->mu);
-    f = flight_take(cl, t->task_id);
+    if (rc == 0) atomic_fetch_add_explicit(&t->rt->remote_tasks_sent, 1, memory_order_relaxed);
+    if (rc == 0 && atomic_load(&t->cancel)) (void)send_cancel(cl, t->node, t->task_id);
+    if (rc != 0) f = flight_take(cl, t->task_id);
     uv_mutex_unlock(&cl->mu);
-    if (f == NULL) return; /* finished meanwhile (by the stop) */
+    if (rc == 0) return; /* the COMPLETE finishes it */
     ray__free(f);
   }
   if (rc == RAY_ENOTSUP)
@@ -282,8 +325,16 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
   ray_error_t *err = NULL;
   uint64_t cause = 0;
   if (ray__decode_error(data, size, &err, &cause) != 0) err = NULL;
-  if (err != NULL) code = ray_error_code(err);
-  if (code >= 0) code = RAY_EDECODE; /* a peer's garbage never succeeds */
+  if (err != NULL && ray_error_code(err) >= 0) { /* a peer's garbage never succeeds */
+    ray_error_free(err);
+    err = NULL;
+    code = RAY_EDECODE;
+  }
+  if (err != NULL) {
+    code = ray_error_code(err);
+    ray_error_set_task_id(err, t->task_id); /* the owner's id for the task, not the runner's */
+  }
+  if (code >= 0) code = RAY_EDECODE;
   ray__store_fail(&t->rt->store, id, code, err, 0, true);
   ray_error_free(err);
   return code;
@@ -340,6 +391,7 @@ typedef struct exec_watch_s {
 } exec_watch_t;
 struct exec_s {
   ray__runnable_t rn;
+  struct exec_s *next; /* cl->execs */
   ray__cluster_t *cl;
   int src;
   uint64_t task_id;
@@ -349,7 +401,24 @@ struct exec_s {
   exec_watch_t watch[RAY_MAX_RETURNS];
 };
 
+static struct exec_s **exec_bucket(ray__cluster_t *cl, int src, uint64_t task_id) {
+  uint64_t h = (task_id ^ ((uint64_t)(unsigned)src << 48)) * 0x9E3779B97F4A7C15ull;
+  return &cl->execs[h >> 54];
+}
+
+/* Take x out of the table (mu held), if it is there. */
+static void exec_unlink(exec_t *x) {
+  for (exec_t **p = exec_bucket(x->cl, x->src, x->task_id); *p != NULL; p = &(*p)->next)
+    if (*p == x) {
+      *p = x->next;
+      return;
+    }
+}
+
 static void exec_free(exec_t *x) {
+  uv_mutex_lock(&x->cl->mu);
+  exec_unlink(x);
+  uv_mutex_unlock(&x->cl->mu);
   ray__store_t *st = &x->cl->rt->store;
   for (uint32_t i = 0; i < x->n; i++) ray__store_release(st, x->refs[i].id);
   ray__free(x);
@@ -362,7 +431,7 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
                    const char *fmt, const char *what) {
   char msg[256], text[320];
   snprintf(msg, sizeof msg, fmt, what);
-  snprintf(text, sizeof text, "%s (rank %d)", msg, cl->rt->rank);
+  snprintf(text, sizeof text, "%s (rank %d)", msg, atomic_load(&cl->rt->rank));
   ray_error_t *err = NULL;
   if (ray_error_new(&err, code, NULL, "%s", text) == 0) ray_error_set_task_id(err, task_id);
   ray__mpbuf_t eb;
@@ -458,19 +527,46 @@ static void exec_notify(ray__watch_t *w, int status) {
   exec_countdown(((exec_watch_t *)w)->x);
 }
 
-/* A msgpack str as a NUL-terminated copy in buf (cap bytes), or NULL. */
-static const char *str_of(const msgpack_object *o, char *buf, size_t cap) {
-  if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap) return NULL;
-  memcpy(buf, o->via.str.ptr, o->via.str.size);
-  buf[o->via.str.size] = '\0';
-  return buf;
+/* A msgpack str as a NUL-terminated copy (ray__free it), or NULL (not a
+ * str, or no memory). */
+static char *str_of(const msgpack_object *o) {
+  if (o->type != MSGPACK_OBJECT_STR) return NULL;
+  char *p = ray__malloc(o->via.str.size + 1);
+  if (p == NULL) return NULL;
+  memcpy(p, o->via.str.ptr, o->via.str.size);
+  p[o->via.str.size] = '\0';
+  return p;
 }
 
+static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m);
+static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                      const char *fname, const char *tname, const msgpack_object *v);
+
+/* A TASK: run it unless the runtime is closing (then refuse it). */
 static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
-  ray__runtime_t *rt = cl->rt;
+  uv_mutex_lock(&cl->mu);
+  bool closing = cl->closing;
+  if (!closing) cl->in_task++;
+  uv_mutex_unlock(&cl->mu);
+  if (closing) {
+    const msgpack_object *v = m->via.array.ptr;
+    if (m->via.array.size == 8 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        v[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[3].via.u64 <= RAY_MAX_RETURNS)
+      refuse(cl, src, v[1].via.u64, (uint32_t)v[3].via.u64, RAY_ESHUTDOWN,
+             "the runtime shut down before %s ran", "the task");
+    return;
+  }
+  run_task(cl, src, m);
+  uv_mutex_lock(&cl->mu);
+  if (--cl->in_task == 0 && cl->closing) uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
+
+static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  char fname[NAME_MAX_LEN], tname[NAME_MAX_LEN];
   if (m->via.array.size != 8 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_STR ||
+      (v[6].type != MSGPACK_OBJECT_STR && v[6].type != MSGPACK_OBJECT_NIL) ||
       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[3].via.u64 > RAY_MAX_RETURNS ||
       v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[5].type != MSGPACK_OBJECT_BOOLEAN ||
       v[7].type != MSGPACK_OBJECT_ARRAY || v[7].via.array.size > RAY_MAX_ARGS) {
@@ -479,10 +575,23 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   }
   uint64_t task_id = v[1].via.u64;
   uint32_t nreturns = (uint32_t)v[3].via.u64;
-  if (str_of(&v[2], fname, sizeof fname) == NULL) {
-    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "a task's function name is too long%s", "");
+  char *fname = str_of(&v[2]);
+  char *tname = v[6].type == MSGPACK_OBJECT_NIL ? NULL : str_of(&v[6]);
+  if (fname == NULL || (tname == NULL && v[6].type != MSGPACK_OBJECT_NIL)) {
+    refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory for a task's names%s", "");
+    ray__free(fname);
+    ray__free(tname);
     return;
   }
+  run_named(cl, src, task_id, nreturns, fname, tname, v);
+  ray__free(fname);
+  ray__free(tname);
+}
+
+/* run_task, its names copied out. */
+static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                      const char *fname, const char *tname, const msgpack_object *v) {
+  ray__runtime_t *rt = cl->rt;
   ray__func_t *f = ray__function_find(&rt->funcs, fname);
   if (f == NULL) {
     refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here", fname);
@@ -512,7 +621,7 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray_task_opts_init(&opts);
   opts.max_retries = (uint32_t)v[4].via.u64;
   opts.retry_on_error = v[5].via.boolean;
-  opts.name = str_of(&v[6], tname, sizeof tname); /* NULL (nil): the function's */
+  opts.name = tname; /* NULL (nil): the function's */
   exec_t *x = ray__calloc(1, sizeof *x);
   if (x == NULL) {
     refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to run %s", fname);
@@ -530,6 +639,12 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
     return;
   }
   x->n = nreturns;
+  atomic_fetch_add_explicit(&rt->remote_tasks_received, 1, memory_order_relaxed);
+  uv_mutex_lock(&cl->mu); /* known to a CANCEL from here on */
+  exec_t **b = exec_bucket(cl, src, task_id);
+  x->next = *b;
+  *b = x;
+  uv_mutex_unlock(&cl->mu);
   atomic_init(&x->left, nreturns + 1); /* + 1 until every watch is set */
   for (uint32_t i = 0; i < nreturns; i++) {
     x->watch[i].w.fn = exec_notify;
@@ -542,10 +657,34 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   exec_countdown(x); /* the guard */
 }
 
+/* A CANCEL from the owner of a task running here: cancel it as ray_cancel
+ * does (its results go back as usual). One retained, the ref outlives a
+ * send_results racing with us. */
+static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  if (m->via.array.size != 2 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed CANCEL from rank %d", src);
+    return;
+  }
+  uint64_t task_id = m->via.array.ptr[1].via.u64;
+  ray_ref_t ref = {0, 0};
+  uv_mutex_lock(&cl->mu);
+  for (exec_t *x = *exec_bucket(cl, src, task_id); x != NULL; x = x->next)
+    if (x->src == src && x->task_id == task_id) {
+      ref = x->refs[0];
+      if (ray__store_retain(&cl->rt->store, ref.id) != 0) ref.id = 0;
+      break;
+    }
+  uv_mutex_unlock(&cl->mu);
+  if (ref.id == 0) return; /* finished and answered already */
+  (void)ray_cancel(ref);   /* RAY_EFINISHED when it just finished: nothing to do */
+  ray__store_release(&cl->rt->store, ref.id);
+}
+
 /* ---- Receiving (communication thread) ---- */
 
 static void on_recv(void *arg, int src, const void *data, size_t len) {
   ray__cluster_t *cl = arg;
+  atomic_fetch_add_explicit(&cl->rt->remote_bytes_received, len, memory_order_relaxed);
   msgpack_unpacked u;
   if (ray__mp_decode(data, len, &u) != 0) {
     ray__log(RAY_LOG_ERROR, "cluster: an undecodable message from rank %d", src);
@@ -564,6 +703,9 @@ static void on_recv(void *arg, int src, const void *data, size_t len) {
       break;
     case K_COMPLETE:
       on_complete(cl, src, m);
+      break;
+    case K_CANCEL:
+      on_cancel(cl, src, m);
       break;
     case K_SHUTDOWN:
       if (src != 0) break; /* only the driver stops the job */
@@ -604,39 +746,60 @@ static uint64_t registry_hash(ray__registry_t *r) {
   return h + n;
 }
 
+/* FNV-1a of a function's name alone. */
+static uint64_t name_hash(const char *name) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = name; *p != '\0'; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}
+
+/* Ours among the registered functions whose name hashes to nh, or NULL. */
+static const ray__func_t *find_by_hash(ray__registry_t *r, uint64_t nh) {
+  unsigned n = ray__function_count(r);
+  for (unsigned i = 0; i < n; i++) {
+    const ray__func_t *f = ray__function_at(r, i);
+    if (name_hash(f->name) == nh) return f;
+  }
+  return NULL;
+}
+
 /* The first function (in rank 0's order, then ours) that rank 0 and this
- * rank do not register alike, into name (NAME_MAX_LEN bytes; "" if none):
- * rank 0's list goes to every rank (collectives, in the same order on
- * every rank). Errors: RAY_EIO, RAY_ENOMEM. */
+ * rank do not register alike, into name (its first NAME_MAX_LEN - 1
+ * bytes; "" if none): rank 0's list goes to every rank (collectives, in
+ * the same order on every rank). Errors: RAY_EIO, RAY_ENOMEM (then the
+ * other ranks stay in the collective until the launcher ends the job,
+ * which mpirun does when this rank's ray_init fails and it exits). */
 static int first_difference(ray__cluster_t *cl, ray__transport_t *tr, char *name) {
   ray__registry_t *r = &cl->rt->funcs;
   unsigned n = ray__function_count(r);
-  /* Rank 0's list: n entries of [hash, name], fixed size. */
+  /* Rank 0's list: n entries, fixed size, matched by the name's hash. */
   typedef struct {
-    uint64_t hash;
+    uint64_t name_hash, hash;
     char name[NAME_MAX_LEN];
   } item_t;
   uint64_t n0 = n;
   int rc = ray__transport_bcast(tr, &n0, sizeof n0, 0);
   if (rc != 0) return rc;
   item_t *list = ray__calloc(n0 > 0 ? n0 : 1, sizeof *list);
-  if (list == NULL) return RAY_ENOMEM; /* the other ranks then fail in the bcast below */
-  if (cl->rt->rank == 0)
+  if (list == NULL) return RAY_ENOMEM;
+  if (atomic_load(&cl->rt->rank) == 0)
     for (unsigned i = 0; i < n; i++) {
       const ray__func_t *f = ray__function_at(r, i);
+      list[i].name_hash = name_hash(f->name);
       list[i].hash = fn_hash(f);
       snprintf(list[i].name, NAME_MAX_LEN, "%s", f->name);
     }
   rc = ray__transport_bcast(tr, list, n0 * sizeof *list, 0);
   name[0] = '\0';
   for (uint64_t i = 0; rc == 0 && i < n0 && name[0] == '\0'; i++) {
-    ray__func_t *f = ray__function_find(r, list[i].name);
+    const ray__func_t *f = find_by_hash(r, list[i].name_hash);
     if (f == NULL || fn_hash(f) != list[i].hash) snprintf(name, NAME_MAX_LEN, "%s", list[i].name);
   }
   for (unsigned i = 0; rc == 0 && i < n && name[0] == '\0'; i++) {
     const ray__func_t *f = ray__function_at(r, i);
+    uint64_t nh = name_hash(f->name);
     bool found = false;
-    for (uint64_t k = 0; k < n0 && !found; k++) found = strcmp(list[k].name, f->name) == 0;
+    for (uint64_t k = 0; k < n0 && !found; k++) found = list[k].name_hash == nh;
     if (!found) snprintf(name, NAME_MAX_LEN, "%s", f->name);
   }
   ray__free(list);
@@ -649,26 +812,30 @@ static int setup(void *arg, ray__transport_t *tr) {
   /* Here, before the thread receives anything: a worker answering the
    * first task reads it (ray__transport_start's own *out comes later). */
   cl->tr = tr;
-  rt->rank = ray__transport_rank(tr);
-  rt->nranks = ray__transport_size(tr);
+  /* The ops before the rank count: a submitter that sees another rank is
+   * valid also sees how to send there (submit.c loads in that order). */
+  atomic_store_explicit(&rt->remote_fn_ops, &remote_ops, memory_order_relaxed);
+  atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
+  atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
+  int nranks = ray__transport_size(tr);
   uint64_t mine = registry_hash(&rt->funcs);
-  uint64_t *all = ray__calloc((size_t)rt->nranks, sizeof *all);
+  uint64_t *all = ray__calloc((size_t)nranks, sizeof *all);
   if (all == NULL) return RAY_ENOMEM;
   int rc = ray__transport_allgather(tr, &mine, sizeof mine, all);
   bool same = true;
-  for (int i = 0; rc == 0 && i < rt->nranks; i++) same &= all[i] == all[0];
+  for (int i = 0; rc == 0 && i < nranks; i++) same &= all[i] == all[0];
   ray__free(all);
   if (rc != 0 || same) return rc;
   /* They differ: find which function, and agree on one name to report. */
   char name[NAME_MAX_LEN];
   if ((rc = first_difference(cl, tr, name)) != 0) return rc;
-  char *names = ray__calloc((size_t)rt->nranks, NAME_MAX_LEN);
+  char *names = ray__calloc((size_t)nranks, NAME_MAX_LEN);
   if (names == NULL) return RAY_ENOMEM;
   if ((rc = ray__transport_allgather(tr, name, NAME_MAX_LEN, names)) == 0) {
     const char *first = "";
     int at = 0;
-    for (int i = 0; i < rt->nranks && *first == '\0'; i++) first = names + (size_t)i * NAME_MAX_LEN;
-    for (int i = 0; i < rt->nranks; i++)
+    for (int i = 0; i < nranks && *first == '\0'; i++) first = names + (size_t)i * NAME_MAX_LEN;
+    for (int i = 0; i < nranks; i++)
       if (strcmp(names + (size_t)i * NAME_MAX_LEN, first) == 0 && *first != '\0') {
         at = i;
         break;
@@ -709,20 +876,29 @@ int ray__cluster_start(ray__runtime_t *rt) {
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
     rt->cluster = NULL;
-    rt->rank = 0;
-    rt->nranks = 1;
+    atomic_store(&rt->nranks, 1);
+    atomic_store(&rt->rank, 0);
+    atomic_store(&rt->remote_fn_ops, NULL);
     uv_cond_destroy(&cl->cv);
     uv_mutex_destroy(&cl->mu);
     ray__free(cl);
     return rc;
   }
-  rt->remote_fn_ops = &remote_ops;
   return 0;
+}
+
+void ray__cluster_close(ray__runtime_t *rt) {
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL) return;
+  uv_mutex_lock(&cl->mu);
+  cl->closing = true;
+  while (cl->in_task > 0) uv_cond_wait(&cl->cv, &cl->mu);
+  uv_mutex_unlock(&cl->mu);
 }
 
 bool ray__cluster_may_stop(ray__runtime_t *rt) {
   ray__cluster_t *cl = rt->cluster;
-  if (cl == NULL || rt->rank == 0) return true;
+  if (cl == NULL || atomic_load(&rt->rank) == 0) return true;
   uv_mutex_lock(&cl->mu);
   bool asked = cl->stop_asked;
   uv_mutex_unlock(&cl->mu);
@@ -732,18 +908,18 @@ bool ray__cluster_may_stop(ray__runtime_t *rt) {
 void ray__cluster_stop(ray__runtime_t *rt) {
   ray__cluster_t *cl = rt->cluster;
   if (cl == NULL) return;
-  if (rt->rank == 0) {
-    for (int r = 1; r < rt->nranks; r++) (void)send_kind(cl, r, K_SHUTDOWN);
+  int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
+  if (rank == 0) {
+    for (int r = 1; r < nranks; r++) (void)send_kind(cl, r, K_SHUTDOWN);
     uint64_t deadline = uv_hrtime() + STOP_TIMEOUT_NS;
     uv_mutex_lock(&cl->mu);
-    while (cl->acks < rt->nranks - 1 &&
-           ray__thread_cond_wait_until(&cl->cv, &cl->mu, deadline) == 0) {
+    while (cl->acks < nranks - 1 && ray__thread_cond_wait_until(&cl->cv, &cl->mu, deadline) == 0) {
     }
     int acks = cl->acks;
     uv_mutex_unlock(&cl->mu);
-    if (acks < rt->nranks - 1)
+    if (acks < nranks - 1)
       ray__log(RAY_LOG_ERROR, "cluster: %d of %d ranks did not confirm the shutdown",
-               rt->nranks - 1 - acks, rt->nranks - 1);
+               nranks - 1 - acks, nranks - 1);
   } else {
     (void)send_kind(cl, 0, K_ACK); /* the last message this rank sends */
   }
@@ -769,18 +945,21 @@ void ray__cluster_stop(ray__runtime_t *rt) {
 
 int ray_rank(void) {
   RAY__API_GUARD(rt);
-  return rt != NULL ? rt->rank : 0;
+  return rt != NULL ? atomic_load_explicit(&rt->rank, memory_order_relaxed) : 0;
 }
 
 int ray_num_ranks(void) {
   RAY__API_GUARD(rt);
-  return rt != NULL ? rt->nranks : 1;
+  return rt != NULL ? atomic_load_explicit(&rt->nranks, memory_order_relaxed) : 1;
 }
 
 int ray__cluster_serve_wait(void) {
   RAY__API_ENTER(rt);
+  /* A call that comes once shutdown began finds it stopping (guard.h) and
+   * must not touch the cluster, which the shutdown frees. */
+  if (atomic_load(&rt->stopping)) return 0;
   ray__cluster_t *cl = rt->cluster;
-  if (cl == NULL || rt->rank == 0) return RAY_EINVAL;
+  if (cl == NULL || atomic_load(&rt->rank) == 0) return RAY_EINVAL;
   /* Inside the guard: the runtime (and cl) stay until we leave, and the
    * only shutdown that can start meanwhile is one the driver asked for,
    * which ends this wait first. */

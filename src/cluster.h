@@ -18,17 +18,22 @@ typedef struct ray__cluster_s ray__cluster_t;
  * ray__transport_start; RAY_EINVAL (the registrations differ: logged with
  * the first function that does, on every rank). */
 int ray__cluster_start(struct ray__runtime_s *rt);
+/* ray_shutdown's first step: refuse TASKs from here on, and wait for one
+ * being submitted now. No-op in a single process. */
+void ray__cluster_close(struct ray__runtime_s *rt);
 /* Whether ray_shutdown may stop this rank now: always on rank 0 (and in a
  * single process); on another rank only once the driver asked. */
 bool ray__cluster_may_stop(struct ray__runtime_s *rt);
 /* ray_shutdown's step, after every local task ended and before the store
- * goes: on rank 0 stop every other rank and wait for each to confirm; on
- * the others confirm. Then stop the transport and free the state. No-op
- * in a single process. */
+ * goes: on rank 0 stop every other rank and wait for each to confirm (at
+ * most 30 s); on the others confirm. Then stop the transport (which
+ * exchanges END with every rank) and free the state. No-op in a single
+ * process. */
 void ray__cluster_stop(struct ray__runtime_s *rt);
 
-/* ray_serve's wait: until the driver asks this rank to stop. Errors:
- * RAY_ENOTINIT, RAY_EINVAL (rank 0, or not in cluster mode). */
+/* ray_serve's wait: until the driver asks this rank to stop (0 at once
+ * when the runtime is stopping already). Errors: RAY_ENOTINIT, RAY_EINVAL
+ * (rank 0, or not in cluster mode). */
 int ray__cluster_serve_wait(void);
 
 #endif /* RAY_CLUSTER_H */

@@ -65,11 +65,18 @@ typedef struct ray__runtime_s {
   bool (*run_producer)(struct ray__runtime_s *rt, uint64_t id);
   /* Cluster mode (cluster.c): this rank, the number of ranks (0 and 1 in a
    * single process), the ops of a function call placed on another rank
-   * (NULL in a single process), and the cluster's state. */
-  int rank;
-  int nranks;
-  const struct ray__task_ops_s *remote_fn_ops;
+   * (NULL in a single process), and the cluster's state. The first three
+   * are set on the communication thread while the runtime is already
+   * published (ray_init starts the cluster last), ops first: atomics. */
+  atomic_int rank;
+  atomic_int nranks;
+  _Atomic(const struct ray__task_ops_s *) remote_fn_ops;
   struct ray__cluster_s *cluster;
+  /* cluster.c counts, stats.c reads (ray_stats). */
+  atomic_uint_fast64_t remote_tasks_sent;
+  atomic_uint_fast64_t remote_tasks_received;
+  atomic_uint_fast64_t remote_bytes_sent;
+  atomic_uint_fast64_t remote_bytes_received;
 } ray__runtime_t;
 
 /* A task or actor call has finished (after tasks_finished was bumped):

@@ -85,6 +85,14 @@ int ray_metrics_text(char *buf, size_t len) {
          s.tasks_failed);
   metric(&t, "rustyray_actors_alive", "gauge", "Actors alive.", s.actors_alive);
   metric(&t, "rustyray_workers", "gauge", "Worker threads (spares included).", s.num_workers);
+  metric(&t, "rustyray_remote_tasks_sent_total", "counter",
+         "Tasks sent to other ranks (cluster mode).", s.remote_tasks_sent);
+  metric(&t, "rustyray_remote_tasks_received_total", "counter",
+         "Tasks other ranks sent here (cluster mode).", s.remote_tasks_received);
+  metric(&t, "rustyray_remote_bytes_sent_total", "counter",
+         "Bytes of messages sent to other ranks (cluster mode).", s.remote_bytes_sent);
+  metric(&t, "rustyray_remote_bytes_received_total", "counter",
+         "Bytes of messages received from other ranks (cluster mode).", s.remote_bytes_received);
   ray__latency_t l;
   ray__timeline_latency(rt, &l);
   put(&t,

@@ -232,9 +232,14 @@ int ray_init(const ray_config_t *cfg) {
     goto out;
   }
   rt->cfg = *cfg;
-  rt->rank = 0;
-  rt->nranks = 1;
+  atomic_init(&rt->rank, 0);
+  atomic_init(&rt->nranks, 1);
+  atomic_init(&rt->remote_fn_ops, NULL);
   atomic_init(&rt->stopping, false);
+  atomic_init(&rt->remote_tasks_sent, 0);
+  atomic_init(&rt->remote_tasks_received, 0);
+  atomic_init(&rt->remote_bytes_sent, 0);
+  atomic_init(&rt->remote_bytes_received, 0);
   atomic_init(&rt->quiet_waiters, 0);
   ray__counter_init(&rt->tasks_submitted);
   ray__counter_init(&rt->tasks_finished);
@@ -346,6 +351,7 @@ int ray_shutdown(void) {
     return RAY_EBUSY;
   }
   tls_in_lifecycle = true;
+  ray__cluster_close(rt);      /* no task from another rank reaches the runtime any more */
   ray__wait_blocking_stop(rt); /* sets `stopping`: from here on no caller starts to park */
   ray__mem_stop(&rt->store);   /* puts waiting for memory give up */
   ray__store_fail_all_pending(&rt->store, RAY_ESHUTDOWN);

@@ -42,6 +42,10 @@ int ray_stats(ray_stats_t *out) {
   out->tasks_finished = ray__counter_sum(&rt->tasks_finished);
   out->tasks_failed = atomic_load(&rt->tasks_failed);
   out->actors_alive = (uint64_t)atomic_load(&rt->actors.alive);
+  out->remote_tasks_sent = atomic_load(&rt->remote_tasks_sent);
+  out->remote_tasks_received = atomic_load(&rt->remote_tasks_received);
+  out->remote_bytes_sent = atomic_load(&rt->remote_bytes_sent);
+  out->remote_bytes_received = atomic_load(&rt->remote_bytes_received);
   out->num_workers = atomic_load(&rt->sched.nworkers);
   out->num_shards = st->nshards;
   return 0;

@@ -395,8 +395,12 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
   /* Placement: here, or another rank's (cluster.c's ops send it there). */
   const ray__task_ops_t *ops = &ray__task_fn_ops;
   if (opts != NULL) {
-    if (opts->node < RAY_NODE_ANY || opts->node >= rt->nranks) return RAY_EINVAL;
-    if (opts->node != RAY_NODE_ANY && opts->node != rt->rank) ops = rt->remote_fn_ops;
+    if (opts->node < RAY_NODE_ANY ||
+        opts->node >= atomic_load_explicit(&rt->nranks, memory_order_acquire))
+      return RAY_EINVAL;
+    if (opts->node != RAY_NODE_ANY &&
+        opts->node != atomic_load_explicit(&rt->rank, memory_order_relaxed))
+      ops = atomic_load_explicit(&rt->remote_fn_ops, memory_order_relaxed); /* set before nranks */
   }
   return ray__task_submit(rt, f, ops, NULL, args, nargs, opts, out_refs, NULL);
 }

@@ -335,6 +335,8 @@ int ray_cancel(ray_ref_t ref) {
   int expected = RAY__T_PENDING;
   if (atomic_compare_exchange_strong(&t->state, &expected, RAY__T_CANCELED))
     ray__task_fail(t, RAY_ECANCELED, 0, NULL, "%s was cancelled before it ran", t->name);
+  else if (t->ops->cancel != NULL)
+    t->ops->cancel(t);
   ray__task_unref(t);
   return 0;
 }

@@ -89,6 +89,10 @@ typedef struct ray__task_ops_s {
    * (ray__task_finish, unless its owner keeps it to run again). Returns the
    * next task to run inline on this worker, or NULL. Runs with no lock held. */
   struct ray__task_s *(*done)(struct ray__task_s *t, struct ray__task_end_s *end);
+  /* ray_cancel found the task past PENDING (its `cancel` flag is set):
+   * pass the request on where the flag cannot reach (a task sent to another
+   * rank). The caller holds a reference on `t`. NULL: the flag is all. */
+  void (*cancel)(struct ray__task_s *t);
 } ray__task_ops_t;
 
 extern const ray__task_ops_t ray__task_fn_ops;

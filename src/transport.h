@@ -51,10 +51,13 @@ int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len);
  * every rank. Errors: RAY_EIO. */
 int ray__transport_allgather(ray__transport_t *tr, const void *mine, size_t len, void *all);
 int ray__transport_bcast(ray__transport_t *tr, void *buf, size_t len, int root);
-/* Finish sending what is queued, stop the communication thread (finalising
- * MPI if ray__transport_start initialised it) and free the transport.
- * Messages that arrive afterwards are never delivered: the caller's
- * protocol makes sure none are owed (cluster.c's shutdown handshake). */
+/* Stop, collectively: finish sending what is queued, tell every other rank
+ * this one ends, and wait until every other rank said the same (at most
+ * 60 s), dropping the messages that still arrive meanwhile (on_recv is not
+ * called again once this is called); then stop the communication thread
+ * (finalising MPI if ray__transport_start initialised it) and free the
+ * transport. Every rank must call it, after the exchanges that matter are
+ * done (cluster.c's shutdown handshake). */
 void ray__transport_stop(ray__transport_t *tr);
 
 #endif /* RAY_TRANSPORT_H */

@@ -9,12 +9,25 @@
  *
  * The thread's loop: take the queue other threads filled (a mutex and a
  * list), post each message with MPI_Isend; test the posted sends
- * (MPI_Testsome) and free what went; probe for arrivals (MPI_Improbe, then
- * MPI_Mrecv of exactly that message) and hand each to on_recv. While there
- * is traffic it keeps looping; spin_us after the last message it sleeps on
+ * (MPI_Testsome) and free what went; probe for arrivals (MPI_Iprobe, then
+ * MPI_Recv of that message: only this thread receives, so nothing else can
+ * take it in between, and a message with no memory to land in stays in MPI
+ * until the next look) and hand each to on_recv. While there is traffic,
+ * or a send of ours is still in flight (MPI progresses it only while we
+ * call in), it keeps looping; spin_us after the last message it sleeps on
  * the queue's condition variable, poll_us at a time (a local sender wakes
  * it at once; an arriving message only at the next look, as MPI has no
  * wake-up event: the one bounded poll of the design).
+ *
+ * Stopping is collective: every rank, as its last message, sends END to
+ * every other rank (a zero-byte message on its own tag), and keeps
+ * receiving until it has END from all of them, dropping whatever else
+ * still arrives (its runtime is going: the cluster layer's handshake has
+ * settled what mattered). As messages between two ranks keep their order,
+ * nothing is addressed to a rank after the ENDs it waits for, so no send
+ * towards it is left unmatched, whichever ranks talked to which. Bounded
+ * by STOP_TIMEOUT_S: a peer that never ends (a dead one: fail-stop) is
+ * logged and left.
  *
  * MPI's lifetime: when the host has not initialised MPI, this thread calls
  * MPI_Init_thread (asking for MPI_THREAD_MULTIPLE, needing at least
@@ -37,13 +50,16 @@
 #include "thread.h"
 #include "transport.h"
 
-enum { TAG = 1 };
+enum { TAG = 1, TAG_END = 2 };
+/* How long a stopping rank waits for every other rank's END. */
+#define STOP_TIMEOUT_S 60
 
 typedef struct out_msg_s {
   struct out_msg_s *next;
   void *data;
   size_t len;
   int dest;
+  int tag;
 } out_msg_t;
 
 struct ray__transport_s {
@@ -56,7 +72,7 @@ struct ray__transport_s {
   uv_mutex_t mu;
   uv_cond_t cv;
   out_msg_t *head, *tail;
-  bool stop;     /* under mu: finish sending, then end */
+  bool stop;     /* under mu: finish sending, then end (END to every rank) */
   bool stopping; /* under mu: sends refused from here on */
   /* Start-up's result, handed to ray__transport_start (under mu, cv). */
   bool started;
@@ -66,6 +82,7 @@ struct ray__transport_s {
   out_msg_t **inflight;
   int ninflight, cap;
   int *done_idx;
+  bool oom_logged; /* a message waits for memory, said once */
 };
 
 /* ---- Start-up, on the thread ---- */
@@ -100,29 +117,47 @@ static void mpi_down(ray__transport_t *tr) {
 
 /* ---- The loop ---- */
 
-/* Post every queued message. Returns whether there was any. */
+/* Room for one more send in flight. Returns false when memory ran out. */
+static bool grow(ray__transport_t *tr) {
+  if (tr->ninflight < tr->cap) return true;
+  int cap = tr->cap == 0 ? 64 : tr->cap * 2;
+  MPI_Request *r = ray__realloc(tr->reqs, (size_t)cap * sizeof *r);
+  if (r == NULL) return false;
+  tr->reqs = r;
+  out_msg_t **f = ray__realloc(tr->inflight, (size_t)cap * sizeof *f);
+  if (f == NULL) return false;
+  tr->inflight = f;
+  int *d = ray__realloc(tr->done_idx, (size_t)cap * sizeof *d);
+  if (d == NULL) return false;
+  tr->done_idx = d;
+  tr->cap = cap;
+  return true;
+}
+
+/* Put what could not be posted back at the head of the queue. */
+static void requeue(ray__transport_t *tr, out_msg_t *list) {
+  if (list == NULL) return;
+  out_msg_t *last = list;
+  while (last->next != NULL) last = last->next;
+  uv_mutex_lock(&tr->mu);
+  last->next = tr->head;
+  tr->head = list;
+  if (tr->tail == NULL) tr->tail = last;
+  uv_mutex_unlock(&tr->mu);
+}
+
+/* Post every queued message (with no memory to track more, the rest go
+ * back to the queue for the next round). Returns whether any was posted. */
 static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
-  bool any = list != NULL;
+  bool any = false;
   while (list != NULL) {
+    if (!grow(tr)) {
+      requeue(tr, list);
+      return any;
+    }
     out_msg_t *m = list;
     list = m->next;
-    if (tr->ninflight == tr->cap) {
-      int cap = tr->cap == 0 ? 64 : tr->cap * 2;
-      MPI_Request *r = ray__realloc(tr->reqs, (size_t)cap * sizeof *r);
-      if (r != NULL) tr->reqs = r;
-      out_msg_t **f = ray__realloc(tr->inflight, (size_t)cap * sizeof *f);
-      if (f != NULL) tr->inflight = f;
-      int *d = ray__realloc(tr->done_idx, (size_t)cap * sizeof *d);
-      if (d != NULL) tr->done_idx = d;
-      if (r == NULL || f == NULL || d == NULL) { /* wait for room: send this one blocking */
-        MPI_Send(m->data, (int)m->len, MPI_BYTE, m->dest, TAG, tr->comm);
-        ray__free(m->data);
-        ray__free(m);
-        continue;
-      }
-      tr->cap = cap;
-    }
-    if (MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, TAG, tr->comm,
+    if (MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, m->tag, tr->comm,
                   &tr->reqs[tr->ninflight]) != MPI_SUCCESS) {
       ray__log(RAY_LOG_ERROR, "cluster: sending %zu bytes to rank %d failed", m->len, m->dest);
       ray__free(m->data);
@@ -130,6 +165,7 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
       continue;
     }
     tr->inflight[tr->ninflight++] = m;
+    any = true;
   }
   return any;
 }
@@ -157,29 +193,55 @@ static void reap_sends(ray__transport_t *tr) {
   tr->ninflight = k;
 }
 
-/* Receive and deliver every message that has arrived. Returns how many. */
-static int receive(ray__transport_t *tr) {
+/* Receive every message that has arrived: deliver it, or drop it once
+ * stopping; count the ENDs. Returns how many arrived. */
+static int receive(ray__transport_t *tr, bool stopping, int *ends) {
   int n = 0;
   for (;;) {
     int flag = 0;
-    MPI_Message msg;
     MPI_Status status;
-    if (MPI_Improbe(MPI_ANY_SOURCE, TAG, tr->comm, &flag, &msg, &status) != MPI_SUCCESS || !flag)
+    if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, tr->comm, &flag, &status) != MPI_SUCCESS || !flag)
       return n;
     int count = 0;
     MPI_Get_count(&status, MPI_BYTE, &count);
     void *buf = ray__malloc(count > 0 ? (size_t)count : 1);
-    if (buf == NULL) { /* out of memory: the message is lost, and said so */
-      ray__log(RAY_LOG_ERROR, "cluster: no memory for a %d-byte message from rank %d: dropped",
-               count, status.MPI_SOURCE);
-      char byte;
-      MPI_Mrecv(&byte, count > 0 ? 1 : 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE); /* truncated */
-      continue;
+    if (buf == NULL) { /* it stays in MPI: the next look tries again */
+      if (!tr->oom_logged)
+        ray__log(RAY_LOG_ERROR, "cluster: no memory for a %d-byte message from rank %d yet", count,
+                 status.MPI_SOURCE);
+      tr->oom_logged = true;
+      return n;
     }
-    MPI_Mrecv(buf, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
-    tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
+    tr->oom_logged = false;
+    MPI_Recv(buf, count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, tr->comm, MPI_STATUS_IGNORE);
+    if (status.MPI_TAG == TAG_END)
+      (*ends)++;
+    else if (!stopping)
+      tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
     ray__free(buf);
     n++;
+  }
+}
+
+/* Queue END for every other rank (under mu: after everything queued). */
+static void queue_ends(ray__transport_t *tr) {
+  for (int r = 0; r < tr->size; r++) {
+    if (r == tr->rank) continue;
+    out_msg_t *m = ray__calloc(1, sizeof *m);
+    void *byte = m != NULL ? ray__malloc(1) : NULL;
+    if (byte == NULL) { /* the peer then waits out its STOP_TIMEOUT_S */
+      ray__free(m);
+      ray__log(RAY_LOG_ERROR, "cluster: no memory to tell rank %d we stop", r);
+      continue;
+    }
+    m->data = byte;
+    m->dest = r;
+    m->tag = TAG_END;
+    if (tr->tail != NULL)
+      tr->tail->next = m;
+    else
+      tr->head = m;
+    tr->tail = m;
   }
 }
 
@@ -199,21 +261,38 @@ static void thread_main(void *arg) {
 
   uint64_t spin_ns = (uint64_t)tr->opts.spin_us * 1000u;
   uint64_t poll_ns = (uint64_t)tr->opts.poll_us * 1000u;
-  uint64_t last = uv_hrtime();
+  uint64_t last = uv_hrtime(), deadline = 0;
+  int ends = 0;
+  bool stopping = false;
   for (;;) {
     uv_mutex_lock(&tr->mu);
+    if (tr->stop && !stopping) { /* the last messages: END to everyone */
+      stopping = true;
+      queue_ends(tr);
+      deadline = uv_hrtime() + (uint64_t)STOP_TIMEOUT_S * 1000000000u;
+    }
     out_msg_t *list = tr->head;
     tr->head = tr->tail = NULL;
-    bool stop = tr->stop;
     uv_mutex_unlock(&tr->mu);
     bool busy = post_sends(tr, list);
     reap_sends(tr);
-    if (stop && list == NULL) break;
-    busy |= receive(tr) > 0;
+    busy |= receive(tr, stopping, &ends) > 0;
     uint64_t now = uv_hrtime();
+    if (stopping && ends >= tr->size - 1 && tr->ninflight == 0) {
+      uv_mutex_lock(&tr->mu);
+      bool queued = tr->head != NULL;
+      uv_mutex_unlock(&tr->mu);
+      if (!queued) break;
+    }
+    if (stopping && now > deadline) {
+      ray__log(RAY_LOG_ERROR,
+               "cluster: %d of %d ranks did not end within %d s; %d sends still in flight",
+               tr->size - 1 - ends, tr->size - 1, STOP_TIMEOUT_S, tr->ninflight);
+      break;
+    }
     if (busy) {
       last = now;
-    } else if (now - last < spin_ns || tr->ninflight > 0) {
+    } else if (now - last < spin_ns || tr->ninflight > 0 || stopping) {
       ray__cpu_relax();
     } else {
       uv_mutex_lock(&tr->mu);
@@ -222,14 +301,9 @@ static void thread_main(void *arg) {
       uv_mutex_unlock(&tr->mu);
     }
   }
-  /* Stopping: what was queued is posted; let it go out. */
-  if (tr->ninflight > 0) MPI_Waitall(tr->ninflight, tr->reqs, MPI_STATUSES_IGNORE);
-  for (int i = 0; i < tr->ninflight; i++) {
-    ray__free(tr->inflight[i]->data);
-    ray__free(tr->inflight[i]);
-  }
-  tr->ninflight = 0;
-  mpi_down(tr);
+  /* Sends still in flight here went to a peer that never ended (the
+   * timeout): MPI may still read their buffers, so they are left. */
+  if (tr->ninflight == 0) mpi_down(tr);
 }
 
 /* ---- The interface ---- */
@@ -287,6 +361,7 @@ int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len) 
   m->data = data;
   m->len = len;
   m->dest = dest;
+  m->tag = TAG;
   uv_mutex_lock(&tr->mu);
   if (tr->stopping) {
     uv_mutex_unlock(&tr->mu);

@@ -61,6 +61,16 @@ static void test_bad_settings(void **state) {
   assert_int_equal(ray__threads_alive(), 0);
 }
 
+/* test_environment's teardown: a failed assertion must not leave its
+ * variables to the tests after it. */
+static int unset_cluster_env(void **state) {
+  (void)state;
+  unsetenv("RAY_CLUSTER");
+  unsetenv("RAY_CLUSTER_SPIN_US");
+  unsetenv("RAY_CLUSTER_POLL_US");
+  return 0;
+}
+
 static void test_environment(void **state) {
   (void)state;
   ray_config_t cfg;
@@ -142,7 +152,7 @@ int main(void) {
       cmocka_unit_test(test_single_process_is_rank_0_of_1),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_bad_settings),
-      cmocka_unit_test(test_environment),
+      cmocka_unit_test_teardown(test_environment, unset_cluster_env),
       cmocka_unit_test(test_node_placement_in_one_process),
 #ifndef RAY_TEST_WITH_MPI
       cmocka_unit_test(test_mpi_refused_without_mpi),

@@ -148,8 +148,10 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * variable when cfg is NULL; in cluster mode also: the ranks did not
  * register the same functions with the same return types, logged at
  * RAY_LOG_ERROR with the first function that differs, on every rank),
- * RAY_ENOTSUP (RAY_CLUSTER_MPI in a library built without MPI, or a
- * host-initialised MPI without MPI_THREAD_MULTIPLE), RAY_ENOMEM, RAY_EIO (a thread or loop could
+ * RAY_ENOTSUP (RAY_CLUSTER_MPI in a library built without MPI, a
+ * host-initialised MPI without MPI_THREAD_MULTIPLE, an MPI that gives
+ * less than MPI_THREAD_SERIALIZED, or MPI finalised already: cluster mode
+ * starts once per process), RAY_ENOMEM, RAY_EIO (a thread or loop could
  * not be created, or the metrics port could not be bound), RAY_EBUSY (from code the library runs: a
  * task, an actor method, constructor or destructor, a callback, a free function or a log handler).
  * On failure nothing is left running or allocated. Blocks while threads start; thread-safe
@@ -160,8 +162,9 @@ RAY_EXTERN int ray_init(const ray_config_t *cfg);
  * every blocked ray_get/ray_wait and delivers every pending on_ready callback
  * with that status), join every thread and free the store. Views from
  * ray_get() that are still held stay valid until ray_buf_release().
- * In cluster mode, on rank 0 (the driver), it first stops every other
- * rank (their ray_serve returns) and waits for each to confirm.
+ * In cluster mode, on rank 0 (the driver), once its own work has ended it
+ * stops every other rank (their ray_serve returns) and waits up to 30 s
+ * for each to confirm; then every rank finalises MPI together.
  * Errors: RAY_ENOTINIT (not running), RAY_EBUSY (on a rank other than 0 in
  * cluster mode before the driver stopped it: see ray_serve; from the
  * library's own threads, or from code it runs inside a call on this thread: a callback,
@@ -179,14 +182,16 @@ RAY_EXTERN int ray_shutdown(void);
 RAY_EXTERN int ray_rank(void);
 RAY_EXTERN int ray_num_ranks(void);
 
-/* On a rank other than 0 in cluster mode: run the work the other ranks
- * send here until the driver (rank 0) calls ray_shutdown, then shut this
- * rank's runtime down (as ray_shutdown does; MPI is finalised if ray_init
- * initialised it) and return 0. Before that, ray_shutdown on such a rank
- * returns RAY_EBUSY: the driver stops every rank.
+/* On a rank other than 0 in cluster mode: wait until the driver (rank 0)
+ * calls ray_shutdown, then shut this rank's runtime down (as ray_shutdown
+ * does; MPI is finalised if ray_init initialised it) and return 0. Work
+ * the other ranks send here runs from ray_init on, whether or not a thread
+ * waits here; ray_serve is how such a rank ends. Before the driver stops
+ * it, ray_shutdown on such a rank returns RAY_EBUSY.
  * Errors: RAY_ENOTINIT, RAY_EINVAL (rank 0, or not in cluster mode),
  * RAY_EBUSY (as ray_shutdown: from the library's own threads or code it
- * runs). Blocks until the driver shuts down; thread-safe. */
+ * runs). Blocks until the driver shuts down (a rank that died ends the
+ * whole job: docs/cluster.md); thread-safe. */
 RAY_EXTERN int ray_serve(void);
 
 /* Whether the runtime is running. Never blocks; thread-safe. */
@@ -212,6 +217,11 @@ typedef struct ray_stats_s {
   uint64_t tasks_failed;               /* of which failed */
   uint64_t actors_alive;               /* actors created and not yet freed (a killed actor
                                           counts until its last handle is released) */
+  /* Cluster mode (0 in a single process): */
+  uint64_t remote_tasks_sent;     /* tasks this rank handed to the transport for another rank */
+  uint64_t remote_tasks_received; /* tasks other ranks sent that ran (or failed) here */
+  uint64_t remote_bytes_sent;     /* bytes of every message this rank queued for others */
+  uint64_t remote_bytes_received; /* bytes of every message it received */
 } ray_stats_t;
 
 /* Fill `out` with a consistent-per-shard snapshot of the counters.

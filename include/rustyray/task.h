@@ -205,9 +205,8 @@ RAY_EXTERN int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t 
  * its results fail with RAY_ECANCELED (and its dependents with that as the
  * cause). A running task sees ray_task_is_cancelled() become true and may
  * stop early (cooperative, like Ray's non-force cancel); its results are
- * whatever it produces. In cluster mode a task placed on another rank
- * can be cancelled while it still waits here for its arguments; once sent,
- * it counts as running and cannot be stopped yet (docs/cluster.md).
+ * whatever it produces. In cluster mode the same holds for a task placed
+ * on another rank: the request follows it there (docs/cluster.md).
  * Returns 0 when the task was pending or running.
  * Errors: RAY_EFINISHED (the object is already ready or failed, or was not
  * produced by a task), RAY_ENOTFOUND, RAY_ENOTINIT. Never blocks. */
