@@ -70,6 +70,11 @@
  *   iteration as the release does), through calls the compiler cannot elide,
  *   and the two are interleaved iteration by iteration in the same run.
  *
+ * Launched with RAY_CLUSTER=mpi under mpirun (a build with RAY_WITH_MPI),
+ * it runs the cluster cases instead, each beside a raw MPI baseline in the
+ * same run: remote_tasks_sync, remote_tasks_async, remote_get_1mib
+ * (cluster_bench.c says how each is measured).
+ *
  * Time comes from uv_hrtime() (monotonic, nanoseconds); the clock is read
  * once per batch of operations so reading it costs nothing measurable. */
 /* <uv.h> needs POSIX types (pthread_rwlock_t) that strict -std=c11 hides. */
@@ -88,6 +93,9 @@
 #include "rustyray.h"
 #ifdef RAY_BENCH_HAVE_TBB
 #include "tbb_baseline.h"
+#endif
+#ifdef RAY_BENCH_HAVE_MPI
+#include "cluster_bench.h"
 #endif
 
 /* ---- Failure handling ---------------------------------------------------- */
@@ -1502,6 +1510,21 @@ int main(int argc, char **argv) {
     } else {
       prefixes[nprefixes++] = argv[i];
     }
+  }
+
+  /* Launched in cluster mode (RAY_CLUSTER=mpi, under mpirun): the cluster
+   * cases only (cluster_bench.c), on every rank. */
+  const char *cluster = getenv("RAY_CLUSTER");
+  if (cluster != NULL && strcmp(cluster, "mpi") == 0) {
+#ifdef RAY_BENCH_HAVE_MPI
+    int code = cluster_bench_run(g_seconds, prefixes, nprefixes);
+    free(prefixes);
+    return code;
+#else
+    fprintf(stderr, "rustyray_microbenchmark: RAY_CLUSTER=mpi needs a build with RAY_WITH_MPI\n");
+    free(prefixes);
+    return 2;
+#endif
   }
 
   /* A prefix that selects nothing is a typo: say so instead of printing nothing. */

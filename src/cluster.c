@@ -119,12 +119,14 @@ static void pack_cstr(msgpack_packer *pk, const char *s) {
   msgpack_pack_str_body(pk, s, n);
 }
 
-static int send_kind(ray__cluster_t *cl, int dest, int kind) {
+/* A control message: [kind] or, with a task id, [kind, task_id]. */
+static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *task_id) {
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 1);
+  msgpack_pack_array(&pk, task_id != NULL ? 2 : 1);
   msgpack_pack_int(&pk, kind);
+  if (task_id != NULL) msgpack_pack_uint64(&pk, *task_id);
   return send_buf(cl, dest, &b);
 }
 
@@ -174,13 +176,7 @@ static ray__task_t *remote_done(ray__task_t *t, ray__task_end_t *end) {
 }
 
 static int send_cancel(ray__cluster_t *cl, int dest, uint64_t task_id) {
-  ray__mpbuf_t b;
-  msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, K_CANCEL);
-  msgpack_pack_uint64(&pk, task_id);
-  return send_buf(cl, dest, &b);
+  return send_control(cl, dest, K_CANCEL, &task_id);
 }
 
 /* ray_cancel of a task past PENDING: if it was sent (in the table), ask
@@ -307,9 +303,26 @@ static void send_task(ray__runnable_t *rn) {
 
 /* ---- The owner: a COMPLETE arrives (communication thread) ---- */
 
-/* Complete pending entry `id` with a value that arrived. */
-static void land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data,
-                       size_t size) {
+/* A landed value's payload lives on in the message that brought it. */
+static void free_message(void *data, void *base) {
+  (void)data;
+  ray__free(base);
+}
+
+/* Complete pending entry `id` with a value that arrived, a copy of `data`;
+ * or, when `*base` is the message (a ray__malloc block holding `data`),
+ * not a copy: the entry takes the message (and *base becomes NULL). */
+static void land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data, size_t size,
+                       void **base) {
+  if (*base != NULL) {
+    ray__entry_t *e = ray__entry_new_owned(st, (void *)data, size, free_message, *base, type, true);
+    if (e != NULL) {
+      *base = NULL;
+      e->id = id;
+      ray__store_complete(st, e);
+      return;
+    }
+  }
   ray__entry_t *e = ray__entry_new(st, size, type, RAY__READY);
   if (e == NULL) {
     ray__store_fail(st, id, ray__entry_error(), NULL, 0, true);
@@ -340,17 +353,21 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
   return code;
 }
 
-static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
+/* A value this large lands in the message that brought it, not a copy. */
+enum { LAND_IN_PLACE = 64 * 1024 };
+
+/* Returns true when a result took the message (`msg`) over. */
+static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, void *msg) {
   if (m->via.array.size != 3 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed COMPLETE from rank %d", src);
-    return;
+    return false;
   }
   uint64_t task_id = m->via.array.ptr[1].via.u64;
   uv_mutex_lock(&cl->mu);
   flight_t *f = flight_take(cl, task_id);
   uv_mutex_unlock(&cl->mu);
-  if (f == NULL) return; /* finished by the stop already */
+  if (f == NULL) return false; /* finished by the stop already */
   ray__task_t *t = f->t;
   ray__free(f);
   const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
@@ -370,7 +387,9 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     const void *data = v[2].via.bin.ptr;
     size_t size = v[2].via.bin.size;
     if (v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size);
+      void *in_place = size >= LAND_IN_PLACE ? msg : NULL; /* one result may take it */
+      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size, &in_place);
+      if (size >= LAND_IN_PLACE && in_place == NULL) msg = NULL;
     } else {
       int code = v[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)v[1].via.i64 : RAY_EDECODE;
       failed = land_error(t, id, code, data, size);
@@ -378,6 +397,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   }
   if (failed != 0) atomic_store(&t->fail_code, failed);
   ray__task_finish(t);
+  return msg == NULL;
 }
 
 /* ---- The executor: a TASK arrives (communication thread) ---- */
@@ -682,27 +702,28 @@ static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
 
 /* ---- Receiving (communication thread) ---- */
 
-static void on_recv(void *arg, int src, const void *data, size_t len) {
+static bool on_recv(void *arg, int src, void *data, size_t len) {
   ray__cluster_t *cl = arg;
   atomic_fetch_add_explicit(&cl->rt->remote_bytes_received, len, memory_order_relaxed);
   msgpack_unpacked u;
   if (ray__mp_decode(data, len, &u) != 0) {
     ray__log(RAY_LOG_ERROR, "cluster: an undecodable message from rank %d", src);
-    return;
+    return false;
   }
   const msgpack_object *m = &u.data;
   if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size == 0 ||
       m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed message from rank %d", src);
     msgpack_unpacked_destroy(&u);
-    return;
+    return false;
   }
+  bool kept = false;
   switch (m->via.array.ptr[0].via.u64) {
     case K_TASK:
       on_task(cl, src, m);
       break;
     case K_COMPLETE:
-      on_complete(cl, src, m);
+      kept = on_complete(cl, src, m, data);
       break;
     case K_CANCEL:
       on_cancel(cl, src, m);
@@ -723,7 +744,8 @@ static void on_recv(void *arg, int src, const void *data, size_t len) {
     default:
       ray__log(RAY_LOG_ERROR, "cluster: a message of unknown kind from rank %d", src);
   }
-  msgpack_unpacked_destroy(&u);
+  msgpack_unpacked_destroy(&u); /* the zone only: bins point into `data` */
+  return kept;
 }
 
 /* ---- Start-up: the same functions on every rank ---- */
@@ -910,7 +932,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   if (cl == NULL) return;
   int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
   if (rank == 0) {
-    for (int r = 1; r < nranks; r++) (void)send_kind(cl, r, K_SHUTDOWN);
+    for (int r = 1; r < nranks; r++) (void)send_control(cl, r, K_SHUTDOWN, NULL);
     uint64_t deadline = uv_hrtime() + STOP_TIMEOUT_NS;
     uv_mutex_lock(&cl->mu);
     while (cl->acks < nranks - 1 && ray__thread_cond_wait_until(&cl->cv, &cl->mu, deadline) == 0) {
@@ -921,7 +943,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__log(RAY_LOG_ERROR, "cluster: %d of %d ranks did not confirm the shutdown",
                nranks - 1 - acks, nranks - 1);
   } else {
-    (void)send_kind(cl, 0, K_ACK); /* the last message this rank sends */
+    (void)send_control(cl, 0, K_ACK, NULL); /* the last message this rank sends */
   }
   ray__transport_stop(cl->tr);
   /* Tasks whose answer never came: their results failed with the runtime's

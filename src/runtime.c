@@ -108,7 +108,7 @@ int ray_config_init(ray_config_t *cfg) {
   cfg->wait_spin_us = 20;
   cfg->host_help = true;
   cfg->cluster = RAY_CLUSTER_NONE;
-  cfg->cluster_spin_us = 50;
+  cfg->cluster_spin_us = 1000;
   cfg->cluster_poll_us = 200;
 
   int rc = 0, r;

@@ -8,14 +8,16 @@
 #ifndef RAY_TRANSPORT_H
 #define RAY_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct ray__transport_s ray__transport_t;
 
-/* A message arrived from rank `src` (on the communication thread; the
- * bytes are valid only during the call). */
-typedef void (*ray__transport_recv_fn)(void *arg, int src, const void *data, size_t len);
+/* A message arrived from rank `src` (on the communication thread). `data`
+ * is a ray__malloc block: return true to keep it (the callee frees it with
+ * ray__free when done), false to let the transport free it after the call. */
+typedef bool (*ray__transport_recv_fn)(void *arg, int src, void *data, size_t len);
 /* Run once on the communication thread after the transport started, before
  * ray__transport_start returns: the place for collectives
  * (ray__transport_allgather, ray__transport_bcast), which every rank makes

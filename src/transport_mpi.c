@@ -37,6 +37,7 @@
  * initialised. Either way we work on a duplicate of the communicator, so
  * our messages never match the host's receives, with MPI_ERRORS_RETURN. */
 #include <limits.h>
+#include <sched.h>
 #include <mpi.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -214,11 +215,12 @@ static int receive(ray__transport_t *tr, bool stopping, int *ends) {
     }
     tr->oom_logged = false;
     MPI_Recv(buf, count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, tr->comm, MPI_STATUS_IGNORE);
+    bool kept = false;
     if (status.MPI_TAG == TAG_END)
       (*ends)++;
     else if (!stopping)
-      tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
-    ray__free(buf);
+      kept = tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
+    if (!kept) ray__free(buf);
     n++;
   }
 }
@@ -293,7 +295,7 @@ static void thread_main(void *arg) {
     if (busy) {
       last = now;
     } else if (now - last < spin_ns || tr->ninflight > 0 || stopping) {
-      ray__cpu_relax();
+      sched_yield(); /* cooperative: the cores are shared with workers and other ranks */
     } else {
       uv_mutex_lock(&tr->mu);
       if (tr->head == NULL && !tr->stop)

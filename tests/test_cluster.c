@@ -34,7 +34,7 @@ static void test_defaults(void **state) {
   assert_rc(ray_config_init(&cfg), 0);
   assert_int_equal(cfg.cluster, RAY_CLUSTER_NONE);
   assert_null(cfg.mpi_comm);
-  assert_int_equal(cfg.cluster_spin_us, 50);
+  assert_int_equal(cfg.cluster_spin_us, 1000);
   assert_int_equal(cfg.cluster_poll_us, 200);
   ray_task_opts_t o;
   memset(&o, 0x5A, sizeof o);

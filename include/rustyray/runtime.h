@@ -113,10 +113,12 @@ typedef struct ray_config_s {
    * Ignored when the library initialises MPI. */
   void *mpi_comm;
   /* The communication thread of cluster mode: how long it keeps looking for
-   * traffic after the last message before it sleeps (µs, 0 to 1,000,000;
-   * default 50; Env: RAY_CLUSTER_SPIN_US), and how often it looks while it
-   * sleeps (MPI has no wake-up event for arriving messages: µs, 1 to
-   * 1,000,000; default 200; Env: RAY_CLUSTER_POLL_US). */
+   * traffic after the last message before it sleeps, yielding its core at
+   * every look (µs, 0 to 1,000,000; default 1000: longer than a round trip
+   * to another rank, so a conversation never waits for a sleeper; Env:
+   * RAY_CLUSTER_SPIN_US), and how often it looks while it sleeps (MPI has
+   * no wake-up event for arriving messages: µs, 1 to 1,000,000; default
+   * 200; Env: RAY_CLUSTER_POLL_US). */
   uint32_t cluster_spin_us;
   uint32_t cluster_poll_us;
 } ray_config_t;
