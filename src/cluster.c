@@ -58,6 +58,10 @@
 
 enum { K_TASK = 1, K_COMPLETE = 2, K_SHUTDOWN = 3, K_ACK = 4, K_CANCEL = 5 };
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
+/* A result value this large goes as a body of its own after the answer,
+ * sent from the stored value (no copy), and lands in the receive buffer it
+ * arrived in (no copy either). */
+enum { LAND_IN_PLACE = 64 * 1024 };
 /* How long rank 0 waits for every other rank to confirm the shutdown. */
 #define STOP_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
 
@@ -70,6 +74,27 @@ typedef struct flight_s {
 
 struct exec_s;
 
+/* A task whose answer came, waiting for the bodies of its large results
+ * (the messages that follow the answer from the same rank). */
+typedef struct pend_s {
+  ray__task_t *t;
+  int left;   /* bodies still to come */
+  int failed; /* a result's failure code, for the task's fail_code */
+} pend_t;
+
+/* One body to come: the result it completes. */
+typedef struct body_s {
+  struct body_s *next;
+  pend_t *p;
+  uint32_t slot;
+  uint32_t type;
+  uint64_t size;
+} body_t;
+
+typedef struct bodies_s {
+  body_t *head, *tail;
+} bodies_t;
+
 struct ray__cluster_s {
   ray__runtime_t *rt;
   ray__transport_t *tr;
@@ -77,6 +102,7 @@ struct ray__cluster_s {
   uv_cond_t cv;                         /* an ACK came; the stop was asked for */
   flight_t *flights[FLIGHT_BUCKETS];    /* under mu */
   struct exec_s *execs[FLIGHT_BUCKETS]; /* under mu: tasks run here for other ranks */
+  bodies_t *bodies;                     /* per rank: bodies to come (communication thread) */
   int acks;                             /* rank 0: ranks that confirmed the stop */
   bool closing;                         /* the runtime is stopping: TASKs refused */
   int in_task;                          /* on_task calls under way (close waits them out) */
@@ -353,9 +379,6 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
   return code;
 }
 
-/* A value this large lands in the message that brought it, not a copy. */
-enum { LAND_IN_PLACE = 64 * 1024 };
-
 /* Returns true when a result took the message (`msg`) over. */
 static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, void *msg) {
   if (m->via.array.size != 3 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
@@ -372,21 +395,51 @@ static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, vo
   ray__free(f);
   const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
   int failed = 0;
+  pend_t *pend = NULL; /* made at the first body to come */
   for (uint32_t i = 0; i < t->nreturns; i++) {
     uint64_t id = t->returns[i].id;
     const msgpack_object *r = i < res->size ? &res->ptr[i] : NULL;
     if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
-        r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN ||
-        r->via.array.ptr[2].type != MSGPACK_OBJECT_BIN) {
+        r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN) {
       failed = RAY_EDECODE;
       ray__task_fail(t, RAY_EDECODE, 0, NULL, "a malformed result of %s from rank %d", t->name,
                      src);
       break;
     }
     const msgpack_object *v = r->via.array.ptr;
+    bool ok = v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (ok && v[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* its body follows */
+      body_t *bd = ray__calloc(1, sizeof *bd);
+      if (pend == NULL && bd != NULL && (pend = ray__calloc(1, sizeof *pend)) != NULL) pend->t = t;
+      if (bd == NULL || pend == NULL) { /* the body still comes: read it as a lost one */
+        ray__free(bd);
+        ray__store_fail(&t->rt->store, id, RAY_ENOMEM, NULL, 0, true);
+        failed = RAY_ENOMEM;
+        bd = ray__calloc(1, sizeof *bd); /* best effort to keep the stream in step */
+        if (bd == NULL) continue;
+      }
+      bd->p = pend;
+      bd->slot = i;
+      bd->type = (uint32_t)v[1].via.u64;
+      bd->size = v[2].via.u64;
+      if (pend != NULL) pend->left++;
+      bodies_t *q = &cl->bodies[src];
+      if (q->tail != NULL)
+        q->tail->next = bd;
+      else
+        q->head = bd;
+      q->tail = bd;
+      continue;
+    }
+    if (v[2].type != MSGPACK_OBJECT_BIN) {
+      failed = RAY_EDECODE;
+      ray__task_fail(t, RAY_EDECODE, 0, NULL, "a malformed result of %s from rank %d", t->name,
+                     src);
+      break;
+    }
     const void *data = v[2].via.bin.ptr;
     size_t size = v[2].via.bin.size;
-    if (v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (ok) {
       void *in_place = size >= LAND_IN_PLACE ? msg : NULL; /* one result may take it */
       land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size, &in_place);
       if (size >= LAND_IN_PLACE && in_place == NULL) msg = NULL;
@@ -395,6 +448,11 @@ static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, vo
       failed = land_error(t, id, code, data, size);
     }
   }
+  if (pend != NULL && pend->left > 0) { /* the last body finishes it */
+    pend->failed = failed;
+    return msg == NULL;
+  }
+  ray__free(pend);
   if (failed != 0) atomic_store(&t->fail_code, failed);
   ray__task_finish(t);
   return msg == NULL;
@@ -476,7 +534,15 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
 }
 
 /* Pack one result of x (complete) into pk. */
-static void pack_result(msgpack_packer *pk, ray_ref_t ref) {
+/* A large result's view, open until MPI has sent it. */
+static void release_view(void *arg) {
+  ray_buf_release(arg);
+  ray__free(arg);
+}
+
+/* Pack one result (complete) into pk: [true, type, bytes], or, for a large
+ * value, [true, type, size] with the value as *body (returns true). */
+static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray__transport_body_t *body) {
   ray_buf_t buf;
   int rc = ray_get(ref, 0, &buf);
   if (rc == 0 && buf.type == RAY_TYPE_MSGPACK && holds_refs(buf.data, buf.size)) {
@@ -487,10 +553,17 @@ static void pack_result(msgpack_packer *pk, ray_ref_t ref) {
   if (rc == 0) {
     msgpack_pack_true(pk);
     msgpack_pack_uint32(pk, buf.type);
+    ray_buf_t *held = buf.size >= LAND_IN_PLACE ? ray__malloc(sizeof *held) : NULL;
+    if (held != NULL) {
+      *held = buf;
+      msgpack_pack_uint64(pk, buf.size);
+      *body = (ray__transport_body_t){buf.data, buf.size, release_view, held};
+      return true;
+    }
     msgpack_pack_bin(pk, buf.size);
     msgpack_pack_bin_body(pk, buf.data, buf.size);
     ray_buf_release(&buf);
-    return;
+    return false;
   }
   ray_error_t *err = NULL;
   if (rc == RAY_ENOTSUP)
@@ -513,6 +586,7 @@ static void pack_result(msgpack_packer *pk, ray_ref_t ref) {
   msgpack_pack_bin(pk, eb.size);
   msgpack_pack_bin_body(pk, eb.data, eb.size);
   ray__mpbuf_destroy(&eb);
+  return false;
 }
 
 static void send_results(ray__runnable_t *rn) {
@@ -524,8 +598,22 @@ static void send_results(ray__runnable_t *rn) {
   msgpack_pack_int(&pk, K_COMPLETE);
   msgpack_pack_uint64(&pk, x->task_id);
   msgpack_pack_array(&pk, x->n);
-  for (uint32_t i = 0; i < x->n; i++) pack_result(&pk, x->refs[i]);
-  int rc = send_buf(x->cl, x->src, &b);
+  ray__transport_body_t bodies[RAY_MAX_RETURNS];
+  size_t nb = 0;
+  for (uint32_t i = 0; i < x->n; i++)
+    if (pack_result(&pk, x->refs[i], &bodies[nb])) nb++;
+  size_t len;
+  void *head = take_bytes(&b, &len);
+  ray__mpbuf_destroy(&b);
+  int rc = head != NULL ? 0 : RAY_ENOMEM;
+  size_t total = len;
+  for (size_t i = 0; i < nb; i++) total += bodies[i].len;
+  if (rc == 0)
+    rc = ray__transport_send_group(x->cl->tr, x->src, head, len, nb, bodies);
+  else
+    for (size_t i = 0; i < nb; i++) bodies[i].done(bodies[i].arg);
+  if (rc == 0)
+    atomic_fetch_add_explicit(&x->cl->rt->remote_bytes_sent, total, memory_order_relaxed);
   if (rc != 0) /* too large, or no memory: the owner must still hear of it */
     refuse(x->cl, x->src, x->task_id, x->n, rc, "the results could not be sent back: %s",
            ray_err_name(rc));
@@ -700,11 +788,43 @@ static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray__store_release(&cl->rt->store, ref.id);
 }
 
+/* The next body `src` owed us (its answer came first): land it in place
+ * and, with the task's last, finish the task. Returns whether the entry
+ * kept the message. */
+static bool on_body(ray__cluster_t *cl, int src, void *data, size_t len) {
+  bodies_t *q = &cl->bodies[src];
+  body_t *bd = q->head;
+  q->head = bd->next;
+  if (q->head == NULL) q->tail = NULL;
+  pend_t *p = bd->p;
+  bool kept = false;
+  if (p != NULL) { /* NULL: no memory to track it when its answer came; dropped */
+    ray__task_t *t = p->t;
+    uint64_t id = t->returns[bd->slot].id;
+    if (len != bd->size) {
+      ray__store_fail(&t->rt->store, id, RAY_EDECODE, NULL, 0, true);
+      p->failed = RAY_EDECODE;
+    } else {
+      void *in_place = data;
+      land_value(&t->rt->store, id, bd->type, data, len, &in_place);
+      kept = in_place == NULL;
+    }
+    if (--p->left == 0) {
+      if (p->failed != 0) atomic_store(&t->fail_code, p->failed);
+      ray__task_finish(t);
+      ray__free(p);
+    }
+  }
+  ray__free(bd);
+  return kept;
+}
+
 /* ---- Receiving (communication thread) ---- */
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
   ray__cluster_t *cl = arg;
   atomic_fetch_add_explicit(&cl->rt->remote_bytes_received, len, memory_order_relaxed);
+  if (cl->bodies[src].head != NULL) return on_body(cl, src, data, len); /* raw bytes */
   msgpack_unpacked u;
   if (ray__mp_decode(data, len, &u) != 0) {
     ray__log(RAY_LOG_ERROR, "cluster: an undecodable message from rank %d", src);
@@ -840,6 +960,7 @@ static int setup(void *arg, ray__transport_t *tr) {
   atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
   atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
   int nranks = ray__transport_size(tr);
+  if ((cl->bodies = ray__calloc((size_t)nranks, sizeof *cl->bodies)) == NULL) return RAY_ENOMEM;
   uint64_t mine = registry_hash(&rt->funcs);
   uint64_t *all = ray__calloc((size_t)nranks, sizeof *all);
   if (all == NULL) return RAY_ENOMEM;
@@ -897,6 +1018,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
+    ray__free(cl->bodies);
     rt->cluster = NULL;
     atomic_store(&rt->nranks, 1);
     atomic_store(&rt->rank, 0);
@@ -957,6 +1079,21 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__task_finish(f->t);
       ray__free(f);
     }
+  /* Bodies that never came: their tasks' results failed with the rest. */
+  for (int r = 0; r < nranks; r++)
+    while (cl->bodies[r].head != NULL) {
+      body_t *bd = cl->bodies[r].head;
+      cl->bodies[r].head = bd->next;
+      pend_t *p = bd->p;
+      if (p != NULL && --p->left == 0) {
+        int none = 0;
+        atomic_compare_exchange_strong(&p->t->fail_code, &none, RAY_ESHUTDOWN);
+        ray__task_finish(p->t);
+        ray__free(p);
+      }
+      ray__free(bd);
+    }
+  ray__free(cl->bodies);
   rt->cluster = NULL;
   uv_cond_destroy(&cl->cv);
   uv_mutex_destroy(&cl->mu);

@@ -205,6 +205,21 @@ static int config_check(const ray_config_t *cfg) {
 
 /* ---- Lifecycle ---- */
 
+/* The rank the MPI launcher gave this process (Open MPI, PMIx, PMI, Slurm
+ * set one of these before MPI starts), or 0: the metrics endpoint of a
+ * cluster listens on metrics_port + rank, chosen before MPI is up. */
+static int launcher_rank(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                     "SLURM_PROCID"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    char *end;
+    long r = v != NULL ? strtol(v, &end, 10) : -1;
+    if (v != NULL && *v != '\0' && *end == '\0' && r >= 0 && r < 65536) return (int)r;
+  }
+  return 0;
+}
+
 int ray_init(const ray_config_t *cfg) {
   ray_config_t defaults;
   if (cfg == NULL) {
@@ -285,8 +300,13 @@ int ray_init(const ray_config_t *cfg) {
     goto fail_loop;
   atomic_store_explicit(&ray__runtime_ptr, rt, memory_order_release);
   if (cfg->metrics_port != 0) {
-    rc = ray__metrics_start(&rt->metrics, &rt->loop, cfg->metrics_port,
-                            cfg->metrics_bind != NULL ? cfg->metrics_bind : "127.0.0.1");
+    /* A cluster's ranks may share a host: each its own port. */
+    int port = cfg->metrics_port;
+    if (port > 0 && cfg->cluster == RAY_CLUSTER_MPI) port += launcher_rank();
+    rc = port > 65535
+             ? RAY_EINVAL
+             : ray__metrics_start(&rt->metrics, &rt->loop, port,
+                                  cfg->metrics_bind != NULL ? cfg->metrics_bind : "127.0.0.1");
     rt->metrics_on = rc == 0;
     if (rc != 0) { /* the runtime is up: take it down again */
       tls_in_lifecycle = false;

@@ -173,6 +173,7 @@ typedef struct rowset_s {
   size_t n, cap;
   bool oom;
   out_t *out;
+  int pid; /* the process id of every event: the rank (cluster mode), else 0 */
 } rowset_t;
 
 /* Collect every span (worker record lock held by the caller's loop). */
@@ -180,9 +181,9 @@ static void gather(ray__obs_t *obs, void *arg) {
   rowset_t *rs = arg;
   uv_mutex_lock(&obs->mu);
   emit(rs->out,
-       "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":\"worker "
+       "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%u,\"args\":{\"name\":\"worker "
        "%u\"}},\n",
-       obs->serial, obs->serial);
+       rs->pid, obs->serial, obs->serial);
   for (ray__span_chunk_t *c = obs->head; c != NULL && !rs->oom; c = c->next) {
     for (uint32_t i = 0; i < c->n; i++) {
       if (rs->n == rs->cap) {
@@ -222,7 +223,9 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
   out.cap = 1 << 16;
   if ((out.buf = ray__malloc(out.cap)) == NULL) return RAY_ENOMEM;
   emit(&out, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
-  rowset_t rs = {.out = &out};
+  /* The rank as the process id: the traces of every rank merge into one
+   * view, a process per rank. */
+  rowset_t rs = {.out = &out, .pid = atomic_load(&rt->rank)};
   /* Spans stay put while we write: records only grow, and the workers are
    * either joined (at shutdown) or only append. */
   ray__sched_foreach(&rt->sched, gather, &rs);
@@ -257,31 +260,34 @@ int ray__timeline_write(ray__runtime_t *rt, const char *path) {
     emit(&out, "{\"name\":\"");
     emit_name(&out, s->name);
     emit(&out,
-         "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f,"
+         "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f,"
          "\"args\":{\"task_id\":%llu,\"outcome\":\"%s\"}},\n",
          s->kind == RAY__TASK_FN     ? "task"
          : s->kind == RAY__TASK_CTOR ? "actor_creation"
                                      : "actor_call",
-         rs.rows[i], ts, dur, (unsigned long long)s->task_id, ray_err_name(s->outcome));
+         rs.pid, rs.rows[i], ts, dur, (unsigned long long)s->task_id, ray_err_name(s->outcome));
     for (uint32_t k = 0; k < s->nargs; k++) {
       size_t j = slot_of(&prod, s->ids[k]);
       if (prod.keys[j] != s->ids[k]) continue; /* not produced by a recorded task */
       const ray__span_t *p = rs.spans[prod.vals[j]];
       double pend = (double)(p->end - base) / 1000.0, pstart = (double)(p->start - base) / 1000.0;
       double at = pend - 0.001 > pstart ? pend - 0.001 : pstart; /* inside the producer's slice */
-      flow++;
+      flow++; /* unique across ranks too: traces of several ranks merge */
+      unsigned long long fid = ((unsigned long long)rs.pid << 48) | flow;
       emit(&out,
-           "{\"name\":\"result\",\"cat\":\"dependency\",\"ph\":\"s\",\"id\":%llu,\"pid\":1,"
+           "{\"name\":\"result\",\"cat\":\"dependency\",\"ph\":\"s\",\"id\":%llu,\"pid\":%d,"
            "\"tid\":%u,\"ts\":%.3f},\n",
-           (unsigned long long)flow, rs.rows[prod.vals[j]], at);
+           fid, rs.pid, rs.rows[prod.vals[j]], at);
       emit(&out,
            "{\"name\":\"result\",\"cat\":\"dependency\",\"ph\":\"f\",\"bp\":\"e\",\"id\":%llu,"
-           "\"pid\":1,\"tid\":%u,\"ts\":%.3f},\n",
-           (unsigned long long)flow, rs.rows[i], ts);
+           "\"pid\":%d,\"tid\":%u,\"ts\":%.3f},\n",
+           fid, rs.pid, rs.rows[i], ts);
     }
   }
   emit(&out,
-       "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"rustyray\"}}\n]}\n");
+       "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"rustyray rank "
+       "%d\"}}\n]}\n",
+       rs.pid, rs.pid);
   if (rc == 0 && out.oom) rc = RAY_ENOMEM;
   if (rc == 0) {
     uv_fs_t req;

@@ -48,6 +48,24 @@ int ray__transport_size(const ray__transport_t *tr);
  * RAY_EINVAL (dest out of range, or len above INT_MAX: larger messages go
  * in chunks), RAY_ESHUTDOWN (stopping). */
 int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len);
+/* A part of a group (ray__transport_send_group): `len` bytes of the
+ * caller's at `data`, sent as they are (no copy); done(arg) runs once MPI
+ * is finished with them, or they will not be sent (on the communication
+ * thread, or on the caller's when the group is refused). */
+typedef struct ray__transport_body_s {
+  const void *data;
+  size_t len;
+  void (*done)(void *arg);
+  void *arg;
+} ray__transport_body_t;
+
+/* Queue `head` (taken, as ray__transport_send) and then each of `bodies`
+ * as messages of their own to rank `dest`, all at once: no other message
+ * to `dest` comes between them, so the receiver finds the bodies right
+ * after the head. Errors: as ray__transport_send (then every body's done
+ * has run). */
+int ray__transport_send_group(ray__transport_t *tr, int dest, void *head, size_t len, size_t nbody,
+                              const ray__transport_body_t *bodies);
 /* Collectives, only from on_setup: every rank's `len` bytes, in rank order
  * into `all` (size * len bytes); `len` bytes from rank `root` into buf on
  * every rank. Errors: RAY_EIO. */

@@ -17,7 +17,10 @@
  * call in), it keeps looping; spin_us after the last message it sleeps on
  * the queue's condition variable, poll_us at a time (a local sender wakes
  * it at once; an arriving message only at the next look, as MPI has no
- * wake-up event: the one bounded poll of the design).
+ * wake-up event: the one bounded poll of the design). The looks thin out
+ * while nothing comes: each empty one doubles the gap, up to POLL_BACKOFF
+ * times poll_us, and traffic brings it back to poll_us (an idle rank then
+ * costs about 0.5% of a core instead of 8% at a steady 200 µs).
  *
  * Stopping is collective: every rank, as its last message, sends END to
  * every other rank (a zero-byte message on its own tag), and keeps
@@ -52,16 +55,32 @@
 #include "transport.h"
 
 enum { TAG = 1, TAG_END = 2 };
+/* An idle rank looks for arrivals every poll_us at first, then ever less
+ * often, down to once every POLL_BACKOFF * poll_us (5 ms by default). */
+#define POLL_BACKOFF 25
 /* How long a stopping rank waits for every other rank's END. */
 #define STOP_TIMEOUT_S 60
 
+/* A message to send: a block of ours (freed once sent), or a caller's
+ * bytes (`done` called once sent, or dropped). */
 typedef struct out_msg_s {
   struct out_msg_s *next;
   void *data;
   size_t len;
   int dest;
   int tag;
+  void (*done)(void *arg); /* NULL: data is ours */
+  void *done_arg;
 } out_msg_t;
+
+/* Let a message go: sent, or never to be. */
+static void msg_free(out_msg_t *m) {
+  if (m->done != NULL)
+    m->done(m->done_arg);
+  else
+    ray__free(m->data);
+  ray__free(m);
+}
 
 struct ray__transport_s {
   ray__transport_opts_t opts;
@@ -161,8 +180,7 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
     if (MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, m->tag, tr->comm,
                   &tr->reqs[tr->ninflight]) != MPI_SUCCESS) {
       ray__log(RAY_LOG_ERROR, "cluster: sending %zu bytes to rank %d failed", m->len, m->dest);
-      ray__free(m->data);
-      ray__free(m);
+      msg_free(m);
       continue;
     }
     tr->inflight[tr->ninflight++] = m;
@@ -180,9 +198,7 @@ static void reap_sends(ray__transport_t *tr) {
       ndone == MPI_UNDEFINED || ndone == 0)
     return;
   for (int i = 0; i < ndone; i++) {
-    out_msg_t *m = tr->inflight[tr->done_idx[i]];
-    ray__free(m->data);
-    ray__free(m);
+    msg_free(tr->inflight[tr->done_idx[i]]);
     tr->inflight[tr->done_idx[i]] = NULL;
   }
   int k = 0; /* compact: completed requests are MPI_REQUEST_NULL now */
@@ -262,7 +278,7 @@ static void thread_main(void *arg) {
   if (rc != 0) return;
 
   uint64_t spin_ns = (uint64_t)tr->opts.spin_us * 1000u;
-  uint64_t poll_ns = (uint64_t)tr->opts.poll_us * 1000u;
+  uint64_t poll_ns = (uint64_t)tr->opts.poll_us * 1000u, gap = poll_ns;
   uint64_t last = uv_hrtime(), deadline = 0;
   int ends = 0;
   bool stopping = false;
@@ -294,13 +310,17 @@ static void thread_main(void *arg) {
     }
     if (busy) {
       last = now;
+      gap = poll_ns;
     } else if (now - last < spin_ns || tr->ninflight > 0 || stopping) {
       sched_yield(); /* cooperative: the cores are shared with workers and other ranks */
     } else {
+      /* Asleep: look again after `gap`, which doubles at every empty look
+       * up to POLL_BACKOFF times poll_us (a local message wakes us at once;
+       * one from another rank waits for the next look). */
       uv_mutex_lock(&tr->mu);
-      if (tr->head == NULL && !tr->stop)
-        ray__thread_cond_wait_until(&tr->cv, &tr->mu, now + poll_ns);
+      if (tr->head == NULL && !tr->stop) ray__thread_cond_wait_until(&tr->cv, &tr->mu, now + gap);
       uv_mutex_unlock(&tr->mu);
+      if (gap < poll_ns * POLL_BACKOFF) gap *= 2;
     }
   }
   /* Sends still in flight here went to a peer that never ended (the
@@ -350,35 +370,65 @@ int ray__transport_size(const ray__transport_t *tr) {
 }
 
 int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len) {
-  if (dest < 0 || dest >= tr->size || len > INT_MAX) {
-    ray__free(data);
-    return RAY_EINVAL;
+  return ray__transport_send_group(tr, dest, data, len, 0, NULL);
+}
+
+int ray__transport_send_group(ray__transport_t *tr, int dest, void *head, size_t len, size_t nbody,
+                              const ray__transport_body_t *bodies) {
+  int rc = dest < 0 || dest >= tr->size || len > INT_MAX ? RAY_EINVAL : 0;
+  for (size_t i = 0; i < nbody && rc == 0; i++)
+    if (bodies[i].len > INT_MAX) rc = RAY_EINVAL;
+  /* One list, queued at once: nobody's message comes in between. */
+  out_msg_t *first = NULL, **link = &first;
+  for (size_t i = 0; i <= nbody && rc == 0; i++) {
+    out_msg_t *m = ray__calloc(1, sizeof *m);
+    if (m == NULL) {
+      rc = RAY_ENOMEM;
+      break;
+    }
+    m->dest = dest;
+    m->tag = TAG;
+    if (i == 0) {
+      m->data = head;
+      m->len = len;
+    } else {
+      m->data = (void *)bodies[i - 1].data;
+      m->len = bodies[i - 1].len;
+      m->done = bodies[i - 1].done;
+      m->done_arg = bodies[i - 1].arg;
+    }
+    *link = m;
+    link = &m->next;
   }
-  out_msg_t *m = ray__malloc(sizeof *m);
-  if (m == NULL) {
-    ray__free(data);
-    return RAY_ENOMEM;
-  }
-  m->next = NULL;
-  m->data = data;
-  m->len = len;
-  m->dest = dest;
-  m->tag = TAG;
-  uv_mutex_lock(&tr->mu);
-  if (tr->stopping) {
+  if (rc == 0) {
+    uv_mutex_lock(&tr->mu);
+    if (tr->stopping) {
+      rc = RAY_ESHUTDOWN;
+    } else {
+      out_msg_t *last = first;
+      while (last->next != NULL) last = last->next;
+      if (tr->tail != NULL)
+        tr->tail->next = first;
+      else
+        tr->head = first;
+      tr->tail = last;
+      uv_cond_signal(&tr->cv);
+    }
     uv_mutex_unlock(&tr->mu);
-    ray__free(data);
-    ray__free(m);
-    return RAY_ESHUTDOWN;
+    if (rc == 0) return 0;
   }
-  if (tr->tail != NULL)
-    tr->tail->next = m;
-  else
-    tr->head = m;
-  tr->tail = m;
-  uv_cond_signal(&tr->cv);
-  uv_mutex_unlock(&tr->mu);
-  return 0;
+  /* Not queued: every part is let go, as if sent. */
+  size_t made = 0;
+  while (first != NULL) {
+    out_msg_t *m = first;
+    first = m->next;
+    msg_free(m);
+    made++;
+  }
+  if (made == 0) ray__free(head);
+  for (size_t i = made > 0 ? made - 1 : 0; i < nbody; i++)
+    if (bodies[i].done != NULL) bodies[i].done(bodies[i].arg);
+  return rc;
 }
 
 int ray__transport_allgather(ray__transport_t *tr, const void *mine, size_t len, void *all) {

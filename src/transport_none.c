@@ -30,6 +30,17 @@ int ray__transport_send(ray__transport_t *tr, int dest, void *data, size_t len) 
   return RAY_ENOTSUP;
 }
 
+int ray__transport_send_group(ray__transport_t *tr, int dest, void *head, size_t len, size_t nbody,
+                              const ray__transport_body_t *bodies) {
+  (void)tr;
+  (void)dest;
+  (void)head;
+  (void)len;
+  (void)nbody;
+  (void)bodies;
+  return RAY_ENOTSUP;
+}
+
 int ray__transport_allgather(ray__transport_t *tr, const void *mine, size_t len, void *all) {
   (void)tr;
   (void)mine;

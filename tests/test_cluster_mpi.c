@@ -663,6 +663,71 @@ static int run_mismatch(int rank, bool types) {
   return 0;
 }
 
+/* "observe": every rank records a timeline and serves metrics on
+ * RAY_TEST_METRICS_BASE + its rank; rank 0 runs a task on every rank; each
+ * rank checks its metrics port, and after the shutdown, that its timeline
+ * file names its rank as the process. */
+static int run_observe(int rank) {
+  const char *base_s = getenv("RAY_TEST_METRICS_BASE");
+  int base = base_s != NULL ? atoi(base_s) : 0;
+  if (base <= 0) return 2;
+  char path[256];
+  snprintf(path, sizeof path, "%s/test_cluster_mpi_timeline.%d.json",
+           getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp", rank);
+  remove(path);
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = 1;
+  cfg.timeline = true;
+  cfg.timeline_path = path;
+  cfg.metrics_port = base;
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (ray_metrics_port() != base + rank) {
+    fprintf(stderr, "rank %d: metrics on %d, not %d\n", rank, ray_metrics_port(), base + rank);
+    return 3;
+  }
+  if (rank == 0) {
+    for (int r = 0; r < ray_num_ranks(); r++) {
+      ray_task_opts_t o;
+      ray_task_opts_init(&o);
+      o.node = r;
+      ray_ref_t ref;
+      int64_t v = -1;
+      if (ray_task_submit(g_whoami, NULL, 0, &o, &ref) != 0 ||
+          ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v) != 0 || v != r)
+        return 4;
+      ray_ref_release(ref);
+    }
+    if (ray_shutdown() != 0) return 5;
+  } else if (ray_serve() != 0) {
+    return 5;
+  }
+  /* The file: a span ran here (the whoami task), every event with pid = rank. */
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 6;
+  static char text[1 << 16];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  remove(path);
+  char want[64], name[64];
+  snprintf(want, sizeof want, "\"pid\":%d,", rank);
+  snprintf(name, sizeof name, "\"name\":\"rustyray rank %d\"", rank);
+  if (strstr(text, "\"name\":\"whoami\"") == NULL || strstr(text, want) == NULL ||
+      strstr(text, name) == NULL) {
+    fprintf(stderr, "rank %d: the timeline lacks %s, %s or the whoami span\n", rank, want, name);
+    return 7;
+  }
+  for (const char *p = strstr(text, "\"pid\":"); p != NULL; p = strstr(p + 1, "\"pid\":"))
+    if (atoi(p + 6) != rank) return 8;
+  return 0;
+}
+
 static char g_log_hit[256];
 static const char *g_log_want;
 static void capture_log(int level, const char *msg, void *arg) {
@@ -676,6 +741,7 @@ int main(int argc, char **argv) {
   const char *env_rank = getenv("OMPI_COMM_WORLD_RANK");
   int rank = env_rank != NULL ? atoi(env_rank) : 0;
   add_statics();
+  if (argc > 1 && strcmp(argv[1], "observe") == 0) return run_observe(rank);
   if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
     bool types = strcmp(argv[1], "mismatch_types") == 0;
     g_log_want = types ? "function inc is" : "function only_on_rank_1 is";

@@ -614,7 +614,7 @@ static void trace_load(const char *path, trace_t *t) {
     const char *ph = jstr(e, "ph"), *name = jstr(e, "name");
     assert_non_null(ph);
     assert_non_null(name);
-    assert_int_equal(juint(e, "pid"), 1);
+    assert_int_equal(juint(e, "pid"), 0); /* the rank: 0 in a single process */
     if (strcmp(ph, "X") == 0) {
       assert_true(t->nspans < 256);
       span_t *s = &t->spans[t->nspans++];
@@ -655,7 +655,7 @@ static void trace_load(const char *path, trace_t *t) {
         t->rows[t->nrows++] = tid;
       } else {
         assert_string_equal(name, "process_name");
-        assert_string_equal(label, "rustyray");
+        assert_string_equal(label, "rustyray rank 0");
         t->process_named = true;
       }
     } else {

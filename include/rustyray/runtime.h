@@ -66,7 +66,9 @@ typedef struct ray_config_s {
    * shutdown. Copied at ray_init. */
   const char *timeline_path;
   /* Serve GET /metrics (Prometheus text) on this TCP port from the
-   * runtime's loop: 0 (default) off, -1 any free port (see
+   * runtime's loop (in cluster mode, on this port + the rank the MPI
+   * launcher gave the process, so ranks on one host do not collide; above
+   * 65535 is RAY_EINVAL): 0 (default) off, -1 any free port (see
    * ray_metrics_port). Env: RAY_METRICS_PORT (0..65535, or -1). One request
    * per connection; a malformed request gets a 4xx and a close; at most 64
    * connections are open (a new one evicts the oldest still sending its
