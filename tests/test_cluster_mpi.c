@@ -280,6 +280,14 @@ static void add_statics(void) {
 
 /* ---- Helpers (driver) ---- */
 
+/* `normal` iterations, or `slow` ones under valgrind or a sanitizer (the
+ * CMake test sets RAY_TEST_SANITIZER there): those runs check memory and
+ * races, not scale, and a 10,000-link chain through 4 TSan-instrumented
+ * ranks on 2 cores takes minutes. */
+static int iters(int normal, int slow) {
+  return rt_under_valgrind() || getenv("RAY_TEST_SANITIZER") != NULL ? slow : normal;
+}
+
 static int g_ranks;
 
 static ray_ref_t submit_on(ray_function_t f, const ray_arg_t *args, size_t n, int node) {
@@ -401,7 +409,7 @@ static void test_ref_argument(void **state) {
 /* A chain of tasks spread over every rank, each taking the last result. */
 static void test_chain_across_ranks(void **state) {
   (void)state;
-  int n = rt_iters(10000, 500);
+  int n = iters(10000, 500);
   ray_arg_t a = ray_arg_i64(0);
   ray_ref_t prev = submit_on(g_inc, &a, 1, 0);
   for (int i = 1; i < n; i++) {
@@ -416,7 +424,7 @@ static void test_chain_across_ranks(void **state) {
 /* Fan-out over every rank, then fan-in through one task taking 64 refs. */
 static void test_fan_out_fan_in(void **state) {
   (void)state;
-  int n = rt_iters(10000, 500);
+  int n = iters(10000, 500);
   ray_ref_t *refs = malloc((size_t)n * sizeof *refs);
   assert_non_null(refs);
   for (int i = 0; i < n; i++) {
@@ -547,7 +555,7 @@ static void test_ranks_place_work_on_each_other(void **state) {
 /* Remote tasks submit nested tasks on their rank and get them there. */
 static void test_nested_and_gets_inside_remote_tasks(void **state) {
   (void)state;
-  int n = rt_iters(15, 8);
+  int n = iters(15, 8);
   int64_t want[] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610};
   for (int r = 0; r < g_ranks; r++) {
     ray_arg_t a = ray_arg_i64(n);
