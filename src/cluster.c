@@ -3,12 +3,13 @@
  *
  * A function call placed on another rank (ray_task_opts_t.node) is an
  * ordinary task with this file's ops (remote_ops): its dependencies are
- * counted here, at the owner, as any task's; once they resolve, a worker
- * runs `send_task` instead of the body: it pins the arguments, packs them
+ * counted here, at the owner, as any task's; once they resolve, the
+ * communication thread runs `send_task` instead of the body: it pins the arguments, packs them
  * with the call into a TASK message, notes the task in the in-flight table
  * and hands the message to the transport. The rank that receives it
  * submits an ordinary local task with the arguments as values and watches
- * its results; when the last one completes, a worker packs them (values,
+ * its results; when the last one completes, the communication thread packs
+ * them (values,
  * or each failure's whole error chain) into a COMPLETE message back to the
  * owner. The owner's communication thread completes or fails the pending
  * result entries with them, so a waiter is woken by the normal completion
@@ -18,7 +19,9 @@
  * Messages (msgpack arrays, the first element the kind):
  *   TASK      [1, task_id, function name, nreturns, max_retries,
  *              retry_on_error, name|nil, [[type, bytes], ...]]
- *   COMPLETE  [2, task_id, [[true, type, bytes] | [false, code, error], ...]]
+ *   COMPLETE  [2, task_id, [[true, type, bytes] | [true, type, size] |
+ *              [false, code, error], ...], load]   (size: its bytes follow as
+ *              a message of their own; load: the sender's, for placement)
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
  *   ACK       [4]                  the answer, the last message a rank sends
  *   CANCEL    [5, task_id]         owner -> the rank running a task it sent
@@ -40,12 +43,12 @@
  * submitted, so nothing reaches the runtime after its queues are drained.
  *
  * What is not here yet (ADR-006, issue 13): refs that travel (a ref inside
- * a value sent to or from another rank fails with RAY_ENOTSUP), pulls of
- * large values (every value travels inline, up to the transport's 2 GiB),
- * and RAY_NODE_ANY spreading work over ranks (it runs here).
+ * a value sent to or from another rank fails with RAY_ENOTSUP), and pulls
+ * of large values (a value travels with its task or answer, up to the
+ * transport's 2 GiB a message; large results as bodies of their own).
  *
- * Threads: send_task and send_results run on workers (send_task also on a
- * host thread that helps while it waits); on_recv on the
+ * Threads: send_task and send_results run on the communication thread (its
+ * tick: sending never waits for a free worker), as does on_recv; the
  * communication thread; the in-flight table, the table of tasks run here
  * for other ranks and the shutdown state under `mu`. */
 #include <stdlib.h>
@@ -103,6 +106,16 @@ struct ray__cluster_s {
   flight_t *flights[FLIGHT_BUCKETS];    /* under mu */
   struct exec_s *execs[FLIGHT_BUCKETS]; /* under mu: tasks run here for other ranks */
   bodies_t *bodies;                     /* per rank: bodies to come (communication thread) */
+  /* Placement of RAY_NODE_ANY tasks: per rank, the load it last reported
+   * (with its answers) and our tasks in flight there; all in flight. */
+  atomic_int *reported;
+  atomic_int *inflight;
+  atomic_int inflight_all;
+  /* Work for the communication thread (its tick): tasks ready to send, and
+   * tasks run here whose results are ready to go back. Under qmu, a leaf
+   * (taken under a shard lock by the ready and watch callbacks). */
+  uv_mutex_t qmu;
+  ray__runnable_t *to_send, *to_answer; /* linked through rn.next, LIFO */
   int acks;                             /* rank 0: ranks that confirmed the stop */
   bool closing;                         /* the runtime is stopping: TASKs refused */
   int in_task;                          /* on_task calls under way (close waits them out) */
@@ -190,9 +203,19 @@ static flight_t *flight_take(ray__cluster_t *cl, uint64_t task_id) {
 /* A remote task's ops: ready hands it to a worker, which sends it. */
 static void send_task(ray__runnable_t *rn);
 
+/* Hand work to the communication thread: sending does not wait for a
+ * free worker (this rank's workers may all be busy for long). */
+static void queue_for_tick(ray__cluster_t *cl, ray__runnable_t **list, ray__runnable_t *rn) {
+  uv_mutex_lock(&cl->qmu);
+  rn->next = *list;
+  *list = rn;
+  uv_mutex_unlock(&cl->qmu);
+  ray__transport_wake(cl->tr);
+}
+
 static void remote_ready(ray__task_t *t) {
   t->rn.run = send_task;
-  ray__sched_push(&t->rt->sched, &t->rn);
+  queue_for_tick(t->rt->cluster, &t->rt->cluster->to_send, &t->rn);
 }
 
 static ray__task_t *remote_done(ray__task_t *t, ray__task_end_t *end) {
@@ -308,7 +331,11 @@ static void send_task(ray__runnable_t *rn) {
     f->next = *p;
     *p = f;
     rc = send_buf(cl, t->node, &b);
-    if (rc == 0) atomic_fetch_add_explicit(&t->rt->remote_tasks_sent, 1, memory_order_relaxed);
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&t->rt->remote_tasks_sent, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&cl->inflight_all, 1, memory_order_relaxed);
+    }
     if (rc == 0 && atomic_load(&t->cancel)) (void)send_cancel(cl, t->node, t->task_id);
     if (rc != 0) f = flight_take(cl, t->task_id);
     uv_mutex_unlock(&cl->mu);
@@ -325,6 +352,44 @@ static void send_task(ray__runnable_t *rn) {
                    ray_err_name(rc));
   ray__task_end_t end = {.code = rc};
   (void)t->ops->done(t, &end);
+}
+
+/* ---- Placement of RAY_NODE_ANY tasks ---- */
+
+/* This rank's load: its tasks submitted and not finished, less those it
+ * sent elsewhere (still counted here until their answer comes). */
+static int local_load(ray__runtime_t *rt) {
+  uint64_t out = ray__counter_sum(&rt->tasks_submitted) - ray__counter_sum(&rt->tasks_finished);
+  int64_t load =
+      (int64_t)out - atomic_load_explicit(&rt->cluster->inflight_all, memory_order_relaxed);
+  return load < 0 ? 0 : load > INT32_MAX ? INT32_MAX : (int)load;
+}
+
+/* RAY_NODE_ANY: here while the local pool keeps up (fewer than two tasks a
+ * worker waiting or running); else the rank with the least load, as it
+ * last reported it plus what we sent it since, if that is less than ours.
+ * From inside a task (a worker), always here: nested work stays where its
+ * parent runs unless placed. */
+static int place_any(ray__runtime_t *rt) {
+  int self = atomic_load_explicit(&rt->rank, memory_order_relaxed);
+  /* Stopping: the cluster may be going (a call that entered once shutdown
+   * began sees the flag, guard.h); the submission fails anyway. */
+  if (atomic_load(&rt->stopping)) return self;
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL || ray__worker_self() != NULL) return self;
+  int load = local_load(rt);
+  if (load < 2 * (int)rt->cfg.num_workers) return self;
+  int best = self, nranks = atomic_load_explicit(&rt->nranks, memory_order_relaxed);
+  for (int r = 0; r < nranks; r++) {
+    if (r == self) continue;
+    int l = atomic_load_explicit(&cl->reported[r], memory_order_relaxed) +
+            atomic_load_explicit(&cl->inflight[r], memory_order_relaxed);
+    if (l < load) {
+      best = r;
+      load = l;
+    }
+  }
+  return best;
 }
 
 /* ---- The owner: a COMPLETE arrives (communication thread) ---- */
@@ -381,18 +446,24 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
 
 /* Returns true when a result took the message (`msg`) over. */
 static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, void *msg) {
-  if (m->via.array.size != 3 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY) {
+  if (m->via.array.size != 4 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY ||
+      m->via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed COMPLETE from rank %d", src);
     return false;
   }
   uint64_t task_id = m->via.array.ptr[1].via.u64;
+  uint64_t load = m->via.array.ptr[3].via.u64; /* the sender's, for placement */
+  atomic_store_explicit(&cl->reported[src], load > INT32_MAX ? INT32_MAX : (int)load,
+                        memory_order_relaxed);
   uv_mutex_lock(&cl->mu);
   flight_t *f = flight_take(cl, task_id);
   uv_mutex_unlock(&cl->mu);
   if (f == NULL) return false; /* finished by the stop already */
   ray__task_t *t = f->t;
   ray__free(f);
+  atomic_fetch_sub_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
   const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
   int failed = 0;
   pend_t *pend = NULL; /* made at the first body to come */
@@ -518,7 +589,7 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 3);
+  msgpack_pack_array(&pk, 4);
   msgpack_pack_int(&pk, K_COMPLETE);
   msgpack_pack_uint64(&pk, task_id);
   msgpack_pack_array(&pk, n);
@@ -529,6 +600,7 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
     msgpack_pack_bin(&pk, have ? eb.size : 0);
     if (have) msgpack_pack_bin_body(&pk, eb.data, eb.size);
   }
+  msgpack_pack_uint32(&pk, (uint32_t)local_load(cl->rt));
   if (have) ray__mpbuf_destroy(&eb);
   (void)send_buf(cl, src, &b);
 }
@@ -594,7 +666,7 @@ static void send_results(ray__runnable_t *rn) {
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 3);
+  msgpack_pack_array(&pk, 4);
   msgpack_pack_int(&pk, K_COMPLETE);
   msgpack_pack_uint64(&pk, x->task_id);
   msgpack_pack_array(&pk, x->n);
@@ -602,6 +674,7 @@ static void send_results(ray__runnable_t *rn) {
   size_t nb = 0;
   for (uint32_t i = 0; i < x->n; i++)
     if (pack_result(&pk, x->refs[i], &bodies[nb])) nb++;
+  msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
   size_t len;
   void *head = take_bytes(&b, &len);
   ray__mpbuf_destroy(&b);
@@ -626,7 +699,7 @@ static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails the
 
 /* One result (or the guard) is complete: the last hands x to a worker. */
 static void exec_countdown(exec_t *x) {
-  if (atomic_fetch_sub(&x->left, 1) == 1) ray__sched_push(&x->cl->rt->sched, &x->rn);
+  if (atomic_fetch_sub(&x->left, 1) == 1) queue_for_tick(x->cl, &x->cl->to_answer, &x->rn);
 }
 
 /* A result's watch, under its shard lock. */
@@ -819,6 +892,39 @@ static bool on_body(ray__cluster_t *cl, int src, void *data, size_t len) {
   return kept;
 }
 
+/* ---- The communication thread's own work ---- */
+
+/* Run (or, stopping, drop) every runnable of a list, oldest first. */
+static void run_list(ray__runnable_t *rn, bool drop) {
+  ray__runnable_t *rev = NULL; /* the list is newest first: turn it */
+  while (rn != NULL) {
+    ray__runnable_t *next = rn->next;
+    rn->next = rev;
+    rev = rn;
+    rn = next;
+  }
+  while (rev != NULL) {
+    ray__runnable_t *next = rev->next;
+    if (drop)
+      rev->drop(rev);
+    else
+      rev->run(rev);
+    rev = next;
+  }
+}
+
+/* The tick: send what is ready, answer what ran. */
+static bool on_tick(void *arg) {
+  ray__cluster_t *cl = arg;
+  uv_mutex_lock(&cl->qmu);
+  ray__runnable_t *send = cl->to_send, *answer = cl->to_answer;
+  cl->to_send = cl->to_answer = NULL;
+  uv_mutex_unlock(&cl->qmu);
+  run_list(answer, false);
+  run_list(send, false);
+  return send != NULL || answer != NULL;
+}
+
 /* ---- Receiving (communication thread) ---- */
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
@@ -957,10 +1063,19 @@ static int setup(void *arg, ray__transport_t *tr) {
   /* The ops before the rank count: a submitter that sees another rank is
    * valid also sees how to send there (submit.c loads in that order). */
   atomic_store_explicit(&rt->remote_fn_ops, &remote_ops, memory_order_relaxed);
+  atomic_store_explicit(&rt->place_any, place_any, memory_order_relaxed);
   atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
   atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
   int nranks = ray__transport_size(tr);
-  if ((cl->bodies = ray__calloc((size_t)nranks, sizeof *cl->bodies)) == NULL) return RAY_ENOMEM;
+  cl->bodies = ray__calloc((size_t)nranks, sizeof *cl->bodies);
+  cl->reported = ray__calloc((size_t)nranks, sizeof *cl->reported);
+  cl->inflight = ray__calloc((size_t)nranks, sizeof *cl->inflight);
+  if (cl->bodies == NULL || cl->reported == NULL || cl->inflight == NULL) return RAY_ENOMEM;
+  for (int r = 0; r < nranks; r++) {
+    atomic_init(&cl->reported[r], 0);
+    atomic_init(&cl->inflight[r], 0);
+  }
+  atomic_init(&cl->inflight_all, 0);
   uint64_t mine = registry_hash(&rt->funcs);
   uint64_t *all = ray__calloc((size_t)nranks, sizeof *all);
   if (all == NULL) return RAY_ENOMEM;
@@ -1008,17 +1123,27 @@ int ray__cluster_start(ray__runtime_t *rt) {
     ray__free(cl);
     return RAY_ENOMEM;
   }
+  if (uv_mutex_init(&cl->qmu) != 0) {
+    uv_cond_destroy(&cl->cv);
+    uv_mutex_destroy(&cl->mu);
+    ray__free(cl);
+    return RAY_ENOMEM;
+  }
   ray__transport_opts_t o = {.mpi_comm = rt->cfg.mpi_comm,
                              .spin_us = rt->cfg.cluster_spin_us,
                              .poll_us = rt->cfg.cluster_poll_us,
                              .on_recv = on_recv,
                              .on_setup = setup,
+                             .on_tick = on_tick,
                              .arg = cl};
   rt->cluster = cl;            /* before the thread: on_recv may run at once */
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
     ray__free(cl->bodies);
+    ray__free(cl->reported);
+    ray__free(cl->inflight);
+    atomic_store(&rt->place_any, NULL);
     rt->cluster = NULL;
     atomic_store(&rt->nranks, 1);
     atomic_store(&rt->rank, 0);
@@ -1068,6 +1193,11 @@ void ray__cluster_stop(ray__runtime_t *rt) {
     (void)send_control(cl, 0, K_ACK, NULL); /* the last message this rank sends */
   }
   ray__transport_stop(cl->tr);
+  /* The thread's work it never got to: tasks not sent fail as a stopped
+   * runtime's do; answers not sent are let go (rank 0 failed them). */
+  run_list(cl->to_answer, true);
+  run_list(cl->to_send, true);
+  cl->to_answer = cl->to_send = NULL;
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
@@ -1094,7 +1224,11 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__free(bd);
     }
   ray__free(cl->bodies);
+  ray__free(cl->reported);
+  ray__free(cl->inflight);
+  atomic_store(&rt->place_any, NULL);
   rt->cluster = NULL;
+  uv_mutex_destroy(&cl->qmu);
   uv_cond_destroy(&cl->cv);
   uv_mutex_destroy(&cl->mu);
   ray__free(cl);

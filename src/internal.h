@@ -71,6 +71,9 @@ typedef struct ray__runtime_s {
   atomic_int rank;
   atomic_int nranks;
   _Atomic(const struct ray__task_ops_s *) remote_fn_ops;
+  /* Cluster mode: the rank a RAY_NODE_ANY task goes to (cluster.c's
+   * placement; NULL in a single process). */
+  _Atomic(int (*)(struct ray__runtime_s *rt)) place_any;
   struct ray__cluster_s *cluster;
   /* cluster.c counts, stats.c reads (ray_stats). */
   atomic_uint_fast64_t remote_tasks_sent;

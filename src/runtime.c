@@ -250,6 +250,7 @@ int ray_init(const ray_config_t *cfg) {
   atomic_init(&rt->rank, 0);
   atomic_init(&rt->nranks, 1);
   atomic_init(&rt->remote_fn_ops, NULL);
+  atomic_init(&rt->place_any, NULL);
   atomic_init(&rt->stopping, false);
   atomic_init(&rt->remote_tasks_sent, 0);
   atomic_init(&rt->remote_tasks_received, 0);

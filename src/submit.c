@@ -394,13 +394,21 @@ int ray_task_submit(ray_function_t fn, const ray_arg_t *args, size_t nargs,
   if (f == NULL) return RAY_ENOTFOUND;
   /* Placement: here, or another rank's (cluster.c's ops send it there). */
   const ray__task_ops_t *ops = &ray__task_fn_ops;
-  if (opts != NULL) {
-    if (opts->node < RAY_NODE_ANY ||
-        opts->node >= atomic_load_explicit(&rt->nranks, memory_order_acquire))
-      return RAY_EINVAL;
-    if (opts->node != RAY_NODE_ANY &&
-        opts->node != atomic_load_explicit(&rt->rank, memory_order_relaxed))
-      ops = atomic_load_explicit(&rt->remote_fn_ops, memory_order_relaxed); /* set before nranks */
+  int node = opts != NULL ? opts->node : RAY_NODE_ANY;
+  if (node < RAY_NODE_ANY || node >= atomic_load_explicit(&rt->nranks, memory_order_acquire))
+    return RAY_EINVAL;
+  ray_task_opts_t placed;
+  int (*place_any)(struct ray__runtime_s *) =
+      atomic_load_explicit(&rt->place_any, memory_order_relaxed);
+  if (node == RAY_NODE_ANY && place_any != NULL) { /* cluster mode: the runtime chooses */
+    if (opts != NULL)
+      placed = *opts;
+    else
+      ray_task_opts_init(&placed);
+    placed.node = node = place_any(rt);
+    opts = &placed;
   }
+  if (node != RAY_NODE_ANY && node != atomic_load_explicit(&rt->rank, memory_order_relaxed))
+    ops = atomic_load_explicit(&rt->remote_fn_ops, memory_order_relaxed); /* set before nranks */
   return ray__task_submit(rt, f, ops, NULL, args, nargs, opts, out_refs, NULL);
 }

@@ -23,6 +23,11 @@ typedef bool (*ray__transport_recv_fn)(void *arg, int src, void *data, size_t le
  * (ray__transport_allgather, ray__transport_bcast), which every rank makes
  * in the same order. A non-zero return fails the start with that code. */
 typedef int (*ray__transport_setup_fn)(void *arg, ray__transport_t *tr);
+/* Run at every turn of the communication thread's loop, before it posts
+ * what is queued (the caller's own work for that thread: packing and
+ * queueing messages). Returns whether it did anything (traffic: the
+ * thread keeps looking instead of sleeping). */
+typedef bool (*ray__transport_tick_fn)(void *arg);
 
 typedef struct ray__transport_opts_s {
   void *mpi_comm;   /* the host's MPI_Comm *, or NULL: MPI_COMM_WORLD */
@@ -30,7 +35,8 @@ typedef struct ray__transport_opts_s {
   uint32_t poll_us; /* then look this often */
   ray__transport_recv_fn on_recv;
   ray__transport_setup_fn on_setup;
-  void *arg; /* for both */
+  ray__transport_tick_fn on_tick; /* may be NULL */
+  void *arg;                      /* for all three */
 } ray__transport_opts_t;
 
 /* Start the communication thread (initialising MPI there when the host has
@@ -39,6 +45,9 @@ typedef struct ray__transport_opts_s {
  * transport failed to start), RAY_ENOMEM, or on_setup's code. On failure
  * nothing is left running (MPI is finalised again if we initialised it). */
 int ray__transport_start(const ray__transport_opts_t *opts, ray__transport_t **out);
+/* Wake the communication thread (work for its on_tick was queued). Any
+ * thread, any time before ray__transport_stop; takes only a leaf mutex. */
+void ray__transport_wake(ray__transport_t *tr);
 /* This rank, and the number of ranks. */
 int ray__transport_rank(const ray__transport_t *tr);
 int ray__transport_size(const ray__transport_t *tr);

@@ -107,6 +107,7 @@ struct ray__transport_s {
   int ninflight, cap;
   int *done_idx;
   bool oom_logged; /* a message waits for memory, said once */
+  bool woken;      /* under mu: on_tick has work (ray__transport_wake) */
 };
 
 /* ---- Start-up, on the thread ---- */
@@ -293,10 +294,15 @@ static void thread_main(void *arg) {
       queue_ends(tr);
       deadline = uv_hrtime() + (uint64_t)STOP_TIMEOUT_S * 1000000000u;
     }
+    bool woken = tr->woken;
+    tr->woken = false;
+    uv_mutex_unlock(&tr->mu);
+    bool busy = woken && tr->opts.on_tick != NULL && !stopping && tr->opts.on_tick(tr->opts.arg);
+    uv_mutex_lock(&tr->mu);
     out_msg_t *list = tr->head;
     tr->head = tr->tail = NULL;
     uv_mutex_unlock(&tr->mu);
-    bool busy = post_sends(tr, list);
+    busy |= post_sends(tr, list);
     reap_sends(tr);
     busy |= receive(tr, stopping, &ends) > 0;
     uint64_t now = uv_hrtime();
@@ -322,7 +328,8 @@ static void thread_main(void *arg) {
        * up to POLL_BACKOFF times poll_us (a local message wakes us at once;
        * one from another rank waits for the next look). */
       uv_mutex_lock(&tr->mu);
-      if (tr->head == NULL && !tr->stop) ray__thread_cond_wait_until(&tr->cv, &tr->mu, now + gap);
+      if (tr->head == NULL && !tr->stop && !tr->woken)
+        ray__thread_cond_wait_until(&tr->cv, &tr->mu, now + gap);
       uv_mutex_unlock(&tr->mu);
       if (now - last > IDLE_NS && gap < poll_ns * POLL_BACKOFF) gap *= 2;
     }
@@ -363,6 +370,13 @@ int ray__transport_start(const ray__transport_opts_t *opts, ray__transport_t **o
   }
   *out = tr;
   return 0;
+}
+
+void ray__transport_wake(ray__transport_t *tr) {
+  uv_mutex_lock(&tr->mu);
+  tr->woken = true;
+  uv_cond_signal(&tr->cv);
+  uv_mutex_unlock(&tr->mu);
 }
 
 int ray__transport_rank(const ray__transport_t *tr) {

@@ -181,7 +181,7 @@ static int fn_until_cancelled(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, 0);
 }
 
-static ray_function_t g_hop, g_big;
+static ray_function_t g_hop, g_big, g_whoami;
 
 /* hop(k): 0 gives the rank it runs on; otherwise it places hop(k - 1) on
  * the next rank (wrapping to 0) and returns what that gave. */
@@ -242,9 +242,21 @@ static int fn_fetch_big(ray_task_ctx_t *ctx, void *arg) {
   return rc != 0 ? rc : ray_return_i64(ctx, 0, bad ? -1 : n);
 }
 
-static ray_function_t g_fetch_big, g_until_cancelled, g_echo_i64, g_echo_f64, g_echo_str,
-    g_echo_bytes, g_echo_msgpack;
-static ray_function_t g_gate, g_whoami, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_ref;
+/* The rank a task placed with RAY_NODE_ANY from inside this one ran on. */
+static int fn_nested_any(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_ref_t r;
+  int rc = ray_task_submit(g_whoami, NULL, 0, NULL, &r);
+  if (rc != 0) return rc;
+  int64_t v = -1;
+  rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+  ray_ref_release(r);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+}
+
+static ray_function_t g_nested_any, g_fetch_big, g_until_cancelled, g_echo_i64, g_echo_f64,
+    g_echo_str, g_echo_bytes, g_echo_msgpack;
+static ray_function_t g_gate, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_ref;
 
 #define STATIC_FN(var, name, fn, types, handle) \
   static ray_static_function_t var = {name, fn, NULL, types, 1, handle, NULL}
@@ -262,6 +274,7 @@ STATIC_FN(s_fib, "fib", fn_fib, k_i64, &g_fib);
 STATIC_FN(s_put_get, "put_get", fn_put_get, k_i64, &g_put_get);
 STATIC_FN(s_gate, "gate", fn_gate, k_i64, &g_gate);
 STATIC_FN(s_hop, "hop", fn_hop, k_i64, &g_hop);
+STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
 STATIC_FN(s_until_cancelled, "until_cancelled", fn_until_cancelled, k_i64, &g_until_cancelled);
@@ -271,10 +284,10 @@ STATIC_FN(s_extra, "only_on_rank_1", fn_inc, k_i64, &g_extra);
 
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64, &s_echo_f64, &s_echo_str, &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,      &s_sum,      &s_boom,     &s_flaky,
-      &s_fib,          &s_put_get,  &s_leak_ref, &s_gate,     &s_until_cancelled,
-      &s_hop,          &s_big,      &s_fetch_big};
+      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,  &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,      &s_flaky,
+      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,      &s_until_cancelled,
+      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
 }
 
@@ -328,7 +341,7 @@ static void test_task_runs_where_placed(void **state) {
   assert_int_equal(after.remote_tasks_received, 0); /* nobody sends the driver tasks */
   assert_true(g_ranks == 1 || after.remote_bytes_sent > before.remote_bytes_sent);
   assert_true(g_ranks == 1 || after.remote_bytes_received > before.remote_bytes_received);
-  /* RAY_NODE_ANY runs here for now. */
+  /* RAY_NODE_ANY with an idle pool: here. */
   assert_int_equal(get_i64(submit_on(g_whoami, NULL, 0, RAY_NODE_ANY)), 0);
 }
 
@@ -550,6 +563,30 @@ static void test_ranks_place_work_on_each_other(void **state) {
     a = ray_arg_i64(1 << 20);
     assert_int_equal(get_i64(submit_on(g_fetch_big, &a, 1, r)), 1 << 20);
   }
+}
+
+/* RAY_NODE_ANY: here while the pool keeps up; once this rank has two tasks
+ * a worker (gates that cannot finish until opened), the next go to other
+ * ranks; from inside a task, always where it runs. */
+static void test_any_spreads_when_busy(void **state) {
+  (void)state;
+  atomic_store(&g_gate_open, false);
+  ray_ref_t gates[4];
+  for (int i = 0; i < 4; i++) gates[i] = submit_on(g_gate, NULL, 0, 0);
+  uint64_t sent = rt_stats().remote_tasks_sent;
+  ray_ref_t any[6];
+  for (int i = 0; i < 6; i++) any[i] = submit_on(g_whoami, NULL, 0, RAY_NODE_ANY);
+  /* Some went elsewhere, and went while both workers here are held by the
+   * gates: sending waits for no worker (ray_stats counts them as sent). */
+  for (int i = 0; i < 60000 && rt_stats().remote_tasks_sent == sent; i++) uv_sleep(1);
+  assert_true(rt_stats().remote_tasks_sent > sent);
+  atomic_store(&g_gate_open, true);
+  int elsewhere = 0;
+  for (int i = 0; i < 6; i++) elsewhere += get_i64(any[i]) != 0;
+  assert_true(elsewhere >= 1);
+  for (int i = 0; i < 4; i++) assert_int_equal(get_i64(gates[i]), 1);
+  for (int r = 0; r < g_ranks; r++)
+    assert_int_equal(get_i64(submit_on(g_nested_any, NULL, 0, r)), r);
 }
 
 /* Remote tasks submit nested tasks on their rank and get them there. */
@@ -801,11 +838,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_nested_and_gets_inside_remote_tasks),
       cmocka_unit_test(test_ranks_place_work_on_each_other),
       cmocka_unit_test(test_bad_node),
+      cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
       cmocka_unit_test(test_function_missing_on_target), /* needs rank 1 */
       cmocka_unit_test(test_work_in_flight_at_shutdown),
   };
-  enum { N_ALL = sizeof all / sizeof all[0], N_NEED_TWO = 2 };
+  enum { N_ALL = sizeof all / sizeof all[0], N_NEED_TWO = 3 };
   struct CMUnitTest chosen[N_ALL];
   size_t n = 0;
   for (size_t i = 0; i < N_ALL; i++)

@@ -172,8 +172,11 @@ typedef struct ray_task_opts_s {
   /* Display name for errors and the timeline (copied); NULL: the function's. */
   const char *name;
   /* Cluster mode (docs/cluster.md): the rank to run the task on, or
-   * RAY_NODE_ANY (ray_task_opts_init's default: for now, the submitting
-   * rank). Options zeroed by hand have 0: rank 0. Below RAY_NODE_ANY or at
+   * RAY_NODE_ANY (ray_task_opts_init's default): from a host thread, this
+   * rank while its workers keep up (fewer than two tasks a worker waiting
+   * or running), else the least loaded rank, decided at submission; from
+   * inside a task, the rank it runs on. Options zeroed by hand have 0:
+   * rank 0. Below RAY_NODE_ANY or at
    * or above ray_num_ranks() is RAY_EINVAL; in a single process only 0 and
    * RAY_NODE_ANY are valid. A task placed on another rank gets its
    * arguments' values sent there (a ref or actor handle inside one, or
