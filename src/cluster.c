@@ -445,12 +445,12 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
 }
 
 /* Returns true when a result took the message (`msg`) over. */
-static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, void *msg) {
+static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (m->via.array.size != 4 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY ||
       m->via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed COMPLETE from rank %d", src);
-    return false;
+    return;
   }
   uint64_t task_id = m->via.array.ptr[1].via.u64;
   uint64_t load = m->via.array.ptr[3].via.u64; /* the sender's, for placement */
@@ -459,7 +459,7 @@ static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, vo
   uv_mutex_lock(&cl->mu);
   flight_t *f = flight_take(cl, task_id);
   uv_mutex_unlock(&cl->mu);
-  if (f == NULL) return false; /* finished by the stop already */
+  if (f == NULL) return; /* finished by the stop already */
   ray__task_t *t = f->t;
   ray__free(f);
   atomic_fetch_sub_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
@@ -510,10 +510,9 @@ static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, vo
     }
     const void *data = v[2].via.bin.ptr;
     size_t size = v[2].via.bin.size;
-    if (ok) {
-      void *in_place = size >= LAND_IN_PLACE ? msg : NULL; /* one result may take it */
-      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size, &in_place);
-      if (size >= LAND_IN_PLACE && in_place == NULL) msg = NULL;
+    if (ok) { /* inside the answer: small (large ones come as bodies), copied */
+      void *no_base = NULL;
+      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size, &no_base);
     } else {
       int code = v[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)v[1].via.i64 : RAY_EDECODE;
       failed = land_error(t, id, code, data, size);
@@ -521,12 +520,11 @@ static bool on_complete(ray__cluster_t *cl, int src, const msgpack_object *m, vo
   }
   if (pend != NULL && pend->left > 0) { /* the last body finishes it */
     pend->failed = failed;
-    return msg == NULL;
+    return;
   }
   ray__free(pend);
   if (failed != 0) atomic_store(&t->fail_code, failed);
   ray__task_finish(t);
-  return msg == NULL;
 }
 
 /* ---- The executor: a TASK arrives (communication thread) ---- */
@@ -573,6 +571,22 @@ static void exec_free(exec_t *x) {
   ray__free(x);
 }
 
+/* Pack one failed result, [false, code, error]: `err`'s whole chain
+ * encoded (no cause object: the owner cannot read ours), or no bytes when
+ * there is none or memory ran out (the owner then has the code alone). */
+static void pack_failure(msgpack_packer *pk, const ray_error_t *err, int code) {
+  ray__mpbuf_t eb;
+  bool have = err != NULL && ray__encode_error(err, 0, &eb) == 0;
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_false(pk);
+  msgpack_pack_int(pk, code);
+  msgpack_pack_bin(pk, have ? eb.size : 0);
+  if (have) {
+    msgpack_pack_bin_body(pk, eb.data, eb.size);
+    ray__mpbuf_destroy(&eb);
+  }
+}
+
 /* Answer task `task_id` of rank `src` with `n` results failed with `code`
  * and the message fmt (one %s: `what`) and this rank: it could not even be
  * submitted here. */
@@ -583,9 +597,6 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
   snprintf(text, sizeof text, "%s (rank %d)", msg, atomic_load(&cl->rt->rank));
   ray_error_t *err = NULL;
   if (ray_error_new(&err, code, NULL, "%s", text) == 0) ray_error_set_task_id(err, task_id);
-  ray__mpbuf_t eb;
-  bool have = err != NULL && ray__encode_error(err, 0, &eb) == 0;
-  ray_error_free(err);
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
@@ -593,15 +604,9 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
   msgpack_pack_int(&pk, K_COMPLETE);
   msgpack_pack_uint64(&pk, task_id);
   msgpack_pack_array(&pk, n);
-  for (uint32_t i = 0; i < n; i++) {
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_false(&pk);
-    msgpack_pack_int(&pk, code);
-    msgpack_pack_bin(&pk, have ? eb.size : 0);
-    if (have) msgpack_pack_bin_body(&pk, eb.data, eb.size);
-  }
+  for (uint32_t i = 0; i < n; i++) pack_failure(&pk, err, code);
   msgpack_pack_uint32(&pk, (uint32_t)local_load(cl->rt));
-  if (have) ray__mpbuf_destroy(&eb);
+  ray_error_free(err);
   (void)send_buf(cl, src, &b);
 }
 
@@ -621,8 +626,8 @@ static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray__transport_body_t
     ray_buf_release(&buf);
     rc = RAY_ENOTSUP;
   }
-  msgpack_pack_array(pk, 3);
   if (rc == 0) {
+    msgpack_pack_array(pk, 3);
     msgpack_pack_true(pk);
     msgpack_pack_uint32(pk, buf.type);
     ray_buf_t *held = buf.size >= LAND_IN_PLACE ? ray__malloc(sizeof *held) : NULL;
@@ -645,19 +650,8 @@ static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray__transport_body_t
     ray_error_new(&err, RAY_EDECODE, NULL, "a result was not complete");
   else if (ray_get_error(ref, &err) != 0)
     err = NULL;
-  int code = err != NULL ? ray_error_code(err) : rc;
-  ray__mpbuf_t eb;
-  if (err == NULL || ray__encode_error(err, 0, &eb) != 0) {
-    eb.size = 0;
-    eb.data = eb.small;
-    eb.oom = 0;
-  }
+  pack_failure(pk, err, err != NULL ? ray_error_code(err) : rc);
   ray_error_free(err);
-  msgpack_pack_false(pk);
-  msgpack_pack_int(pk, code);
-  msgpack_pack_bin(pk, eb.size);
-  msgpack_pack_bin_body(pk, eb.data, eb.size);
-  ray__mpbuf_destroy(&eb);
   return false;
 }
 
@@ -949,7 +943,7 @@ static bool on_recv(void *arg, int src, void *data, size_t len) {
       on_task(cl, src, m);
       break;
     case K_COMPLETE:
-      kept = on_complete(cl, src, m, data);
+      on_complete(cl, src, m);
       break;
     case K_CANCEL:
       on_cancel(cl, src, m);
