@@ -376,6 +376,7 @@ int cluster_bench_run(double seconds, char **prefixes, int nprefixes) {
   ray_config_t cfg;
   if (ray_config_init(&cfg) != 0) return 2;
   cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.cluster_serve_in_init = false; /* every rank runs the raw baseline first */
   int rc = ray_init(&cfg);
   if (rc != 0) {
     fprintf(stderr, "rustyray_microbenchmark: ray_init in cluster mode: %s\n", ray_err_name(rc));

@@ -28,7 +28,12 @@
  * mismatch (ctest runs it as example_wordcount).
  *
  * Usage: wordcount [file]. Default: /usr/share/common-licenses/GPL-3 (in
- * Debian's base-files); when that is missing, a generated corpus. */
+ * Debian's base-files); when that is missing, a generated corpus.
+ *
+ * The same binary runs as an MPI job (docs/cluster.md), unchanged:
+ *   RAY_CLUSTER=mpi mpirun -np 4 ./wordcount
+ * ray_init comes first and the functions are registered before it, so the
+ * other ranks (which serve inside ray_init) have them and print nothing. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <inttypes.h>
@@ -339,12 +344,24 @@ static table_t shell_counts(const char *path) {
 /* ---- The program ------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
+  /* The functions, registered by every ray_init from here on (in cluster
+   * mode on every rank, before the ranks compare their registrations). */
+  static const uint32_t t_msgpack[] = {RAY_TYPE_MSGPACK};
+  static ray_function_t f_count, f_merge;
+  static ray_static_function_t s_count = {"count", count_chunk, NULL, t_msgpack, 1, &f_count, NULL};
+  static ray_static_function_t s_merge = {"merge", merge_counts, NULL, t_msgpack,
+                                          1,       &f_merge,     NULL};
+  ray_static_function_add(&s_count);
+  ray_static_function_add(&s_merge);
+  CHECK(ray_init(NULL)); /* first: in cluster mode only rank 0 goes on */
+
   char corpus[512] = "";
   const char *path = argc > 1 ? argv[1] : DEFAULT_FILE;
   size_t size = 0;
   char *text = read_file(path, &size);
   if (text == NULL && argc > 1) {
     fprintf(stderr, "wordcount: cannot read %s\n", path);
+    CHECK(ray_shutdown());
     return 2;
   }
   if (text == NULL) {
@@ -355,12 +372,6 @@ int main(int argc, char **argv) {
     printf("%s is missing: counting a generated corpus instead\n", DEFAULT_FILE);
   }
   printf("counting the words of %s (%zu bytes) in %d chunks\n", path, size, NUM_CHUNKS);
-
-  CHECK(ray_init(NULL));
-  const uint32_t t_msgpack[] = {RAY_TYPE_MSGPACK};
-  ray_function_t f_count, f_merge;
-  CHECK(ray_function_register("count", count_chunk, NULL, t_msgpack, 1, &f_count));
-  CHECK(ray_function_register("merge", merge_counts, NULL, t_msgpack, 1, &f_merge));
 
   /* 1. The text, once, without a copy: the store frees it with free(). */
   ray_ref_t text_ref;
@@ -444,6 +455,13 @@ int main(int argc, char **argv) {
          checked);
   table_free(&want);
   table_free(&ours);
+
+  if (ray_num_ranks() > 1) { /* cluster mode: where the work went */
+    ray_stats_t st;
+    CHECK(ray_stats(&st));
+    printf("  %" PRIu64 " of %d tasks ran on the %d other ranks\n", st.remote_tasks_sent,
+           NUM_CHUNKS + 1, ray_num_ranks() - 1);
+  }
 
   CHECK(ray_ref_release_batch(maps, NUM_CHUNKS));
   CHECK(ray_ref_release(merged));

@@ -376,7 +376,9 @@ static int place_any(ray__runtime_t *rt) {
    * began sees the flag, guard.h); the submission fails anyway. */
   if (atomic_load(&rt->stopping)) return self;
   ray__cluster_t *cl = rt->cluster;
-  if (cl == NULL || ray__worker_self() != NULL) return self;
+  /* From inside a task (a worker, or a host thread running one while it
+   * waits): nested work stays with its parent. */
+  if (cl == NULL || ray__worker_self() != NULL || ray__sched_running_here()) return self;
   int load = local_load(rt);
   if (load < 2 * (int)rt->cfg.num_workers) return self;
   int best = self, nranks = atomic_load_explicit(&rt->nranks, memory_order_relaxed);

@@ -159,13 +159,19 @@ int ray_config_init(ray_config_t *cfg) {
     rc = r;
   const char *cluster = getenv("RAY_CLUSTER");
   if (cluster != NULL && *cluster != '\0') {
+    /* A program run as an MPI job by the environment alone has not been
+     * written for ranks: the others serve inside ray_init. */
     if (strcmp(cluster, "mpi") == 0)
-      cfg->cluster = RAY_CLUSTER_MPI;
+      cfg->cluster = RAY_CLUSTER_MPI, cfg->cluster_serve_in_init = true;
     else if (strcmp(cluster, "none") == 0)
-      cfg->cluster = RAY_CLUSTER_NONE;
+      cfg->cluster = RAY_CLUSTER_NONE, cfg->cluster_serve_in_init = false;
     else
       rc = RAY_EINVAL;
   }
+  if ((r = env_u64("RAY_CLUSTER_SERVE_IN_INIT", 0, 1, &v)) == 1)
+    cfg->cluster_serve_in_init = v == 1;
+  else if (r < 0)
+    rc = r;
   const char *dir = getenv("RAY_SPILL_DIR");
   if (dir != NULL && *dir != '\0') cfg->spill_dir = dir;
   const char *tl = getenv("RAY_TIMELINE");
@@ -350,6 +356,13 @@ out:
              "runtime started: %u workers, %u shards, %llu bytes of object store, rank %d of %d",
              cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory,
              ray_rank(), ray_num_ranks());
+  if (rc == 0 && cfg->cluster == RAY_CLUSTER_MPI && cfg->cluster_serve_in_init && ray_rank() != 0) {
+    /* ray_config_t.cluster_serve_in_init: this rank never returns to a
+     * program written for one process. */
+    ray__log(RAY_LOG_INFO, "rank %d serves inside ray_init until the driver shuts down",
+             ray_rank());
+    exit(ray_serve() == 0 ? 0 : 1);
+  }
   return rc;
 }
 

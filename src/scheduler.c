@@ -289,6 +289,10 @@ ray__worker_t *ray__worker_self(void) {
   return tls_worker;
 }
 
+bool ray__sched_running_here(void) {
+  return tls_running != NULL;
+}
+
 static bool idle_done(void *arg) {
   ray__worker_t *w = arg;
   return atomic_load(&w->sched->stop) || has_work(w->sched);

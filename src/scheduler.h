@@ -113,6 +113,11 @@ void ray__sched_free(ray__sched_t *s);
 /* The worker the calling thread is, or NULL on host and loop threads. */
 ray__worker_t *ray__worker_self(void);
 
+/* Whether the calling thread is running something the scheduler runs (a
+ * task or method, on a worker, or on a host thread that helps while it
+ * waits). */
+bool ray__sched_running_here(void);
+
 /* For blocking calls on a worker: run inline one queued child of the
  * runnable that is blocking (one it pushed, still at the tail of this
  * worker's queue), below a nesting limit. Only its own children: they

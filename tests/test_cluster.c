@@ -36,6 +36,7 @@ static void test_defaults(void **state) {
   assert_null(cfg.mpi_comm);
   assert_int_equal(cfg.cluster_spin_us, 1000);
   assert_int_equal(cfg.cluster_poll_us, 200);
+  assert_false(cfg.cluster_serve_in_init);
   ray_task_opts_t o;
   memset(&o, 0x5A, sizeof o);
   ray_task_opts_init(&o);
@@ -68,6 +69,7 @@ static int unset_cluster_env(void **state) {
   unsetenv("RAY_CLUSTER");
   unsetenv("RAY_CLUSTER_SPIN_US");
   unsetenv("RAY_CLUSTER_POLL_US");
+  unsetenv("RAY_CLUSTER_SERVE_IN_INIT");
   return 0;
 }
 
@@ -81,9 +83,23 @@ static void test_environment(void **state) {
   assert_int_equal(cfg.cluster, RAY_CLUSTER_MPI);
   assert_int_equal(cfg.cluster_spin_us, 7);
   assert_int_equal(cfg.cluster_poll_us, 900);
+  assert_true(cfg.cluster_serve_in_init); /* set by the environment alone: serve in ray_init */
+  assert_int_equal(setenv("RAY_CLUSTER_SERVE_IN_INIT", "0", 1), 0);
+  assert_rc(ray_config_init(&cfg), 0);
+  assert_int_equal(cfg.cluster, RAY_CLUSTER_MPI);
+  assert_false(cfg.cluster_serve_in_init);
+  assert_int_equal(setenv("RAY_CLUSTER_SERVE_IN_INIT", "2", 1), 0);
+  assert_rc(ray_config_init(&cfg), RAY_EINVAL);
+  assert_true(cfg.cluster_serve_in_init); /* RAY_CLUSTER's, the bad variable ignored */
+  assert_int_equal(unsetenv("RAY_CLUSTER_SERVE_IN_INIT"), 0);
   assert_int_equal(setenv("RAY_CLUSTER", "none", 1), 0);
   assert_rc(ray_config_init(&cfg), 0);
   assert_int_equal(cfg.cluster, RAY_CLUSTER_NONE);
+  assert_false(cfg.cluster_serve_in_init);
+  assert_int_equal(setenv("RAY_CLUSTER_SERVE_IN_INIT", "1", 1), 0);
+  assert_rc(ray_config_init(&cfg), 0);
+  assert_true(cfg.cluster_serve_in_init);
+  assert_int_equal(unsetenv("RAY_CLUSTER_SERVE_IN_INIT"), 0);
   assert_int_equal(setenv("RAY_CLUSTER", "tcp", 1), 0);
   assert_rc(ray_config_init(&cfg), RAY_EINVAL);
   assert_int_equal(cfg.cluster, RAY_CLUSTER_NONE); /* the default kept */
@@ -94,6 +110,25 @@ static void test_environment(void **state) {
   assert_int_equal(unsetenv("RAY_CLUSTER"), 0);
   assert_int_equal(unsetenv("RAY_CLUSTER_SPIN_US"), 0);
   assert_int_equal(unsetenv("RAY_CLUSTER_POLL_US"), 0);
+}
+
+/* cluster_serve_in_init changes nothing outside cluster mode: ray_init
+ * returns and the runtime runs here. */
+static void test_serve_in_init_in_one_process(void **state) {
+  (void)state;
+  ray_config_t cfg;
+  rt_config(&cfg);
+  cfg.cluster_serve_in_init = true;
+  assert_rc(ray_init(&cfg), 0);
+  assert_int_equal(ray_rank(), 0);
+  ray_ref_t r;
+  int64_t v = 0;
+  assert_rc(ray_put_i64(5, &r), 0);
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, 5);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(ray_serve(), RAY_EINVAL);
+  assert_rc(ray_shutdown(), 0);
 }
 
 /* In one process, node 0 and RAY_NODE_ANY run here; any other is invalid
@@ -153,6 +188,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_bad_settings),
       cmocka_unit_test_teardown(test_environment, unset_cluster_env),
+      cmocka_unit_test(test_serve_in_init_in_one_process),
       cmocka_unit_test(test_node_placement_in_one_process),
 #ifndef RAY_TEST_WITH_MPI
       cmocka_unit_test(test_mpi_refused_without_mpi),

@@ -10,7 +10,8 @@
  * With the argument "mismatch", rank 1 registers one function more than
  * the others; with "mismatch_types", ranks >= 1 register "inc" with another
  * return type: ray_init must fail on every rank with RAY_EINVAL, logging an
- * error that names the function. */
+ * error that names the function. "observe" checks the timeline and metrics
+ * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init. */
 #include "test_util.h"
 
 /* ---- The functions every rank registers ---- */
@@ -567,7 +568,8 @@ static void test_ranks_place_work_on_each_other(void **state) {
 
 /* RAY_NODE_ANY: here while the pool keeps up; once this rank has two tasks
  * a worker (gates that cannot finish until opened), the next go to other
- * ranks; from inside a task, always where it runs. */
+ * ranks; from inside a task, always where it runs, even a task a waiting
+ * host thread runs itself. */
 static void test_any_spreads_when_busy(void **state) {
   (void)state;
   atomic_store(&g_gate_open, false);
@@ -580,6 +582,10 @@ static void test_any_spreads_when_busy(void **state) {
    * gates: sending waits for no worker (ray_stats counts them as sent). */
   for (int i = 0; i < 60000 && rt_stats().remote_tasks_sent == sent; i++) uv_sleep(1);
   assert_true(rt_stats().remote_tasks_sent > sent);
+  /* Queued behind the gates, this one runs on this thread while it waits
+   * for it (host help): inside a task all the same, its nested work stays
+   * here, busy as this rank is. */
+  assert_int_equal(get_i64(submit_on(g_nested_any, NULL, 0, 0)), 0);
   atomic_store(&g_gate_open, true);
   int elsewhere = 0;
   for (int i = 0; i < 6; i++) elsewhere += get_i64(any[i]) != 0;
@@ -708,6 +714,23 @@ static int run_mismatch(int rank, bool types) {
   return 0;
 }
 
+/* The modes' driver: a whoami task placed on every rank answers its rank
+ * (without cmocka: these modes run outside the group). */
+static bool whoami_everywhere(void) {
+  for (int r = 0; r < ray_num_ranks(); r++) {
+    ray_task_opts_t o;
+    ray_task_opts_init(&o);
+    o.node = r;
+    ray_ref_t ref;
+    int64_t v = -1;
+    if (ray_task_submit(g_whoami, NULL, 0, &o, &ref) != 0) return false;
+    int rc = ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v);
+    ray_ref_release(ref);
+    if (rc != 0 || v != r) return false;
+  }
+  return true;
+}
+
 /* "observe": every rank records a timeline and serves metrics on
  * RAY_TEST_METRICS_BASE + its rank; rank 0 runs a task on every rank; each
  * rank checks its metrics port, and after the shutdown, that its timeline
@@ -737,17 +760,7 @@ static int run_observe(int rank) {
     return 3;
   }
   if (rank == 0) {
-    for (int r = 0; r < ray_num_ranks(); r++) {
-      ray_task_opts_t o;
-      ray_task_opts_init(&o);
-      o.node = r;
-      ray_ref_t ref;
-      int64_t v = -1;
-      if (ray_task_submit(g_whoami, NULL, 0, &o, &ref) != 0 ||
-          ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v) != 0 || v != r)
-        return 4;
-      ray_ref_release(ref);
-    }
+    if (!whoami_everywhere()) return 4;
     if (ray_shutdown() != 0) return 5;
   } else if (ray_serve() != 0) {
     return 5;
@@ -773,6 +786,37 @@ static int run_observe(int rank) {
   return 0;
 }
 
+/* "serve_in_init": ranks other than 0 must never return from ray_init;
+ * they exit from inside it after the driver's shutdown, with everything
+ * shut down and freed (checked at exit). Rank 0 runs a task on each. */
+static void check_clean_at_exit(void) {
+  if (ray_is_initialized() || ray__threads_alive() != 0 || ray__alloc_outstanding() != 0) {
+    fprintf(stderr, "rank %d: not clean at exit\n", ray_rank());
+    _Exit(6);
+  }
+}
+
+static int run_serve_in_init(int rank) {
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.cluster_serve_in_init = true;
+  cfg.num_workers = 1;
+  ray__alloc_track(true);
+  if (rank != 0 && atexit(check_clean_at_exit) != 0) return 2;
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (ray_rank() != 0) {
+    fprintf(stderr, "rank %d: ray_init returned\n", ray_rank());
+    return 9;
+  }
+  if (!whoami_everywhere()) return 4;
+  return ray_shutdown() == 0 ? 0 : 5;
+}
+
 static char g_log_hit[256];
 static const char *g_log_want;
 static void capture_log(int level, const char *msg, void *arg) {
@@ -787,6 +831,7 @@ int main(int argc, char **argv) {
   int rank = env_rank != NULL ? atoi(env_rank) : 0;
   add_statics();
   if (argc > 1 && strcmp(argv[1], "observe") == 0) return run_observe(rank);
+  if (argc > 1 && strcmp(argv[1], "serve_in_init") == 0) return run_serve_in_init(rank);
   if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
     bool types = strcmp(argv[1], "mismatch_types") == 0;
     g_log_want = types ? "function inc is" : "function only_on_rank_1 is";

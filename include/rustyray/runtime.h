@@ -105,9 +105,11 @@ typedef struct ray_config_s {
   bool host_help;
   /* RAY_CLUSTER_NONE (default) or RAY_CLUSTER_MPI: run one program across
    * the ranks of an MPI job (launched with mpirun or srun; every rank calls
-   * ray_init, rank 0 is the driver, the others call ray_serve). A library
-   * built without MPI (RAY_WITH_MPI off) refuses RAY_CLUSTER_MPI with
-   * RAY_ENOTSUP. Env: RAY_CLUSTER (none or mpi). See docs/cluster.md. */
+   * ray_init, rank 0 is the driver, the others call ray_serve, or serve
+   * inside ray_init: cluster_serve_in_init). A library built without MPI
+   * (RAY_WITH_MPI off) refuses RAY_CLUSTER_MPI with RAY_ENOTSUP. Env:
+   * RAY_CLUSTER (none or mpi; mpi also sets cluster_serve_in_init). See
+   * docs/cluster.md. */
   int cluster;
   /* Cluster mode on an MPI the host initialised itself (with
    * MPI_THREAD_MULTIPLE): a pointer to the MPI_Comm to run on (duplicated:
@@ -123,6 +125,17 @@ typedef struct ray_config_s {
    * 200; Env: RAY_CLUSTER_POLL_US). */
   uint32_t cluster_spin_us;
   uint32_t cluster_poll_us;
+  /* Cluster mode: on ranks other than 0, ray_init does not return. Once
+   * the runtime is up it serves (as ray_serve) until the driver shuts down,
+   * then ends the process with exit(0) (exit(1) if this rank's shutdown
+   * failed), so a program written for one process runs unchanged as an MPI
+   * job: its code after ray_init runs on rank 0 only. Functions must then
+   * be registered before ray_init (ray_static_function_add, or the typed
+   * layer's RAY_FUNCTION), since the other ranks never get past it. Default
+   * false; RAY_CLUSTER=mpi in the environment sets it true (a program that
+   * handles its ranks itself sets it back to false). Env:
+   * RAY_CLUSTER_SERVE_IN_INIT (0 or 1), applied after RAY_CLUSTER. */
+  bool cluster_serve_in_init;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
@@ -130,7 +143,8 @@ typedef struct ray_config_s {
  * RAY_OBJECT_STORE_MEMORY, RAY_ENABLE_SPILLING, RAY_SPILL_DIR,
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
  * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US, RAY_HOST_HELP,
- * RAY_CLUSTER, RAY_CLUSTER_SPIN_US, RAY_CLUSTER_POLL_US).
+ * RAY_CLUSTER, RAY_CLUSTER_SPIN_US, RAY_CLUSTER_POLL_US,
+ * RAY_CLUSTER_SERVE_IN_INIT).
  * Does not need the runtime.
  * Numbers are plain decimal; each variable takes the values its field does
  * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
@@ -159,7 +173,9 @@ RAY_EXTERN int ray_config_init(ray_config_t *cfg);
  * not be created, or the metrics port could not be bound), RAY_EBUSY (from code the library runs: a
  * task, an actor method, constructor or destructor, a callback, a free function or a log handler).
  * On failure nothing is left running or allocated. Blocks while threads start; thread-safe
- * (concurrent calls: one wins, the others get RAY_EALREADY). */
+ * (concurrent calls: one wins, the others get RAY_EALREADY). In cluster
+ * mode with cluster_serve_in_init, on a rank other than 0 a successful
+ * ray_init does not return: the process exits when the driver shuts down. */
 RAY_EXTERN int ray_init(const ray_config_t *cfg);
 
 /* Stop the runtime: fail every pending object with RAY_ESHUTDOWN (which wakes
