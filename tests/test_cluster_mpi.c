@@ -255,8 +255,21 @@ static int fn_nested_any(ray_task_ctx_t *ctx, void *arg) {
   return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
 }
 
-static ray_function_t g_nested_any, g_fetch_big, g_until_cancelled, g_echo_i64, g_echo_f64,
-    g_echo_str, g_echo_bytes, g_echo_msgpack;
+/* check_big(bytes): the size of its argument if every byte is big's
+ * pattern, else -1. */
+static int fn_check_big(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  const void *data;
+  size_t size;
+  int rc = ray_ctx_arg_bytes(ctx, 0, &data, &size);
+  if (rc != 0) return rc;
+  for (size_t i = 0; i < size; i++)
+    if (((const unsigned char *)data)[i] != rt_pat(7, i)) return ray_return_i64(ctx, 0, -1);
+  return ray_return_i64(ctx, 0, (int64_t)size);
+}
+
+static ray_function_t g_check_big, g_nested_any, g_fetch_big, g_until_cancelled, g_echo_i64,
+    g_echo_f64, g_echo_str, g_echo_bytes, g_echo_msgpack;
 static ray_function_t g_gate, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_ref;
 
 #define STATIC_FN(var, name, fn, types, handle) \
@@ -278,6 +291,7 @@ STATIC_FN(s_hop, "hop", fn_hop, k_i64, &g_hop);
 STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
+STATIC_FN(s_check_big, "check_big", fn_check_big, k_i64, &g_check_big);
 STATIC_FN(s_until_cancelled, "until_cancelled", fn_until_cancelled, k_i64, &g_until_cancelled);
 STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
 static ray_function_t g_extra;
@@ -285,10 +299,10 @@ STATIC_FN(s_extra, "only_on_rank_1", fn_inc, k_i64, &g_extra);
 
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,  &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,      &s_flaky,
-      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,      &s_until_cancelled,
-      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any};
+      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,   &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,       &s_flaky,
+      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,       &s_until_cancelled,
+      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
 }
 
@@ -564,6 +578,27 @@ static void test_ranks_place_work_on_each_other(void **state) {
     a = ray_arg_i64(1 << 20);
     assert_int_equal(get_i64(submit_on(g_fetch_big, &a, 1, r)), 1 << 20);
   }
+}
+
+/* A 64 MiB object made on one rank and read on another, byte for byte,
+ * both ways: a result (big on rank 1, read by a task on rank 0) and an
+ * argument (put on rank 0, read by a task on rank 1). Smaller under
+ * valgrind and the sanitizers. */
+static void test_64mib_across_ranks(void **state) {
+  (void)state;
+  int64_t n = (int64_t)iters(64, 8) << 20;
+  int other = g_ranks > 1 ? 1 : 0;
+  ray_arg_t a = ray_arg_i64(n);
+  assert_int_equal(get_i64(submit_on(g_fetch_big, &a, 1, 0)), n); /* big runs on rank 1 */
+  unsigned char *p = malloc((size_t)n);
+  assert_non_null(p);
+  for (int64_t i = 0; i < n; i++) p[i] = rt_pat(7, (size_t)i);
+  ray_ref_t obj;
+  assert_rc(ray_put(p, (size_t)n, &obj), 0);
+  free(p);
+  a = ray_arg_ref(obj);
+  assert_int_equal(get_i64(submit_on(g_check_big, &a, 1, other)), n);
+  assert_rc(ray_ref_release(obj), 0);
 }
 
 /* RAY_NODE_ANY: here while the pool keeps up; once this rank has two tasks
@@ -882,6 +917,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cancel_after_sent),
       cmocka_unit_test(test_nested_and_gets_inside_remote_tasks),
       cmocka_unit_test(test_ranks_place_work_on_each_other),
+      cmocka_unit_test(test_64mib_across_ranks),
       cmocka_unit_test(test_bad_node),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
