@@ -16,15 +16,32 @@
  * path, and finishes the task (its argument references go). Retries happen
  * where the task runs; only the outcome travels.
  *
+ * A result of PULL_FROM bytes or more stays where it was made (the
+ * executor holds a view of it, so it stays in memory: pinned, never
+ * spilled): the answer says only its type and size, and the owner pulls
+ * it. It reserves the bytes through the store's capacity accounting first
+ * (on the communication thread when there is room now; else a worker
+ * waits for room, spilling as any reservation does, so that thread never
+ * blocks on memory), then asks for the value in chunks of at most
+ * pull_chunk bytes (MPI counts are int), which the executor sends straight
+ * from its view and the owner receives straight into the new entry (no
+ * copy on either side). When every pulled result of the task has landed
+ * (or failed), the owner finishes the task and releases the values.
+ *
  * Messages (msgpack arrays, the first element the kind):
  *   TASK      [1, task_id, function name, nreturns, max_retries,
  *              retry_on_error, name|nil, [[type, bytes], ...]]
  *   COMPLETE  [2, task_id, [[true, type, bytes] | [true, type, size] |
- *              [false, code, error], ...], load]   (size: its bytes follow as
- *              a message of their own; load: the sender's, for placement)
+ *              [false, code, error], ...], load]   (size: held there, to
+ *              be pulled; load: the sender's, for placement)
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
  *   ACK       [4]                  the answer, the last message a rank sends
  *   CANCEL    [5, task_id]         owner -> the rank running a task it sent
+ *   PULL      [6, task_id, slot, offset, len]   owner -> executor
+ *   DATA      [7, task_id, slot, offset, ok]    executor -> owner; when ok,
+ *              the len bytes follow as a message of their own (nothing
+ *              from that rank comes between)
+ *   RELEASE   [8, task_id]         owner -> executor: the held results go
  * A CANCEL always follows its TASK (both are queued under `mu`, the TASK
  * first), so the running rank knows the task when the CANCEL comes: it
  * cancels its local task as ray_cancel does (not run if still queued; the
@@ -44,27 +61,42 @@
  *
  * What is not here yet (ADR-006, issue 13): refs that travel (a ref inside
  * a value sent to or from another rank fails with RAY_ENOTSUP), and pulls
- * of large values (a value travels with its task or answer, up to the
- * transport's 2 GiB a message; large results as bodies of their own).
+ * of large arguments (an argument travels inside its TASK, up to the
+ * transport's 2 GiB a message).
  *
- * Threads: send_task and send_results run on the communication thread (its
- * tick: sending never waits for a free worker), as does on_recv; the
- * communication thread; the in-flight table, the table of tasks run here
- * for other ranks and the shutdown state under `mu`. */
+ * Threads: send_task, send_results and the pulls run on the communication
+ * thread (its tick: sending never waits for a free worker, and that thread
+ * never waits for memory: a reservation that must wait goes to a worker),
+ * as does on_recv. The in-flight table, the table of tasks run here for
+ * other ranks and the shutdown state are under `mu`; the list of pulls and
+ * the expected bodies belong to the communication thread. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
 #include "codec.h"
 #include "internal.h"
+#include "testing.h"
 #include "transport.h"
 
-enum { K_TASK = 1, K_COMPLETE = 2, K_SHUTDOWN = 3, K_ACK = 4, K_CANCEL = 5 };
+enum {
+  K_TASK = 1,
+  K_COMPLETE = 2,
+  K_SHUTDOWN = 3,
+  K_ACK = 4,
+  K_CANCEL = 5,
+  K_PULL = 6,
+  K_DATA = 7,
+  K_RELEASE = 8
+};
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
-/* A result value this large goes as a body of its own after the answer,
- * sent from the stored value (no copy), and lands in the receive buffer it
- * arrived in (no copy either). */
-enum { LAND_IN_PLACE = 64 * 1024 };
+/* A result value this large stays where it was made until its owner pulls
+ * it; smaller ones travel inside the answer. */
+enum { PULL_FROM = 64 * 1024 };
+/* The largest chunk a pull asks for (MPI counts are int); a test hook
+ * (testing.h) makes it smaller. */
+#define PULL_CHUNK_MAX ((size_t)256 << 20)
+static atomic_size_t pull_chunk = PULL_CHUNK_MAX;
 /* How long rank 0 waits for every other rank to confirm the shutdown. */
 #define STOP_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
 
@@ -77,26 +109,39 @@ typedef struct flight_s {
 
 struct exec_s;
 
-/* A task whose answer came, waiting for the bodies of its large results
- * (the messages that follow the answer from the same rank). */
+/* A task whose answer came, waiting for its large results to be pulled. */
 typedef struct pend_s {
   ray__task_t *t;
-  int left;   /* bodies still to come */
-  int failed; /* a result's failure code, for the task's fail_code */
+  uint64_t task_id; /* the task's, and the key its executor holds them by */
+  int holder;       /* the rank that ran it */
+  int left;         /* pulls not settled, + 1 while the answer is read */
+  int failed;       /* a result's failure code, for the task's fail_code */
 } pend_t;
 
-/* One body to come: the result it completes. */
-typedef struct body_s {
-  struct body_s *next;
+/* One result landing late: a large one pulled into an entry reserved for
+ * it, or a small one (its bytes copied out of the answer) waiting for
+ * room. */
+typedef struct pull_s {
+  ray__runnable_t rn;  /* on a worker while it waits for room; then the tick */
+  struct pull_s *next; /* cl->pulls (communication thread) */
+  ray__cluster_t *cl;
   pend_t *p;
-  uint32_t slot;
-  uint32_t type;
-  uint64_t size;
-} body_t;
+  uint32_t slot, type;
+  uint64_t id;        /* the pending result entry it completes */
+  uint64_t size, got; /* bytes in all, and landed */
+  size_t chunk;       /* the chunk size its PULLs asked for */
+  ray__entry_t *e;    /* the reserved entry the chunks land in */
+  int err;            /* why there is no entry (the worker's reservation) */
+  void *copy;         /* a small value's bytes, or NULL: pull them */
+} pull_t;
 
-typedef struct bodies_s {
-  body_t *head, *tail;
-} bodies_t;
+/* The body a DATA announced: the next message from its rank. */
+typedef struct expect_s {
+  bool on;
+  pull_t *pl; /* NULL: the pull is gone; the body is dropped */
+  char *dest;
+  size_t len;
+} expect_t;
 
 struct ray__cluster_s {
   ray__runtime_t *rt;
@@ -105,7 +150,8 @@ struct ray__cluster_s {
   uv_cond_t cv;                         /* an ACK came; the stop was asked for */
   flight_t *flights[FLIGHT_BUCKETS];    /* under mu */
   struct exec_s *execs[FLIGHT_BUCKETS]; /* under mu: tasks run here for other ranks */
-  bodies_t *bodies;                     /* per rank: bodies to come (communication thread) */
+  expect_t *expect;                     /* per rank: a body to come (communication thread) */
+  pull_t *pulls;                        /* pulls under way (communication thread) */
   /* Placement of RAY_NODE_ANY tasks: per rank, the load it last reported
    * (with its answers) and our tasks in flight there; all in flight. */
   atomic_int *reported;
@@ -116,6 +162,7 @@ struct ray__cluster_s {
    * (taken under a shard lock by the ready and watch callbacks). */
   uv_mutex_t qmu;
   ray__runnable_t *to_send, *to_answer; /* linked through rn.next, LIFO */
+  ray__runnable_t *to_pull;             /* pulls whose reservation ended on a worker */
   int acks;                             /* rank 0: ranks that confirmed the stop */
   bool closing;                         /* the runtime is stopping: TASKs refused */
   int in_task;                          /* on_task calls under way (close waits them out) */
@@ -156,6 +203,14 @@ static void pack_cstr(msgpack_packer *pk, const char *s) {
   size_t n = strlen(s);
   msgpack_pack_str(pk, n);
   msgpack_pack_str_body(pk, s, n);
+}
+
+/* Start a message about a task: [kind, task_id, ...] of `n` elements. */
+static void msg_begin(ray__mpbuf_t *b, msgpack_packer *pk, uint32_t n, int kind, uint64_t task_id) {
+  ray__mpbuf_init(b, pk);
+  msgpack_pack_array(pk, n);
+  msgpack_pack_int(pk, kind);
+  msgpack_pack_uint64(pk, task_id);
 }
 
 /* A control message: [kind] or, with a task id, [kind, task_id]. */
@@ -257,10 +312,7 @@ static int pack_task(ray__task_t *t, ray__mpbuf_t *b) {
     if (a->type == RAY_TYPE_MSGPACK && holds_refs(a->data, a->size)) return RAY_ENOTSUP;
   }
   msgpack_packer pk;
-  ray__mpbuf_init(b, &pk);
-  msgpack_pack_array(&pk, 8);
-  msgpack_pack_int(&pk, K_TASK);
-  msgpack_pack_uint64(&pk, t->task_id);
+  msg_begin(b, &pk, 8, K_TASK, t->task_id);
   pack_cstr(&pk, t->fn->name);
   msgpack_pack_uint32(&pk, t->nreturns);
   msgpack_pack_uint32(&pk, t->max_retries);
@@ -396,34 +448,17 @@ static int place_any(ray__runtime_t *rt) {
 
 /* ---- The owner: a COMPLETE arrives (communication thread) ---- */
 
-/* A landed value's payload lives on in the message that brought it. */
-static void free_message(void *data, void *base) {
-  (void)data;
-  ray__free(base);
-}
-
-/* Complete pending entry `id` with a value that arrived, a copy of `data`;
- * or, when `*base` is the message (a ray__malloc block holding `data`),
- * not a copy: the entry takes the message (and *base becomes NULL). */
-static void land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data, size_t size,
-                       void **base) {
-  if (*base != NULL) {
-    ray__entry_t *e = ray__entry_new_owned(st, (void *)data, size, free_message, *base, type, true);
-    if (e != NULL) {
-      *base = NULL;
-      e->id = id;
-      ray__store_complete(st, e);
-      return;
-    }
-  }
-  ray__entry_t *e = ray__entry_new(st, size, type, RAY__READY);
-  if (e == NULL) {
-    ray__store_fail(st, id, ray__entry_error(), NULL, 0, true);
-    return;
-  }
+/* Complete pending entry `id` with a small value that arrived inside an
+ * answer, a copy of `data`, if the store has room for it now (the
+ * communication thread never waits for memory). Returns 0, or why not
+ * (ray__entry_error: RAY_ESTOREFULL when there is no room now). */
+static int land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data, size_t size) {
+  ray__entry_t *e = ray__entry_try_new(st, size, type);
+  if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
   e->id = id;
   ray__store_complete(st, e);
+  return 0;
 }
 
 /* Fail pending entry `id` with an error chain that arrived. Returns its code. */
@@ -446,7 +481,246 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
   return code;
 }
 
-/* Returns true when a result took the message (`msg`) over. */
+/* ---- The owner: pulling a large result (communication thread) ---- */
+
+/* The door a runnable passes to reach the scheduler from the
+ * communication thread: shut once the runtime starts stopping
+ * (ray__cluster_close waits for those inside), so nothing is pushed after
+ * the workers are joined. Returns false when shut. */
+static bool door_enter(ray__cluster_t *cl) {
+  uv_mutex_lock(&cl->mu);
+  bool open = !cl->closing;
+  if (open) cl->in_task++;
+  uv_mutex_unlock(&cl->mu);
+  return open;
+}
+
+static void door_leave(ray__cluster_t *cl) {
+  uv_mutex_lock(&cl->mu);
+  if (--cl->in_task == 0 && cl->closing) uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
+
+/* Every pull of the task has settled: finish it and, while the transport
+ * runs, tell its executor to let go of what it holds. */
+static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
+  if (p->failed != 0) atomic_store(&p->t->fail_code, p->failed);
+  if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
+  ray__task_finish(p->t);
+  ray__free(p);
+}
+
+/* The pull is over (landed, or failed with `failed`): out of the list, its
+ * entry freed if it never landed, and the task's count down. */
+static void pull_settle(ray__cluster_t *cl, pull_t *pl, int failed, bool can_send) {
+  for (pull_t **q = &cl->pulls; *q != NULL; q = &(*q)->next)
+    if (*q == pl) {
+      *q = pl->next;
+      break;
+    }
+  if (pl->e != NULL) ray__mem_entry_free(pl->e); /* never entered the table */
+  ray__free(pl->copy);
+  pend_t *p = pl->p;
+  if (failed != 0 && p->failed == 0) p->failed = failed;
+  ray__free(pl);
+  if (--p->left == 0) pend_done(cl, p, can_send);
+}
+
+/* Fail the result a pull was for, with a message saying which, and settle. */
+static void pull_fail(ray__cluster_t *cl, pull_t *pl, int code) {
+  ray_error_t *err = NULL;
+  if (ray_error_new(&err, code, NULL,
+                    "result %u of %s (%llu bytes) could not be fetched from rank %d: %s",
+                    (unsigned)pl->slot, pl->p->t->name, (unsigned long long)pl->size, pl->p->holder,
+                    ray_err_name(code)) == 0)
+    ray_error_set_task_id(err, pl->p->t->task_id);
+  ray__store_fail(&cl->rt->store, pl->id, code, err, 0, true);
+  ray_error_free(err);
+  pull_settle(cl, pl, code, true);
+}
+
+/* The entry is reserved: ask the executor for every chunk, in order. */
+static void pull_request(ray__cluster_t *cl, pull_t *pl) {
+  pl->chunk = atomic_load(&pull_chunk);
+  for (uint64_t off = 0; off < pl->size; off += pl->chunk) {
+    uint64_t len = pl->size - off < pl->chunk ? pl->size - off : pl->chunk;
+    ray__mpbuf_t b;
+    msgpack_packer pk;
+    msg_begin(&b, &pk, 5, K_PULL, pl->p->task_id);
+    msgpack_pack_uint32(&pk, pl->slot);
+    msgpack_pack_uint64(&pk, off);
+    msgpack_pack_uint64(&pk, len);
+    int rc = send_buf(cl, pl->p->holder, &b);
+    if (rc != 0) { /* chunks asked for already are dropped as they come */
+      pull_fail(cl, pl, rc);
+      return;
+    }
+  }
+}
+
+/* The entry completes the result: the last chunk landed, or the copy. */
+static void pull_land(ray__cluster_t *cl, pull_t *pl) {
+  ray__entry_t *e = pl->e;
+  pl->e = NULL;
+  e->id = pl->id;
+  ray__store_complete(&cl->rt->store, e);
+  pull_settle(cl, pl, 0, true);
+}
+
+/* The entry is reserved: land a small value's copy, or pull a large one. */
+static void pull_go(ray__cluster_t *cl, pull_t *pl) {
+  if (pl->copy == NULL) {
+    pull_request(cl, pl);
+    return;
+  }
+  memcpy(pl->e->data, pl->copy, pl->size);
+  pull_land(cl, pl);
+}
+
+/* The reservation ended on a worker (communication thread, its tick). */
+static void pull_resume(ray__runnable_t *rn) {
+  pull_t *pl = (pull_t *)rn;
+  if (pl->e != NULL)
+    pull_go(pl->cl, pl);
+  else
+    pull_fail(pl->cl, pl, pl->err);
+}
+
+/* The transport stopped before the tick took it (ray__cluster_stop). */
+static void pull_abandon(ray__runnable_t *rn) {
+  pull_t *pl = (pull_t *)rn;
+  pull_settle(pl->cl, pl, RAY_ESHUTDOWN, false);
+}
+
+static void pull_to_tick(pull_t *pl) {
+  pl->rn.run = pull_resume;
+  pl->rn.drop = pull_abandon;
+  queue_for_tick(pl->cl, &pl->cl->to_pull, &pl->rn);
+}
+
+/* On a worker: reserve as any put does (spilling, or waiting for frees up
+ * to the store's timeout), then back to the communication thread. */
+static void pull_reserve(ray__runnable_t *rn) {
+  pull_t *pl = (pull_t *)rn;
+  pl->e = ray__entry_new(&pl->cl->rt->store, pl->size, pl->type, RAY__READY);
+  pl->err = pl->e != NULL ? 0 : ray__entry_error();
+  pull_to_tick(pl);
+}
+
+/* The workers stopped before one took it. */
+static void pull_unreserved(ray__runnable_t *rn) {
+  pull_t *pl = (pull_t *)rn;
+  pl->err = RAY_ESHUTDOWN;
+  pull_to_tick(pl);
+}
+
+/* Start a pull: reserve now if there is room, else on a worker. */
+static void pull_start(ray__cluster_t *cl, pull_t *pl) {
+  ray__runtime_t *rt = cl->rt;
+  pl->e = ray__entry_try_new(&rt->store, pl->size, pl->type);
+  if (pl->e != NULL) {
+    pull_go(cl, pl);
+    return;
+  }
+  int err = ray__entry_error();
+  if (err == RAY_ESTOREFULL && pl->size <= rt->store.capacity) { /* no room now */
+    if (door_enter(cl)) {
+      pl->rn.run = pull_reserve;
+      pl->rn.drop = pull_unreserved;
+      ray__sched_push(&rt->sched, &pl->rn);
+      door_leave(cl);
+      return;
+    }
+    err = RAY_ESHUTDOWN;
+  }
+  pull_fail(cl, pl, err);
+}
+
+/* A DATA from `src`: the body it announces is the next message from there. */
+static void on_data(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 5 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[4].type != MSGPACK_OBJECT_BOOLEAN) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed DATA from rank %d", src);
+    return;
+  }
+  pull_t *pl = cl->pulls;
+  while (pl != NULL &&
+         (pl->p->holder != src || pl->p->task_id != v[1].via.u64 || pl->slot != v[2].via.u64))
+    pl = pl->next;
+  if (!v[4].via.boolean) { /* it no longer holds the value: no body follows */
+    if (pl != NULL) pull_fail(cl, pl, RAY_ENOTFOUND);
+    return;
+  }
+  expect_t *x = &cl->expect[src];
+  *x = (expect_t){.on = true};
+  if (pl == NULL) return;        /* failed meanwhile: the body is dropped */
+  if (v[3].via.u64 != pl->got) { /* chunks come in the order asked */
+    pull_fail(cl, pl, RAY_EDECODE);
+    return;
+  }
+  uint64_t left = pl->size - pl->got;
+  x->pl = pl;
+  x->dest = (char *)pl->e->data + pl->got;
+  x->len = left < pl->chunk ? left : pl->chunk;
+}
+
+/* Where the next message from `src` goes: straight into the entry when it
+ * is the body a DATA announced (the transport's on_place). */
+static void *on_place(void *arg, int src, size_t len) {
+  ray__cluster_t *cl = arg;
+  const expect_t *x = &cl->expect[src];
+  return x->on && x->pl != NULL && x->len == len ? x->dest : NULL;
+}
+
+/* The body a DATA announced: a chunk of a pull (in its entry already when
+ * on_place placed it); the last completes the result. */
+static void on_body(ray__cluster_t *cl, int src, const void *data, size_t len) {
+  expect_t x = cl->expect[src];
+  cl->expect[src].on = false;
+  pull_t *pl = x.pl;
+  if (pl == NULL) return;
+  if (len != x.len) {
+    pull_fail(cl, pl, RAY_EDECODE);
+    return;
+  }
+  if (data != x.dest) memcpy(x.dest, data, len);
+  pl->got += len;
+  if (pl->got == pl->size) pull_land(cl, pl);
+}
+
+/* Result `slot` of task t (answered by `src`) lands late: a pull of `size`
+ * bytes, or with `copy`, a small value waiting for room. Made under
+ * *pend, created at the first (its count held at 1 until the answer is
+ * read). Errors: RAY_ENOMEM. */
+static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t task_id, int src,
+                     uint32_t slot, uint32_t type, uint64_t size, const void *copy) {
+  if (*pend == NULL && (*pend = ray__calloc(1, sizeof **pend)) != NULL)
+    **pend = (pend_t){.t = t, .task_id = task_id, .holder = src, .left = 1};
+  pull_t *pl = *pend != NULL ? ray__calloc(1, sizeof *pl) : NULL;
+  void *bytes = pl != NULL && copy != NULL ? ray__malloc(size > 0 ? size : 1) : NULL;
+  if (pl == NULL || (copy != NULL && bytes == NULL)) {
+    ray__free(pl);
+    return RAY_ENOMEM;
+  }
+  if (copy != NULL) memcpy(bytes, copy, size);
+  *pl = (pull_t){.next = cl->pulls,
+                 .cl = cl,
+                 .p = *pend,
+                 .slot = slot,
+                 .type = type,
+                 .id = t->returns[slot].id,
+                 .size = size,
+                 .copy = bytes};
+  cl->pulls = pl;
+  (*pend)->left++;
+  pull_start(cl, pl);
+  return 0;
+}
+
+/* A COMPLETE from the rank that ran one of our tasks: each result lands
+ * (small), is pulled (large) or fails; the task finishes once all did. */
 static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (m->via.array.size != 4 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY ||
@@ -468,7 +742,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
   const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
   int failed = 0;
-  pend_t *pend = NULL; /* made at the first body to come */
+  pend_t *pend = NULL; /* made at the first result to pull */
   for (uint32_t i = 0; i < t->nreturns; i++) {
     uint64_t id = t->returns[i].id;
     const msgpack_object *r = i < res->size ? &res->ptr[i] : NULL;
@@ -481,27 +755,12 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     }
     const msgpack_object *v = r->via.array.ptr;
     bool ok = v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-    if (ok && v[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* its body follows */
-      body_t *bd = ray__calloc(1, sizeof *bd);
-      if (pend == NULL && bd != NULL && (pend = ray__calloc(1, sizeof *pend)) != NULL) pend->t = t;
-      if (bd == NULL || pend == NULL) { /* the body still comes: read it as a lost one */
-        ray__free(bd);
+    if (ok && v[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* held there: pull it */
+      if (land_late(cl, &pend, t, task_id, src, i, (uint32_t)v[1].via.u64, v[2].via.u64, NULL) !=
+          0) {
         ray__store_fail(&t->rt->store, id, RAY_ENOMEM, NULL, 0, true);
         failed = RAY_ENOMEM;
-        bd = ray__calloc(1, sizeof *bd); /* best effort to keep the stream in step */
-        if (bd == NULL) continue;
       }
-      bd->p = pend;
-      bd->slot = i;
-      bd->type = (uint32_t)v[1].via.u64;
-      bd->size = v[2].via.u64;
-      if (pend != NULL) pend->left++;
-      bodies_t *q = &cl->bodies[src];
-      if (q->tail != NULL)
-        q->tail->next = bd;
-      else
-        q->head = bd;
-      q->tail = bd;
       continue;
     }
     if (v[2].type != MSGPACK_OBJECT_BIN) {
@@ -512,19 +771,25 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     }
     const void *data = v[2].via.bin.ptr;
     size_t size = v[2].via.bin.size;
-    if (ok) { /* inside the answer: small (large ones come as bodies), copied */
-      void *no_base = NULL;
-      land_value(&t->rt->store, id, (uint32_t)v[1].via.u64, data, size, &no_base);
+    if (ok) { /* inside the answer: small (large ones are pulled), copied */
+      uint32_t type = (uint32_t)v[1].via.u64;
+      int rc = land_value(&t->rt->store, id, type, data, size);
+      if (rc == RAY_ESTOREFULL) /* no room now: wait for it as a pull would */
+        rc = land_late(cl, &pend, t, task_id, src, i, type, size, data);
+      if (rc != 0) {
+        ray__store_fail(&t->rt->store, id, rc, NULL, 0, true);
+        failed = rc;
+      }
     } else {
       int code = v[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)v[1].via.i64 : RAY_EDECODE;
       failed = land_error(t, id, code, data, size);
     }
   }
-  if (pend != NULL && pend->left > 0) { /* the last body finishes it */
-    pend->failed = failed;
+  if (pend != NULL) { /* the last pull to settle finishes it */
+    if (failed != 0 && pend->failed == 0) pend->failed = failed;
+    if (--pend->left == 0) pend_done(cl, pend, true);
     return;
   }
-  ray__free(pend);
   if (failed != 0) atomic_store(&t->fail_code, failed);
   ray__task_finish(t);
 }
@@ -532,7 +797,8 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
 /* ---- The executor: a TASK arrives (communication thread) ---- */
 
 /* A task run here for another rank: its results, watched until the last
- * completes, then sent back by a worker (send_results). */
+ * completes, then sent back by the communication thread (send_results);
+ * views of the large ones held until the owner has pulled them. */
 typedef struct exec_s exec_t;
 typedef struct exec_watch_s {
   ray__watch_t w;
@@ -548,6 +814,11 @@ struct exec_s {
   atomic_uint left;
   ray_ref_t refs[RAY_MAX_RETURNS];
   exec_watch_t watch[RAY_MAX_RETURNS];
+  /* Communication thread only, once answered: */
+  ray_buf_t held[RAY_MAX_RETURNS]; /* the large results (data NULL: none) */
+  bool holding;                    /* answered, and held[] waits for pulls */
+  bool released;                   /* the owner said it is done with them */
+  int sending;                     /* chunks MPI is still sending from held[] */
 };
 
 static struct exec_s **exec_bucket(ray__cluster_t *cl, int src, uint64_t task_id) {
@@ -569,8 +840,18 @@ static void exec_free(exec_t *x) {
   exec_unlink(x);
   uv_mutex_unlock(&x->cl->mu);
   ray__store_t *st = &x->cl->rt->store;
-  for (uint32_t i = 0; i < x->n; i++) ray__store_release(st, x->refs[i].id);
+  for (uint32_t i = 0; i < x->n; i++) {
+    if (x->held[i].data != NULL) ray_buf_release(&x->held[i]);
+    ray__store_release(st, x->refs[i].id);
+  }
   ray__free(x);
+}
+
+/* The task `task_id` of rank `src` run here, if still known (mu held). */
+static exec_t *exec_find(ray__cluster_t *cl, int src, uint64_t task_id) {
+  for (exec_t *x = *exec_bucket(cl, src, task_id); x != NULL; x = x->next)
+    if (x->src == src && x->task_id == task_id) return x;
+  return NULL;
 }
 
 /* Pack one failed result, [false, code, error]: `err`'s whole chain
@@ -601,10 +882,7 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
   if (ray_error_new(&err, code, NULL, "%s", text) == 0) ray_error_set_task_id(err, task_id);
   ray__mpbuf_t b;
   msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 4);
-  msgpack_pack_int(&pk, K_COMPLETE);
-  msgpack_pack_uint64(&pk, task_id);
+  msg_begin(&b, &pk, 4, K_COMPLETE, task_id);
   msgpack_pack_array(&pk, n);
   for (uint32_t i = 0; i < n; i++) pack_failure(&pk, err, code);
   msgpack_pack_uint32(&pk, (uint32_t)local_load(cl->rt));
@@ -612,16 +890,10 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
   (void)send_buf(cl, src, &b);
 }
 
-/* Pack one result of x (complete) into pk. */
-/* A large result's view, open until MPI has sent it. */
-static void release_view(void *arg) {
-  ray_buf_release(arg);
-  ray__free(arg);
-}
-
 /* Pack one result (complete) into pk: [true, type, bytes], or, for a large
- * value, [true, type, size] with the value as *body (returns true). */
-static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray__transport_body_t *body) {
+ * value, [true, type, size], keeping a view of it in *held for the pulls
+ * (returns true). */
+static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held) {
   ray_buf_t buf;
   int rc = ray_get(ref, 0, &buf);
   if (rc == 0 && buf.type == RAY_TYPE_MSGPACK && holds_refs(buf.data, buf.size)) {
@@ -632,11 +904,9 @@ static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray__transport_body_t
     msgpack_pack_array(pk, 3);
     msgpack_pack_true(pk);
     msgpack_pack_uint32(pk, buf.type);
-    ray_buf_t *held = buf.size >= LAND_IN_PLACE ? ray__malloc(sizeof *held) : NULL;
-    if (held != NULL) {
+    if (buf.size >= PULL_FROM) {
       *held = buf;
       msgpack_pack_uint64(pk, buf.size);
-      *body = (ray__transport_body_t){buf.data, buf.size, release_view, held};
       return true;
     }
     msgpack_pack_bin(pk, buf.size);
@@ -661,32 +931,87 @@ static void send_results(ray__runnable_t *rn) {
   exec_t *x = (exec_t *)rn;
   ray__mpbuf_t b;
   msgpack_packer pk;
-  ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 4);
-  msgpack_pack_int(&pk, K_COMPLETE);
-  msgpack_pack_uint64(&pk, x->task_id);
+  msg_begin(&b, &pk, 4, K_COMPLETE, x->task_id);
   msgpack_pack_array(&pk, x->n);
-  ray__transport_body_t bodies[RAY_MAX_RETURNS];
-  size_t nb = 0;
-  for (uint32_t i = 0; i < x->n; i++)
-    if (pack_result(&pk, x->refs[i], &bodies[nb])) nb++;
+  bool held = false;
+  for (uint32_t i = 0; i < x->n; i++) held |= pack_result(&pk, x->refs[i], &x->held[i]);
   msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
-  size_t len;
-  void *head = take_bytes(&b, &len);
-  ray__mpbuf_destroy(&b);
-  int rc = head != NULL ? 0 : RAY_ENOMEM;
-  size_t total = len;
-  for (size_t i = 0; i < nb; i++) total += bodies[i].len;
-  if (rc == 0)
-    rc = ray__transport_send_group(x->cl->tr, x->src, head, len, nb, bodies);
-  else
-    for (size_t i = 0; i < nb; i++) bodies[i].done(bodies[i].arg);
-  if (rc == 0)
-    atomic_fetch_add_explicit(&x->cl->rt->remote_bytes_sent, total, memory_order_relaxed);
+  int rc = send_buf(x->cl, x->src, &b);
   if (rc != 0) /* too large, or no memory: the owner must still hear of it */
     refuse(x->cl, x->src, x->task_id, x->n, rc, "the results could not be sent back: %s",
            ray_err_name(rc));
-  exec_free(x);
+  if (rc == 0 && held)
+    x->holding = true; /* until the owner's RELEASE */
+  else
+    exec_free(x);
+}
+
+/* MPI is done with a chunk sent from x's held values. */
+static void chunk_sent(void *arg) {
+  exec_t *x = arg;
+  if (--x->sending == 0 && x->released) exec_free(x);
+}
+
+/* A PULL from the owner of a task run here: send the chunk asked for
+ * straight from the held value, after a DATA saying what it is; or a DATA
+ * saying there is no such value (nothing follows). */
+static void on_pull(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 5 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed PULL from rank %d", src);
+    return;
+  }
+  uint64_t task_id = v[1].via.u64, slot = v[2].via.u64, off = v[3].via.u64, len = v[4].via.u64;
+  uv_mutex_lock(&cl->mu);
+  exec_t *x = exec_find(cl, src, task_id);
+  uv_mutex_unlock(&cl->mu); /* only this thread frees a holding x */
+  const ray_buf_t *h =
+      x != NULL && x->holding && !x->released && slot < x->n && x->held[slot].data != NULL
+          ? &x->held[slot]
+          : NULL;
+  bool ok = h != NULL && off <= h->size && len <= h->size - off && len <= INT32_MAX;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 5, K_DATA, task_id);
+  msgpack_pack_uint64(&pk, slot);
+  msgpack_pack_uint64(&pk, off);
+  if (ok)
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  if (!ok) {
+    (void)send_buf(cl, src, &b);
+    return;
+  }
+  size_t hlen;
+  void *head = take_bytes(&b, &hlen);
+  ray__mpbuf_destroy(&b);
+  if (head == NULL) { /* the owner's pull then waits for the stop: log it */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to answer a pull from rank %d", src);
+    return;
+  }
+  x->sending++;
+  ray__transport_body_t body = {(const char *)h->data + off, (size_t)len, chunk_sent, x};
+  if (ray__transport_send_group(cl->tr, src, head, hlen, 1, &body) == 0)
+    atomic_fetch_add_explicit(&cl->rt->remote_bytes_sent, hlen + len, memory_order_relaxed);
+}
+
+/* A RELEASE: the owner has what it pulled; the held values go (once MPI
+ * has sent the last chunk). */
+static void on_release(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  if (m->via.array.size != 2 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed RELEASE from rank %d", src);
+    return;
+  }
+  uv_mutex_lock(&cl->mu);
+  exec_t *x = exec_find(cl, src, m->via.array.ptr[1].via.u64);
+  uv_mutex_unlock(&cl->mu);
+  if (x == NULL || !x->holding || x->released) return;
+  x->released = true;
+  if (x->sending == 0) exec_free(x);
 }
 
 static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails them itself */
@@ -721,11 +1046,7 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
 
 /* A TASK: run it unless the runtime is closing (then refuse it). */
 static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
-  uv_mutex_lock(&cl->mu);
-  bool closing = cl->closing;
-  if (!closing) cl->in_task++;
-  uv_mutex_unlock(&cl->mu);
-  if (closing) {
+  if (!door_enter(cl)) {
     const msgpack_object *v = m->via.array.ptr;
     if (m->via.array.size == 8 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
         v[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[3].via.u64 <= RAY_MAX_RETURNS)
@@ -734,9 +1055,7 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
     return;
   }
   run_task(cl, src, m);
-  uv_mutex_lock(&cl->mu);
-  if (--cl->in_task == 0 && cl->closing) uv_cond_broadcast(&cl->cv);
-  uv_mutex_unlock(&cl->mu);
+  door_leave(cl);
 }
 
 static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
@@ -845,47 +1164,15 @@ static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
   uint64_t task_id = m->via.array.ptr[1].via.u64;
   ray_ref_t ref = {0, 0};
   uv_mutex_lock(&cl->mu);
-  for (exec_t *x = *exec_bucket(cl, src, task_id); x != NULL; x = x->next)
-    if (x->src == src && x->task_id == task_id) {
-      ref = x->refs[0];
-      if (ray__store_retain(&cl->rt->store, ref.id) != 0) ref.id = 0;
-      break;
-    }
+  exec_t *x = exec_find(cl, src, task_id);
+  if (x != NULL) {
+    ref = x->refs[0];
+    if (ray__store_retain(&cl->rt->store, ref.id) != 0) ref.id = 0;
+  }
   uv_mutex_unlock(&cl->mu);
   if (ref.id == 0) return; /* finished and answered already */
   (void)ray_cancel(ref);   /* RAY_EFINISHED when it just finished: nothing to do */
   ray__store_release(&cl->rt->store, ref.id);
-}
-
-/* The next body `src` owed us (its answer came first): land it in place
- * and, with the task's last, finish the task. Returns whether the entry
- * kept the message. */
-static bool on_body(ray__cluster_t *cl, int src, void *data, size_t len) {
-  bodies_t *q = &cl->bodies[src];
-  body_t *bd = q->head;
-  q->head = bd->next;
-  if (q->head == NULL) q->tail = NULL;
-  pend_t *p = bd->p;
-  bool kept = false;
-  if (p != NULL) { /* NULL: no memory to track it when its answer came; dropped */
-    ray__task_t *t = p->t;
-    uint64_t id = t->returns[bd->slot].id;
-    if (len != bd->size) {
-      ray__store_fail(&t->rt->store, id, RAY_EDECODE, NULL, 0, true);
-      p->failed = RAY_EDECODE;
-    } else {
-      void *in_place = data;
-      land_value(&t->rt->store, id, bd->type, data, len, &in_place);
-      kept = in_place == NULL;
-    }
-    if (--p->left == 0) {
-      if (p->failed != 0) atomic_store(&t->fail_code, p->failed);
-      ray__task_finish(t);
-      ray__free(p);
-    }
-  }
-  ray__free(bd);
-  return kept;
 }
 
 /* ---- The communication thread's own work ---- */
@@ -909,24 +1196,55 @@ static void run_list(ray__runnable_t *rn, bool drop) {
   }
 }
 
-/* The tick: send what is ready, answer what ran. */
+/* The tick: answer what ran, pull what has room now, send what is ready. */
 static bool on_tick(void *arg) {
   ray__cluster_t *cl = arg;
   uv_mutex_lock(&cl->qmu);
-  ray__runnable_t *send = cl->to_send, *answer = cl->to_answer;
-  cl->to_send = cl->to_answer = NULL;
+  ray__runnable_t *send = cl->to_send, *answer = cl->to_answer, *pull = cl->to_pull;
+  cl->to_send = cl->to_answer = cl->to_pull = NULL;
   uv_mutex_unlock(&cl->qmu);
   run_list(answer, false);
+  run_list(pull, false);
   run_list(send, false);
-  return send != NULL || answer != NULL;
+  return send != NULL || answer != NULL || pull != NULL;
 }
 
 /* ---- Receiving (communication thread) ---- */
 
+/* SHUTDOWN: only the driver stops the job. */
+static void on_shutdown(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  (void)m;
+  if (src != 0) return;
+  uv_mutex_lock(&cl->mu);
+  cl->stop_asked = true;
+  uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
+
+/* ACK: one more rank confirmed the stop. */
+static void on_ack(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  (void)src;
+  (void)m;
+  uv_mutex_lock(&cl->mu);
+  cl->acks++;
+  uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
+
+typedef void (*handler_fn)(ray__cluster_t *cl, int src, const msgpack_object *m);
+static const handler_fn handlers[] = {
+    [K_TASK] = on_task, [K_COMPLETE] = on_complete, [K_SHUTDOWN] = on_shutdown,
+    [K_ACK] = on_ack,   [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
+    [K_DATA] = on_data, [K_RELEASE] = on_release,
+};
+
 static bool on_recv(void *arg, int src, void *data, size_t len) {
   ray__cluster_t *cl = arg;
   atomic_fetch_add_explicit(&cl->rt->remote_bytes_received, len, memory_order_relaxed);
-  if (cl->bodies[src].head != NULL) return on_body(cl, src, data, len); /* raw bytes */
+  if (cl->expect[src].on) { /* raw bytes: the body a DATA announced */
+    on_body(cl, src, data, len);
+    return false;
+  }
   msgpack_unpacked u;
   if (ray__mp_decode(data, len, &u) != 0) {
     ray__log(RAY_LOG_ERROR, "cluster: an undecodable message from rank %d", src);
@@ -939,35 +1257,13 @@ static bool on_recv(void *arg, int src, void *data, size_t len) {
     msgpack_unpacked_destroy(&u);
     return false;
   }
-  bool kept = false;
-  switch (m->via.array.ptr[0].via.u64) {
-    case K_TASK:
-      on_task(cl, src, m);
-      break;
-    case K_COMPLETE:
-      on_complete(cl, src, m);
-      break;
-    case K_CANCEL:
-      on_cancel(cl, src, m);
-      break;
-    case K_SHUTDOWN:
-      if (src != 0) break; /* only the driver stops the job */
-      uv_mutex_lock(&cl->mu);
-      cl->stop_asked = true;
-      uv_cond_broadcast(&cl->cv);
-      uv_mutex_unlock(&cl->mu);
-      break;
-    case K_ACK:
-      uv_mutex_lock(&cl->mu);
-      cl->acks++;
-      uv_cond_broadcast(&cl->cv);
-      uv_mutex_unlock(&cl->mu);
-      break;
-    default:
-      ray__log(RAY_LOG_ERROR, "cluster: a message of unknown kind from rank %d", src);
-  }
+  uint64_t kind = m->via.array.ptr[0].via.u64;
+  if (kind < sizeof handlers / sizeof handlers[0] && handlers[kind] != NULL)
+    handlers[kind](cl, src, m);
+  else
+    ray__log(RAY_LOG_ERROR, "cluster: a message of unknown kind from rank %d", src);
   msgpack_unpacked_destroy(&u); /* the zone only: bins point into `data` */
-  return kept;
+  return false;
 }
 
 /* ---- Start-up: the same functions on every rank ---- */
@@ -1063,10 +1359,10 @@ static int setup(void *arg, ray__transport_t *tr) {
   atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
   atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
   int nranks = ray__transport_size(tr);
-  cl->bodies = ray__calloc((size_t)nranks, sizeof *cl->bodies);
+  cl->expect = ray__calloc((size_t)nranks, sizeof *cl->expect);
   cl->reported = ray__calloc((size_t)nranks, sizeof *cl->reported);
   cl->inflight = ray__calloc((size_t)nranks, sizeof *cl->inflight);
-  if (cl->bodies == NULL || cl->reported == NULL || cl->inflight == NULL) return RAY_ENOMEM;
+  if (cl->expect == NULL || cl->reported == NULL || cl->inflight == NULL) return RAY_ENOMEM;
   for (int r = 0; r < nranks; r++) {
     atomic_init(&cl->reported[r], 0);
     atomic_init(&cl->inflight[r], 0);
@@ -1131,12 +1427,13 @@ int ray__cluster_start(ray__runtime_t *rt) {
                              .on_recv = on_recv,
                              .on_setup = setup,
                              .on_tick = on_tick,
+                             .on_place = on_place,
                              .arg = cl};
   rt->cluster = cl;            /* before the thread: on_recv may run at once */
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
-    ray__free(cl->bodies);
+    ray__free(cl->expect);
     ray__free(cl->reported);
     ray__free(cl->inflight);
     atomic_store(&rt->place_any, NULL);
@@ -1192,8 +1489,14 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   /* The thread's work it never got to: tasks not sent fail as a stopped
    * runtime's do; answers not sent are let go (rank 0 failed them). */
   run_list(cl->to_answer, true);
+  run_list(cl->to_pull, true);
   run_list(cl->to_send, true);
-  cl->to_answer = cl->to_send = NULL;
+  cl->to_answer = cl->to_pull = cl->to_send = NULL;
+  /* Pulls whose chunks never came: their results failed with the runtime's
+   * pending objects. Values held for other ranks' pulls go. */
+  while (cl->pulls != NULL) pull_settle(cl, cl->pulls, RAY_ESHUTDOWN, false);
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    while (cl->execs[b] != NULL) exec_free(cl->execs[b]);
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
@@ -1205,21 +1508,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__task_finish(f->t);
       ray__free(f);
     }
-  /* Bodies that never came: their tasks' results failed with the rest. */
-  for (int r = 0; r < nranks; r++)
-    while (cl->bodies[r].head != NULL) {
-      body_t *bd = cl->bodies[r].head;
-      cl->bodies[r].head = bd->next;
-      pend_t *p = bd->p;
-      if (p != NULL && --p->left == 0) {
-        int none = 0;
-        atomic_compare_exchange_strong(&p->t->fail_code, &none, RAY_ESHUTDOWN);
-        ray__task_finish(p->t);
-        ray__free(p);
-      }
-      ray__free(bd);
-    }
-  ray__free(cl->bodies);
+  ray__free(cl->expect);
   ray__free(cl->reported);
   ray__free(cl->inflight);
   atomic_store(&rt->place_any, NULL);
@@ -1228,6 +1517,13 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   uv_cond_destroy(&cl->cv);
   uv_mutex_destroy(&cl->mu);
   ray__free(cl);
+}
+
+/* ---- Test hooks (testing.h) ---- */
+
+size_t ray__cluster_set_pull_chunk(size_t bytes) {
+  if (bytes == 0 || bytes > PULL_CHUNK_MAX) bytes = PULL_CHUNK_MAX;
+  return atomic_exchange(&pull_chunk, bytes);
 }
 
 /* ---- The public calls ---- */

@@ -100,25 +100,46 @@ static void segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 #define RAY__SPILL_HIGH(st) ((st)->capacity / 10 * 8)
 #define RAY__SPILL_LOW(st) ((st)->capacity / 10 * 6)
 
+/* The reservation's steps that neither spill nor wait: the home shard's
+ * budget, the store's free capacity (with a chunk of budget for the
+ * home shard when there is room), then every shard's parked budget. */
+static bool reserve_now(ray__store_t *st, ray__shard_t *sh, int64_t want) {
+  if (want <= INT64_MAX - st->chunk && take(st, want + st->chunk)) {
+    atomic_fetch_add(&sh->budget, st->chunk);
+    return true;
+  }
+  if (take(st, want)) return true;
+  reclaim(st);
+  return take(st, want);
+}
+
+/* The home shard's budget, or false; and the background spiller kicked
+ * once the store is past its high mark. */
+static bool reserve_start(ray__store_t *st, ray__shard_t *sh, int64_t want) {
+  if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return true;
+  atomic_fetch_add(&sh->budget, want);
+  if (st->spill_enabled &&
+      (uint64_t)atomic_load_explicit(&st->reserved, memory_order_relaxed) > RAY__SPILL_HIGH(st))
+    spiller_kick(st);
+  return false;
+}
+
+int ray__mem_try_reserve(ray__store_t *st, size_t n) {
+  if (n == 0) return 0;
+  if (n > st->capacity) return RAY_ESTOREFULL;
+  ray__shard_t *sh = home_shard(st);
+  return reserve_start(st, sh, (int64_t)n) || reserve_now(st, sh, (int64_t)n) ? 0 : RAY_ESTOREFULL;
+}
+
 int ray__mem_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
   ray__shard_t *sh = home_shard(st);
   int64_t want = (int64_t)n;
-  if (atomic_fetch_sub(&sh->budget, want) - want >= 0) return 0;
-  atomic_fetch_add(&sh->budget, want);
+  if (reserve_start(st, sh, want)) return 0;
   uint64_t deadline = 0;
-  if (st->spill_enabled &&
-      (uint64_t)atomic_load_explicit(&st->reserved, memory_order_relaxed) > RAY__SPILL_HIGH(st))
-    spiller_kick(st);
   for (;;) {
-    if (want <= INT64_MAX - st->chunk && take(st, want + st->chunk)) {
-      atomic_fetch_add(&sh->budget, st->chunk);
-      return 0;
-    }
-    if (take(st, want)) return 0;
-    reclaim(st);
-    if (take(st, want)) return 0;
+    if (reserve_now(st, sh, want)) return 0;
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
     if (atomic_load(&st->mem_stop)) return RAY_ESHUTDOWN;

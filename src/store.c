@@ -154,12 +154,9 @@ static ray__entry_t *entry_alloc(ray__store_t *st, size_t extra, uint32_t type, 
   return e;
 }
 
-ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
-  int rc = ray__mem_reserve(st, size);
-  if (rc != 0) {
-    tl_entry_err = rc;
-    return NULL;
-  }
+/* ray__entry_new with `size` bytes reserved already (given back on failure). */
+static ray__entry_t *entry_new_reserved(ray__store_t *st, size_t size, uint32_t type,
+                                        uint8_t state) {
   bool inl = size <= st->inline_threshold;
   size_t room = state == RAY__PENDING ? RAY__SMALL_RESULT : 0;
   ray__entry_t *e = entry_alloc(st, (inl ? size : 0) + room, type, state);
@@ -178,6 +175,24 @@ ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8
   e->size = size;
   e->acct = size;
   return e;
+}
+
+ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state) {
+  int rc = ray__mem_reserve(st, size);
+  if (rc != 0) {
+    tl_entry_err = rc;
+    return NULL;
+  }
+  return entry_new_reserved(st, size, type, state);
+}
+
+ray__entry_t *ray__entry_try_new(ray__store_t *st, size_t size, uint32_t type) {
+  int rc = ray__mem_try_reserve(st, size);
+  if (rc != 0) {
+    tl_entry_err = rc;
+    return NULL;
+  }
+  return entry_new_reserved(st, size, type, RAY__READY);
 }
 
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size, ray_free_fn free_fn,

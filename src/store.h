@@ -197,6 +197,10 @@ enum { RAY__SMALL_RESULT = 16 };
  * objects or wait, see memory.c); refcnt 1, life 1, not yet in the table.
  * NULL on failure, with the reason in ray__entry_error(). */
 ray__entry_t *ray__entry_new(ray__store_t *st, size_t size, uint32_t type, uint8_t state);
+/* As ray__entry_new for a READY entry, reserving with ray__mem_try_reserve:
+ * never spills or waits (RAY_ESTOREFULL in ray__entry_error() when there
+ * is no room now). */
+ray__entry_t *ray__entry_try_new(ray__store_t *st, size_t size, uint32_t type);
 /* An entry whose payload is the caller's buffer (freed with free_fn(arg)),
  * reserving `size` bytes when `account`. NULL on failure (ray__entry_error). */
 ray__entry_t *ray__entry_new_owned(ray__store_t *st, void *data, size_t size, ray_free_fn free_fn,
@@ -287,6 +291,11 @@ void ray__mem_set_home(uint64_t id);
  * (a saturated deadline, ray__sched_deadline; the wait looks at shutdown every
  * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
+/* As ray__mem_reserve, but only what needs neither spilling nor waiting
+ * (the background spiller is still kicked past the high mark): for a
+ * thread that must not block (cluster mode's communication thread).
+ * Errors: RAY_ESTOREFULL (no room now, or n above the capacity). */
+int ray__mem_try_reserve(ray__store_t *st, size_t n);
 /* Give n bytes back, into the calling thread's home shard budget. */
 void ray__mem_release(ray__store_t *st, size_t n);
 /* Settle an entry's accounts with its store (when it leaves the table):

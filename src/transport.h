@@ -18,6 +18,12 @@ typedef struct ray__transport_s ray__transport_t;
  * is a ray__malloc block: return true to keep it (the callee frees it with
  * ray__free when done), false to let the transport free it after the call. */
 typedef bool (*ray__transport_recv_fn)(void *arg, int src, void *data, size_t len);
+/* Before a message of `len` bytes from `src` is received (on the
+ * communication thread): where it should go, or NULL for a block of the
+ * transport's. A message received into the caller's memory is still handed
+ * to on_recv (data is that memory), which never frees it: the transport
+ * ignores the return then. */
+typedef void *(*ray__transport_place_fn)(void *arg, int src, size_t len);
 /* Run once on the communication thread after the transport started, before
  * ray__transport_start returns: the place for collectives
  * (ray__transport_allgather, ray__transport_bcast), which every rank makes
@@ -35,8 +41,9 @@ typedef struct ray__transport_opts_s {
   uint32_t poll_us; /* then look this often */
   ray__transport_recv_fn on_recv;
   ray__transport_setup_fn on_setup;
-  ray__transport_tick_fn on_tick; /* may be NULL */
-  void *arg;                      /* for all three */
+  ray__transport_tick_fn on_tick;   /* may be NULL */
+  ray__transport_place_fn on_place; /* may be NULL */
+  void *arg;                        /* for all four */
 } ray__transport_opts_t;
 
 /* Start the communication thread (initialising MPI there when the host has

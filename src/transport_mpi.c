@@ -226,7 +226,10 @@ static int receive(ray__transport_t *tr, bool stopping, int *ends) {
       return n;
     int count = 0;
     MPI_Get_count(&status, MPI_BYTE, &count);
-    void *buf = ray__malloc(count > 0 ? (size_t)count : 1);
+    void *placed = NULL; /* the caller's memory: never ours to free */
+    if (!stopping && status.MPI_TAG != TAG_END && tr->opts.on_place != NULL)
+      placed = tr->opts.on_place(tr->opts.arg, status.MPI_SOURCE, (size_t)count);
+    void *buf = placed != NULL ? placed : ray__malloc(count > 0 ? (size_t)count : 1);
     if (buf == NULL) { /* it stays in MPI: the next look tries again */
       if (!tr->oom_logged)
         ray__log(RAY_LOG_ERROR, "cluster: no memory for a %d-byte message from rank %d yet", count,
@@ -241,7 +244,7 @@ static int receive(ray__transport_t *tr, bool stopping, int *ends) {
       (*ends)++;
     else if (!stopping)
       kept = tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
-    if (!kept) ray__free(buf);
+    if (!kept && placed == NULL) ray__free(buf);
     n++;
   }
 }

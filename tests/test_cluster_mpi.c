@@ -11,7 +11,8 @@
  * the others; with "mismatch_types", ranks >= 1 register "inc" with another
  * return type: ray_init must fail on every rank with RAY_EINVAL, logging an
  * error that names the function. "observe" checks the timeline and metrics
- * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init. */
+ * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init;
+ * "small_store" pulls large results into a store too small for them. */
 #include "test_util.h"
 
 /* ---- The functions every rank registers ---- */
@@ -601,6 +602,25 @@ static void test_64mib_across_ranks(void **state) {
   assert_rc(ray_ref_release(obj), 0);
 }
 
+/* A large result is pulled in chunks of at most the reader's chunk size
+ * (256 MiB by default; here an odd size, so the last chunk is short), each
+ * landing where it belongs in the value. */
+static void test_pull_in_chunks(void **state) {
+  (void)state;
+  size_t old = ray__cluster_set_pull_chunk((1u << 20) + 13);
+  int64_t n = ((int64_t)5 << 20) + 7;
+  ray_arg_t a = ray_arg_i64(n);
+  ray_ref_t r = submit_on(g_big, &a, 1, g_ranks > 1 ? 1 : 0);
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
+  assert_int_equal(b.size, (size_t)n);
+  for (size_t i = 0; i < b.size; i++)
+    if (((const unsigned char *)b.data)[i] != rt_pat(7, i)) fail_msg("byte %zu differs", i);
+  ray_buf_release(&b);
+  assert_rc(ray_ref_release(r), 0);
+  ray__cluster_set_pull_chunk(old);
+}
+
 /* RAY_NODE_ANY: here while the pool keeps up; once this rank has two tasks
  * a worker (gates that cannot finish until opened), the next go to other
  * ranks; from inside a task, always where it runs, even a task a waiting
@@ -852,6 +872,112 @@ static int run_serve_in_init(int rank) {
   return ray_shutdown() == 0 ? 0 : 5;
 }
 
+/* "small_store": rank 0's store holds 4 MiB, and ranks >= 1 have one
+ * worker each (so rank 1 answers in the order it was asked). A pulled
+ * result is reserved through rank 0's store: larger than the store, it
+ * fails with RAY_ESTOREFULL; with no room now, a worker waits for room
+ * while the communication thread goes on serving; and the reservation
+ * spills as any put does. */
+static int check_big(ray_ref_t r, int64_t n) {
+  ray_buf_t b;
+  int rc = ray_get(r, RAY_TIMEOUT_INFINITE, &b);
+  if (rc != 0) return rc;
+  bool same = (int64_t)b.size == n;
+  for (size_t i = 0; same && i < b.size; i++)
+    same = ((const unsigned char *)b.data)[i] == rt_pat(7, i);
+  ray_buf_release(&b);
+  return same ? 0 : RAY_EDECODE;
+}
+
+static int small_store_driver(void) {
+  int64_t mib = 1 << 20;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = 1;
+  /* 1. Larger than the store: RAY_ESTOREFULL, saying what could not come. */
+  ray_arg_t a = ray_arg_i64(8 * mib);
+  ray_ref_t r;
+  if (ray_task_submit(g_big, &a, 1, &o, &r) != 0) return 10;
+  ray_buf_t b;
+  if (ray_get(r, RAY_TIMEOUT_INFINITE, &b) != RAY_ESTOREFULL) return 11;
+  ray_error_t *err = NULL;
+  char text[1024] = "";
+  if (ray_get_error(r, &err) != 0 || err == NULL) return 12;
+  ray_error_format(err, text, sizeof text);
+  ray_error_free(err);
+  if (strstr(text, "could not be fetched from rank 1") == NULL) {
+    fprintf(stderr, "the error says: %s\n", text);
+    return 13;
+  }
+  ray_ref_release(r);
+  /* 2. No room now (all but 24 KiB held in views, not spillable): a large
+   *    result's pull and a small result (inside its answer) wait for room
+   *    on a worker. Rank 1 answers whoami after them (one worker, in
+   *    order), so once whoami's answer is here theirs came first and they
+   *    wait: the communication thread served on meanwhile. */
+  unsigned char *p = malloc((size_t)(3 * mib));
+  if (p == NULL) return 2;
+  memset(p, 0x5A, (size_t)(3 * mib));
+  ray_ref_t held, held2;
+  ray_buf_t view, view2;
+  if (ray_put(p, (size_t)(3 * mib), &held) != 0 || ray_get(held, 0, &view) != 0) return 14;
+  if (ray_put(p, 1000 * 1024, &held2) != 0 || ray_get(held2, 0, &view2) != 0) return 14;
+  a = ray_arg_i64(2 * mib);
+  ray_arg_t a_small = ray_arg_i64(40 * 1024);
+  ray_ref_t big, small, who;
+  if (ray_task_submit(g_big, &a, 1, &o, &big) != 0) return 15;
+  if (ray_task_submit(g_big, &a_small, 1, &o, &small) != 0) return 15;
+  if (ray_task_submit(g_whoami, NULL, 0, &o, &who) != 0) return 15;
+  int64_t v = -1;
+  if (ray_get_i64(who, RAY_TIMEOUT_INFINITE, &v) != 0 || v != 1) return 16;
+  ray_ref_release(who);
+  ray_buf_release(&view); /* room: the waiting results go on */
+  ray_buf_release(&view2);
+  ray_ref_release(held);
+  ray_ref_release(held2);
+  if (check_big(big, 2 * mib) != 0) return 17;
+  if (check_big(small, 40 * 1024) != 0) return 24;
+  ray_ref_release(big);
+  ray_ref_release(small);
+  /* 3. The reservation spills: 3 MiB put (unpinned), a 2 MiB pull. */
+  if (ray_put(p, (size_t)(3 * mib), &held) != 0) return 18;
+  if (ray_task_submit(g_big, &a, 1, &o, &big) != 0) return 19;
+  if (check_big(big, 2 * mib) != 0) return 20;
+  ray_ref_release(big);
+  ray_stats_t st;
+  if (ray_stats(&st) != 0 || st.spill_count < 1) return 21;
+  if (ray_get(held, RAY_TIMEOUT_INFINITE, &view) != 0) return 22; /* restored */
+  bool same = view.size == (size_t)(3 * mib) && memcmp(view.data, p, view.size) == 0;
+  ray_buf_release(&view);
+  ray_ref_release(held);
+  free(p);
+  return same ? 0 : 23;
+}
+
+static int run_small_store(int rank) {
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = rank == 0 ? 2 : 1;
+  if (rank == 0) {
+    cfg.object_store_memory = 4u << 20;
+    cfg.enable_spilling = true;
+    cfg.store_full_timeout_ms = 60000; /* the wait in step 2 ends when room is made */
+  }
+  ray__alloc_track(true);
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (rank != 0) return ray_serve() == 0 ? 0 : 5;
+  rc = small_store_driver();
+  if (rc != 0) fprintf(stderr, "small_store: step failed with %d\n", rc);
+  if (ray_shutdown() != 0) return 5;
+  if (rc == 0 && (ray__threads_alive() != 0 || ray__alloc_outstanding() != 0)) return 6;
+  return rc;
+}
+
 static char g_log_hit[256];
 static const char *g_log_want;
 static void capture_log(int level, const char *msg, void *arg) {
@@ -867,6 +993,7 @@ int main(int argc, char **argv) {
   add_statics();
   if (argc > 1 && strcmp(argv[1], "observe") == 0) return run_observe(rank);
   if (argc > 1 && strcmp(argv[1], "serve_in_init") == 0) return run_serve_in_init(rank);
+  if (argc > 1 && strcmp(argv[1], "small_store") == 0) return run_small_store(rank);
   if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
     bool types = strcmp(argv[1], "mismatch_types") == 0;
     g_log_want = types ? "function inc is" : "function only_on_rank_1 is";
@@ -918,6 +1045,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_nested_and_gets_inside_remote_tasks),
       cmocka_unit_test(test_ranks_place_work_on_each_other),
       cmocka_unit_test(test_64mib_across_ranks),
+      cmocka_unit_test(test_pull_in_chunks),
       cmocka_unit_test(test_bad_node),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
