@@ -518,7 +518,7 @@ static void pull_settle(ray__cluster_t *cl, pull_t *pl, int failed, bool can_sen
       *q = pl->next;
       break;
     }
-  if (pl->e != NULL) ray__mem_entry_free(pl->e); /* never entered the table */
+  if (pl->e != NULL) ray__store_drop(&cl->rt->store, pl->e); /* never entered the table */
   ray__free(pl->copy);
   pend_t *p = pl->p;
   if (failed != 0 && p->failed == 0) p->failed = failed;
@@ -1359,6 +1359,13 @@ static int setup(void *arg, ray__transport_t *tr) {
   atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
   atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
   int nranks = ray__transport_size(tr);
+  /* Every rank alike: an id names its owner in 16 bits. */
+  if (nranks > RAY__ID_MAX_RANKS) {
+    ray__log(RAY_LOG_ERROR, "cluster: %d ranks, more than ids can name (%d)", nranks,
+             RAY__ID_MAX_RANKS);
+    return RAY_ENOTSUP;
+  }
+  ray__id_set_owner((unsigned)ray__transport_rank(tr));
   cl->expect = ray__calloc((size_t)nranks, sizeof *cl->expect);
   cl->reported = ray__calloc((size_t)nranks, sizeof *cl->reported);
   cl->inflight = ray__calloc((size_t)nranks, sizeof *cl->inflight);
@@ -1433,6 +1440,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
+    ray__id_set_owner(0);
     ray__free(cl->expect);
     ray__free(cl->reported);
     ray__free(cl->inflight);
@@ -1511,6 +1519,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   ray__free(cl->expect);
   ray__free(cl->reported);
   ray__free(cl->inflight);
+  ray__id_set_owner(0);
   atomic_store(&rt->place_any, NULL);
   rt->cluster = NULL;
   uv_mutex_destroy(&cl->qmu);

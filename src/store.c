@@ -47,6 +47,9 @@ static atomic_uint_fast64_t next_id_block = 1; /* ids start at ID_BLOCK: 0 is ni
 static _Thread_local uint64_t tl_id_next RAY__TLS_FAST;
 static _Thread_local uint64_t tl_id_end RAY__TLS_FAST;
 
+/* Cluster mode: the owner's rank in every id's top bits (0 otherwise). */
+static atomic_uint_fast64_t id_owner_bits;
+
 uint64_t ray__id_next(void) {
   if (tl_id_next == tl_id_end) {
     uint64_t b = atomic_fetch_add_explicit(&next_id_block, 1, memory_order_relaxed);
@@ -54,7 +57,11 @@ uint64_t ray__id_next(void) {
     tl_id_end = tl_id_next + ID_BLOCK;
     ray__mem_set_home(tl_id_next); /* the thread's puts insert into this block's shard now */
   }
-  return tl_id_next++;
+  return tl_id_next++ | atomic_load_explicit(&id_owner_bits, memory_order_relaxed);
+}
+
+void ray__id_set_owner(unsigned rank) {
+  atomic_store(&id_owner_bits, (uint64_t)rank << RAY__ID_RANK_SHIFT);
 }
 
 int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,

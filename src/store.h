@@ -183,8 +183,15 @@ static inline ray__entry_t *ray__shard_find(const ray__store_t *st, ray__shard_t
   return e;
 }
 
-/* A fresh, never used id (thread-local blocks of a global counter). */
+/* A fresh, never used id (thread-local blocks of a global counter), with
+ * the owner's rank in its top bits in cluster mode (ADR-006: an id names
+ * the rank that owns it; the counter has the low 48 bits). */
 uint64_t ray__id_next(void);
+#define RAY__ID_RANK_SHIFT 48
+#define RAY__ID_MAX_RANKS 65536
+/* The rank ids made from now on carry: cluster mode sets it at start (0
+ * again when it stops; a single process is rank 0). */
+void ray__id_set_owner(unsigned rank);
 
 /* Payload bytes a pending entry holds in place, so that a small result
  * (an i64, an f64, a short string) completes it without a second entry:

@@ -29,6 +29,18 @@ static int fn_whoami(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, ray_rank());
 }
 
+/* The rank its own task id names, if a ref it puts names the same one;
+ * else -1. */
+static int fn_id_owner(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_ref_t r;
+  int rc = ray_put_i64(1, &r);
+  if (rc != 0) return rc;
+  uint64_t put_owner = r.id >> 48, task_owner = ray_ctx_task_id(ctx) >> 48;
+  ray_ref_release(r);
+  return ray_return_i64(ctx, 0, put_owner == task_owner ? (int64_t)task_owner : -1);
+}
+
 /* Its argument back (registered once per type: echo_i64, echo_str, ...). */
 static int fn_echo(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
@@ -293,6 +305,8 @@ STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
 STATIC_FN(s_check_big, "check_big", fn_check_big, k_i64, &g_check_big);
+static ray_function_t g_id_owner;
+STATIC_FN(s_id_owner, "id_owner", fn_id_owner, k_i64, &g_id_owner);
 STATIC_FN(s_until_cancelled, "until_cancelled", fn_until_cancelled, k_i64, &g_until_cancelled);
 STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
 static ray_function_t g_extra;
@@ -303,7 +317,8 @@ static void add_statics(void) {
       &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,   &s_echo_bytes,
       &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,       &s_flaky,
       &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,       &s_until_cancelled,
-      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big};
+      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big,
+      &s_id_owner};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
 }
 
@@ -566,6 +581,17 @@ static void test_cancel_after_sent(void **state) {
       assert_rc(ray_ref_release(refs[i]), 0);
     }
   }
+}
+
+/* Ids name their owner (ADR-006): the refs and tasks a rank makes carry
+ * its rank in their top 16 bits; the driver's, 0. */
+static void test_ids_carry_their_owner(void **state) {
+  (void)state;
+  ray_ref_t mine;
+  assert_rc(ray_put_i64(1, &mine), 0);
+  assert_int_equal(mine.id >> 48, 0);
+  assert_rc(ray_ref_release(mine), 0);
+  for (int r = 0; r < g_ranks; r++) assert_int_equal(get_i64(submit_on(g_id_owner, NULL, 0, r)), r);
 }
 
 /* Every rank places work on the others, rank 0 included, and gets it:
@@ -1044,6 +1070,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cancel_after_sent),
       cmocka_unit_test(test_nested_and_gets_inside_remote_tasks),
       cmocka_unit_test(test_ranks_place_work_on_each_other),
+      cmocka_unit_test(test_ids_carry_their_owner),
       cmocka_unit_test(test_64mib_across_ranks),
       cmocka_unit_test(test_pull_in_chunks),
       cmocka_unit_test(test_bad_node),

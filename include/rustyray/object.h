@@ -63,7 +63,9 @@ typedef enum {
 } ray_type_t;
 
 /* An ObjectRef: a small value (no allocation). `id` 0 is the nil ref.
- * `type` is the object's type tag, known when the ref is created. */
+ * `type` is the object's type tag, known when the ref is created. In
+ * cluster mode an id's top 16 bits are the rank that owns the object (the
+ * one that created the ref); task ids (ray_ctx_task_id) likewise. */
 typedef struct ray_ref_s {
   uint64_t id;
   uint32_t type;
