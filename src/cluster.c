@@ -157,6 +157,8 @@ struct ray__cluster_s {
   atomic_int *reported;
   atomic_int *inflight;
   atomic_int inflight_all;
+  atomic_bool *lost;     /* per rank: taken as lost (ray__transport_lost_fn) */
+  atomic_int lose_asked; /* the test hook's rank + 1, for the tick (0: none) */
   /* Work for the communication thread (its tick): tasks ready to send, and
    * tasks run here whose results are ready to go back. Under qmu, a leaf
    * (taken under a shard lock by the ready and watch callbacks). */
@@ -358,6 +360,13 @@ static void send_task(ray__runnable_t *rn) {
     (void)ray__task_not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
     return;
   }
+  if (atomic_load(&cl->lost[t->node])) { /* this thread marks them: no race with the loss */
+    ray__task_fail(t, RAY_ENODE, 0, NULL, "%s was placed on rank %d, which was lost", t->name,
+                   (int)t->node);
+    ray__task_end_t end = {.code = RAY_ENODE};
+    (void)t->ops->done(t, &end);
+    return;
+  }
   uint32_t pinned = ray__task_pin_args(t);
   if (pinned < t->nargs) {
     ray__task_unpin_args(t, pinned);
@@ -435,7 +444,7 @@ static int place_any(ray__runtime_t *rt) {
   if (load < 2 * (int)rt->cfg.num_workers) return self;
   int best = self, nranks = atomic_load_explicit(&rt->nranks, memory_order_relaxed);
   for (int r = 0; r < nranks; r++) {
-    if (r == self) continue;
+    if (r == self || atomic_load_explicit(&cl->lost[r], memory_order_relaxed)) continue;
     int l = atomic_load_explicit(&cl->reported[r], memory_order_relaxed) +
             atomic_load_explicit(&cl->inflight[r], memory_order_relaxed);
     if (l < load) {
@@ -541,6 +550,10 @@ static void pull_fail(ray__cluster_t *cl, pull_t *pl, int code) {
 
 /* The entry is reserved: ask the executor for every chunk, in order. */
 static void pull_request(ray__cluster_t *cl, pull_t *pl) {
+  if (atomic_load(&cl->lost[pl->p->holder])) {
+    pull_fail(cl, pl, RAY_ENODE);
+    return;
+  }
   pl->chunk = atomic_load(&pull_chunk);
   for (uint64_t off = 0; off < pl->size; off += pl->chunk) {
     uint64_t len = pl->size - off < pl->chunk ? pl->size - off : pl->chunk;
@@ -1175,6 +1188,49 @@ static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray__store_release(&cl->rt->store, ref.id);
 }
 
+/* ---- A lost rank (communication thread) ---- */
+
+/* Rank `rank` is lost (MPI failed a message with it; Open MPI 4.1 has no
+ * fault tolerance, so it is not coming back): the tasks we sent there and
+ * the values we were pulling from there fail with RAY_ENODE; from now on
+ * nothing is placed or sent there (send_task, pull_request, place_any).
+ * Its END is not awaited at the stop (the transport counts it). */
+static void on_lost(void *arg, int rank) {
+  ray__cluster_t *cl = arg;
+  if (atomic_exchange(&cl->lost[rank], true)) return;
+  flight_t *gone = NULL;
+  uv_mutex_lock(&cl->mu);
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    for (flight_t **p = &cl->flights[b]; *p != NULL;) {
+      flight_t *f = *p;
+      if (f->t->node != rank) {
+        p = &f->next;
+        continue;
+      }
+      *p = f->next;
+      f->next = gone;
+      gone = f;
+    }
+  uv_mutex_unlock(&cl->mu);
+  while (gone != NULL) {
+    flight_t *f = gone;
+    gone = f->next;
+    ray__task_t *t = f->t;
+    ray__free(f);
+    atomic_fetch_sub_explicit(&cl->inflight[rank], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
+    ray__task_fail(t, RAY_ENODE, 0, NULL, "rank %d, where %s ran, was lost", rank, t->name);
+    ray__task_end_t end = {.code = RAY_ENODE};
+    (void)t->ops->done(t, &end);
+  }
+  for (pull_t *pl = cl->pulls, *next; pl != NULL; pl = next) {
+    next = pl->next;
+    if (pl->p->holder == rank) pull_fail(cl, pl, RAY_ENODE);
+  }
+  cl->expect[rank].on = false;
+  ray__log(RAY_LOG_ERROR, "cluster: rank %d is lost: its work failed with RAY_ENODE", rank);
+}
+
 /* ---- The communication thread's own work ---- */
 
 /* Run (or, stopping, drop) every runnable of a list, oldest first. */
@@ -1199,6 +1255,8 @@ static void run_list(ray__runnable_t *rn, bool drop) {
 /* The tick: answer what ran, pull what has room now, send what is ready. */
 static bool on_tick(void *arg) {
   ray__cluster_t *cl = arg;
+  int lose = atomic_exchange(&cl->lose_asked, 0);
+  if (lose > 0) on_lost(cl, lose - 1);
   uv_mutex_lock(&cl->qmu);
   ray__runnable_t *send = cl->to_send, *answer = cl->to_answer, *pull = cl->to_pull;
   cl->to_send = cl->to_answer = cl->to_pull = NULL;
@@ -1369,10 +1427,13 @@ static int setup(void *arg, ray__transport_t *tr) {
   cl->expect = ray__calloc((size_t)nranks, sizeof *cl->expect);
   cl->reported = ray__calloc((size_t)nranks, sizeof *cl->reported);
   cl->inflight = ray__calloc((size_t)nranks, sizeof *cl->inflight);
-  if (cl->expect == NULL || cl->reported == NULL || cl->inflight == NULL) return RAY_ENOMEM;
+  cl->lost = ray__calloc((size_t)nranks, sizeof *cl->lost);
+  if (cl->expect == NULL || cl->reported == NULL || cl->inflight == NULL || cl->lost == NULL)
+    return RAY_ENOMEM;
   for (int r = 0; r < nranks; r++) {
     atomic_init(&cl->reported[r], 0);
     atomic_init(&cl->inflight[r], 0);
+    atomic_init(&cl->lost[r], false);
   }
   atomic_init(&cl->inflight_all, 0);
   uint64_t mine = registry_hash(&rt->funcs);
@@ -1435,6 +1496,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
                              .on_setup = setup,
                              .on_tick = on_tick,
                              .on_place = on_place,
+                             .on_lost = on_lost,
                              .arg = cl};
   rt->cluster = cl;            /* before the thread: on_recv may run at once */
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
@@ -1442,6 +1504,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   if (rc != 0) {
     ray__id_set_owner(0);
     ray__free(cl->expect);
+    ray__free(cl->lost);
     ray__free(cl->reported);
     ray__free(cl->inflight);
     atomic_store(&rt->place_any, NULL);
@@ -1517,6 +1580,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__free(f);
     }
   ray__free(cl->expect);
+  ray__free(cl->lost);
   ray__free(cl->reported);
   ray__free(cl->inflight);
   ray__id_set_owner(0);
@@ -1533,6 +1597,17 @@ void ray__cluster_stop(ray__runtime_t *rt) {
 size_t ray__cluster_set_pull_chunk(size_t bytes) {
   if (bytes == 0 || bytes > PULL_CHUNK_MAX) bytes = PULL_CHUNK_MAX;
   return atomic_exchange(&pull_chunk, bytes);
+}
+
+int ray__cluster_lose_rank(int rank) {
+  RAY__API_ENTER(rt);
+  ray__cluster_t *cl = rt->cluster;
+  if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
+  if (cl == NULL || rank < 0 || rank >= atomic_load(&rt->nranks) || rank == atomic_load(&rt->rank))
+    return RAY_EINVAL;
+  atomic_store(&cl->lose_asked, rank + 1);
+  ray__transport_wake(cl->tr);
+  return 0;
 }
 
 /* ---- The public calls ---- */

@@ -75,5 +75,11 @@ int ray__runtime_worker_post(void (*fn)(void *arg), void *arg);
  * for from now on (0 or above 256 MiB: 256 MiB, the default); returns the
  * previous one. Lets the tests take a value in many chunks. */
 size_t ray__cluster_set_pull_chunk(size_t bytes);
+/* Cluster mode: act as if MPI had failed a message with `rank` (the
+ * communication thread takes it as lost at its next turn, as when MPI
+ * reports it: ADR-006's fail-stop model). The peer itself goes on, so the
+ * shutdown still works. Errors: RAY_ENOTINIT, RAY_ESHUTDOWN, RAY_EINVAL
+ * (not in cluster mode, this rank, or out of range). */
+int ray__cluster_lose_rank(int rank);
 
 #endif /* RAY_TESTING_H */

@@ -24,6 +24,10 @@ typedef bool (*ray__transport_recv_fn)(void *arg, int src, void *data, size_t le
  * to on_recv (data is that memory), which never frees it: the transport
  * ignores the return then. */
 typedef void *(*ray__transport_place_fn)(void *arg, int src, size_t len);
+/* MPI reported an error on a message to or from `rank` (on the
+ * communication thread, once per rank): with no fault tolerance in Open
+ * MPI 4.1, the peer is taken as lost (ADR-006's fail-stop model). */
+typedef void (*ray__transport_lost_fn)(void *arg, int rank);
 /* Run once on the communication thread after the transport started, before
  * ray__transport_start returns: the place for collectives
  * (ray__transport_allgather, ray__transport_bcast), which every rank makes
@@ -43,7 +47,8 @@ typedef struct ray__transport_opts_s {
   ray__transport_setup_fn on_setup;
   ray__transport_tick_fn on_tick;   /* may be NULL */
   ray__transport_place_fn on_place; /* may be NULL */
-  void *arg;                        /* for all four */
+  ray__transport_lost_fn on_lost;   /* may be NULL */
+  void *arg;                        /* for all five */
 } ray__transport_opts_t;
 
 /* Start the communication thread (initialising MPI there when the host has

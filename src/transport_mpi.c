@@ -106,8 +106,11 @@ struct ray__transport_s {
   out_msg_t **inflight;
   int ninflight, cap;
   int *done_idx;
-  bool oom_logged; /* a message waits for memory, said once */
-  bool woken;      /* under mu: on_tick has work (ray__transport_wake) */
+  MPI_Status *statuses; /* of the completed sends: which failed */
+  bool *lost;           /* per rank: MPI failed a message to or from it */
+  int nlost;            /* such ranks: no END is awaited from them */
+  bool oom_logged;      /* a message waits for memory, said once */
+  bool woken;           /* under mu: on_tick has work (ray__transport_wake) */
 };
 
 /* ---- Start-up, on the thread ---- */
@@ -132,7 +135,22 @@ static int mpi_up(ray__transport_t *tr) {
   MPI_Comm_set_errhandler(tr->comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(tr->comm, &tr->rank);
   MPI_Comm_size(tr->comm, &tr->size);
-  return 0;
+  tr->lost = ray__calloc((size_t)tr->size, sizeof *tr->lost);
+  return tr->lost != NULL ? 0 : RAY_ENOMEM;
+}
+
+/* MPI failed a message to or from `rank`: say so once, and tell the caller
+ * (the peer is lost: ADR-006's fail-stop model). */
+static void peer_lost(ray__transport_t *tr, int rank, int mpi_err) {
+  if (rank < 0 || rank >= tr->size || tr->lost[rank]) return;
+  tr->lost[rank] = true;
+  tr->nlost++;
+  char text[MPI_MAX_ERROR_STRING] = "";
+  int n = 0;
+  MPI_Error_string(mpi_err, text, &n);
+  ray__log(RAY_LOG_ERROR, "cluster: MPI failed a message with rank %d (%s): taken as lost", rank,
+           text);
+  if (tr->opts.on_lost != NULL) tr->opts.on_lost(tr->opts.arg, rank);
 }
 
 static void mpi_down(ray__transport_t *tr) {
@@ -155,6 +173,9 @@ static bool grow(ray__transport_t *tr) {
   int *d = ray__realloc(tr->done_idx, (size_t)cap * sizeof *d);
   if (d == NULL) return false;
   tr->done_idx = d;
+  MPI_Status *st = ray__realloc(tr->statuses, (size_t)cap * sizeof *st);
+  if (st == NULL) return false;
+  tr->statuses = st;
   tr->cap = cap;
   return true;
 }
@@ -182,10 +203,12 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
     }
     out_msg_t *m = list;
     list = m->next;
-    if (MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, m->tag, tr->comm,
-                  &tr->reqs[tr->ninflight]) != MPI_SUCCESS) {
-      ray__log(RAY_LOG_ERROR, "cluster: sending %zu bytes to rank %d failed", m->len, m->dest);
+    int err = MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, m->tag, tr->comm,
+                        &tr->reqs[tr->ninflight]);
+    if (err != MPI_SUCCESS) {
+      int dest = m->dest;
       msg_free(m);
+      peer_lost(tr, dest, err);
       continue;
     }
     tr->inflight[tr->ninflight++] = m;
@@ -198,13 +221,16 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
 static void reap_sends(ray__transport_t *tr) {
   if (tr->ninflight == 0) return;
   int ndone = 0;
-  if (MPI_Testsome(tr->ninflight, tr->reqs, &ndone, tr->done_idx, MPI_STATUSES_IGNORE) !=
-          MPI_SUCCESS ||
-      ndone == MPI_UNDEFINED || ndone == 0)
+  int err = MPI_Testsome(tr->ninflight, tr->reqs, &ndone, tr->done_idx, tr->statuses);
+  if ((err != MPI_SUCCESS && err != MPI_ERR_IN_STATUS) || ndone == MPI_UNDEFINED || ndone == 0)
     return;
   for (int i = 0; i < ndone; i++) {
-    msg_free(tr->inflight[tr->done_idx[i]]);
+    out_msg_t *m = tr->inflight[tr->done_idx[i]];
+    int dest = m->dest;
     tr->inflight[tr->done_idx[i]] = NULL;
+    msg_free(m);
+    if (err == MPI_ERR_IN_STATUS && tr->statuses[i].MPI_ERROR != MPI_SUCCESS)
+      peer_lost(tr, dest, tr->statuses[i].MPI_ERROR);
   }
   int k = 0; /* compact: completed requests are MPI_REQUEST_NULL now */
   for (int i = 0; i < tr->ninflight; i++) {
@@ -238,8 +264,15 @@ static int receive(ray__transport_t *tr, bool stopping, int *ends) {
       return n;
     }
     tr->oom_logged = false;
-    MPI_Recv(buf, count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, tr->comm, MPI_STATUS_IGNORE);
+    int err = MPI_Recv(buf, count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, tr->comm,
+                       MPI_STATUS_IGNORE);
     bool kept = false;
+    if (err != MPI_SUCCESS) {
+      if (placed == NULL) ray__free(buf);
+      peer_lost(tr, status.MPI_SOURCE, err);
+      n++;
+      continue;
+    }
     if (status.MPI_TAG == TAG_END)
       (*ends)++;
     else if (!stopping)
@@ -309,7 +342,7 @@ static void thread_main(void *arg) {
     reap_sends(tr);
     busy |= receive(tr, stopping, &ends) > 0;
     uint64_t now = uv_hrtime();
-    if (stopping && ends >= tr->size - 1 && tr->ninflight == 0) {
+    if (stopping && ends + tr->nlost >= tr->size - 1 && tr->ninflight == 0) {
       uv_mutex_lock(&tr->mu);
       bool queued = tr->head != NULL;
       uv_mutex_unlock(&tr->mu);
@@ -366,6 +399,7 @@ int ray__transport_start(const ray__transport_opts_t *opts, ray__transport_t **o
     if (rc != 0) ray__thread_join(&tr->thread);
   }
   if (rc != 0) {
+    ray__free(tr->lost);
     uv_cond_destroy(&tr->cv);
     uv_mutex_destroy(&tr->mu);
     ray__free(tr);
@@ -475,6 +509,8 @@ void ray__transport_stop(ray__transport_t *tr) {
   ray__free(tr->reqs);
   ray__free(tr->inflight);
   ray__free(tr->done_idx);
+  ray__free(tr->statuses);
+  ray__free(tr->lost);
   uv_cond_destroy(&tr->cv);
   uv_mutex_destroy(&tr->mu);
   ray__free(tr);

@@ -12,7 +12,8 @@
  * return type: ray_init must fail on every rank with RAY_EINVAL, logging an
  * error that names the function. "observe" checks the timeline and metrics
  * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init;
- * "small_store" pulls large results into a store too small for them. */
+ * "small_store" pulls large results into a store too small for them;
+ * "lost_peer" takes a rank as lost (RAY_ENODE). */
 #include "test_util.h"
 
 /* ---- The functions every rank registers ---- */
@@ -195,6 +196,17 @@ static int fn_until_cancelled(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, 0);
 }
 
+/* nap(ms): sleeps that long (1 ms at a time, less if cancelled), then
+ * gives the rank it ran on. */
+static int fn_nap(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t ms = 0;
+  int rc = ray_ctx_arg_i64(ctx, 0, &ms);
+  if (rc != 0) return rc;
+  for (int64_t i = 0; i < ms && !ray_task_is_cancelled(ctx); i++) uv_sleep(1);
+  return ray_return_i64(ctx, 0, ray_rank());
+}
+
 static ray_function_t g_hop, g_big, g_whoami;
 
 /* hop(k): 0 gives the rank it runs on; otherwise it places hop(k - 1) on
@@ -305,8 +317,9 @@ STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
 STATIC_FN(s_check_big, "check_big", fn_check_big, k_i64, &g_check_big);
-static ray_function_t g_id_owner;
+static ray_function_t g_id_owner, g_nap;
 STATIC_FN(s_id_owner, "id_owner", fn_id_owner, k_i64, &g_id_owner);
+STATIC_FN(s_nap, "nap", fn_nap, k_i64, &g_nap);
 STATIC_FN(s_until_cancelled, "until_cancelled", fn_until_cancelled, k_i64, &g_until_cancelled);
 STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
 static ray_function_t g_extra;
@@ -318,7 +331,7 @@ static void add_statics(void) {
       &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,       &s_flaky,
       &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,       &s_until_cancelled,
       &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big,
-      &s_id_owner};
+      &s_id_owner,     &s_nap};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
 }
 
@@ -980,6 +993,24 @@ static int small_store_driver(void) {
   return same ? 0 : 23;
 }
 
+/* A mode run as one job: every rank starts with `cfg`, the others serve,
+ * rank 0 runs `driver` (0: passed, else the step that failed), then stops
+ * the job and checks nothing is left. */
+static int run_driven(int rank, const ray_config_t *cfg, int (*driver)(void), const char *mode) {
+  ray__alloc_track(true);
+  int rc = ray_init(cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  if (rank != 0) return ray_serve() == 0 ? 0 : 5;
+  rc = driver();
+  if (rc != 0) fprintf(stderr, "%s: step failed with %d\n", mode, rc);
+  if (ray_shutdown() != 0) return 5;
+  if (rc == 0 && (ray__threads_alive() != 0 || ray__alloc_outstanding() != 0)) return 6;
+  return rc;
+}
+
 static int run_small_store(int rank) {
   ray_config_t cfg;
   if (ray_config_init(&cfg) != 0) return 2;
@@ -990,18 +1021,79 @@ static int run_small_store(int rank) {
     cfg.enable_spilling = true;
     cfg.store_full_timeout_ms = 60000; /* the wait in step 2 ends when room is made */
   }
-  ray__alloc_track(true);
-  int rc = ray_init(&cfg);
-  if (rc != 0) {
-    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
-    return 1;
+  return run_driven(rank, &cfg, small_store_driver, "small_store");
+}
+
+/* "lost_peer" (3 ranks): rank 0 takes rank 1 as lost, as when MPI
+ * reports a failed message (the test hook; rank 1 itself goes on, so the
+ * job still ends cleanly). A task in flight there fails with RAY_ENODE
+ * (its nap outlasts the loss: 5 s), one placed there afterwards too,
+ * rank 2 still works, and RAY_NODE_ANY never picks rank 1. */
+static int lost_peer_driver(void) {
+  if (ray_num_ranks() != 3) return 2;
+  if (ray__cluster_lose_rank(0) != RAY_EINVAL || ray__cluster_lose_rank(3) != RAY_EINVAL ||
+      ray__cluster_lose_rank(-1) != RAY_EINVAL)
+    return 10;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = 1;
+  ray_arg_t a = ray_arg_i64(5000);
+  ray_ref_t napping, later, elsewhere;
+  ray_stats_t st;
+  if (ray_stats(&st) != 0) return 11;
+  uint64_t sent = st.remote_tasks_sent;
+  if (ray_task_submit(g_nap, &a, 1, &o, &napping) != 0) return 11;
+  /* Sent (ray_stats counts it once it went): in flight when the loss comes. */
+  for (int i = 0; i < 60000 && ray_stats(&st) == 0 && st.remote_tasks_sent == sent; i++)
+    uv_sleep(1);
+  if (st.remote_tasks_sent == sent) return 11;
+  if (ray__cluster_lose_rank(1) != 0) return 12;
+  int64_t v = -1;
+  if (ray_get_i64(napping, RAY_TIMEOUT_INFINITE, &v) != RAY_ENODE) return 13;
+  ray_error_t *err = NULL;
+  char text[1024] = "";
+  if (ray_get_error(napping, &err) != 0 || err == NULL) return 14;
+  ray_error_format(err, text, sizeof text);
+  ray_error_free(err);
+  if (strstr(text, "rank 1, where nap ran, was lost") == NULL) {
+    fprintf(stderr, "the error says: %s\n", text);
+    return 15;
   }
-  if (rank != 0) return ray_serve() == 0 ? 0 : 5;
-  rc = small_store_driver();
-  if (rc != 0) fprintf(stderr, "small_store: step failed with %d\n", rc);
-  if (ray_shutdown() != 0) return 5;
-  if (rc == 0 && (ray__threads_alive() != 0 || ray__alloc_outstanding() != 0)) return 6;
-  return rc;
+  ray_ref_release(napping);
+  if (ray_task_submit(g_whoami, NULL, 0, &o, &later) != 0) return 16;
+  if (ray_get_i64(later, RAY_TIMEOUT_INFINITE, &v) != RAY_ENODE) return 17;
+  if (ray_get_error(later, &err) != 0 || err == NULL) return 14;
+  ray_error_format(err, text, sizeof text);
+  ray_error_free(err);
+  if (strstr(text, "placed on rank 1, which was lost") == NULL) {
+    fprintf(stderr, "the error says: %s\n", text);
+    return 17;
+  }
+  ray_ref_release(later);
+  o.node = 2;
+  if (ray_task_submit(g_whoami, NULL, 0, &o, &elsewhere) != 0) return 18;
+  if (ray_get_i64(elsewhere, RAY_TIMEOUT_INFINITE, &v) != 0 || v != 2) return 19;
+  ray_ref_release(elsewhere);
+  /* RAY_NODE_ANY with this rank busy (its two workers napping, more
+   * queued): the spill-over goes to rank 2, never to the lost rank 1. */
+  enum { N = 12 };
+  ray_ref_t any[N];
+  a = ray_arg_i64(200);
+  for (int i = 0; i < N; i++)
+    if (ray_task_submit(g_nap, &a, 1, NULL, &any[i]) != 0) return 20;
+  for (int i = 0; i < N; i++) {
+    if (ray_get_i64(any[i], RAY_TIMEOUT_INFINITE, &v) != 0 || v == 1) return 21;
+    ray_ref_release(any[i]);
+  }
+  return 0;
+}
+
+static int run_lost_peer(int rank) {
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = 2;
+  return run_driven(rank, &cfg, lost_peer_driver, "lost_peer");
 }
 
 static char g_log_hit[256];
@@ -1020,6 +1112,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "observe") == 0) return run_observe(rank);
   if (argc > 1 && strcmp(argv[1], "serve_in_init") == 0) return run_serve_in_init(rank);
   if (argc > 1 && strcmp(argv[1], "small_store") == 0) return run_small_store(rank);
+  if (argc > 1 && strcmp(argv[1], "lost_peer") == 0) return run_lost_peer(rank);
   if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
     bool types = strcmp(argv[1], "mismatch_types") == 0;
     g_log_want = types ? "function inc is" : "function only_on_rank_1 is";

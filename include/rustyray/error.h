@@ -41,7 +41,8 @@ extern "C" {
   X(EIO, -18, "input/output error")                 \
   X(EFINISHED, -19, "already finished")             \
   X(ENORESULT, -20, "result not set by the task")   \
-  X(ENOTSUP, -21, "not supported")
+  X(ENOTSUP, -21, "not supported")                  \
+  X(ENODE, -22, "rank lost")
 
 typedef enum {
   RAY_OK = 0,
