@@ -13,8 +13,11 @@
  * error that names the function. "observe" checks the timeline and metrics
  * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init;
  * "small_store" pulls large results into a store too small for them;
- * "lost_peer" takes a rank as lost (RAY_ENODE). */
+ * "lost_peer" takes a rank as lost (RAY_ENODE); "host_mpi" and
+ * "host_mpi_single" run on an MPI the host initialised. */
 #include "test_util.h"
+
+#include <mpi.h>
 
 /* ---- The functions every rank registers ---- */
 
@@ -1096,6 +1099,61 @@ static int run_lost_peer(int rank) {
   return run_driven(rank, &cfg, lost_peer_driver, "lost_peer");
 }
 
+/* "host_mpi" (3 ranks): the host initialises MPI itself and gives the
+ * library a communicator of its own making: world ranks 0 and 1 form one
+ * cluster, world rank 2 another of one rank. The library works on those
+ * ranks only, its messages never meet the host's (a host barrier on the
+ * same communicator while it runs), and it leaves MPI initialised for the
+ * host, which finalises it. "host_mpi_single": a host MPI without
+ * MPI_THREAD_MULTIPLE is refused with RAY_ENOTSUP. */
+static int run_host_mpi(bool single) {
+  int provided = 0;
+  int err =
+      single ? MPI_Init(NULL, NULL) : MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+  if (err != MPI_SUCCESS) return 2;
+  MPI_Query_thread(&provided);
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.num_workers = 1;
+  if (single) {
+    if (provided >= MPI_THREAD_MULTIPLE) return 2; /* this MPI gives more: nothing to test */
+    int rc = ray_init(&cfg);
+    if (rc != RAY_ENOTSUP || ray_is_initialized()) {
+      fprintf(stderr, "ray_init on an MPI_THREAD_SINGLE host: %s\n", ray_err_name(rc));
+      return 3;
+    }
+    return MPI_Finalize() == MPI_SUCCESS ? 0 : 4;
+  }
+  if (provided < MPI_THREAD_MULTIPLE) return 2;
+  int world = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world);
+  MPI_Comm sub;
+  if (MPI_Comm_split(MPI_COMM_WORLD, world < 2 ? 0 : 1, world, &sub) != MPI_SUCCESS) return 2;
+  cfg.mpi_comm = &sub;
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "world rank %d: ray_init: %s\n", world, ray_err_name(rc));
+    return 1;
+  }
+  if (ray_num_ranks() != (world < 2 ? 2 : 1) || ray_rank() != (world < 2 ? world : 0)) return 5;
+  if (MPI_Barrier(sub) != MPI_SUCCESS) return 6; /* the host's, beside the library's traffic */
+  if (ray_rank() == 0) {
+    if (!whoami_everywhere()) return 7;
+    if (ray_shutdown() != 0) return 8;
+  } else if (ray_serve() != 0) {
+    return 8;
+  }
+  int finalized = 1;
+  MPI_Finalized(&finalized);
+  if (finalized) return 9; /* the host's MPI is the host's to end */
+  int one = 1, sum = 0;
+  if (MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS || sum != 3)
+    return 10;
+  MPI_Comm_free(&sub);
+  return MPI_Finalize() == MPI_SUCCESS ? 0 : 11;
+}
+
 static char g_log_hit[256];
 static const char *g_log_want;
 static void capture_log(int level, const char *msg, void *arg) {
@@ -1113,6 +1171,8 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "serve_in_init") == 0) return run_serve_in_init(rank);
   if (argc > 1 && strcmp(argv[1], "small_store") == 0) return run_small_store(rank);
   if (argc > 1 && strcmp(argv[1], "lost_peer") == 0) return run_lost_peer(rank);
+  if (argc > 1 && strncmp(argv[1], "host_mpi", 8) == 0)
+    return run_host_mpi(strcmp(argv[1], "host_mpi_single") == 0);
   if (argc > 1 && strncmp(argv[1], "mismatch", 8) == 0) {
     bool types = strcmp(argv[1], "mismatch_types") == 0;
     g_log_want = types ? "function inc is" : "function only_on_rank_1 is";
