@@ -30,15 +30,17 @@
  *
  * Messages (msgpack arrays, the first element the kind):
  *   TASK      [1, task_id, function name, nreturns, max_retries,
- *              retry_on_error, name|nil, [[type, bytes], ...]]
+ *              retry_on_error, name|nil, [[type, bytes] | [type, size], ...]]
+ *              (size: held by the owner, to be pulled)
  *   COMPLETE  [2, task_id, [[true, type, bytes] | [true, type, size] |
  *              [false, code, error], ...], load]   (size: held there, to
  *              be pulled; load: the sender's, for placement)
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
  *   ACK       [4]                  the answer, the last message a rank sends
  *   CANCEL    [5, task_id]         owner -> the rank running a task it sent
- *   PULL      [6, task_id, slot, offset, len]   owner -> executor
- *   DATA      [7, task_id, slot, offset, ok]    executor -> owner; when ok,
+ *   PULL      [6, task_id, slot, offset, len]   reader -> holder (a result's
+ *              owner -> its executor; an argument's executor -> its owner)
+ *   DATA      [7, task_id, slot, offset, ok]    holder -> reader; when ok,
  *              the len bytes follow as a message of their own (nothing
  *              from that rank comes between)
  *   RELEASE   [8, task_id]         owner -> executor: the held results go
@@ -59,10 +61,15 @@
  * on is refused (RAY_ESHUTDOWN), and the close waits for one being
  * submitted, so nothing reaches the runtime after its queues are drained.
  *
- * What is not here yet (ADR-006, issue 13): refs that travel (a ref inside
- * a value sent to or from another rank fails with RAY_ENOTSUP), and pulls
- * of large arguments (an argument travels inside its TASK, up to the
- * transport's 2 GiB a message).
+ * Large arguments travel the same way the other way round: the owner holds
+ * a view of each and the TASK says only its type and size; the rank that
+ * runs the task reserves, pulls them (PULL/DATA) into new objects of its
+ * store and submits the task once all landed (or refuses it); the owner
+ * lets them go when the task's answer comes. The holds of both kinds are
+ * one table, keyed by (peer, task_id): a task id names its owner.
+ *
+ * What is not here yet (ADR-006, issue 15): refs that travel (a ref inside
+ * a value sent to or from another rank fails with RAY_ENOTSUP).
  *
  * Threads: send_task, send_results and the pulls run on the communication
  * thread (its tick: sending never waits for a free worker, and that thread
@@ -109,10 +116,15 @@ typedef struct flight_s {
 
 struct exec_s;
 
-/* A task whose answer came, waiting for its large results to be pulled. */
+struct arrival_s;
+
+/* Pulls that settle together: a task of ours whose answer came, waiting
+ * for its large results (t); or a task from another rank waiting for its
+ * large arguments before it can run here (a). */
 typedef struct pend_s {
   ray__task_t *t;
-  uint64_t task_id; /* the task's, and the key its executor holds them by */
+  struct arrival_s *a;
+  uint64_t task_id; /* the task's, and the key its values are held by */
   int holder;       /* the rank that ran it */
   int left;         /* pulls not settled, + 1 while the answer is read */
   int failed;       /* a result's failure code, for the task's fail_code */
@@ -127,7 +139,7 @@ typedef struct pull_s {
   ray__cluster_t *cl;
   pend_t *p;
   uint32_t slot, type;
-  uint64_t id;        /* the pending result entry it completes */
+  uint64_t id;        /* the pending result entry it completes (0: an argument) */
   uint64_t size, got; /* bytes in all, and landed */
   size_t chunk;       /* the chunk size its PULLs asked for */
   ray__entry_t *e;    /* the reserved entry the chunks land in */
@@ -150,6 +162,7 @@ struct ray__cluster_s {
   uv_cond_t cv;                         /* an ACK came; the stop was asked for */
   flight_t *flights[FLIGHT_BUCKETS];    /* under mu */
   struct exec_s *execs[FLIGHT_BUCKETS]; /* under mu: tasks run here for other ranks */
+  struct hold_s *holds[FLIGHT_BUCKETS]; /* under mu: values held for other ranks' pulls */
   expect_t *expect;                     /* per rank: a body to come (communication thread) */
   pull_t *pulls;                        /* pulls under way (communication thread) */
   /* Placement of RAY_NODE_ANY tasks: per rank, the load it last reported
@@ -255,6 +268,93 @@ static flight_t *flight_take(ray__cluster_t *cl, uint64_t task_id) {
   return NULL;
 }
 
+/* ---- Values held for another rank's pulls ---- */
+
+/* The key of a (rank, task) pair in a table of FLIGHT_BUCKETS buckets. */
+static unsigned pair_bucket(int rank, uint64_t task_id) {
+  uint64_t h = (task_id ^ ((uint64_t)(unsigned)rank << 48)) * 0x9E3779B97F4A7C15ull;
+  return (unsigned)(h >> 54);
+}
+
+/* The large values of one task that rank `peer` pulls: its results, held
+ * by the rank that ran it for the owner, or its arguments, held by the
+ * owner for the rank running it. Views keep them in memory (pinned, never
+ * spilled) until released (the owner's RELEASE, for results; the task's
+ * answer, for arguments), and the hold goes once MPI has sent its last
+ * chunk. Keyed by (peer, task_id): a task id names its owner, so the holds
+ * of a rank's own tasks and of other ranks' never share a key. In `holds`
+ * under mu; used and freed on the communication thread only. */
+typedef struct hold_s {
+  struct hold_s *next;
+  ray__cluster_t *cl;
+  int peer;
+  uint64_t task_id;
+  int sending;   /* chunks MPI is still sending from the views */
+  bool released; /* nobody pulls from it any more */
+  uint32_t n;
+  ray_buf_t views[]; /* by slot; data NULL: not held */
+} hold_t;
+
+static hold_t *hold_new(ray__cluster_t *cl, uint32_t n) {
+  hold_t *h = ray__calloc(1, sizeof *h + n * sizeof(ray_buf_t));
+  if (h != NULL) {
+    h->cl = cl;
+    h->n = n;
+  }
+  return h;
+}
+
+static void hold_free(hold_t *h) {
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->views[i].data != NULL) ray_buf_release(&h->views[i]);
+  ray__free(h);
+}
+
+static void hold_add(ray__cluster_t *cl, hold_t *h, int peer, uint64_t task_id) {
+  h->peer = peer;
+  h->task_id = task_id;
+  uv_mutex_lock(&cl->mu);
+  hold_t **b = &cl->holds[pair_bucket(peer, task_id)];
+  h->next = *b;
+  *b = h;
+  uv_mutex_unlock(&cl->mu);
+}
+
+static hold_t *hold_find(ray__cluster_t *cl, int peer, uint64_t task_id) {
+  uv_mutex_lock(&cl->mu);
+  hold_t *h = cl->holds[pair_bucket(peer, task_id)];
+  while (h != NULL && (h->peer != peer || h->task_id != task_id)) h = h->next;
+  uv_mutex_unlock(&cl->mu);
+  return h;
+}
+
+/* Out of the table and freed. */
+static void hold_drop(hold_t *h) {
+  ray__cluster_t *cl = h->cl;
+  uv_mutex_lock(&cl->mu);
+  for (hold_t **p = &cl->holds[pair_bucket(h->peer, h->task_id)]; *p != NULL; p = &(*p)->next)
+    if (*p == h) {
+      *p = h->next;
+      break;
+    }
+  uv_mutex_unlock(&cl->mu);
+  hold_free(h);
+}
+
+/* Nobody pulls from the hold of (peer, task_id) any more, if there is one. */
+static void hold_release(ray__cluster_t *cl, int peer, uint64_t task_id) {
+  hold_t *h = hold_find(cl, peer, task_id);
+  if (h == NULL || h->released) return;
+  h->released = true;
+  if (h->sending == 0) hold_drop(h);
+}
+
+/* MPI is done with a chunk sent from h's views. */
+static void chunk_sent(void *arg) {
+  hold_t *h = arg;
+  if (--h->sending == 0 && h->released) hold_drop(h);
+}
+
 /* ---- The owner: sending a task ---- */
 
 /* A remote task's ops: ready hands it to a worker, which sends it. */
@@ -305,9 +405,11 @@ static const ray__task_ops_t remote_ops = {
     .cancel = remote_cancel,
 };
 
-/* Pack the TASK message of `t`, its arguments pinned. Errors: RAY_ENOTSUP
- * (an argument holds a ref), RAY_ENOMEM. */
-static int pack_task(ray__task_t *t, ray__mpbuf_t *b) {
+/* Pack the TASK message of `t`, its arguments pinned: each as its bytes,
+ * or a large one as its size, with a view of it in *hold (made at the
+ * first) for the executor's pulls. Errors: RAY_ENOTSUP (an argument holds
+ * a ref), RAY_ENOMEM (*hold is freed then). */
+static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t **hold) {
   for (uint32_t i = 0; i < t->nargs; i++) {
     const ray__task_arg_t *a = &t->args[i];
     if (a->kind == RAY_ARG_ACTOR) return RAY_ENOTSUP;
@@ -327,15 +429,25 @@ static int pack_task(ray__task_t *t, ray__mpbuf_t *b) {
   else
     msgpack_pack_nil(&pk);
   msgpack_pack_array(&pk, t->nargs);
+  bool oom = false;
   for (uint32_t i = 0; i < t->nargs; i++) {
     const ray__task_arg_t *a = &t->args[i];
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint32(&pk, a->type);
+    if (a->kind == RAY_ARG_REF && a->size >= PULL_FROM) { /* stored here: pulled */
+      if (*hold == NULL && (*hold = hold_new(cl, t->nargs)) == NULL) oom = true;
+      if (!oom && ray__store_pin_ready(&t->rt->store, a->ref_id, &(*hold)->views[i]) != 0)
+        oom = true; /* it is pinned already: only memory for the view can fail */
+      msgpack_pack_uint64(&pk, a->size);
+      continue;
+    }
     msgpack_pack_bin(&pk, a->size);
     msgpack_pack_bin_body(&pk, a->data, a->size);
   }
-  if (b->oom) {
+  if (b->oom || oom) {
     ray__mpbuf_destroy(b);
+    if (*hold != NULL) hold_free(*hold);
+    *hold = NULL;
     return RAY_ENOMEM;
   }
   return 0;
@@ -374,7 +486,8 @@ static void send_task(ray__runnable_t *rn) {
     return;
   }
   ray__mpbuf_t b;
-  int rc = pack_task(t, &b);
+  hold_t *hold = NULL; /* its large arguments, for the executor's pulls */
+  int rc = pack_task(cl, t, &b, &hold);
   ray__task_unpin_args(t, pinned);
   flight_t *f = rc == 0 ? ray__malloc(sizeof *f) : NULL;
   if (rc == 0 && f == NULL) {
@@ -387,6 +500,7 @@ static void send_task(ray__runnable_t *rn) {
      * its TASK (remote_cancel). */
     f->task_id = t->task_id;
     f->t = t;
+    if (hold != NULL) hold_add(cl, hold, t->node, t->task_id); /* until its answer comes */
     uv_mutex_lock(&cl->mu);
     flight_t **p = bucket(cl, t->task_id);
     f->next = *p;
@@ -402,6 +516,9 @@ static void send_task(ray__runnable_t *rn) {
     uv_mutex_unlock(&cl->mu);
     if (rc == 0) return; /* the COMPLETE finishes it */
     ray__free(f);
+    if (hold != NULL) hold_drop(hold);
+  } else if (hold != NULL) {
+    hold_free(hold);
   }
   if (rc == RAY_ENOTSUP)
     ray__task_fail(t, rc, 0, NULL,
@@ -510,9 +627,17 @@ static void door_leave(ray__cluster_t *cl) {
   uv_mutex_unlock(&cl->mu);
 }
 
-/* Every pull of the task has settled: finish it and, while the transport
- * runs, tell its executor to let go of what it holds. */
+static void arrival_done(ray__cluster_t *cl, struct arrival_s *a, int failed, bool can_send);
+
+/* Every pull has settled: run the task that waited for its arguments; or
+ * finish ours and, while the transport runs, tell its executor to let go
+ * of what it holds. */
 static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
+  if (p->a != NULL) {
+    arrival_done(cl, p->a, p->failed, can_send);
+    ray__free(p);
+    return;
+  }
   if (p->failed != 0) atomic_store(&p->t->fail_code, p->failed);
   if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
   ray__task_finish(p->t);
@@ -537,6 +662,10 @@ static void pull_settle(ray__cluster_t *cl, pull_t *pl, int failed, bool can_sen
 
 /* Fail the result a pull was for, with a message saying which, and settle. */
 static void pull_fail(ray__cluster_t *cl, pull_t *pl, int code) {
+  if (pl->p->t == NULL) { /* an argument: the task is refused (arrival_done) */
+    pull_settle(cl, pl, code, true);
+    return;
+  }
   ray_error_t *err = NULL;
   if (ray_error_new(&err, code, NULL,
                     "result %u of %s (%llu bytes) could not be fetched from rank %d: %s",
@@ -572,11 +701,19 @@ static void pull_request(ray__cluster_t *cl, pull_t *pl) {
 }
 
 /* The entry completes the result: the last chunk landed, or the copy. */
+static void arrival_landed(struct arrival_s *a, uint32_t slot, ray_ref_t ref);
+
 static void pull_land(ray__cluster_t *cl, pull_t *pl) {
   ray__entry_t *e = pl->e;
   pl->e = NULL;
-  e->id = pl->id;
-  ray__store_complete(&cl->rt->store, e);
+  if (pl->p->t != NULL) { /* a result: it completes the pending entry */
+    e->id = pl->id;
+    ray__store_complete(&cl->rt->store, e);
+  } else { /* an argument: a new object here, the task's argument */
+    e->id = ray__id_next();
+    ray__store_insert(&cl->rt->store, e);
+    arrival_landed(pl->p->a, pl->slot, (ray_ref_t){e->id, pl->type});
+  }
   pull_settle(cl, pl, 0, true);
 }
 
@@ -703,15 +840,15 @@ static void on_body(ray__cluster_t *cl, int src, const void *data, size_t len) {
   if (pl->got == pl->size) pull_land(cl, pl);
 }
 
-/* Result `slot` of task t (answered by `src`) lands late: a pull of `size`
- * bytes, or with `copy`, a small value waiting for room. Made under
- * *pend, created at the first (its count held at 1 until the answer is
- * read). Errors: RAY_ENOMEM. */
-static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t task_id, int src,
-                     uint32_t slot, uint32_t type, uint64_t size, const void *copy) {
-  if (*pend == NULL && (*pend = ray__calloc(1, sizeof **pend)) != NULL)
-    **pend = (pend_t){.t = t, .task_id = task_id, .holder = src, .left = 1};
-  pull_t *pl = *pend != NULL ? ray__calloc(1, sizeof *pl) : NULL;
+/* Value `slot` lands late under pend (its count held at 1 by the caller
+ * until the message is read): a pull of `size` bytes from pend's holder,
+ * or with `copy`, a small value waiting for room. `id`: the pending result
+ * entry it completes, or 0 for an argument. Errors: RAY_ENOMEM,
+ * RAY_EDECODE (a pull of no bytes: a peer's garbage). */
+static int pull_add(ray__cluster_t *cl, pend_t *pend, uint32_t slot, uint32_t type, uint64_t id,
+                    uint64_t size, const void *copy) {
+  if (copy == NULL && size == 0) return RAY_EDECODE; /* nothing would ever come */
+  pull_t *pl = ray__calloc(1, sizeof *pl);
   void *bytes = pl != NULL && copy != NULL ? ray__malloc(size > 0 ? size : 1) : NULL;
   if (pl == NULL || (copy != NULL && bytes == NULL)) {
     ray__free(pl);
@@ -720,16 +857,26 @@ static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t
   if (copy != NULL) memcpy(bytes, copy, size);
   *pl = (pull_t){.next = cl->pulls,
                  .cl = cl,
-                 .p = *pend,
+                 .p = pend,
                  .slot = slot,
                  .type = type,
-                 .id = t->returns[slot].id,
+                 .id = id,
                  .size = size,
                  .copy = bytes};
   cl->pulls = pl;
-  (*pend)->left++;
+  pend->left++;
   pull_start(cl, pl);
   return 0;
+}
+
+/* Result `slot` of task t (answered by `src`) lands late (pull_add), under
+ * *pend, made at the first. Errors: RAY_ENOMEM. */
+static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t task_id, int src,
+                     uint32_t slot, uint32_t type, uint64_t size, const void *copy) {
+  if (*pend == NULL && (*pend = ray__calloc(1, sizeof **pend)) != NULL)
+    **pend = (pend_t){.t = t, .task_id = task_id, .holder = src, .left = 1};
+  if (*pend == NULL) return RAY_ENOMEM;
+  return pull_add(cl, *pend, slot, type, t->returns[slot].id, size, copy);
 }
 
 /* A COMPLETE from the rank that ran one of our tasks: each result lands
@@ -751,6 +898,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (f == NULL) return; /* finished by the stop already */
   ray__task_t *t = f->t;
   ray__free(f);
+  hold_release(cl, src, task_id); /* its arguments: it ran, so they were pulled */
   atomic_fetch_sub_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
   const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
@@ -769,10 +917,10 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     const msgpack_object *v = r->via.array.ptr;
     bool ok = v[0].via.boolean && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
     if (ok && v[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* held there: pull it */
-      if (land_late(cl, &pend, t, task_id, src, i, (uint32_t)v[1].via.u64, v[2].via.u64, NULL) !=
-          0) {
-        ray__store_fail(&t->rt->store, id, RAY_ENOMEM, NULL, 0, true);
-        failed = RAY_ENOMEM;
+      int rc = land_late(cl, &pend, t, task_id, src, i, (uint32_t)v[1].via.u64, v[2].via.u64, NULL);
+      if (rc != 0) {
+        ray__store_fail(&t->rt->store, id, rc, NULL, 0, true);
+        failed = rc;
       }
       continue;
     }
@@ -810,8 +958,8 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
 /* ---- The executor: a TASK arrives (communication thread) ---- */
 
 /* A task run here for another rank: its results, watched until the last
- * completes, then sent back by the communication thread (send_results);
- * views of the large ones held until the owner has pulled them. */
+ * completes, then sent back by the communication thread (send_results;
+ * the large ones held for the owner's pulls). */
 typedef struct exec_s exec_t;
 typedef struct exec_watch_s {
   ray__watch_t w;
@@ -827,16 +975,10 @@ struct exec_s {
   atomic_uint left;
   ray_ref_t refs[RAY_MAX_RETURNS];
   exec_watch_t watch[RAY_MAX_RETURNS];
-  /* Communication thread only, once answered: */
-  ray_buf_t held[RAY_MAX_RETURNS]; /* the large results (data NULL: none) */
-  bool holding;                    /* answered, and held[] waits for pulls */
-  bool released;                   /* the owner said it is done with them */
-  int sending;                     /* chunks MPI is still sending from held[] */
 };
 
 static struct exec_s **exec_bucket(ray__cluster_t *cl, int src, uint64_t task_id) {
-  uint64_t h = (task_id ^ ((uint64_t)(unsigned)src << 48)) * 0x9E3779B97F4A7C15ull;
-  return &cl->execs[h >> 54];
+  return &cl->execs[pair_bucket(src, task_id)];
 }
 
 /* Take x out of the table (mu held), if it is there. */
@@ -853,10 +995,7 @@ static void exec_free(exec_t *x) {
   exec_unlink(x);
   uv_mutex_unlock(&x->cl->mu);
   ray__store_t *st = &x->cl->rt->store;
-  for (uint32_t i = 0; i < x->n; i++) {
-    if (x->held[i].data != NULL) ray_buf_release(&x->held[i]);
-    ray__store_release(st, x->refs[i].id);
-  }
+  for (uint32_t i = 0; i < x->n; i++) ray__store_release(st, x->refs[i].id);
   ray__free(x);
 }
 
@@ -946,28 +1085,31 @@ static void send_results(ray__runnable_t *rn) {
   msgpack_packer pk;
   msg_begin(&b, &pk, 4, K_COMPLETE, x->task_id);
   msgpack_pack_array(&pk, x->n);
-  bool held = false;
-  for (uint32_t i = 0; i < x->n; i++) held |= pack_result(&pk, x->refs[i], &x->held[i]);
+  hold_t *h = NULL; /* the large results, for the owner's pulls */
+  for (uint32_t i = 0; i < x->n; i++) {
+    ray_buf_t view = {0};
+    if (!pack_result(&pk, x->refs[i], &view)) continue;
+    if (h == NULL) h = hold_new(x->cl, x->n);
+    if (h != NULL)
+      h->views[i] = view;
+    else /* no memory: the owner's pull finds nothing and fails */
+      ray_buf_release(&view);
+  }
   msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
+  if (h != NULL) hold_add(x->cl, h, x->src, x->task_id);     /* before a PULL can come */
   int rc = send_buf(x->cl, x->src, &b);
-  if (rc != 0) /* too large, or no memory: the owner must still hear of it */
+  if (rc != 0) { /* too large, or no memory: the owner must still hear of it */
+    if (h != NULL) hold_drop(h);
     refuse(x->cl, x->src, x->task_id, x->n, rc, "the results could not be sent back: %s",
            ray_err_name(rc));
-  if (rc == 0 && held)
-    x->holding = true; /* until the owner's RELEASE */
-  else
-    exec_free(x);
+  }
+  exec_free(x);
 }
 
-/* MPI is done with a chunk sent from x's held values. */
-static void chunk_sent(void *arg) {
-  exec_t *x = arg;
-  if (--x->sending == 0 && x->released) exec_free(x);
-}
-
-/* A PULL from the owner of a task run here: send the chunk asked for
- * straight from the held value, after a DATA saying what it is; or a DATA
- * saying there is no such value (nothing follows). */
+/* A PULL: send the chunk asked for straight from the held value (a result
+ * of a task run here, or an argument of one of ours running there), after
+ * a DATA saying what it is; or a DATA saying there is no such value
+ * (nothing follows). */
 static void on_pull(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
   if (m->via.array.size != 5 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
@@ -978,13 +1120,10 @@ static void on_pull(ray__cluster_t *cl, int src, const msgpack_object *m) {
     return;
   }
   uint64_t task_id = v[1].via.u64, slot = v[2].via.u64, off = v[3].via.u64, len = v[4].via.u64;
-  uv_mutex_lock(&cl->mu);
-  exec_t *x = exec_find(cl, src, task_id);
-  uv_mutex_unlock(&cl->mu); /* only this thread frees a holding x */
-  const ray_buf_t *h =
-      x != NULL && x->holding && !x->released && slot < x->n && x->held[slot].data != NULL
-          ? &x->held[slot]
-          : NULL;
+  hold_t *hd = hold_find(cl, src, task_id); /* only this thread frees it */
+  const ray_buf_t *h = hd != NULL && !hd->released && slot < hd->n && hd->views[slot].data != NULL
+                           ? &hd->views[slot]
+                           : NULL;
   bool ok = h != NULL && off <= h->size && len <= h->size - off && len <= INT32_MAX;
   ray__mpbuf_t b;
   msgpack_packer pk;
@@ -1006,8 +1145,8 @@ static void on_pull(ray__cluster_t *cl, int src, const msgpack_object *m) {
     ray__log(RAY_LOG_ERROR, "cluster: no memory to answer a pull from rank %d", src);
     return;
   }
-  x->sending++;
-  ray__transport_body_t body = {(const char *)h->data + off, (size_t)len, chunk_sent, x};
+  hd->sending++;
+  ray__transport_body_t body = {(const char *)h->data + off, (size_t)len, chunk_sent, hd};
   if (ray__transport_send_group(cl->tr, src, head, hlen, 1, &body) == 0)
     atomic_fetch_add_explicit(&cl->rt->remote_bytes_sent, hlen + len, memory_order_relaxed);
 }
@@ -1019,12 +1158,7 @@ static void on_release(ray__cluster_t *cl, int src, const msgpack_object *m) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed RELEASE from rank %d", src);
     return;
   }
-  uv_mutex_lock(&cl->mu);
-  exec_t *x = exec_find(cl, src, m->via.array.ptr[1].via.u64);
-  uv_mutex_unlock(&cl->mu);
-  if (x == NULL || !x->holding || x->released) return;
-  x->released = true;
-  if (x->sending == 0) exec_free(x);
+  hold_release(cl, src, m->via.array.ptr[1].via.u64);
 }
 
 static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails them itself */
@@ -1097,40 +1231,27 @@ static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray__free(tname);
 }
 
-/* run_task, its names copied out. */
-static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
-                      const char *fname, const char *tname, const msgpack_object *v) {
+/* A task from another rank whose large arguments are being pulled from
+ * its owner: submitted once they all landed (arrival_done), else refused. */
+typedef struct arrival_s {
+  int src;
+  uint64_t task_id;
+  uint32_t nreturns, nargs;
+  ray__func_t *f;
+  char *tname; /* NULL: the function's */
+  uint32_t max_retries;
+  bool retry_on_error;
+  ray_arg_t args[RAY_MAX_ARGS]; /* small: into `bytes`; large: RAY__ARG_STORED once landed */
+  char *bytes;                  /* the small ones' copies (the message goes) */
+} arrival_t;
+
+/* Submit the task `task_id` of rank `src` here, and watch its results for
+ * the answer (or refuse it). */
+static void exec_start(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                       ray__func_t *f, const ray_arg_t *args, uint32_t nargs,
+                       const ray_task_opts_t *opts) {
   ray__runtime_t *rt = cl->rt;
-  ray__func_t *f = ray__function_find(&rt->funcs, fname);
-  if (f == NULL) {
-    refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here", fname);
-    return;
-  }
-  if (f->nreturns != nreturns) {
-    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "function %s has another number of returns here",
-           fname);
-    return;
-  }
-  ray_arg_t args[RAY_MAX_ARGS];
-  const msgpack_object_array *av = &v[7].via.array;
-  for (uint32_t i = 0; i < av->size; i++) {
-    const msgpack_object *a = &av->ptr[i];
-    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 2 ||
-        a->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a->via.array.ptr[1].type != MSGPACK_OBJECT_BIN) {
-      refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
-      return;
-    }
-    args[i].kind = RAY__ARG_ENCODED;
-    args[i].type = (uint32_t)a->via.array.ptr[0].via.u64;
-    args[i].u.bytes.data = a->via.array.ptr[1].via.bin.ptr;
-    args[i].u.bytes.size = a->via.array.ptr[1].via.bin.size;
-  }
-  ray_task_opts_t opts;
-  ray_task_opts_init(&opts);
-  opts.max_retries = (uint32_t)v[4].via.u64;
-  opts.retry_on_error = v[5].via.boolean;
-  opts.name = tname; /* NULL (nil): the function's */
+  const char *fname = f->name;
   exec_t *x = ray__calloc(1, sizeof *x);
   if (x == NULL) {
     refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to run %s", fname);
@@ -1141,7 +1262,7 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
   x->cl = cl;
   x->src = src;
   x->task_id = task_id;
-  int rc = ray__task_submit_encoded(rt, f, args, av->size, &opts, x->refs);
+  int rc = ray__task_submit_encoded(rt, f, args, nargs, opts, x->refs);
   if (rc != 0) {
     ray__free(x);
     refuse(cl, src, task_id, nreturns, rc, "%s could not be submitted", fname);
@@ -1164,6 +1285,134 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
       exec_countdown(x);
   }
   exec_countdown(x); /* the guard */
+}
+
+static void arrival_landed(arrival_t *a, uint32_t slot, ray_ref_t ref) {
+  a->args[slot].kind = RAY__ARG_STORED;
+  a->args[slot].u.ref = ref;
+}
+
+/* Its pulls settled: run the task (`failed` 0, and the runtime is not
+ * closing), or refuse it; then let the landed arguments go (the task holds
+ * its own references). */
+static void arrival_done(ray__cluster_t *cl, arrival_t *a, int failed, bool can_send) {
+  if (failed == 0 && door_enter(cl)) {
+    ray_task_opts_t opts;
+    ray_task_opts_init(&opts);
+    opts.max_retries = a->max_retries;
+    opts.retry_on_error = a->retry_on_error;
+    opts.name = a->tname;
+    exec_start(cl, a->src, a->task_id, a->nreturns, a->f, a->args, a->nargs, &opts);
+    door_leave(cl);
+  } else if (can_send) {
+    refuse(cl, a->src, a->task_id, a->nreturns, failed != 0 ? failed : RAY_ESHUTDOWN,
+           "an argument of %s could not be fetched from its owner", a->f->name);
+  }
+  for (uint32_t i = 0; i < a->nargs; i++)
+    if (a->args[i].kind == RAY__ARG_STORED) ray__store_release(&cl->rt->store, a->args[i].u.ref.id);
+  ray__free(a->bytes);
+  ray__free(a->tname);
+  ray__free(a);
+}
+
+/* A TASK with large arguments: copy what the message holds, pull the rest
+ * from the owner, and run it when they are here. */
+static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns, ray__func_t *f,
+                   const char *tname, const msgpack_object *v, const ray_arg_t *args,
+                   const uint64_t *pull_size, uint32_t nargs) {
+  size_t small = 0;
+  for (uint32_t i = 0; i < nargs; i++)
+    if (args[i].kind == RAY__ARG_ENCODED) small += args[i].u.bytes.size;
+  arrival_t *a = ray__calloc(1, sizeof *a);
+  pend_t *p = a != NULL ? ray__calloc(1, sizeof *p) : NULL;
+  char *bytes = p != NULL ? ray__malloc(small > 0 ? small : 1) : NULL;
+  char *tn = tname != NULL && bytes != NULL ? ray__strdup(tname) : NULL;
+  if (bytes == NULL || (tname != NULL && tn == NULL)) {
+    ray__free(a);
+    ray__free(p);
+    ray__free(bytes);
+    refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to take %s's arguments", f->name);
+    return;
+  }
+  *a = (arrival_t){.src = src,
+                   .task_id = task_id,
+                   .nreturns = nreturns,
+                   .nargs = nargs,
+                   .f = f,
+                   .tname = tn,
+                   .max_retries = (uint32_t)v[4].via.u64,
+                   .retry_on_error = v[5].via.boolean,
+                   .bytes = bytes};
+  *p = (pend_t){.a = a, .task_id = task_id, .holder = src, .left = 1};
+  size_t off = 0;
+  for (uint32_t i = 0; i < nargs; i++) {
+    a->args[i] = args[i]; /* a large one: kind 0 until it lands (arrival_landed) */
+    if (args[i].kind != RAY__ARG_ENCODED) continue;
+    if (args[i].u.bytes.size > 0) memcpy(bytes + off, args[i].u.bytes.data, args[i].u.bytes.size);
+    a->args[i].u.bytes.data = bytes + off;
+    off += args[i].u.bytes.size;
+  }
+  int failed = 0;
+  for (uint32_t i = 0; i < nargs && failed == 0; i++)
+    if (pull_size[i] != 0) failed = pull_add(cl, p, i, args[i].type, 0, pull_size[i], NULL);
+  if (failed != 0 && p->failed == 0) p->failed = failed;
+  if (--p->left == 0) pend_done(cl, p, true);
+}
+
+/* run_task, its names copied out. */
+static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                      const char *fname, const char *tname, const msgpack_object *v) {
+  ray__runtime_t *rt = cl->rt;
+  ray__func_t *f = ray__function_find(&rt->funcs, fname);
+  if (f == NULL) {
+    refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here", fname);
+    return;
+  }
+  if (f->nreturns != nreturns) {
+    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "function %s has another number of returns here",
+           fname);
+    return;
+  }
+  /* Each argument is [type, bytes], or [type, size] for a large one its
+   * owner holds for us to pull. */
+  ray_arg_t args[RAY_MAX_ARGS];
+  uint64_t pull_size[RAY_MAX_ARGS] = {0};
+  const msgpack_object_array *av = &v[7].via.array;
+  bool pull = false;
+  for (uint32_t i = 0; i < av->size; i++) {
+    const msgpack_object *a = &av->ptr[i];
+    const msgpack_object *b =
+        a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 2 ? &a->via.array.ptr[1] : NULL;
+    if (b == NULL || a->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        (b->type != MSGPACK_OBJECT_BIN && b->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+      refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+      return;
+    }
+    args[i].type = (uint32_t)a->via.array.ptr[0].via.u64;
+    if (b->type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* pulled: filled in when it lands */
+      args[i].kind = 0;
+      pull_size[i] = b->via.u64;
+      if (pull_size[i] == 0) {
+        refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+        return;
+      }
+      pull = true;
+      continue;
+    }
+    args[i].kind = RAY__ARG_ENCODED;
+    args[i].u.bytes.data = b->via.bin.ptr;
+    args[i].u.bytes.size = b->via.bin.size;
+  }
+  if (pull) {
+    arrive(cl, src, task_id, nreturns, f, tname, v, args, pull_size, av->size);
+    return;
+  }
+  ray_task_opts_t opts;
+  ray_task_opts_init(&opts);
+  opts.max_retries = (uint32_t)v[4].via.u64;
+  opts.retry_on_error = v[5].via.boolean;
+  opts.name = tname; /* NULL (nil): the function's */
+  exec_start(cl, src, task_id, nreturns, f, args, av->size, &opts);
 }
 
 /* A CANCEL from the owner of a task running here: cancel it as ray_cancel
@@ -1228,6 +1477,12 @@ static void on_lost(void *arg, int rank) {
     if (pl->p->holder == rank) pull_fail(cl, pl, RAY_ENODE);
   }
   cl->expect[rank].on = false;
+  /* Nobody pulls what we hold for it any more. */
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    for (hold_t *h = cl->holds[b], *next; h != NULL; h = next) {
+      next = h->next;
+      if (h->peer == rank) hold_release(cl, rank, h->task_id);
+    }
   ray__log(RAY_LOG_ERROR, "cluster: rank %d is lost: its work failed with RAY_ENODE", rank);
 }
 
@@ -1567,7 +1822,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
    * pending objects. Values held for other ranks' pulls go. */
   while (cl->pulls != NULL) pull_settle(cl, cl->pulls, RAY_ESHUTDOWN, false);
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
-    while (cl->execs[b] != NULL) exec_free(cl->execs[b]);
+    while (cl->holds[b] != NULL) hold_drop(cl->holds[b]);
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)

@@ -52,7 +52,7 @@ typedef struct submit_s {
   const ray__task_ops_t *ops;
   void *owner;
   const ray_task_opts_t *opts;
-  bool encoded_ok; /* RAY__ARG_ENCODED allowed: a task from another rank */
+  bool encoded_ok; /* RAY__ARG_ENCODED, RAY__ARG_STORED allowed: a task from another rank */
   size_t nargs;
   size_t inline_bytes; /* room the inline values take in the task */
   ray__task_t *t;
@@ -67,6 +67,8 @@ typedef struct submit_s {
 static int check_arg(const ray_arg_t *a, bool encoded_ok) {
   if (a->kind == RAY_ARG_REF) return a->u.ref.id == 0 ? RAY_ENOTFOUND : 0;
   if (a->kind == RAY_ARG_ACTOR) return a->u.i64 == 0 ? RAY_ENOTFOUND : 0;
+  if (a->kind == RAY__ARG_STORED) /* never a caller's */
+    return encoded_ok && a->u.ref.id != 0 ? 0 : RAY_EINVAL;
   if (a->kind == RAY__ARG_ENCODED) /* never a caller's */
     return encoded_ok && a->type != 0 && (a->u.bytes.data != NULL || a->u.bytes.size == 0)
                ? 0
@@ -224,13 +226,14 @@ static int build(submit_t *s) {
     a->watch.fn = ray__task_dep_notify;
     a->task = t;
     a->type = r->in->type;
-    a->by_value = r->in->kind == RAY_ARG_VALUE || r->in->kind == RAY__ARG_ENCODED;
+    a->by_value = r->in->kind == RAY_ARG_VALUE || r->in->kind == RAY__ARG_ENCODED ||
+                  r->in->kind == RAY__ARG_STORED;
     if (r->in->kind == RAY_ARG_ACTOR) {
       a->kind = RAY_ARG_ACTOR;
       a->ref_id = (uint64_t)r->in->u.i64;
-    } else if (r->in->kind == RAY_ARG_REF || r->stored != 0) {
+    } else if (r->in->kind == RAY_ARG_REF || r->in->kind == RAY__ARG_STORED || r->stored != 0) {
       a->kind = RAY_ARG_REF;
-      a->ref_id = r->in->kind == RAY_ARG_REF ? r->in->u.ref.id : r->stored;
+      a->ref_id = r->stored != 0 ? r->stored : r->in->u.ref.id;
     } else {
       a->kind = RAY_ARG_VALUE;
       if (r->size > 0) memcpy(p, r->data, r->size);

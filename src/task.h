@@ -213,6 +213,10 @@ bool ray__task_run_producer(struct ray__runtime_s *rt, uint64_t id);
  * already in its type's encoding (u.bytes), as it arrives from another
  * rank, stored as it is (a RAY_TYPE_BYTES value is the same thing). */
 enum { RAY__ARG_ENCODED = 0x100 };
+/* The other internal kind: a value that arrived from another rank and was
+ * stored here as it came (u.ref, ready, a reference the caller keeps): the
+ * task gets it as a value argument, as the owner passed it. */
+enum { RAY__ARG_STORED = 0x101 };
 
 /* Submit a task of the kind `ops` describes, for `owner` (an actor, taken
  * over on success; NULL for a function call). See ray_task_submit for the

@@ -296,6 +296,11 @@ static int fn_check_big(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, (int64_t)size);
 }
 
+/* send_big(n): puts n bytes of big's pattern here and has check_big read
+ * them on rank 0, as an argument (pulled there); gives check_big's answer,
+ * or fails with its code. */
+static int fn_send_big(ray_task_ctx_t *ctx, void *arg);
+
 static ray_function_t g_check_big, g_nested_any, g_fetch_big, g_until_cancelled, g_echo_i64,
     g_echo_f64, g_echo_str, g_echo_bytes, g_echo_msgpack;
 static ray_function_t g_gate, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_ref;
@@ -320,9 +325,40 @@ STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
 STATIC_FN(s_check_big, "check_big", fn_check_big, k_i64, &g_check_big);
-static ray_function_t g_id_owner, g_nap;
+static int fn_send_big(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t n;
+  int rc = ray_ctx_arg_i64(ctx, 0, &n);
+  if (rc != 0) return rc;
+  unsigned char *p = malloc((size_t)n);
+  if (p == NULL) return ray_fail(ctx, RAY_ENOMEM, "no memory");
+  for (int64_t i = 0; i < n; i++) p[i] = rt_pat(7, (size_t)i);
+  ray_ref_t obj, r;
+  rc = ray_put(p, (size_t)n, &obj);
+  free(p);
+  if (rc != 0) return rc;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = 0;
+  ray_arg_t a = ray_arg_ref(obj);
+  rc = ray_task_submit(g_check_big, &a, 1, &o, &r);
+  ray_ref_release(obj);
+  if (rc != 0) return rc;
+  int64_t v = -1;
+  rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+  char why[512] = "";
+  ray_error_t *err = NULL;
+  if (rc != 0 && ray_get_error(r, &err) == 0 && err != NULL)
+    snprintf(why, sizeof why, "%s", ray_error_message(err));
+  ray_error_free(err);
+  ray_ref_release(r);
+  return rc != 0 ? ray_fail(ctx, rc, "check_big: %s", why) : ray_return_i64(ctx, 0, v);
+}
+
+static ray_function_t g_id_owner, g_nap, g_send_big;
 STATIC_FN(s_id_owner, "id_owner", fn_id_owner, k_i64, &g_id_owner);
 STATIC_FN(s_nap, "nap", fn_nap, k_i64, &g_nap);
+STATIC_FN(s_send_big, "send_big", fn_send_big, k_i64, &g_send_big);
 STATIC_FN(s_until_cancelled, "until_cancelled", fn_until_cancelled, k_i64, &g_until_cancelled);
 STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
 static ray_function_t g_extra;
@@ -334,7 +370,7 @@ static void add_statics(void) {
       &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,       &s_flaky,
       &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,       &s_until_cancelled,
       &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big,
-      &s_id_owner,     &s_nap};
+      &s_id_owner,     &s_nap,      &s_send_big};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
 }
 
@@ -644,13 +680,16 @@ static void test_64mib_across_ranks(void **state) {
   assert_rc(ray_ref_release(obj), 0);
 }
 
-/* A large result is pulled in chunks of at most the reader's chunk size
+/* A large value is pulled in chunks of at most the reader's chunk size
  * (256 MiB by default; here an odd size, so the last chunk is short), each
- * landing where it belongs in the value. */
+ * landing where it belongs: a result (rank 1's, read here) and an argument
+ * (rank 1's, read by a task here). */
 static void test_pull_in_chunks(void **state) {
   (void)state;
   size_t old = ray__cluster_set_pull_chunk((1u << 20) + 13);
   int64_t n = ((int64_t)5 << 20) + 7;
+  ray_arg_t sa = ray_arg_i64(n);
+  assert_int_equal(get_i64(submit_on(g_send_big, &sa, 1, g_ranks > 1 ? 1 : 0)), n);
   ray_arg_t a = ray_arg_i64(n);
   ray_ref_t r = submit_on(g_big, &a, 1, g_ranks > 1 ? 1 : 0);
   ray_buf_t b;
@@ -981,7 +1020,21 @@ static int small_store_driver(void) {
   if (check_big(small, 40 * 1024) != 0) return 24;
   ray_ref_release(big);
   ray_ref_release(small);
-  /* 3. The reservation spills: 3 MiB put (unpinned), a 2 MiB pull. */
+  /* 3. An argument pulled here is reserved the same way: 8 MiB from rank 1
+   *    for a task here cannot come, and the task is refused. */
+  a = ray_arg_i64(8 * mib);
+  if (ray_task_submit(g_send_big, &a, 1, &o, &r) != 0) return 25;
+  if (ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v) != RAY_ESTOREFULL) return 26;
+  if (ray_get_error(r, &err) != 0 || err == NULL) return 27;
+  ray_error_format(err, text, sizeof text);
+  ray_error_free(err);
+  if (strstr(text, "an argument of check_big could not be fetched from its owner") == NULL) {
+    fprintf(stderr, "the error says: %s\n", text);
+    return 28;
+  }
+  ray_ref_release(r);
+  a = ray_arg_i64(2 * mib);
+  /* 4. The reservation spills: 3 MiB put (unpinned), a 2 MiB pull. */
   if (ray_put(p, (size_t)(3 * mib), &held) != 0) return 18;
   if (ray_task_submit(g_big, &a, 1, &o, &big) != 0) return 19;
   if (check_big(big, 2 * mib) != 0) return 20;
