@@ -72,11 +72,17 @@
  * a value sent to or from another rank fails with RAY_ENOTSUP).
  *
  * Threads: send_task, send_results and the pulls run on the communication
- * thread (its tick: sending never waits for a free worker, and that thread
- * never waits for memory: a reservation that must wait goes to a worker),
- * as does on_recv. The in-flight table, the table of tasks run here for
- * other ranks and the shutdown state are under `mu`; the list of pulls and
- * the expected bodies belong to the communication thread. */
+ * thread (its tick: sending never waits for a free worker), as does
+ * on_recv. A pulled value never makes that thread wait for memory (a
+ * reservation without room now goes to a worker); it still reserves on
+ * its own when it restores a spilled argument or result before sending
+ * it, and when it submits a task whose argument is above inline_threshold
+ * (those may wait up to store_full_timeout_ms). The in-flight table, the
+ * tables of tasks run here for other ranks and of held values, and the
+ * shutdown state are under `mu`; the lists of pulls and arrivals and the
+ * expected bodies are the communication thread's (a pull that reserves on
+ * a worker is that worker's until the tick takes it back: only its entry
+ * and error are written there). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +151,8 @@ typedef struct pull_s {
   ray__entry_t *e;    /* the reserved entry the chunks land in */
   int err;            /* why there is no entry (the worker's reservation) */
   void *copy;         /* a small value's bytes, or NULL: pull them */
+  bool requesting;    /* its PULLs went: only now may a DATA or a loss settle it
+                         (while it reserves, a worker or the tick list has it) */
 } pull_t;
 
 /* The body a DATA announced: the next message from its rank. */
@@ -165,6 +173,7 @@ struct ray__cluster_s {
   struct hold_s *holds[FLIGHT_BUCKETS]; /* under mu: values held for other ranks' pulls */
   expect_t *expect;                     /* per rank: a body to come (communication thread) */
   pull_t *pulls;                        /* pulls under way (communication thread) */
+  struct arrival_s *arrivals;           /* tasks pulling their arguments (the same) */
   /* Placement of RAY_NODE_ANY tasks: per rank, the load it last reported
    * (with its answers) and our tasks in flight there; all in flight. */
   atomic_int *reported;
@@ -203,12 +212,19 @@ static void *take_bytes(ray__mpbuf_t *b, size_t *len) {
   return p;
 }
 
-/* Send what b holds to `dest`. Errors: RAY_ENOMEM, the transport's. */
-static int send_buf(ray__cluster_t *cl, int dest, ray__mpbuf_t *b) {
+/* Send what b holds to `dest`; to a lost rank only when `to_lost` (the
+ * stop's SHUTDOWN and ACK: the transport drops them too if MPI itself
+ * failed that rank). Errors: RAY_ENOMEM, RAY_ENODE (dest was lost), the
+ * transport's. */
+static int send_bytes(ray__cluster_t *cl, int dest, ray__mpbuf_t *b, bool to_lost) {
   size_t len;
   void *p = take_bytes(b, &len);
   ray__mpbuf_destroy(b);
   if (p == NULL) return RAY_ENOMEM;
+  if (!to_lost && cl->lost != NULL && atomic_load(&cl->lost[dest])) {
+    ray__free(p);
+    return RAY_ENODE;
+  }
   int rc = ray__transport_send(cl->tr, dest, p, len);
   if (rc == 0) atomic_fetch_add_explicit(&cl->rt->remote_bytes_sent, len, memory_order_relaxed);
   return rc;
@@ -228,7 +244,12 @@ static void msg_begin(ray__mpbuf_t *b, msgpack_packer *pk, uint32_t n, int kind,
   msgpack_pack_uint64(pk, task_id);
 }
 
-/* A control message: [kind] or, with a task id, [kind, task_id]. */
+static int send_buf(ray__cluster_t *cl, int dest, ray__mpbuf_t *b) {
+  return send_bytes(cl, dest, b, false);
+}
+
+/* A control message: [kind] or, with a task id, [kind, task_id]. SHUTDOWN
+ * and ACK go even to a rank taken as lost (the stop must reach it). */
 static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *task_id) {
   ray__mpbuf_t b;
   msgpack_packer pk;
@@ -236,7 +257,7 @@ static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *
   msgpack_pack_array(&pk, task_id != NULL ? 2 : 1);
   msgpack_pack_int(&pk, kind);
   if (task_id != NULL) msgpack_pack_uint64(&pk, *task_id);
-  return send_buf(cl, dest, &b);
+  return send_bytes(cl, dest, &b, kind == K_SHUTDOWN || kind == K_ACK);
 }
 
 /* Whether msgpack bytes hold a ref (which cannot travel yet). Undecodable
@@ -258,9 +279,11 @@ static flight_t **bucket(ray__cluster_t *cl, uint64_t task_id) {
   return &cl->flights[(task_id * 0x9E3779B97F4A7C15ull) >> 54];
 }
 
-static flight_t *flight_take(ray__cluster_t *cl, uint64_t task_id) {
+/* Take task `task_id`, sent to rank `node`, out of the table: NULL if it
+ * is not there (or went elsewhere: an answer from another rank is not its). */
+static flight_t *flight_take(ray__cluster_t *cl, uint64_t task_id, int node) {
   for (flight_t **p = bucket(cl, task_id); *p != NULL; p = &(*p)->next) {
-    if ((*p)->task_id != task_id) continue;
+    if ((*p)->task_id != task_id || (*p)->t->node != node) continue;
     flight_t *f = *p;
     *p = f->next;
     return f;
@@ -512,7 +535,7 @@ static void send_task(ray__runnable_t *rn) {
       atomic_fetch_add_explicit(&cl->inflight_all, 1, memory_order_relaxed);
     }
     if (rc == 0 && atomic_load(&t->cancel)) (void)send_cancel(cl, t->node, t->task_id);
-    if (rc != 0) f = flight_take(cl, t->task_id);
+    if (rc != 0) f = flight_take(cl, t->task_id, t->node);
     uv_mutex_unlock(&cl->mu);
     if (rc == 0) return; /* the COMPLETE finishes it */
     ray__free(f);
@@ -575,8 +598,8 @@ static int place_any(ray__runtime_t *rt) {
 /* ---- The owner: a COMPLETE arrives (communication thread) ---- */
 
 /* Complete pending entry `id` with a small value that arrived inside an
- * answer, a copy of `data`, if the store has room for it now (the
- * communication thread never waits for memory). Returns 0, or why not
+ * answer, a copy of `data`, if the store has room for it now (an arriving
+ * value never makes this thread wait for memory). Returns 0, or why not
  * (ray__entry_error: RAY_ESTOREFULL when there is no room now). */
 static int land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data, size_t size) {
   ray__entry_t *e = ray__entry_try_new(st, size, type);
@@ -683,6 +706,7 @@ static void pull_request(ray__cluster_t *cl, pull_t *pl) {
     pull_fail(cl, pl, RAY_ENODE);
     return;
   }
+  pl->requesting = true;
   pl->chunk = atomic_load(&pull_chunk);
   for (uint64_t off = 0; off < pl->size; off += pl->chunk) {
     uint64_t len = pl->size - off < pl->chunk ? pl->size - off : pl->chunk;
@@ -795,9 +819,9 @@ static void on_data(ray__cluster_t *cl, int src, const msgpack_object *m) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed DATA from rank %d", src);
     return;
   }
-  pull_t *pl = cl->pulls;
-  while (pl != NULL &&
-         (pl->p->holder != src || pl->p->task_id != v[1].via.u64 || pl->slot != v[2].via.u64))
+  pull_t *pl = cl->pulls; /* one that asked: a peer cannot settle one still reserving */
+  while (pl != NULL && (!pl->requesting || pl->p->holder != src || pl->p->task_id != v[1].via.u64 ||
+                        pl->slot != v[2].via.u64))
     pl = pl->next;
   if (!v[4].via.boolean) { /* it no longer holds the value: no body follows */
     if (pl != NULL) pull_fail(cl, pl, RAY_ENOTFOUND);
@@ -879,6 +903,18 @@ static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t
   return pull_add(cl, *pend, slot, type, t->returns[slot].id, size, copy);
 }
 
+/* Whether an answer's results announce values held for our pulls. */
+static bool announces_held(const msgpack_object_array *res) {
+  for (uint32_t i = 0; i < res->size; i++) {
+    const msgpack_object *r = &res->ptr[i];
+    if (r->type == MSGPACK_OBJECT_ARRAY && r->via.array.size == 3 &&
+        r->via.array.ptr[0].type == MSGPACK_OBJECT_BOOLEAN && r->via.array.ptr[0].via.boolean &&
+        r->via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+      return true;
+  }
+  return false;
+}
+
 /* A COMPLETE from the rank that ran one of our tasks: each result lands
  * (small), is pulled (large) or fails; the task finishes once all did. */
 static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
@@ -892,16 +928,19 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   uint64_t load = m->via.array.ptr[3].via.u64; /* the sender's, for placement */
   atomic_store_explicit(&cl->reported[src], load > INT32_MAX ? INT32_MAX : (int)load,
                         memory_order_relaxed);
+  const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
   uv_mutex_lock(&cl->mu);
-  flight_t *f = flight_take(cl, task_id);
+  flight_t *f = flight_take(cl, task_id, src);
   uv_mutex_unlock(&cl->mu);
-  if (f == NULL) return; /* finished by the stop already */
+  if (f == NULL) { /* finished already (a loss, the stop), or not ours: let go of what it holds */
+    if (announces_held(res)) (void)send_control(cl, src, K_RELEASE, &task_id);
+    return;
+  }
   ray__task_t *t = f->t;
   ray__free(f);
   hold_release(cl, src, task_id); /* its arguments: it ran, so they were pulled */
   atomic_fetch_sub_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
-  const msgpack_object_array *res = &m->via.array.ptr[2].via.array;
   int failed = 0;
   pend_t *pend = NULL; /* made at the first result to pull */
   for (uint32_t i = 0; i < t->nreturns; i++) {
@@ -946,11 +985,14 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
       failed = land_error(t, id, code, data, size);
     }
   }
-  if (pend != NULL) { /* the last pull to settle finishes it */
+  if (pend != NULL) { /* the last pull to settle finishes it (and releases) */
     if (failed != 0 && pend->failed == 0) pend->failed = failed;
     if (--pend->left == 0) pend_done(cl, pend, true);
     return;
   }
+  /* Nothing pulled (no memory for it, or a malformed answer): what the
+   * executor holds for us goes all the same. */
+  if (announces_held(res)) (void)send_control(cl, src, K_RELEASE, &task_id);
   if (failed != 0) atomic_store(&t->fail_code, failed);
   ray__task_finish(t);
 }
@@ -1214,6 +1256,11 @@ static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
       v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[5].type != MSGPACK_OBJECT_BOOLEAN ||
       v[7].type != MSGPACK_OBJECT_ARRAY || v[7].via.array.size > RAY_MAX_ARGS) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed TASK from rank %d", src);
+    /* Answered when it says which task it is: its owner must not wait on
+     * it, nor hold its arguments for it. */
+    if (m->via.array.size >= 4 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        v[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[3].via.u64 <= RAY_MAX_RETURNS)
+      refuse(cl, src, v[1].via.u64, (uint32_t)v[3].via.u64, RAY_EDECODE, "a malformed task%s", "");
     return;
   }
   uint64_t task_id = v[1].via.u64;
@@ -1234,6 +1281,8 @@ static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
 /* A task from another rank whose large arguments are being pulled from
  * its owner: submitted once they all landed (arrival_done), else refused. */
 typedef struct arrival_s {
+  struct arrival_s *next; /* cl->arrivals (communication thread) */
+  bool cancelled;         /* a CANCEL came meanwhile: refused, never run */
   int src;
   uint64_t task_id;
   uint32_t nreturns, nargs;
@@ -1296,7 +1345,16 @@ static void arrival_landed(arrival_t *a, uint32_t slot, ray_ref_t ref) {
  * closing), or refuse it; then let the landed arguments go (the task holds
  * its own references). */
 static void arrival_done(ray__cluster_t *cl, arrival_t *a, int failed, bool can_send) {
-  if (failed == 0 && door_enter(cl)) {
+  for (arrival_t **q = &cl->arrivals; *q != NULL; q = &(*q)->next)
+    if (*q == a) {
+      *q = a->next;
+      break;
+    }
+  if (a->cancelled) {
+    if (can_send)
+      refuse(cl, a->src, a->task_id, a->nreturns, RAY_ECANCELED, "%s was cancelled before it ran",
+             a->f->name);
+  } else if (failed == 0 && door_enter(cl)) {
     ray_task_opts_t opts;
     ray_task_opts_init(&opts);
     opts.max_retries = a->max_retries;
@@ -1344,6 +1402,8 @@ static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nretu
                    .retry_on_error = v[5].via.boolean,
                    .bytes = bytes};
   *p = (pend_t){.a = a, .task_id = task_id, .holder = src, .left = 1};
+  a->next = cl->arrivals; /* known to a CANCEL from here on */
+  cl->arrivals = a;
   size_t off = 0;
   for (uint32_t i = 0; i < nargs; i++) {
     a->args[i] = args[i]; /* a large one: kind 0 until it lands (arrival_landed) */
@@ -1415,9 +1475,10 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
   exec_start(cl, src, task_id, nreturns, f, args, av->size, &opts);
 }
 
-/* A CANCEL from the owner of a task running here: cancel it as ray_cancel
- * does (its results go back as usual). One retained, the ref outlives a
- * send_results racing with us. */
+/* A CANCEL from the owner of a task sent here: one still pulling its
+ * arguments is refused with RAY_ECANCELED once they settled (never run);
+ * one submitted is cancelled as ray_cancel does (its results go back as
+ * usual; one retained, the ref outlives a send_results racing with us). */
 static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (m->via.array.size != 2 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed CANCEL from rank %d", src);
@@ -1425,6 +1486,11 @@ static void on_cancel(ray__cluster_t *cl, int src, const msgpack_object *m) {
   }
   uint64_t task_id = m->via.array.ptr[1].via.u64;
   ray_ref_t ref = {0, 0};
+  for (arrival_t *a = cl->arrivals; a != NULL; a = a->next)
+    if (a->src == src && a->task_id == task_id) { /* still pulling its arguments */
+      a->cancelled = true;
+      return;
+    }
   uv_mutex_lock(&cl->mu);
   exec_t *x = exec_find(cl, src, task_id);
   if (x != NULL) {
@@ -1472,11 +1538,13 @@ static void on_lost(void *arg, int rank) {
     ray__task_end_t end = {.code = RAY_ENODE};
     (void)t->ops->done(t, &end);
   }
+  /* Pulls that asked it fail; one still reserving fails when it would ask
+   * (pull_request sees the loss). */
   for (pull_t *pl = cl->pulls, *next; pl != NULL; pl = next) {
     next = pl->next;
-    if (pl->p->holder == rank) pull_fail(cl, pl, RAY_ENODE);
+    if (pl->requesting && pl->p->holder == rank) pull_fail(cl, pl, RAY_ENODE);
   }
-  cl->expect[rank].on = false;
+  cl->expect[rank].pl = NULL; /* a body still on its way is dropped, not read as a message */
   /* Nobody pulls what we hold for it any more. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
     for (hold_t *h = cl->holds[b], *next; h != NULL; h = next) {
@@ -1757,6 +1825,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
+    uv_mutex_destroy(&cl->qmu);
     ray__id_set_owner(0);
     ray__free(cl->expect);
     ray__free(cl->lost);
@@ -1822,7 +1891,16 @@ void ray__cluster_stop(ray__runtime_t *rt) {
    * pending objects. Values held for other ranks' pulls go. */
   while (cl->pulls != NULL) pull_settle(cl, cl->pulls, RAY_ESHUTDOWN, false);
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
-    while (cl->holds[b] != NULL) hold_drop(cl->holds[b]);
+    while (cl->holds[b] != NULL) {
+      hold_t *h = cl->holds[b];
+      cl->holds[b] = h->next;
+      if (h->sending == 0) {
+        hold_free(h);
+        continue;
+      }
+      /* The stop timed out with chunks in flight: MPI may still read them. */
+      ray__log(RAY_LOG_ERROR, "cluster: values held for rank %d are left to MPI", h->peer);
+    }
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)

@@ -71,9 +71,9 @@ size_t ray__slab_count(void);
  * RAY_ESHUTDOWN, RAY_ENOMEM. */
 int ray__runtime_worker_post(void (*fn)(void *arg), void *arg);
 
-/* Cluster mode: the largest chunk this rank's pulls of large results ask
- * for from now on (0 or above 256 MiB: 256 MiB, the default); returns the
- * previous one. Lets the tests take a value in many chunks. */
+/* Cluster mode: the largest chunk this rank's pulls of large values
+ * (results it owns, arguments of tasks it runs) ask for from now on (0 or above 256 MiB: 256 MiB,
+ * the default); returns the previous one. Lets the tests take a value in many chunks. */
 size_t ray__cluster_set_pull_chunk(size_t bytes);
 /* Cluster mode: act as if MPI had failed a message with `rank` (the
  * communication thread takes it as lost at its next turn, as when MPI

@@ -203,6 +203,10 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
     }
     out_msg_t *m = list;
     list = m->next;
+    if (tr->lost[m->dest]) { /* lost: nothing more goes there (the rest of a group neither) */
+      msg_free(m);
+      continue;
+    }
     int err = MPI_Isend(m->data, (int)m->len, MPI_BYTE, m->dest, m->tag, tr->comm,
                         &tr->reqs[tr->ninflight]);
     if (err != MPI_SUCCESS) {

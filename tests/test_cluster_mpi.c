@@ -635,6 +635,29 @@ static void test_cancel_after_sent(void **state) {
   }
 }
 
+/* A task cancelled while its rank still pulls its large argument is never
+ * run there (or, if it was already running, is stopped): RAY_ECANCELED
+ * either way, never its 60 s run to the end. */
+static void test_cancel_while_pulling_args(void **state) {
+  (void)state;
+  size_t n = (size_t)iters(64, 8) << 20;
+  unsigned char *p = calloc(1, n);
+  assert_non_null(p);
+  ray_ref_t big;
+  assert_rc(ray_put(p, n, &big), 0);
+  free(p);
+  int node = g_ranks > 1 ? 1 : 0;
+  uint64_t sent = rt_stats().remote_tasks_sent;
+  ray_arg_t a = ray_arg_ref(big);
+  ray_ref_t r = submit_on(g_until_cancelled, &a, 1, node);
+  for (int i = 0; node != 0 && i < 60000 && rt_stats().remote_tasks_sent == sent; i++) uv_sleep(1);
+  assert_rc(ray_cancel(r), 0);
+  int64_t v;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), RAY_ECANCELED);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(ray_ref_release(big), 0);
+}
+
 /* Ids name their owner (ADR-006): the refs and tasks a rank makes carry
  * its rank in their top 16 bits; the driver's, 0. */
 static void test_ids_carry_their_owner(void **state) {
@@ -1274,6 +1297,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_retries_remote),
       cmocka_unit_test(test_cancel_before_sent),
       cmocka_unit_test(test_cancel_after_sent),
+      cmocka_unit_test(test_cancel_while_pulling_args),
       cmocka_unit_test(test_nested_and_gets_inside_remote_tasks),
       cmocka_unit_test(test_ranks_place_work_on_each_other),
       cmocka_unit_test(test_ids_carry_their_owner),
