@@ -37,6 +37,7 @@
 #include "rustyray/error.h"
 #include "rustyray/runtime.h"
 #include "rustyray/object.h"
+#include "rustyray/msgpack.h"
 #include "rustyray/task.h"
 #include "rustyray/actor.h"
 #include "rustyray/log.h"

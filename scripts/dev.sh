@@ -28,9 +28,10 @@ packages=(gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmock
 # clang-format (14) for the format check; g++ and libtbb-dev (oneTBB) for the
 # benchmark's --compare and its smoke test (bench/tbb_baseline.cpp); Open MPI
 # for cluster mode (the plain build has RAY_WITH_MPI on; its tests run under
-# mpirun, label mpi), and iproute2 for its two-host test (network namespaces).
+# mpirun, label mpi), and iproute2 for its two-host test (network namespaces);
+# msgpack-c++, Boost's headers and GoogleTest for the C++ API (ADR-007).
 test_packages=(valgrind curl python3 prometheus clang libclang-rt-14-dev clang-format g++ libtbb-dev
-  openmpi-bin libopenmpi-dev iproute2)
+  openmpi-bin libopenmpi-dev iproute2 libmsgpack-cxx-dev libboost-dev libgtest-dev)
 
 install_missing() {
   local missing=() p

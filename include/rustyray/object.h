@@ -37,12 +37,20 @@
 #ifndef RUSTYRAY_OBJECT_H
 #define RUSTYRAY_OBJECT_H
 
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
+
+/* msgpack-c's types, declared here but not defined: the calls below take
+ * them by pointer only, so this header does not include <msgpack.h> and
+ * compiles beside msgpack-c++'s <msgpack.hpp>, which clashes with it (the
+ * C++ API, ADR-007). rustyray/msgpack.h, which rustyray.h includes, brings
+ * <msgpack.h> and the calls that need its definitions. */
+typedef struct msgpack_object msgpack_object;
+typedef struct msgpack_packer msgpack_packer;
+
 #include "version.h"
 
 #ifdef __cplusplus
@@ -186,27 +194,6 @@ RAY_EXTERN int ray_get_f64(ray_ref_t ref, int64_t timeout_ms, double *out);
 /* *out receives a NUL-terminated copy (free it with ray_free()); *len, when
  * len is not NULL, its length without the NUL. */
 RAY_EXTERN int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t *len);
-
-/* A decoded msgpack value. `obj` stays valid until ray_msgpack_release(). */
-typedef struct ray_msgpack_s {
-  msgpack_object obj;
-  /* The refs found inside the value (msgpack ext RAY_MSGPACK_EXT_REF), in
-   * document order. Each carries one reference the caller owns: release
-   * them (ray_ref_release_batch) when done; ray_msgpack_release() does not. */
-  ray_ref_t *refs;
-  size_t nrefs;
-  ray_buf_t buf_;      /* private: the pinned payload obj points into */
-  msgpack_zone *zone_; /* private */
-} ray_msgpack_t;
-
-/* Decode a RAY_TYPE_MSGPACK object (strings and binaries in `obj` point into
- * the pinned payload: zero-copy), retaining every ref inside it for the
- * caller (see ray_msgpack_t.refs). Errors: as the typed gets. */
-RAY_EXTERN int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out);
-/* Release a decoded value (not the refs it handed out). A no-op for NULL, a
- * zeroed value, one released already, and a copy of one released through
- * another copy (its view decides, as for ray_buf_release). */
-RAY_EXTERN void ray_msgpack_release(ray_msgpack_t *m);
 
 /* Refs inside objects: a msgpack value may contain refs, encoded as msgpack
  * ext values of this type (12 bytes: the id and the type tag, big-endian).

@@ -17,7 +17,6 @@
 #ifndef RUSTYRAY_TASK_H
 #define RUSTYRAY_TASK_H
 
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
