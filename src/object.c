@@ -182,6 +182,17 @@ int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out) {
   return rc;
 }
 
+int ray_put_msgpack_bytes(const void *data, size_t size, ray_ref_t *out) {
+  if (out == NULL || (data == NULL && size > 0)) return RAY_EINVAL;
+  if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; ray_put_msgpack enters */
+  msgpack_unpacked u;
+  int rc = ray__mp_decode(data, size, &u);
+  if (rc != 0) return rc;
+  rc = ray_put_msgpack(&u.data, out);
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
 /* ---- Get ---- */
 
 static const ray_buf_t zero_buf;

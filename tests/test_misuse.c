@@ -816,6 +816,8 @@ static void test_null_arguments(void **state) {
   assert_rc(ray_put_str("x", NULL), RAY_EINVAL);
   assert_rc(ray_put_msgpack(NULL, &r), RAY_EINVAL);
   assert_rc(ray_put_msgpack(&nil, NULL), RAY_EINVAL);
+  assert_rc(ray_put_msgpack_bytes(NULL, 1, &r), RAY_EINVAL);
+  assert_rc(ray_put_msgpack_bytes(d, 1, NULL), RAY_EINVAL);
   /* Gets. */
   assert_rc(ray_get(r, 0, NULL), RAY_EINVAL);
   ray_buf_t bufs[1];

@@ -65,6 +65,52 @@ static void test_refs_keep_targets_alive(void **state) {
   m_end();
 }
 
+/* ray_put_msgpack_bytes: a value encoded by someone else (the C++ API's
+ * msgpack-c++) holds the refs inside it as ray_put_msgpack's does; bad
+ * bytes are refused and nothing is stored. */
+static void test_put_msgpack_bytes(void **state) {
+  (void)state;
+  ray_ref_t r = RAY_REF_NIL;
+  const unsigned char one[] = {0x01};
+  assert_rc(ray_put_msgpack_bytes(one, 1, &r), RAY_ENOTINIT);
+  m_begin(64 * MiB, 1000);
+  ray_ref_t inner = put_pat(4000, 9);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, 7);
+  assert_rc(ray_msgpack_pack_ref(&pk, inner), 0);
+  ray_ref_t outer;
+  assert_rc(ray_put_msgpack_bytes(sb.data, sb.size, &outer), 0);
+  assert_int_equal(outer.type, RAY_TYPE_MSGPACK);
+  rt_release(inner);
+  assert_pat(inner, 4000, 9); /* held by the outer object */
+  ray_buf_t b;
+  assert_rc(ray_get(outer, 0, &b), 0);
+  assert_int_equal(b.size, sb.size);
+  assert_memory_equal(b.data, sb.data, sb.size);
+  ray_buf_release(&b);
+  rt_release(outer);
+  assert_gone(inner);
+  /* Refused: NULL, invalid, trailing, truncated, an unknown ref inside. */
+  uint64_t before = rt_stats().objects;
+  assert_rc(ray_put_msgpack_bytes(NULL, 1, &r), RAY_EINVAL);
+  assert_rc(ray_put_msgpack_bytes(one, 1, NULL), RAY_EINVAL);
+  const unsigned char bad[] = {0xc1};
+  assert_rc(ray_put_msgpack_bytes(bad, 1, &r), RAY_EDECODE);
+  const unsigned char two[] = {0x01, 0x02};
+  assert_rc(ray_put_msgpack_bytes(two, 2, &r), RAY_EDECODE);
+  const unsigned char cut[] = {0x92, 0x01};
+  assert_rc(ray_put_msgpack_bytes(cut, 2, &r), RAY_EDECODE);
+  assert_rc(ray_put_msgpack_bytes(sb.data, sb.size, &r), RAY_ENOTFOUND); /* inner is gone */
+  assert_int_equal(rt_stats().objects, before);
+  msgpack_sbuffer_destroy(&sb);
+  rt_assert_store_empty();
+  m_end();
+}
+
 /* ray_get_msgpack hands out one owned reference per ref inside. */
 static void test_get_msgpack_owned_refs(void **state) {
   (void)state;
@@ -699,6 +745,7 @@ int main(void) {
   rt_main_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_refs_keep_targets_alive),
+      cmocka_unit_test(test_put_msgpack_bytes),
       cmocka_unit_test(test_get_msgpack_owned_refs),
       cmocka_unit_test(test_refs_unknown_inside),
       cmocka_unit_test(test_refs_wide),

@@ -155,6 +155,13 @@ RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
  * ray_put_typed(..., RAY_TYPE_MSGPACK, ...) are opaque: refs inside them
  * are not retained. */
 RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
+/* As ray_put_msgpack for a value already encoded: `size` bytes holding
+ * exactly one msgpack value, refs inside it (RAY_MSGPACK_EXT_REF) retained
+ * as there; for encoders other than msgpack-c's C API (msgpack-c++: the
+ * C++ API). Errors also: RAY_EINVAL (data NULL with size > 0), RAY_EDECODE
+ * (not exactly one valid msgpack value, or nested more than 32 containers
+ * deep). */
+RAY_EXTERN int ray_put_msgpack_bytes(const void *data, size_t size, ray_ref_t *out);
 
 /* ---- Get ---------------------------------------------------------------- */
 
