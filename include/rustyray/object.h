@@ -79,7 +79,11 @@ typedef struct ray_ref_s {
   uint32_t type;
 } ray_ref_t;
 
+#ifdef __cplusplus
+#define RAY_REF_NIL (ray_ref_t{0, 0})
+#else
 #define RAY_REF_NIL ((ray_ref_t){0, 0})
+#endif
 
 /* A pinned, zero-copy, read-only view of an object's payload. Valid until
  * ray_buf_release(), even if every ref to the object is released meanwhile

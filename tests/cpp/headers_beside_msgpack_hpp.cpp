@@ -1,13 +1,15 @@
 // headers_beside_msgpack_hpp.cpp - the C API's headers (all but
-// rustyray/msgpack.h) compile in one C++ translation unit with
-// msgpack-c++'s <msgpack.hpp>, included before and after them, under
-// -Wall -Wextra -Wpedantic -Werror (the C++ API builds on this: ADR-007);
-// and a value packed with msgpack-c++ goes through the store unchanged.
+// rustyray/msgpack.h) and <ray/api.h> compile in one C++ translation unit
+// with msgpack-c++'s <msgpack.hpp>, included before and after them, under
+// -Wall -Wextra -Wpedantic -Werror (ADR-007); and a value packed with
+// msgpack-c++ goes through the store unchanged. ctest also compiles it
+// with clang++ (C++17 and C++20).
 #include <msgpack.hpp>
 #include "rustyray/runtime.h"
 #include "rustyray/object.h"
 #include "rustyray/task.h"
 #include "rustyray/actor.h"
+#include <ray/api.h>
 #include <msgpack.hpp>
 int main() {
   msgpack::sbuffer sb;

@@ -1,0 +1,220 @@
+// ray/api/object_ref.h - ObjectRef<T> (ADR-007): a counted handle on an
+// object of the core. Copying retains, destroying releases (after
+// ray::Shutdown, nothing), moving hands the reference over. Packed inside a
+// value it is the core's ref extension (RAY_MSGPACK_EXT_REF), so the object
+// holding the value keeps the referenced one alive (nested refs).
+#ifndef RAY_API_OBJECT_REF_H
+#define RAY_API_OBJECT_REF_H
+
+#include <cstdint>
+#include <memory>
+#include <msgpack.hpp>
+#include <string>
+#include <typeinfo>
+#include <utility>
+
+#include "ray_exception.h"
+#include "rustyray/object.h"
+
+namespace ray {
+
+template <typename T>
+class ObjectRef;
+
+namespace internal {
+
+// A ref's id as Ray's ID() gives one: opaque binary bytes (here 8, big-endian).
+inline std::string IdBytes(uint64_t id) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; i++) s[i] = static_cast<char>((id >> (56 - 8 * i)) & 0xff);
+  return s;
+}
+
+// The payload of a ready object as T (a fresh copy), its view released.
+template <typename T>
+std::shared_ptr<T> Decode(ray_buf_t *b) {
+  struct Held {
+    ray_buf_t *b;
+    ~Held() {
+      ray_buf_release(b);
+    }
+  } held{b};
+  try {
+    msgpack::object_handle oh = msgpack::unpack(static_cast<const char *>(b->data), b->size);
+    return std::make_shared<T>(oh.get().as<T>());
+  } catch (const std::exception &e) {
+    throw RayException(std::string("Get: the object is not a ") + typeid(T).name() + ": " +
+                       e.what());
+  }
+}
+
+// Wait for `ref` (timeout_ms < 0: forever) and pin it, or throw.
+inline void Fetch(ray_ref_t ref, int timeout_ms, ray_buf_t *out) {
+  int rc = ray_get(ref, timeout_ms < 0 ? RAY_TIMEOUT_INFINITE : timeout_ms, out);
+  if (rc != 0) ThrowFor(rc, "Get", ref);
+}
+
+// The reference a handle holds, shared by ObjectRef<T> and ObjectRef<void>.
+class RefHolder {
+ public:
+  RefHolder() = default;
+  // Take over `ref`'s reference (adopt) or take one of our own (retain).
+  RefHolder(ray_ref_t ref, bool adopt) : ref_(ref) {
+    if (!adopt && ref_.id != 0 && ray_ref_retain(ref_) != 0) ref_ = RAY_REF_NIL;
+  }
+  RefHolder(const RefHolder &o) : RefHolder(o.ref_, false) {}
+  RefHolder(RefHolder &&o) noexcept : ref_(o.ref_) {
+    o.ref_ = RAY_REF_NIL;
+  }
+  RefHolder &operator=(const RefHolder &o) {
+    if (this != &o) {
+      RefHolder copy(o);
+      std::swap(ref_, copy.ref_);
+    }
+    return *this;
+  }
+  RefHolder &operator=(RefHolder &&o) noexcept {
+    std::swap(ref_, o.ref_);
+    return *this;
+  }
+  ~RefHolder() {
+    if (ref_.id != 0) (void)ray_ref_release(ref_);  // RAY_ENOTINIT after Shutdown: nothing held
+  }
+  ray_ref_t Ref() const {
+    return ref_;
+  }
+
+ private:
+  ray_ref_t ref_ = RAY_REF_NIL;
+};
+
+}  // namespace internal
+
+template <typename T>
+class ObjectRef {
+ public:
+  ObjectRef() = default;
+  // A ref to the object with binary id `id` (ID()'s bytes), retained.
+  ObjectRef(const std::string &id) : holder_(FromId(id), false) {}
+  static bool IsObjectRef() {
+    return true;
+  }
+  bool operator==(const ObjectRef<T> &o) const {
+    return Ref().id == o.Ref().id;
+  }
+  // The id, as opaque binary bytes.
+  std::string ID() const {
+    return internal::IdBytes(Ref().id);
+  }
+  std::shared_ptr<T> Get() const {
+    return Get(-1);
+  }
+  std::shared_ptr<T> Get(const int &timeout_ms) const {
+    ray_buf_t b;
+    internal::Fetch(Ref(), timeout_ms, &b);
+    return internal::Decode<T>(&b);
+  }
+
+  // Not Ray's: the core's ref (for code that also uses the C API). Adopt
+  // takes over one reference; Borrow takes one of its own.
+  ray_ref_t Ref() const {
+    return holder_.Ref();
+  }
+  static ObjectRef Adopt(ray_ref_t ref) {
+    return ObjectRef(internal::RefHolder(ref, true));
+  }
+  static ObjectRef Borrow(ray_ref_t ref) {
+    return ObjectRef(internal::RefHolder(ref, false));
+  }
+
+ private:
+  explicit ObjectRef(internal::RefHolder h) : holder_(std::move(h)) {}
+  static ray_ref_t FromId(const std::string &id) {
+    ray_ref_t r = RAY_REF_NIL;
+    for (size_t i = 0; i < id.size() && i < 8; i++)
+      r.id = (r.id << 8) | static_cast<unsigned char>(id[i]);
+    r.type = RAY_TYPE_MSGPACK;
+    return r;
+  }
+  internal::RefHolder holder_;
+};
+
+// The result of a function returning void: Get only checks for an error.
+template <>
+class ObjectRef<void> {
+ public:
+  ObjectRef() = default;
+  static bool IsObjectRef() {
+    return true;
+  }
+  bool operator==(const ObjectRef<void> &o) const {
+    return Ref().id == o.Ref().id;
+  }
+  std::string ID() const {
+    return internal::IdBytes(Ref().id);
+  }
+  void Get() const {
+    Get(-1);
+  }
+  void Get(const int &timeout_ms) const {
+    ray_buf_t b;
+    internal::Fetch(Ref(), timeout_ms, &b);
+    ray_buf_release(&b);
+  }
+  ray_ref_t Ref() const {
+    return holder_.Ref();
+  }
+  static ObjectRef Adopt(ray_ref_t ref) {
+    return ObjectRef(internal::RefHolder(ref, true));
+  }
+  static ObjectRef Borrow(ray_ref_t ref) {
+    return ObjectRef(internal::RefHolder(ref, false));
+  }
+
+ private:
+  explicit ObjectRef(internal::RefHolder h) : holder_(std::move(h)) {}
+  internal::RefHolder holder_;
+};
+
+}  // namespace ray
+
+// ObjectRef<T> inside a msgpack-c++ value: the core's ref extension (12
+// bytes: the id and the type tag, big-endian), read back as a retained ref.
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+  namespace adaptor {
+
+  template <typename T>
+  struct pack<ray::ObjectRef<T>> {
+    template <typename Stream>
+    packer<Stream> &operator()(packer<Stream> &o, const ray::ObjectRef<T> &v) const {
+      ray_ref_t r = v.Ref();
+      char b[12];
+      for (int i = 0; i < 8; i++) b[i] = static_cast<char>((r.id >> (56 - 8 * i)) & 0xff);
+      for (int i = 0; i < 4; i++) b[8 + i] = static_cast<char>((r.type >> (24 - 8 * i)) & 0xff);
+      o.pack_ext(sizeof b, RAY_MSGPACK_EXT_REF);
+      o.pack_ext_body(b, sizeof b);
+      return o;
+    }
+  };
+
+  template <typename T>
+  struct convert<ray::ObjectRef<T>> {
+    const msgpack::object &operator()(const msgpack::object &o, ray::ObjectRef<T> &v) const {
+      if (o.type != msgpack::type::EXT || o.via.ext.type() != RAY_MSGPACK_EXT_REF ||
+          o.via.ext.size != 12)
+        throw msgpack::type_error();
+      const unsigned char *b = reinterpret_cast<const unsigned char *>(o.via.ext.data());
+      ray_ref_t r = RAY_REF_NIL;
+      for (int i = 0; i < 8; i++) r.id = (r.id << 8) | b[i];
+      for (int i = 0; i < 4; i++) r.type = (r.type << 8) | b[8 + i];
+      v = ray::ObjectRef<T>::Borrow(r);
+      return o;
+    }
+  };
+
+  }  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS)
+}  // namespace msgpack
+
+#endif  // RAY_API_OBJECT_REF_H
