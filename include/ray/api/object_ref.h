@@ -88,47 +88,61 @@ class RefHolder {
   ray_ref_t ref_ = RAY_REF_NIL;
 };
 
-}  // namespace internal
-
-template <typename T>
-class ObjectRef {
+// What ObjectRef<T> and ObjectRef<void> share: the held reference, the id,
+// equality, and (not Ray's) the core's ref for code that also uses the C
+// API: Adopt takes over one reference, Borrow takes one of its own.
+template <typename Self>
+class RefBase {
  public:
-  ObjectRef() = default;
-  // A ref to the object with binary id `id` (ID()'s bytes), retained.
-  ObjectRef(const std::string &id) : holder_(FromId(id), false) {}
   static bool IsObjectRef() {
     return true;
   }
-  bool operator==(const ObjectRef<T> &o) const {
+  bool operator==(const Self &o) const {
     return Ref().id == o.Ref().id;
   }
   // The id, as opaque binary bytes.
   std::string ID() const {
-    return internal::IdBytes(Ref().id);
+    return IdBytes(Ref().id);
+  }
+  ray_ref_t Ref() const {
+    return holder_.Ref();
+  }
+  static Self Adopt(ray_ref_t ref) {
+    return Make(RefHolder(ref, true));
+  }
+  static Self Borrow(ray_ref_t ref) {
+    return Make(RefHolder(ref, false));
+  }
+
+ protected:
+  static Self Make(RefHolder h) {
+    Self s;
+    s.holder_ = std::move(h);
+    return s;
+  }
+  RefHolder holder_;
+};
+
+}  // namespace internal
+
+template <typename T>
+class ObjectRef : public internal::RefBase<ObjectRef<T>> {
+ public:
+  ObjectRef() = default;
+  // A ref to the object with binary id `id` (ID()'s bytes), retained.
+  ObjectRef(const std::string &id) {
+    this->holder_ = internal::RefHolder(FromId(id), false);
   }
   std::shared_ptr<T> Get() const {
     return Get(-1);
   }
   std::shared_ptr<T> Get(const int &timeout_ms) const {
     ray_buf_t b;
-    internal::Fetch(Ref(), timeout_ms, &b);
+    internal::Fetch(this->Ref(), timeout_ms, &b);
     return internal::Decode<T>(&b);
   }
 
-  // Not Ray's: the core's ref (for code that also uses the C API). Adopt
-  // takes over one reference; Borrow takes one of its own.
-  ray_ref_t Ref() const {
-    return holder_.Ref();
-  }
-  static ObjectRef Adopt(ray_ref_t ref) {
-    return ObjectRef(internal::RefHolder(ref, true));
-  }
-  static ObjectRef Borrow(ray_ref_t ref) {
-    return ObjectRef(internal::RefHolder(ref, false));
-  }
-
  private:
-  explicit ObjectRef(internal::RefHolder h) : holder_(std::move(h)) {}
   static ray_ref_t FromId(const std::string &id) {
     ray_ref_t r = RAY_REF_NIL;
     for (size_t i = 0; i < id.size() && i < 8; i++)
@@ -136,23 +150,12 @@ class ObjectRef {
     r.type = RAY_TYPE_MSGPACK;
     return r;
   }
-  internal::RefHolder holder_;
 };
 
 // The result of a function returning void: Get only checks for an error.
 template <>
-class ObjectRef<void> {
+class ObjectRef<void> : public internal::RefBase<ObjectRef<void>> {
  public:
-  ObjectRef() = default;
-  static bool IsObjectRef() {
-    return true;
-  }
-  bool operator==(const ObjectRef<void> &o) const {
-    return Ref().id == o.Ref().id;
-  }
-  std::string ID() const {
-    return internal::IdBytes(Ref().id);
-  }
   void Get() const {
     Get(-1);
   }
@@ -161,19 +164,6 @@ class ObjectRef<void> {
     internal::Fetch(Ref(), timeout_ms, &b);
     ray_buf_release(&b);
   }
-  ray_ref_t Ref() const {
-    return holder_.Ref();
-  }
-  static ObjectRef Adopt(ray_ref_t ref) {
-    return ObjectRef(internal::RefHolder(ref, true));
-  }
-  static ObjectRef Borrow(ray_ref_t ref) {
-    return ObjectRef(internal::RefHolder(ref, false));
-  }
-
- private:
-  explicit ObjectRef(internal::RefHolder h) : holder_(std::move(h)) {}
-  internal::RefHolder holder_;
 };
 
 }  // namespace ray
