@@ -73,6 +73,10 @@ static int check_arg(const ray_arg_t *a, bool encoded_ok) {
     return encoded_ok && a->type != 0 && (a->u.bytes.data != NULL || a->u.bytes.size == 0)
                ? 0
                : RAY_EINVAL;
+  if (a->kind == RAY_ARG_MSGPACK_BYTES)
+    return a->type == RAY_TYPE_MSGPACK && (a->u.bytes.data != NULL || a->u.bytes.size == 0)
+               ? 0
+               : RAY_EINVAL;
   if (a->kind != RAY_ARG_VALUE) return RAY_EINVAL;
   switch (a->type) {
     case RAY_TYPE_I64:
@@ -151,7 +155,19 @@ static int store_value(submit_t *s, arg_rec_t *r) {
       return 0;
     }
   }
-  if (a->type == RAY_TYPE_BYTES || a->kind == RAY__ARG_ENCODED) {
+  if (a->kind == RAY_ARG_MSGPACK_BYTES) { /* refs inside: held by an object */
+    msgpack_unpacked u;
+    if ((rc = ray__mp_decode(a->u.bytes.data, a->u.bytes.size, &u)) != 0) return rc;
+    ray_ref_t *inner;
+    size_t ninner;
+    rc = ray__mp_collect_refs(&u.data, &inner, &ninner);
+    ray__free(inner);
+    if (rc == 0 && ninner > 0 && (rc = ray_put_msgpack(&u.data, &ref)) == 0) r->stored = ref.id;
+    msgpack_unpacked_destroy(&u);
+    if (rc != 0 || r->stored != 0) return rc;
+  }
+  if (a->type == RAY_TYPE_BYTES || a->kind == RAY__ARG_ENCODED ||
+      a->kind == RAY_ARG_MSGPACK_BYTES) {
     r->data = a->u.bytes.data;
     r->size = a->u.bytes.size;
   } else {
@@ -172,7 +188,8 @@ static int store_value(submit_t *s, arg_rec_t *r) {
 static int store_values(submit_t *s) {
   for (size_t i = 0; i < s->nargs; i++) {
     uint32_t kind = s->rec[i].in->kind;
-    if (kind != RAY_ARG_VALUE && kind != RAY__ARG_ENCODED) continue;
+    if (kind != RAY_ARG_VALUE && kind != RAY__ARG_ENCODED && kind != RAY_ARG_MSGPACK_BYTES)
+      continue;
     int rc = store_value(s, &s->rec[i]);
     if (rc != 0) return rc;
   }
@@ -227,7 +244,7 @@ static int build(submit_t *s) {
     a->task = t;
     a->type = r->in->type;
     a->by_value = r->in->kind == RAY_ARG_VALUE || r->in->kind == RAY__ARG_ENCODED ||
-                  r->in->kind == RAY__ARG_STORED;
+                  r->in->kind == RAY__ARG_STORED || r->in->kind == RAY_ARG_MSGPACK_BYTES;
     if (r->in->kind == RAY_ARG_ACTOR) {
       a->kind = RAY_ARG_ACTOR;
       a->ref_id = (uint64_t)r->in->u.i64;

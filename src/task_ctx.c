@@ -197,6 +197,18 @@ int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *
   return 0;
 }
 
+int ray_ctx_arg_raw(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size,
+                    uint32_t *type) {
+  if (data == NULL || size == NULL) return RAY_EINVAL;
+  ray__task_arg_t *a = arg_at(ctx, i);
+  if (a == NULL) return RAY_EINVAL;
+  if (a->kind == RAY_ARG_ACTOR) return RAY_ETYPE;
+  *data = a->data;
+  *size = a->size;
+  if (type != NULL) *type = a->type;
+  return 0;
+}
+
 int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out) {
   if (out == NULL) return RAY_EINVAL;
   ray__task_arg_t *a;
@@ -288,6 +300,17 @@ int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s) {
   ray__mpbuf_t b;
   ray__encode_str(&b, s);
   return return_encoded(ctx, slot, &b, true);
+}
+
+int ray_return_msgpack_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size) {
+  if (data == NULL && size > 0) return RAY_EINVAL;
+  int rc = slot_check(ctx, slot, RAY_TYPE_MSGPACK);
+  if (rc != 0) return rc;
+  msgpack_unpacked u;
+  if ((rc = ray__mp_decode(data, size, &u)) != 0) return rc;
+  rc = ray_return_msgpack(ctx, slot, &u.data);
+  msgpack_unpacked_destroy(&u);
+  return rc;
 }
 
 int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj) {

@@ -89,7 +89,12 @@ RAY_EXTERN int ray_function_info(ray_function_t fn, const char **name, size_t *n
 
 /* ---- Arguments ---------------------------------------------------------- */
 
-enum { RAY_ARG_VALUE = 1, RAY_ARG_REF = 2, RAY_ARG_ACTOR = 3 /* rustyray/actor.h */ };
+enum {
+  RAY_ARG_VALUE = 1,
+  RAY_ARG_REF = 2,
+  RAY_ARG_ACTOR = 3,        /* rustyray/actor.h */
+  RAY_ARG_MSGPACK_BYTES = 4 /* ray_arg_msgpack_bytes */
+};
 
 /* One argument, built with the ray_arg_* helpers below (no allocation).
  * Value arguments point at caller memory that must stay valid until
@@ -147,6 +152,19 @@ static inline ray_arg_t ray_arg_msgpack(const msgpack_object *obj) {
   a.kind = RAY_ARG_VALUE;
   a.type = RAY_TYPE_MSGPACK;
   a.u.msgpack = obj;
+  return a;
+}
+/* A msgpack value already encoded (by msgpack-c++, say: the C++ API):
+ * `size` bytes holding exactly one value, which the task receives as a
+ * RAY_TYPE_MSGPACK value argument; refs inside it are held as for
+ * ray_arg_msgpack. Submission fails with RAY_EDECODE if the bytes are not
+ * one valid msgpack value. */
+static inline ray_arg_t ray_arg_msgpack_bytes(const void *data, size_t size) {
+  ray_arg_t a;
+  a.kind = RAY_ARG_MSGPACK_BYTES;
+  a.type = RAY_TYPE_MSGPACK;
+  a.u.bytes.data = data;
+  a.u.bytes.size = size;
   return a;
 }
 /* The task receives the object's value (resolved before it runs, read
@@ -229,6 +247,13 @@ RAY_EXTERN int ray_ctx_arg_f64(ray_task_ctx_t *ctx, size_t i, double *out);
 /* The string's bytes (not NUL-terminated) and length. */
 RAY_EXTERN int ray_ctx_arg_str(ray_task_ctx_t *ctx, size_t i, const char **s, size_t *len);
 RAY_EXTERN int ray_ctx_arg_bytes(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size);
+/* Argument i's payload whatever its type, zero-copy: a typed value's
+ * encoding (msgpack), raw bytes for RAY_TYPE_BYTES; its type in *type (may
+ * be NULL). For decoders other than the ones above (the C++ API's).
+ * Errors: RAY_EINVAL (data or size NULL, ctx NULL, i out of range),
+ * RAY_ETYPE (an actor handle: it has no payload). */
+RAY_EXTERN int ray_ctx_arg_raw(ray_task_ctx_t *ctx, size_t i, const void **data, size_t *size,
+                               uint32_t *type);
 RAY_EXTERN int ray_ctx_arg_msgpack(ray_task_ctx_t *ctx, size_t i, msgpack_object *out);
 /* The ref an argument was passed as (borrowed: retain it to keep it beyond
  * the call). Errors: RAY_ETYPE when the argument was passed by value. */
@@ -257,6 +282,12 @@ RAY_EXTERN int ray_return_f64(ray_task_ctx_t *ctx, size_t slot, double v);
 RAY_EXTERN int ray_return_str(ray_task_ctx_t *ctx, size_t slot, const char *s);
 RAY_EXTERN int ray_return_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data, size_t size);
 RAY_EXTERN int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *obj);
+/* As ray_return_msgpack for a value already encoded: `size` bytes holding
+ * exactly one msgpack value (refs inside held by the result). Errors also:
+ * RAY_EINVAL (data NULL with size > 0), RAY_EDECODE (not one valid msgpack
+ * value). */
+RAY_EXTERN int ray_return_msgpack_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data,
+                                        size_t size);
 /* Hand `data` over without a copy; free_fn(data, arg) runs once when the
  * object is freed or spilled to disk (also when the task fails after this
  * call), with no internal lock held (ray_free_fn, object.h). On error the
