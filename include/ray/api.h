@@ -24,6 +24,8 @@
 #include "ray/api/object_ref.h"
 #include "ray/api/ray_config.h"
 #include "ray/api/ray_exception.h"
+#include "ray/api/ray_remote.h"
+#include "ray/api/task_caller.h"
 #include "ray/api/wait_result.h"
 #include "rustyray/object.h"
 #include "rustyray/runtime.h"

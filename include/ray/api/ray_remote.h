@@ -1,0 +1,222 @@
+// ray/api/ray_remote.h - RAY_REMOTE and RAY_FUNC (ADR-007): remote
+// functions registered by name at static initialisation, as C static
+// descriptors every ray::Init registers; the name is the token text Ray
+// uses ("Plus", "RAY_FUNC(Plus, int)"), found again from the function's
+// address when it is called.
+#ifndef RAY_API_RAY_REMOTE_H
+#define RAY_API_RAY_REMOTE_H
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <msgpack.hpp>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "object_ref.h"
+#include "ray_exception.h"
+#include "rustyray/task.h"
+
+namespace ray {
+namespace internal {
+
+template <typename F>
+struct FunctionTraits;
+template <typename R, typename... A>
+struct FunctionTraits<R (*)(A...)> {
+  using Return = R;
+  using Params = std::tuple<std::decay_t<A>...>;
+  static constexpr size_t arity = sizeof...(A);
+};
+
+template <typename T>
+struct IsObjectRef : std::false_type {};
+template <typename T>
+struct IsObjectRef<ObjectRef<T>> : std::true_type {};
+
+// An exception's type, readable (the message of a task that threw).
+inline std::string TypeName(const std::type_info &t) {
+  int status = 0;
+  char *d = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+  std::string s = status == 0 && d != nullptr ? d : t.name();
+  std::free(d);
+  return s;
+}
+
+// The registered functions: name by address, and each one's descriptor
+// (kept for the process's life: every later ray::Init registers them).
+class FunctionRegistry {
+ public:
+  static FunctionRegistry &Instance() {
+    static FunctionRegistry r;
+    return r;
+  }
+  template <typename F>
+  static std::string Key(F f) {
+    std::string k(sizeof f, '\0');
+    std::memcpy(&k[0], &f, sizeof f);
+    return k;
+  }
+  // The name f was registered under, or "".
+  template <typename F>
+  std::string NameOf(F f) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = names_.find(Key(f));
+    return it == names_.end() ? std::string() : it->second;
+  }
+  // Register f as `name` (once per address; a second name for one function
+  // or a second function for one name is Ray's "Duplicate RAY_REMOTE").
+  template <typename F>
+  void Add(const std::string &name, F f, ray_task_fn trampoline) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = names_.find(Key(f));
+    if (it != names_.end()) {
+      if (it->second == name) return;
+      throw RayException("Duplicate RAY_REMOTE function: " + name);
+    }
+    for (const auto &e : entries_)
+      if (e->name == name) throw RayException("Duplicate RAY_REMOTE function: " + name);
+    auto e = std::make_unique<Entry>();
+    e->name = name;
+    static_assert(sizeof(F) <= sizeof e->fn, "a function pointer");
+    std::memcpy(e->fn, &f, sizeof f);
+    e->desc.name = e->name.c_str();
+    e->desc.fn = trampoline;
+    e->desc.arg = e->fn;
+    e->desc.return_types = kMsgpack;
+    e->desc.num_returns = 1;
+    e->desc.handle = nullptr;
+    e->desc.next = nullptr;
+    ray_static_function_add(&e->desc);
+    names_[Key(f)] = name;
+    entries_.push_back(std::move(e));
+  }
+
+ private:
+  static constexpr uint32_t kMsgpack[1] = {RAY_TYPE_MSGPACK};
+  struct Entry {
+    std::string name;
+    alignas(void *) unsigned char fn[sizeof(void (*)())];
+    ray_static_function_t desc;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, std::string> names_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+};
+
+// Argument i of the running task as T: a value packed by the caller, or
+// the value of a ref passed for a T parameter (resolved before the call).
+template <typename T>
+T ArgAt(ray_task_ctx_t *ctx, size_t i) {
+  const void *data = nullptr;
+  size_t size = 0;
+  uint32_t type = 0;
+  if (ray_ctx_arg_raw(ctx, i, &data, &size, &type) != 0)
+    throw std::invalid_argument("Arguments error");
+  msgpack::object_handle oh = msgpack::unpack(static_cast<const char *>(data), size);
+  if (oh.get().type == msgpack::type::NIL && !std::is_same<T, msgpack::type::nil_t>::value)
+    throw std::invalid_argument("Arguments error");
+  return oh.get().as<T>();
+}
+
+template <typename F, size_t... I>
+auto CallWithArgs(F f, ray_task_ctx_t *ctx, std::index_sequence<I...>) {
+  (void)ctx; /* unused for a function of no arguments */
+  using Params = typename FunctionTraits<F>::Params;
+  return f(ArgAt<std::tuple_element_t<I, Params>>(ctx, I)...);
+}
+
+// The C function every C++ remote function runs as: decode the arguments,
+// call, pack the result (void: nil); a C++ exception fails the result with
+// its type and what().
+template <typename F>
+int Trampoline(ray_task_ctx_t *ctx, void *arg) {
+  F f;
+  std::memcpy(&f, arg, sizeof f);
+  using Traits = FunctionTraits<F>;
+  try {
+    if (ray_ctx_nargs(ctx) != Traits::arity)
+      throw std::invalid_argument("Arguments number not match");
+    msgpack::sbuffer sb;
+    if constexpr (std::is_void<typename Traits::Return>::value) {
+      CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
+      msgpack::pack(sb, msgpack::type::nil_t());
+    } else {
+      msgpack::pack(sb, CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>()));
+    }
+    return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
+  } catch (const std::exception &e) {
+    return ray_fail(ctx, RAY_ETASK, "%s: %s", TypeName(typeid(e)).c_str(), e.what());
+  } catch (...) {
+    return ray_fail(ctx, RAY_ETASK, "an exception that is not a std::exception");
+  }
+}
+
+// Split RAY_REMOTE's stringized list at its top-level commas, trimmed.
+inline std::vector<std::string> FunctionNames(const std::string &list) {
+  std::vector<std::string> out;
+  std::string cur;
+  int depth = 0;
+  for (char c : list) {
+    if (c == '(' || c == '<') depth++;
+    if (c == ')' || c == '>') depth--;
+    if (c == ',' && depth == 0) {
+      out.push_back(cur);
+      cur.clear();
+      continue;
+    }
+    cur += c;
+  }
+  out.push_back(cur);
+  for (auto &s : out) {
+    size_t b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
+    s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  }
+  return out;
+}
+
+template <typename F>
+void RegisterOne(const std::string &name, F f) {
+  static_assert(std::is_pointer<F>::value && std::is_function<std::remove_pointer_t<F>>::value,
+                "RAY_REMOTE takes functions (actors come in a later slice of issue 14)");
+  FunctionRegistry::Instance().Add(name, f, &Trampoline<F>);
+}
+
+template <typename... F>
+bool RegisterRemoteFunctions(const char *list, F... fs) {
+  std::vector<std::string> names = FunctionNames(list);
+  size_t i = 0;
+  (RegisterOne(names.at(i++), fs), ...);
+  return true;
+}
+
+// RAY_FUNC(f, Args...): the overload of f taking Args.
+template <typename... Args>
+struct Underload {
+  template <typename R>
+  constexpr auto operator()(R (*f)(Args...)) const {
+    return f;
+  }
+};
+
+}  // namespace internal
+}  // namespace ray
+
+#define RAY_INTERNAL_CONCAT2(a, b) a##b
+#define RAY_INTERNAL_CONCAT(a, b) RAY_INTERNAL_CONCAT2(a, b)
+// Register remote functions (at namespace scope, once per program).
+#define RAY_REMOTE(...)                                    \
+  inline bool RAY_INTERNAL_CONCAT(ray_remote_, __LINE__) = \
+      ray::internal::RegisterRemoteFunctions(#__VA_ARGS__, __VA_ARGS__);
+// The overload of f taking the listed argument types.
+#define RAY_FUNC(f, ...) ray::internal::Underload<__VA_ARGS__>()(f)
+
+#endif  // RAY_API_RAY_REMOTE_H

@@ -1,0 +1,133 @@
+// ray/api/task_caller.h - ray::Task(f).Remote(args...) (ADR-007): a call of
+// a registered function as a task of the core. Each argument is a value
+// (packed with msgpack-c++), or an ObjectRef: for a T parameter it is a ref
+// argument, whose value the core resolves before the call without
+// blocking the caller; for an ObjectRef<T> parameter it is packed as a ref,
+// so the function gets a live one.
+#ifndef RAY_API_TASK_CALLER_H
+#define RAY_API_TASK_CALLER_H
+
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "object_ref.h"
+#include "ray_exception.h"
+#include "ray_remote.h"
+
+namespace ray {
+namespace internal {
+
+// Ray's check of a resource request: names not empty, amounts positive,
+// and whole numbers above 1.
+inline void CheckResources(const std::unordered_map<std::string, double> &resources) {
+  for (const auto &r : resources) {
+    if (r.first.empty()) throw RayException("Resource name should not be empty.");
+    if (r.second <= 0)
+      throw RayException("Resource values should be positive. Specified resource: " + r.first);
+    if (r.second > 1 && r.second != static_cast<double>(static_cast<long long>(r.second)))
+      throw RayException("Resource quantities >1 must be whole numbers. Specified resource: " +
+                         r.first);
+  }
+}
+
+// The arguments of one submission, alive until it returns.
+class CallArgs {
+ public:
+  explicit CallArgs(size_t n) {
+    bufs_.reserve(n), args_.reserve(n);
+  }
+  template <typename Param, typename Arg>
+  void Add(Arg &&a) {
+    using A = std::decay_t<Arg>;
+    if constexpr (IsObjectRef<A>::value && !IsObjectRef<std::decay_t<Param>>::value) {
+      args_.push_back(ray_arg_ref(a.Ref()));  // its value, resolved by the core
+    } else {
+      bufs_.emplace_back();
+      msgpack::pack(bufs_.back(), std::forward<Arg>(a));
+      args_.push_back(ray_arg_msgpack_bytes(bufs_.back().data(), bufs_.back().size()));
+    }
+  }
+  const ray_arg_t *data() const {
+    return args_.data();
+  }
+  size_t size() const {
+    return args_.size();
+  }
+
+ private:
+  std::vector<msgpack::sbuffer> bufs_;
+  std::vector<ray_arg_t> args_;
+};
+
+template <typename F>
+class TaskCaller {
+ public:
+  using Return = typename FunctionTraits<F>::Return;
+  TaskCaller() = default;
+  explicit TaskCaller(std::string name) : name_(std::move(name)) {}
+
+  template <typename... Args>
+  ObjectRef<Return> Remote(Args &&...args) {
+    using Params = typename FunctionTraits<F>::Params;
+    static_assert(sizeof...(Args) == std::tuple_size<Params>::value, "arguments not match");
+    CheckResources(resources_);
+    ray_function_t fn;
+    int rc = ray_function_lookup(name_.c_str(), &fn);
+    if (rc == RAY_ENOTFOUND) throw RayFunctionNotFound("Task: " + name_ + " is not registered");
+    if (rc != 0) ThrowFor(rc, "Task " + name_);
+    CallArgs call(sizeof...(Args));
+    AddAll<Params>(call, std::index_sequence_for<Args...>(), std::forward<Args>(args)...);
+    ray_task_opts_t opts;
+    ray_task_opts_init(&opts);
+    if (!task_name_.empty()) opts.name = task_name_.c_str();
+    ray_ref_t out;
+    rc = ray_task_submit(fn, call.data(), call.size(), &opts, &out);
+    if (rc != 0) ThrowFor(rc, "Task " + name_);
+    return ObjectRef<Return>::Adopt(out);
+  }
+  TaskCaller &SetName(std::string name) {
+    task_name_ = std::move(name);
+    return *this;
+  }
+  // Resources are validated as Ray does and kept; one process has no
+  // resources to reserve (ADR-007).
+  TaskCaller &SetResources(std::unordered_map<std::string, double> resources) {
+    resources_ = std::move(resources);
+    return *this;
+  }
+  TaskCaller &SetResource(std::string name, double value) {
+    resources_.emplace(std::move(name), value);
+    return *this;
+  }
+
+ private:
+  template <typename Params, size_t... I, typename... Args>
+  static void AddAll(CallArgs &call, std::index_sequence<I...>, Args &&...args) {
+    (call.template Add<std::tuple_element_t<I, Params>>(std::forward<Args>(args)), ...);
+  }
+  std::string name_;
+  std::string task_name_;
+  std::unordered_map<std::string, double> resources_;
+};
+
+}  // namespace internal
+
+// A call of `func`, registered with RAY_REMOTE. Throws RayException
+// ("Function not found...") if it is not.
+template <typename F>
+internal::TaskCaller<F> Task(F func) {
+  static_assert(!std::is_member_function_pointer<F>::value,
+                "Incompatible type: member function cannot be called with ray::Task.");
+  std::string name = internal::FunctionRegistry::Instance().NameOf(func);
+  if (name.empty())
+    throw internal::RayException(
+        "Function not found. Please use RAY_REMOTE to register this function.");
+  return internal::TaskCaller<F>(std::move(name));
+}
+
+}  // namespace ray
+
+#endif  // RAY_API_TASK_CALLER_H
