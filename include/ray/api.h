@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "ray/api/actor.h"
 #include "ray/api/object_ref.h"
 #include "ray/api/ray_config.h"
 #include "ray/api/ray_exception.h"
@@ -31,14 +32,6 @@
 #include "rustyray/runtime.h"
 
 namespace ray {
-
-namespace internal {
-// The namespace of the running runtime (RayConfig::ray_namespace).
-inline std::string &Namespace() {
-  static std::string ns;
-  return ns;
-}
-}  // namespace internal
 
 // Start the runtime (a no-op when it runs already, as in Ray). Of the
 // config, "--num-cpus N" in head_args sets the worker count and
@@ -76,10 +69,6 @@ inline bool IsInitialized() {
 inline void Shutdown() {
   int rc = ray_shutdown();
   if (rc != 0 && rc != RAY_ENOTINIT) internal::ThrowFor(rc, "Shutdown");
-}
-// The namespace named actors are looked up in.
-inline std::string GetNamespace() {
-  return internal::Namespace();
 }
 
 // Store a copy of `obj` (packed with msgpack-c++; refs inside it keep

@@ -29,6 +29,19 @@ class RayConfig {
   std::string ray_namespace = "";                // named actors' namespace
 };
 
+namespace internal {
+// The namespace of the running runtime (RayConfig::ray_namespace).
+inline std::string &Namespace() {
+  static std::string ns;
+  return ns;
+}
+}  // namespace internal
+
+// The namespace named actors are created and looked up in.
+inline std::string GetNamespace() {
+  return internal::Namespace();
+}
+
 }  // namespace ray
 
 #endif  // RAY_API_RAY_CONFIG_H

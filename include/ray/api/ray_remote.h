@@ -183,11 +183,26 @@ inline std::vector<std::string> FunctionNames(const std::string &list) {
   return out;
 }
 
+template <typename C>
+class ClassInfo;  // ray/api/actor.h
+template <typename M>
+struct MethodTraits;
+
+// A function is a remote function, or an actor factory if it returns a
+// pointer to a class; a member function is an actor method.
 template <typename F>
 void RegisterOne(const std::string &name, F f) {
-  static_assert(std::is_pointer<F>::value && std::is_function<std::remove_pointer_t<F>>::value,
-                "RAY_REMOTE takes functions (actors come in a later slice of issue 14)");
-  FunctionRegistry::Instance().Add(name, f, &Trampoline<F>);
+  if constexpr (std::is_member_function_pointer<F>::value) {
+    ClassInfo<typename MethodTraits<F>::Class>::Instance().AddMethod(name, f);
+  } else {
+    static_assert(std::is_pointer<F>::value && std::is_function<std::remove_pointer_t<F>>::value,
+                  "RAY_REMOTE takes functions, factories and member functions");
+    using R = typename FunctionTraits<F>::Return;
+    if constexpr (std::is_pointer<R>::value && std::is_class<std::remove_pointer_t<R>>::value)
+      ClassInfo<std::remove_pointer_t<R>>::Instance().AddFactory(name, f);
+    else
+      FunctionRegistry::Instance().Add(name, f, &Trampoline<F>);
+  }
 }
 
 template <typename... F>

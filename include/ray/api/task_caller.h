@@ -57,13 +57,45 @@ class CallArgs {
     return args_.size();
   }
 
+  // All of a call's arguments, each for its parameter in Params.
+  template <typename Params, typename... Args>
+  static CallArgs Of(Args &&...args) {
+    static_assert(sizeof...(Args) == std::tuple_size<Params>::value, "arguments not match");
+    CallArgs call(sizeof...(Args));
+    call.AddAll<Params>(std::index_sequence_for<Args...>(), std::forward<Args>(args)...);
+    return call;
+  }
+
  private:
+  template <typename Params, size_t... I, typename... Args>
+  void AddAll(std::index_sequence<I...>, Args &&...args) {
+    (Add<std::tuple_element_t<I, Params>>(std::forward<Args>(args)), ...);
+  }
   std::vector<msgpack::sbuffer> bufs_;
   std::vector<ray_arg_t> args_;
 };
 
+// SetResources / SetResource of a task or an actor: validated as Ray does
+// (CheckResources, at Remote) and kept; one process has no resources to
+// reserve (ADR-007).
+template <typename Self>
+class ResourceOptions {
+ public:
+  Self &SetResources(std::unordered_map<std::string, double> resources) {
+    resources_ = std::move(resources);
+    return static_cast<Self &>(*this);
+  }
+  Self &SetResource(std::string name, double value) {
+    resources_.emplace(std::move(name), value);
+    return static_cast<Self &>(*this);
+  }
+
+ protected:
+  std::unordered_map<std::string, double> resources_;
+};
+
 template <typename F>
-class TaskCaller {
+class TaskCaller : public ResourceOptions<TaskCaller<F>> {
  public:
   using Return = typename FunctionTraits<F>::Return;
   TaskCaller() = default;
@@ -71,15 +103,12 @@ class TaskCaller {
 
   template <typename... Args>
   ObjectRef<Return> Remote(Args &&...args) {
-    using Params = typename FunctionTraits<F>::Params;
-    static_assert(sizeof...(Args) == std::tuple_size<Params>::value, "arguments not match");
-    CheckResources(resources_);
+    CheckResources(this->resources_);
     ray_function_t fn;
     int rc = ray_function_lookup(name_.c_str(), &fn);
     if (rc == RAY_ENOTFOUND) throw RayFunctionNotFound("Task: " + name_ + " is not registered");
     if (rc != 0) ThrowFor(rc, "Task " + name_);
-    CallArgs call(sizeof...(Args));
-    AddAll<Params>(call, std::index_sequence_for<Args...>(), std::forward<Args>(args)...);
+    CallArgs call = CallArgs::Of<typename FunctionTraits<F>::Params>(std::forward<Args>(args)...);
     ray_task_opts_t opts;
     ray_task_opts_init(&opts);
     if (!task_name_.empty()) opts.name = task_name_.c_str();
@@ -92,25 +121,10 @@ class TaskCaller {
     task_name_ = std::move(name);
     return *this;
   }
-  // Resources are validated as Ray does and kept; one process has no
-  // resources to reserve (ADR-007).
-  TaskCaller &SetResources(std::unordered_map<std::string, double> resources) {
-    resources_ = std::move(resources);
-    return *this;
-  }
-  TaskCaller &SetResource(std::string name, double value) {
-    resources_.emplace(std::move(name), value);
-    return *this;
-  }
 
  private:
-  template <typename Params, size_t... I, typename... Args>
-  static void AddAll(CallArgs &call, std::index_sequence<I...>, Args &&...args) {
-    (call.template Add<std::tuple_element_t<I, Params>>(std::forward<Args>(args)), ...);
-  }
   std::string name_;
   std::string task_name_;
-  std::unordered_map<std::string, double> resources_;
 };
 
 }  // namespace internal

@@ -1,0 +1,349 @@
+// ray/api/actor.h - actors (ADR-007): ray::Actor(Factory).Remote(args...)
+// gives an ActorHandle<T>; handle.Task(&T::Method).Remote(args...) calls a
+// method, one at a time (or SetMaxConcurrency at once), in order. Classes
+// and methods are registered with RAY_REMOTE (ray_remote.h): a factory
+// (a function returning T*) and member functions; each factory becomes a
+// class of the C core named by its key, whose constructor runs the factory
+// and whose destructor deletes the object.
+#ifndef RAY_API_ACTOR_H
+#define RAY_API_ACTOR_H
+
+#include <boost/optional.hpp>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "object_ref.h"
+#include "ray_config.h"
+#include "ray_exception.h"
+#include "ray_remote.h"
+#include "rustyray/actor.h"
+#include "task_caller.h"
+
+namespace ray {
+
+template <typename ActorType>
+class ActorHandle;
+
+namespace internal {
+
+template <typename M>
+struct MethodTraits;
+template <typename R, typename C, typename... A>
+struct MethodTraits<R (C::*)(A...)> {
+  using Return = R;
+  using Class = C;
+  using Params = std::tuple<std::decay_t<A>...>;
+  static constexpr size_t arity = sizeof...(A);
+};
+template <typename R, typename C, typename... A>
+struct MethodTraits<R (C::*)(A...) const> : MethodTraits<R (C::*)(A...)> {};
+
+// Pack a call's result (void: nil) as its msgpack result, or fail it with
+// the C++ exception it threw.
+template <typename Call>
+int ReturnOrFail(ray_task_ctx_t *ctx, Call &&call) {
+  try {
+    msgpack::sbuffer sb;
+    if constexpr (std::is_void<decltype(call())>::value) {
+      call();
+      msgpack::pack(sb, msgpack::type::nil_t());
+    } else {
+      msgpack::pack(sb, call());
+    }
+    return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
+  } catch (const std::exception &e) {
+    return ray_fail(ctx, RAY_ETASK, "%s: %s", TypeName(typeid(e)).c_str(), e.what());
+  } catch (...) {
+    return ray_fail(ctx, RAY_ETASK, "an exception that is not a std::exception");
+  }
+}
+
+// One actor class per C++ type: its registered methods (by key, e.g.
+// "&Counter::Add") and factories; the C core's class tables are built at
+// the first creation, when every RAY_REMOTE has run.
+template <typename C>
+class ClassInfo {
+ public:
+  using Invoke = int (*)(const unsigned char *member, C *self, ray_task_ctx_t *ctx);
+  struct Method {
+    std::string name;
+    alignas(void *) unsigned char member[2 * sizeof(void *)];
+    Invoke invoke;
+  };
+  struct Factory {
+    std::string name;
+    std::function<C *(ray_task_ctx_t *)> make;
+    ray_actor_class_t cls{};
+  };
+  static ClassInfo &Instance() {
+    static ClassInfo info;
+    return info;
+  }
+  template <typename M>
+  void AddMethod(const std::string &name, M m) {
+    static_assert(sizeof(M) <= sizeof(Method::member), "a member function pointer");
+    std::lock_guard<std::mutex> g(mu_);
+    Method e;
+    e.name = name;
+    std::memcpy(e.member, &m, sizeof m);
+    e.invoke = &InvokeMethod<M>;
+    methods_.push_back(std::move(e));
+    keys_[FunctionRegistry::Key(m)] = name;
+  }
+  template <typename F>
+  void AddFactory(const std::string &name, F f) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto fac = std::make_unique<Factory>();
+    fac->name = name;
+    fac->make = [f](ray_task_ctx_t *ctx) {
+      using Traits = FunctionTraits<F>;
+      if (ray_ctx_nargs(ctx) != Traits::arity)
+        throw std::invalid_argument("Arguments number not match");
+      return CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
+    };
+    factory_keys_[FunctionRegistry::Key(f)] = fac.get();
+    factories_.push_back(std::move(fac));
+  }
+  template <typename M>
+  std::string MethodName(M m) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = keys_.find(FunctionRegistry::Key(m));
+    return it == keys_.end() ? std::string() : it->second;
+  }
+  // The C class of factory f (built once), or NULL if f is not registered.
+  template <typename F>
+  const ray_actor_class_t *ClassOf(F f) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = factory_keys_.find(FunctionRegistry::Key(f));
+    if (it == factory_keys_.end()) return nullptr;
+    if (defs_.empty())
+      for (const auto &m : methods_) defs_.push_back({m.name.c_str(), &RunMethod, kMsgpack, 1});
+    Factory *fac = it->second;
+    if (fac->cls.name == nullptr)
+      fac->cls = {fac->name.c_str(), &Construct, &Destroy, defs_.empty() ? nullptr : defs_.data(),
+                  defs_.size()};
+    return &fac->cls;
+  }
+
+ private:
+  static constexpr uint32_t kMsgpack[1] = {RAY_TYPE_MSGPACK};
+  template <typename M>
+  static int InvokeMethod(const unsigned char *member, C *self, ray_task_ctx_t *ctx) {
+    M m;
+    std::memcpy(&m, member, sizeof m);
+    using Traits = MethodTraits<M>;
+    return ReturnOrFail(ctx, [&]() {
+      if (ray_ctx_nargs(ctx) != Traits::arity)
+        throw std::invalid_argument("Arguments number not match");
+      return CallMember(self, m, ctx, std::make_index_sequence<Traits::arity>());
+    });
+  }
+  template <typename M, size_t... I>
+  static auto CallMember(C *self, M m, ray_task_ctx_t *ctx, std::index_sequence<I...>) {
+    (void)ctx;
+    using Params = typename MethodTraits<M>::Params;
+    return (self->*m)(ArgAt<std::tuple_element_t<I, Params>>(ctx, I)...);
+  }
+  // The C core names a call "Class.method": find the method by its part.
+  static int RunMethod(ray_task_ctx_t *ctx, void *state) {
+    const char *full = ray_ctx_name(ctx);
+    const char *dot = full != nullptr ? std::strchr(full, '.') : nullptr;
+    std::string name = dot != nullptr ? dot + 1 : "";
+    ClassInfo &info = Instance();
+    const Method *found = nullptr;
+    {
+      std::lock_guard<std::mutex> g(info.mu_);
+      for (const auto &m : info.methods_)
+        if (m.name == name) found = &m;
+    }
+    if (found == nullptr) return ray_fail(ctx, RAY_ENOTFOUND, "no method %s", name.c_str());
+    return found->invoke(found->member, static_cast<C *>(state), ctx);
+  }
+  // "Factory.__init__": run the factory registered under that name.
+  static int Construct(ray_task_ctx_t *ctx, void **state) {
+    const char *full = ray_ctx_name(ctx);
+    std::string name = full != nullptr ? full : "";
+    size_t cut = name.rfind(".__init__");
+    if (cut != std::string::npos) name.resize(cut);
+    ClassInfo &info = Instance();
+    const Factory *fac = nullptr;
+    {
+      std::lock_guard<std::mutex> g(info.mu_);
+      for (const auto &f : info.factories_)
+        if (f->name == name) fac = f.get();
+    }
+    if (fac == nullptr) return ray_fail(ctx, RAY_ENOTFOUND, "no factory %s", name.c_str());
+    try {
+      C *obj = fac->make(ctx);
+      if (obj == nullptr) return ray_fail(ctx, RAY_ETASK, "%s returned no object", name.c_str());
+      *state = obj;
+      return 0;
+    } catch (const std::exception &e) {
+      return ray_fail(ctx, RAY_ETASK, "%s: %s", TypeName(typeid(e)).c_str(), e.what());
+    }
+  }
+  static void Destroy(void *state) {
+    delete static_cast<C *>(state);
+  }
+
+  std::mutex mu_;
+  std::vector<Method> methods_;
+  std::vector<std::unique_ptr<Factory>> factories_;
+  std::unordered_map<std::string, std::string> keys_;
+  std::unordered_map<std::string, Factory *> factory_keys_;
+  std::vector<ray_method_def_t> defs_;
+};
+
+// A call of a method of an actor.
+template <typename M>
+class ActorTaskCaller {
+ public:
+  using Return = typename MethodTraits<M>::Return;
+  ActorTaskCaller(ray_actor_t actor, std::string method)
+      : actor_(actor), method_(std::move(method)) {}
+  template <typename... Args>
+  ObjectRef<Return> Remote(Args &&...args) {
+    CallArgs call = CallArgs::Of<typename MethodTraits<M>::Params>(std::forward<Args>(args)...);
+    ray_ref_t out;
+    int rc = ray_actor_call(actor_, method_.c_str(), call.data(), call.size(), nullptr, &out);
+    if (rc != 0) ThrowFor(rc, "Actor call " + method_);
+    return ObjectRef<Return>::Adopt(out);
+  }
+
+ private:
+  ray_actor_t actor_;
+  std::string method_;
+};
+
+// ray::Actor(factory): options, then Remote(args...).
+template <typename F>
+class ActorCreator : public ResourceOptions<ActorCreator<F>> {
+ public:
+  using ActorType = std::remove_pointer_t<typename FunctionTraits<F>::Return>;
+  explicit ActorCreator(F f) : f_(f) {
+    ray_actor_opts_init(&opts_);
+  }
+  template <typename... Args>
+  ray::ActorHandle<ActorType> Remote(Args &&...args) {
+    CheckResources(this->resources_);
+    const ray_actor_class_t *cls = ClassInfo<ActorType>::Instance().ClassOf(f_);
+    if (cls == nullptr)
+      throw RayException("Function not found. Please use RAY_REMOTE to register this function.");
+    CallArgs call = CallArgs::Of<typename FunctionTraits<F>::Params>(std::forward<Args>(args)...);
+    std::string full = name_.empty() ? std::string() : ns_ + "/" + name_;
+    opts_.name = full.empty() ? nullptr : full.c_str();
+    ray_actor_t a;
+    int rc = ray_actor_create(cls, call.data(), call.size(), &opts_, &a);
+    if (rc == RAY_ENAMEEXISTS) throw RayException("Actor named " + name_ + " already exists");
+    if (rc != 0) ThrowFor(rc, "Actor");
+    return ray::ActorHandle<ActorType>::Adopt(a);
+  }
+  ActorCreator &SetName(std::string name) {
+    return SetName(std::move(name), ray::GetNamespace());
+  }
+  ActorCreator &SetName(std::string name, std::string ray_namespace) {
+    name_ = std::move(name);
+    ns_ = std::move(ray_namespace);
+    return *this;
+  }
+  // -1: as many restarts as it takes.
+  ActorCreator &SetMaxRestarts(int max_restarts) {
+    opts_.max_restarts = max_restarts < 0 ? UINT32_MAX : static_cast<uint32_t>(max_restarts);
+    return *this;
+  }
+  ActorCreator &SetMaxConcurrency(int max_concurrency) {
+    if (max_concurrency < 1) throw RayException("max_concurrency must be at least 1");
+    opts_.max_concurrency = static_cast<uint32_t>(max_concurrency);
+    return *this;
+  }
+
+ private:
+  F f_;
+  ray_actor_opts_t opts_;
+  std::string name_, ns_;
+};
+
+}  // namespace internal
+
+// A handle on an actor: copying retains it, destroying releases it (an
+// unnamed actor goes with its last handle).
+template <typename ActorType>
+class ActorHandle {
+ public:
+  ActorHandle() = default;
+  ActorHandle(const ActorHandle &o) : a_(o.a_) {
+    if (a_.id != 0 && ray_actor_retain(a_) != 0) a_.id = 0;
+  }
+  ActorHandle(ActorHandle &&o) noexcept : a_(o.a_) {
+    o.a_.id = 0;
+  }
+  ActorHandle &operator=(ActorHandle o) noexcept {
+    std::swap(a_, o.a_);
+    return *this;
+  }
+  ~ActorHandle() {
+    if (a_.id != 0) (void)ray_actor_release(a_);
+  }
+  static bool IsActorHandle() {
+    return true;
+  }
+  std::string ID() const {
+    return internal::IdBytes(a_.id);
+  }
+  template <typename M>
+  internal::ActorTaskCaller<M> Task(M method) {
+    static_assert(std::is_member_function_pointer<M>::value, "a member function of the actor");
+    std::string name = internal::ClassInfo<ActorType>::Instance().MethodName(method);
+    if (name.empty())
+      throw internal::RayException(
+          "Function not found. Please use RAY_REMOTE to register this function.");
+    return internal::ActorTaskCaller<M>(a_, name);
+  }
+  // Kill the actor; with no_restart false it restarts if it has restarts left.
+  void Kill() {
+    Kill(true);
+  }
+  void Kill(bool no_restart) {
+    int rc = ray_actor_kill(a_, no_restart);
+    if (rc != 0) internal::ThrowFor(rc, "Kill");
+  }
+  // Not Ray's: take over a C handle reference.
+  static ActorHandle Adopt(ray_actor_t a) {
+    ActorHandle h;
+    h.a_ = a;
+    return h;
+  }
+
+ private:
+  ray_actor_t a_{0};
+};
+
+// Options for a new actor of the class `create_func` (a RAY_REMOTE factory) makes.
+template <typename F>
+internal::ActorCreator<F> Actor(F create_func) {
+  return internal::ActorCreator<F>(create_func);
+}
+
+// The named actor `name` in the current namespace (or `ray_namespace`).
+template <typename T>
+boost::optional<ActorHandle<T>> GetActor(const std::string &name,
+                                         const std::string &ray_namespace) {
+  ray_actor_t a;
+  std::string full = ray_namespace + "/" + name;
+  if (ray_get_actor(full.c_str(), &a) != 0) return {};
+  return ActorHandle<T>::Adopt(a);
+}
+template <typename T>
+boost::optional<ActorHandle<T>> GetActor(const std::string &name) {
+  return GetActor<T>(name, ray::GetNamespace());
+}
+
+}  // namespace ray
+
+#endif  // RAY_API_ACTOR_H
