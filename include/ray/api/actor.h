@@ -44,26 +44,6 @@ struct MethodTraits<R (C::*)(A...)> {
 template <typename R, typename C, typename... A>
 struct MethodTraits<R (C::*)(A...) const> : MethodTraits<R (C::*)(A...)> {};
 
-// Pack a call's result (void: nil) as its msgpack result, or fail it with
-// the C++ exception it threw.
-template <typename Call>
-int ReturnOrFail(ray_task_ctx_t *ctx, Call &&call) {
-  try {
-    msgpack::sbuffer sb;
-    if constexpr (std::is_void<decltype(call())>::value) {
-      call();
-      msgpack::pack(sb, msgpack::type::nil_t());
-    } else {
-      msgpack::pack(sb, call());
-    }
-    return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
-  } catch (const std::exception &e) {
-    return ray_fail(ctx, RAY_ETASK, "%s: %s", TypeName(typeid(e)).c_str(), e.what());
-  } catch (...) {
-    return ray_fail(ctx, RAY_ETASK, "an exception that is not a std::exception");
-  }
-}
-
 // One actor class per C++ type: its registered methods (by key, e.g.
 // "&Counter::Add") and factories; the C core's class tables are built at
 // the first creation, when every RAY_REMOTE has run.

@@ -134,23 +134,17 @@ auto CallWithArgs(F f, ray_task_ctx_t *ctx, std::index_sequence<I...>) {
   return f(ArgAt<std::tuple_element_t<I, Params>>(ctx, I)...);
 }
 
-// The C function every C++ remote function runs as: decode the arguments,
-// call, pack the result (void: nil); a C++ exception fails the result with
-// its type and what().
-template <typename F>
-int Trampoline(ray_task_ctx_t *ctx, void *arg) {
-  F f;
-  std::memcpy(&f, arg, sizeof f);
-  using Traits = FunctionTraits<F>;
+// Pack a call's result (void: nil) as its msgpack result, or fail it with
+// the C++ exception it threw.
+template <typename Call>
+int ReturnOrFail(ray_task_ctx_t *ctx, Call &&call) {
   try {
-    if (ray_ctx_nargs(ctx) != Traits::arity)
-      throw std::invalid_argument("Arguments number not match");
     msgpack::sbuffer sb;
-    if constexpr (std::is_void<typename Traits::Return>::value) {
-      CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
+    if constexpr (std::is_void<decltype(call())>::value) {
+      call();
       msgpack::pack(sb, msgpack::type::nil_t());
     } else {
-      msgpack::pack(sb, CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>()));
+      msgpack::pack(sb, call());
     }
     return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
   } catch (const std::exception &e) {
@@ -158,6 +152,20 @@ int Trampoline(ray_task_ctx_t *ctx, void *arg) {
   } catch (...) {
     return ray_fail(ctx, RAY_ETASK, "an exception that is not a std::exception");
   }
+}
+
+// The C function every C++ remote function runs as: decode the arguments,
+// call, and pack the result or fail it (ReturnOrFail).
+template <typename F>
+int Trampoline(ray_task_ctx_t *ctx, void *arg) {
+  F f;
+  std::memcpy(&f, arg, sizeof f);
+  using Traits = FunctionTraits<F>;
+  return ReturnOrFail(ctx, [&]() {
+    if (ray_ctx_nargs(ctx) != Traits::arity)
+      throw std::invalid_argument("Arguments number not match");
+    return CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
+  });
 }
 
 // Split RAY_REMOTE's stringized list at its top-level commas, trimmed.
