@@ -87,6 +87,7 @@ struct ray__actor_s {
   uint32_t batch;
   uint32_t max_conc;
   uint32_t restarts_left;
+  uint32_t restarts; /* restarts begun so far (ray_ctx_actor_restarts) */
   uint32_t max_task_retries;
   ray_error_t *death; /* set once, before the state becomes DEAD */
   /* The posted destructor (see the top): written before the post, read by
@@ -588,9 +589,13 @@ static ray__task_t *call_done(ray__task_t *t, ray__task_end_t *end) {
   }
   if (fatal) {
     bool stopping = atomic_load(&a->rt->stopping);
-    if (a->state == A_ALIVE && a->restarts_left > 0 && !stopping) {
+    if (end->final && a->state != A_DEAD) { /* an intended exit: never restarts */
+      death_error(a, "exited");
+      die_locked(a, &act);
+    } else if (a->state == A_ALIVE && a->restarts_left > 0 && !stopping) {
       a->state = A_RESTARTING;
       a->restarts_left--;
+      a->restarts++;
     } else if (a->state != A_RESTARTING) {
       death_error(a, "exited");
       die_locked(a, &act);
@@ -701,6 +706,22 @@ static const ray__task_ops_t ctor_ops = {
 int ray_actor_exit(ray_task_ctx_t *ctx) {
   if (ctx == NULL || ctx->t->ops != &method_ops) return RAY_EINVAL;
   ctx->exit = true;
+  return 0;
+}
+
+int ray_actor_exit_no_restart(ray_task_ctx_t *ctx) {
+  int rc = ray_actor_exit(ctx);
+  if (rc == 0) ctx->exit_final = true;
+  return rc;
+}
+
+int ray_ctx_actor_restarts(ray_task_ctx_t *ctx, uint32_t *out) {
+  if (ctx == NULL || out == NULL || (ctx->t->ops != &method_ops && ctx->t->ops != &ctor_ops))
+    return RAY_EINVAL;
+  ray__actor_t *a = ctx->t->owner;
+  ray__lock(&a->mu);
+  *out = a->restarts;
+  ray__unlock(&a->mu);
   return 0;
 }
 
@@ -831,6 +852,7 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
   if (a->state == A_ALIVE && !no_restart && a->restarts_left > 0) {
     a->state = A_RESTARTING;
     a->restarts_left--;
+    a->restarts++;
   } else if (a->state != A_DEAD) {
     death_error(a, "was killed");
     die_locked(a, &act);

@@ -230,6 +230,7 @@ static void attempts(ray__task_t *t, ray_task_ctx_t *ctx, ray__task_end_t *end) 
       ray_error_free(ctx->err);
       ctx->err = NULL;
       end->fatal = true;
+      end->final = ctx->exit_final;
       return;
     }
     if (rc == 0 && ctx->err == NULL) {

@@ -105,6 +105,7 @@ typedef struct ray__task_end_s {
                         a failed or unreadable argument) */
   bool fatal;        /* its body ended its owner (ctx->exit): its results are
                         not settled, the owner fails or retries it */
+  bool final;        /* with fatal: the owner ends for good (ctx->exit_final) */
   uint64_t cause_id; /* the failed argument that kept it from running (0: none) */
   ray_error_t *err;  /* the failure when it ran and failed (NULL: none, or
                         memory ran out); done takes it */
@@ -179,7 +180,8 @@ typedef struct ray__task_s {
 struct ray_task_ctx_s {
   ray__task_t *t;
   uint32_t attempt;
-  bool exit; /* end the owner (ray_actor_exit, or a method's RAY_EACTORDIED) */
+  bool exit;       /* end the owner (ray_actor_exit, or a method's RAY_EACTORDIED) */
+  bool exit_final; /* with exit: for good, no restart (ray_actor_exit_no_restart) */
   ray__entry_t *slots[RAY_MAX_RETURNS];
   uint64_t alias[RAY_MAX_RETURNS]; /* ray_return_ref: the source (one reference held) */
   ray_error_t *err;

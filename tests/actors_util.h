@@ -21,28 +21,29 @@
 
 /* ---- shared state --------------------------------------------------------- */
 
-static rt_errs_t g_errs;                    /* checks made on workers */
-static atomic_int g_ctors;                  /* constructor runs (any class) */
-static atomic_int g_dtors;                  /* Counter destructor runs */
-static atomic_int g_relay_dtors;            /* Relay destructor runs */
-static atomic_int g_runs;                   /* method runs counted by a test */
-static atomic_int g_live;                   /* Conc.work calls running now */
-static atomic_int g_max_live;               /* the most ever running at once */
-static atomic_int g_ticks;                  /* Counter.tick calls */
-static atomic_int g_flaky;                  /* Counter.flaky attempts */
-static atomic_int g_flaky_exits;            /* attempts of flaky that end the actor */
-static atomic_int g_fails;                  /* Counter.fail runs */
-static atomic_bool g_ctor_block;            /* constructors wait for g_ctor_go */
-static atomic_uint_fast64_t g_ctor_self;    /* ray_ctx_actor in the constructor */
-static atomic_uintptr_t g_produce_ptr;      /* Relay.produce's buffer */
-static atomic_uintptr_t g_consume_ptr;      /* the bytes Relay.consume read */
-static atomic_uint_fast64_t g_expect_actor; /* the handle Counter.args expects */
-static rt_latch_t g_started;                /* Counter.block / Conc.work(1): started */
-static rt_latch_t g_go;                     /* ... and wait for this */
-static rt_latch_t g_ctor_started;           /* a blocking constructor started */
-static rt_latch_t g_ctor_go;                /* ... and waits for this */
-static rt_latch_t g_dtor_latch;             /* signalled by each Counter destructor */
-static ray_function_t g_task_add;           /* task_add, registered by the tests that use it */
+static rt_errs_t g_errs;                     /* checks made on workers */
+static atomic_int g_ctors;                   /* constructor runs (any class) */
+static atomic_int g_dtors;                   /* Counter destructor runs */
+static atomic_int g_relay_dtors;             /* Relay destructor runs */
+static atomic_int g_runs;                    /* method runs counted by a test */
+static atomic_int g_live;                    /* Conc.work calls running now */
+static atomic_int g_max_live;                /* the most ever running at once */
+static atomic_int g_ticks;                   /* Counter.tick calls */
+static atomic_int g_flaky;                   /* Counter.flaky attempts */
+static atomic_int g_flaky_exits;             /* attempts of flaky that end the actor */
+static atomic_int g_fails;                   /* Counter.fail runs */
+static atomic_bool g_ctor_block;             /* constructors wait for g_ctor_go */
+static atomic_uint_fast64_t g_ctor_self;     /* ray_ctx_actor in the constructor */
+static atomic_uint_fast64_t g_ctor_restarts; /* ray_ctx_actor_restarts in the constructor */
+static atomic_uintptr_t g_produce_ptr;       /* Relay.produce's buffer */
+static atomic_uintptr_t g_consume_ptr;       /* the bytes Relay.consume read */
+static atomic_uint_fast64_t g_expect_actor;  /* the handle Counter.args expects */
+static rt_latch_t g_started;                 /* Counter.block / Conc.work(1): started */
+static rt_latch_t g_go;                      /* ... and wait for this */
+static rt_latch_t g_ctor_started;            /* a blocking constructor started */
+static rt_latch_t g_ctor_go;                 /* ... and waits for this */
+static rt_latch_t g_dtor_latch;              /* signalled by each Counter destructor */
+static ray_function_t g_task_add;            /* task_add, registered by the tests that use it */
 
 /* On a worker: record a failed check. */
 #define AC(cond, value) RT_CHECK(&g_errs, (cond), (value))
@@ -67,6 +68,7 @@ static inline void a_reset(void) {
   atomic_store(&rt_frees, 0);
   atomic_store(&g_ctor_block, false);
   atomic_store(&g_ctor_self, 0);
+  atomic_store(&g_ctor_restarts, 99);
   atomic_store(&g_produce_ptr, 0);
   atomic_store(&g_consume_ptr, 0);
   atomic_store(&g_expect_actor, 0);
@@ -131,6 +133,9 @@ static inline int counter_ctor(ray_task_ctx_t *ctx, void **state) {
   int rc = ray_ctx_actor(ctx, &self);
   AC(rc == 0 && self.id != 0, rc);
   atomic_store(&g_ctor_self, self.id);
+  uint32_t restarts = 99;
+  AC(ray_ctx_actor_restarts(ctx, &restarts) == 0, 0);
+  atomic_store(&g_ctor_restarts, restarts);
   if (atomic_load(&g_ctor_block)) {
     rt_latch_signal(&g_ctor_started);
     rt_latch_wait(&g_ctor_go, 1);
@@ -195,6 +200,29 @@ static inline int m_die_rc(ray_task_ctx_t *ctx, void *state) {
   (void)state;
   AC(ray_return_i64(ctx, 0, 1) == 0, 0);
   return RAY_EACTORDIED;
+}
+
+/* An intended exit: for good, whatever restarts are left (a later
+ * ray_actor_exit does not undo it). */
+static inline int m_exit_final(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  AC(ray_actor_exit_no_restart(NULL) == RAY_EINVAL, 0);
+  int rc = ray_actor_exit_no_restart(ctx);
+  AC(rc == 0, rc);
+  AC(ray_actor_exit(ctx) == 0, 0);
+  AC(ray_return_i64(ctx, 0, 1) == 0, 0); /* discarded: the call fails */
+  return 0;
+}
+
+/* The actor's restart count. */
+static inline int m_restarts(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  uint32_t n = 99;
+  AC(ray_ctx_actor_restarts(ctx, NULL) == RAY_EINVAL, 0);
+  AC(ray_ctx_actor_restarts(NULL, &n) == RAY_EINVAL, 0);
+  int rc = ray_ctx_actor_restarts(ctx, &n);
+  AC(rc == 0, rc);
+  return ray_return_i64(ctx, 0, n);
 }
 
 /* The first g_flaky_exits attempts end the actor; later ones return the value. */
@@ -303,13 +331,22 @@ static inline int m_ticks(ray_task_ctx_t *ctx, void *state) {
 }
 
 static const ray_method_def_t k_counter_methods[] = {
-    {"add", m_add, rt_t_i64, 1},       {"get", m_get, rt_t_i64, 1},
-    {"block", m_block, rt_t_i64, 1},   {"die", m_die, rt_t_i64, 1},
-    {"die_rc", m_die_rc, rt_t_i64, 1}, {"flaky", m_flaky, rt_t_i64, 1},
-    {"self", m_self, rt_t_i64, 1},     {"fail", m_fail, rt_t_i64, 1},
-    {"types", m_types, T_MIXED, 6},    {"args", m_args, rt_t_i64, 1},
-    {"noop", rt_fn_zero, rt_t_i64, 1}, {"tick", m_tick, rt_t_i64, 1},
-    {"ticks", m_ticks, rt_t_i64, 1},   {"actor_ref", m_actor_ref, rt_t_i64, 1},
+    {"add", m_add, rt_t_i64, 1},
+    {"get", m_get, rt_t_i64, 1},
+    {"block", m_block, rt_t_i64, 1},
+    {"die", m_die, rt_t_i64, 1},
+    {"die_rc", m_die_rc, rt_t_i64, 1},
+    {"flaky", m_flaky, rt_t_i64, 1},
+    {"self", m_self, rt_t_i64, 1},
+    {"fail", m_fail, rt_t_i64, 1},
+    {"types", m_types, T_MIXED, 6},
+    {"args", m_args, rt_t_i64, 1},
+    {"noop", rt_fn_zero, rt_t_i64, 1},
+    {"tick", m_tick, rt_t_i64, 1},
+    {"ticks", m_ticks, rt_t_i64, 1},
+    {"actor_ref", m_actor_ref, rt_t_i64, 1},
+    {"exit_final", m_exit_final, rt_t_i64, 1},
+    {"restarts", m_restarts, rt_t_i64, 1},
 };
 #define N_COUNTER_METHODS (sizeof k_counter_methods / sizeof k_counter_methods[0])
 

@@ -464,6 +464,52 @@ static void test_exit_without_restarts(void **state) {
   assert_int_equal(atomic_load(&g_dtors), 1);
 }
 
+/* ray_actor_exit_no_restart: an intended exit never restarts, whatever
+ * max_restarts says, and retries do not bring its call back. */
+static void test_exit_no_restart(void **state) {
+  (void)state;
+  a_begin(2);
+  ray_actor_t a = mk_restartable(5, 5);
+  assert_int_equal(take_i64(call0(a, "restarts")), 0);
+  assert_int_equal(atomic_load(&g_ctor_restarts), 0);
+  ray_ref_t d = call0(a, "exit_final");
+  ray_ref_t q = add(a, 1);
+  take_fail(d, RAY_EACTORDIED, "Counter.exit_final");
+  ray_error_t *e = expect_fail(q, RAY_EACTORDIED);
+  assert_true(chain_has(ray_error_cause(e), RAY_EACTORDIED, "exited"));
+  ray_error_free(e);
+  assert_rc(ray_ref_release(q), 0);
+  rt_latch_wait(&g_dtor_latch, 1);
+  take_fail(add(a, 1), RAY_EACTORDIED, NULL);
+  assert_rc(ray_actor_release(a), 0);
+  a_end();
+  assert_int_equal(atomic_load(&g_ctors), 1);
+  assert_int_equal(atomic_load(&g_dtors), 1);
+}
+
+/* ray_ctx_actor_restarts counts restarts, by exit and by kill, in the
+ * constructor and in methods. */
+static void test_restart_count(void **state) {
+  (void)state;
+  a_begin(2);
+  ray_actor_t a = mk_restartable(2, 0);
+  assert_int_equal(take_i64(call0(a, "restarts")), 0);
+  take_fail(call0(a, "die"), RAY_EACTORDIED, "Counter.die");
+  assert_int_equal(take_i64(call0(a, "restarts")), 1);
+  assert_int_equal(atomic_load(&g_ctor_restarts), 1);
+  assert_rc(ray_actor_kill(a, false), 0);
+  assert_int_equal(take_i64(call0(a, "restarts")), 2);
+  assert_int_equal(atomic_load(&g_ctor_restarts), 2);
+  assert_int_equal(atomic_load(&g_ctors), 3);
+  /* Outside an actor's task. */
+  uint32_t n;
+  assert_rc(ray_ctx_actor_restarts(NULL, &n), RAY_EINVAL);
+  assert_rc(ray_actor_exit_no_restart(NULL), RAY_EINVAL);
+  assert_rc(ray_actor_release(a), 0);
+  a_end();
+  assert_int_equal(atomic_load(&g_dtors), 3);
+}
+
 static void test_task_retries(void **state) {
   (void)state;
   a_begin(2);
@@ -553,6 +599,8 @@ int main(void) {
       cmocka_unit_test(test_restart_exit),
       cmocka_unit_test(test_restart_fatal_return),
       cmocka_unit_test(test_exit_without_restarts),
+      cmocka_unit_test(test_exit_no_restart),
+      cmocka_unit_test(test_restart_count),
       cmocka_unit_test(test_task_retries),
       cmocka_unit_test(test_kill_restart),
   };

@@ -141,6 +141,21 @@ RAY_EXTERN int ray_get_actor(const char *name, ray_actor_t *out);
  * Errors: RAY_EINVAL (NULL ctx, or not in an actor method). */
 RAY_EXTERN int ray_actor_exit(ray_task_ctx_t *ctx);
 
+/* From inside a method: end the actor for good after this call returns,
+ * whatever restarts it has left (Ray's intended exit, the C++ API's
+ * ray::ExitActor). The call's results and the calls queued behind it fail
+ * with RAY_EACTORDIED; the destructor runs once, later, as on a kill; the
+ * name is freed. A later ray_actor_exit() in the same call does not undo it.
+ * Errors: RAY_EINVAL (NULL ctx, or not in an actor method). */
+RAY_EXTERN int ray_actor_exit_no_restart(ray_task_ctx_t *ctx);
+
+/* How many times the current actor has been restarted (by a fatal call,
+ * ray_actor_exit, or ray_actor_kill with no_restart false): 0 in its first
+ * life; a restarted constructor sees the new count. Ray's
+ * WasCurrentActorRestarted() is this count != 0.
+ * Errors: RAY_EINVAL (NULL, or not in an actor method or constructor). */
+RAY_EXTERN int ray_ctx_actor_restarts(ray_task_ctx_t *ctx, uint32_t *out);
+
 /* The actor running the current method (borrowed handle).
  * Errors: RAY_EINVAL (NULL, or not in an actor method or constructor). */
 RAY_EXTERN int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out);
