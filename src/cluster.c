@@ -260,8 +260,9 @@ static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *
   return send_bytes(cl, dest, &b, kind == K_SHUTDOWN || kind == K_ACK);
 }
 
-/* Whether msgpack bytes hold a ref (which cannot travel yet). Undecodable
- * bytes count as none: the receiver reports them as it would locally. */
+/* Whether msgpack bytes hold a ref or an actor handle (neither can travel
+ * yet). Undecodable bytes count as none: the receiver reports them as it
+ * would locally. */
 static bool holds_refs(const void *data, size_t size) {
   msgpack_unpacked u;
   if (ray__mp_decode(data, size, &u) != 0) return false;

@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "error_internal.h"
+#include "rustyray/actor.h"
 
 static int mpbuf_write(void *data, const char *buf, size_t len) {
   ray__mpbuf_t *b = data;
@@ -303,6 +304,25 @@ int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out) {
   return out->id != 0 ? 0 : RAY_EDECODE;
 }
 
+int ray_msgpack_pack_actor(msgpack_packer *pk, ray_actor_t actor) {
+  if (pk == NULL || actor.id == 0) return RAY_EINVAL;
+  unsigned char body[8];
+  put_be(body, actor.id, 8);
+  if (msgpack_pack_ext(pk, sizeof body, RAY_MSGPACK_EXT_ACTOR) != 0 ||
+      msgpack_pack_ext_body(pk, body, sizeof body) != 0)
+    return RAY_ENOMEM;
+  return 0;
+}
+
+int ray_msgpack_actor(const msgpack_object *obj, ray_actor_t *out) {
+  if (obj == NULL || out == NULL) return RAY_EINVAL;
+  if (obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != RAY_MSGPACK_EXT_ACTOR)
+    return RAY_ETYPE;
+  if (obj->via.ext.size != 8) return RAY_EDECODE;
+  out->id = get_be((const unsigned char *)obj->via.ext.ptr, 8);
+  return out->id != 0 ? 0 : RAY_EDECODE;
+}
+
 /* A value still to visit, and how many containers enclose it. */
 typedef struct mp_visit_s {
   const msgpack_object *o;
@@ -328,9 +348,16 @@ int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n) 
     size_t kids = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size
                   : o->type == MSGPACK_OBJECT_MAP ? 2 * (size_t)o->via.map.size
                                                   : 0;
-    if (o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == RAY_MSGPACK_EXT_REF) {
+    bool is_ref = o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == RAY_MSGPACK_EXT_REF;
+    bool is_actor = o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == RAY_MSGPACK_EXT_ACTOR;
+    if (is_ref || is_actor) {
       ray_ref_t r;
-      if ((rc = ray_msgpack_ref(o, &r)) != 0) break;
+      ray_actor_t a;
+      if (is_ref && (rc = ray_msgpack_ref(o, &r)) != 0) break;
+      if (is_actor) {
+        if ((rc = ray_msgpack_actor(o, &a)) != 0) break;
+        r = (ray_ref_t){a.id, RAY_TYPE_ACTOR};
+      }
       if (*n == cap) {
         size_t ncap = cap ? cap * 2 : 16;
         ray_ref_t *p = ray__realloc(*out, ncap * sizeof *p);

@@ -70,13 +70,14 @@ int ray__mp_decode(const void *data, size_t size, msgpack_unpacked *out);
 int ray__decode_i64(const void *data, size_t size, int64_t *out);
 int ray__decode_f64(const void *data, size_t size, double *out);
 
-/* The refs inside a msgpack value (ext RAY_MSGPACK_EXT_REF), in document
- * order, in a new array (*out NULL when there are none). Walks the value
+/* The refs inside a msgpack value (ext RAY_MSGPACK_EXT_REF), and the actor
+ * handles (ext RAY_MSGPACK_EXT_ACTOR: listed with type RAY_TYPE_ACTOR), in
+ * document order, in a new array (*out NULL when there are none). Walks the value
  * with an explicit stack (no recursion). Every value the library stores
  * goes through here first, so it also refuses a value nested deeper than
  * RAY__MP_MAX_DEPTH, which could be stored but never read back.
- * Errors: RAY_ENOMEM, RAY_EDECODE (a malformed ref ext), RAY_EINVAL (too
- * deep). */
+ * Errors: RAY_ENOMEM, RAY_EDECODE (a malformed ref or actor ext), RAY_EINVAL
+ * (too deep). */
 int ray__mp_collect_refs(const msgpack_object *obj, ray_ref_t **out, size_t *n);
 
 #endif /* RAY_CODEC_H */

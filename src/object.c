@@ -114,14 +114,8 @@ static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, si
     goto out;
   }
   ray__store_t *st = &rt->store;
-  if (nrefs > 0) {
-    if ((inner = ray__malloc(nrefs * sizeof *inner)) == NULL) {
-      rc = RAY_ENOMEM;
-      goto out;
-    }
-    for (size_t i = 0; i < nrefs; i++) inner[i] = refs[i].id;
-    if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) goto out;
-  }
+  uint32_t nobj, nact;
+  if ((rc = ray__store_hold_inner(st, refs, nrefs, &inner, &nobj, &nact)) != 0) goto out;
   if (b->data == b->small || b->size <= st->inline_threshold) {
     if ((e = ray__entry_new(st, b->size, type, RAY__READY)) != NULL)
       memcpy(e->data, b->data, b->size);
@@ -131,11 +125,13 @@ static int put_encoded(ray__mpbuf_t *b, uint32_t type, const ray_ref_t *refs, si
   }
   if (e == NULL) {
     rc = ray__entry_error();
-    if (nrefs > 0) ray__store_release_batch(st, refs, nrefs);
+    ray__store_unhold_inner(st, inner, nobj, nact);
+    inner = NULL;
     goto out;
   }
   e->inner = inner;
-  e->ninner = (uint32_t)nrefs;
+  e->ninner = nobj;
+  e->nactors = nact;
   inner = NULL;
   put_entry(rt, e, out);
 out:
@@ -402,8 +398,13 @@ int ray_get_msgpack(ray_ref_t ref, int64_t timeout_ms, ray_msgpack_t *out) {
   out->buf_ = buf;
   /* The refs inside: one reference each for the caller. The object holds
    * its own on them, so they are all known. */
-  if ((rc = ray__mp_collect_refs(&out->obj, &out->refs, &out->nrefs)) == 0 && out->nrefs > 0)
+  if ((rc = ray__mp_collect_refs(&out->obj, &out->refs, &out->nrefs)) == 0 && out->nrefs > 0) {
+    size_t n = 0; /* the refs only: handles are held by the object (rustyray/actor.h) */
+    for (size_t i = 0; i < out->nrefs; i++)
+      if (out->refs[i].type != RAY_TYPE_ACTOR) out->refs[n++] = out->refs[i];
+    out->nrefs = n;
     rc = ray__store_retain_batch(&rt->store, out->refs, out->nrefs);
+  }
   if (rc != 0) {
     ray_msgpack_release(out);
     return rc;

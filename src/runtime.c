@@ -226,6 +226,18 @@ static int launcher_rank(void) {
   return 0;
 }
 
+/* The store's hold on the actor handles inside values (store.h): the actor
+ * layer's handle references, as a task's actor arguments use them. */
+static int hold_actor(void *arg, uint64_t id) {
+  ray__runtime_t *rt = arg;
+  return rt->actors.handle_ops->retain(rt, id);
+}
+
+static void unhold_actor(void *arg, uint64_t id) {
+  ray__runtime_t *rt = arg;
+  rt->actors.handle_ops->release(rt, id);
+}
+
 int ray_init(const ray_config_t *cfg) {
   ray_config_t defaults;
   if (cfg == NULL) {
@@ -299,6 +311,7 @@ int ray_init(const ray_config_t *cfg) {
   if ((rc = ray__spiller_start(&rt->store)) != 0) goto fail_store;
   if ((rc = ray__function_registry_init(&rt->funcs)) != 0) goto fail_spiller;
   if ((rc = ray__actors_init(&rt->actors)) != 0) goto fail_funcs;
+  rt->store.actor_hold = (ray__actor_hold_t){hold_actor, unhold_actor, rt};
   if ((rc = ray__loop_start(&rt->loop)) != 0) goto fail_actors;
   /* The timeline owns each worker's record; the scheduler only holds it. */
   static const ray__worker_rec_ops_t rec_ops = {ray__timeline_obs_new, ray__timeline_obs_free};

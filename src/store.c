@@ -508,7 +508,12 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
         todo = gone;
       }
     }
+    /* The actor handles it held, with no lock held: the actor layer may
+     * free an actor, whose constructor's arguments come back here. */
+    for (uint32_t i = 0; i < cur->nactors; i++)
+      st->actor_hold.release(st->actor_hold.arg, cur->inner[cur->ninner + i]);
     cur->ninner = 0;
+    cur->nactors = 0;
     ray__mem_entry_detach(cur);
     ray__mem_entry_unpin(cur);
   }
@@ -721,6 +726,59 @@ int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
         ray__store_release(st, refs[g.order[k]].id);
   ray__groups_free(&g);
   return rc;
+}
+
+int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uint64_t **inner,
+                          uint32_t *nobj, uint32_t *nact) {
+  *inner = NULL;
+  *nobj = *nact = 0;
+  if (n == 0) return 0;
+  if (n > UINT32_MAX) return RAY_ENOMEM;
+  size_t na = 0;
+  for (size_t i = 0; i < n; i++) na += list[i].type == RAY_TYPE_ACTOR;
+  size_t no = n - na;
+  uint64_t *ids = ray__malloc(n * sizeof *ids);
+  /* The refs first (as refs, for the batch retain), then the handles. */
+  ray_ref_t *refs = na == 0 ? (ray_ref_t *)list : ray__malloc((no ? no : 1) * sizeof *refs);
+  if (refs == NULL || ids == NULL) {
+    if (refs != list) ray__free(refs);
+    ray__free(ids);
+    return RAY_ENOMEM;
+  }
+  for (size_t i = 0, o = 0, a = 0; i < n; i++) {
+    if (list[i].type == RAY_TYPE_ACTOR) {
+      ids[no + a++] = list[i].id;
+    } else {
+      if (refs != list) refs[o] = list[i];
+      ids[o++] = list[i].id;
+    }
+  }
+  int rc = ray__store_retain_batch(st, refs, no); /* all or nothing */
+  size_t held = 0;
+  while (rc == 0 && held < na && st->actor_hold.retain != NULL &&
+         st->actor_hold.retain(st->actor_hold.arg, ids[no + held]) == 0)
+    held++;
+  if (rc == 0 && held < na) { /* an unknown handle: let go of the rest */
+    for (size_t i = 0; i < held; i++) st->actor_hold.release(st->actor_hold.arg, ids[no + i]);
+    ray__store_release_batch(st, refs, no);
+    rc = RAY_ENOTFOUND;
+  }
+  if (refs != list) ray__free(refs);
+  if (rc != 0) {
+    ray__free(ids);
+    return rc;
+  }
+  *inner = ids;
+  *nobj = (uint32_t)no;
+  *nact = (uint32_t)na;
+  return 0;
+}
+
+void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, uint32_t nact) {
+  if (inner == NULL) return;
+  for (uint32_t i = 0; i < nact; i++) st->actor_hold.release(st->actor_hold.arg, inner[nobj + i]);
+  for (uint32_t i = 0; i < nobj; i++) ray__store_release(st, inner[i]);
+  ray__free(inner);
 }
 
 int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {

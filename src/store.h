@@ -57,10 +57,12 @@ typedef struct ray__entry_s {
   void *data;
   ray_free_fn free_fn; /* RAY__F_OWNED: free_fn(data, free_arg) when freed */
   void *free_arg;
-  ray__watch_t *watchers; /* pending only (shard lock) */
-  void *producer;         /* pending only: the task that will complete it */
-  uint64_t *inner;        /* refs this object holds (released with it) */
-  uint32_t ninner;
+  ray__watch_t *watchers;         /* pending only (shard lock) */
+  void *producer;                 /* pending only: the task that will complete it */
+  uint64_t *inner;                /* refs this object holds (released with it), then
+                                     nactors actor handles (ray__store_hold_inner) */
+  uint32_t ninner;                /* the refs in `inner` */
+  uint32_t nactors;               /* the actor handles after them */
   bool small;                     /* the header is an rfree small block (ray__rfree_alloc_small) */
   struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
   /* Memory accounting and spilling (memory.c): */
@@ -96,12 +98,23 @@ typedef union ray__shard_slot_u {
   char pad[(sizeof(ray__shard_t) + 63) / 64 * 64];
 } ray__shard_slot_t;
 
+/* How the store holds the actor handles inside values
+ * (RAY_MSGPACK_EXT_ACTOR): the actor layer's handle references, set by the
+ * runtime, so the store calls up into actors only through it. Unset
+ * (retain NULL): a value holding a handle is refused (RAY_ENOTFOUND). */
+typedef struct ray__actor_hold_s {
+  int (*retain)(void *arg, uint64_t id); /* RAY_ENOTFOUND */
+  void (*release)(void *arg, uint64_t id);
+  void *arg;
+} ray__actor_hold_t;
+
 typedef struct ray__store_s {
   void *mem; /* the allocation `shards` is aligned within */
   ray__shard_slot_t *shards;
   unsigned nshards;
   unsigned shard_bits;
   size_t inline_threshold;
+  ray__actor_hold_t actor_hold;
   /* Capacity (memory.c). */
   uint64_t capacity;
   int64_t chunk;                  /* budget a shard takes from the store at once */
@@ -265,6 +278,19 @@ int ray__store_release(ray__store_t *st, uint64_t id);
  * returns RAY_ENOTFOUND if there was one. Errors also: RAY_ENOMEM. */
 int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
 int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
+
+/* Hold what a value names for the entry that will store it: `list` is
+ * ray__mp_collect_refs's (refs, and actor handles typed RAY_TYPE_ACTOR).
+ * Retains each, all or nothing, and returns a new array in *inner (NULL
+ * when n is 0): the object ids first (*nobj), then the actor ids (*nact),
+ * as ray__entry_t.inner keeps them; hand it to an entry (which releases
+ * all of it when freed) or to ray__store_unhold_inner. Errors:
+ * RAY_ENOTFOUND (an unknown or released ref or handle), RAY_ENOMEM. */
+int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uint64_t **inner,
+                          uint32_t *nobj, uint32_t *nact);
+/* Release what ray__store_hold_inner held, when no entry took it, and free
+ * the array (NULL: a no-op). */
+void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, uint32_t nact);
 
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
  * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error

@@ -321,19 +321,11 @@ int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *o
   size_t nrefs;
   if ((rc = ray__mp_collect_refs(obj, &refs, &nrefs)) != 0) return rc;
   ray__store_t *st = &ctx->t->rt->store;
-  uint64_t *inner = NULL;
-  if (nrefs > 0) { /* the result holds the refs inside it */
-    if ((inner = ray__malloc(nrefs * sizeof *inner)) == NULL) {
-      ray__free(refs);
-      return RAY_ENOMEM;
-    }
-    for (size_t i = 0; i < nrefs; i++) inner[i] = refs[i].id;
-    if ((rc = ray__store_retain_batch(st, refs, nrefs)) != 0) {
-      ray__free(inner);
-      ray__free(refs);
-      return rc;
-    }
-  }
+  uint64_t *inner = NULL; /* the result holds the refs and handles inside it */
+  uint32_t nobj, nact;
+  rc = ray__store_hold_inner(st, refs, nrefs, &inner, &nobj, &nact);
+  ray__free(refs);
+  if (rc != 0) return rc;
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
@@ -341,12 +333,11 @@ int ray_return_msgpack(ray_task_ctx_t *ctx, size_t slot, const msgpack_object *o
   rc = return_encoded(ctx, slot, &b, nrefs == 0);
   if (rc == 0 && nrefs > 0) {
     ctx->slots[slot]->inner = inner;
-    ctx->slots[slot]->ninner = (uint32_t)nrefs;
+    ctx->slots[slot]->ninner = nobj;
+    ctx->slots[slot]->nactors = nact;
   } else {
-    if (nrefs > 0) ray__store_release_batch(st, refs, nrefs);
-    ray__free(inner);
+    ray__store_unhold_inner(st, inner, nobj, nact);
   }
-  ray__free(refs);
   return rc;
 }
 

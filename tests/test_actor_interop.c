@@ -67,6 +67,178 @@ static void test_actor_handles_as_arguments(void **state) {
   assert_int_equal(atomic_load(&g_relay_dtors), 1);
 }
 
+/* ---- actor handles inside values (RAY_MSGPACK_EXT_ACTOR) ------------------ */
+
+/* [handle, n] packed into `sb` (msgpack-c's buffer). */
+static void pack_handle_value(msgpack_sbuffer *sb, ray_actor_t a, int64_t n) {
+  msgpack_sbuffer_init(sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  assert_rc(ray_msgpack_pack_actor(&pk, a), 0);
+  msgpack_pack_int64(&pk, n);
+}
+
+/* Task: call add(n) on the actor inside argument 0 ([handle, n]) and
+ * return what the call returned. */
+static int t_add_via_value(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  msgpack_object o;
+  int rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+  AC(rc == 0 && o.type == MSGPACK_OBJECT_ARRAY && o.via.array.size == 2, rc);
+  ray_actor_t a;
+  AC((rc = ray_msgpack_actor(&o.via.array.ptr[0], &a)) == 0, rc);
+  ray_arg_t n = ray_arg_i64(o.via.array.ptr[1].via.i64);
+  ray_ref_t r;
+  AC((rc = ray_actor_call(a, "add", &n, 1, NULL, &r)) == 0, rc);
+  int64_t v = 0;
+  rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+  ray_ref_release(r);
+  AC(rc == 0, rc);
+  return ray_return_i64(ctx, 0, v);
+}
+
+/* Task: return argument 0 as it is (a result holding what it holds); with
+ * argument 1 true, first check that a value naming a released handle is
+ * refused. */
+static int t_echo_value(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  msgpack_object o;
+  int rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+  AC(rc == 0, rc);
+  int64_t bad = 0;
+  AC(ray_ctx_arg_i64(ctx, 1, &bad) == 0, 0);
+  if (bad != 0) {
+    msgpack_sbuffer sb;
+    pack_handle_value(&sb, (ray_actor_t){(uint64_t)bad}, 1);
+    AC(ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size) == RAY_ENOTFOUND, 0);
+    msgpack_sbuffer_destroy(&sb);
+  }
+  return ray_return_msgpack(ctx, 0, &o);
+}
+
+/* Wait for `r` to succeed (keeping it). */
+static void wait_ok(ray_ref_t r) {
+  ray_buf_t b;
+  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), 0);
+  ray_buf_release(&b);
+}
+
+/* Handles inside values keep their actor alive: a put, an argument, a
+ * result; the last of them to go lets the actor go. */
+static void test_actor_handles_inside_values(void **state) {
+  (void)state;
+  a_begin(2);
+  static const uint32_t t_i64[1] = {RAY_TYPE_I64}, t_mp[1] = {RAY_TYPE_MSGPACK};
+  ray_function_t f_add, f_echo;
+  assert_rc(ray_function_register("add_via_value", t_add_via_value, NULL, t_i64, 1, &f_add), 0);
+  assert_rc(ray_function_register("echo_value", t_echo_value, NULL, t_mp, 1, &f_echo), 0);
+  ray_actor_t a = mk_counter(0);
+  msgpack_sbuffer sb;
+  pack_handle_value(&sb, a, 7);
+  ray_ref_t v;
+  assert_rc(ray_put_msgpack_bytes(sb.data, sb.size, &v), 0);
+  /* Ours goes: the object's hold keeps the actor. */
+  assert_rc(ray_actor_release(a), 0);
+  ray_msgpack_t m;
+  assert_rc(ray_get_msgpack(v, RAY_TIMEOUT_INFINITE, &m), 0);
+  assert_int_equal(m.nrefs, 0); /* handles are not listed as refs */
+  ray_actor_t inside;
+  assert_rc(ray_msgpack_actor(&m.obj.via.array.ptr[0], &inside), 0);
+  assert_true(inside.id == a.id);
+  assert_rc(ray_msgpack_actor(&m.obj.via.array.ptr[1], &inside), RAY_ETYPE);
+  ray_msgpack_release(&m);
+  /* As an argument, by ref, by value and as encoded bytes. */
+  ray_arg_t args[2] = {ray_arg_ref(v), ray_arg_i64(0)};
+  ray_ref_t r;
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &r), 0);
+  assert_int_equal(take_i64(r), 7);
+  args[0] = ray_arg_msgpack_bytes(sb.data, sb.size);
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &r), 0);
+  assert_int_equal(take_i64(r), 14);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+  args[0] = ray_arg_msgpack(&u.data);
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &r), 0);
+  assert_int_equal(take_i64(r), 21);
+  /* In a result: the put goes, the result holds the actor. */
+  args[0] = ray_arg_ref(v);
+  assert_rc(ray_task_submit(f_echo, args, 2, NULL, &r), 0);
+  wait_ok(r);
+  assert_rc(ray_ref_release(v), 0);
+  args[0] = ray_arg_ref(r);
+  args[1] = ray_arg_i64(0);
+  ray_ref_t r2;
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &r2), 0);
+  assert_int_equal(take_i64(r2), 28);
+  assert_int_equal(atomic_load(&g_dtors), 0); /* held by r: it cannot have gone */
+  /* The last holder goes: the actor is destroyed. */
+  assert_rc(ray_ref_release(r), 0);
+  rt_latch_wait(&g_dtor_latch, 1);
+  /* Its handle is unknown now: values naming it are refused everywhere. */
+  ray_ref_t none = RAY_REF_NIL;
+  assert_rc(ray_put_msgpack_bytes(sb.data, sb.size, &none), RAY_ENOTFOUND);
+  assert_rc(ray_put_msgpack(&u.data, &none), RAY_ENOTFOUND);
+  assert_true(none.id == 0);
+  args[0] = ray_arg_msgpack_bytes(sb.data, sb.size);
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &none), RAY_ENOTFOUND);
+  args[0] = ray_arg_msgpack(&u.data);
+  assert_rc(ray_task_submit(f_add, args, 1, NULL, &none), RAY_ENOTFOUND);
+  /* ... and in a result (the task checks its own ray_return_msgpack_bytes). */
+  ray_actor_t live = mk_counter(0);
+  msgpack_sbuffer sb2;
+  pack_handle_value(&sb2, live, 1);
+  args[0] = ray_arg_msgpack_bytes(sb2.data, sb2.size);
+  args[1] = ray_arg_i64((int64_t)a.id);
+  assert_rc(ray_task_submit(f_echo, args, 2, NULL, &r), 0);
+  wait_ok(r);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(ray_actor_release(live), 0);
+  msgpack_sbuffer_destroy(&sb2);
+  msgpack_unpacked_destroy(&u);
+  msgpack_sbuffer_destroy(&sb);
+  a_end();
+  assert_int_equal(atomic_load(&g_dtors), atomic_load(&g_ctors)); /* the second's, if it ran */
+}
+
+/* The codec of the handle ext: bad input. */
+static void test_actor_ext_codec(void **state) {
+  (void)state;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  assert_rc(ray_msgpack_pack_actor(NULL, (ray_actor_t){1}), RAY_EINVAL);
+  assert_rc(ray_msgpack_pack_actor(&pk, (ray_actor_t){0}), RAY_EINVAL);
+  assert_int_equal(sb.size, 0);
+  ray_actor_t out;
+  assert_rc(ray_msgpack_actor(NULL, &out), RAY_EINVAL);
+  msgpack_object o = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+  assert_rc(ray_msgpack_actor(&o, NULL), RAY_EINVAL);
+  assert_rc(ray_msgpack_actor(&o, &out), RAY_ETYPE);
+  static const char seven[7] = {0}, zero[8] = {0};
+  o.type = MSGPACK_OBJECT_EXT;
+  o.via.ext.type = RAY_MSGPACK_EXT_ACTOR;
+  o.via.ext.ptr = seven;
+  o.via.ext.size = 7;
+  assert_rc(ray_msgpack_actor(&o, &out), RAY_EDECODE);
+  o.via.ext.ptr = zero;
+  o.via.ext.size = 8;
+  assert_rc(ray_msgpack_actor(&o, &out), RAY_EDECODE);
+  o.via.ext.type = RAY_MSGPACK_EXT_REF;
+  assert_rc(ray_msgpack_actor(&o, &out), RAY_ETYPE);
+  /* A malformed handle inside a value is refused by the puts. */
+  a_begin(1);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_ext(&pk, 7, RAY_MSGPACK_EXT_ACTOR);
+  msgpack_pack_ext_body(&pk, seven, 7);
+  ray_ref_t none = RAY_REF_NIL;
+  assert_rc(ray_put_msgpack_bytes(sb.data, sb.size, &none), RAY_EDECODE);
+  a_end();
+  msgpack_sbuffer_destroy(&sb);
+}
+
 /* A relay still holding a handle at shutdown releases it in its destructor. */
 static void test_handle_held_at_shutdown(void **state) {
   (void)state;
@@ -379,6 +551,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_actor_handles_as_arguments),
       cmocka_unit_test(test_handle_held_at_shutdown),
+      cmocka_unit_test(test_actor_handles_inside_values),
+      cmocka_unit_test(test_actor_ext_codec),
       cmocka_unit_test(test_data_sharing_through_store),
       cmocka_unit_test(test_ctx),
       cmocka_unit_test(test_method_failure),

@@ -225,7 +225,7 @@ static void test_refs_unknown_inside(void **state) {
   assert_true(rc == RAY_EDECODE || rc == RAY_EINVAL || rc == RAY_ENOTFOUND);
   /* Another ext type is just data. */
   mp_start(&m);
-  msgpack_pack_ext(&m.pk, 12, RAY_MSGPACK_EXT_REF + 1);
+  msgpack_pack_ext(&m.pk, 12, RAY_MSGPACK_EXT_ACTOR + 1);
   msgpack_pack_ext_body(&m.pk, zero12, 12);
   assert_rc(ray_put_msgpack(mp_obj(&m), &out), 0);
   mp_done(&m);

@@ -173,6 +173,31 @@ static inline ray_arg_t ray_arg_actor(ray_actor_t actor) {
 /* Errors: RAY_EINVAL (NULL, index out of range), RAY_ETYPE (not an actor). */
 RAY_EXTERN int ray_ctx_arg_actor(ray_task_ctx_t *ctx, size_t i, ray_actor_t *out);
 
+/* Actor handles inside values: a msgpack value may contain handles,
+ * encoded as msgpack ext values of this type (8 bytes: the id,
+ * big-endian), as it may contain refs (RAY_MSGPACK_EXT_REF). An object
+ * holds a handle reference on every actor inside it until the object is
+ * freed, and so does a task argument holding one; so the actor lives at
+ * least as long as the value, wherever it goes (a result, an argument,
+ * inside another object). ray_put_msgpack, ray_put_msgpack_bytes,
+ * ray_arg_msgpack, ray_arg_msgpack_bytes, ray_return_msgpack and
+ * ray_return_msgpack_bytes fail with RAY_ENOTFOUND for an unknown or
+ * released handle inside the value. A reader that keeps a handle beyond the
+ * value retains it (ray_actor_retain). An actor whose own constructor
+ * arguments hold a value naming it is kept until shutdown (a cycle). In
+ * cluster mode (part 1) values holding handles do not travel between ranks. */
+#define RAY_MSGPACK_EXT_ACTOR 83
+
+/* Write `actor` into a msgpack value being packed. Does not need the
+ * runtime and takes no reference (the value's object takes its own).
+ * Errors: RAY_EINVAL (pk NULL, a zero handle), RAY_ENOMEM (the packer's
+ * write failed). */
+RAY_EXTERN int ray_msgpack_pack_actor(msgpack_packer *pk, ray_actor_t actor);
+/* Read an actor handle out of a decoded msgpack value (borrowed: retain it
+ * to keep it beyond the value). Errors: RAY_EINVAL (NULL), RAY_ETYPE (not an
+ * actor ext), RAY_EDECODE (a malformed one: not 8 bytes, id 0). */
+RAY_EXTERN int ray_msgpack_actor(const msgpack_object *obj, ray_actor_t *out);
+
 #ifdef __cplusplus
 }
 #endif

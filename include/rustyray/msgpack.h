@@ -19,7 +19,10 @@ typedef struct ray_msgpack_s {
   msgpack_object obj;
   /* The refs found inside the value (msgpack ext RAY_MSGPACK_EXT_REF), in
    * document order. Each carries one reference the caller owns: release
-   * them (ray_ref_release_batch) when done; ray_msgpack_release() does not. */
+   * them (ray_ref_release_batch) when done; ray_msgpack_release() does not.
+   * Actor handles inside (RAY_MSGPACK_EXT_ACTOR) are not listed: the object
+   * holds them while this view is held; read one with ray_msgpack_actor()
+   * and ray_actor_retain() it to keep it. */
   ray_ref_t *refs;
   size_t nrefs;
   ray_buf_t buf_;      /* private: the pinned payload obj points into */

@@ -152,10 +152,12 @@ RAY_EXTERN int ray_put_f64(double value, ray_ref_t *out);
 /* `s` is NUL-terminated. Errors also: RAY_EINVAL for s NULL. */
 RAY_EXTERN int ray_put_str(const char *s, ray_ref_t *out);
 /* Encode any msgpack object. Refs inside it (RAY_MSGPACK_EXT_REF) are
- * retained by the new object until it is freed. Errors also: RAY_EINVAL for
- * obj NULL or a value nested more than 32 containers deep (msgpack-c could
- * not decode it back), RAY_ENOTFOUND for an unknown or released ref inside it,
- * RAY_EDECODE for a malformed ref ext (wrong length, id 0). Bytes put with
+ * retained by the new object until it is freed, and so are actor handles
+ * inside it (RAY_MSGPACK_EXT_ACTOR, rustyray/actor.h). Errors also:
+ * RAY_EINVAL for obj NULL or a value nested more than 32 containers deep
+ * (msgpack-c could not decode it back), RAY_ENOTFOUND for an unknown or
+ * released ref or actor handle inside it,
+ * RAY_EDECODE for a malformed ref or actor ext (wrong length, id 0). Bytes put with
  * ray_put_typed(..., RAY_TYPE_MSGPACK, ...) are opaque: refs inside them
  * are not retained. */
 RAY_EXTERN int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out);
@@ -208,6 +210,7 @@ RAY_EXTERN int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t
 
 /* Refs inside objects: a msgpack value may contain refs, encoded as msgpack
  * ext values of this type (12 bytes: the id and the type tag, big-endian).
+ * Ext type 83 is the library's too (RAY_MSGPACK_EXT_ACTOR); others are data.
  * An object holds a reference on every ref inside it until the object is
  * freed, so the inner objects outlive it (Ray's borrowing rule). */
 #define RAY_MSGPACK_EXT_REF 82
