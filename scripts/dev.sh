@@ -67,9 +67,9 @@ case "${1:-}" in
     build plain
     bash scripts/layers.sh build/plain # src/ files call only down (scripts/layers.txt)
     ctest --test-dir build/plain --output-on-failure -j "$jobs"
-    echo "== packaging: install, then build a consumer with find_package and with pkg-config"
+    echo "== packaging: install, then build C and C++ consumers with find_package and pkg-config"
     prefix="$root/build/install"
-    rm -rf "$prefix" build/consumer
+    rm -rf "$prefix" build/consumer build/consumer_cpp
     cmake --install build/plain --prefix "$prefix" >/dev/null
     cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build build/consumer >/dev/null
@@ -79,6 +79,14 @@ case "${1:-}" in
     cc -std=c11 -Wall -Werror tests/consumer/consumer.c $(pkg-config --cflags --libs rustyray) \
       -o build/consumer/consumer_pc
     LD_LIBRARY_PATH="$prefix/lib" ./build/consumer/consumer_pc
+    # The C++ API (the plain build has it: the C++ packages above): rustyray::cpp, rustyray-cpp.pc
+    cmake -S tests/consumer_cpp -B build/consumer_cpp -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build build/consumer_cpp >/dev/null
+    LD_LIBRARY_PATH="$prefix/lib" ./build/consumer_cpp/consumer_cpp
+    # shellcheck disable=SC2046 # word splitting of the flags is intended
+    g++ -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror tests/consumer_cpp/consumer.cpp \
+      $(pkg-config --cflags --libs rustyray-cpp) -o build/consumer_cpp/consumer_cpp_pc
+    LD_LIBRARY_PATH="$prefix/lib" ./build/consumer_cpp/consumer_cpp_pc
     unset PKG_CONFIG_PATH
     echo "== without MPI: cluster mode refused with RAY_ENOTSUP (test_cluster)"
     cmake --preset nompi >/dev/null
