@@ -725,6 +725,13 @@ int ray_ctx_actor_restarts(ray_task_ctx_t *ctx, uint32_t *out) {
   return 0;
 }
 
+int ray_ctx_method_index(ray_task_ctx_t *ctx, uint32_t *out) {
+  if (ctx == NULL || out == NULL || ctx->t->ops != &method_ops) return RAY_EINVAL;
+  ray__actor_t *a = ctx->t->owner;
+  *out = (uint32_t)(ctx->t->fn - a->klass->methods);
+  return 0;
+}
+
 int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out) {
   if (ctx == NULL || out == NULL || (ctx->t->ops != &method_ops && ctx->t->ops != &ctor_ops))
     return RAY_EINVAL;

@@ -129,6 +129,8 @@ enum { CTR_BYTES = 4096, CTR_SEED = 9 };
 static inline int counter_ctor(ray_task_ctx_t *ctx, void **state) {
   atomic_fetch_add(&g_ctors, 1);
   AC(ray_actor_exit(ctx) == RAY_EINVAL, 0); /* not in a method */
+  uint32_t idx;
+  AC(ray_ctx_method_index(ctx, &idx) == RAY_EINVAL, 0);
   ray_actor_t self = {0};
   int rc = ray_ctx_actor(ctx, &self);
   AC(rc == 0 && self.id != 0, rc);
@@ -214,6 +216,8 @@ static inline int m_exit_final(ray_task_ctx_t *ctx, void *state) {
   return 0;
 }
 
+static const ray_actor_class_t k_counter;
+
 /* The actor's restart count. */
 static inline int m_restarts(ray_task_ctx_t *ctx, void *state) {
   (void)state;
@@ -222,6 +226,12 @@ static inline int m_restarts(ray_task_ctx_t *ctx, void *state) {
   AC(ray_ctx_actor_restarts(NULL, &n) == RAY_EINVAL, 0);
   int rc = ray_ctx_actor_restarts(ctx, &n);
   AC(rc == 0, rc);
+  /* Its own index, as ray_actor_method gives it. */
+  uint32_t idx = 0, want = 1;
+  AC(ray_ctx_method_index(ctx, NULL) == RAY_EINVAL, 0);
+  AC(ray_ctx_method_index(NULL, &idx) == RAY_EINVAL, 0);
+  AC(ray_ctx_method_index(ctx, &idx) == 0, 0);
+  AC(ray_actor_method(&k_counter, "restarts", &want) == 0 && idx == want, 0);
   return ray_return_i64(ctx, 0, n);
 }
 

@@ -156,6 +156,11 @@ RAY_EXTERN int ray_actor_exit_no_restart(ray_task_ctx_t *ctx);
  * Errors: RAY_EINVAL (NULL, or not in an actor method or constructor). */
 RAY_EXTERN int ray_ctx_actor_restarts(ray_task_ctx_t *ctx, uint32_t *out);
 
+/* The index of the running method in its class's table (as
+ * ray_actor_method gives it): for one function serving several methods.
+ * Errors: RAY_EINVAL (NULL, or not in an actor method). */
+RAY_EXTERN int ray_ctx_method_index(ray_task_ctx_t *ctx, uint32_t *out);
+
 /* The actor running the current method (borrowed handle).
  * Errors: RAY_EINVAL (NULL, or not in an actor method or constructor). */
 RAY_EXTERN int ray_ctx_actor(ray_task_ctx_t *ctx, ray_actor_t *out);
