@@ -23,6 +23,7 @@
 
 #include "ray/api/actor.h"
 #include "ray/api/object_ref.h"
+#include "ray/api/placement_group.h"
 #include "ray/api/ray_config.h"
 #include "ray/api/ray_exception.h"
 #include "ray/api/ray_remote.h"
@@ -34,12 +35,13 @@
 namespace ray {
 
 // Start the runtime (a no-op when it runs already, as in Ray). Of the
-// config, "--num-cpus N" in head_args sets the worker count and
-// ray_namespace the namespace; the rest has no meaning in one process.
-// argc/argv are accepted and not read. Throws RayException if it cannot start.
+// config, "--num-cpus N" in head_args sets the worker count (the node's
+// CPUs for placement groups), ray_namespace the namespace and
+// default_actor_lifetime whether actors outlive their handles; the rest has
+// no meaning in one process. Of argv, Ray's --ray_default_actor_lifetime=
+// (detached or non_detached) is read, and overrides the config; the rest is
+// not. Throws RayException if it cannot start or a value is invalid.
 inline void Init(ray::RayConfig &config, int argc, char **argv) {
-  (void)argc;
-  (void)argv;
   if (ray_is_initialized()) return;
   ray_config_t cfg;
   if (ray_config_init(&cfg) != 0) throw internal::RayException("Init: a RAY_* variable is invalid");
@@ -51,9 +53,25 @@ inline void Init(ray::RayConfig &config, int argc, char **argv) {
         throw internal::RayException("Init: --num-cpus takes 1 to 1024");
       cfg.num_workers = static_cast<unsigned>(n);
     }
+  ActorLifetime lifetime = config.default_actor_lifetime;
+  for (int i = 1; argv != nullptr && i < argc; i++) {  // Ray's flag, if given
+    std::string a = argv[i] != nullptr ? argv[i] : "";
+    const std::string flag = "--ray_default_actor_lifetime=";
+    if (a.compare(0, flag.size(), flag) != 0) continue;
+    std::string v = a.substr(flag.size());
+    if (v == "DETACHED" || v == "detached")
+      lifetime = ActorLifetime::DETACHED;
+    else if (v == "NON_DETACHED" || v == "non_detached")
+      lifetime = ActorLifetime::NON_DETACHED;
+    else
+      throw internal::RayException(
+          "Init: --ray_default_actor_lifetime takes detached or non_detached");
+  }
   int rc = ray_init(&cfg);
   if (rc != 0 && rc != RAY_EALREADY) internal::ThrowFor(rc, "Init");
   internal::Namespace() = config.ray_namespace;
+  internal::DefaultActorLifetime() = lifetime;
+  internal::NodeCpus() = cfg.num_workers;
 }
 inline void Init(ray::RayConfig &config) {
   Init(config, 0, nullptr);
@@ -67,6 +85,9 @@ inline bool IsInitialized() {
 }
 // Stop the runtime (the refs still held become empty handles).
 inline void Shutdown() {
+  internal::PlacementGroups::Instance().Clear();
+  internal::DefaultActorLifetime() = ActorLifetime::NON_DETACHED;
+  internal::NodeCpus() = 0;
   int rc = ray_shutdown();
   if (rc != 0 && rc != RAY_ENOTINIT) internal::ThrowFor(rc, "Shutdown");
 }

@@ -5,10 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
+#include "cpp_test_util.h"
+
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -55,20 +55,13 @@ RAY_REMOTE(Plus, Concat, MakePair, Deref, Nothing, Throws, RAY_FUNC(Over, int),
 namespace {
 
 uint64_t Objects() {
-  ray_stats_t s;
-  EXPECT_EQ(ray_stats(&s), 0);
-  return s.objects;
+  return cpptest::Stats().objects;
 }
 
 // Whether the store empties. A task lets go of its arguments when it
-// finishes, which may come just after its result was read: wait for that
-// (bounded: 60 s) rather than assume it happened.
+// finishes, which may come just after its result was read: wait for that.
 bool StoreEmpties() {
-  for (int i = 0; i < 60000; i++) {
-    if (Objects() == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return false;
+  return cpptest::Eventually([] { return Objects() == 0; });
 }
 
 class Tasks : public ::testing::Test {

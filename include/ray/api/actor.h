@@ -13,12 +13,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "object_ref.h"
+#include "placement_group.h"
 #include "ray_config.h"
 #include "ray_exception.h"
 #include "ray_remote.h"
@@ -69,6 +71,8 @@ class ClassInfo {
   void AddMethod(const std::string &name, M m) {
     static_assert(sizeof(M) <= sizeof(Method::member), "a member function pointer");
     std::lock_guard<std::mutex> g(mu_);
+    if (!defs_.empty())  // the class's table is fixed at its first creation
+      throw RayException("RAY_REMOTE " + name + " after an actor of its class was created");
     Method e;
     e.name = name;
     std::memcpy(e.member, &m, sizeof m);
@@ -102,8 +106,10 @@ class ClassInfo {
     std::lock_guard<std::mutex> g(mu_);
     auto it = factory_keys_.find(FunctionRegistry::Key(f));
     if (it == factory_keys_.end()) return nullptr;
-    if (defs_.empty())
+    if (defs_.empty()) {  // methods_ is fixed from here on: RunMethod reads it unlocked
       for (const auto &m : methods_) defs_.push_back({m.name.c_str(), &RunMethod, kMsgpack, 1});
+      table_ = methods_.data();
+    }
     Factory *fac = it->second;
     if (fac->cls.name == nullptr)
       fac->cls = {fac->name.c_str(), &Construct, &Destroy, defs_.empty() ? nullptr : defs_.data(),
@@ -130,20 +136,16 @@ class ClassInfo {
     using Params = typename MethodTraits<M>::Params;
     return (self->*m)(ArgAt<std::tuple_element_t<I, Params>>(ctx, I)...);
   }
-  // The C core names a call "Class.method": find the method by its part.
+  // Every method of the class runs through here: the core gives the
+  // method's index in the table (defs_, built in methods_' order), and the
+  // table is fixed once an actor of the class exists (no lock).
   static int RunMethod(ray_task_ctx_t *ctx, void *state) {
-    const char *full = ray_ctx_name(ctx);
-    const char *dot = full != nullptr ? std::strchr(full, '.') : nullptr;
-    std::string name = dot != nullptr ? dot + 1 : "";
-    ClassInfo &info = Instance();
-    const Method *found = nullptr;
-    {
-      std::lock_guard<std::mutex> g(info.mu_);
-      for (const auto &m : info.methods_)
-        if (m.name == name) found = &m;
-    }
-    if (found == nullptr) return ray_fail(ctx, RAY_ENOTFOUND, "no method %s", name.c_str());
-    return found->invoke(found->member, static_cast<C *>(state), ctx);
+    uint32_t i = 0;
+    int rc = ray_ctx_method_index(ctx, &i);
+    if (rc != 0) return rc;
+    const Method &m = Instance().table_[i];
+    CtxScope scope(ctx);
+    return m.invoke(m.member, static_cast<C *>(state), ctx);
   }
   // "Factory.__init__": run the factory registered under that name.
   static int Construct(ray_task_ctx_t *ctx, void **state) {
@@ -159,6 +161,7 @@ class ClassInfo {
         if (f->name == name) fac = f.get();
     }
     if (fac == nullptr) return ray_fail(ctx, RAY_ENOTFOUND, "no factory %s", name.c_str());
+    CtxScope scope(ctx);
     try {
       C *obj = fac->make(ctx);
       if (obj == nullptr) return ray_fail(ctx, RAY_ETASK, "%s returned no object", name.c_str());
@@ -178,6 +181,7 @@ class ClassInfo {
   std::unordered_map<std::string, std::string> keys_;
   std::unordered_map<std::string, Factory *> factory_keys_;
   std::vector<ray_method_def_t> defs_;
+  const Method *table_ = nullptr;  // methods_.data() once defs_ is built
 };
 
 // A call of a method of an actor.
@@ -203,15 +207,18 @@ class ActorTaskCaller {
 
 // ray::Actor(factory): options, then Remote(args...).
 template <typename F>
-class ActorCreator : public ResourceOptions<ActorCreator<F>> {
+class ActorCreator : public ResourceOptions<ActorCreator<F>>,
+                     public PlacementOptions<ActorCreator<F>> {
  public:
   using ActorType = std::remove_pointer_t<typename FunctionTraits<F>::Return>;
   explicit ActorCreator(F f) : f_(f) {
     ray_actor_opts_init(&opts_);
+    opts_.detached = DefaultActorLifetime() == ActorLifetime::DETACHED;
   }
   template <typename... Args>
   ray::ActorHandle<ActorType> Remote(Args &&...args) {
     CheckResources(this->resources_);
+    this->CheckPlacement();
     const ray_actor_class_t *cls = ClassInfo<ActorType>::Instance().ClassOf(f_);
     if (cls == nullptr)
       throw RayException("Function not found. Please use RAY_REMOTE to register this function.");
@@ -293,16 +300,44 @@ class ActorHandle {
     int rc = ray_actor_kill(a_, no_restart);
     if (rc != 0) internal::ThrowFor(rc, "Kill");
   }
-  // Not Ray's: take over a C handle reference.
+  // Not Ray's: take over a C handle reference; take a new one; the C handle.
   static ActorHandle Adopt(ray_actor_t a) {
     ActorHandle h;
     h.a_ = a;
     return h;
   }
+  static ActorHandle Borrow(ray_actor_t a) {
+    if (ray_actor_retain(a) != 0) throw internal::RayActorException("The actor is gone");
+    return Adopt(a);
+  }
+  ray_actor_t Raw() const {
+    return a_;
+  }
 
  private:
   ray_actor_t a_{0};
 };
+
+// From inside an actor's method: end the actor for good once this call
+// returns, whatever SetMaxRestarts says (Ray's intended exit); the call's
+// result and the calls queued behind it fail (RayActorException). Throws to
+// leave the method: do not catch it. Throws std::logic_error outside an
+// actor's method (a constructor included).
+inline void ExitActor() {
+  ray_task_ctx_t *ctx = internal::tls_current_ctx;
+  if (ctx == nullptr || ray_actor_exit_no_restart(ctx) != 0)
+    throw std::logic_error("This shouldn't be called on a non-actor worker.");
+  throw internal::RayIntentionalSystemExitException("The actor exited intentionally.");
+}
+
+// Inside an actor's factory or method: whether the actor has been
+// restarted (Kill(false), or a failure with restarts left). False
+// elsewhere.
+inline bool WasCurrentActorRestarted() {
+  uint32_t n = 0;
+  ray_task_ctx_t *ctx = internal::tls_current_ctx;
+  return ctx != nullptr && ray_ctx_actor_restarts(ctx, &n) == 0 && n != 0;
+}
 
 // Options for a new actor of the class `create_func` (a RAY_REMOTE factory) makes.
 template <typename F>
@@ -325,5 +360,42 @@ boost::optional<ActorHandle<T>> GetActor(const std::string &name) {
 }
 
 }  // namespace ray
+
+// ActorHandle<T> inside a msgpack-c++ value (an argument, a result, inside
+// another value): the core's actor extension (8 bytes: the id,
+// big-endian); whatever holds the value holds the actor, and reading it
+// back takes a new handle reference.
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+  namespace adaptor {
+
+  template <typename T>
+  struct pack<ray::ActorHandle<T>> {
+    template <typename Stream>
+    packer<Stream> &operator()(packer<Stream> &o, const ray::ActorHandle<T> &v) const {
+      char b[8];
+      ray::internal::PutBE(b, v.Raw().id, 8);
+      o.pack_ext(sizeof b, RAY_MSGPACK_EXT_ACTOR);
+      o.pack_ext_body(b, sizeof b);
+      return o;
+    }
+  };
+
+  template <typename T>
+  struct convert<ray::ActorHandle<T>> {
+    const msgpack::object &operator()(const msgpack::object &o, ray::ActorHandle<T> &v) const {
+      if (o.type != msgpack::type::EXT || o.via.ext.type() != RAY_MSGPACK_EXT_ACTOR ||
+          o.via.ext.size != 8)
+        throw msgpack::type_error();
+      ray_actor_t a;
+      a.id = ray::internal::GetBE(o.via.ext.data(), 8);
+      v = ray::ActorHandle<T>::Borrow(a);
+      return o;
+    }
+  };
+
+  }  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS)
+}  // namespace msgpack
 
 #endif  // RAY_API_ACTOR_H

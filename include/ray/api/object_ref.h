@@ -23,10 +23,20 @@ class ObjectRef;
 
 namespace internal {
 
+// Big-endian integers, as the core's ref and actor extensions hold them.
+inline void PutBE(char *p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; i--, v >>= 8) p[i] = static_cast<char>(v & 0xff);
+}
+inline uint64_t GetBE(const char *p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; i++) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
 // A ref's id as Ray's ID() gives one: opaque binary bytes (here 8, big-endian).
 inline std::string IdBytes(uint64_t id) {
   std::string s(8, '\0');
-  for (int i = 0; i < 8; i++) s[i] = static_cast<char>((id >> (56 - 8 * i)) & 0xff);
+  PutBE(&s[0], id, 8);
   return s;
 }
 
@@ -180,8 +190,8 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
     packer<Stream> &operator()(packer<Stream> &o, const ray::ObjectRef<T> &v) const {
       ray_ref_t r = v.Ref();
       char b[12];
-      for (int i = 0; i < 8; i++) b[i] = static_cast<char>((r.id >> (56 - 8 * i)) & 0xff);
-      for (int i = 0; i < 4; i++) b[8 + i] = static_cast<char>((r.type >> (24 - 8 * i)) & 0xff);
+      ray::internal::PutBE(b, r.id, 8);
+      ray::internal::PutBE(b + 8, r.type, 4);
       o.pack_ext(sizeof b, RAY_MSGPACK_EXT_REF);
       o.pack_ext_body(b, sizeof b);
       return o;
@@ -194,10 +204,9 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
       if (o.type != msgpack::type::EXT || o.via.ext.type() != RAY_MSGPACK_EXT_REF ||
           o.via.ext.size != 12)
         throw msgpack::type_error();
-      const unsigned char *b = reinterpret_cast<const unsigned char *>(o.via.ext.data());
       ray_ref_t r = RAY_REF_NIL;
-      for (int i = 0; i < 8; i++) r.id = (r.id << 8) | b[i];
-      for (int i = 0; i < 4; i++) r.type = (r.type << 8) | b[8 + i];
+      r.id = ray::internal::GetBE(o.via.ext.data(), 8);
+      r.type = static_cast<uint32_t>(ray::internal::GetBE(o.via.ext.data() + 8, 4));
       v = ray::ObjectRef<T>::Borrow(r);
       return o;
     }

@@ -1,7 +1,8 @@
 // ray/api/ray_config.h - RayConfig (ADR-007): Ray's fields, of which one
-// process uses `head_args`' "--num-cpus N" (the worker count) and
-// `ray_namespace`; the others are accepted and ignored (no cluster to reach,
-// no code to search, no runtime env to set up).
+// process uses `head_args`' "--num-cpus N" (the worker count),
+// `ray_namespace` and `default_actor_lifetime`; the others are accepted
+// and ignored (no cluster to reach, no code to search, no runtime env to
+// set up).
 #ifndef RAY_API_RAY_CONFIG_H
 #define RAY_API_RAY_CONFIG_H
 
@@ -22,6 +23,7 @@ class RayConfig {
   bool local_mode = false;                    // ignored: always one process, fully
   std::vector<std::string> code_search_path;  // ignored
   std::vector<std::string> head_args = {};    // "--num-cpus N": the worker count
+  // DETACHED: actors outlive their handles, until killed or Shutdown.
   ActorLifetime default_actor_lifetime = ActorLifetime::NON_DETACHED;
   boost::optional<RuntimeEnv> runtime_env;       // ignored
   boost::optional<std::string> redis_password_;  // ignored
@@ -34,6 +36,14 @@ namespace internal {
 inline std::string &Namespace() {
   static std::string ns;
   return ns;
+}
+}  // namespace internal
+
+namespace internal {
+// The running runtime's RayConfig::default_actor_lifetime.
+inline ActorLifetime &DefaultActorLifetime() {
+  static ActorLifetime lifetime = ActorLifetime::NON_DETACHED;
+  return lifetime;
 }
 }  // namespace internal
 

@@ -57,6 +57,12 @@ class RayRuntimeEnvException : public RayException {
  public:
   RayRuntimeEnvException(const std::string &msg) : RayException(msg) {}
 };
+// What ray::ExitActor throws to leave the method (as in Ray; the method's
+// result fails with the actor's death, not with this).
+class RayIntentionalSystemExitException : public RayException {
+ public:
+  RayIntentionalSystemExitException(const std::string &msg) : RayException(msg) {}
+};
 
 // Throw the exception for a C error code `rc` of `what` (an operation's
 // name); for a failed object `ref`, the message is its error chain.

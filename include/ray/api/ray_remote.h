@@ -112,6 +112,26 @@ class FunctionRegistry {
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 
+// The context of the task, method or constructor running on this thread
+// (nullptr outside one), for the calls that take none: ray::ExitActor and
+// ray::WasCurrentActorRestarted. Saved and restored around each run, as a
+// waiting thread may run another task inside one.
+inline thread_local ray_task_ctx_t *tls_current_ctx = nullptr;
+class CtxScope {
+ public:
+  explicit CtxScope(ray_task_ctx_t *ctx) : prev_(tls_current_ctx) {
+    tls_current_ctx = ctx;
+  }
+  ~CtxScope() {
+    tls_current_ctx = prev_;
+  }
+  CtxScope(const CtxScope &) = delete;
+  CtxScope &operator=(const CtxScope &) = delete;
+
+ private:
+  ray_task_ctx_t *prev_;
+};
+
 // Argument i of the running task as T: a value packed by the caller, or
 // the value of a ref passed for a T parameter (resolved before the call).
 template <typename T>
@@ -143,10 +163,14 @@ int ReturnOrFail(ray_task_ctx_t *ctx, Call &&call) {
     if constexpr (std::is_void<decltype(call())>::value) {
       call();
       msgpack::pack(sb, msgpack::type::nil_t());
+      return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
     } else {
-      msgpack::pack(sb, call());
+      // Kept until the result holds what it names (an ActorHandle returned
+      // would otherwise let its actor go first).
+      auto result = call();
+      msgpack::pack(sb, result);
+      return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
     }
-    return ray_return_msgpack_bytes(ctx, 0, sb.data(), sb.size());
   } catch (const std::exception &e) {
     return ray_fail(ctx, RAY_ETASK, "%s: %s", TypeName(typeid(e)).c_str(), e.what());
   } catch (...) {
@@ -161,6 +185,7 @@ int Trampoline(ray_task_ctx_t *ctx, void *arg) {
   F f;
   std::memcpy(&f, arg, sizeof f);
   using Traits = FunctionTraits<F>;
+  CtxScope scope(ctx);
   return ReturnOrFail(ctx, [&]() {
     if (ray_ctx_nargs(ctx) != Traits::arity)
       throw std::invalid_argument("Arguments number not match");

@@ -14,24 +14,12 @@
 #include <vector>
 
 #include "object_ref.h"
+#include "placement_group.h"
 #include "ray_exception.h"
 #include "ray_remote.h"
 
 namespace ray {
 namespace internal {
-
-// Ray's check of a resource request: names not empty, amounts positive,
-// and whole numbers above 1.
-inline void CheckResources(const std::unordered_map<std::string, double> &resources) {
-  for (const auto &r : resources) {
-    if (r.first.empty()) throw RayException("Resource name should not be empty.");
-    if (r.second <= 0)
-      throw RayException("Resource values should be positive. Specified resource: " + r.first);
-    if (r.second > 1 && r.second != static_cast<double>(static_cast<long long>(r.second)))
-      throw RayException("Resource quantities >1 must be whole numbers. Specified resource: " +
-                         r.first);
-  }
-}
 
 // The arguments of one submission, alive until it returns.
 class CallArgs {
@@ -95,7 +83,7 @@ class ResourceOptions {
 };
 
 template <typename F>
-class TaskCaller : public ResourceOptions<TaskCaller<F>> {
+class TaskCaller : public ResourceOptions<TaskCaller<F>>, public PlacementOptions<TaskCaller<F>> {
  public:
   using Return = typename FunctionTraits<F>::Return;
   TaskCaller() = default;
@@ -104,6 +92,7 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>> {
   template <typename... Args>
   ObjectRef<Return> Remote(Args &&...args) {
     CheckResources(this->resources_);
+    this->CheckPlacement();
     ray_function_t fn;
     int rc = ray_function_lookup(name_.c_str(), &fn);
     if (rc == RAY_ENOTFOUND) throw RayFunctionNotFound("Task: " + name_ + " is not registered");
