@@ -130,10 +130,16 @@ static const struct {
                 {0, 1, 0}, {0, 2, 0}, {0, 4, 0},                        /* str 8/16/32 */
                 {1, 2, 0}, {1, 4, 0}, {2, 2, 0}, {2, 4, 0}};            /* array 16/32, map 16/32 */
 
-/* See codec.h. A pass over the headers only: string, binary and ext
- * bodies are skipped. */
 int ray__mp_check(const void *data, size_t size) {
+  size_t held;
+  return ray__mp_scan(data, size, &held);
+}
+
+/* See codec.h. A pass over the headers only: string, binary and ext
+ * bodies are skipped (an ext's first body byte is its type). */
+int ray__mp_scan(const void *data, size_t size, size_t *held) {
   const unsigned char *p = data;
+  *held = 0;
   uint64_t want[RAY__MP_MAX_DEPTH + 1]; /* values still to read per open level */
   int open = 0;
   size_t off = 0;
@@ -157,6 +163,8 @@ int ray__mp_check(const void *data, size_t size) {
     want[open]--;
     if (kind == 0) {
       if (n > size - off) return RAY_EDECODE;
+      bool ext = (c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8); /* n >= 1: the type */
+      if (ext && (p[off] == RAY_MSGPACK_EXT_REF || p[off] == RAY_MSGPACK_EXT_ACTOR)) (*held)++;
       off += (size_t)n;
     } else {
       if (open == RAY__MP_MAX_DEPTH) return RAY_EDECODE; /* even an empty one */

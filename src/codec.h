@@ -56,6 +56,10 @@ int ray__decode_error(const void *data, size_t size, ray_error_t **out, uint64_t
  * remain (each takes one at least), and nesting is at most
  * RAY__MP_MAX_DEPTH containers. Pure. Errors: RAY_EDECODE. */
 int ray__mp_check(const void *data, size_t size);
+/* The same check, also counting in *held the library's exts inside the
+ * value (RAY_MSGPACK_EXT_REF and RAY_MSGPACK_EXT_ACTOR, well-formed or
+ * not): with none, the bytes can be stored as they are, with no decode. */
+int ray__mp_scan(const void *data, size_t size, size_t *held);
 
 /* Decode one msgpack value of `data` into *obj (zone as msgpack_unpacked).
  * The bytes may be anyone's (ray_put_typed with RAY_TYPE_MSGPACK stores a

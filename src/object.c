@@ -181,6 +181,9 @@ int ray_put_msgpack(const msgpack_object *obj, ray_ref_t *out) {
 int ray_put_msgpack_bytes(const void *data, size_t size, ray_ref_t *out) {
   if (out == NULL || (data == NULL && size > 0)) return RAY_EINVAL;
   if (!ray_is_initialized()) return RAY_ENOTINIT; /* early; ray_put_msgpack enters */
+  size_t held;
+  if (ray__mp_scan(data, size, &held) != 0) return RAY_EDECODE;
+  if (held == 0) return ray_put_typed(data, size, RAY_TYPE_MSGPACK, out); /* nothing to hold */
   msgpack_unpacked u;
   int rc = ray__mp_decode(data, size, &u);
   if (rc != 0) return rc;

@@ -155,7 +155,11 @@ static int store_value(submit_t *s, arg_rec_t *r) {
       return 0;
     }
   }
-  if (a->kind == RAY_ARG_MSGPACK_BYTES) { /* refs inside: held by an object */
+  size_t held = 0;
+  if (a->kind == RAY_ARG_MSGPACK_BYTES &&
+      ray__mp_scan(a->u.bytes.data, a->u.bytes.size, &held) != 0)
+    return RAY_EDECODE;
+  if (held > 0) { /* refs or handles inside: held by an object */
     msgpack_unpacked u;
     if ((rc = ray__mp_decode(a->u.bytes.data, a->u.bytes.size, &u)) != 0) return rc;
     ray_ref_t *inner;

@@ -306,6 +306,9 @@ int ray_return_msgpack_bytes(ray_task_ctx_t *ctx, size_t slot, const void *data,
   if (data == NULL && size > 0) return RAY_EINVAL;
   int rc = slot_check(ctx, slot, RAY_TYPE_MSGPACK);
   if (rc != 0) return rc;
+  size_t held;
+  if (ray__mp_scan(data, size, &held) != 0) return RAY_EDECODE;
+  if (held == 0) return return_copy(ctx, slot, data, size, true); /* nothing to hold */
   msgpack_unpacked u;
   if ((rc = ray__mp_decode(data, size, &u)) != 0) return rc;
   rc = ray_return_msgpack(ctx, slot, &u.data);
