@@ -24,6 +24,12 @@
  * percentage of one core (the cost of an idle runtime). The
  * opt-in soak_10m_tasks (run only when named in full) runs 10,000,000 tasks
  * and prints VmRSS after a warm-up and at the end.
+ * In a build with the C++ API (RAY_WITH_CPP), cpp_tasks_async and
+ * cpp_1_1_actor_calls_async (cpp_cases.cpp) do the work of
+ * single_client_tasks_async and 1_1_actor_calls_async through <ray/api.h>;
+ * each runs right after its C case, wherever that one runs, and also prints
+ * X_cost_vs_c, the C case's rate in this run over its own: the C++ API's
+ * cost per call relative to the C API's.
  * RAY_NUM_WORKERS sets the pool size, as for any program using the library.
  *
  * Everything else (the configuration, the case being warmed up) goes to
@@ -53,9 +59,11 @@
  *
  * and once each, ours only, fib_25_nested, single_client_wait_1k_refs and
  * single_client_get_object_containing_10k_refs (no counterpart: they show
- * that nothing else regressed). The rounds go to stderr. TBB runs its tasks
+ * that nothing else regressed). The C++ cases, when built, run 5 rounds
+ * against their C case instead (the same interleaving; X and X_cost_vs_c,
+ * the medians). The rounds go to stderr. TBB runs its tasks
  * in a task_arena of our worker count (RAY_NUM_WORKERS or the default), the
- * caller helping. About 90 s at the default 1 s.
+ * caller helping. About 90 s at the default 1 s (110 s with the C++ cases).
  *
  * Honesty rules this file keeps:
  * - every return code is checked; a failure aborts with a message, so a
@@ -96,6 +104,9 @@
 #endif
 #ifdef RAY_BENCH_HAVE_MPI
 #include "cluster_bench.h"
+#endif
+#ifdef RAY_BENCH_HAVE_CPP
+#include "cpp_cases.h"
 #endif
 
 /* ---- Failure handling ---------------------------------------------------- */
@@ -1270,6 +1281,79 @@ static void case_typed(const char *name) {
   bench_typed_run(g_seconds, is_typed_name);
 }
 
+/* ---- The C++ API's cases (cpp_cases.cpp) ---------------------------------
+ *
+ * cpp_tasks_async and cpp_1_1_actor_calls_async do the work of
+ * single_client_tasks_async and 1_1_actor_calls_async through <ray/api.h>
+ * (cpp_cases.h says how), timed by the same measure(). Each runs right
+ * after its C case and wherever that case runs (by default, under a prefix
+ * that selects the C case or its own name, under --compare), and prints
+ *
+ *   cpp_X <rate> <unit>
+ *   cpp_X_cost_vs_c <the C case's rate / the C++ rate> ratio
+ *
+ * the second being what one call costs through the C++ API over what it
+ * costs through the C API (issue 14's budget: at most 1.3). The C rate is
+ * the C case's figure in this run (its line just above; when the C case
+ * was not selected, it is measured once first, on stderr). Under --compare
+ * each runs COMPARE_ROUNDS rounds against a fresh C measurement, the order
+ * swapped every round, and prints the median rate and the median of the
+ * per-round ratios. Built with the C++ API's target (RAY_BENCH_HAVE_CPP). */
+
+#ifdef RAY_BENCH_HAVE_CPP
+static double rate_cpp_tasks_async(void) {
+  void *ctx = cpp_bench_tasks_new(ASYNC_TASKS);
+  double rate = measure(cpp_bench_tasks_batch, ctx);
+  cpp_bench_tasks_free(ctx);
+  return rate;
+}
+
+static double rate_cpp_actor_async(void) {
+  void *ctx = cpp_bench_actor_new(ACTOR_ASYNC_CALLS);
+  double rate = measure(cpp_bench_actor_batch, ctx);
+  cpp_bench_actor_free(ctx);
+  return rate;
+}
+
+static const struct {
+  const char *name;   /* the C++ case, in g_cases */
+  const char *c_case; /* the C case it mirrors, in g_cases */
+  rate_fn cpp, c;
+  const char *unit;
+} g_cpp_cases[] = {
+    {"cpp_tasks_async", "single_client_tasks_async", rate_cpp_tasks_async, rate_tasks_async,
+     "tasks/s"},
+    {"cpp_1_1_actor_calls_async", "1_1_actor_calls_async", rate_cpp_actor_async, rate_actor_async,
+     "calls/s"},
+};
+#define N_CPP_CASES (sizeof g_cpp_cases / sizeof g_cpp_cases[0])
+static double g_cpp_c_rate[N_CPP_CASES]; /* each C case's figure in this run; 0 before */
+
+static void case_cpp(const char *name); /* below, beside --compare */
+#endif
+
+/* The C case a C++ case mirrors; NULL for every other case. */
+static const char *cpp_twin(const char *name) {
+#ifdef RAY_BENCH_HAVE_CPP
+  for (size_t i = 0; i < N_CPP_CASES; i++)
+    if (strcmp(g_cpp_cases[i].name, name) == 0) return g_cpp_cases[i].c_case;
+#else
+  (void)name;
+#endif
+  return NULL;
+}
+
+/* Keep a C case's figure for its C++ case's ratio. */
+static void note_c_rate(const char *name, double rate) {
+#ifdef RAY_BENCH_HAVE_CPP
+  for (size_t i = 0; i < N_CPP_CASES; i++)
+    if (strcmp(g_cpp_cases[i].c_case, name) == 0) g_cpp_c_rate[i] = rate;
+#else
+  (void)name;
+  (void)rate;
+#endif
+}
+
 /* ---- Driver --------------------------------------------------------------- */
 
 /* A case either measures one rate (setup, measure(), teardown) that the
@@ -1292,6 +1376,9 @@ static const bench_case_t g_cases[] = {
     {"single_client_wait_1k_refs", rate_wait_1k, "calls/s", NULL, false},
     {"single_client_tasks_sync", rate_tasks_sync, "round_trips/s", NULL, false},
     {"single_client_tasks_async", rate_tasks_async, "tasks/s", NULL, false},
+#ifdef RAY_BENCH_HAVE_CPP
+    {"cpp_tasks_async", NULL, NULL, case_cpp, false},
+#endif
     {"typed_tasks_async", NULL, NULL, case_typed, false},
     {"multi_client_tasks_async", rate_multi_tasks_async, "tasks/s", NULL, false},
     {"single_client_tasks_and_get_batch", rate_tasks_and_get_batch, "tasks/s", NULL, false},
@@ -1299,6 +1386,9 @@ static const bench_case_t g_cases[] = {
     {"fib_25_nested", rate_fib_nested, "tasks/s", NULL, false},
     {"1_1_actor_calls_sync", rate_actor_sync, "calls/s", NULL, false},
     {"1_1_actor_calls_async", rate_actor_async, "calls/s", NULL, false},
+#ifdef RAY_BENCH_HAVE_CPP
+    {"cpp_1_1_actor_calls_async", NULL, NULL, case_cpp, false},
+#endif
     {"typed_1_1_actor_calls_async", NULL, NULL, case_typed, false},
     {"1_1_actor_calls_concurrent", rate_actor_concurrent, "calls/s", NULL, false},
     {"1_n_actor_calls_async", rate_actor_1_n, "calls/s", NULL, false},
@@ -1313,11 +1403,22 @@ static const bench_case_t g_cases[] = {
 
 /* Run one case in full and check that it left the store empty. */
 static void run_case(const bench_case_t *c) {
-  if (c->rate != NULL)
-    report(c->name, c->rate(), c->unit);
-  else
+  if (c->rate != NULL) {
+    double rate = c->rate();
+    report(c->name, rate, c->unit);
+    note_c_rate(c->name, rate);
+  } else {
     c->run(c->name);
+  }
   expect_store_empty(c->name);
+}
+
+/* The case named `name` (one of g_cases). */
+static const bench_case_t *case_named(const char *name) {
+  for (size_t c = 0; c < N_CASES; c++)
+    if (strcmp(g_cases[c].name, name) == 0) return &g_cases[c];
+  fprintf(stderr, "rustyray_microbenchmark: no case %s\n", name);
+  abort();
 }
 
 /* ---- --compare: each case against the same work written with oneTBB -------
@@ -1417,9 +1518,11 @@ static rate_fn tbb_counterpart(const char *name) {
   return NULL;
 }
 
-/* Whether a case takes part in the compare mode. */
+/* Whether a case takes part in the compare mode (a C++ case: with its C case). */
 static bool in_compare(const bench_case_t *c) {
   if (tbb_counterpart(c->name) != NULL) return true;
+  const char *twin = cpp_twin(c->name);
+  if (twin != NULL && in_compare(case_named(twin))) return true;
   for (size_t i = 0; i < sizeof g_compare_also / sizeof g_compare_also[0]; i++)
     if (strcmp(g_compare_also[i], c->name) == 0) return true;
   return false;
@@ -1449,6 +1552,53 @@ static bool parse_seconds(const char *s, double *out) {
 
 static bool g_compare_mode; /* --compare */
 
+#ifdef RAY_BENCH_HAVE_CPP
+/* A C++ case (the section "The C++ API's cases" above): its rate, then its
+ * per-call cost over its C case's. */
+static void case_cpp(const char *name) {
+  size_t k = 0;
+  while (k < N_CPP_CASES && strcmp(g_cpp_cases[k].name, name) != 0) k++;
+  EXPECT(k < N_CPP_CASES);
+  const char *c_case = g_cpp_cases[k].c_case, *unit = g_cpp_cases[k].unit;
+  char cost_name[128];
+  snprintf(cost_name, sizeof cost_name, "%s_cost_vs_c", name);
+#ifdef RAY_BENCH_HAVE_TBB
+  if (g_compare_mode) {
+    double cpp[COMPARE_ROUNDS], c[COMPARE_ROUNDS], cost[COMPARE_ROUNDS];
+    for (int r = 0; r < COMPARE_ROUNDS; r++) {
+      bool cpp_first = r % 2 == 0;
+      if (!cpp_first) {
+        c[r] = g_cpp_cases[k].c();
+        expect_store_empty(c_case);
+      }
+      cpp[r] = g_cpp_cases[k].cpp();
+      expect_store_empty(name);
+      if (cpp_first) {
+        c[r] = g_cpp_cases[k].c();
+        expect_store_empty(c_case);
+      }
+      cost[r] = c[r] / cpp[r];
+      fprintf(stderr, "# %s round %d/%d (%s first): C++ %.4g, C %.4g, C++/C cost per call %.3f\n",
+              name, r + 1, COMPARE_ROUNDS, cpp_first ? "C++" : "C", cpp[r], c[r], cost[r]);
+    }
+    report(name, median(cpp, COMPARE_ROUNDS), unit);
+    report(cost_name, median(cost, COMPARE_ROUNDS), "ratio");
+    return;
+  }
+#endif
+  double c_rate = g_cpp_c_rate[k];
+  if (c_rate == 0) {
+    c_rate = g_cpp_cases[k].c();
+    expect_store_empty(c_case);
+    fprintf(stderr, "# %s: %s was not selected, measured for the ratio: %.0f %s\n", name, c_case,
+            c_rate, unit);
+  }
+  double rate = g_cpp_cases[k].cpp();
+  report(name, rate, unit);
+  report(cost_name, c_rate / rate, "ratio");
+}
+#endif
+
 static bool selected(const bench_case_t *c, char **prefixes, int nprefixes) {
   if (g_compare_mode && !in_compare(c)) return false;
   if (c->opt_in) {
@@ -1459,7 +1609,9 @@ static bool selected(const bench_case_t *c, char **prefixes, int nprefixes) {
   if (nprefixes == 0) return true;
   for (int i = 0; i < nprefixes; i++)
     if (strncmp(c->name, prefixes[i], strlen(prefixes[i])) == 0) return true;
-  return false;
+  /* A C++ case runs wherever its C case does. */
+  const char *twin = cpp_twin(c->name);
+  return twin != NULL && selected(case_named(twin), prefixes, nprefixes);
 }
 
 int main(int argc, char **argv) {
