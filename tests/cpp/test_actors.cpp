@@ -118,6 +118,10 @@ TEST_F(Actors, UnregisteredClassesAndMethods) {
                ray::internal::RayException);
   auto c = ray::Actor(Counter::FactoryCreate).SetMaxConcurrency(2).Remote(0);
   EXPECT_EQ(*c.Task(&Counter::Add).Remote(2).Get(), 2);
+  // A call's options: kept; resources validated as a task's.
+  EXPECT_EQ(*c.Task(&Counter::Add).SetName("add").SetResource("CPU", 1).Remote(1).Get(), 3);
+  EXPECT_THROW(c.Task(&Counter::Add).SetResources({{"CPU", 1.5}}).Remote(1),
+               ray::internal::RayException);
 }
 
 }  // namespace

@@ -184,15 +184,22 @@ class ClassInfo {
   const Method *table_ = nullptr;  // methods_.data() once defs_ is built
 };
 
-// A call of a method of an actor.
+// A call of a method of an actor. SetName and SetResources/SetResource are
+// Ray's and kept (the resources validated at Remote); the core names every
+// call "Class.method" (ADR-007).
 template <typename M>
-class ActorTaskCaller {
+class ActorTaskCaller : public ResourceOptions<ActorTaskCaller<M>> {
  public:
   using Return = typename MethodTraits<M>::Return;
   ActorTaskCaller(ray_actor_t actor, std::string method)
       : actor_(actor), method_(std::move(method)) {}
+  ActorTaskCaller &SetName(std::string name) {
+    name_ = std::move(name);
+    return *this;
+  }
   template <typename... Args>
   ObjectRef<Return> Remote(Args &&...args) {
+    CheckResources(this->resources_);
     CallArgs call = CallArgs::Of<typename MethodTraits<M>::Params>(std::forward<Args>(args)...);
     ray_ref_t out;
     int rc = ray_actor_call(actor_, method_.c_str(), call.data(), call.size(), nullptr, &out);
@@ -203,6 +210,7 @@ class ActorTaskCaller {
  private:
   ray_actor_t actor_;
   std::string method_;
+  std::string name_;
 };
 
 // ray::Actor(factory): options, then Remote(args...).
