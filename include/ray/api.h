@@ -96,7 +96,7 @@ inline void Shutdown() {
 // their objects alive). Throws RayException (not running, store full).
 template <typename T>
 ray::ObjectRef<T> Put(const T &obj) {
-  msgpack::sbuffer sb;
+  msgpack::sbuffer sb(internal::kSmallBuffer);
   msgpack::pack(sb, obj);
   ray_ref_t r;
   int rc = ray_put_msgpack_bytes(sb.data(), sb.size(), &r);

@@ -77,8 +77,8 @@ class ClassInfo {
     e.name = name;
     std::memcpy(e.member, &m, sizeof m);
     e.invoke = &InvokeMethod<M>;
+    keys_[FunctionRegistry::Key(m)] = static_cast<uint32_t>(methods_.size());
     methods_.push_back(std::move(e));
-    keys_[FunctionRegistry::Key(m)] = name;
   }
   template <typename F>
   void AddFactory(const std::string &name, F f) {
@@ -94,11 +94,20 @@ class ClassInfo {
     factory_keys_[FunctionRegistry::Key(f)] = fac.get();
     factories_.push_back(std::move(fac));
   }
+  // Method m's index in the class's table (as the C core numbers the
+  // methods), or -1. Each thread remembers the last one per signature, so a
+  // loop calling one method takes no lock.
   template <typename M>
-  std::string MethodName(M m) {
+  int64_t MethodIndex(M m) {
+    thread_local M last_m{};
+    thread_local int64_t last = -1;
+    if (last >= 0 && last_m == m) return last;
     std::lock_guard<std::mutex> g(mu_);
     auto it = keys_.find(FunctionRegistry::Key(m));
-    return it == keys_.end() ? std::string() : it->second;
+    if (it == keys_.end()) return -1;
+    last_m = m;
+    last = it->second;
+    return last;
   }
   // The C class of factory f (built once), or NULL if f is not registered.
   template <typename F>
@@ -178,7 +187,7 @@ class ClassInfo {
   std::mutex mu_;
   std::vector<Method> methods_;
   std::vector<std::unique_ptr<Factory>> factories_;
-  std::unordered_map<std::string, std::string> keys_;
+  std::unordered_map<std::string, uint32_t> keys_;  // a method's key: its index
   std::unordered_map<std::string, Factory *> factory_keys_;
   std::vector<ray_method_def_t> defs_;
   const Method *table_ = nullptr;  // methods_.data() once defs_ is built
@@ -191,8 +200,7 @@ template <typename M>
 class ActorTaskCaller : public ResourceOptions<ActorTaskCaller<M>> {
  public:
   using Return = typename MethodTraits<M>::Return;
-  ActorTaskCaller(ray_actor_t actor, std::string method)
-      : actor_(actor), method_(std::move(method)) {}
+  ActorTaskCaller(ray_actor_t actor, uint32_t method) : actor_(actor), method_(method) {}
   ActorTaskCaller &SetName(std::string name) {
     name_ = std::move(name);
     return *this;
@@ -202,14 +210,14 @@ class ActorTaskCaller : public ResourceOptions<ActorTaskCaller<M>> {
     CheckResources(this->resources_);
     CallArgs call = CallArgs::Of<typename MethodTraits<M>::Params>(std::forward<Args>(args)...);
     ray_ref_t out;
-    int rc = ray_actor_call(actor_, method_.c_str(), call.data(), call.size(), nullptr, &out);
-    if (rc != 0) ThrowFor(rc, "Actor call " + method_);
+    int rc = ray_actor_call_id(actor_, method_, call.data(), call.size(), nullptr, &out);
+    if (rc != 0) ThrowFor(rc, "Actor call");
     return ObjectRef<Return>::Adopt(out);
   }
 
  private:
   ray_actor_t actor_;
-  std::string method_;
+  uint32_t method_;
   std::string name_;
 };
 
@@ -294,11 +302,11 @@ class ActorHandle {
   template <typename M>
   internal::ActorTaskCaller<M> Task(M method) {
     static_assert(std::is_member_function_pointer<M>::value, "a member function of the actor");
-    std::string name = internal::ClassInfo<ActorType>::Instance().MethodName(method);
-    if (name.empty())
+    int64_t index = internal::ClassInfo<ActorType>::Instance().MethodIndex(method);
+    if (index < 0)
       throw internal::RayException(
           "Function not found. Please use RAY_REMOTE to register this function.");
-    return internal::ActorTaskCaller<M>(a_, name);
+    return internal::ActorTaskCaller<M>(a_, static_cast<uint32_t>(index));
   }
   // Kill the actor; with no_restart false it restarts if it has restarts left.
   void Kill() {

@@ -33,6 +33,14 @@ inline uint64_t GetBE(const char *p, int bytes) {
   return v;
 }
 
+// msgpack-c++'s zones and buffers start at 8 KiB, beyond malloc's fast
+// sizes; the values of most calls are a few bytes, so ours start small and
+// grow as msgpack-c++ needs.
+constexpr size_t kSmallBuffer = 256;
+inline size_t ZoneSize(size_t encoded) {
+  return encoded < 1024 ? 256 : 8192;
+}
+
 // A ref's id as Ray's ID() gives one: opaque binary bytes (here 8, big-endian).
 inline std::string IdBytes(uint64_t id) {
   std::string s(8, '\0');
@@ -50,8 +58,9 @@ std::shared_ptr<T> Decode(ray_buf_t *b) {
     }
   } held{b};
   try {
-    msgpack::object_handle oh = msgpack::unpack(static_cast<const char *>(b->data), b->size);
-    return std::make_shared<T>(oh.get().as<T>());
+    msgpack::zone zone(ZoneSize(b->size));
+    msgpack::object o = msgpack::unpack(zone, static_cast<const char *>(b->data), b->size);
+    return std::make_shared<T>(o.as<T>());
   } catch (const std::exception &e) {
     throw RayException(std::string("Get: the object is not a ") + typeid(T).name() + ": " +
                        e.what());

@@ -65,21 +65,41 @@ class FunctionRegistry {
     std::memcpy(&k[0], &f, sizeof f);
     return k;
   }
+  struct Entry {
+    std::string name;
+    alignas(void *) unsigned char fn[sizeof(void (*)())];
+    ray_function_t handle{0};  // set by each ray_init (the descriptor's handle)
+    ray_static_function_t desc;
+  };
+  // The entry f was registered under, or nullptr. Entries live for the
+  // process's life; each thread remembers the last one per signature, so a
+  // loop calling one function takes no lock.
+  template <typename F>
+  const Entry *Find(F f) {
+    thread_local F last_f{};
+    thread_local const Entry *last = nullptr;
+    if (last != nullptr && last_f == f) return last;
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = by_key_.find(Key(f));
+    if (it == by_key_.end()) return nullptr;
+    last_f = f;
+    last = it->second;
+    return last;
+  }
   // The name f was registered under, or "".
   template <typename F>
   std::string NameOf(F f) {
-    std::lock_guard<std::mutex> g(mu_);
-    auto it = names_.find(Key(f));
-    return it == names_.end() ? std::string() : it->second;
+    const Entry *e = Find(f);
+    return e != nullptr ? e->name : std::string();
   }
   // Register f as `name` (once per address; a second name for one function
   // or a second function for one name is Ray's "Duplicate RAY_REMOTE").
   template <typename F>
   void Add(const std::string &name, F f, ray_task_fn trampoline) {
     std::lock_guard<std::mutex> g(mu_);
-    auto it = names_.find(Key(f));
-    if (it != names_.end()) {
-      if (it->second == name) return;
+    auto it = by_key_.find(Key(f));
+    if (it != by_key_.end()) {
+      if (it->second->name == name) return;
       throw RayException("Duplicate RAY_REMOTE function: " + name);
     }
     for (const auto &e : entries_)
@@ -93,22 +113,17 @@ class FunctionRegistry {
     e->desc.arg = e->fn;
     e->desc.return_types = kMsgpack;
     e->desc.num_returns = 1;
-    e->desc.handle = nullptr;
+    e->desc.handle = &e->handle;
     e->desc.next = nullptr;
     ray_static_function_add(&e->desc);
-    names_[Key(f)] = name;
+    by_key_[Key(f)] = e.get();
     entries_.push_back(std::move(e));
   }
 
  private:
   static constexpr uint32_t kMsgpack[1] = {RAY_TYPE_MSGPACK};
-  struct Entry {
-    std::string name;
-    alignas(void *) unsigned char fn[sizeof(void (*)())];
-    ray_static_function_t desc;
-  };
   std::mutex mu_;
-  std::unordered_map<std::string, std::string> names_;
+  std::unordered_map<std::string, const Entry *> by_key_;
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 
@@ -141,10 +156,11 @@ T ArgAt(ray_task_ctx_t *ctx, size_t i) {
   uint32_t type = 0;
   if (ray_ctx_arg_raw(ctx, i, &data, &size, &type) != 0)
     throw std::invalid_argument("Arguments error");
-  msgpack::object_handle oh = msgpack::unpack(static_cast<const char *>(data), size);
-  if (oh.get().type == msgpack::type::NIL && !std::is_same<T, msgpack::type::nil_t>::value)
+  msgpack::zone zone(ZoneSize(size));
+  msgpack::object o = msgpack::unpack(zone, static_cast<const char *>(data), size);
+  if (o.type == msgpack::type::NIL && !std::is_same<T, msgpack::type::nil_t>::value)
     throw std::invalid_argument("Arguments error");
-  return oh.get().as<T>();
+  return o.as<T>();
 }
 
 template <typename F, size_t... I>
@@ -159,7 +175,7 @@ auto CallWithArgs(F f, ray_task_ctx_t *ctx, std::index_sequence<I...>) {
 template <typename Call>
 int ReturnOrFail(ray_task_ctx_t *ctx, Call &&call) {
   try {
-    msgpack::sbuffer sb;
+    msgpack::sbuffer sb(kSmallBuffer);
     if constexpr (std::is_void<decltype(call())>::value) {
       call();
       msgpack::pack(sb, msgpack::type::nil_t());

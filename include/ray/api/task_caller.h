@@ -33,7 +33,7 @@ class CallArgs {
     if constexpr (IsObjectRef<A>::value && !IsObjectRef<std::decay_t<Param>>::value) {
       args_.push_back(ray_arg_ref(a.Ref()));  // its value, resolved by the core
     } else {
-      bufs_.emplace_back();
+      bufs_.emplace_back(kSmallBuffer);
       msgpack::pack(bufs_.back(), std::forward<Arg>(a));
       args_.push_back(ray_arg_msgpack_bytes(bufs_.back().data(), bufs_.back().size()));
     }
@@ -86,24 +86,28 @@ template <typename F>
 class TaskCaller : public ResourceOptions<TaskCaller<F>>, public PlacementOptions<TaskCaller<F>> {
  public:
   using Return = typename FunctionTraits<F>::Return;
-  TaskCaller() = default;
-  explicit TaskCaller(std::string name) : name_(std::move(name)) {}
+  explicit TaskCaller(const FunctionRegistry::Entry *entry) : entry_(entry) {}
 
   template <typename... Args>
   ObjectRef<Return> Remote(Args &&...args) {
     CheckResources(this->resources_);
     this->CheckPlacement();
-    ray_function_t fn;
-    int rc = ray_function_lookup(name_.c_str(), &fn);
-    if (rc == RAY_ENOTFOUND) throw RayFunctionNotFound("Task: " + name_ + " is not registered");
-    if (rc != 0) ThrowFor(rc, "Task " + name_);
+    // The handle every ray_init sets; by name when this runtime started
+    // before the function was registered.
+    ray_function_t fn = entry_->handle;
+    int rc = 0;
+    if (fn.id == 0 && (rc = ray_function_lookup(entry_->name.c_str(), &fn)) != 0) {
+      if (rc == RAY_ENOTFOUND)
+        throw RayFunctionNotFound("Task: " + entry_->name + " is not registered");
+      ThrowFor(rc, "Task " + entry_->name);
+    }
     CallArgs call = CallArgs::Of<typename FunctionTraits<F>::Params>(std::forward<Args>(args)...);
     ray_task_opts_t opts;
     ray_task_opts_init(&opts);
     if (!task_name_.empty()) opts.name = task_name_.c_str();
     ray_ref_t out;
     rc = ray_task_submit(fn, call.data(), call.size(), &opts, &out);
-    if (rc != 0) ThrowFor(rc, "Task " + name_);
+    if (rc != 0) ThrowFor(rc, "Task " + entry_->name);
     return ObjectRef<Return>::Adopt(out);
   }
   TaskCaller &SetName(std::string name) {
@@ -112,7 +116,7 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>>, public PlacementOption
   }
 
  private:
-  std::string name_;
+  const FunctionRegistry::Entry *entry_;
   std::string task_name_;
 };
 
@@ -124,11 +128,11 @@ template <typename F>
 internal::TaskCaller<F> Task(F func) {
   static_assert(!std::is_member_function_pointer<F>::value,
                 "Incompatible type: member function cannot be called with ray::Task.");
-  std::string name = internal::FunctionRegistry::Instance().NameOf(func);
-  if (name.empty())
+  const auto *entry = internal::FunctionRegistry::Instance().Find(func);
+  if (entry == nullptr)
     throw internal::RayException(
         "Function not found. Please use RAY_REMOTE to register this function.");
-  return internal::TaskCaller<F>(std::move(name));
+  return internal::TaskCaller<F>(entry);
 }
 
 }  // namespace ray
