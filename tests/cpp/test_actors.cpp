@@ -1,10 +1,14 @@
 // test_actors.cpp - ray::Actor and ActorHandle (ADR-007) with GoogleTest:
 // creation through a RAY_REMOTE factory, calls in order, a throwing method,
-// kill with and without restart, named actors in namespaces.
+// kill with and without restart, named actors in namespaces, calls running
+// at once with SetMaxConcurrency.
 #include <ray/api.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +36,27 @@ class Counter {
   int value_;
 };
 
+// Two calls that each wait for the other: both return true only if they
+// run at once (SetMaxConcurrency); the wait is bounded so a failure cannot
+// hang.
+class Meeting {
+ public:
+  static Meeting *Create() {
+    return new Meeting();
+  }
+  bool Meet() {
+    std::unique_lock<std::mutex> lk(mu_);
+    arrived_++;
+    cv_.notify_all();
+    return cv_.wait_for(lk, std::chrono::seconds(60), [this] { return arrived_ >= 2; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+};
+
 class Unregistered {
  public:
   static Unregistered *Create() {
@@ -44,7 +69,8 @@ class Unregistered {
 
 }  // namespace
 
-RAY_REMOTE(Counter::FactoryCreate, &Counter::Add, &Counter::Get, &Counter::Fail);
+RAY_REMOTE(Counter::FactoryCreate, &Counter::Add, &Counter::Get, &Counter::Fail, Meeting::Create,
+           &Meeting::Meet);
 
 namespace {
 
@@ -110,6 +136,18 @@ TEST_F(Actors, NamedActorsInNamespaces) {
   EXPECT_FALSE(ray::GetActor<Counter>("backup"));
   EXPECT_THROW(ray::Actor(Counter::FactoryCreate).SetName("main").Remote(1),
                ray::internal::RayException);
+}
+
+TEST(ActorsConcurrency, MaxConcurrencyRunsCallsAtOnce) {
+  ray::RayConfig config;
+  config.head_args = {"--num-cpus", "2"};
+  ray::Init(config);
+  auto m = ray::Actor(Meeting::Create).SetMaxConcurrency(2).Remote();
+  auto a = m.Task(&Meeting::Meet).Remote();
+  auto b = m.Task(&Meeting::Meet).Remote();
+  EXPECT_TRUE(*a.Get());
+  EXPECT_TRUE(*b.Get());
+  ray::Shutdown();
 }
 
 TEST_F(Actors, UnregisteredClassesAndMethods) {
