@@ -95,6 +95,12 @@ struct ray__actor_s {
   ray__runnable_t dtor_rn;
   void *dtor_state;
   ray__task_t *dtor_then; /* a restart's constructor, queued after it */
+  /* A stub of an actor on another rank (cluster mode; home < 0: local).
+   * smu orders its calls' numbering with their submission, which may wait
+   * (a stored argument), so it is a mutex, not `mu`. */
+  int home;
+  uv_mutex_t smu;
+  uint64_t next_seq; /* smu: the number of its next call (0 was the constructor) */
 };
 
 static const ray__task_ops_t method_ops, ctor_ops;
@@ -116,6 +122,7 @@ typedef struct actions_s {
 
 int ray__actors_init(ray__actors_t *reg) {
   memset(reg, 0, sizeof *reg);
+  atomic_init(&reg->remote, NULL);
   reg->buckets = ray__calloc(64, sizeof *reg->buckets);
   if (reg->buckets == NULL) return RAY_ENOMEM;
   reg->mask = 63;
@@ -220,6 +227,7 @@ static void actor_free(ray__actor_t *a) {
   ray__rwlock_wrunlock(&reg->lock);
   ray_error_free(a->death);
   ray__free(a->name);
+  if (a->home >= 0) uv_mutex_destroy(&a->smu);
   atomic_fetch_sub(&reg->alive, 1);
   ray__free(a);
 }
@@ -297,6 +305,49 @@ oom:
 out:
   uv_mutex_unlock(&reg->classes_mu);
   return rc;
+}
+
+/* Static class descriptors (ray_static_class_add), for actors that other
+ * ranks create here by class name. */
+static uv_once_t statics_once = UV_ONCE_INIT;
+static uv_mutex_t statics_mu;
+static ray_static_class_t *statics;
+
+static void statics_init(void) {
+  if (uv_mutex_init(&statics_mu) != 0) abort(); /* uv_once cannot report it */
+}
+
+void ray_static_class_add(ray_static_class_t *c) {
+  if (c == NULL || c->cls == NULL) return;
+  uv_once(&statics_once, statics_init);
+  uv_mutex_lock(&statics_mu);
+  ray_static_class_t *p = statics;
+  while (p != NULL && p != c) p = p->next;
+  if (p == NULL) {
+    c->next = statics;
+    statics = c;
+  }
+  uv_mutex_unlock(&statics_mu);
+}
+
+const ray_actor_class_t *ray__actors_class_named(ray__runtime_t *rt, const char *name) {
+  const ray_actor_class_t *found = NULL;
+  ray__actors_t *reg = &rt->actors;
+  uv_mutex_lock(&reg->classes_mu);
+  for (ray__class_t *k = reg->classes; k != NULL && found == NULL; k = k->next)
+    if (strcmp(k->cls->name, name) == 0) found = k->cls;
+  uv_mutex_unlock(&reg->classes_mu);
+  if (found != NULL) return found;
+  uv_once(&statics_once, statics_init);
+  uv_mutex_lock(&statics_mu);
+  for (ray_static_class_t *c = statics; c != NULL && found == NULL; c = c->next)
+    if (c->cls->name != NULL && strcmp(c->cls->name, name) == 0) found = c->cls;
+  uv_mutex_unlock(&statics_mu);
+  return found;
+}
+
+void ray__actors_set_remote(ray__actors_t *reg, const ray__actor_remote_t *ops) {
+  atomic_store(&reg->remote, ops);
 }
 
 int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *out) {
@@ -745,19 +796,26 @@ void ray_actor_opts_init(ray_actor_opts_t *opts) {
   if (opts == NULL) return;
   memset(opts, 0, sizeof *opts);
   opts->max_concurrency = 1;
+  opts->node = RAY_NODE_ANY;
 }
 
-int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
-                     const ray_actor_opts_t *opts, ray_actor_t *out) {
-  if (cls == NULL || out == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS ||
-      !class_valid(cls))
-    return RAY_EINVAL;
-  RAY__API_ENTER(rt);
+/* ray_actor_create, and ray__actors_create_encoded (encoded_ok): a local
+ * actor, or a stub of one on another rank (opts->node). */
+static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_arg_t *args,
+                  size_t nargs, const ray_actor_opts_t *opts, bool encoded_ok, ray_actor_t *out) {
   if (atomic_load(&rt->stopping)) return RAY_ESHUTDOWN;
   ray_actor_opts_t defaults;
   if (opts == NULL) {
     ray_actor_opts_init(&defaults);
     opts = &defaults;
+  }
+  int nranks = atomic_load_explicit(&rt->nranks, memory_order_acquire);
+  if (opts->node < RAY_NODE_ANY || opts->node >= nranks) return RAY_EINVAL;
+  const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+  int home = -1; /* here */
+  if (opts->node != RAY_NODE_ANY && opts->node != atomic_load(&rt->rank)) {
+    if (remote == NULL) return RAY_EINVAL; /* not (or no longer) a cluster */
+    home = opts->node;
   }
   ray__class_t *k;
   int rc = class_get(rt, cls, &k);
@@ -768,16 +826,23 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
     ray__free(a);
     return RAY_ENOMEM;
   }
+  if (home >= 0 && uv_mutex_init(&a->smu) != 0) {
+    ray__free(a->name);
+    ray__free(a);
+    return RAY_ENOMEM;
+  }
   ray__lock_init(&a->mu);
   a->id = ray__id_next();
   a->rt = rt;
   a->klass = k;
-  atomic_init(&a->refs, 2); /* the table's, and the constructor's */
+  a->home = home;
+  /* The table's, and the constructor's (a stub has none here). */
+  atomic_init(&a->refs, home >= 0 ? 1 : 2);
   a->handles = 1;
-  a->state = A_STARTING;
+  a->state = home >= 0 ? A_ALIVE : A_STARTING; /* a stub's state is its home's business */
   a->keep = opts->detached || opts->name != NULL;
   atomic_init(&a->dead, false);
-  a->ctor_busy = true;
+  a->ctor_busy = home < 0;
   a->max_conc = opts->max_concurrency ? opts->max_concurrency : 1;
   a->restarts_left = opts->max_restarts;
   a->max_task_retries = opts->max_task_retries;
@@ -792,6 +857,7 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
         out->id = other->id;
       }
       ray__rwlock_wrunlock(&reg->lock);
+      if (home >= 0) uv_mutex_destroy(&a->smu);
       ray__free(a->name);
       ray__free(a);
       return opts->get_if_exists ? 0 : RAY_ENAMEEXISTS;
@@ -804,7 +870,15 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   reg->all = a;
   ray__rwlock_wrunlock(&reg->lock);
 
-  rc = ray__task_submit(rt, &k->ctor, &ctor_ops, a, args, nargs, NULL, NULL, &a->ctor);
+  if (home >= 0) { /* call 0 on its home rank */
+    uv_mutex_lock(&a->smu);
+    rc = remote->create(rt, a->id, home, cls, &k->ctor, args, nargs, opts);
+    if (rc == 0) a->next_seq = 1;
+    uv_mutex_unlock(&a->smu);
+  } else {
+    rc = ray__task_submit_ex(rt, &k->ctor, &ctor_ops, a, args, nargs, NULL, encoded_ok, NULL,
+                             &a->ctor);
+  }
   if (rc != 0) {
     ray__rwlock_wrlock(&reg->lock);
     table_remove(reg, a);
@@ -817,26 +891,70 @@ int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t
   return 0;
 }
 
-static int call(ray_actor_t actor, const char *method, uint32_t index, const ray_arg_t *args,
-                size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
-  if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
+int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
+                     const ray_actor_opts_t *opts, ray_actor_t *out) {
+  if (cls == NULL || out == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS ||
+      !class_valid(cls))
+    return RAY_EINVAL;
   RAY__API_ENTER(rt);
+  return create(rt, cls, args, nargs, opts, false, out);
+}
+
+int ray__actors_create_encoded(ray__runtime_t *rt, const ray_actor_class_t *cls,
+                               const ray_arg_t *args, size_t nargs, const ray_actor_opts_t *opts,
+                               ray_actor_t *out) {
+  if (!class_valid(cls) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
+  ray_actor_opts_t here = *opts;
+  here.node = RAY_NODE_ANY; /* it is home */
+  return create(rt, cls, args, nargs, &here, true, out);
+}
+
+/* ray_actor_call(_id), and ray__actors_call_encoded (encoded_ok). */
+static int call_in(ray__runtime_t *rt, ray_actor_t actor, const char *method, uint32_t index,
+                   const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
+                   bool encoded_ok, ray_ref_t *out_refs) {
   ray__actor_t *a = lookup_hold(rt, actor.id); /* becomes the task's reference */
   if (a == NULL) return RAY_ENOTFOUND;
   const ray_actor_class_t *cls = a->klass->cls;
   int rc = 0;
   if (method != NULL) rc = ray_actor_method(cls, method, &index);
   if (rc == 0 && index >= cls->num_methods) rc = RAY_ENOTFOUND;
+  if (rc == 0 && opts != NULL && opts->num_returns != 0 &&
+      opts->num_returns != a->klass->methods[index].nreturns)
+    rc = RAY_EINVAL;
+  if (rc == 0 && a->home >= 0) { /* numbered as submitted: its home runs them in order */
+    const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+    uv_mutex_lock(&a->smu);
+    rc = remote == NULL ? RAY_ESHUTDOWN
+                        : remote->call(rt, a->id, a->home, a->next_seq, index,
+                                       &a->klass->methods[index], args, nargs, out_refs);
+    if (rc == 0) a->next_seq++;
+    uv_mutex_unlock(&a->smu);
+    actor_unref(a);
+    return rc;
+  }
   /* Only num_returns (a check) applies to calls: name and retries are the
    * method's and the actor's. */
   ray_task_opts_t call_opts;
   ray_task_opts_init(&call_opts);
   if (opts != NULL) call_opts.num_returns = opts->num_returns;
   if (rc == 0)
-    rc = ray__task_submit(rt, &a->klass->methods[index], &method_ops, a, args, nargs, &call_opts,
-                          out_refs, NULL);
+    rc = ray__task_submit_ex(rt, &a->klass->methods[index], &method_ops, a, args, nargs, &call_opts,
+                             encoded_ok, out_refs, NULL);
   if (rc != 0) actor_unref(a);
   return rc;
+}
+
+static int call(ray_actor_t actor, const char *method, uint32_t index, const ray_arg_t *args,
+                size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
+  if (out_refs == NULL || (args == NULL && nargs > 0) || nargs > RAY_MAX_ARGS) return RAY_EINVAL;
+  RAY__API_ENTER(rt);
+  return call_in(rt, actor, method, index, args, nargs, opts, false, out_refs);
+}
+
+int ray__actors_call_encoded(ray__runtime_t *rt, ray_actor_t actor, uint32_t index,
+                             const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs) {
+  return call_in(rt, actor, NULL, index, args, nargs, NULL, true, out_refs);
 }
 
 int ray_actor_call(ray_actor_t actor, const char *method, const ray_arg_t *args, size_t nargs,
@@ -855,6 +973,19 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
   ray__actor_t *a = lookup_hold(rt, actor.id);
   if (a == NULL) return RAY_ENOTFOUND;
   actions_t act = {0};
+  if (a->home >= 0) { /* its home kills it; for good, the name goes here too */
+    const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+    if (remote != NULL) remote->kill(rt, a->id, a->home, no_restart);
+    if (no_restart) {
+      ray__lock(&a->mu);
+      atomic_store(&a->dead, true);
+      act.unname = true;
+      ray__unlock(&a->mu);
+      run_actions(a, &act);
+    }
+    actor_unref(a);
+    return 0;
+  }
   ray__lock(&a->mu);
   if (a->state == A_ALIVE && !no_restart && a->restarts_left > 0) {
     a->state = A_RESTARTING;
@@ -898,6 +1029,15 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
   }
   ray__rwlock_wrunlock(&reg->lock);
   if (a == NULL) return RAY_ENOTFOUND;
+  if (gone && a->home >= 0) { /* a stub: its home lets go after the calls made here */
+    const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+    uv_mutex_lock(&a->smu);
+    uint64_t ncalls = a->next_seq;
+    uv_mutex_unlock(&a->smu);
+    if (remote != NULL && ncalls > 0) remote->drop(rt, a->id, a->home, ncalls);
+    actor_unref(a); /* the table's */
+    return 0;
+  }
   if (gone) {
     actions_t act = {0};
     ray__lock(&a->mu);

@@ -7,11 +7,36 @@
 #include <uv.h>
 
 #include "lock.h"
+#include "rustyray/actor.h"
 
 typedef struct ray__actor_s ray__actor_t;
 struct ray__class_s;
 struct ray__handle_ops_s;
 struct ray__runtime_s;
+
+/* Actors on other ranks (cluster mode): how this rank creates, calls, kills
+ * and lets go of them, through cluster.c, which sets it when the cluster
+ * starts (NULL in one process), so the actor layer never calls up. A
+ * remote actor is a stub here: its id, home rank and the sequence number of
+ * its next call (0 is the constructor); each call is numbered at
+ * submission, and the home rank runs them in that order. */
+struct ray__func_s;
+struct ray__task_ops_s;
+typedef struct ray__actor_remote_s {
+  /* Send the constructor of actor `id` (class `cls`, its ctor function
+   * `ctor`) to `home` with `args`, as call 0. */
+  int (*create)(struct ray__runtime_s *rt, uint64_t id, int home,
+                const struct ray_actor_class_s *cls, struct ray__func_s *ctor,
+                const ray_arg_t *args, size_t nargs, const struct ray_actor_opts_s *opts);
+  /* Send call `seq` of method `index` (its function `m`: returns and
+   * types); out_refs receive its results. */
+  int (*call)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t seq, uint32_t index,
+              struct ray__func_s *m, const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs);
+  void (*kill)(struct ray__runtime_s *rt, uint64_t id, int home, bool no_restart);
+  /* The last handle here went: the home drops the actor after `ncalls`
+   * calls (the constructor included) have reached it. */
+  void (*drop)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t ncalls);
+} ray__actor_remote_t;
 
 typedef struct ray__actors_s {
   ray__rwlock_t lock; /* the id table, names, handles and the list of all */
@@ -25,9 +50,25 @@ typedef struct ray__actors_s {
   /* How tasks hold the actor handles their arguments name (task.h): set
    * here, so the task layer calls into actors only through it. */
   const struct ray__handle_ops_s *handle_ops;
+  _Atomic(const ray__actor_remote_t *) remote; /* cluster mode (ray__actors_set_remote) */
 } ray__actors_t;
 
 int ray__actors_init(ray__actors_t *reg);
+/* Set (or clear, NULL) the remote actors' operations. */
+void ray__actors_set_remote(ray__actors_t *reg, const ray__actor_remote_t *ops);
+
+/* For a rank running actors for another (cluster.c): the class named
+ * `name` (known here, or a static descriptor), or NULL; and the
+ * constructor and method calls with arguments that may be
+ * RAY__ARG_ENCODED or RAY__ARG_STORED (task.h), as ray_actor_create and
+ * ray_actor_call_id otherwise. */
+const struct ray_actor_class_s *ray__actors_class_named(struct ray__runtime_s *rt,
+                                                        const char *name);
+int ray__actors_create_encoded(struct ray__runtime_s *rt, const struct ray_actor_class_s *cls,
+                               const ray_arg_t *args, size_t nargs,
+                               const struct ray_actor_opts_s *opts, ray_actor_t *out);
+int ray__actors_call_encoded(struct ray__runtime_s *rt, ray_actor_t actor, uint32_t index,
+                             const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs);
 /* After the workers have stopped (the thread calling ray_shutdown): fail
  * and finish every queued call, run every destructor still owed, here, and
  * drop the table's hold on every actor (each is freed with its last

@@ -44,6 +44,18 @@
  *              the len bytes follow as a message of their own (nothing
  *              from that rank comes between)
  *   RELEASE   [8, task_id]         owner -> executor: the held results go
+ *   TASK of an actor (ray_actor_opts_t.node: actors on other ranks):
+ *             the same with a ninth element, [actor_id, seq, method,
+ *             max_restarts, max_task_retries, max_concurrency, class]:
+ *             method -1 and seq 0 make the actor (the owner's id names it;
+ *             the actor here has its own), then calls 1, 2, ... run in that
+ *             order (a stream per owner and actor: they may arrive, or
+ *             finish pulling their arguments, in another)
+ *   AKILL     [9, actor_id, no_restart]      owner -> home
+ *   ADROP     [10, actor_id, ncalls]         owner -> home: its last handle
+ *              went; the actor goes after that many have run
+ *   ASKIP     [11, actor_id, seq, code]      owner -> home: call seq failed
+ *              before it left (the calls after it must not wait for it)
  * A CANCEL always follows its TASK (both are queued under `mu`, the TASK
  * first), so the running rank knows the task when the CANCEL comes: it
  * cancels its local task as ray_cancel does (not run if still queued; the
@@ -68,8 +80,10 @@
  * lets them go when the task's answer comes. The holds of both kinds are
  * one table, keyed by (peer, task_id): a task id names its owner.
  *
- * What is not here yet (ADR-006, issue 15): refs that travel (a ref inside
- * a value sent to or from another rank fails with RAY_ENOTSUP).
+ * What is not here yet (ADR-006, issue 15): refs and actor handles that
+ * travel (a ref or handle inside a value, or a handle argument, sent to or
+ * from another rank fails with RAY_ENOTSUP); names of remote actors
+ * known beyond their creating rank; every rank a driver.
  *
  * Threads: send_task, send_results and the pulls run on the communication
  * thread (its tick: sending never waits for a free worker), as does
@@ -100,7 +114,10 @@ enum {
   K_CANCEL = 5,
   K_PULL = 6,
   K_DATA = 7,
-  K_RELEASE = 8
+  K_RELEASE = 8,
+  K_AKILL = 9,  /* [9, actor_id, no_restart] */
+  K_ADROP = 10, /* [10, actor_id, ncalls] */
+  K_ASKIP = 11  /* [11, actor_id, seq, code]: call seq never left its owner */
 };
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
 /* A result value this large stays where it was made until its owner pulls
@@ -174,6 +191,7 @@ struct ray__cluster_s {
   expect_t *expect;                     /* per rank: a body to come (communication thread) */
   pull_t *pulls;                        /* pulls under way (communication thread) */
   struct arrival_s *arrivals;           /* tasks pulling their arguments (the same) */
+  struct stream_s *streams;             /* actors run here for other ranks (the same) */
   /* Placement of RAY_NODE_ANY tasks: per rank, the load it last reported
    * (with its answers) and our tasks in flight there; all in flight. */
   atomic_int *reported;
@@ -399,9 +417,21 @@ static void remote_ready(ray__task_t *t) {
   queue_for_tick(t->rt->cluster, &t->rt->cluster->to_send, &t->rn);
 }
 
+static const ray__task_ops_t actor_ops;
+
+/* Finish a task we sent (or meant to send) to another rank: an actor's
+ * carries its actor_msg_t. */
+static void remote_finish(ray__task_t *t) {
+  if (t->ops == &actor_ops) {
+    ray__free(t->owner);
+    t->owner = NULL;
+  }
+  ray__task_finish(t);
+}
+
 static ray__task_t *remote_done(ray__task_t *t, ray__task_end_t *end) {
   ray_error_free(end->err);
-  ray__task_finish(t);
+  remote_finish(t);
   return NULL;
 }
 
@@ -429,6 +459,107 @@ static const ray__task_ops_t remote_ops = {
     .cancel = remote_cancel,
 };
 
+/* ---- The owner: actors on other ranks (actor.h's remote operations) ---- */
+
+/* What a TASK carrying an actor's constructor or call says beyond a
+ * function call: the task's owner (actor_ops). */
+typedef struct actor_msg_s {
+  uint64_t actor_id, seq;
+  int64_t method; /* -1: the constructor (seq 0) */
+  uint32_t max_restarts, max_task_retries, max_concurrency;
+  bool sent;  /* its TASK left (mu): else its home hears of it by ASKIP */
+  char cls[]; /* the class's name */
+} actor_msg_t;
+
+static void send_skip(ray__cluster_t *cl, int home, const actor_msg_t *m, int code) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 4, K_ASKIP, m->actor_id);
+  msgpack_pack_uint64(&pk, m->seq);
+  msgpack_pack_int(&pk, code);
+  (void)send_buf(cl, home, &b);
+}
+
+/* As remote_done; a call that never left tells its home, which runs the
+ * calls in their order and must not wait for it. */
+static ray__task_t *actor_done(ray__task_t *t, ray__task_end_t *end) {
+  actor_msg_t *m = t->owner;
+  ray__cluster_t *cl = t->rt->cluster;
+  uv_mutex_lock(&cl->mu);
+  bool sent = m->sent;
+  uv_mutex_unlock(&cl->mu);
+  if (!sent && !atomic_load(&cl->lost[t->node]))
+    send_skip(cl, t->node, m, end->code != 0 ? end->code : RAY_ECANCELED);
+  return remote_done(t, end);
+}
+
+static const ray__task_ops_t actor_ops = {
+    .kind = RAY__TASK_FN,
+    .counted = true,
+    .ready = remote_ready,
+    .body = NULL, /* never runs here: send_task replaces the run */
+    .done = actor_done,
+    .cancel = remote_cancel,
+};
+
+static int actor_send(ray__runtime_t *rt, int home, actor_msg_t *m, ray__func_t *fn,
+                      const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs) {
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = home;
+  int rc = ray__task_submit(rt, fn, &actor_ops, m, args, nargs, &o, out_refs, NULL);
+  if (rc != 0) ray__free(m); /* not taken over */
+  return rc;
+}
+
+static int actor_create(ray__runtime_t *rt, uint64_t id, int home, const ray_actor_class_t *cls,
+                        ray__func_t *ctor, const ray_arg_t *args, size_t nargs,
+                        const ray_actor_opts_t *opts) {
+  size_t n = strlen(cls->name);
+  actor_msg_t *m = ray__calloc(1, sizeof *m + n + 1);
+  if (m == NULL) return RAY_ENOMEM;
+  *m = (actor_msg_t){.actor_id = id,
+                     .method = -1,
+                     .max_restarts = opts->max_restarts,
+                     .max_task_retries = opts->max_task_retries,
+                     .max_concurrency = opts->max_concurrency};
+  memcpy(m->cls, cls->name, n + 1);
+  return actor_send(rt, home, m, ctor, args, nargs, NULL);
+}
+
+static int actor_call(ray__runtime_t *rt, uint64_t id, int home, uint64_t seq, uint32_t index,
+                      ray__func_t *fn, const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs) {
+  actor_msg_t *m = ray__calloc(1, sizeof *m + 1);
+  if (m == NULL) return RAY_ENOMEM;
+  *m = (actor_msg_t){.actor_id = id, .seq = seq, .method = index};
+  return actor_send(rt, home, m, fn, args, nargs, out_refs);
+}
+
+static void actor_control(ray__runtime_t *rt, int home, int kind, uint64_t id, uint64_t value) {
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL || atomic_load(&cl->lost[home])) return;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 3, kind, id);
+  msgpack_pack_uint64(&pk, value);
+  (void)send_buf(cl, home, &b);
+}
+
+static void actor_kill(ray__runtime_t *rt, uint64_t id, int home, bool no_restart) {
+  actor_control(rt, home, K_AKILL, id, no_restart);
+}
+
+static void actor_drop(ray__runtime_t *rt, uint64_t id, int home, uint64_t ncalls) {
+  actor_control(rt, home, K_ADROP, id, ncalls);
+}
+
+static const ray__actor_remote_t actor_remote = {
+    .create = actor_create,
+    .call = actor_call,
+    .kill = actor_kill,
+    .drop = actor_drop,
+};
+
 /* Pack the TASK message of `t`, its arguments pinned: each as its bytes,
  * or a large one as its size, with a view of it in *hold (made at the
  * first) for the executor's pulls. Errors: RAY_ENOTSUP (an argument holds
@@ -440,7 +571,8 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     if (a->type == RAY_TYPE_MSGPACK && holds_refs(a->data, a->size)) return RAY_ENOTSUP;
   }
   msgpack_packer pk;
-  msg_begin(b, &pk, 8, K_TASK, t->task_id);
+  const actor_msg_t *am = t->ops == &actor_ops ? t->owner : NULL;
+  msg_begin(b, &pk, am != NULL ? 9 : 8, K_TASK, t->task_id);
   pack_cstr(&pk, t->fn->name);
   msgpack_pack_uint32(&pk, t->nreturns);
   msgpack_pack_uint32(&pk, t->max_retries);
@@ -467,6 +599,16 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     }
     msgpack_pack_bin(&pk, a->size);
     msgpack_pack_bin_body(&pk, a->data, a->size);
+  }
+  if (am != NULL) { /* [actor_id, seq, method, restarts, task retries, concurrency, class] */
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_uint64(&pk, am->actor_id);
+    msgpack_pack_uint64(&pk, am->seq);
+    msgpack_pack_int64(&pk, am->method);
+    msgpack_pack_uint32(&pk, am->max_restarts);
+    msgpack_pack_uint32(&pk, am->max_task_retries);
+    msgpack_pack_uint32(&pk, am->max_concurrency);
+    pack_cstr(&pk, am->cls);
   }
   if (b->oom || oom) {
     ray__mpbuf_destroy(b);
@@ -530,6 +672,7 @@ static void send_task(ray__runnable_t *rn) {
     f->next = *p;
     *p = f;
     rc = send_buf(cl, t->node, &b);
+    if (rc == 0 && t->ops == &actor_ops) ((actor_msg_t *)t->owner)->sent = true;
     if (rc == 0) {
       atomic_fetch_add_explicit(&t->rt->remote_tasks_sent, 1, memory_order_relaxed);
       atomic_fetch_add_explicit(&cl->inflight[t->node], 1, memory_order_relaxed);
@@ -664,7 +807,7 @@ static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
   }
   if (p->failed != 0) atomic_store(&p->t->fail_code, p->failed);
   if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
-  ray__task_finish(p->t);
+  remote_finish(p->t);
   ray__free(p);
 }
 
@@ -995,7 +1138,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
    * executor holds for us goes all the same. */
   if (announces_held(res)) (void)send_control(cl, src, K_RELEASE, &task_id);
   if (failed != 0) atomic_store(&t->fail_code, failed);
-  ray__task_finish(t);
+  remote_finish(t);
 }
 
 /* ---- The executor: a TASK arrives (communication thread) ---- */
@@ -1232,13 +1375,14 @@ static char *str_of(const msgpack_object *o) {
 
 static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m);
 static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
-                      const char *fname, const char *tname, const msgpack_object *v);
+                      const char *fname, const char *tname, const msgpack_object *v,
+                      const msgpack_object *actor);
 
 /* A TASK: run it unless the runtime is closing (then refuse it). */
 static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (!door_enter(cl)) {
     const msgpack_object *v = m->via.array.ptr;
-    if (m->via.array.size == 8 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+    if (m->via.array.size >= 8 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
         v[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[3].via.u64 <= RAY_MAX_RETURNS)
       refuse(cl, src, v[1].via.u64, (uint32_t)v[3].via.u64, RAY_ESHUTDOWN,
              "the runtime shut down before %s ran", "the task");
@@ -1248,10 +1392,24 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   door_leave(cl);
 }
 
+/* An actor's part of a TASK: [actor_id, seq, method, restarts, task
+ * retries, concurrency, class]. */
+static bool actor_part_ok(const msgpack_object *o) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7) return false;
+  const msgpack_object *p = o->via.array.ptr;
+  for (int i = 0; i < 6; i++)
+    if (i != 2 && p[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
+  if (p[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER && p[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    return false;
+  return p[6].type == MSGPACK_OBJECT_STR && p[3].via.u64 <= UINT32_MAX &&
+         p[4].via.u64 <= UINT32_MAX && p[5].via.u64 <= UINT32_MAX;
+}
+
 static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  if (m->via.array.size != 8 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      v[2].type != MSGPACK_OBJECT_STR ||
+  bool is_actor = m->via.array.size == 9;
+  if ((m->via.array.size != 8 && !is_actor) || (is_actor && !actor_part_ok(&v[8])) ||
+      v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[2].type != MSGPACK_OBJECT_STR ||
       (v[6].type != MSGPACK_OBJECT_STR && v[6].type != MSGPACK_OBJECT_NIL) ||
       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[3].via.u64 > RAY_MAX_RETURNS ||
       v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[5].type != MSGPACK_OBJECT_BOOLEAN ||
@@ -1274,7 +1432,7 @@ static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
     ray__free(tname);
     return;
   }
-  run_named(cl, src, task_id, nreturns, fname, tname, v);
+  run_named(cl, src, task_id, nreturns, fname, tname, v, is_actor ? &v[8] : NULL);
   ray__free(fname);
   ray__free(tname);
 }
@@ -1282,26 +1440,34 @@ static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
 /* A task from another rank whose large arguments are being pulled from
  * its owner: submitted once they all landed (arrival_done), else refused. */
 typedef struct arrival_s {
-  struct arrival_s *next; /* cl->arrivals (communication thread) */
+  struct arrival_s *next; /* cl->arrivals, then a stream's waiting list (communication thread) */
   bool cancelled;         /* a CANCEL came meanwhile: refused, never run */
   int src;
-  uint64_t task_id;
+  uint64_t task_id; /* 0: an ASKIP's place in a stream (nothing to answer) */
   uint32_t nreturns, nargs;
-  ray__func_t *f;
-  char *tname; /* NULL: the function's */
+  ray__func_t *f; /* NULL: an actor's constructor or call */
+  char *fname;    /* an actor's: "Class.method" */
+  char *tname;    /* NULL: the function's */
   uint32_t max_retries;
   bool retry_on_error;
+  /* An actor's constructor (method -1) or call, the seq-th of its stream: */
+  const ray_actor_class_t *cls; /* NULL: not known here */
+  uint64_t actor_id, seq;
+  int64_t method;
+  ray_actor_opts_t aopts;
+  int failed;                   /* in a stream: run it (0) or refuse it with this code */
   ray_arg_t args[RAY_MAX_ARGS]; /* small: into `bytes`; large: RAY__ARG_STORED once landed */
   char *bytes;                  /* the small ones' copies (the message goes) */
 } arrival_t;
 
+static void stream_arrive(ray__cluster_t *cl, arrival_t *a, bool can_send);
+
 /* Submit the task `task_id` of rank `src` here, and watch its results for
  * the answer (or refuse it). */
 static void exec_start(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
-                       ray__func_t *f, const ray_arg_t *args, uint32_t nargs,
-                       const ray_task_opts_t *opts) {
+                       ray__func_t *f, const char *fname, ray_actor_t actor, uint32_t method,
+                       const ray_arg_t *args, uint32_t nargs, const ray_task_opts_t *opts) {
   ray__runtime_t *rt = cl->rt;
-  const char *fname = f->name;
   exec_t *x = ray__calloc(1, sizeof *x);
   if (x == NULL) {
     refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to run %s", fname);
@@ -1312,7 +1478,8 @@ static void exec_start(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n
   x->cl = cl;
   x->src = src;
   x->task_id = task_id;
-  int rc = ray__task_submit_encoded(rt, f, args, nargs, opts, x->refs);
+  int rc = f != NULL ? ray__task_submit_encoded(rt, f, args, nargs, opts, x->refs)
+                     : ray__actors_call_encoded(rt, actor, method, args, nargs, x->refs);
   if (rc != 0) {
     ray__free(x);
     refuse(cl, src, task_id, nreturns, rc, "%s could not be submitted", fname);
@@ -1345,12 +1512,26 @@ static void arrival_landed(arrival_t *a, uint32_t slot, ray_ref_t ref) {
 /* Its pulls settled: run the task (`failed` 0, and the runtime is not
  * closing), or refuse it; then let the landed arguments go (the task holds
  * its own references). */
+static void arrival_free(ray__cluster_t *cl, arrival_t *a) {
+  for (uint32_t i = 0; i < a->nargs; i++)
+    if (a->args[i].kind == RAY__ARG_STORED) ray__store_release(&cl->rt->store, a->args[i].u.ref.id);
+  ray__free(a->bytes);
+  ray__free(a->tname);
+  ray__free(a->fname);
+  ray__free(a);
+}
+
 static void arrival_done(ray__cluster_t *cl, arrival_t *a, int failed, bool can_send) {
   for (arrival_t **q = &cl->arrivals; *q != NULL; q = &(*q)->next)
     if (*q == a) {
       *q = a->next;
       break;
     }
+  if (a->f == NULL) { /* an actor's: in its stream's order */
+    if (a->failed == 0) a->failed = a->cancelled ? RAY_ECANCELED : failed;
+    stream_arrive(cl, a, can_send);
+    return;
+  }
   if (a->cancelled) {
     if (can_send)
       refuse(cl, a->src, a->task_id, a->nreturns, RAY_ECANCELED, "%s was cancelled before it ran",
@@ -1361,24 +1542,22 @@ static void arrival_done(ray__cluster_t *cl, arrival_t *a, int failed, bool can_
     opts.max_retries = a->max_retries;
     opts.retry_on_error = a->retry_on_error;
     opts.name = a->tname;
-    exec_start(cl, a->src, a->task_id, a->nreturns, a->f, a->args, a->nargs, &opts);
+    exec_start(cl, a->src, a->task_id, a->nreturns, a->f, a->f->name, (ray_actor_t){0}, 0, a->args,
+               a->nargs, &opts);
     door_leave(cl);
   } else if (can_send) {
     refuse(cl, a->src, a->task_id, a->nreturns, failed != 0 ? failed : RAY_ESHUTDOWN,
            "an argument of %s could not be fetched from its owner", a->f->name);
   }
-  for (uint32_t i = 0; i < a->nargs; i++)
-    if (a->args[i].kind == RAY__ARG_STORED) ray__store_release(&cl->rt->store, a->args[i].u.ref.id);
-  ray__free(a->bytes);
-  ray__free(a->tname);
-  ray__free(a);
+  arrival_free(cl, a);
 }
 
-/* A TASK with large arguments: copy what the message holds, pull the rest
- * from the owner, and run it when they are here. */
+/* A TASK with large arguments (or an actor's): copy what the message
+ * holds, pull the rest from the owner, and run it when they are here. */
 static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns, ray__func_t *f,
-                   const char *tname, const msgpack_object *v, const ray_arg_t *args,
-                   const uint64_t *pull_size, uint32_t nargs) {
+                   const char *fname, const char *tname, const msgpack_object *v,
+                   const arrival_t *actor, const ray_arg_t *args, const uint64_t *pull_size,
+                   uint32_t nargs) {
   size_t small = 0;
   for (uint32_t i = 0; i < nargs; i++)
     if (args[i].kind == RAY__ARG_ENCODED) small += args[i].u.bytes.size;
@@ -1386,22 +1565,31 @@ static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nretu
   pend_t *p = a != NULL ? ray__calloc(1, sizeof *p) : NULL;
   char *bytes = p != NULL ? ray__malloc(small > 0 ? small : 1) : NULL;
   char *tn = tname != NULL && bytes != NULL ? ray__strdup(tname) : NULL;
-  if (bytes == NULL || (tname != NULL && tn == NULL)) {
+  char *fn = actor != NULL && bytes != NULL ? ray__strdup(fname) : NULL;
+  if (bytes == NULL || (tname != NULL && tn == NULL) || (actor != NULL && fn == NULL)) {
     ray__free(a);
     ray__free(p);
     ray__free(bytes);
-    refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to take %s's arguments", f->name);
+    ray__free(tn);
+    /* An actor's stream waits for this call: it stays unanswered (the
+     * owner's get is bounded by its timeout); logged. */
+    if (actor != NULL)
+      ray__log(RAY_LOG_ERROR, "cluster: no memory for %s from rank %d: its actor stalls", fname,
+               src);
+    refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to take %s's arguments", fname);
     return;
   }
-  *a = (arrival_t){.src = src,
-                   .task_id = task_id,
-                   .nreturns = nreturns,
-                   .nargs = nargs,
-                   .f = f,
-                   .tname = tn,
-                   .max_retries = (uint32_t)v[4].via.u64,
-                   .retry_on_error = v[5].via.boolean,
-                   .bytes = bytes};
+  if (actor != NULL) *a = *actor;
+  a->src = src;
+  a->task_id = task_id;
+  a->nreturns = nreturns;
+  a->nargs = nargs;
+  a->f = f;
+  a->fname = fn;
+  a->tname = tn;
+  a->max_retries = (uint32_t)v[4].via.u64;
+  a->retry_on_error = v[5].via.boolean;
+  a->bytes = bytes;
   *p = (pend_t){.a = a, .task_id = task_id, .holder = src, .left = 1};
   a->next = cl->arrivals; /* known to a CANCEL from here on */
   cl->arrivals = a;
@@ -1421,18 +1609,69 @@ static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nretu
 }
 
 /* run_task, its names copied out. */
-static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
-                      const char *fname, const char *tname, const msgpack_object *v) {
-  ray__runtime_t *rt = cl->rt;
-  ray__func_t *f = ray__function_find(&rt->funcs, fname);
-  if (f == NULL) {
-    refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here", fname);
+/* An actor's constructor or call that cannot run: it still takes its
+ * place in its stream (refused there, in order). */
+static void actor_reject(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                         const arrival_t *tmpl, const char *fname, int code) {
+  arrival_t *a = ray__calloc(1, sizeof *a);
+  char *fn = a != NULL ? ray__strdup(fname) : NULL;
+  if (fn == NULL) {
+    ray__free(a);
+    ray__log(RAY_LOG_ERROR, "cluster: no memory for %s from rank %d: its actor stalls", fname, src);
+    refuse(cl, src, task_id, nreturns, code, "%s could not run here", fname);
     return;
   }
-  if (f->nreturns != nreturns) {
-    refuse(cl, src, task_id, nreturns, RAY_EINVAL, "function %s has another number of returns here",
-           fname);
-    return;
+  *a = *tmpl;
+  a->src = src;
+  a->task_id = task_id;
+  a->nreturns = nreturns;
+  a->fname = fn;
+  a->failed = code;
+  stream_arrive(cl, a, true);
+}
+
+static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns,
+                      const char *fname, const char *tname, const msgpack_object *v,
+                      const msgpack_object *actor) {
+  ray__runtime_t *rt = cl->rt;
+  ray__func_t *f = NULL;
+  arrival_t tmpl; /* an actor's part */
+  memset(&tmpl, 0, sizeof tmpl);
+  if (actor != NULL) {
+    const msgpack_object *p = actor->via.array.ptr;
+    tmpl.actor_id = p[0].via.u64;
+    tmpl.seq = p[1].via.u64;
+    tmpl.method = p[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? -1 : (int64_t)p[2].via.u64;
+    ray_actor_opts_init(&tmpl.aopts);
+    tmpl.aopts.max_restarts = (uint32_t)p[3].via.u64;
+    tmpl.aopts.max_task_retries = (uint32_t)p[4].via.u64;
+    tmpl.aopts.max_concurrency = (uint32_t)p[5].via.u64;
+    char *cname = str_of(&p[6]);
+    tmpl.cls = cname != NULL ? ray__actors_class_named(rt, cname) : NULL;
+    ray__free(cname);
+    int code = 0;
+    if (tmpl.cls == NULL && tmpl.method < 0)
+      code = RAY_ENOTFOUND; /* a class this rank does not know */
+    else if (tmpl.method >= 0 && tmpl.cls != NULL &&
+             ((uint64_t)tmpl.method >= tmpl.cls->num_methods ||
+              tmpl.cls->methods[tmpl.method].num_returns != nreturns))
+      code = RAY_EINVAL;
+    if (code != 0) {
+      actor_reject(cl, src, task_id, nreturns, &tmpl, fname, code);
+      return;
+    }
+  } else {
+    f = ray__function_find(&rt->funcs, fname);
+    if (f == NULL) {
+      refuse(cl, src, task_id, nreturns, RAY_ENOTFOUND, "function %s is not registered here",
+             fname);
+      return;
+    }
+    if (f->nreturns != nreturns) {
+      refuse(cl, src, task_id, nreturns, RAY_EINVAL,
+             "function %s has another number of returns here", fname);
+      return;
+    }
   }
   /* Each argument is [type, bytes], or [type, size] for a large one its
    * owner holds for us to pull. */
@@ -1446,7 +1685,10 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
         a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 2 ? &a->via.array.ptr[1] : NULL;
     if (b == NULL || a->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         (b->type != MSGPACK_OBJECT_BIN && b->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
-      refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+      if (actor != NULL)
+        actor_reject(cl, src, task_id, nreturns, &tmpl, fname, RAY_EDECODE);
+      else
+        refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
       return;
     }
     args[i].type = (uint32_t)a->via.array.ptr[0].via.u64;
@@ -1454,7 +1696,10 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
       args[i].kind = 0;
       pull_size[i] = b->via.u64;
       if (pull_size[i] == 0) {
-        refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+        if (actor != NULL)
+          actor_reject(cl, src, task_id, nreturns, &tmpl, fname, RAY_EDECODE);
+        else
+          refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
         return;
       }
       pull = true;
@@ -1464,8 +1709,9 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
     args[i].u.bytes.data = b->via.bin.ptr;
     args[i].u.bytes.size = b->via.bin.size;
   }
-  if (pull) {
-    arrive(cl, src, task_id, nreturns, f, tname, v, args, pull_size, av->size);
+  if (pull || actor != NULL) { /* an actor's always: it may wait for its turn */
+    arrive(cl, src, task_id, nreturns, f, fname, tname, v, actor != NULL ? &tmpl : NULL, args,
+           pull_size, av->size);
     return;
   }
   ray_task_opts_t opts;
@@ -1473,7 +1719,193 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
   opts.max_retries = (uint32_t)v[4].via.u64;
   opts.retry_on_error = v[5].via.boolean;
   opts.name = tname; /* NULL (nil): the function's */
-  exec_start(cl, src, task_id, nreturns, f, args, av->size, &opts);
+  exec_start(cl, src, task_id, nreturns, f, f->name, (ray_actor_t){0}, 0, args, av->size, &opts);
+}
+
+/* ---- The executor: actors run here for other ranks (communication thread) ---- */
+
+/* The constructor and calls one rank sent for one actor, run here in the
+ * order that rank numbered them (they may arrive, or finish pulling their
+ * arguments, in another). */
+typedef struct stream_s {
+  struct stream_s *next; /* cl->streams */
+  int src;
+  uint64_t actor_id;  /* the owner's id: the actor here has its own */
+  ray_actor_t local;  /* the actor here (0: not made yet, or it could not be) */
+  int create_failed;  /* why it could not be made */
+  uint64_t next_seq;  /* the next to run */
+  arrival_t *waiting; /* those that came early, by seq */
+  int kill;           /* a kill that came before the constructor ran: 1 restart, 2 for good */
+  uint64_t drop_at;   /* the owner's last handle went after this many (UINT64_MAX: not yet) */
+} stream_t;
+
+static stream_t *stream_get(ray__cluster_t *cl, int src, uint64_t actor_id) {
+  for (stream_t *s = cl->streams; s != NULL; s = s->next)
+    if (s->src == src && s->actor_id == actor_id) return s;
+  stream_t *s = ray__calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->src = src;
+  s->actor_id = actor_id;
+  s->drop_at = UINT64_MAX;
+  s->next = cl->streams;
+  cl->streams = s;
+  return s;
+}
+
+/* Out of the table; its actor's handle here goes (the actor ends once its
+ * calls have run, unless named or detached here, which it is not). */
+static void stream_free(ray__cluster_t *cl, stream_t *s) {
+  for (stream_t **p = &cl->streams; *p != NULL; p = &(*p)->next)
+    if (*p == s) {
+      *p = s->next;
+      break;
+    }
+  while (s->waiting != NULL) {
+    arrival_t *a = s->waiting;
+    s->waiting = a->next;
+    arrival_free(cl, a);
+  }
+  if (s->local.id != 0) (void)ray_actor_release(s->local);
+  ray__free(s);
+}
+
+/* COMPLETE with no results: a constructor's answer. */
+static void answer_none(ray__cluster_t *cl, int src, uint64_t task_id) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 4, K_COMPLETE, task_id);
+  msgpack_pack_array(&pk, 0);
+  msgpack_pack_uint32(&pk, (uint32_t)local_load(cl->rt));
+  (void)send_buf(cl, src, &b);
+}
+
+/* Run `a`, the next of stream s: make the actor, or call it; or refuse. */
+static void stream_run(ray__cluster_t *cl, stream_t *s, arrival_t *a, bool can_send) {
+  bool answer = can_send && a->task_id != 0;
+  int rc = a->failed;
+  if (a->method < 0) { /* the constructor */
+    if (rc == 0 && door_enter(cl)) {
+      rc = ray__actors_create_encoded(cl->rt, a->cls, a->args, a->nargs, &a->aopts, &s->local);
+      door_leave(cl);
+    } else if (rc == 0) {
+      rc = RAY_ESHUTDOWN;
+    }
+    if (rc != 0) {
+      s->local.id = 0;
+      s->create_failed = rc;
+      ray__log(RAY_LOG_WARN, "cluster: %s from rank %d could not make its actor: %s", a->fname,
+               a->src, ray_err_name(rc));
+    } else if (s->kill != 0) {
+      (void)ray_actor_kill(s->local, s->kill == 2);
+    }
+    if (answer) answer_none(cl, a->src, a->task_id);
+    return;
+  }
+  if (rc == 0 && s->local.id == 0) rc = RAY_EACTORDIED;
+  if (rc == 0 && !door_enter(cl)) rc = RAY_ESHUTDOWN;
+  if (rc != 0) {
+    if (answer) {
+      char what[200];
+      snprintf(what, sizeof what, "%s (its actor: %s)", a->fname,
+               s->create_failed != 0 ? ray_err_name(s->create_failed) : "made");
+      refuse(cl, a->src, a->task_id, a->nreturns, rc, "%s could not run here", what);
+    }
+    return;
+  }
+  exec_start(cl, a->src, a->task_id, a->nreturns, NULL, a->fname, s->local, (uint32_t)a->method,
+             a->args, a->nargs, NULL);
+  door_leave(cl);
+}
+
+/* Run what is next in s, in order; then let it go if its owner did. */
+static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send) {
+  while (s->waiting != NULL && s->waiting->seq == s->next_seq) {
+    arrival_t *a = s->waiting;
+    s->waiting = a->next;
+    stream_run(cl, s, a, can_send);
+    arrival_free(cl, a);
+    s->next_seq++;
+  }
+  if (s->next_seq >= s->drop_at) stream_free(cl, s);
+}
+
+/* An actor's constructor or call is ready (or refused: a->failed): into
+ * its stream, in order. */
+static void stream_arrive(ray__cluster_t *cl, arrival_t *a, bool can_send) {
+  stream_t *s = stream_get(cl, a->src, a->actor_id);
+  if (s == NULL || a->seq < s->next_seq) {
+    ray__log(RAY_LOG_ERROR, "cluster: %s from rank %d: %s", a->fname, a->src,
+             s == NULL ? "no memory for its actor's stream" : "a call number seen already");
+    if (can_send && a->task_id != 0)
+      refuse(cl, a->src, a->task_id, a->nreturns, s == NULL ? RAY_ENOMEM : RAY_EINVAL,
+             "%s could not run here", a->fname);
+    arrival_free(cl, a);
+    return;
+  }
+  arrival_t **p = &s->waiting;
+  while (*p != NULL && (*p)->seq < a->seq) p = &(*p)->next;
+  a->next = *p;
+  *p = a;
+  stream_flush(cl, s, can_send);
+}
+
+/* AKILL [9, actor_id, no_restart]: kill it here (or once it is made). */
+static void on_akill(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 3 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed AKILL from rank %d", src);
+    return;
+  }
+  stream_t *s = stream_get(cl, src, v[1].via.u64);
+  if (s == NULL) {
+    ray__log(RAY_LOG_ERROR, "cluster: no memory for a kill from rank %d", src);
+    return;
+  }
+  bool no_restart = v[2].via.u64 != 0;
+  if (s->local.id != 0)
+    (void)ray_actor_kill(s->local, no_restart);
+  else if (s->next_seq == 0 && (no_restart || s->kill == 0))
+    s->kill = no_restart ? 2 : 1;
+}
+
+/* ADROP [10, actor_id, ncalls]: the owner's last handle went after ncalls
+ * (the constructor included): let the actor go once they have run. */
+static void on_adrop(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 3 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed ADROP from rank %d", src);
+    return;
+  }
+  stream_t *s = stream_get(cl, src, v[1].via.u64);
+  if (s == NULL) {
+    ray__log(RAY_LOG_ERROR, "cluster: no memory for a release from rank %d", src);
+    return;
+  }
+  s->drop_at = v[2].via.u64;
+  stream_flush(cl, s, true);
+}
+
+/* ASKIP [11, actor_id, seq, code]: call seq never left its owner (it
+ * failed there): the calls after it must not wait for it. */
+static void on_askip(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 4 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      (v[3].type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed ASKIP from rank %d", src);
+    return;
+  }
+  arrival_t tmpl;
+  memset(&tmpl, 0, sizeof tmpl);
+  tmpl.actor_id = v[1].via.u64;
+  tmpl.seq = v[2].via.u64;
+  tmpl.method = tmpl.seq == 0 ? -1 : 0;
+  int code = (int)v[3].via.i64;
+  actor_reject(cl, src, 0, 0, &tmpl, "a call that never left its owner",
+               code != 0 ? code : RAY_ECANCELED);
 }
 
 /* A CANCEL from the owner of a task sent here: one still pulling its
@@ -1615,9 +2047,10 @@ static void on_ack(ray__cluster_t *cl, int src, const msgpack_object *m) {
 
 typedef void (*handler_fn)(ray__cluster_t *cl, int src, const msgpack_object *m);
 static const handler_fn handlers[] = {
-    [K_TASK] = on_task, [K_COMPLETE] = on_complete, [K_SHUTDOWN] = on_shutdown,
-    [K_ACK] = on_ack,   [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
-    [K_DATA] = on_data, [K_RELEASE] = on_release,
+    [K_TASK] = on_task,   [K_COMPLETE] = on_complete, [K_SHUTDOWN] = on_shutdown,
+    [K_ACK] = on_ack,     [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
+    [K_DATA] = on_data,   [K_RELEASE] = on_release,   [K_AKILL] = on_akill,
+    [K_ADROP] = on_adrop, [K_ASKIP] = on_askip,
 };
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
@@ -1738,6 +2171,7 @@ static int setup(void *arg, ray__transport_t *tr) {
    * valid also sees how to send there (submit.c loads in that order). */
   atomic_store_explicit(&rt->remote_fn_ops, &remote_ops, memory_order_relaxed);
   atomic_store_explicit(&rt->place_any, place_any, memory_order_relaxed);
+  ray__actors_set_remote(&rt->actors, &actor_remote);
   atomic_store_explicit(&rt->rank, ray__transport_rank(tr), memory_order_relaxed);
   atomic_store_explicit(&rt->nranks, ray__transport_size(tr), memory_order_release);
   int nranks = ray__transport_size(tr);
@@ -1833,6 +2267,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
     ray__free(cl->reported);
     ray__free(cl->inflight);
     atomic_store(&rt->place_any, NULL);
+    ray__actors_set_remote(&rt->actors, NULL);
     rt->cluster = NULL;
     atomic_store(&rt->nranks, 1);
     atomic_store(&rt->rank, 0);
@@ -1902,6 +2337,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       /* The stop timed out with chunks in flight: MPI may still read them. */
       ray__log(RAY_LOG_ERROR, "cluster: values held for rank %d are left to MPI", h->peer);
     }
+  while (cl->streams != NULL) stream_free(cl, cl->streams); /* their actors are gone */
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
@@ -1910,7 +2346,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       cl->flights[b] = f->next;
       int none = 0;
       atomic_compare_exchange_strong(&f->t->fail_code, &none, RAY_ESHUTDOWN);
-      ray__task_finish(f->t);
+      remote_finish(f->t);
       ray__free(f);
     }
   ray__free(cl->expect);
@@ -1919,6 +2355,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   ray__free(cl->inflight);
   ray__id_set_owner(0);
   atomic_store(&rt->place_any, NULL);
+  ray__actors_set_remote(&rt->actors, NULL);
   rt->cluster = NULL;
   uv_mutex_destroy(&cl->qmu);
   uv_cond_destroy(&cl->cv);

@@ -399,6 +399,12 @@ int ray__task_submit(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *
   return submit(rt, f, ops, owner, args, nargs, opts, false, out_refs, out_task);
 }
 
+int ray__task_submit_ex(ray__runtime_t *rt, ray__func_t *f, const ray__task_ops_t *ops, void *owner,
+                        const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
+                        bool encoded_ok, ray_ref_t *out_refs, ray__task_t **out_task) {
+  return submit(rt, f, ops, owner, args, nargs, opts, encoded_ok, out_refs, out_task);
+}
+
 int ray__task_submit_encoded(ray__runtime_t *rt, ray__func_t *f, const ray_arg_t *args,
                              size_t nargs, const ray_task_opts_t *opts, ray_ref_t *out_refs) {
   return submit(rt, f, &ray__task_fn_ops, NULL, args, nargs, opts, true, out_refs, NULL);

@@ -227,6 +227,12 @@ enum { RAY__ARG_STORED = 0x101 };
 int ray__task_submit(struct ray__runtime_s *rt, ray__func_t *fn, const ray__task_ops_t *ops,
                      void *owner, const ray_arg_t *args, size_t nargs, const ray_task_opts_t *opts,
                      ray_ref_t *out_refs, ray__task_t **out_task);
+/* The same, taking RAY__ARG_ENCODED and RAY__ARG_STORED arguments too when
+ * `encoded_ok` (a constructor or call that came from another rank). */
+int ray__task_submit_ex(struct ray__runtime_s *rt, ray__func_t *fn, const ray__task_ops_t *ops,
+                        void *owner, const ray_arg_t *args, size_t nargs,
+                        const ray_task_opts_t *opts, bool encoded_ok, ray_ref_t *out_refs,
+                        ray__task_t **out_task);
 
 /* A function call whose arguments may be RAY__ARG_ENCODED (a task that
  * came from another rank: cluster.c), as ray__task_submit otherwise. */

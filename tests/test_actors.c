@@ -29,6 +29,31 @@ static void test_opts_init(void **state) {
   assert_int_equal(o.max_task_retries, 0);
   assert_int_equal(o.max_concurrency, 1);
   assert_false(o.detached);
+  assert_int_equal(o.node, RAY_NODE_ANY);
+}
+
+/* In one process `node` is this rank (0) or RAY_NODE_ANY; anything else is
+ * refused. A static class descriptor is accepted (and NULL ignored). */
+static void test_node_in_one_process(void **state) {
+  (void)state;
+  static ray_static_class_t s_counter = {&k_counter, NULL};
+  ray_static_class_add(NULL);
+  ray_static_class_add(&s_counter);
+  ray_static_class_add(&s_counter); /* twice: a no-op */
+  a_begin(1);
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  ray_actor_t a = {0};
+  o.node = 1;
+  assert_rc(ray_actor_create(&k_counter, NULL, 0, &o, &a), RAY_EINVAL);
+  o.node = RAY_NODE_ANY - 1;
+  assert_rc(ray_actor_create(&k_counter, NULL, 0, &o, &a), RAY_EINVAL);
+  assert_int_equal(a.id, 0);
+  o.node = 0;
+  a = mk(&k_counter, NULL, 0, &o);
+  assert_int_equal(take_i64(add(a, 2)), 2);
+  assert_rc(ray_actor_release(a), 0);
+  a_end();
 }
 
 static void test_method_lookup(void **state) {
@@ -626,6 +651,7 @@ static void test_constructor_bad_args(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_opts_init),
+      cmocka_unit_test(test_node_in_one_process),
       cmocka_unit_test(test_method_lookup),
       cmocka_unit_test(test_class_invalid),
       cmocka_unit_test(test_not_init),

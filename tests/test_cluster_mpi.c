@@ -364,14 +364,85 @@ STATIC_FN(s_leak_ref, "leak_ref", fn_leak_ref, k_msgpack, &g_leak_ref);
 static ray_function_t g_extra;
 STATIC_FN(s_extra, "only_on_rank_1", fn_inc, k_i64, &g_extra);
 
+/* ---- An actor class every rank knows (a static class descriptor) ---- */
+
+/* Counter(start): add(x) -> the new value, whoami() -> its rank, quit()
+ * ends it (ray_actor_exit: restarts if it has restarts left), meet() waits
+ * (bounded) until two calls are inside it at once, 1 if they were. */
+typedef struct {
+  int64_t v;
+  atomic_int inside;
+} rcounter_t;
+
+static int rc_ctor(ray_task_ctx_t *ctx, void **state) {
+  int64_t start = 0;
+  if (ray_ctx_nargs(ctx) > 0) {
+    int rc = ray_ctx_arg_i64(ctx, 0, &start);
+    if (rc != 0) return ray_fail(ctx, rc, "Counter: a bad start");
+  }
+  rcounter_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return RAY_ENOMEM;
+  c->v = start;
+  *state = c;
+  return 0;
+}
+
+static int rc_add(ray_task_ctx_t *ctx, void *state) {
+  rcounter_t *c = state;
+  int64_t x;
+  int rc = ray_ctx_arg_i64(ctx, 0, &x);
+  if (rc != 0) return rc;
+  c->v += x;
+  return ray_return_i64(ctx, 0, c->v);
+}
+
+static int rc_whoami(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  return ray_return_i64(ctx, 0, ray_rank());
+}
+
+static int rc_quit(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  int rc = ray_actor_exit(ctx);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, 0);
+}
+
+static int rc_meet(ray_task_ctx_t *ctx, void *state) {
+  rcounter_t *c = state;
+  atomic_fetch_add(&c->inside, 1);
+  uint64_t end = uv_hrtime() + 60ull * 1000 * 1000 * 1000; /* bounds a failure only */
+  while (atomic_load(&c->inside) < 2 && uv_hrtime() < end) sched_yield();
+  return ray_return_i64(ctx, 0, atomic_load(&c->inside) >= 2);
+}
+
+static const ray_method_def_t k_rc_methods[] = {{"add", rc_add, k_i64, 1},
+                                                {"whoami", rc_whoami, k_i64, 1},
+                                                {"quit", rc_quit, k_i64, 1},
+                                                {"meet", rc_meet, k_i64, 1}};
+static const ray_actor_class_t k_rcounter = {"RCounter", rc_ctor, free, k_rc_methods, 4};
+static ray_static_class_t s_rcounter = {&k_rcounter, NULL};
+/* A class only the driver knows: its actors cannot be made elsewhere. */
+static const ray_actor_class_t k_driver_only = {"DriverOnly", rc_ctor, free, k_rc_methods, 4};
+
+/* How many actors live on the rank it runs on. */
+static int fn_actors_alive(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_stats_t st;
+  int rc = ray_stats(&st);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, (int64_t)st.actors_alive);
+}
+static ray_function_t g_actors_alive;
+STATIC_FN(s_actors_alive, "actors_alive", fn_actors_alive, k_i64, &g_actors_alive);
+
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,   &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,       &s_flaky,
-      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,       &s_until_cancelled,
-      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any, &s_check_big,
-      &s_id_owner,     &s_nap,      &s_send_big};
+      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,    &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,        &s_flaky,
+      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,        &s_until_cancelled,
+      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any,  &s_check_big,
+      &s_id_owner,     &s_nap,      &s_send_big,  &s_actors_alive};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
+  ray_static_class_add(&s_rcounter);
 }
 
 /* ---- Helpers (driver) ---- */
@@ -873,6 +944,154 @@ static int run_mismatch(int rank, bool types) {
   return 0;
 }
 
+/* ---- Actors on other ranks ---- */
+
+static ray_actor_t make_counter_on(int node, int64_t start, uint32_t restarts,
+                                   uint32_t concurrency) {
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.node = node;
+  o.max_restarts = restarts;
+  o.max_concurrency = concurrency;
+  ray_arg_t a = ray_arg_i64(start);
+  ray_actor_t c;
+  assert_rc(ray_actor_create(&k_rcounter, &a, 1, &o, &c), 0);
+  return c;
+}
+
+static ray_ref_t call1(ray_actor_t a, const char *m, ray_arg_t arg, size_t nargs) {
+  ray_ref_t r;
+  assert_rc(ray_actor_call(a, m, &arg, nargs, NULL, &r), 0);
+  return r;
+}
+
+static void expect_code(ray_ref_t r, int code) {
+  int64_t v;
+  assert_rc(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v), code);
+  assert_rc(ray_ref_release(r), 0);
+}
+
+/* Every rank's actors: the number living on `rank`, once it is `want`
+ * (bounded: 60 s; an actor goes once its calls have run). */
+static bool actors_on_rank_become(int rank, int64_t want) {
+  for (int i = 0; i < 6000; i++) {
+    if (get_i64(submit_on(g_actors_alive, NULL, 0, rank)) == want) return true;
+    uv_sleep(10);
+  }
+  return false;
+}
+
+/* An actor lives where it is put; calls from the driver run there, in the
+ * order they were made (each result is the running sum). */
+static void test_remote_actor_calls_in_order(void **state) {
+  (void)state;
+  for (int home = 0; home < g_ranks; home++) {
+    ray_actor_t c = make_counter_on(home, 100, 0, 1);
+    assert_int_equal(get_i64(call1(c, "whoami", ray_arg_i64(0), 0)), home);
+    int n = iters(10000, 300);
+    ray_ref_t *rs = malloc((size_t)n * sizeof *rs);
+    assert_non_null(rs);
+    for (int i = 0; i < n; i++) rs[i] = call1(c, "add", ray_arg_i64(1), 1);
+    for (int i = 0; i < n; i++) assert_int_equal(get_i64(rs[i]), 100 + i + 1);
+    free(rs);
+    assert_rc(ray_actor_release(c), 0);
+  }
+}
+
+/* A call waiting for its argument does not let a later call overtake it. */
+static void test_remote_actor_order_with_pending_args(void **state) {
+  (void)state;
+  int home = g_ranks - 1;
+  ray_actor_t c = make_counter_on(home, 0, 0, 1);
+  int n = iters(20, 10);
+  int64_t want = n == 20 ? 6765 : 55; /* fib(n) */
+  ray_arg_t fa = ray_arg_i64(n);
+  ray_ref_t slow = submit_on(g_fib, &fa, 1, 0);
+  ray_ref_t r1 = call1(c, "add", ray_arg_ref(slow), 1);
+  ray_ref_t r2 = call1(c, "add", ray_arg_i64(1), 1);
+  assert_int_equal(get_i64(r1), want);
+  assert_int_equal(get_i64(r2), want + 1);
+  assert_rc(ray_ref_release(slow), 0);
+  assert_rc(ray_actor_release(c), 0);
+}
+
+/* Exit with a restart left: the actor comes back on its rank with its
+ * constructor's state; kill for good: calls fail. */
+static void test_remote_actor_restart_and_kill(void **state) {
+  (void)state;
+  int home = g_ranks - 1;
+  ray_actor_t c = make_counter_on(home, 10, 1, 1);
+  assert_int_equal(get_i64(call1(c, "add", ray_arg_i64(5), 1)), 15);
+  expect_code(call1(c, "quit", ray_arg_i64(0), 0), RAY_EACTORDIED);
+  assert_int_equal(get_i64(call1(c, "add", ray_arg_i64(1), 1)), 11); /* restarted */
+  assert_int_equal(get_i64(call1(c, "whoami", ray_arg_i64(0), 0)), home);
+  assert_rc(ray_actor_kill(c, false), 0); /* no restart left: for good */
+  expect_code(call1(c, "add", ray_arg_i64(1), 1), RAY_EACTORDIED);
+  assert_rc(ray_actor_release(c), 0);
+
+  ray_actor_t k = make_counter_on(home, 0, 5, 1);
+  assert_int_equal(get_i64(call1(k, "add", ray_arg_i64(2), 1)), 2);
+  assert_rc(ray_actor_kill(k, true), 0); /* no_restart: restarts left do not matter */
+  expect_code(call1(k, "add", ray_arg_i64(1), 1), RAY_EACTORDIED);
+  assert_rc(ray_actor_release(k), 0);
+  assert_true(actors_on_rank_become(home, 0));
+}
+
+/* max_concurrency 2 on another rank: two calls run at once. */
+static void test_remote_actor_concurrency(void **state) {
+  (void)state;
+  ray_actor_t c = make_counter_on(g_ranks - 1, 0, 0, 2);
+  ray_ref_t a = call1(c, "meet", ray_arg_i64(0), 0);
+  ray_ref_t b = call1(c, "meet", ray_arg_i64(0), 0);
+  assert_int_equal(get_i64(a), 1);
+  assert_int_equal(get_i64(b), 1);
+  assert_rc(ray_actor_release(c), 0);
+}
+
+/* Releasing the last handle lets the actor go on its rank once the calls
+ * made before have run; they all answer. */
+static void test_remote_actor_release(void **state) {
+  (void)state;
+  int home = g_ranks - 1;
+  assert_true(actors_on_rank_become(home, 0));
+  ray_actor_t c = make_counter_on(home, 0, 0, 1);
+  ray_ref_t rs[50];
+  for (int i = 0; i < 50; i++) rs[i] = call1(c, "add", ray_arg_i64(1), 1);
+  assert_rc(ray_actor_release(c), 0);
+  for (int i = 0; i < 50; i++) assert_int_equal(get_i64(rs[i]), i + 1);
+  assert_true(actors_on_rank_become(home, 0));
+  ray_ref_t r;
+  ray_arg_t one = ray_arg_i64(1);
+  assert_rc(ray_actor_call(c, "add", &one, 1, NULL, &r), RAY_ENOTFOUND); /* the handle is gone */
+}
+
+/* What cannot be done fails the call, and the calls after it still run:
+ * a class the home rank does not know, an argument holding an actor
+ * handle (cannot travel yet), a bad node. */
+static void test_remote_actor_errors(void **state) {
+  (void)state;
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.node = g_ranks;
+  ray_actor_t c;
+  assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &c), RAY_EINVAL);
+  o.node = RAY_NODE_ANY - 1;
+  assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &c), RAY_EINVAL);
+  if (g_ranks < 2) return;
+  int home = g_ranks - 1;
+  o.node = home;
+  assert_rc(ray_actor_create(&k_driver_only, NULL, 0, &o, &c), 0);
+  expect_code(call1(c, "add", ray_arg_i64(1), 1), RAY_EACTORDIED);
+  assert_rc(ray_actor_release(c), 0);
+  ray_actor_t k = make_counter_on(home, 0, 0, 1);
+  ray_actor_t other = make_counter_on(0, 0, 0, 1);
+  expect_code(call1(k, "add", ray_arg_actor(other), 1), RAY_ENOTSUP);
+  assert_int_equal(get_i64(call1(k, "add", ray_arg_i64(3), 1)), 3);
+  assert_rc(ray_actor_release(other), 0);
+  assert_rc(ray_actor_release(k), 0);
+  assert_true(actors_on_rank_become(home, 0));
+}
+
 /* The modes' driver: a whoami task placed on every rank answers its rank
  * (without cmocka: these modes run outside the group). */
 static bool whoami_everywhere(void) {
@@ -1304,6 +1523,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_64mib_across_ranks),
       cmocka_unit_test(test_pull_in_chunks),
       cmocka_unit_test(test_bad_node),
+      cmocka_unit_test(test_remote_actor_calls_in_order),
+      cmocka_unit_test(test_remote_actor_order_with_pending_args),
+      cmocka_unit_test(test_remote_actor_restart_and_kill),
+      cmocka_unit_test(test_remote_actor_concurrency),
+      cmocka_unit_test(test_remote_actor_release),
+      cmocka_unit_test(test_remote_actor_errors),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
       cmocka_unit_test(test_function_missing_on_target), /* needs rank 1 */

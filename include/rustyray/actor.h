@@ -75,7 +75,31 @@ typedef struct ray_actor_opts_s {
   /* Keep the actor after its last handle is released (until killed or
    * shutdown), as Ray's lifetime="detached". Named actors are kept too. */
   bool detached;
+  /* Cluster mode: the rank the actor lives on (its home), or RAY_NODE_ANY
+   * (ray_actor_opts_init's default: this rank). An actor on another rank
+   * is created there from its class's name, so the class must be a static
+   * descriptor there (ray_static_class_add) or known to that rank's
+   * runtime already; calls from this rank go there and run in the order
+   * they were made; kill, release, restarts, retries and max_concurrency
+   * behave as in one process. What does not travel yet (issue 15, ADR-006):
+   * arguments or values holding refs or actor handles (RAY_ENOTSUP), the
+   * name of a remote actor outside its creating rank, ray_ctx_actor's
+   * handle in a remote actor's method. Outside cluster mode, or this rank:
+   * the actor is local. Errors: RAY_EINVAL (below RAY_NODE_ANY or not a
+   * rank). */
+  int node;
 } ray_actor_opts_t;
+
+/* A class every later ray_init knows by name, for actors created on this
+ * rank by another (ray_actor_opts_t.node): a static descriptor, as
+ * ray_static_function_t is for functions. `c->cls` must stay valid for the
+ * process's life; adding the same descriptor twice is a no-op. Does not need
+ * the runtime; thread-safe. */
+typedef struct ray_static_class_s {
+  const ray_actor_class_t *cls;
+  struct ray_static_class_s *next; /* private */
+} ray_static_class_t;
+RAY_EXTERN void ray_static_class_add(ray_static_class_t *c);
 
 /* Fill `opts` with the defaults. NULL is a no-op. */
 RAY_EXTERN void ray_actor_opts_init(ray_actor_opts_t *opts);
