@@ -117,7 +117,8 @@ enum {
   K_RELEASE = 8,
   K_AKILL = 9,  /* [9, actor_id, no_restart] */
   K_ADROP = 10, /* [10, actor_id, ncalls] */
-  K_ASKIP = 11  /* [11, actor_id, seq, code]: call seq never left its owner */
+  K_ASKIP = 11, /* [11, actor_id, seq, code]: call seq never left its owner */
+  K_DONE = 12   /* [12]: SPMD, this rank's program called ray_shutdown */
 };
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
 /* A result value this large stays where it was made until its owner pulls
@@ -209,6 +210,8 @@ struct ray__cluster_s {
   bool closing;                         /* the runtime is stopping: TASKs refused */
   int in_task;                          /* on_task calls under way (close waits them out) */
   bool stop_asked;                      /* other ranks: SHUTDOWN came */
+  int dones;                            /* rank 0, SPMD: ranks whose program is done (mu) */
+  bool done_said;                       /* SPMD: this rank's ray_shutdown began (mu) */
 };
 
 /* ---- Packing helpers ---- */
@@ -1984,6 +1987,9 @@ static void on_lost(void *arg, int rank) {
       next = h->next;
       if (h->peer == rank) hold_release(cl, rank, h->task_id);
     }
+  uv_mutex_lock(&cl->mu); /* an SPMD shutdown waiting for it waits no more */
+  uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
   ray__log(RAY_LOG_ERROR, "cluster: rank %d is lost: its work failed with RAY_ENODE", rank);
 }
 
@@ -2035,6 +2041,16 @@ static void on_shutdown(ray__cluster_t *cl, int src, const msgpack_object *m) {
   uv_mutex_unlock(&cl->mu);
 }
 
+/* DONE: one more rank's program is done (SPMD; rank 0 counts). */
+static void on_done(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  (void)src;
+  (void)m;
+  uv_mutex_lock(&cl->mu);
+  cl->dones++;
+  uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
+
 /* ACK: one more rank confirmed the stop. */
 static void on_ack(ray__cluster_t *cl, int src, const msgpack_object *m) {
   (void)src;
@@ -2050,7 +2066,7 @@ static const handler_fn handlers[] = {
     [K_TASK] = on_task,   [K_COMPLETE] = on_complete, [K_SHUTDOWN] = on_shutdown,
     [K_ACK] = on_ack,     [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
     [K_DATA] = on_data,   [K_RELEASE] = on_release,   [K_AKILL] = on_akill,
-    [K_ADROP] = on_adrop, [K_ASKIP] = on_askip,
+    [K_ADROP] = on_adrop, [K_ASKIP] = on_askip,       [K_DONE] = on_done,
 };
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
@@ -2393,6 +2409,35 @@ int ray_num_ranks(void) {
   return rt != NULL ? atomic_load_explicit(&rt->nranks, memory_order_relaxed) : 1;
 }
 
+/* Ranks lost so far (mu held or not: a snapshot). */
+static int lost_count(ray__cluster_t *cl, int nranks) {
+  int n = 0;
+  for (int r = 1; r < nranks; r++) n += atomic_load(&cl->lost[r]);
+  return n;
+}
+
+int ray__cluster_spmd_done(void) {
+  RAY__API_ENTER(rt);
+  if (atomic_load(&rt->stopping) || !rt->cfg.cluster_spmd) return 0;
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL) return 0;
+  int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
+  uv_mutex_lock(&cl->mu);
+  bool first = !cl->done_said;
+  cl->done_said = true;
+  uv_mutex_unlock(&cl->mu);
+  if (first && rank != 0 && !atomic_load(&cl->lost[0])) (void)send_control(cl, 0, K_DONE, NULL);
+  /* Inside the guard: the runtime (and cl) stay until we leave; this
+   * rank's own shutdown waits for us (lifecycle). */
+  uv_mutex_lock(&cl->mu);
+  if (rank == 0)
+    while (cl->dones + lost_count(cl, nranks) < nranks - 1) uv_cond_wait(&cl->cv, &cl->mu);
+  else
+    while (!cl->stop_asked && !atomic_load(&cl->lost[0])) uv_cond_wait(&cl->cv, &cl->mu);
+  uv_mutex_unlock(&cl->mu);
+  return 0;
+}
+
 int ray__cluster_serve_wait(void) {
   RAY__API_ENTER(rt);
   /* A call that comes once shutdown began finds it stopping (guard.h) and
@@ -2400,6 +2445,7 @@ int ray__cluster_serve_wait(void) {
   if (atomic_load(&rt->stopping)) return 0;
   ray__cluster_t *cl = rt->cluster;
   if (cl == NULL || atomic_load(&rt->rank) == 0) return RAY_EINVAL;
+  if (rt->cfg.cluster_spmd) return 0; /* ray_shutdown waits for every rank */
   /* Inside the guard: the runtime (and cl) stay until we leave, and the
    * only shutdown that can start meanwhile is one the driver asked for,
    * which ends this wait first. */

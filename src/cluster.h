@@ -36,4 +36,11 @@ void ray__cluster_stop(struct ray__runtime_s *rt);
  * (rank 0, or not in cluster mode). */
 int ray__cluster_serve_wait(void);
 
+/* ray_shutdown's first step with ray_config_t.cluster_spmd: say this rank
+ * is done (to rank 0) and serve on until every rank is (rank 0: until
+ * every other rank said so, or was lost; then it stops them all as
+ * usual; the others: until rank 0 asks them to stop). Once per runtime; 0
+ * at once when not SPMD, not running, or stopping already. */
+int ray__cluster_spmd_done(void);
+
 #endif /* RAY_CLUSTER_H */

@@ -172,6 +172,10 @@ int ray_config_init(ray_config_t *cfg) {
     cfg->cluster_serve_in_init = v == 1;
   else if (r < 0)
     rc = r;
+  if ((r = env_u64("RAY_CLUSTER_SPMD", 0, 1, &v)) == 1)
+    cfg->cluster_spmd = v == 1;
+  else if (r < 0)
+    rc = r;
   const char *dir = getenv("RAY_SPILL_DIR");
   if (dir != NULL && *dir != '\0') cfg->spill_dir = dir;
   const char *tl = getenv("RAY_TIMELINE");
@@ -369,7 +373,8 @@ out:
              "runtime started: %u workers, %u shards, %llu bytes of object store, rank %d of %d",
              cfg->num_workers, cfg->num_shards, (unsigned long long)cfg->object_store_memory,
              ray_rank(), ray_num_ranks());
-  if (rc == 0 && cfg->cluster == RAY_CLUSTER_MPI && cfg->cluster_serve_in_init && ray_rank() != 0) {
+  if (rc == 0 && cfg->cluster == RAY_CLUSTER_MPI && cfg->cluster_serve_in_init &&
+      !cfg->cluster_spmd && ray_rank() != 0) {
     /* ray_config_t.cluster_serve_in_init: this rank never returns to a
      * program written for one process. */
     ray__log(RAY_LOG_INFO, "rank %d serves inside ray_init until the driver shuts down",
@@ -386,6 +391,8 @@ int ray_shutdown(void) {
   if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside() ||
       ray__log_in_handler())
     return RAY_EBUSY;
+  /* Every rank a driver: done here; serve the others until all are. */
+  (void)ray__cluster_spmd_done();
   uv_once(&lifecycle_once, lifecycle_init);
   uv_mutex_lock(&lifecycle_mu);
   ray__runtime_t *rt = ray__rt();
@@ -449,7 +456,7 @@ int ray_serve(void) {
   if (ray__thread_role != RAY__ROLE_HOST || tls_in_lifecycle || ray__api_inside() ||
       ray__log_in_handler())
     return RAY_EBUSY;
-  int rc = ray__cluster_serve_wait();
+  int rc = ray__cluster_serve_wait(); /* SPMD: at once (ray_shutdown waits for every rank) */
   if (rc != 0) return rc;
   rc = ray_shutdown();
   return rc == RAY_ENOTINIT ? 0 : rc; /* another thread of ours stopped it: served all the same */

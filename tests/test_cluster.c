@@ -70,6 +70,7 @@ static int unset_cluster_env(void **state) {
   unsetenv("RAY_CLUSTER_SPIN_US");
   unsetenv("RAY_CLUSTER_POLL_US");
   unsetenv("RAY_CLUSTER_SERVE_IN_INIT");
+  unsetenv("RAY_CLUSTER_SPMD");
   return 0;
 }
 
@@ -100,6 +101,14 @@ static void test_environment(void **state) {
   assert_rc(ray_config_init(&cfg), 0);
   assert_true(cfg.cluster_serve_in_init);
   assert_int_equal(unsetenv("RAY_CLUSTER_SERVE_IN_INIT"), 0);
+  assert_false(cfg.cluster_spmd); /* the default */
+  assert_int_equal(setenv("RAY_CLUSTER_SPMD", "1", 1), 0);
+  assert_rc(ray_config_init(&cfg), 0);
+  assert_true(cfg.cluster_spmd);
+  assert_int_equal(setenv("RAY_CLUSTER_SPMD", "2", 1), 0);
+  assert_rc(ray_config_init(&cfg), RAY_EINVAL);
+  assert_false(cfg.cluster_spmd);
+  assert_int_equal(unsetenv("RAY_CLUSTER_SPMD"), 0);
   assert_int_equal(setenv("RAY_CLUSTER", "tcp", 1), 0);
   assert_rc(ray_config_init(&cfg), RAY_EINVAL);
   assert_int_equal(cfg.cluster, RAY_CLUSTER_NONE); /* the default kept */

@@ -14,7 +14,8 @@
  * per rank; "serve_in_init" checks ray_config_t.cluster_serve_in_init;
  * "small_store" pulls large results into a store too small for them;
  * "lost_peer" takes a rank as lost (RAY_ENODE); "host_mpi" and
- * "host_mpi_single" run on an MPI the host initialised. */
+ * "host_mpi_single" run on an MPI the host initialised; "spmd" makes every
+ * rank a driver of actors on every rank, with a collective shutdown. */
 #include "test_util.h"
 
 #include <mpi.h>
@@ -1195,6 +1196,81 @@ static int run_serve_in_init(int rank) {
   return ray_shutdown() == 0 ? 0 : 5;
 }
 
+/* "spmd": every rank a driver (ray_config_t.cluster_spmd). Each rank puts
+ * an actor on every rank (its own included), calls each of them in order,
+ * places a task on every rank, then all shut down together; every process
+ * ends with nothing leaked. */
+static int spmd_calls(int rank, int nranks) {
+  int n = iters(2000, 100);
+  for (int home = 0; home < nranks; home++) {
+    ray_actor_opts_t o;
+    ray_actor_opts_init(&o);
+    o.node = home;
+    ray_arg_t start = ray_arg_i64(rank * 1000000);
+    ray_actor_t c;
+    int rc = ray_actor_create(&k_rcounter, &start, 1, &o, &c);
+    if (rc != 0) return rc;
+    ray_ref_t *rs = malloc((size_t)n * sizeof *rs);
+    if (rs == NULL) return RAY_ENOMEM;
+    ray_arg_t one = ray_arg_i64(1);
+    for (int i = 0; i < n && rc == 0; i++) rc = ray_actor_call(c, "add", &one, 1, NULL, &rs[i]);
+    for (int i = 0; i < n && rc == 0; i++) {
+      int64_t v = -1;
+      rc = ray_get_i64(rs[i], RAY_TIMEOUT_INFINITE, &v);
+      if (rc == 0 && v != rank * 1000000 + i + 1) rc = RAY_EINVAL; /* out of order */
+    }
+    for (int i = 0; i < n; i++) ray_ref_release(rs[i]);
+    free(rs);
+    ray_ref_t w;
+    ray_arg_t none = ray_arg_i64(0);
+    int64_t where = -1;
+    if (rc == 0) rc = ray_actor_call(c, "whoami", &none, 0, NULL, &w);
+    if (rc == 0) rc = ray_get_i64(w, RAY_TIMEOUT_INFINITE, &where);
+    if (rc == 0) ray_ref_release(w);
+    if (rc == 0 && where != home) rc = RAY_EINVAL;
+    ray_actor_release(c);
+    ray_task_opts_t to;
+    ray_task_opts_init(&to);
+    to.node = home;
+    if (rc == 0) rc = ray_task_submit(g_whoami, NULL, 0, &to, &w);
+    if (rc == 0) rc = ray_get_i64(w, RAY_TIMEOUT_INFINITE, &where);
+    if (rc == 0) ray_ref_release(w);
+    if (rc == 0 && where != home) rc = RAY_EINVAL;
+    if (rc != 0) {
+      fprintf(stderr, "rank %d: with rank %d: %s\n", rank, home, ray_err_name(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static int run_spmd(int rank) {
+  ray_config_t cfg;
+  if (ray_config_init(&cfg) != 0) return 2;
+  cfg.cluster = RAY_CLUSTER_MPI;
+  cfg.cluster_spmd = true;
+  cfg.cluster_serve_in_init = true; /* ignored: every rank returns from ray_init */
+  cfg.num_workers = 2;
+  ray__alloc_track(true);
+  int rc = ray_init(&cfg);
+  if (rc != 0) {
+    fprintf(stderr, "rank %d: ray_init: %s\n", rank, ray_err_name(rc));
+    return 1;
+  }
+  int nranks = ray_num_ranks();
+  rc = spmd_calls(ray_rank(), nranks);
+  int src = ray_shutdown();
+  if (src != 0) {
+    fprintf(stderr, "rank %d: ray_shutdown: %s\n", rank, ray_err_name(src));
+    return 5;
+  }
+  if (ray_is_initialized() || ray__threads_alive() != 0 || ray__alloc_outstanding() != 0) {
+    fprintf(stderr, "rank %d: not clean after the collective shutdown\n", rank);
+    return 6;
+  }
+  return rc == 0 ? 0 : 4;
+}
+
 /* "small_store": rank 0's store holds 4 MiB, and ranks >= 1 have one
  * worker each (so rank 1 answers in the order it was asked). A pulled
  * result is reserved through rank 0's store: larger than the store, it
@@ -1464,6 +1540,7 @@ int main(int argc, char **argv) {
   add_statics();
   if (argc > 1 && strcmp(argv[1], "observe") == 0) return run_observe(rank);
   if (argc > 1 && strcmp(argv[1], "serve_in_init") == 0) return run_serve_in_init(rank);
+  if (argc > 1 && strcmp(argv[1], "spmd") == 0) return run_spmd(rank);
   if (argc > 1 && strcmp(argv[1], "small_store") == 0) return run_small_store(rank);
   if (argc > 1 && strcmp(argv[1], "lost_peer") == 0) return run_lost_peer(rank);
   if (argc > 1 && strncmp(argv[1], "host_mpi", 8) == 0)

@@ -136,6 +136,15 @@ typedef struct ray_config_s {
    * handles its ranks itself sets it back to false). Env:
    * RAY_CLUSTER_SERVE_IN_INIT (0 or 1), applied after RAY_CLUSTER. */
   bool cluster_serve_in_init;
+  /* Cluster mode, every rank a driver (SPMD, as MPI programs are often
+   * written): ray_init returns on every rank (cluster_serve_in_init is
+   * ignored), each rank runs its own program and places work on any rank
+   * (tasks, and actors through ray_actor_opts_t.node), and ray_shutdown is
+   * collective: each rank's call says it is done and keeps serving the
+   * others until every rank has called it (a rank taken as lost counts as
+   * done), then all stop together. ray_serve on a rank other than 0 is the
+   * same as ray_shutdown. Default false. Env: RAY_CLUSTER_SPMD (0 or 1). */
+  bool cluster_spmd;
 } ray_config_t;
 
 /* Fill `cfg` with the defaults, then apply the RAY_* environment variables
@@ -144,7 +153,7 @@ typedef struct ray_config_s {
  * RAY_STORE_FULL_TIMEOUT_MS, RAY_TIMELINE, RAY_METRICS_PORT,
  * RAY_METRICS_BIND, RAY_WORKER_SPIN_US, RAY_WAIT_SPIN_US, RAY_HOST_HELP,
  * RAY_CLUSTER, RAY_CLUSTER_SPIN_US, RAY_CLUSTER_POLL_US,
- * RAY_CLUSTER_SERVE_IN_INIT).
+ * RAY_CLUSTER_SERVE_IN_INIT, RAY_CLUSTER_SPMD).
  * Does not need the runtime.
  * Numbers are plain decimal; each variable takes the values its field does
  * (RAY_OBJECT_STORE_MEMORY up to INT64_MAX, RAY_METRICS_PORT -1 too).
