@@ -16,7 +16,11 @@ typedef struct ray__transport_s ray__transport_t;
 
 /* A message arrived from rank `src` (on the communication thread). `data`
  * is a ray__malloc block: return true to keep it (the callee frees it with
- * ray__free when done), false to let the transport free it after the call. */
+ * ray__free when done), false to let the transport free it after the call.
+ * Small messages sent to one rank together arrive as one batch, handed
+ * over part by part, in order; a part lies inside the batch's block and is
+ * never the callee's to keep (the return is ignored): the cluster keeps
+ * none. */
 typedef bool (*ray__transport_recv_fn)(void *arg, int src, void *data, size_t len);
 /* Before a message of `len` bytes from `src` is received (on the
  * communication thread): where it should go, or NULL for a block of the

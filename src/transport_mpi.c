@@ -56,7 +56,12 @@
 #include "thread.h"
 #include "transport.h"
 
-enum { TAG = 1, TAG_END = 2 };
+enum { TAG = 1, TAG_END = 2, TAG_BATCH = 3 };
+/* Small messages to one rank that are queued together go as one MPI
+ * message (TAG_BATCH: each as a 4-byte big-endian length and its bytes), up
+ * to BATCH_MAX bytes: MPI's cost per message (its progress engine, a
+ * mutex round under MPI_THREAD_MULTIPLE) dominated many small calls. */
+enum { BATCH_PART_MAX = 4096, BATCH_MAX = 64 * 1024 };
 /* A rank idle for IDLE_NS looks for arrivals ever less often, down to once
  * every POLL_BACKOFF * poll_us (5 ms by default); before that, every
  * poll_us, so sparse traffic (a busy machine, a slow peer) is not slowed. */
@@ -75,6 +80,7 @@ typedef struct out_msg_s {
   int tag;
   void (*done)(void *arg); /* NULL: data is ours */
   void *done_arg;
+  bool body; /* a group's body: a message of its own, right after its head */
 } out_msg_t;
 
 /* Let a message go: sent, or never to be. */
@@ -192,6 +198,48 @@ static void requeue(ray__transport_t *tr, out_msg_t *list) {
   uv_mutex_unlock(&tr->mu);
 }
 
+/* Whether m may go inside a batch: a small block of ours on the message
+ * tag (not a caller's body, which must arrive as a message of its own:
+ * the rank reads it straight into its destination). */
+static bool batchable(const out_msg_t *m) {
+  return !m->body && m->done == NULL && m->tag == TAG && m->len <= BATCH_PART_MAX;
+}
+
+/* Join the run of batchable messages to one rank at the head of `list`
+ * (two or more) into one TAG_BATCH message, in order; the parts are freed.
+ * Returns the new head (unchanged when there is no such run, or no memory:
+ * they then go one by one). */
+static out_msg_t *batch_run(out_msg_t *list) {
+  size_t total = 0, n = 0;
+  out_msg_t *end = list;
+  while (end != NULL && batchable(end) && end->dest == list->dest &&
+         total + 4 + end->len <= BATCH_MAX) {
+    total += 4 + end->len;
+    n++;
+    end = end->next;
+  }
+  if (n < 2) return list;
+  unsigned char *buf = ray__malloc(total);
+  if (buf == NULL) return list;
+  size_t off = 0;
+  out_msg_t *m = list;
+  while (m != end) {
+    out_msg_t *next = m->next;
+    uint32_t len = (uint32_t)m->len;
+    for (int i = 0; i < 4; i++) buf[off + (size_t)i] = (unsigned char)(len >> (24 - 8 * i));
+    if (m->len > 0) memcpy(buf + off + 4, m->data, m->len);
+    off += 4 + m->len;
+    if (m != list) msg_free(m);
+    m = next;
+  }
+  ray__free(list->data); /* the first part's record carries the batch */
+  list->data = buf;
+  list->len = total;
+  list->tag = TAG_BATCH;
+  list->next = end;
+  return list;
+}
+
 /* Post every queued message (with no memory to track more, the rest go
  * back to the queue for the next round). Returns whether any was posted. */
 static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
@@ -201,6 +249,7 @@ static bool post_sends(ray__transport_t *tr, out_msg_t *list) {
       requeue(tr, list);
       return any;
     }
+    if (batchable(list)) list = batch_run(list);
     out_msg_t *m = list;
     list = m->next;
     if (tr->lost[m->dest]) { /* lost: nothing more goes there (the rest of a group neither) */
@@ -245,6 +294,23 @@ static void reap_sends(ray__transport_t *tr) {
   tr->ninflight = k;
 }
 
+/* Hand each part of a TAG_BATCH message to on_recv, in order (a part is
+ * never kept: none is a body). A malformed one is dropped from where it
+ * goes wrong. */
+static void deliver_batch(ray__transport_t *tr, int src, const unsigned char *buf, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    if (len - off < 4) break;
+    uint32_t part = 0;
+    for (int i = 0; i < 4; i++) part = (part << 8) | buf[off + (size_t)i];
+    off += 4;
+    if (part > len - off) break;
+    (void)tr->opts.on_recv(tr->opts.arg, src, (void *)(buf + off), part);
+    off += part;
+  }
+  if (off != len) ray__log(RAY_LOG_ERROR, "cluster: a malformed batch from rank %d", src);
+}
+
 /* Receive every message that has arrived: deliver it, or drop it once
  * stopping; count the ENDs. Returns how many arrived. */
 static int receive(ray__transport_t *tr, bool stopping, int *ends) {
@@ -279,6 +345,8 @@ static int receive(ray__transport_t *tr, bool stopping, int *ends) {
     }
     if (status.MPI_TAG == TAG_END)
       (*ends)++;
+    else if (status.MPI_TAG == TAG_BATCH && !stopping)
+      deliver_batch(tr, status.MPI_SOURCE, buf, (size_t)count);
     else if (!stopping)
       kept = tr->opts.on_recv(tr->opts.arg, status.MPI_SOURCE, buf, (size_t)count);
     if (!kept && placed == NULL) ray__free(buf);
@@ -453,6 +521,7 @@ int ray__transport_send_group(ray__transport_t *tr, int dest, void *head, size_t
     } else {
       m->data = (void *)bodies[i - 1].data;
       m->len = bodies[i - 1].len;
+      m->body = true;
       m->done = bodies[i - 1].done;
       m->done_arg = bodies[i - 1].arg;
     }
