@@ -28,6 +28,17 @@
  *                         remote_get_1mib_raw_mpi: the same request and
  *                         1 MiB answer by hand as above.
  *                         Target: ours >= 0.5 of it.
+ *   remote_1_1_actor_calls_sync
+ *                         an actor on rank 1 (ray_actor_opts_t.node), called
+ *                         from rank 0 and got, one at a time: round trips/s,
+ *                         beside the same raw baseline as remote_tasks_sync.
+ *                         Target: a round trip <= 3x the raw one (>= 1/3).
+ *   remote_n_n_actor_calls_async
+ *                         every rank a driver (ray_config_t.cluster_spmd):
+ *                         rank r makes an actor on rank r+1 (mod n) and calls
+ *                         it in batches of 10,000, getting each batch, for the
+ *                         same time on every rank: the calls of all ranks per
+ *                         second. Target: >= 100,000 with 4 ranks on 2 cores.
  *
  * The raw baseline runs on its own duplicate of MPI_COMM_WORLD, made after
  * ray_init (which initialised MPI with MPI_THREAD_MULTIPLE), so it never
@@ -84,6 +95,15 @@ static int fn_mib(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
   return ray_return_ref(ctx, 0, g_mib_ref);
 }
+
+/* An actor every rank knows: noop() -> 1. */
+static int bench_actor_noop(ray_task_ctx_t *ctx, void *state) {
+  (void)state;
+  return ray_return_i64(ctx, 0, 1);
+}
+static const ray_method_def_t k_bench_methods[] = {{"noop", bench_actor_noop, k_i64, 1}};
+static const ray_actor_class_t k_bench_actor = {"BenchActor", NULL, NULL, k_bench_methods, 1};
+static ray_static_class_t s_bench_actor = {&k_bench_actor, NULL};
 
 static ray_function_t g_noop, g_mib_fn;
 static ray_static_function_t s_noop = {"bench_noop", fn_noop, NULL, k_i64, 1, &g_noop, NULL};
@@ -323,6 +343,83 @@ static uint64_t raw_mib(void) {
   return 1;
 }
 
+/* The actor the actor cases call (rank 0: on rank 1; SPMD: on the next). */
+static ray_actor_t g_actor;
+
+static ray_actor_t actor_on(int node) {
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.node = node;
+  ray_actor_t a;
+  CHECK(ray_actor_create(&k_bench_actor, NULL, 0, &o, &a));
+  return a;
+}
+
+static uint64_t ours_actor_sync(void) {
+  for (int i = 0; i < 100; i++) {
+    ray_ref_t r;
+    CHECK(ray_actor_call_id(g_actor, 0, NULL, 0, NULL, &r));
+    int64_t v = 0;
+    CHECK(ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v));
+    if (v != 1) DIE("remote_1_1_actor_calls_sync: the value", v);
+    CHECK(ray_ref_release(r));
+  }
+  return 100;
+}
+
+static uint64_t ours_actor_async(void) {
+  for (int i = 0; i < ASYNC_BATCH; i++)
+    CHECK(ray_actor_call_id(g_actor, 0, NULL, 0, NULL, &g_async_refs[i]));
+  for (int i = 0; i < ASYNC_BATCH; i++) {
+    int64_t v = 0;
+    CHECK(ray_get_i64(g_async_refs[i], RAY_TIMEOUT_INFINITE, &v));
+    if (v != 1) DIE("remote_n_n_actor_calls_async: a value", v);
+    CHECK(ray_ref_release(g_async_refs[i]));
+  }
+  return ASYNC_BATCH;
+}
+
+/* The phases every rank runs together (SPMD), told by rank 0 through a
+ * broadcast the others wait for without spinning (they sleep between
+ * looks, so they take no core from rank 0's measurements). */
+enum { PHASE_END = 0, PHASE_N_N = 1 };
+static MPI_Comm g_coord;
+
+static int phase_wait(int phase) {
+  MPI_Request req;
+  int p = phase;
+  if (MPI_Ibcast(&p, 1, MPI_INT, 0, g_coord, &req) != MPI_SUCCESS) DIE("MPI_Ibcast", -1);
+  for (;;) {
+    int done = 0;
+    if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) DIE("MPI_Test", -1);
+    if (done) return p;
+    uv_sleep(1);
+  }
+}
+
+/* remote_n_n_actor_calls_async on every rank: the calls made here in
+ * `seconds`; rank 0 gets the sum and the longest time. */
+static void n_n_phase(int rank, double seconds) {
+  g_actor = actor_on((rank + 1) % g_ranks);
+  double secs = seconds;
+  if (MPI_Bcast(&secs, 1, MPI_DOUBLE, 0, g_coord) != MPI_SUCCESS) DIE("MPI_Bcast", -1);
+  (void)ours_actor_async(); /* warm-up */
+  uint64_t calls = 0, start = uv_hrtime(), end = start + (uint64_t)(secs * 1e9), now;
+  do {
+    calls += ours_actor_async();
+    now = uv_hrtime();
+  } while (now < end);
+  double mine[2] = {(double)calls, (double)(now - start) / 1e9}, sum[2];
+  if (MPI_Reduce(&mine[0], &sum[0], 1, MPI_DOUBLE, MPI_SUM, 0, g_coord) != MPI_SUCCESS ||
+      MPI_Reduce(&mine[1], &sum[1], 1, MPI_DOUBLE, MPI_MAX, 0, g_coord) != MPI_SUCCESS)
+    DIE("MPI_Reduce", -1);
+  CHECK(ray_actor_release(g_actor));
+  if (rank == 0) {
+    printf("remote_n_n_actor_calls_async %.0f calls/s\n", sum[0] / sum[1]);
+    fflush(stdout);
+  }
+}
+
 /* A raw measurement: its threads hot only meanwhile. */
 static double measure_raw(double seconds, batch_fn fn) {
   raw_phase(true);
@@ -370,6 +467,7 @@ static void compare(const char *name, const char *unit, double seconds, batch_fn
 int cluster_bench_run(double seconds, char **prefixes, int nprefixes) {
   ray_static_function_add(&s_noop);
   ray_static_function_add(&s_mib);
+  ray_static_class_add(&s_bench_actor);
   g_mib = malloc(MIB);
   if (g_mib == NULL) return 2;
   for (size_t i = 0; i < MIB; i++) g_mib[i] = (unsigned char)(i * 31u);
@@ -377,6 +475,7 @@ int cluster_bench_run(double seconds, char **prefixes, int nprefixes) {
   if (ray_config_init(&cfg) != 0) return 2;
   cfg.cluster = RAY_CLUSTER_MPI;
   cfg.cluster_serve_in_init = false; /* every rank runs the raw baseline first */
+  cfg.cluster_spmd = true;           /* and every rank calls in remote_n_n_actor_calls_async */
   int rc = ray_init(&cfg);
   if (rc != 0) {
     fprintf(stderr, "rustyray_microbenchmark: ray_init in cluster mode: %s\n", ray_err_name(rc));
@@ -386,12 +485,17 @@ int cluster_bench_run(double seconds, char **prefixes, int nprefixes) {
   int rank = ray_rank();
   g_ranks = ray_num_ranks();
   CHECK(ray_put(g_mib, MIB, &g_mib_ref));
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &g_coord) != MPI_SUCCESS) DIE("MPI_Comm_dup", -1);
   raw_start(rank);
   if (rank != 0) {
-    /* The runtime serves from ray_init on; the baseline's threads end when
-     * rank 0 is done measuring, before it stops the job (and MPI with it). */
+    /* The runtime serves from ray_init on; this rank joins the phases rank
+     * 0 starts, and its baseline's threads end when rank 0 is done
+     * measuring, before the collective stop (and MPI with it). */
+    while (phase_wait(0) == PHASE_N_N) n_n_phase(rank, seconds);
     raw_stop(rank);
-    rc = ray_serve(); /* its shutdown frees g_mib_ref's object */
+    CHECK(ray_ref_release(g_mib_ref));
+    MPI_Comm_free(&g_coord);
+    rc = ray_shutdown(); /* collective: after rank 0's */
     free(g_mib);
     return rc == 0 ? 0 : 1;
   }
@@ -408,8 +512,19 @@ int cluster_bench_run(double seconds, char **prefixes, int nprefixes) {
     }
     if (selected("remote_get_1mib", prefixes, nprefixes))
       compare("remote_get_1mib", "MiB/s", seconds, ours_mib, raw_mib);
+    if (selected("remote_1_1_actor_calls_sync", prefixes, nprefixes)) {
+      g_actor = actor_on(1);
+      compare("remote_1_1_actor_calls_sync", "round_trips/s", seconds, ours_actor_sync, raw_sync);
+      CHECK(ray_actor_release(g_actor));
+    }
+    if (selected("remote_n_n_actor_calls_async", prefixes, nprefixes)) {
+      (void)phase_wait(PHASE_N_N);
+      n_n_phase(rank, seconds);
+    }
   }
+  (void)phase_wait(PHASE_END);
   raw_stop(rank);
+  MPI_Comm_free(&g_coord);
   CHECK(ray_ref_release(g_mib_ref));
   ray_stats_t st;
   CHECK(ray_stats(&st));
