@@ -292,7 +292,7 @@ static void put_be(unsigned char *p, uint64_t v, int bytes) {
 }
 
 int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref) {
-  if (pk == NULL || ref.id == 0) return RAY_EINVAL;
+  if (pk == NULL || ref.id == 0 || ref.type == RAY_TYPE_ACTOR) return RAY_EINVAL;
   unsigned char body[12];
   put_be(body, ref.id, 8);
   put_be(body + 8, ref.type, 4);
@@ -309,7 +309,8 @@ int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out) {
   const unsigned char *p = (const unsigned char *)obj->via.ext.ptr;
   out->id = get_be(p, 8);
   out->type = (uint32_t)get_be(p + 8, 4);
-  return out->id != 0 ? 0 : RAY_EDECODE;
+  /* No object has the actor handles' type: such a ref is forged. */
+  return out->id != 0 && out->type != RAY_TYPE_ACTOR ? 0 : RAY_EDECODE;
 }
 
 int ray_msgpack_pack_actor(msgpack_packer *pk, ray_actor_t actor) {

@@ -217,11 +217,13 @@ RAY_EXTERN int ray_get_str(ray_ref_t ref, int64_t timeout_ms, char **out, size_t
 
 /* Write `ref` into a msgpack value being packed. Does not need the runtime
  * and takes no reference (ray_put_msgpack takes the object's own).
- * Errors: RAY_EINVAL (pk NULL, nil ref), RAY_ENOMEM (the packer's write failed). */
+ * Errors: RAY_EINVAL (pk NULL, nil ref, a ref of type RAY_TYPE_ACTOR, which no
+ * object has), RAY_ENOMEM (the packer's write failed). */
 RAY_EXTERN int ray_msgpack_pack_ref(msgpack_packer *pk, ray_ref_t ref);
 /* Read a ref out of a decoded msgpack value (borrowed: retain it to keep
  * it beyond the value). Errors: RAY_EINVAL (NULL), RAY_ETYPE (not a ref
- * ext), RAY_EDECODE (a malformed one). */
+ * ext), RAY_EDECODE (a malformed one: not 12 bytes, id 0, or the type
+ * RAY_TYPE_ACTOR, which no object has). */
 RAY_EXTERN int ray_msgpack_ref(const msgpack_object *obj, ray_ref_t *out);
 
 /* The error object of a failed ref: *out receives a new ray_error_t the

@@ -39,9 +39,10 @@
  * refuses nesting deeper than its 32-level stack) ---- */
 
 typedef struct walk_s {
-  ray_ref_t *refs;
+  ray_ref_t *refs; /* refs and actor handles (type RAY_TYPE_ACTOR), in document order */
   size_t n, cap;
-  const msgpack_object **exts; /* where each well-formed ref ext is */
+  const msgpack_object **exts; /* where each well-formed ref or actor ext is */
+  size_t nactors;              /* the actor handles among them */
   bool malformed;
   size_t depth; /* the most containers nested */
 } walk_t;
@@ -65,9 +66,14 @@ static void walk(const msgpack_object *o, size_t nesting, walk_t *w) {
         walk(&o->via.map.ptr[i].val, nesting + 1, w);
       }
       break;
-    case MSGPACK_OBJECT_EXT:
-      if (o->via.ext.type != RAY_MSGPACK_EXT_REF) break;
-      if (o->via.ext.size != 12 || be((const unsigned char *)o->via.ext.ptr, 8) == 0) {
+    case MSGPACK_OBJECT_EXT: {
+      bool ref = o->via.ext.type == RAY_MSGPACK_EXT_REF;
+      bool actor = o->via.ext.type == RAY_MSGPACK_EXT_ACTOR;
+      if (!ref && !actor) break;
+      const unsigned char *body = (const unsigned char *)o->via.ext.ptr;
+      /* A ref names an object (never of the handles' type); a handle, an actor. */
+      if (o->via.ext.size != (ref ? 12u : 8u) || be(body, 8) == 0 ||
+          (ref && be(body + 8, 4) == RAY_TYPE_ACTOR)) {
         w->malformed = true;
         break;
       }
@@ -78,9 +84,10 @@ static void walk(const msgpack_object *o, size_t nesting, walk_t *w) {
         FUZZ_CHECK(w->refs != NULL && w->exts != NULL);
       }
       w->exts[w->n] = o;
-      w->refs[w->n++] = (ray_ref_t){be((const unsigned char *)o->via.ext.ptr, 8),
-                                    (uint32_t)be((const unsigned char *)o->via.ext.ptr + 8, 4)};
+      w->refs[w->n++] = (ray_ref_t){be(body, 8), ref ? (uint32_t)be(body + 8, 4) : RAY_TYPE_ACTOR};
+      w->nactors += actor;
       break;
+    }
     default:
       break;
   }
@@ -142,21 +149,28 @@ static void check_scalar_decoders(const uint8_t *data, size_t size, const msgpac
 /* Put `obj` (with ray_put_msgpack, or its bytes as they are with
  * ray_put_typed) and get it back: the same value, the same refs. */
 static void check_put_get(const msgpack_object *obj, const void *bytes, size_t size,
-                          const walk_t *w, int want) {
+                          const walk_t *w, int want_put, int want_get) {
   ray_ref_t ref = {0, 0};
   int rc = bytes != NULL ? ray_put_typed(bytes, size, RAY_TYPE_MSGPACK, &ref)
                          : ray_put_msgpack(obj, &ref);
   if (bytes != NULL) { /* opaque bytes: stored as they are, refs checked at get */
     FUZZ_CHECK(rc == 0);
   } else {
-    FUZZ_CHECK(rc == want);
+    FUZZ_CHECK(rc == want_put);
     if (rc != 0) return;
   }
   ray_msgpack_t m;
   rc = ray_get_msgpack(ref, 0, &m);
-  FUZZ_CHECK(rc == want);
+  FUZZ_CHECK(rc == want_get);
   if (rc == 0) {
-    FUZZ_CHECK(m.nrefs == w->n && refs_equal(m.refs, w->refs, w->n));
+    /* The refs only: handles are the object's to hold, not listed. */
+    ray_ref_t *only = malloc((w->n + 1) * sizeof *only);
+    FUZZ_CHECK(only != NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++)
+      if (w->refs[i].type != RAY_TYPE_ACTOR) only[k++] = w->refs[i];
+    FUZZ_CHECK(m.nrefs == k && refs_equal(m.refs, only, k));
+    free(only);
     size_t n1, n2;
     char *a = pack(obj, &n1);
     char *b = pack(&m.obj, &n2);
@@ -198,6 +212,15 @@ static void check_store_trip(unsigned char *buf, size_t size, const msgpack_obje
 
   bool any_dead = false;
   for (size_t i = 0; i < w->n; i++) {
+    if (w->refs[i].type == RAY_TYPE_ACTOR) { /* no actor lives here: an unknown handle */
+      const unsigned char *at = (const unsigned char *)w->exts[i]->via.ext.ptr;
+      FUZZ_CHECK(at >= buf && at + 8 <= buf + size);
+      unsigned char *body = buf + (at - buf);
+      memset(body, 0, 8);
+      body[7] = 1;
+      w->refs[i].id = 1;
+      continue;
+    }
     unsigned m = (unsigned)(w->refs[i].id % 4);
     uint64_t id = m == 0 ? dead.id : live[m - 1].id;
     any_dead |= m == 0;
@@ -207,9 +230,12 @@ static void check_store_trip(unsigned char *buf, size_t size, const msgpack_obje
     for (int k = 7; k >= 0; k--, id >>= 8) body[k] = (unsigned char)(id & 0xff);
     w->refs[i].id = be(body, 8);
   }
-  int want = any_dead ? RAY_ENOTFOUND : 0;
-  check_put_get(obj, NULL, 0, w, want);
-  check_put_get(obj, buf, size, w, want);
+  /* A put holds every ref and handle (an unknown one refuses it); a get
+   * retains the refs only. */
+  int want_get = any_dead ? RAY_ENOTFOUND : 0;
+  int want = any_dead || w->nactors > 0 ? RAY_ENOTFOUND : 0;
+  check_put_get(obj, NULL, 0, w, want, want);
+  check_put_get(obj, buf, size, w, want, want_get);
 
   /* Wrapped: as deep as can be read back, then one level more. */
   FUZZ_CHECK(w->depth <= RAY__MP_MAX_DEPTH);
@@ -224,7 +250,7 @@ static void check_store_trip(unsigned char *buf, size_t size, const msgpack_obje
   }
   ray_ref_t ref;
   FUZZ_CHECK(ray_put_msgpack(&wrap[levels - 1], &ref) == RAY_EINVAL);
-  if (levels >= 2) check_put_get(&wrap[levels - 2], NULL, 0, w, want);
+  if (levels >= 2) check_put_get(&wrap[levels - 2], NULL, 0, w, want, want);
 
   for (int i = 0; i < 3; i++) FUZZ_CHECK(ray_ref_release(live[i]) == 0);
   ray_stats_t st;
