@@ -99,6 +99,7 @@ struct ray__actor_s {
    * smu orders its calls' numbering with their submission, which may wait
    * (a stored argument), so it is a mutex, not `mu`. */
   int home;
+  bool job_named; /* its name is the job's (rank 0's registry), not this table's */
   uv_mutex_t smu;
   uint64_t next_seq; /* smu: the number of its next call (0 was the constructor) */
 };
@@ -799,6 +800,66 @@ void ray_actor_opts_init(ray_actor_opts_t *opts) {
   opts->node = RAY_NODE_ANY;
 }
 
+/* A new actor into the id table and the list of all (registry lock held). */
+static void register_locked(ray__actors_t *reg, ray__actor_t *a) {
+  table_insert(reg, a);
+  atomic_fetch_add(&reg->alive, 1);
+  a->all_next = reg->all;
+  if (reg->all != NULL) reg->all->all_prev = a;
+  reg->all = a;
+}
+
+/* A handle on the actor `in` names (another rank's, found by name): one
+ * more handle on it if this rank knows it already (its own, or adopted
+ * before), else a stub of it (its id, no constructor: its calls go to its
+ * home, numbered from 0). */
+static int adopt(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *out) {
+  ray__actors_t *reg = &rt->actors;
+  ray__rwlock_wrlock(&reg->lock);
+  ray__actor_t *known = table_find(reg, in->id);
+  if (known != NULL) known->handles++;
+  ray__rwlock_wrunlock(&reg->lock);
+  if (known != NULL) {
+    out->id = in->id;
+    return 0;
+  }
+  const ray_actor_class_t *cls = ray__actors_class_named(rt, in->cls);
+  if (cls == NULL) return RAY_ENOTFOUND; /* not a class this rank knows */
+  ray__class_t *k;
+  int rc = class_get(rt, cls, &k);
+  if (rc != 0) return rc;
+  ray__actor_t *a = ray__calloc(1, sizeof *a);
+  if (a == NULL) return RAY_ENOMEM;
+  if (uv_mutex_init(&a->smu) != 0) {
+    ray__free(a);
+    return RAY_ENOMEM;
+  }
+  ray__lock_init(&a->mu);
+  a->id = in->id;
+  a->rt = rt;
+  a->klass = k;
+  a->home = in->home;
+  atomic_init(&a->refs, 1);
+  a->handles = 1;
+  a->state = A_ALIVE;
+  atomic_init(&a->dead, false);
+  a->max_conc = 1;
+  ray__rwlock_wrlock(&reg->lock);
+  known = table_find(reg, in->id); /* another thread adopted it meanwhile */
+  if (known != NULL) {
+    known->handles++;
+  } else {
+    register_locked(reg, a);
+  }
+  ray__rwlock_wrunlock(&reg->lock);
+  if (known != NULL) {
+    uv_mutex_destroy(&a->smu);
+    ray__free(a);
+  }
+  out->id = in->id;
+  return 0;
+}
+
 /* ray_actor_create, and ray__actors_create_encoded (encoded_ok): a local
  * actor, or a stub of one on another rank (opts->node). */
 static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_arg_t *args,
@@ -848,6 +909,23 @@ static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_ar
   a->max_task_retries = opts->max_task_retries;
 
   ray__actors_t *reg = &rt->actors;
+  if (a->name != NULL && remote != NULL && !encoded_ok) { /* cluster mode: the job's name */
+    ray__actor_info_t me = {.id = a->id, .home = home >= 0 ? home : atomic_load(&rt->rank)};
+    snprintf(me.cls, sizeof me.cls, "%s", cls->name);
+    ray__actor_info_t taken;
+    rc = remote->name_put(rt, a->name, &me, &taken);
+    if (rc == 0) {
+      ray__free(a->name); /* not this table's: every lookup asks rank 0 */
+      a->name = NULL;
+      a->job_named = true;
+    } else {
+      if (home >= 0) uv_mutex_destroy(&a->smu);
+      ray__free(a->name);
+      ray__free(a);
+      if (rc == RAY_ENAMEEXISTS && opts->get_if_exists) return adopt(rt, &taken, out);
+      return rc;
+    }
+  }
   ray__rwlock_wrlock(&reg->lock);
   if (a->name != NULL) {
     ray__actor_t *other = find_by_name(reg, a->name);
@@ -863,11 +941,7 @@ static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_ar
       return opts->get_if_exists ? 0 : RAY_ENAMEEXISTS;
     }
   }
-  table_insert(reg, a);
-  atomic_fetch_add(&reg->alive, 1);
-  a->all_next = reg->all;
-  if (reg->all != NULL) reg->all->all_prev = a;
-  reg->all = a;
+  register_locked(reg, a);
   ray__rwlock_wrunlock(&reg->lock);
 
   if (home >= 0) { /* call 0 on its home rank */
@@ -880,6 +954,7 @@ static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_ar
                              &a->ctor);
   }
   if (rc != 0) {
+    if (a->job_named) remote->name_del(rt, a->id);
     ray__rwlock_wrlock(&reg->lock);
     table_remove(reg, a);
     ray__rwlock_wrunlock(&reg->lock);
@@ -973,8 +1048,11 @@ int ray_actor_kill(ray_actor_t actor, bool no_restart) {
   ray__actor_t *a = lookup_hold(rt, actor.id);
   if (a == NULL) return RAY_ENOTFOUND;
   actions_t act = {0};
+  const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+  /* Killed for good (or maybe: a restart may find none left), the job's
+   * name goes at once; rank 0 frees names only of this actor. */
+  if (remote != NULL && (a->home >= 0 || a->job_named) && no_restart) remote->name_del(rt, a->id);
   if (a->home >= 0) { /* its home kills it; for good, the name goes here too */
-    const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
     if (remote != NULL) remote->kill(rt, a->id, a->home, no_restart);
     if (no_restart) {
       ray__lock(&a->mu);
@@ -1063,6 +1141,12 @@ int ray_actor_release(ray_actor_t actor) {
 int ray_get_actor(const char *name, ray_actor_t *out) {
   if (name == NULL || out == NULL) return RAY_EINVAL;
   RAY__API_ENTER(rt);
+  const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+  if (remote != NULL) { /* cluster mode: the job's names, on rank 0 */
+    ray__actor_info_t in;
+    int rc = remote->name_get(rt, name, &in);
+    return rc != 0 ? rc : adopt(rt, &in, out);
+  }
   ray__rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = find_by_name(&rt->actors, name);
   if (a != NULL) {

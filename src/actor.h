@@ -21,7 +21,14 @@ struct ray__runtime_s;
  * its next call (0 is the constructor); each call is numbered at
  * submission, and the home rank runs them in that order. */
 struct ray__func_s;
-struct ray__task_ops_s;
+/* What another rank needs to call an actor: its id (which names the rank
+ * that made it, its owner), its home rank and its class's name. */
+enum { RAY__CLASS_NAME_MAX = 128 };
+typedef struct ray__actor_info_s {
+  uint64_t id;
+  int home;
+  char cls[RAY__CLASS_NAME_MAX];
+} ray__actor_info_t;
 typedef struct ray__actor_remote_s {
   /* Send the constructor of actor `id` (class `cls`, its ctor function
    * `ctor`) to `home` with `args`, as call 0. */
@@ -36,6 +43,14 @@ typedef struct ray__actor_remote_s {
   /* The last handle here went: the home drops the actor after `ncalls`
    * calls (the constructor included) have reached it. */
   void (*drop)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t ncalls);
+  /* The job's names (a registry on rank 0): claim `name` for `in` (with
+   * the name taken: RAY_ENAMEEXISTS, and *taken says whose), find one, and
+   * free the names of actor `id`. They wait for rank 0's answer (at most
+   * 30 s: RAY_ETIMEDOUT). */
+  int (*name_put)(struct ray__runtime_s *rt, const char *name, const ray__actor_info_t *in,
+                  ray__actor_info_t *taken);
+  int (*name_get)(struct ray__runtime_s *rt, const char *name, ray__actor_info_t *out);
+  void (*name_del)(struct ray__runtime_s *rt, uint64_t id);
 } ray__actor_remote_t;
 
 typedef struct ray__actors_s {

@@ -118,8 +118,13 @@ enum {
   K_AKILL = 9,  /* [9, actor_id, no_restart] */
   K_ADROP = 10, /* [10, actor_id, ncalls] */
   K_ASKIP = 11, /* [11, actor_id, seq, code]: call seq never left its owner */
-  K_DONE = 12   /* [12]: SPMD, this rank's program called ray_shutdown */
+  K_DONE = 12,  /* [12]: SPMD, this rank's program called ray_shutdown */
+  K_NAME = 13,  /* [13, req, op, name, id, home, class]: to rank 0's registry */
+  K_NAMED = 14  /* [14, req, code, id, home, class]: its answer */
 };
+enum { NAME_PUT = 0, NAME_GET = 1, NAME_DEL = 2 };
+/* How long a rank waits for rank 0's answer about a name. */
+#define NAME_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
 enum { FLIGHT_BUCKETS = 1024, NAME_MAX_LEN = 128 };
 /* A result value this large stays where it was made until its owner pulls
  * it; smaller ones travel inside the answer. */
@@ -212,6 +217,10 @@ struct ray__cluster_s {
   bool stop_asked;                      /* other ranks: SHUTDOWN came */
   int dones;                            /* rank 0, SPMD: ranks whose program is done (mu) */
   bool done_said;                       /* SPMD: this rank's ray_shutdown began (mu) */
+  struct job_name_s *names;             /* rank 0: the job's actor names (mu) */
+  struct name_wait_s *name_waits;       /* questions to rank 0 awaiting its answer (mu) */
+  uint64_t next_req;                    /* (mu) */
+  struct homed_s *homed; /* actors made here for other ranks (communication thread) */
 };
 
 /* ---- Packing helpers ---- */
@@ -556,12 +565,204 @@ static void actor_drop(ray__runtime_t *rt, uint64_t id, int home, uint64_t ncall
   actor_control(rt, home, K_ADROP, id, ncalls);
 }
 
+static int actor_name_put(ray__runtime_t *rt, const char *name, const ray__actor_info_t *in,
+                          ray__actor_info_t *taken);
+static int actor_name_get(ray__runtime_t *rt, const char *name, ray__actor_info_t *out);
+static void actor_name_del(ray__runtime_t *rt, uint64_t id);
+
 static const ray__actor_remote_t actor_remote = {
     .create = actor_create,
     .call = actor_call,
     .kill = actor_kill,
     .drop = actor_drop,
+    .name_put = actor_name_put,
+    .name_get = actor_name_get,
+    .name_del = actor_name_del,
 };
+
+/* ---- The job's actor names: a registry on rank 0 ---- */
+
+static char *str_of(const msgpack_object *o);
+
+typedef struct job_name_s {
+  struct job_name_s *next;
+  char *name;
+  ray__actor_info_t info;
+} job_name_t;
+
+/* A question to rank 0, waiting for its answer (on cl->cv). */
+typedef struct name_wait_s {
+  struct name_wait_s *next;
+  uint64_t req;
+  bool answered;
+  int code;
+  ray__actor_info_t info;
+} name_wait_t;
+
+/* Rank 0 answers `op` on its registry (mu held): 0, RAY_ENAMEEXISTS (put:
+ * *out is the holder), RAY_ENOTFOUND (get), RAY_ENOMEM. */
+static int registry_op(ray__cluster_t *cl, int op, const char *name, const ray__actor_info_t *in,
+                       ray__actor_info_t *out) {
+  if (op == NAME_DEL) { /* every name of actor in->id */
+    for (job_name_t **p = &cl->names; *p != NULL;) {
+      job_name_t *n = *p;
+      if (n->info.id != in->id) {
+        p = &n->next;
+        continue;
+      }
+      *p = n->next;
+      ray__free(n->name);
+      ray__free(n);
+    }
+    return 0;
+  }
+  for (job_name_t *n = cl->names; n != NULL; n = n->next)
+    if (strcmp(n->name, name) == 0) {
+      *out = n->info;
+      return op == NAME_PUT ? RAY_ENAMEEXISTS : 0;
+    }
+  if (op == NAME_GET) return RAY_ENOTFOUND;
+  job_name_t *n = ray__calloc(1, sizeof *n);
+  char *copy = n != NULL ? ray__strdup(name) : NULL;
+  if (copy == NULL) {
+    ray__free(n);
+    return RAY_ENOMEM;
+  }
+  n->name = copy;
+  n->info = *in;
+  n->next = cl->names;
+  cl->names = n;
+  return 0;
+}
+
+static void pack_info(msgpack_packer *pk, const ray__actor_info_t *in) {
+  msgpack_pack_uint64(pk, in->id);
+  msgpack_pack_int(pk, in->home);
+  pack_cstr(pk, in->cls);
+}
+
+/* Ask rank 0 (or, there, look): op on `name`, waiting for the answer. */
+static int name_ask(ray__runtime_t *rt, int op, const char *name, const ray__actor_info_t *in,
+                    ray__actor_info_t *out) {
+  ray__cluster_t *cl = rt->cluster;
+  ray__actor_info_t none = {0};
+  if (in == NULL) in = &none;
+  if (strlen(name) > 4096) return RAY_EINVAL;
+  if (atomic_load(&rt->rank) == 0) {
+    uv_mutex_lock(&cl->mu);
+    int rc = registry_op(cl, op, name, in, out);
+    uv_mutex_unlock(&cl->mu);
+    return rc;
+  }
+  if (atomic_load(&cl->lost[0])) return RAY_ENODE;
+  name_wait_t w = {0};
+  uv_mutex_lock(&cl->mu);
+  w.req = ++cl->next_req;
+  if (op != NAME_DEL) { /* a delete is not answered */
+    w.next = cl->name_waits;
+    cl->name_waits = &w;
+  }
+  uv_mutex_unlock(&cl->mu);
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 7, K_NAME, w.req);
+  msgpack_pack_int(&pk, op);
+  pack_cstr(&pk, name);
+  pack_info(&pk, in);
+  int rc = send_buf(cl, 0, &b);
+  if (op == NAME_DEL) return rc;
+  uint64_t deadline = uv_hrtime() + NAME_TIMEOUT_NS;
+  uv_mutex_lock(&cl->mu);
+  while (rc == 0 && !w.answered && !atomic_load(&cl->lost[0]) &&
+         ray__thread_cond_wait_until(&cl->cv, &cl->mu, deadline) == 0) {
+  }
+  for (name_wait_t **p = &cl->name_waits; *p != NULL; p = &(*p)->next)
+    if (*p == &w) {
+      *p = w.next;
+      break;
+    }
+  uv_mutex_unlock(&cl->mu);
+  if (rc != 0) return rc;
+  if (!w.answered) return atomic_load(&cl->lost[0]) ? RAY_ENODE : RAY_ETIMEDOUT;
+  if (out != NULL) *out = w.info;
+  return w.code;
+}
+
+static int actor_name_put(ray__runtime_t *rt, const char *name, const ray__actor_info_t *in,
+                          ray__actor_info_t *taken) {
+  return name_ask(rt, NAME_PUT, name, in, taken);
+}
+
+static int actor_name_get(ray__runtime_t *rt, const char *name, ray__actor_info_t *out) {
+  return name_ask(rt, NAME_GET, name, NULL, out);
+}
+
+static void actor_name_del(ray__runtime_t *rt, uint64_t id) {
+  ray__actor_info_t in = {.id = id};
+  (void)name_ask(rt, NAME_DEL, "", &in, NULL);
+}
+
+/* An actor's info out of [id, home, class] at v. */
+static bool info_of(const msgpack_object *v, ray__actor_info_t *out) {
+  if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      (v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+       v[1].type != MSGPACK_OBJECT_NEGATIVE_INTEGER) ||
+      v[2].type != MSGPACK_OBJECT_STR || v[2].via.str.size >= sizeof out->cls)
+    return false;
+  out->id = v[0].via.u64;
+  out->home = (int)v[1].via.i64;
+  memcpy(out->cls, v[2].via.str.ptr, v[2].via.str.size);
+  out->cls[v[2].via.str.size] = '\0';
+  return true;
+}
+
+/* NAME on rank 0: answer from the registry (a delete is not answered). */
+static void on_name(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  ray__actor_info_t in;
+  if (m->via.array.size != 7 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[2].via.u64 > NAME_DEL ||
+      v[3].type != MSGPACK_OBJECT_STR || !info_of(&v[4], &in) || atomic_load(&cl->rt->rank) != 0) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed NAME from rank %d", src);
+    return;
+  }
+  char *name = str_of(&v[3]);
+  ray__actor_info_t out = {0};
+  int op = (int)v[2].via.u64;
+  uv_mutex_lock(&cl->mu);
+  int code = name != NULL ? registry_op(cl, op, name, &in, &out) : RAY_ENOMEM;
+  uv_mutex_unlock(&cl->mu);
+  ray__free(name);
+  if (op == NAME_DEL) return;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 6, K_NAMED, v[1].via.u64);
+  msgpack_pack_int(&pk, code);
+  pack_info(&pk, &out);
+  (void)send_buf(cl, src, &b);
+}
+
+/* NAMED: rank 0's answer to one of our questions. */
+static void on_named(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  ray__actor_info_t info;
+  if (m->via.array.size != 6 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      (v[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+       v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+      !info_of(&v[3], &info)) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed NAMED from rank %d", src);
+    return;
+  }
+  uv_mutex_lock(&cl->mu);
+  for (name_wait_t *w = cl->name_waits; w != NULL; w = w->next)
+    if (w->req == v[1].via.u64) {
+      w->answered = true;
+      w->code = (int)v[2].via.i64;
+      w->info = info;
+    }
+  uv_cond_broadcast(&cl->cv);
+  uv_mutex_unlock(&cl->mu);
+}
 
 /* Pack the TASK message of `t`, its arguments pinned: each as its bytes,
  * or a large one as its size, with a view of it in *hold (made at the
@@ -1733,6 +1934,8 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
 typedef struct stream_s {
   struct stream_s *next; /* cl->streams */
   int src;
+  bool owner;         /* src made the actor (its constructor is call 0); else src found
+                         it by name: its calls start at 0 once the owner's made it */
   uint64_t actor_id;  /* the owner's id: the actor here has its own */
   ray_actor_t local;  /* the actor here (0: not made yet, or it could not be) */
   int create_failed;  /* why it could not be made */
@@ -1742,12 +1945,53 @@ typedef struct stream_s {
   uint64_t drop_at;   /* the owner's last handle went after this many (UINT64_MAX: not yet) */
 } stream_t;
 
+/* An actor made here for its owner, for the other ranks' streams of it. */
+typedef struct homed_s {
+  struct homed_s *next; /* cl->homed */
+  uint64_t actor_id;
+  ray_actor_t local; /* 0: it could not be made */
+  int failed;
+} homed_t;
+
+static homed_t *homed_find(ray__cluster_t *cl, uint64_t actor_id) {
+  for (homed_t *h = cl->homed; h != NULL; h = h->next)
+    if (h->actor_id == actor_id) return h;
+  return NULL;
+}
+
+static void homed_drop(ray__cluster_t *cl, uint64_t actor_id) {
+  for (homed_t **p = &cl->homed; *p != NULL; p = &(*p)->next)
+    if ((*p)->actor_id == actor_id) {
+      homed_t *h = *p;
+      *p = h->next;
+      ray__free(h);
+      return;
+    }
+}
+
+/* The actor here that another rank's stream calls: made for its owner by
+ * the owner's stream (homed), or this rank's own (its id is its local
+ * one). Returns false while the owner's constructor has not run here. */
+static bool attached(ray__cluster_t *cl, uint64_t actor_id, ray_actor_t *local, int *failed) {
+  *failed = 0;
+  if (actor_id >> 48 == (uint64_t)atomic_load(&cl->rt->rank)) {
+    local->id = actor_id;
+    return true;
+  }
+  homed_t *h = homed_find(cl, actor_id);
+  if (h == NULL) return false;
+  *local = h->local;
+  *failed = h->failed;
+  return true;
+}
+
 static stream_t *stream_get(ray__cluster_t *cl, int src, uint64_t actor_id) {
   for (stream_t *s = cl->streams; s != NULL; s = s->next)
     if (s->src == src && s->actor_id == actor_id) return s;
   stream_t *s = ray__calloc(1, sizeof *s);
   if (s == NULL) return NULL;
   s->src = src;
+  s->owner = (uint64_t)src == actor_id >> 48; /* ids name the rank that made them */
   s->actor_id = actor_id;
   s->drop_at = UINT64_MAX;
   s->next = cl->streams;
@@ -1768,8 +2012,38 @@ static void stream_free(ray__cluster_t *cl, stream_t *s) {
     s->waiting = a->next;
     arrival_free(cl, a);
   }
-  if (s->local.id != 0) (void)ray_actor_release(s->local);
+  if (s->owner) { /* the actor goes: other ranks' calls to it fail from now on */
+    homed_drop(cl, s->actor_id);
+    if (s->local.id != 0) (void)ray_actor_release(s->local);
+  }
   ray__free(s);
+}
+
+static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send);
+
+/* The owner's constructor ran (or could not): the other ranks' streams of
+ * the actor may go on. */
+static void homed_made(ray__cluster_t *cl, stream_t *os, bool can_send) {
+  homed_t *h = ray__calloc(1, sizeof *h);
+  if (h == NULL) {
+    ray__log(RAY_LOG_ERROR, "cluster: no memory: other ranks' calls of an actor stall");
+    return;
+  }
+  h->actor_id = os->actor_id;
+  h->local = os->local;
+  h->failed = os->create_failed;
+  h->next = cl->homed;
+  cl->homed = h;
+  for (bool again = true; again;) { /* a flush may free a stream: look again from the start */
+    again = false;
+    for (stream_t *s = cl->streams; s != NULL; s = s->next)
+      if (!s->owner && s->actor_id == os->actor_id && s->waiting != NULL &&
+          s->waiting->seq == s->next_seq) {
+        stream_flush(cl, s, can_send);
+        again = true;
+        break;
+      }
+  }
 }
 
 /* COMPLETE with no results: a constructor's answer. */
@@ -1802,9 +2076,16 @@ static void stream_run(ray__cluster_t *cl, stream_t *s, arrival_t *a, bool can_s
       (void)ray_actor_kill(s->local, s->kill == 2);
     }
     if (answer) answer_none(cl, a->src, a->task_id);
+    if (s->owner) homed_made(cl, s, can_send);
     return;
   }
-  if (rc == 0 && s->local.id == 0) rc = RAY_EACTORDIED;
+  ray_actor_t local = s->local;
+  if (!s->owner) { /* found by name: the owner's actor (stream_flush waited for it) */
+    int failed = 0;
+    if (!attached(cl, s->actor_id, &local, &failed)) local.id = 0;
+    if (failed != 0) s->create_failed = failed;
+  }
+  if (rc == 0 && local.id == 0) rc = RAY_EACTORDIED;
   if (rc == 0 && !door_enter(cl)) rc = RAY_ESHUTDOWN;
   if (rc != 0) {
     if (answer) {
@@ -1815,13 +2096,18 @@ static void stream_run(ray__cluster_t *cl, stream_t *s, arrival_t *a, bool can_s
     }
     return;
   }
-  exec_start(cl, a->src, a->task_id, a->nreturns, NULL, a->fname, s->local, (uint32_t)a->method,
+  exec_start(cl, a->src, a->task_id, a->nreturns, NULL, a->fname, local, (uint32_t)a->method,
              a->args, a->nargs, NULL);
   door_leave(cl);
 }
 
 /* Run what is next in s, in order; then let it go if its owner did. */
 static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send) {
+  /* Another rank's calls wait until the owner's constructor ran here
+   * (homed_made flushes them then). */
+  ray_actor_t local;
+  int failed;
+  if (!s->owner && !attached(cl, s->actor_id, &local, &failed)) return;
   while (s->waiting != NULL && s->waiting->seq == s->next_seq) {
     arrival_t *a = s->waiting;
     s->waiting = a->next;
@@ -1860,16 +2146,20 @@ static void on_akill(ray__cluster_t *cl, int src, const msgpack_object *m) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed AKILL from rank %d", src);
     return;
   }
-  stream_t *s = stream_get(cl, src, v[1].via.u64);
+  uint64_t id = v[1].via.u64;
+  bool no_restart = v[2].via.u64 != 0;
+  ray_actor_t local;
+  int failed;
+  if (attached(cl, id, &local, &failed)) { /* made (or not: nothing to kill) */
+    if (local.id != 0) (void)ray_actor_kill(local, no_restart);
+    return;
+  }
+  stream_t *s = stream_get(cl, (int)(id >> 48), id); /* the owner's, whoever kills */
   if (s == NULL) {
     ray__log(RAY_LOG_ERROR, "cluster: no memory for a kill from rank %d", src);
     return;
   }
-  bool no_restart = v[2].via.u64 != 0;
-  if (s->local.id != 0)
-    (void)ray_actor_kill(s->local, no_restart);
-  else if (s->next_seq == 0 && (no_restart || s->kill == 0))
-    s->kill = no_restart ? 2 : 1;
+  if (s->next_seq == 0 && (no_restart || s->kill == 0)) s->kill = no_restart ? 2 : 1;
 }
 
 /* ADROP [10, actor_id, ncalls]: the owner's last handle went after ncalls
@@ -2067,6 +2357,7 @@ static const handler_fn handlers[] = {
     [K_ACK] = on_ack,     [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
     [K_DATA] = on_data,   [K_RELEASE] = on_release,   [K_AKILL] = on_akill,
     [K_ADROP] = on_adrop, [K_ASKIP] = on_askip,       [K_DONE] = on_done,
+    [K_NAME] = on_name,   [K_NAMED] = on_named,
 };
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
@@ -2354,6 +2645,13 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__log(RAY_LOG_ERROR, "cluster: values held for rank %d are left to MPI", h->peer);
     }
   while (cl->streams != NULL) stream_free(cl, cl->streams); /* their actors are gone */
+  while (cl->homed != NULL) homed_drop(cl, cl->homed->actor_id);
+  while (cl->names != NULL) {
+    job_name_t *n = cl->names;
+    cl->names = n->next;
+    ray__free(n->name);
+    ray__free(n);
+  }
   /* Tasks whose answer never came: their results failed with the runtime's
    * pending objects; let them go. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)

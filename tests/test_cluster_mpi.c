@@ -435,13 +435,74 @@ static int fn_actors_alive(ray_task_ctx_t *ctx, void *arg) {
 static ray_function_t g_actors_alive;
 STATIC_FN(s_actors_alive, "actors_alive", fn_actors_alive, k_i64, &g_actors_alive);
 
+/* The job's named actor "shared", from wherever this runs: add(1) and the
+ * new value. */
+static int fn_named_add(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_actor_t a;
+  int rc = ray_get_actor("shared", &a);
+  if (rc != 0) return ray_fail(ctx, rc, "ray_get_actor on rank %d", ray_rank());
+  ray_arg_t one = ray_arg_i64(1);
+  ray_ref_t r;
+  int64_t v = -1;
+  rc = ray_actor_call(a, "add", &one, 1, NULL, &r);
+  if (rc == 0) {
+    rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+    ray_ref_release(r);
+  }
+  ray_actor_release(a);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+}
+
+/* Make "shared" here (argument: get_if_exists): -17 for RAY_ENAMEEXISTS,
+ * else add(10) on what it got and the new value. */
+static int fn_named_make(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t get_if_exists;
+  int rc = ray_ctx_arg_i64(ctx, 0, &get_if_exists);
+  if (rc != 0) return rc;
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.name = "shared";
+  o.get_if_exists = get_if_exists != 0;
+  ray_actor_t a;
+  rc = ray_actor_create(&k_rcounter, NULL, 0, &o, &a);
+  if (rc == RAY_ENAMEEXISTS) return ray_return_i64(ctx, 0, -17);
+  if (rc != 0) return rc;
+  ray_arg_t ten = ray_arg_i64(10);
+  ray_ref_t r;
+  int64_t v = -1;
+  rc = ray_actor_call(a, "add", &ten, 1, NULL, &r);
+  if (rc == 0) {
+    rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+    ray_ref_release(r);
+  }
+  ray_actor_release(a);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+}
+
+/* Kill "shared" for good from here. */
+static int fn_named_kill(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_actor_t a;
+  int rc = ray_get_actor("shared", &a);
+  if (rc == 0) rc = ray_actor_kill(a, true);
+  if (rc == 0) rc = ray_actor_release(a);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, 0);
+}
+static ray_function_t g_named_add, g_named_make, g_named_kill;
+STATIC_FN(s_named_add, "named_add", fn_named_add, k_i64, &g_named_add);
+STATIC_FN(s_named_make, "named_make", fn_named_make, k_i64, &g_named_make);
+STATIC_FN(s_named_kill, "named_kill", fn_named_kill, k_i64, &g_named_kill);
+
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64, &s_echo_f64,  &s_echo_str,    &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,      &s_sum,       &s_boom,        &s_flaky,
-      &s_fib,          &s_put_get,  &s_leak_ref,  &s_gate,        &s_until_cancelled,
-      &s_hop,          &s_big,      &s_fetch_big, &s_nested_any,  &s_check_big,
-      &s_id_owner,     &s_nap,      &s_send_big,  &s_actors_alive};
+      &s_whoami,       &s_echo_i64,  &s_echo_f64,  &s_echo_str,     &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,       &s_sum,       &s_boom,         &s_flaky,
+      &s_fib,          &s_put_get,   &s_leak_ref,  &s_gate,         &s_until_cancelled,
+      &s_hop,          &s_big,       &s_fetch_big, &s_nested_any,   &s_check_big,
+      &s_id_owner,     &s_nap,       &s_send_big,  &s_actors_alive, &s_named_add,
+      &s_named_make,   &s_named_kill};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
   ray_static_class_add(&s_rcounter);
 }
@@ -1093,6 +1154,43 @@ static void test_remote_actor_errors(void **state) {
   assert_true(actors_on_rank_become(home, 0));
 }
 
+/* One name for the whole job (rank 0's registry): a named actor found and
+ * called from every rank, the name refused elsewhere (or shared with
+ * get_if_exists), and a kill from another rank frees it. */
+static void test_named_actor_from_every_rank(void **state) {
+  (void)state;
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.node = g_ranks - 1;
+  o.name = "shared";
+  ray_actor_t a;
+  assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &a), 0);
+  ray_actor_t again;
+  assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &again), RAY_ENAMEEXISTS);
+  for (int r = 0; r < g_ranks; r++) /* one at a time: each sees the one before */
+    assert_int_equal(get_i64(submit_on(g_named_add, NULL, 0, r)), r + 1);
+  int other = g_ranks > 1 ? 1 : 0;
+  ray_arg_t no = ray_arg_i64(0), yes = ray_arg_i64(1);
+  assert_int_equal(get_i64(submit_on(g_named_make, &no, 1, other)), -17);
+  assert_int_equal(get_i64(submit_on(g_named_make, &yes, 1, other)), g_ranks + 10);
+  ray_actor_t found;
+  assert_rc(ray_get_actor("shared", &found), 0);
+  assert_int_equal(get_i64(call1(found, "add", ray_arg_i64(1), 1)), g_ranks + 11);
+  assert_rc(ray_actor_release(found), 0);
+  /* Killed from another rank: the name is free at once, everywhere. */
+  assert_int_equal(get_i64(submit_on(g_named_kill, NULL, 0, other)), 0);
+  assert_rc(ray_get_actor("shared", &found), RAY_ENOTFOUND);
+  expect_code(call1(a, "add", ray_arg_i64(1), 1), RAY_EACTORDIED);
+  assert_rc(ray_actor_release(a), 0);
+  o.node = 0;
+  assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &a), 0); /* the name, taken anew */
+  assert_int_equal(get_i64(submit_on(g_named_add, NULL, 0, other)), 1);
+  assert_rc(ray_actor_kill(a, true), 0);
+  assert_rc(ray_actor_release(a), 0);
+  assert_rc(ray_get_actor("shared", &found), RAY_ENOTFOUND);
+  assert_rc(ray_get_actor("nobody", &found), RAY_ENOTFOUND);
+}
+
 /* The modes' driver: a whoami task placed on every rank answers its rank
  * (without cmocka: these modes run outside the group). */
 static bool whoami_everywhere(void) {
@@ -1606,6 +1704,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_remote_actor_concurrency),
       cmocka_unit_test(test_remote_actor_release),
       cmocka_unit_test(test_remote_actor_errors),
+      cmocka_unit_test(test_named_actor_from_every_rank),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
       cmocka_unit_test(test_function_missing_on_target), /* needs rank 1 */

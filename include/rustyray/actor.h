@@ -61,7 +61,10 @@ typedef struct ray_actor_class_s {
 } ray_actor_class_t;
 
 typedef struct ray_actor_opts_s {
-  /* A unique name (copied) for ray_get_actor(); NULL: unnamed. */
+  /* A unique name (copied) for ray_get_actor(); NULL: unnamed. In cluster
+   * mode the name is the whole job's, kept on rank 0: creating the actor
+   * then waits for rank 0's answer on other ranks (a round trip, at most
+   * 30 s: RAY_ETIMEDOUT; RAY_ENODE if rank 0 was lost). */
   const char *name;
   /* With a name already taken: return that actor instead of RAY_ENAMEEXISTS. */
   bool get_if_exists;
@@ -109,14 +112,16 @@ RAY_EXTERN void ray_actor_opts_init(ray_actor_opts_t *opts);
  * Errors: RAY_EINVAL (NULL argument), RAY_ENOTFOUND. */
 RAY_EXTERN int ray_actor_method(const ray_actor_class_t *cls, const char *name, uint32_t *out);
 
-/* Create an actor and return at once; the constructor runs on the worker
+/* Create an actor and return at once (in cluster mode a named one waits
+ * for rank 0: see `name`); the constructor runs on the worker
  * pool when its ref arguments are ready, and calls made meanwhile queue
  * behind it. *out receives a handle reference.
  * Errors: RAY_EINVAL (NULL cls/out, a malformed class: no name, a method
  * without name or fn, bad return counts or types; bad args as for
  * ray_task_submit; max_concurrency 0 after ray_actor_opts_init is fine and
- * means 1), RAY_ENAMEEXISTS, RAY_ENOTFOUND (a ref argument), RAY_ENOTINIT,
- * RAY_ESHUTDOWN, RAY_ENOMEM. Never blocks; thread-safe. */
+ * means 1, an invalid `node`), RAY_ENAMEEXISTS, RAY_ENOTFOUND (a ref
+ * argument), RAY_ENOTINIT, RAY_ESHUTDOWN, RAY_ENOMEM; named in cluster mode
+ * also RAY_ETIMEDOUT, RAY_ENODE. Never blocks but for that; thread-safe. */
 RAY_EXTERN int ray_actor_create(const ray_actor_class_t *cls, const ray_arg_t *args, size_t nargs,
                                 const ray_actor_opts_t *opts, ray_actor_t *out);
 
@@ -154,8 +159,12 @@ RAY_EXTERN int ray_actor_kill(ray_actor_t actor, bool no_restart);
 RAY_EXTERN int ray_actor_retain(ray_actor_t actor);
 RAY_EXTERN int ray_actor_release(ray_actor_t actor);
 
-/* Find a named actor; *out receives a new handle reference.
- * Errors: RAY_EINVAL, RAY_ENOTFOUND, RAY_ENOTINIT. */
+/* Find a named actor; *out receives a new handle reference. In cluster
+ * mode it asks rank 0's registry (a round trip from other ranks, at most
+ * 30 s) and the handle may be of an actor on any rank (its class must be
+ * a static descriptor here: ray_static_class_add).
+ * Errors: RAY_EINVAL, RAY_ENOTFOUND, RAY_ENOTINIT; in cluster mode also
+ * RAY_ETIMEDOUT, RAY_ENODE (rank 0 lost), RAY_ENOMEM. */
 RAY_EXTERN int ray_get_actor(const char *name, ray_actor_t *out);
 
 /* From inside a method: end the actor after this call returns (Ray's
