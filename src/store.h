@@ -53,6 +53,8 @@ typedef struct ray__entry_s {
   uint8_t state;    /* RAY__PENDING / READY / FAILED */
   uint8_t flags;    /* RAY__F_* */
   int32_t err_code; /* when failed: the error's code */
+  uint32_t nactors; /* the actor handles after the refs in `inner` (here, in what was
+                       padding: the header stays at 176 bytes) */
   size_t size;
   void *data;
   ray_free_fn free_fn; /* RAY__F_OWNED: free_fn(data, free_arg) when freed */
@@ -62,7 +64,6 @@ typedef struct ray__entry_s {
   uint64_t *inner;                /* refs this object holds (released with it), then
                                      nactors actor handles (ray__store_hold_inner) */
   uint32_t ninner;                /* the refs in `inner` */
-  uint32_t nactors;               /* the actor handles after them */
   bool small;                     /* the header is an rfree small block (ray__rfree_alloc_small) */
   struct ray__rfree_home_s *home; /* the allocating thread's (rfree.h), or NULL */
   /* Memory accounting and spilling (memory.c): */
@@ -114,7 +115,6 @@ typedef struct ray__store_s {
   unsigned nshards;
   unsigned shard_bits;
   size_t inline_threshold;
-  ray__actor_hold_t actor_hold;
   /* Capacity (memory.c). */
   uint64_t capacity;
   int64_t chunk;                  /* budget a shard takes from the store at once */
@@ -146,6 +146,8 @@ typedef struct ray__store_s {
   atomic_uint_fast64_t spill_count;
   atomic_uint_fast64_t restore_count;
   atomic_int_fast64_t bytes_on_disk;
+  /* Last: the hot fields above keep the places they had before it. */
+  ray__actor_hold_t actor_hold;
 } ray__store_t;
 
 /* Refs grouped by shard (a counting sort), so a batch takes each lock once:
