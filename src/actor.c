@@ -874,9 +874,11 @@ static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_ar
   if (opts->node < RAY_NODE_ANY || opts->node >= nranks) return RAY_EINVAL;
   const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
   int home = -1; /* here */
-  if (opts->node != RAY_NODE_ANY && opts->node != atomic_load(&rt->rank)) {
+  int node = opts->node;
+  if (node == RAY_NODE_ANY && remote != NULL && !encoded_ok) node = remote->place(rt); /* spread */
+  if (node != RAY_NODE_ANY && node != atomic_load(&rt->rank)) {
     if (remote == NULL) return RAY_EINVAL; /* not (or no longer) a cluster */
-    home = opts->node;
+    home = node;
   }
   ray__class_t *k;
   int rc = class_get(rt, cls, &k);

@@ -30,6 +30,9 @@ typedef struct ray__actor_info_s {
   char cls[RAY__CLASS_NAME_MAX];
 } ray__actor_info_t;
 typedef struct ray__actor_remote_s {
+  /* RAY_NODE_ANY: the rank a new actor lives on (round-robin over the
+   * ranks not lost; may be this one). */
+  int (*place)(struct ray__runtime_s *rt);
   /* Send the constructor of actor `id` (class `cls`, its ctor function
    * `ctor`) to `home` with `args`, as call 0. */
   int (*create)(struct ray__runtime_s *rt, uint64_t id, int home,

@@ -221,6 +221,7 @@ struct ray__cluster_s {
   struct name_wait_s *name_waits;       /* questions to rank 0 awaiting its answer (mu) */
   uint64_t next_req;                    /* (mu) */
   struct homed_s *homed; /* actors made here for other ranks (communication thread) */
+  atomic_uint actor_rr;  /* the next RAY_NODE_ANY actor's rank */
 };
 
 /* ---- Packing helpers ---- */
@@ -570,7 +571,19 @@ static int actor_name_put(ray__runtime_t *rt, const char *name, const ray__actor
 static int actor_name_get(ray__runtime_t *rt, const char *name, ray__actor_info_t *out);
 static void actor_name_del(ray__runtime_t *rt, uint64_t id);
 
+/* RAY_NODE_ANY actors: round-robin over the ranks not lost. */
+static int actor_place(ray__runtime_t *rt) {
+  ray__cluster_t *cl = rt->cluster;
+  int n = atomic_load(&rt->nranks);
+  for (int tries = 0; tries < n; tries++) {
+    int r = (int)(atomic_fetch_add(&cl->actor_rr, 1) % (unsigned)n);
+    if (!atomic_load(&cl->lost[r])) return r;
+  }
+  return atomic_load(&rt->rank);
+}
+
 static const ray__actor_remote_t actor_remote = {
+    .place = actor_place,
     .create = actor_create,
     .call = actor_call,
     .kill = actor_kill,

@@ -79,7 +79,8 @@ typedef struct ray_actor_opts_s {
    * shutdown), as Ray's lifetime="detached". Named actors are kept too. */
   bool detached;
   /* Cluster mode: the rank the actor lives on (its home), or RAY_NODE_ANY
-   * (ray_actor_opts_init's default: this rank). An actor on another rank
+   * (ray_actor_opts_init's default: the ranks in turn, round-robin, this one
+   * included, skipping lost ones). An actor on another rank
    * is created there from its class's name, so the class must be a static
    * descriptor there (ray_static_class_add) or known to that rank's
    * runtime already; calls from this rank go there and run in the order
@@ -87,9 +88,10 @@ typedef struct ray_actor_opts_s {
    * behave as in one process. What does not travel yet (issue 15, ADR-006):
    * arguments or values holding refs or actor handles (RAY_ENOTSUP), the
    * name of a remote actor outside its creating rank, ray_ctx_actor's
-   * handle in a remote actor's method. Outside cluster mode, or this rank:
-   * the actor is local. Errors: RAY_EINVAL (below RAY_NODE_ANY or not a
-   * rank). */
+   * handle in a remote actor's method: an actor that takes or is passed
+   * handles is placed on this rank (node = ray_rank()). Outside cluster
+   * mode, or this rank: the actor is local. Errors: RAY_EINVAL (below
+   * RAY_NODE_ANY or not a rank). */
   int node;
 } ray_actor_opts_t;
 
