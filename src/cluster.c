@@ -724,7 +724,7 @@ static bool info_of(const msgpack_object *v, ray__actor_info_t *out) {
     return false;
   out->id = v[0].via.u64;
   out->home = (int)v[1].via.i64;
-  memcpy(out->cls, v[2].via.str.ptr, v[2].via.str.size);
+  if (v[2].via.str.size > 0) memcpy(out->cls, v[2].via.str.ptr, v[2].via.str.size);
   out->cls[v[2].via.str.size] = '\0';
   return true;
 }
@@ -1585,7 +1585,7 @@ static char *str_of(const msgpack_object *o) {
   if (o->type != MSGPACK_OBJECT_STR) return NULL;
   char *p = ray__malloc(o->via.str.size + 1);
   if (p == NULL) return NULL;
-  memcpy(p, o->via.str.ptr, o->via.str.size);
+  if (o->via.str.size > 0) memcpy(p, o->via.str.ptr, o->via.str.size); /* "" may have no ptr */
   p[o->via.str.size] = '\0';
   return p;
 }

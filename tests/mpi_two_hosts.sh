@@ -60,7 +60,10 @@ host=$1
 shift
 for ns in $(ip netns list | cut -d' ' -f1); do
   if ip -n "$ns" -o -4 addr show | grep -q " inet $host/"; then
-    exec ip netns exec "$ns" sh -c "$*"
+    # Its own session directory: the hosts share a hostname and /tmp, and
+    # Open MPI's session directories are named by hostname and job.
+    mkdir -p "$RRTMP/$ns"
+    exec ip netns exec "$ns" env TMPDIR="$RRTMP/$ns" sh -c "$*"
   fi
 done
 echo "agent: no namespace owns $host" >&2
@@ -76,7 +79,11 @@ before=$(bytes)
 # rtc_hwloc_vmhole none: two orteds on one machine otherwise both share
 # hwloc's topology through a memory segment each places in "the biggest
 # hole" of its address space, and one of them crashed now and then
-# (hwloc_shmem_topology_write, 1 run in 5 or so).
+# (hwloc_shmem_topology_write, 1 run in 5 or so). Each orted (the agent)
+# and mpirun get a TMPDIR of their own: sharing /tmp and a hostname, an
+# orted once failed to make its session directory ("File exists").
+mkdir -p "$dir/tmp/mpirun"
+RRTMP="$dir/tmp" TMPDIR="$dir/tmp/mpirun" \
 "$mpiexec" --hostfile "$dir/hosts" -np 2 --mca plm_rsh_agent "$dir/agent" \
   --mca rtc_hwloc_vmhole none \
   --mca btl self,tcp --mca btl_tcp_if_include "$net.0/24" --mca oob_tcp_if_include "$net.0/24" \
