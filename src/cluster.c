@@ -56,6 +56,15 @@
  *              went; the actor goes after that many have run
  *   ASKIP     [11, actor_id, seq, code]      owner -> home: call seq failed
  *              before it left (the calls after it must not wait for it)
+ *   DONE      [12]                 any rank -> 0 (cluster_spmd): its program
+ *              called ray_shutdown; rank 0 stops everyone once all did
+ *   NAME      [13, req, op, name, id, home, class]   any -> 0: claim, find or
+ *              delete an actor's name in the job's registry (rank 0's)
+ *   NAMED     [14, req, code, id, home, class]       0 -> the asker (a
+ *              delete is not answered)
+ * A rank that finds an actor by name calls it on a stream of its own at
+ * the home, attached to the owner's actor (made by the owner's stream, or
+ * the home's own), its calls numbered from 0.
  * A CANCEL always follows its TASK (both are queued under `mu`, the TASK
  * first), so the running rank knows the task when the CANCEL comes: it
  * cancels its local task as ray_cancel does (not run if still queued; the
@@ -82,8 +91,8 @@
  *
  * What is not here yet (ADR-006, issue 15): refs and actor handles that
  * travel (a ref or handle inside a value, or a handle argument, sent to or
- * from another rank fails with RAY_ENOTSUP); names of remote actors
- * known beyond their creating rank; every rank a driver.
+ * from another rank fails with RAY_ENOTSUP; handles reach other ranks only
+ * by name).
  *
  * Threads: send_task, send_results and the pulls run on the communication
  * thread (its tick: sending never waits for a free worker), as does
