@@ -9,8 +9,9 @@
 //   std::shared_ptr<std::vector<int>> v = ray::Get(ref);
 //   ray::Shutdown();
 //
-// Errors are exceptions (ray/api/ray_exception.h). What is not here yet is
-// listed in docs/adr/ADR-007-cpp-api.md.
+// Errors are exceptions (ray/api/ray_exception.h). Placement groups are
+// bookkeeping (ray/api/placement_group.h). The design and what differs
+// from Ray: docs/adr/ADR-007-cpp-api.md.
 #ifndef RAY_API_H
 #define RAY_API_H
 
