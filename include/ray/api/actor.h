@@ -25,6 +25,7 @@
 #include "ray_exception.h"
 #include "ray_remote.h"
 #include "rustyray/actor.h"
+#include "rustyray/runtime.h"
 #include "task_caller.h"
 
 namespace ray {
@@ -241,6 +242,9 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>>,
     CallArgs call = CallArgs::Of<typename FunctionTraits<F>::Params>(std::forward<Args>(args)...);
     std::string full = name_.empty() ? std::string() : ns_ + "/" + name_;
     opts_.name = full.empty() ? nullptr : full.c_str();
+    // On this rank: in cluster mode another rank could not make it, as a
+    // C++ class is not a static class descriptor there (ADR-007).
+    opts_.node = ray_rank();
     ray_actor_t a;
     int rc = ray_actor_create(cls, call.data(), call.size(), &opts_, &a);
     if (rc == RAY_ENAMEEXISTS) throw RayException("Actor named " + name_ + " already exists");
