@@ -435,6 +435,21 @@ static int fn_actors_alive(ray_task_ctx_t *ctx, void *arg) {
 static ray_function_t g_actors_alive;
 STATIC_FN(s_actors_alive, "actors_alive", fn_actors_alive, k_i64, &g_actors_alive);
 
+/* Call add(x) on `a` from inside a task, return the new value as the
+ * task's result, and let the handle go. */
+static int add_and_let_go(ray_task_ctx_t *ctx, ray_actor_t a, int64_t x) {
+  ray_arg_t arg = ray_arg_i64(x);
+  ray_ref_t r;
+  int64_t v = -1;
+  int rc = ray_actor_call(a, "add", &arg, 1, NULL, &r);
+  if (rc == 0) {
+    rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+    ray_ref_release(r);
+  }
+  ray_actor_release(a);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+}
+
 /* The job's named actor "shared", from wherever this runs: add(1) and the
  * new value. */
 static int fn_named_add(ray_task_ctx_t *ctx, void *arg) {
@@ -442,16 +457,7 @@ static int fn_named_add(ray_task_ctx_t *ctx, void *arg) {
   ray_actor_t a;
   int rc = ray_get_actor("shared", &a);
   if (rc != 0) return ray_fail(ctx, rc, "ray_get_actor on rank %d", ray_rank());
-  ray_arg_t one = ray_arg_i64(1);
-  ray_ref_t r;
-  int64_t v = -1;
-  rc = ray_actor_call(a, "add", &one, 1, NULL, &r);
-  if (rc == 0) {
-    rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
-    ray_ref_release(r);
-  }
-  ray_actor_release(a);
-  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+  return add_and_let_go(ctx, a, 1);
 }
 
 /* Make "shared" here (argument: get_if_exists): -17 for RAY_ENAMEEXISTS,
@@ -469,16 +475,7 @@ static int fn_named_make(ray_task_ctx_t *ctx, void *arg) {
   rc = ray_actor_create(&k_rcounter, NULL, 0, &o, &a);
   if (rc == RAY_ENAMEEXISTS) return ray_return_i64(ctx, 0, -17);
   if (rc != 0) return rc;
-  ray_arg_t ten = ray_arg_i64(10);
-  ray_ref_t r;
-  int64_t v = -1;
-  rc = ray_actor_call(a, "add", &ten, 1, NULL, &r);
-  if (rc == 0) {
-    rc = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
-    ray_ref_release(r);
-  }
-  ray_actor_release(a);
-  return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
+  return add_and_let_go(ctx, a, 10);
 }
 
 /* Kill "shared" for good from here. */
