@@ -1240,7 +1240,19 @@ static void test_named_actor_from_every_rank(void **state) {
   /* Killed from another rank: the name is free at once, everywhere. */
   assert_int_equal(get_i64(submit_on(g_named_kill, NULL, 0, other)), 0);
   assert_rc(ray_get_actor("shared", &found), RAY_ENOTFOUND);
-  expect_code(call1(a, "add", ray_arg_i64(1), 1), RAY_EACTORDIED);
+  /* The kill went from rank `other` to the home, our calls from here:
+   * nothing orders the two, so a call may still get in first; the actor
+   * dies once the kill lands (bounded: 60 s). */
+  int code = 0;
+  for (int i = 0; i < 6000 && code != RAY_EACTORDIED; i++) {
+    ray_ref_t r = call1(a, "add", ray_arg_i64(1), 1);
+    int64_t v;
+    code = ray_get_i64(r, RAY_TIMEOUT_INFINITE, &v);
+    assert_rc(ray_ref_release(r), 0);
+    assert_true(code == 0 || code == RAY_EACTORDIED);
+    if (code == 0) uv_sleep(10);
+  }
+  assert_int_equal(code, RAY_EACTORDIED);
   assert_rc(ray_actor_release(a), 0);
   o.node = 0;
   assert_rc(ray_actor_create(&k_rcounter, NULL, 0, &o, &a), 0); /* the name, taken anew */
