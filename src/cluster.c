@@ -34,7 +34,8 @@
  *              (size: held by the owner, to be pulled)
  *   COMPLETE  [2, task_id, [[true, type, bytes] | [true, type, size] |
  *              [false, code, error], ...], load]   (size: held there, to
- *              be pulled; load: the sender's, for placement)
+ *              be pulled; load: the sender's, for placement; a value naming
+ *              refs has a fourth element, true: held there until RELEASE)
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
  *   ACK       [4]                  the answer, the last message a rank sends
  *   CANCEL    [5, task_id]         owner -> the rank running a task it sent
@@ -62,6 +63,14 @@
  *              delete an actor's name in the job's registry (rank 0's)
  *   NAMED     [14, req, code, id, home, class]       0 -> the asker (a
  *              delete is not answered)
+ *   BORROWS   [15, borrower, [id, serial, ...]]  -> the rank a value came
+ *              from: proxies made on `borrower` (forwarded to the owner)
+ *   SUB       [16, id]             proxy's rank -> owner: send the value
+ *   FILL      [17, id, result]     owner -> proxy's rank (a result as in
+ *              COMPLETE; a large one pulled with PULL/DATA/RELEASE keyed by
+ *              the object's id)
+ *   GONE      [18, [id, serial, ...]]   proxy's rank -> owner
+ * (Borrowing: see "Borrowing" below.)
  * A rank that finds an actor by name calls it on a stream of its own at
  * the home, attached to the owner's actor (made by the owner's stream, or
  * the home's own), its calls numbered from 0.
@@ -89,10 +98,9 @@
  * lets them go when the task's answer comes. The holds of both kinds are
  * one table, keyed by (peer, task_id): a task id names its owner.
  *
- * What is not here yet (ADR-006, issue 15): refs and actor handles that
- * travel (a ref or handle inside a value, or a handle argument, sent to or
- * from another rank fails with RAY_ENOTSUP; handles reach other ranks only
- * by name).
+ * What is not here yet (ADR-006, issue 15): actor handles that travel (a
+ * handle argument, or one inside a value, sent to or from another rank
+ * fails with RAY_ENOTSUP; handles reach other ranks only by name).
  *
  * Threads: send_task, send_results and the pulls run on the communication
  * thread (its tick: sending never waits for a free worker), as does
@@ -124,12 +132,16 @@ enum {
   K_PULL = 6,
   K_DATA = 7,
   K_RELEASE = 8,
-  K_AKILL = 9,  /* [9, actor_id, no_restart] */
-  K_ADROP = 10, /* [10, actor_id, ncalls] */
-  K_ASKIP = 11, /* [11, actor_id, seq, code]: call seq never left its owner */
-  K_DONE = 12,  /* [12]: SPMD, this rank's program called ray_shutdown */
-  K_NAME = 13,  /* [13, req, op, name, id, home, class]: to rank 0's registry */
-  K_NAMED = 14  /* [14, req, code, id, home, class]: its answer */
+  K_AKILL = 9,    /* [9, actor_id, no_restart] */
+  K_ADROP = 10,   /* [10, actor_id, ncalls] */
+  K_ASKIP = 11,   /* [11, actor_id, seq, code]: call seq never left its owner */
+  K_DONE = 12,    /* [12]: SPMD, this rank's program called ray_shutdown */
+  K_NAME = 13,    /* [13, req, op, name, id, home, class]: to rank 0's registry */
+  K_NAMED = 14,   /* [14, req, code, id, home, class]: its answer */
+  K_BORROWS = 15, /* [15, borrower, [id, serial, ...]]: proxies made there */
+  K_SUB = 16,     /* [16, id]: a proxy asks its owner for the value */
+  K_FILL = 17,    /* [17, id, result]: the answer, a result as in COMPLETE */
+  K_GONE = 18     /* [18, [id, serial, ...]]: proxies gone */
 };
 enum { NAME_PUT = 0, NAME_GET = 1, NAME_DEL = 2 };
 /* How long a rank waits for rank 0's answer about a name. */
@@ -157,11 +169,13 @@ struct exec_s;
 struct arrival_s;
 
 /* Pulls that settle together: a task of ours whose answer came, waiting
- * for its large results (t); or a task from another rank waiting for its
- * large arguments before it can run here (a). */
+ * for its large results (t); a task from another rank waiting for its
+ * large arguments before it can run here (a); or a proxy's large value
+ * (fill). */
 typedef struct pend_s {
   ray__task_t *t;
   struct arrival_s *a;
+  bool fill;        /* neither: a proxy's value (FILL), task_id its id */
   uint64_t task_id; /* the task's, and the key its values are held by */
   int holder;       /* the rank that ran it */
   int left;         /* pulls not settled, + 1 while the answer is read */
@@ -177,7 +191,7 @@ typedef struct pull_s {
   ray__cluster_t *cl;
   pend_t *p;
   uint32_t slot, type;
-  uint64_t id;        /* the pending result entry it completes (0: an argument) */
+  uint64_t id;        /* the pending result or proxy entry it completes (0: an argument) */
   uint64_t size, got; /* bytes in all, and landed */
   size_t chunk;       /* the chunk size its PULLs asked for */
   ray__entry_t *e;    /* the reserved entry the chunks land in */
@@ -229,8 +243,9 @@ struct ray__cluster_s {
   struct job_name_s *names;             /* rank 0: the job's actor names (mu) */
   struct name_wait_s *name_waits;       /* questions to rank 0 awaiting its answer (mu) */
   uint64_t next_req;                    /* (mu) */
-  struct homed_s *homed; /* actors made here for other ranks (communication thread) */
-  atomic_uint actor_rr;  /* the next RAY_NODE_ANY actor's rank */
+  struct homed_s *homed;               /* actors made here for other ranks (communication thread) */
+  struct lent_s *lent[FLIGHT_BUCKETS]; /* our objects other ranks hold proxies of (the same) */
+  atomic_uint actor_rr;                /* the next RAY_NODE_ANY actor's rank */
 };
 
 /* ---- Packing helpers ---- */
@@ -300,18 +315,23 @@ static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *
   return send_bytes(cl, dest, &b, kind == K_SHUTDOWN || kind == K_ACK);
 }
 
-/* Whether msgpack bytes hold a ref or an actor handle (neither can travel
- * yet). Undecodable bytes count as none: the receiver reports them as it
- * would locally. */
-static bool holds_refs(const void *data, size_t size) {
+/* What msgpack bytes name: VALUE_REFS when they hold refs, VALUE_ACTORS
+ * when actor handles (which cannot travel yet). Undecodable bytes count as
+ * naming nothing: the receiver reports them as it would locally. */
+enum { VALUE_REFS = 1, VALUE_ACTORS = 2 };
+static int value_names(uint32_t type, const void *data, size_t size) {
+  if (type != RAY_TYPE_MSGPACK) return 0;
   msgpack_unpacked u;
-  if (ray__mp_decode(data, size, &u) != 0) return false;
+  if (ray__mp_decode(data, size, &u) != 0) return 0;
   ray_ref_t *refs = NULL;
   size_t n = 0;
-  int rc = ray__mp_collect_refs(&u.data, &refs, &n);
+  int what = 0;
+  if (ray__mp_collect_refs(&u.data, &refs, &n) == 0)
+    for (size_t i = 0; i < n; i++)
+      what |= refs[i].type == RAY_TYPE_ACTOR ? VALUE_ACTORS : VALUE_REFS;
   ray__free(refs);
   msgpack_unpacked_destroy(&u);
-  return rc == 0 && n > 0;
+  return what;
 }
 
 /* ---- The in-flight table (mu held) ---- */
@@ -356,21 +376,25 @@ typedef struct hold_s {
   int sending;   /* chunks MPI is still sending from the views */
   bool released; /* nobody pulls from it any more */
   uint32_t n;
+  uint64_t *kept;    /* by slot: a result naming refs, held until the owner took them (0: none) */
   ray_buf_t views[]; /* by slot; data NULL: not held */
 } hold_t;
 
 static hold_t *hold_new(ray__cluster_t *cl, uint32_t n) {
-  hold_t *h = ray__calloc(1, sizeof *h + n * sizeof(ray_buf_t));
+  hold_t *h = ray__calloc(1, sizeof *h + n * (sizeof(ray_buf_t) + sizeof(uint64_t)));
   if (h != NULL) {
     h->cl = cl;
     h->n = n;
+    h->kept = (uint64_t *)(void *)&h->views[n]; /* ray_buf_t's alignment covers a uint64_t */
   }
   return h;
 }
 
 static void hold_free(hold_t *h) {
-  for (uint32_t i = 0; i < h->n; i++)
+  for (uint32_t i = 0; i < h->n; i++) {
     if (h->views[i].data != NULL) ray_buf_release(&h->views[i]);
+    if (h->kept[i] != 0) ray__store_release(&h->cl->rt->store, h->kept[i]);
+  }
   ray__free(h);
 }
 
@@ -384,10 +408,12 @@ static void hold_add(ray__cluster_t *cl, hold_t *h, int peer, uint64_t task_id) 
   uv_mutex_unlock(&cl->mu);
 }
 
+/* The hold of (peer, task_id) not released yet (two FILLs of one object
+ * for one rank may each hold one), or NULL. */
 static hold_t *hold_find(ray__cluster_t *cl, int peer, uint64_t task_id) {
   uv_mutex_lock(&cl->mu);
   hold_t *h = cl->holds[pair_bucket(peer, task_id)];
-  while (h != NULL && (h->peer != peer || h->task_id != task_id)) h = h->next;
+  while (h != NULL && (h->peer != peer || h->task_id != task_id || h->released)) h = h->next;
   uv_mutex_unlock(&cl->mu);
   return h;
 }
@@ -417,6 +443,295 @@ static void hold_release(ray__cluster_t *cl, int peer, uint64_t task_id) {
 static void chunk_sent(void *arg) {
   hold_t *h = arg;
   if (--h->sending == 0 && h->released) hold_drop(h);
+}
+
+/* ---- Borrowing: refs that travel ----
+ *
+ * A ref this rank does not own that arrives inside a value (an argument,
+ * a result, a proxy's value) gets a proxy here (store.h): a pending entry
+ * that asks its owner for the value at once (SUB, answered by FILL) and
+ * then holds what that value names in turn. Each life of a proxy has a
+ * serial, and the owner counts lives, not ranks:
+ *  - the rank that made it reports it (BORROWS) to the rank the value came
+ *    from, before anything lets that rank drop its own hold: the report
+ *    goes before the task's answer, or before the RELEASE of a result or
+ *    the GONE of the outer proxy, on the same pair of ranks;
+ *  - that rank, if it is not the owner, forwards the report to the owner,
+ *    before its own hold can go (the same argument, one link up);
+ *  - when the proxy goes, its rank tells the owner (GONE, straight there).
+ * A GONE may reach the owner before the forwarded BORROWS of the same life:
+ * the owner keeps it as a tombstone, which that BORROWS cancels. The owner
+ * holds one reference on an object while any life or tombstone of it is
+ * listed (`lent`), so it frees an object when its own count is zero and no
+ * rank holds a proxy: while a BORROWS is in flight, the rank forwarding it
+ * still holds its own life (its GONE comes after, on the same pair), so
+ * something listed or local always holds the object.
+ * The lists are the communication thread's. */
+typedef struct life_s {
+  int rank;
+  bool tomb; /* its GONE came before its BORROWS */
+  uint64_t serial;
+} life_t;
+
+typedef struct lent_s {
+  struct lent_s *next;
+  uint64_t id;
+  uint32_t n, cap;
+  life_t *lives;
+} lent_t;
+
+static lent_t **lent_slot(ray__cluster_t *cl, uint64_t id) {
+  lent_t **p = &cl->lent[(id * 0x9E3779B97F4A7C15ull) >> 54];
+  while (*p != NULL && (*p)->id != id) p = &(*p)->next;
+  return p;
+}
+
+static void lent_free(ray__cluster_t *cl, lent_t **p) {
+  lent_t *l = *p;
+  *p = l->next;
+  ray__store_release(&cl->rt->store, l->id);
+  ray__free(l->lives);
+  ray__free(l);
+}
+
+/* A life of a proxy of our object `id` on `rank` began (its BORROWS: tomb
+ * false) or ended (its GONE: tomb true): it cancels its counterpart if that
+ * is listed, else it is listed. */
+static void lent_note(ray__cluster_t *cl, uint64_t id, int rank, uint64_t serial, bool tomb) {
+  lent_t **p = lent_slot(cl, id), *l = *p;
+  if (l != NULL) {
+    for (uint32_t i = 0; i < l->n; i++)
+      if (l->lives[i].rank == rank && l->lives[i].serial == serial && l->lives[i].tomb != tomb) {
+        l->lives[i] = l->lives[--l->n];
+        if (l->n == 0) lent_free(cl, p);
+        return;
+      }
+  } else {
+    /* Never gone: a rank that lends it on holds it until this comes. */
+    if (ray__store_retain(&cl->rt->store, id) != 0) {
+      ray__log(RAY_LOG_ERROR, "cluster: rank %d borrows object %llx, which is gone here", rank,
+               (unsigned long long)id);
+      return;
+    }
+    if ((l = ray__calloc(1, sizeof *l)) == NULL) {
+      ray__store_release(&cl->rt->store, id);
+      ray__log(RAY_LOG_ERROR, "cluster: no memory to count a borrow of object %llx",
+               (unsigned long long)id);
+      return;
+    }
+    l->id = id;
+    *p = l;
+  }
+  if (l->n == l->cap) {
+    uint32_t cap = l->cap ? 2 * l->cap : 2;
+    life_t *v = ray__realloc(l->lives, cap * sizeof *v);
+    if (v == NULL) { /* the object may go early: logged */
+      ray__log(RAY_LOG_ERROR, "cluster: no memory to count a borrow of object %llx",
+               (unsigned long long)id);
+      if (l->n == 0) lent_free(cl, p);
+      return;
+    }
+    l->lives = v;
+    l->cap = cap;
+  }
+  l->lives[l->n++] = (life_t){rank, tomb, serial};
+}
+
+/* A rank is lost: its proxies will never say they went. */
+static void lent_forget(ray__cluster_t *cl, int rank) {
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    for (lent_t **p = &cl->lent[b]; *p != NULL;) {
+      lent_t *l = *p;
+      for (uint32_t i = 0; i < l->n;)
+        if (l->lives[i].rank == rank)
+          l->lives[i] = l->lives[--l->n];
+        else
+          i++;
+      if (l->n == 0)
+        lent_free(cl, p);
+      else
+        p = &l->next;
+    }
+}
+
+static int owner_of(uint64_t id) {
+  return (int)(id >> RAY__ID_RANK_SHIFT);
+}
+
+/* BORROWS [15, borrower, [id, serial, ...]] to `dest`. */
+static void send_borrows(ray__cluster_t *cl, int dest, int borrower, const ray__proxy_t *v,
+                         size_t n) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_int(&pk, K_BORROWS);
+  msgpack_pack_int(&pk, borrower);
+  msgpack_pack_array(&pk, (uint32_t)(2 * n));
+  for (size_t i = 0; i < n; i++) {
+    msgpack_pack_uint64(&pk, v[i].id);
+    msgpack_pack_uint64(&pk, v[i].serial);
+  }
+  (void)send_buf(cl, dest, &b); /* a lost rank: nobody to tell */
+}
+
+/* The store's hook (any thread): a proxy went, GONE to its owner. */
+static void proxy_gone(void *arg, uint64_t id, uint64_t serial) {
+  ray__cluster_t *cl = arg;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  ray__mpbuf_init(&b, &pk);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, K_GONE);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint64(&pk, id);
+  msgpack_pack_uint64(&pk, serial);
+  if (send_buf(cl, owner_of(id), &b) == RAY_ENOMEM) /* the object stays at its owner: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to tell rank %d that object %llx went here",
+             owner_of(id), (unsigned long long)id);
+}
+
+/* What a value holds on to, for the entry or task that will keep it. */
+typedef struct held_s {
+  uint64_t *ids;
+  uint32_t nobj, nact;
+} held_t;
+
+static void unhold(ray__cluster_t *cl, held_t *h) {
+  ray__store_unhold_inner(&cl->rt->store, h->ids, h->nobj, h->nact);
+  *h = (held_t){0};
+}
+
+/* Hold what msgpack bytes that came from rank `src` name: the refs of
+ * other ranks get proxies here (reported to src, and asked of their
+ * owners). Undecodable bytes name nothing (the reader reports them).
+ * Errors: RAY_ENOTFOUND (a ref of ours that is gone, or an actor handle:
+ * those cannot travel yet), RAY_EDECODE (a ref naming no rank of the job),
+ * RAY_ENOMEM. */
+static int borrow_bytes(ray__cluster_t *cl, int src, const void *data, size_t size, held_t *out) {
+  *out = (held_t){0};
+  msgpack_unpacked u;
+  if (ray__mp_decode(data, size, &u) != 0) return 0;
+  ray_ref_t *refs = NULL;
+  size_t n = 0;
+  int rc = ray__mp_collect_refs(&u.data, &refs, &n);
+  msgpack_unpacked_destroy(&u);
+  uint64_t nranks = (uint64_t)atomic_load(&cl->rt->nranks);
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if (refs[i].type != RAY_TYPE_ACTOR && (uint64_t)owner_of(refs[i].id) >= nranks)
+      rc = RAY_EDECODE;
+  ray__proxy_t *made = NULL;
+  size_t nmade = 0;
+  if (rc == 0 && n > 0)
+    rc = ray__store_hold_inner_borrowing(&cl->rt->store, refs, n, &out->ids, &out->nobj, &out->nact,
+                                         &made, &nmade);
+  ray__free(refs);
+  if (nmade > 0) { /* gone again if rc != 0: reported all the same, their GONEs follow */
+    send_borrows(cl, src, atomic_load(&cl->rt->rank), made, nmade);
+    for (size_t i = 0; i < nmade && rc == 0; i++) {
+      uint64_t id = made[i].id;
+      (void)send_control(cl, owner_of(id), K_SUB, &id);
+    }
+  }
+  ray__free(made);
+  return rc;
+}
+
+/* borrow_bytes for an entry not in the table yet, which then holds them. */
+static int take_refs(ray__cluster_t *cl, int src, ray__entry_t *e) {
+  if (e->type != RAY_TYPE_MSGPACK) return 0;
+  held_t h;
+  int rc = borrow_bytes(cl, src, e->data, e->size, &h);
+  if (rc == 0) {
+    e->inner = h.ids;
+    e->ninner = h.nobj;
+    e->nactors = h.nact;
+  }
+  return rc;
+}
+
+/* Add what `h` holds to *into (h emptied). Errors: RAY_ENOMEM (h let go). */
+static int held_merge(ray__cluster_t *cl, held_t *into, held_t *h) {
+  if (h->ids == NULL) return 0;
+  if (into->ids == NULL) {
+    *into = *h;
+    *h = (held_t){0};
+    return 0;
+  }
+  size_t n = (size_t)into->nobj + into->nact + h->nobj + h->nact;
+  uint64_t *ids = ray__malloc(n * sizeof *ids);
+  if (ids == NULL) {
+    unhold(cl, h);
+    return RAY_ENOMEM;
+  }
+  /* Objects first, then actor handles, as ray__store_unhold_inner reads them. */
+  memcpy(ids, into->ids, into->nobj * sizeof *ids);
+  memcpy(ids + into->nobj, h->ids, h->nobj * sizeof *ids);
+  memcpy(ids + into->nobj + h->nobj, into->ids + into->nobj, into->nact * sizeof *ids);
+  memcpy(ids + into->nobj + h->nobj + into->nact, h->ids + h->nobj, h->nact * sizeof *ids);
+  ray__free(into->ids);
+  ray__free(h->ids);
+  *into = (held_t){ids, into->nobj + h->nobj, into->nact + h->nact};
+  *h = (held_t){0};
+  return 0;
+}
+
+/* Hold what the arguments of a task from `src` that came inside its
+ * message name, until the task holds them itself. Errors: borrow_bytes's
+ * (nothing held then). */
+static int borrow_args(ray__cluster_t *cl, int src, const ray_arg_t *args, uint32_t nargs,
+                       held_t *out) {
+  *out = (held_t){0};
+  int rc = 0;
+  for (uint32_t i = 0; i < nargs && rc == 0; i++) {
+    if (args[i].kind != RAY__ARG_ENCODED || args[i].type != RAY_TYPE_MSGPACK) continue;
+    held_t h;
+    if ((rc = borrow_bytes(cl, src, args[i].u.bytes.data, args[i].u.bytes.size, &h)) == 0)
+      rc = held_merge(cl, out, &h);
+  }
+  if (rc != 0) unhold(cl, out);
+  return rc;
+}
+
+/* BORROWS: proxies made on `borrower` of refs this rank sent (or forwarded
+ * to it): counted if ours, else forwarded to their owner. */
+static void on_borrows(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  int nranks = atomic_load(&cl->rt->nranks), self = atomic_load(&cl->rt->rank);
+  if (m->via.array.size != 3 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[1].via.u64 >= (uint64_t)nranks || v[2].type != MSGPACK_OBJECT_ARRAY ||
+      v[2].via.array.size % 2 != 0) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed BORROWS from rank %d", src);
+    return;
+  }
+  int borrower = (int)v[1].via.u64;
+  const msgpack_object *p = v[2].via.array.ptr;
+  for (uint32_t i = 0; i + 1 < v[2].via.array.size; i += 2) {
+    if (p[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        p[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      continue;
+    ray__proxy_t life = {p[i].via.u64, p[i + 1].via.u64};
+    int owner = owner_of(life.id);
+    if (owner == self)
+      lent_note(cl, life.id, borrower, life.serial, false);
+    else if (owner < nranks)
+      send_borrows(cl, owner, borrower, &life, 1);
+  }
+}
+
+/* GONE: proxies of our objects went on `src`. */
+static void on_gone(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 2 || v[1].type != MSGPACK_OBJECT_ARRAY || v[1].via.array.size % 2 != 0) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed GONE from rank %d", src);
+    return;
+  }
+  int self = atomic_load(&cl->rt->rank);
+  const msgpack_object *p = v[1].via.array.ptr;
+  for (uint32_t i = 0; i + 1 < v[1].via.array.size; i += 2)
+    if (p[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        p[i + 1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && owner_of(p[i].via.u64) == self)
+      lent_note(cl, p[i].via.u64, src, p[i + 1].via.u64, true);
 }
 
 /* ---- The owner: sending a task ---- */
@@ -788,13 +1103,15 @@ static void on_named(ray__cluster_t *cl, int src, const msgpack_object *m) {
 
 /* Pack the TASK message of `t`, its arguments pinned: each as its bytes,
  * or a large one as its size, with a view of it in *hold (made at the
- * first) for the executor's pulls. Errors: RAY_ENOTSUP (an argument holds
- * a ref), RAY_ENOMEM (*hold is freed then). */
+ * first) for the executor's pulls. The refs inside arguments travel (the
+ * task holds them until its answer, which comes after the executor's
+ * BORROWS). Errors: RAY_ENOTSUP (an argument is or holds an actor handle),
+ * RAY_ENOMEM (*hold is freed then). */
 static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t **hold) {
   for (uint32_t i = 0; i < t->nargs; i++) {
     const ray__task_arg_t *a = &t->args[i];
     if (a->kind == RAY_ARG_ACTOR) return RAY_ENOTSUP;
-    if (a->type == RAY_TYPE_MSGPACK && holds_refs(a->data, a->size)) return RAY_ENOTSUP;
+    if (value_names(a->type, a->data, a->size) & VALUE_ACTORS) return RAY_ENOTSUP;
   }
   msgpack_packer pk;
   const actor_msg_t *am = t->ops == &actor_ops ? t->owner : NULL;
@@ -915,8 +1232,7 @@ static void send_task(ray__runnable_t *rn) {
   }
   if (rc == RAY_ENOTSUP)
     ray__task_fail(t, rc, 0, NULL,
-                   "an argument of %s holds a ref or an actor handle, which cannot go to rank %d "
-                   "yet",
+                   "an argument of %s is or holds an actor handle, which cannot go to rank %d yet",
                    t->name, (int)t->node);
   else
     ray__task_fail(t, rc, 0, NULL, "%s could not be sent to rank %d: %s", t->name, (int)t->node,
@@ -967,21 +1283,32 @@ static int place_any(ray__runtime_t *rt) {
 
 /* ---- The owner: a COMPLETE arrives (communication thread) ---- */
 
-/* Complete pending entry `id` with a small value that arrived inside an
- * answer, a copy of `data`, if the store has room for it now (an arriving
- * value never makes this thread wait for memory). Returns 0, or why not
- * (ray__entry_error: RAY_ESTOREFULL when there is no room now). */
-static int land_value(ray__store_t *st, uint64_t id, uint32_t type, const void *data, size_t size) {
+/* Complete pending entry `id` with a small value that arrived from `src`
+ * inside an answer, a copy of `data` holding the refs it names
+ * (take_refs), if the store has room for it now (an arriving value never
+ * makes this thread wait for memory). Returns 0, or why not
+ * (ray__entry_error: RAY_ESTOREFULL when there is no room now; take_refs's
+ * errors). */
+static int land_value(ray__cluster_t *cl, int src, uint64_t id, uint32_t type, const void *data,
+                      size_t size) {
+  ray__store_t *st = &cl->rt->store;
   ray__entry_t *e = ray__entry_try_new(st, size, type);
   if (e == NULL) return ray__entry_error();
   if (size > 0) memcpy(e->data, data, size);
+  int rc = take_refs(cl, src, e); /* the refs inside, borrowed from src */
+  if (rc != 0) {
+    ray__store_drop(st, e);
+    return rc;
+  }
   e->id = id;
   ray__store_complete(st, e);
   return 0;
 }
 
-/* Fail pending entry `id` with an error chain that arrived. Returns its code. */
-static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, size_t size) {
+/* Fail pending entry `id` with an error chain that arrived, as the error
+ * of task `task_id` (0: as it came). Returns its code. */
+static int land_error(ray__store_t *st, uint64_t task_id, uint64_t id, int code, const void *data,
+                      size_t size) {
   ray_error_t *err = NULL;
   uint64_t cause = 0;
   if (ray__decode_error(data, size, &err, &cause) != 0) err = NULL;
@@ -992,10 +1319,10 @@ static int land_error(ray__task_t *t, uint64_t id, int code, const void *data, s
   }
   if (err != NULL) {
     code = ray_error_code(err);
-    ray_error_set_task_id(err, t->task_id); /* the owner's id for the task, not the runner's */
+    if (task_id != 0) ray_error_set_task_id(err, task_id); /* the owner's id, not the runner's */
   }
   if (code >= 0) code = RAY_EDECODE;
-  ray__store_fail(&t->rt->store, id, code, err, 0, true);
+  ray__store_fail(st, id, code, err, 0, true);
   ray_error_free(err);
   return code;
 }
@@ -1026,6 +1353,11 @@ static void arrival_done(ray__cluster_t *cl, struct arrival_s *a, int failed, bo
  * finish ours and, while the transport runs, tell its executor to let go
  * of what it holds. */
 static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
+  if (p->fill) { /* the owner lets go of its view */
+    if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
+    ray__free(p);
+    return;
+  }
   if (p->a != NULL) {
     arrival_done(cl, p->a, p->failed, can_send);
     ray__free(p);
@@ -1055,15 +1387,21 @@ static void pull_settle(ray__cluster_t *cl, pull_t *pl, int failed, bool can_sen
 
 /* Fail the result a pull was for, with a message saying which, and settle. */
 static void pull_fail(ray__cluster_t *cl, pull_t *pl, int code) {
-  if (pl->p->t == NULL) { /* an argument: the task is refused (arrival_done) */
+  if (pl->p->a != NULL) { /* an argument: the task is refused (arrival_done) */
     pull_settle(cl, pl, code, true);
     return;
   }
   ray_error_t *err = NULL;
-  if (ray_error_new(&err, code, NULL,
-                    "result %u of %s (%llu bytes) could not be fetched from rank %d: %s",
-                    (unsigned)pl->slot, pl->p->t->name, (unsigned long long)pl->size, pl->p->holder,
-                    ray_err_name(code)) == 0)
+  if (pl->p->fill)
+    (void)ray_error_new(&err, code, NULL,
+                        "the value of object %llx (%llu bytes) could not be fetched from its "
+                        "owner, rank %d: %s",
+                        (unsigned long long)pl->id, (unsigned long long)pl->size, pl->p->holder,
+                        ray_err_name(code));
+  else if (ray_error_new(&err, code, NULL,
+                         "result %u of %s (%llu bytes) could not be fetched from rank %d: %s",
+                         (unsigned)pl->slot, pl->p->t->name, (unsigned long long)pl->size,
+                         pl->p->holder, ray_err_name(code)) == 0)
     ray_error_set_task_id(err, pl->p->t->task_id);
   ray__store_fail(&cl->rt->store, pl->id, code, err, 0, true);
   ray_error_free(err);
@@ -1098,9 +1436,14 @@ static void pull_request(ray__cluster_t *cl, pull_t *pl) {
 static void arrival_landed(struct arrival_s *a, uint32_t slot, ray_ref_t ref);
 
 static void pull_land(ray__cluster_t *cl, pull_t *pl) {
+  int rc = take_refs(cl, pl->p->holder, pl->e); /* the refs inside, borrowed from the holder */
+  if (rc != 0) {
+    pull_fail(cl, pl, rc); /* the entry goes with the pull */
+    return;
+  }
   ray__entry_t *e = pl->e;
   pl->e = NULL;
-  if (pl->p->t != NULL) { /* a result: it completes the pending entry */
+  if (pl->p->a == NULL) { /* a result, or a proxy's value: it completes the pending entry */
     e->id = pl->id;
     ray__store_complete(&cl->rt->store, e);
   } else { /* an argument: a new object here, the task's argument */
@@ -1273,13 +1616,15 @@ static int land_late(ray__cluster_t *cl, pend_t **pend, ray__task_t *t, uint64_t
   return pull_add(cl, *pend, slot, type, t->returns[slot].id, size, copy);
 }
 
-/* Whether an answer's results announce values held for our pulls. */
+/* Whether an answer's results announce values held for us: for our pulls
+ * ([true, type, size]) or until we took the refs inside ([..., true]). */
 static bool announces_held(const msgpack_object_array *res) {
   for (uint32_t i = 0; i < res->size; i++) {
     const msgpack_object *r = &res->ptr[i];
-    if (r->type == MSGPACK_OBJECT_ARRAY && r->via.array.size == 3 &&
-        r->via.array.ptr[0].type == MSGPACK_OBJECT_BOOLEAN && r->via.array.ptr[0].via.boolean &&
-        r->via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size < 3 ||
+        r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN || !r->via.array.ptr[0].via.boolean)
+      continue;
+    if (r->via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER || r->via.array.size == 4)
       return true;
   }
   return false;
@@ -1316,7 +1661,8 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   for (uint32_t i = 0; i < t->nreturns; i++) {
     uint64_t id = t->returns[i].id;
     const msgpack_object *r = i < res->size ? &res->ptr[i] : NULL;
-    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY ||
+        (r->via.array.size != 3 && r->via.array.size != 4) ||
         r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN) {
       failed = RAY_EDECODE;
       ray__task_fail(t, RAY_EDECODE, 0, NULL, "a malformed result of %s from rank %d", t->name,
@@ -1343,7 +1689,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     size_t size = v[2].via.bin.size;
     if (ok) { /* inside the answer: small (large ones are pulled), copied */
       uint32_t type = (uint32_t)v[1].via.u64;
-      int rc = land_value(&t->rt->store, id, type, data, size);
+      int rc = land_value(cl, src, id, type, data, size);
       if (rc == RAY_ESTOREFULL) /* no room now: wait for it as a pull would */
         rc = land_late(cl, &pend, t, task_id, src, i, type, size, data);
       if (rc != 0) {
@@ -1352,7 +1698,7 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
       }
     } else {
       int code = v[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)v[1].via.i64 : RAY_EDECODE;
-      failed = land_error(t, id, code, data, size);
+      failed = land_error(&t->rt->store, t->task_id, id, code, data, size);
     }
   }
   if (pend != NULL) { /* the last pull to settle finishes it (and releases) */
@@ -1456,31 +1802,40 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
 
 /* Pack one result (complete) into pk: [true, type, bytes], or, for a large
  * value, [true, type, size], keeping a view of it in *held for the pulls
- * (returns true). */
-static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held) {
+ * (returns true). With `keep`, a value naming refs gets a fourth element,
+ * true (*keep set): the sender holds it until the receiver's RELEASE,
+ * which comes after the receiver reported its borrows. */
+static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held, bool *keep) {
   ray_buf_t buf;
   int rc = ray_get(ref, 0, &buf);
-  if (rc == 0 && buf.type == RAY_TYPE_MSGPACK && holds_refs(buf.data, buf.size)) {
+  int names = rc == 0 ? value_names(buf.type, buf.data, buf.size) : 0;
+  if (names & VALUE_ACTORS) {
     ray_buf_release(&buf);
     rc = RAY_ENOTSUP;
   }
   if (rc == 0) {
-    msgpack_pack_array(pk, 3);
+    bool mark = keep != NULL && (names & VALUE_REFS);
+    if (mark) *keep = true;
+    msgpack_pack_array(pk, mark ? 4 : 3);
     msgpack_pack_true(pk);
     msgpack_pack_uint32(pk, buf.type);
-    if (buf.size >= PULL_FROM) {
-      *held = buf;
+    bool large = buf.size >= PULL_FROM;
+    if (large)
       msgpack_pack_uint64(pk, buf.size);
-      return true;
+    else {
+      msgpack_pack_bin(pk, buf.size);
+      msgpack_pack_bin_body(pk, buf.data, buf.size);
     }
-    msgpack_pack_bin(pk, buf.size);
-    msgpack_pack_bin_body(pk, buf.data, buf.size);
-    ray_buf_release(&buf);
-    return false;
+    if (mark) msgpack_pack_true(pk);
+    if (large)
+      *held = buf;
+    else
+      ray_buf_release(&buf);
+    return large;
   }
   ray_error_t *err = NULL;
   if (rc == RAY_ENOTSUP)
-    ray_error_new(&err, rc, NULL, "a result holds a ref, which cannot leave rank %d yet",
+    ray_error_new(&err, rc, NULL, "a value holds an actor handle, which cannot leave rank %d yet",
                   ray_rank());
   else if (rc == RAY_ETIMEDOUT) /* never: every result is complete */
     ray_error_new(&err, RAY_EDECODE, NULL, "a result was not complete");
@@ -1497,15 +1852,20 @@ static void send_results(ray__runnable_t *rn) {
   msgpack_packer pk;
   msg_begin(&b, &pk, 4, K_COMPLETE, x->task_id);
   msgpack_pack_array(&pk, x->n);
-  hold_t *h = NULL; /* the large results, for the owner's pulls */
+  hold_t *h = NULL; /* the large results, for the owner's pulls, and those naming refs */
   for (uint32_t i = 0; i < x->n; i++) {
     ray_buf_t view = {0};
-    if (!pack_result(&pk, x->refs[i], &view)) continue;
+    bool keep = false;
+    if (!pack_result(&pk, x->refs[i], &view, &keep) && !keep) continue;
     if (h == NULL) h = hold_new(x->cl, x->n);
-    if (h != NULL)
+    if (h != NULL) {
       h->views[i] = view;
-    else /* no memory: the owner's pull finds nothing and fails */
+      /* Until the owner's RELEASE: the refs inside stay held here meanwhile. */
+      if (keep && ray__store_retain(&x->cl->rt->store, x->refs[i].id) == 0)
+        h->kept[i] = x->refs[i].id;
+    } else if (view.data != NULL) { /* no memory: the owner's pull finds nothing and fails */
       ray_buf_release(&view);
+    }
   }
   msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
   if (h != NULL) hold_add(x->cl, h, x->src, x->task_id);     /* before a PULL can come */
@@ -1571,6 +1931,138 @@ static void on_release(ray__cluster_t *cl, int src, const msgpack_object *m) {
     return;
   }
   hold_release(cl, src, m->via.array.ptr[1].via.u64);
+}
+
+/* ---- Proxies' values: SUB and FILL (communication thread) ---- */
+
+/* A proxy's question at its owner, until the object completes. */
+typedef struct sub_s {
+  ray__runnable_t rn; /* to_answer once complete */
+  ray__watch_t w;     /* holds a reference on the object meanwhile */
+  ray__cluster_t *cl;
+  int dest;
+  uint64_t id;
+} sub_t;
+
+/* FILL [17, id, result] to the proxy's rank; a large value is held for its
+ * pull (keyed by (rank, id): ids are unique on their owner). */
+static void fill_send(ray__runnable_t *rn) {
+  sub_t *sb = (sub_t *)rn;
+  ray__cluster_t *cl = sb->cl;
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 3, K_FILL, sb->id);
+  ray_buf_t view = {0};
+  hold_t *h = NULL;
+  /* No keep: the refs inside stay held by the object itself, which lives
+   * until that rank's GONE of it, after its BORROWS on the same pair. */
+  if (pack_result(&pk, (ray_ref_t){sb->id, 0}, &view, NULL)) {
+    if ((h = hold_new(cl, 1)) != NULL) {
+      h->views[0] = view;
+      hold_add(cl, h, sb->dest, sb->id);
+    } else {
+      ray_buf_release(&view); /* its pull finds nothing and fails */
+    }
+  }
+  if (send_buf(cl, sb->dest, &b) != 0 && h != NULL) hold_drop(h);
+  ray__store_release(&cl->rt->store, sb->id);
+  ray__free(sb);
+}
+
+static void fill_drop(ray__runnable_t *rn) { /* stopping */
+  sub_t *sb = (sub_t *)rn;
+  ray__store_release(&sb->cl->rt->store, sb->id);
+  ray__free(sb);
+}
+
+static void sub_notify(ray__watch_t *w, int status) {
+  (void)status;
+  sub_t *sb = (sub_t *)(void *)((char *)w - offsetof(sub_t, w));
+  queue_for_tick(sb->cl, &sb->cl->to_answer, &sb->rn);
+}
+
+/* SUB [16, id]: a proxy of our object `id` on `src` wants its value. */
+static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  if (m->via.array.size != 2 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      owner_of(v[1].via.u64) != atomic_load(&cl->rt->rank)) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed SUB from rank %d", src);
+    return;
+  }
+  uint64_t id = v[1].via.u64;
+  sub_t *sb = ray__calloc(1, sizeof *sb);
+  if (sb == NULL) { /* its gets wait until their timeouts: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to answer rank %d about object %llx", src,
+             (unsigned long long)id);
+    return;
+  }
+  *sb = (sub_t){.rn = {.run = fill_send, .drop = fill_drop}, .cl = cl, .dest = src, .id = id};
+  sb->w.fn = sub_notify;
+  int status = 0;
+  int rc = ray__store_watch(&cl->rt->store, id, &sb->w, true, &status);
+  if (rc == 0) return; /* sub_notify queues it once complete */
+  if (rc == 1) {
+    fill_send(&sb->rn);
+    return;
+  }
+  ray__free(sb); /* never: a borrowed object stays until its proxies went */
+  ray__log(RAY_LOG_ERROR, "cluster: rank %d asks for object %llx, which is gone here", src,
+           (unsigned long long)id);
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 3, K_FILL, id);
+  pack_failure(&pk, NULL, RAY_ENOTFOUND);
+  (void)send_buf(cl, src, &b);
+}
+
+/* FILL [17, id, result] from the owner: the proxy `id` completes (a small
+ * value copied, a large one pulled, or the failure), holding the refs the
+ * value names (borrowed from the owner). A proxy gone meanwhile drops it. */
+static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
+  const msgpack_object *v = m->via.array.ptr;
+  const msgpack_object *r = m->via.array.size == 3 ? &v[2] : NULL;
+  if (r == NULL || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+      r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN ||
+      (r->via.array.ptr[2].type != MSGPACK_OBJECT_BIN &&
+       r->via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+    ray__log(RAY_LOG_ERROR, "cluster: a malformed FILL from rank %d", src);
+    return;
+  }
+  uint64_t id = v[1].via.u64;
+  ray__store_t *st = &cl->rt->store;
+  const msgpack_object *f = r->via.array.ptr;
+  bool ok = f[0].via.boolean && f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+  if (!ok) {
+    int code = f[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)f[1].via.i64 : RAY_EDECODE;
+    if (f[2].type == MSGPACK_OBJECT_BIN)
+      (void)land_error(st, 0, id, code, f[2].via.bin.ptr, f[2].via.bin.size);
+    else
+      ray__store_fail(st, id, RAY_EDECODE, NULL, 0, true);
+    return;
+  }
+  uint32_t type = (uint32_t)f[1].via.u64;
+  int rc = 0;
+  if (f[2].type == MSGPACK_OBJECT_BIN)
+    rc = land_value(cl, src, id, type, f[2].via.bin.ptr, f[2].via.bin.size);
+  if (f[2].type == MSGPACK_OBJECT_BIN && rc != RAY_ESTOREFULL) {
+    if (rc != 0) ray__store_fail(st, id, rc, NULL, 0, true);
+    return;
+  }
+  /* Large (pull it), or small with no room now (wait for room as a pull). */
+  pend_t *p = ray__calloc(1, sizeof *p);
+  if (p == NULL) {
+    ray__store_fail(st, id, RAY_ENOMEM, NULL, 0, true);
+    if (f[2].type != MSGPACK_OBJECT_BIN) (void)send_control(cl, src, K_RELEASE, &id);
+    return;
+  }
+  *p = (pend_t){.fill = true, .task_id = id, .holder = src, .left = 1};
+  if (f[2].type == MSGPACK_OBJECT_BIN)
+    rc = pull_add(cl, p, 0, type, id, f[2].via.bin.size, f[2].via.bin.ptr);
+  else
+    rc = pull_add(cl, p, 0, type, id, f[2].via.u64, NULL);
+  if (rc != 0) ray__store_fail(st, id, rc, NULL, 0, true);
+  if (--p->left == 0) pend_done(cl, p, true);
 }
 
 static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails them itself */
@@ -1684,6 +2176,7 @@ typedef struct arrival_s {
   int failed;                   /* in a stream: run it (0) or refuse it with this code */
   ray_arg_t args[RAY_MAX_ARGS]; /* small: into `bytes`; large: RAY__ARG_STORED once landed */
   char *bytes;                  /* the small ones' copies (the message goes) */
+  held_t held;                  /* what the small ones name, until the task holds it */
 } arrival_t;
 
 static void stream_arrive(ray__cluster_t *cl, arrival_t *a, bool can_send);
@@ -1739,6 +2232,7 @@ static void arrival_landed(arrival_t *a, uint32_t slot, ray_ref_t ref) {
  * closing), or refuse it; then let the landed arguments go (the task holds
  * its own references). */
 static void arrival_free(ray__cluster_t *cl, arrival_t *a) {
+  unhold(cl, &a->held);
   for (uint32_t i = 0; i < a->nargs; i++)
     if (a->args[i].kind == RAY__ARG_STORED) ray__store_release(&cl->rt->store, a->args[i].u.ref.id);
   ray__free(a->bytes);
@@ -1783,7 +2277,7 @@ static void arrival_done(ray__cluster_t *cl, arrival_t *a, int failed, bool can_
 static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nreturns, ray__func_t *f,
                    const char *fname, const char *tname, const msgpack_object *v,
                    const arrival_t *actor, const ray_arg_t *args, const uint64_t *pull_size,
-                   uint32_t nargs) {
+                   uint32_t nargs, held_t *held) {
   size_t small = 0;
   for (uint32_t i = 0; i < nargs; i++)
     if (args[i].kind == RAY__ARG_ENCODED) small += args[i].u.bytes.size;
@@ -1802,10 +2296,13 @@ static void arrive(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nretu
     if (actor != NULL)
       ray__log(RAY_LOG_ERROR, "cluster: no memory for %s from rank %d: its actor stalls", fname,
                src);
+    unhold(cl, held);
     refuse(cl, src, task_id, nreturns, RAY_ENOMEM, "no memory to take %s's arguments", fname);
     return;
   }
   if (actor != NULL) *a = *actor;
+  a->held = *held; /* the arrival's now */
+  *held = (held_t){0};
   a->src = src;
   a->task_id = task_id;
   a->nreturns = nreturns;
@@ -1935,9 +2432,21 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
     args[i].u.bytes.data = b->via.bin.ptr;
     args[i].u.bytes.size = b->via.bin.size;
   }
+  /* The refs they name are held from now on (borrowed: reported to src
+   * before the answer that lets src drop its own hold). */
+  held_t held;
+  int rc = borrow_args(cl, src, args, av->size, &held);
+  if (rc != 0) {
+    if (actor != NULL)
+      actor_reject(cl, src, task_id, nreturns, &tmpl, fname, rc);
+    else
+      refuse(cl, src, task_id, nreturns, rc, "an argument of %s names a ref that cannot be held",
+             fname);
+    return;
+  }
   if (pull || actor != NULL) { /* an actor's always: it may wait for its turn */
     arrive(cl, src, task_id, nreturns, f, fname, tname, v, actor != NULL ? &tmpl : NULL, args,
-           pull_size, av->size);
+           pull_size, av->size, &held);
     return;
   }
   ray_task_opts_t opts;
@@ -1946,6 +2455,7 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
   opts.retry_on_error = v[5].via.boolean;
   opts.name = tname; /* NULL (nil): the function's */
   exec_start(cl, src, task_id, nreturns, f, f->name, (ray_actor_t){0}, 0, args, av->size, &opts);
+  unhold(cl, &held); /* the task holds them itself now (or was refused) */
 }
 
 /* ---- The executor: actors run here for other ranks (communication thread) ---- */
@@ -2293,6 +2803,7 @@ static void on_lost(void *arg, int rank) {
     if (pl->requesting && pl->p->holder == rank) pull_fail(cl, pl, RAY_ENODE);
   }
   cl->expect[rank].pl = NULL; /* a body still on its way is dropped, not read as a message */
+  lent_forget(cl, rank);      /* its proxies will never say they went */
   /* Nobody pulls what we hold for it any more. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
     for (hold_t *h = cl->holds[b], *next; h != NULL; h = next) {
@@ -2379,7 +2890,8 @@ static const handler_fn handlers[] = {
     [K_ACK] = on_ack,     [K_CANCEL] = on_cancel,     [K_PULL] = on_pull,
     [K_DATA] = on_data,   [K_RELEASE] = on_release,   [K_AKILL] = on_akill,
     [K_ADROP] = on_adrop, [K_ASKIP] = on_askip,       [K_DONE] = on_done,
-    [K_NAME] = on_name,   [K_NAMED] = on_named,
+    [K_NAME] = on_name,   [K_NAMED] = on_named,       [K_BORROWS] = on_borrows,
+    [K_SUB] = on_sub,     [K_FILL] = on_fill,         [K_GONE] = on_gone,
 };
 
 static bool on_recv(void *arg, int src, void *data, size_t len) {
@@ -2606,6 +3118,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
     ray__free(cl);
     return rc;
   }
+  ray__store_remote_set(&rt->store, proxy_gone, cl); /* proxies tell their owners they went */
   return 0;
 }
 
@@ -2630,6 +3143,8 @@ bool ray__cluster_may_stop(ray__runtime_t *rt) {
 void ray__cluster_stop(ray__runtime_t *rt) {
   ray__cluster_t *cl = rt->cluster;
   if (cl == NULL) return;
+  /* Proxies that go from now on tell nobody: every rank is stopping. */
+  ray__store_remote_set(&rt->store, NULL, NULL);
   int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
   if (rank == 0) {
     for (int r = 1; r < nranks; r++) (void)send_control(cl, r, K_SHUTDOWN, NULL);
@@ -2646,6 +3161,9 @@ void ray__cluster_stop(ray__runtime_t *rt) {
     (void)send_control(cl, 0, K_ACK, NULL); /* the last message this rank sends */
   }
   ray__transport_stop(cl->tr);
+  /* Our objects other ranks borrowed: every rank is stopping. */
+  for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
+    while (cl->lent[b] != NULL) lent_free(cl, &cl->lent[b]);
   /* The thread's work it never got to: tasks not sent fail as a stopped
    * runtime's do; answers not sent are let go (rank 0 failed them). */
   run_list(cl->to_answer, true);

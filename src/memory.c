@@ -269,9 +269,11 @@ void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live) {
 /* ---- LRU of spill candidates (shard lock held) ---- */
 
 /* Ready, in memory, payload in its own block (inline ones are small and
- * share the header's allocation), and counted. */
+ * share the header's allocation), counted, and not a proxy's copy (a cache
+ * of another rank's object: never spilled, its serial where seg_off is). */
 static bool candidate(const ray__entry_t *e) {
-  return e->state == RAY__READY && !(e->flags & (RAY__F_INLINE | RAY__F_SPILLED)) && e->acct > 0;
+  return !e->proxy && e->state == RAY__READY && !(e->flags & (RAY__F_INLINE | RAY__F_SPILLED)) &&
+         e->acct > 0;
 }
 
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {

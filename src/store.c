@@ -64,6 +64,12 @@ void ray__id_set_owner(unsigned rank) {
   atomic_store(&id_owner_bits, (uint64_t)rank << RAY__ID_RANK_SHIFT);
 }
 
+/* Whether `id` names an object this rank does not own (cluster mode). */
+static bool id_foreign(uint64_t id) {
+  uint64_t mask = ~(((uint64_t)1 << RAY__ID_RANK_SHIFT) - 1);
+  return (id & mask) != atomic_load_explicit(&id_owner_bits, memory_order_relaxed);
+}
+
 int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
                     const ray__store_opts_t *opts) {
   memset(st, 0, sizeof *st);
@@ -358,8 +364,10 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   if (done->type == 0) done->type = old->type;
   done->refcnt = old->refcnt;
   done->next = old->next;
+  done->proxy = old->proxy; /* a filled proxy: a cache of the owner's value */
+  done->serial = old->serial;
   *slot = done;
-  ray__lru_add(st, sh, done);
+  ray__lru_add(st, sh, done); /* never a proxy (memory.c) */
   notify_locked(old, status_of(done));
   ray__unlock(&sh->mu);
   ray__mem_entry_unpin(old);
@@ -514,6 +522,12 @@ void ray__store_drop(ray__store_t *st, ray__entry_t *e) {
       st->actor_hold.release(st->actor_hold.arg, cur->inner[cur->ninner + i]);
     cur->ninner = 0;
     cur->nactors = 0;
+    if (cur->proxy) { /* its owner hears that this life of it here ended */
+      atomic_fetch_add(&st->remote.busy, 1);
+      ray__proxy_gone_fn gone = atomic_load(&st->remote.gone);
+      if (gone != NULL) gone(st->remote.arg, cur->id, cur->serial);
+      atomic_fetch_sub(&st->remote.busy, 1);
+    }
     ray__mem_entry_detach(cur);
     ray__mem_entry_unpin(cur);
   }
@@ -772,6 +786,81 @@ int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uin
   *nobj = (uint32_t)no;
   *nact = (uint32_t)na;
   return 0;
+}
+
+void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, void *arg) {
+  if (gone != NULL) {
+    st->remote.arg = arg;
+    atomic_store(&st->remote.gone, gone);
+    return;
+  }
+  atomic_store(&st->remote.gone, NULL);
+  /* A drop that read the old hook counted itself first (seq_cst both). */
+  while (atomic_load(&st->remote.busy) > 0) ray__cpu_relax();
+}
+
+/* Take a reference on `id`, another rank's, making its proxy when this rank
+ * has none (then listed in made[*nmade]). Errors: RAY_ENOMEM, RAY_EINVAL
+ * (4 billion references). */
+static int retain_or_proxy(ray__store_t *st, ray_ref_t ref, ray__proxy_t *made, size_t *nmade) {
+  if (ray__store_retain(st, ref.id) == 0) return 0;
+  ray__entry_t *e = entry_new_reserved(st, 0, ref.type, RAY__PENDING); /* reserves nothing */
+  if (e == NULL) return RAY_ENOMEM;
+  e->id = ref.id;
+  e->proxy = true;
+  e->serial = ray__id_next(); /* unique on this rank: names this life of the proxy */
+  ray__shard_t *sh = ray__shard_of(st, ref.id);
+  ray__lock(&sh->mu);
+  ray__entry_t *old = find(st, sh, ref.id);
+  int rc = 0;
+  if (old != NULL && old->refcnt < UINT32_MAX)
+    old->refcnt++; /* made meanwhile by another thread */
+  else if (old != NULL)
+    rc = RAY_EINVAL;
+  else
+    insert_locked(st, sh, e);
+  ray__unlock(&sh->mu);
+  if (old != NULL) {
+    ray__mem_entry_discard(e);
+    return rc;
+  }
+  made[(*nmade)++] = (ray__proxy_t){ref.id, e->serial};
+  return 0;
+}
+
+int ray__store_hold_inner_borrowing(ray__store_t *st, const ray_ref_t *list, size_t n,
+                                    uint64_t **inner, uint32_t *nobj, uint32_t *nact,
+                                    ray__proxy_t **made, size_t *nmade) {
+  *made = NULL;
+  *nmade = 0;
+  *inner = NULL;
+  *nobj = *nact = 0;
+  size_t nf = 0; /* the refs another rank owns: each held here first (a proxy made if none) */
+  for (size_t i = 0; i < n; i++)
+    nf += list[i].type != RAY_TYPE_ACTOR && id_foreign(list[i].id);
+  if (nf == 0) return ray__store_hold_inner(st, list, n, inner, nobj, nact);
+  uint64_t *held = ray__malloc(nf * sizeof *held);
+  ray__proxy_t *mk = ray__malloc(nf * sizeof *mk);
+  if (held == NULL || mk == NULL) {
+    ray__free(held);
+    ray__free(mk);
+    return RAY_ENOMEM;
+  }
+  size_t nh = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (list[i].type == RAY_TYPE_ACTOR || !id_foreign(list[i].id)) continue;
+    if ((rc = retain_or_proxy(st, list[i], mk, nmade)) == 0) held[nh++] = list[i].id;
+  }
+  if (rc == 0) rc = ray__store_hold_inner(st, list, n, inner, nobj, nact);
+  for (size_t i = 0; i < nh; i++) ray__store_release(st, held[i]); /* what `inner` holds stays */
+  ray__free(held);
+  if (*nmade == 0) {
+    ray__free(mk);
+    mk = NULL;
+  }
+  *made = mk;
+  return rc;
 }
 
 void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, uint32_t nact) {

@@ -52,6 +52,8 @@ typedef struct ray__entry_s {
   uint32_t type;
   uint8_t state;    /* RAY__PENDING / READY / FAILED */
   uint8_t flags;    /* RAY__F_* */
+  bool proxy;       /* cluster mode: another rank owns it (ray__store_hold_inner_borrowing);
+                       never spilled, its owner told when it goes (here, in what was padding) */
   int32_t err_code; /* when failed: the error's code */
   uint32_t nactors; /* the actor handles after the refs in `inner` (here, in what was
                        padding: the header stays at 176 bytes) */
@@ -69,11 +71,14 @@ typedef struct ray__entry_s {
   /* Memory accounting and spilling (memory.c): */
   /* NULL once the entry has left its store (views may outlive the store). */
   _Atomic(struct ray__store_s *) st;
-  size_t acct;                              /* bytes reserved for the payload in memory */
-  uint64_t tick;                            /* last use, for LRU (shard lock) */
-  uint64_t sum;                             /* checksum of the spilled copy */
-  struct ray__segment_s *seg;               /* the spill segment holding a copy (RAY__F_FILE) */
-  uint64_t seg_off;                         /* where in it */
+  size_t acct;                /* bytes reserved for the payload in memory */
+  uint64_t tick;              /* last use, for LRU (shard lock) */
+  uint64_t sum;               /* checksum of the spilled copy */
+  struct ray__segment_s *seg; /* the spill segment holding a copy (RAY__F_FILE) */
+  union {
+    uint64_t seg_off; /* where in it */
+    uint64_t serial;  /* a proxy (never spilled): which of its lives on this rank */
+  };
   struct ray__entry_s *lru_prev, *lru_next; /* spill candidates (shard lock) */
   max_align_t inline_data[];                /* RAY__F_INLINE payload */
 } ray__entry_t;
@@ -108,6 +113,24 @@ typedef struct ray__actor_hold_s {
   void (*release)(void *arg, uint64_t id);
   void *arg;
 } ray__actor_hold_t;
+
+/* Cluster mode: what the store tells the cluster when a proxy (a ref
+ * another rank owns) leaves the table, so its owner hears (ray__store_drop).
+ * The cluster sets `gone` when it starts and clears it when it stops
+ * (ray__store_remote_off, which waits out calls under way). */
+typedef void (*ray__proxy_gone_fn)(void *arg, uint64_t id, uint64_t serial);
+typedef struct ray__remote_hold_s {
+  _Atomic(ray__proxy_gone_fn) gone;
+  void *arg;
+  atomic_int busy; /* calls of gone under way */
+} ray__remote_hold_t;
+
+/* A proxy ray__store_hold_inner_borrowing made: its id and which life of it
+ * on this rank (its owner counts each). */
+typedef struct ray__proxy_s {
+  uint64_t id;
+  uint64_t serial;
+} ray__proxy_t;
 
 typedef struct ray__store_s {
   void *mem; /* the allocation `shards` is aligned within */
@@ -148,6 +171,7 @@ typedef struct ray__store_s {
   atomic_int_fast64_t bytes_on_disk;
   /* Last: the hot fields above keep the places they had before it. */
   ray__actor_hold_t actor_hold;
+  ray__remote_hold_t remote;
 } ray__store_t;
 
 /* Refs grouped by shard (a counting sort), so a batch takes each lock once:
@@ -290,6 +314,18 @@ int ray__store_release_batch(ray__store_t *st, const ray_ref_t *refs, size_t n);
  * RAY_ENOTFOUND (an unknown or released ref or handle), RAY_ENOMEM. */
 int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uint64_t **inner,
                           uint32_t *nobj, uint32_t *nact);
+/* ray__store_hold_inner for a value that came from another rank (cluster
+ * mode): a ref owned by another rank that is not in the table yet gets a
+ * proxy (a pending entry with no producer, marked `proxy`, which the
+ * cluster fills). The proxies made are listed in *made (ray__malloc'd,
+ * *nmade; NULL when none), also when it fails (then they are gone again):
+ * their owners must hear of each. Errors: as ray__store_hold_inner. */
+int ray__store_hold_inner_borrowing(ray__store_t *st, const ray_ref_t *list, size_t n,
+                                    uint64_t **inner, uint32_t *nobj, uint32_t *nact,
+                                    ray__proxy_t **made, size_t *nmade);
+/* Set (the cluster starts) or clear (it stops: returns once no call of the
+ * old one is under way) the proxy-gone hook. */
+void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, void *arg);
 /* Release what ray__store_hold_inner held, when no entry took it, and free
  * the array (NULL: a no-op). */
 void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, uint32_t nact);

@@ -159,6 +159,12 @@ static int store_value(submit_t *s, arg_rec_t *r) {
   if (a->kind == RAY_ARG_MSGPACK_BYTES &&
       ray__mp_scan(a->u.bytes.data, a->u.bytes.size, &held) != 0)
     return RAY_EDECODE;
+  /* Another rank's (cluster mode): its refs travelled (the cluster holds
+   * them until the task does); bytes that do not decode go to the function
+   * as they came, which reports them as it would locally. */
+  if (a->kind == RAY__ARG_ENCODED && a->type == RAY_TYPE_MSGPACK &&
+      ray__mp_scan(a->u.bytes.data, a->u.bytes.size, &held) != 0)
+    held = 0;
   if (held > 0) { /* refs or handles inside: held by an object */
     msgpack_unpacked u;
     if ((rc = ray__mp_decode(a->u.bytes.data, a->u.bytes.size, &u)) != 0) return rc;

@@ -157,7 +157,7 @@ static int fn_put_get(ray_task_ctx_t *ctx, void *arg) {
   return rc != 0 ? rc : ray_return_i64(ctx, 0, back);
 }
 
-/* Returns a msgpack value holding a ref of its rank (which cannot leave it yet). */
+/* Returns a msgpack value holding a ref of its rank, to 5. */
 static int fn_leak_ref(ray_task_ctx_t *ctx, void *arg) {
   (void)arg;
   ray_ref_t r;
@@ -176,6 +176,100 @@ static int fn_leak_ref(ray_task_ctx_t *ctx, void *arg) {
   msgpack_unpacked_destroy(&u);
   msgpack_sbuffer_destroy(&sb);
   ray_ref_release(r);
+  return rc;
+}
+
+/* msgpack [refs..., ints...] into sb (initialised here). */
+static void pack_refs(msgpack_sbuffer *sb, const ray_ref_t *refs, int nrefs, const int64_t *ints,
+                      int nints) {
+  msgpack_sbuffer_init(sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, (size_t)(nrefs + nints));
+  for (int i = 0; i < nrefs; i++) ray_msgpack_pack_ref(&pk, refs[i]);
+  for (int i = 0; i < nints; i++) msgpack_pack_int64(&pk, ints[i]);
+}
+
+/* Element i of a msgpack array: a ref (RAY_TYPE_I64 ones), or an int. */
+static int elem_ref(const msgpack_object *o, uint32_t i, ray_ref_t *out) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || i >= o->via.array.size) return RAY_EDECODE;
+  return ray_msgpack_ref(&o->via.array.ptr[i], out);
+}
+static int64_t elem_int(const msgpack_object *o, uint32_t i) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || i >= o->via.array.size) return -1;
+  const msgpack_object *e = &o->via.array.ptr[i];
+  return e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)e->via.u64 : e->via.i64;
+}
+
+/* A ref passed along ranks: arg 0 is [ref, value seen so far, hop ranks
+ * left...]. With hops left it passes [ref, seen, rest...] on to the next
+ * rank and returns what came back; at the last rank it reads the ref (a
+ * proxy of another rank's object) and returns [ref, ref2, value, rank],
+ * ref2 a put of value * 10 made there. */
+static ray_function_t g_pass_ref;
+static int fn_pass_ref(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  msgpack_object o;
+  int rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+  ray_ref_t ref;
+  if (rc == 0) rc = elem_ref(&o, 0, &ref);
+  if (rc != 0) return rc;
+  uint32_t n = o.via.array.size;
+  msgpack_sbuffer sb;
+  if (n > 2) { /* on to the next rank */
+    ray_task_opts_t opt;
+    ray_task_opts_init(&opt);
+    opt.node = (int32_t)elem_int(&o, 2);
+    /* [ref, seen, the hops after the next...] */
+    int64_t tail[8];
+    int ntail = 0;
+    tail[ntail++] = elem_int(&o, 1);
+    for (uint32_t i = 3; i < n && ntail < 8; i++) tail[ntail++] = elem_int(&o, i);
+    pack_refs(&sb, &ref, 1, tail, ntail);
+    ray_arg_t a = ray_arg_msgpack_bytes(sb.data, sb.size);
+    ray_ref_t r;
+    rc = ray_task_submit(g_pass_ref, &a, 1, &opt, &r);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) return rc;
+    ray_buf_t b;
+    rc = ray_get(r, RAY_TIMEOUT_INFINITE, &b);
+    if (rc == 0) {
+      rc = ray_return_msgpack_bytes(ctx, 0, b.data, b.size); /* the refs inside travel on */
+      ray_buf_release(&b);
+    }
+    ray_ref_release(r);
+    return rc;
+  }
+  int64_t v = -1;
+  if ((rc = ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v)) != 0) return rc;
+  ray_ref_t mine;
+  if ((rc = ray_put_i64(v * 10, &mine)) != 0) return rc;
+  ray_ref_t both[2] = {ref, mine};
+  int64_t tail[2] = {v, ray_rank()};
+  pack_refs(&sb, both, 2, tail, 2);
+  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  ray_ref_release(mine); /* the result holds it */
+  return rc;
+}
+
+/* arg 0 is [ref]: returns [a put of the ref's value + 1, made here]. */
+static ray_function_t g_unwrap_inc;
+static int fn_unwrap_inc(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  msgpack_object o;
+  ray_ref_t ref, mine;
+  int64_t v = 0;
+  int rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+  if (rc == 0) rc = elem_ref(&o, 0, &ref);
+  if (rc == 0) rc = ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v);
+  if (rc == 0) rc = ray_put_i64(v + 1, &mine);
+  if (rc != 0) return rc;
+  msgpack_sbuffer sb;
+  pack_refs(&sb, &mine, 1, NULL, 0);
+  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  ray_ref_release(mine);
   return rc;
 }
 
@@ -309,6 +403,8 @@ static ray_function_t g_gate, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_r
 #define STATIC_FN(var, name, fn, types, handle) \
   static ray_static_function_t var = {name, fn, NULL, types, 1, handle, NULL}
 STATIC_FN(s_whoami, "whoami", fn_whoami, k_i64, &g_whoami);
+STATIC_FN(s_pass_ref, "pass_ref", fn_pass_ref, k_msgpack, &g_pass_ref);
+STATIC_FN(s_unwrap_inc, "unwrap_inc", fn_unwrap_inc, k_msgpack, &g_unwrap_inc);
 STATIC_FN(s_echo_i64, "echo_i64", fn_echo, k_i64, &g_echo_i64);
 STATIC_FN(s_echo_f64, "echo_f64", fn_echo, k_f64, &g_echo_f64);
 STATIC_FN(s_echo_str, "echo_str", fn_echo, k_str, &g_echo_str);
@@ -504,12 +600,12 @@ STATIC_FN(s_named_kill, "named_kill", fn_named_kill, k_i64, &g_named_kill);
 
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64,   &s_echo_f64,    &s_echo_str,     &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,        &s_sum,         &s_boom,         &s_flaky,
-      &s_fib,          &s_put_get,    &s_leak_ref,    &s_gate,         &s_until_cancelled,
-      &s_hop,          &s_big,        &s_fetch_big,   &s_nested_any,   &s_check_big,
-      &s_id_owner,     &s_nap,        &s_send_big,    &s_actors_alive, &s_named_add,
-      &s_named_make,   &s_named_kill, &s_objects_here};
+      &s_whoami,       &s_echo_i64,   &s_echo_f64,     &s_echo_str,     &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,        &s_sum,          &s_boom,         &s_flaky,
+      &s_fib,          &s_put_get,    &s_leak_ref,     &s_gate,         &s_until_cancelled,
+      &s_hop,          &s_big,        &s_fetch_big,    &s_nested_any,   &s_check_big,
+      &s_id_owner,     &s_nap,        &s_send_big,     &s_actors_alive, &s_named_add,
+      &s_named_make,   &s_named_kill, &s_objects_here, &s_pass_ref,     &s_unwrap_inc};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
   ray_static_class_add(&s_rcounter);
 }
@@ -907,38 +1003,6 @@ static void test_nested_and_gets_inside_remote_tasks(void **state) {
   }
 }
 
-/* Refs do not leave their rank yet (issue 15): a ref inside an argument or
- * a result fails the task with RAY_ENOTSUP, never silently. */
-static void test_refs_that_would_escape(void **state) {
-  (void)state;
-  ray_ref_t inner;
-  assert_rc(ray_put_i64(1, &inner), 0);
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 1);
-  assert_rc(ray_msgpack_pack_ref(&pk, inner), 0);
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
-  ray_arg_t a = ray_arg_msgpack(&u.data);
-  ray_ref_t r = submit_on(g_echo_msgpack, &a, 1, 1);
-  ray_buf_t b;
-  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_ENOTSUP);
-  assert_rc(ray_ref_release(r), 0);
-  msgpack_unpacked_destroy(&u);
-  msgpack_sbuffer_destroy(&sb);
-  assert_rc(ray_ref_release(inner), 0);
-  r = submit_on(g_leak_ref, NULL, 0, 1);
-  assert_rc(ray_get(r, RAY_TIMEOUT_INFINITE, &b), RAY_ENOTSUP);
-  ray_error_t *e = NULL;
-  assert_rc(ray_get_error(r, &e), 0);
-  assert_non_null(strstr(ray_error_message(e), "cannot leave rank 1"));
-  ray_error_free(e);
-  assert_rc(ray_ref_release(r), 0);
-}
-
 /* A function only this rank registered (after ray_init) fails remotely
  * with the target's RAY_ENOTFOUND. */
 static void test_function_missing_on_target(void **state) {
@@ -1161,6 +1225,12 @@ static void test_remote_actor_errors(void **state) {
   assert_true(actors_on_rank_become(home, 0));
 }
 
+/* Let go of a decoded value and the refs it handed out. */
+static void release_msgpack(ray_msgpack_t *m) {
+  assert_rc(ray_ref_release_batch(m->refs, m->nrefs), 0);
+  ray_msgpack_release(m);
+}
+
 /* Whether every rank's store empties (bounded: 60 s; values held for
  * pulls and results are let go just after the answers are read). */
 static bool every_store_empties(void) {
@@ -1202,6 +1272,31 @@ static void test_refs_churned_across_ranks(void **state) {
     if (i >= 0 && last[slot].id != 0) assert_int_equal(get_i64(last[slot]), i + 2);
   }
   free(last);
+  /* Nested refs: [a put] to a task on the next rank, which reads it (a
+   * proxy there) and returns [a put of its own]; that result passed on to
+   * the rank after, which does the same; we read the last ref. */
+  for (int i = 0; i < n / 10; i++) {
+    ray_ref_t put;
+    assert_rc(ray_put_i64(i, &put), 0);
+    msgpack_sbuffer sb;
+    pack_refs(&sb, &put, 1, NULL, 0);
+    ray_arg_t a = ray_arg_msgpack_bytes(sb.data, sb.size);
+    ray_ref_t r1 = submit_on(g_unwrap_inc, &a, 1, (i + 1) % g_ranks);
+    msgpack_sbuffer_destroy(&sb);
+    assert_rc(ray_ref_release(put), 0);
+    a = ray_arg_ref(r1); /* its value, [a ref made there], passed on */
+    ray_ref_t r2 = submit_on(g_unwrap_inc, &a, 1, (i + 2) % g_ranks);
+    assert_rc(ray_ref_release(r1), 0);
+    ray_msgpack_t m;
+    assert_rc(ray_get_msgpack(r2, RAY_TIMEOUT_INFINITE, &m), 0);
+    ray_ref_t last_ref;
+    assert_rc(elem_ref(&m.obj, 0, &last_ref), 0);
+    int64_t v = -1;
+    assert_rc(ray_get_i64(last_ref, RAY_TIMEOUT_INFINITE, &v), 0);
+    assert_int_equal(v, i + 2);
+    release_msgpack(&m);
+    assert_rc(ray_ref_release(r2), 0);
+  }
   /* Large ones (pulled both ways), fewer. */
   for (int i = 0; i < iters(20, 4); i++) {
     ray_arg_t sz = ray_arg_i64(256 * 1024);
@@ -1211,6 +1306,86 @@ static void test_refs_churned_across_ranks(void **state) {
     assert_rc(ray_ref_release(big), 0);
     assert_int_equal(get_i64(checked), 256 * 1024);
   }
+  assert_true(every_store_empties());
+}
+
+/* A ref inside an argument, or inside a result, travels: the executor
+ * borrows ours and gives it back; a ref made there is read here. */
+static void test_refs_in_values_travel(void **state) {
+  (void)state;
+  ray_ref_t inner;
+  assert_rc(ray_put_i64(1, &inner), 0);
+  msgpack_sbuffer sb;
+  pack_refs(&sb, &inner, 1, NULL, 0);
+  ray_arg_t a = ray_arg_msgpack_bytes(sb.data, sb.size);
+  ray_ref_t r = submit_on(g_echo_msgpack, &a, 1, 1);
+  msgpack_sbuffer_destroy(&sb);
+  assert_rc(ray_ref_release(inner), 0); /* the task holds it, then its result */
+  ray_msgpack_t u;
+  ray_buf_t b;
+  assert_rc(ray_get_msgpack(r, RAY_TIMEOUT_INFINITE, &u), 0);
+  ray_ref_t back;
+  assert_rc(elem_ref(&u.obj, 0, &back), 0);
+  assert_int_equal(back.id, inner.id); /* ours again: no proxy of our own object */
+  int64_t v = 0;
+  assert_rc(ray_get_i64(back, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, 1);
+  release_msgpack(&u);
+  assert_rc(ray_ref_release(r), 0);
+  r = submit_on(g_leak_ref, NULL, 0, 1); /* [a ref rank 1 made, to 5] */
+  assert_rc(ray_get_msgpack(r, RAY_TIMEOUT_INFINITE, &u), 0);
+  ray_ref_t theirs;
+  assert_rc(elem_ref(&u.obj, 0, &theirs), 0);
+  assert_rc(ray_get_i64(theirs, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, 5);
+  assert_rc(ray_ref_retain(theirs), 0); /* kept beyond the value that named it */
+  release_msgpack(&u);
+  assert_rc(ray_ref_release(r), 0);
+  assert_rc(ray_get(theirs, 0, &b), 0);
+  ray_buf_release(&b);
+  assert_rc(ray_ref_release(theirs), 0);
+  assert_rc(ray_get(theirs, 0, &b), RAY_ENOTFOUND); /* released: unknown here */
+  assert_true(every_store_empties());
+}
+
+/* A ref passed through 3 ranks and back (Ray's borrowing): the last reads
+ * it, and the answer names it and a ref made there, which we read; then
+ * every store empties. */
+static void test_ref_through_three_ranks_and_back(void **state) {
+  (void)state;
+  ray_ref_t x;
+  assert_rc(ray_put_i64(41, &x), 0);
+  int64_t hops[4] = {0, 1 % g_ranks, 2 % g_ranks, 3 % g_ranks}; /* seen, then the ranks */
+  msgpack_sbuffer sb;
+  pack_refs(&sb, &x, 1, hops, 4);
+  ray_arg_t a = ray_arg_msgpack_bytes(sb.data, sb.size);
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = (int32_t)hops[1];
+  /* [x, seen, hops after the first...] */
+  msgpack_sbuffer_destroy(&sb);
+  int64_t rest[3] = {0, hops[2], hops[3]};
+  pack_refs(&sb, &x, 1, rest, 3);
+  a = ray_arg_msgpack_bytes(sb.data, sb.size);
+  ray_ref_t r;
+  assert_rc(ray_task_submit(g_pass_ref, &a, 1, &o, &r), 0);
+  msgpack_sbuffer_destroy(&sb);
+  assert_rc(ray_ref_release(x), 0); /* only the borrowers keep it now */
+  ray_msgpack_t u;
+  assert_rc(ray_get_msgpack(r, RAY_TIMEOUT_INFINITE, &u), 0);
+  ray_ref_t back, made;
+  assert_rc(elem_ref(&u.obj, 0, &back), 0);
+  assert_rc(elem_ref(&u.obj, 1, &made), 0);
+  assert_int_equal(back.id, x.id);
+  assert_int_equal(elem_int(&u.obj, 2), 41);      /* read on the last rank */
+  assert_int_equal(elem_int(&u.obj, 3), hops[3]); /* which it was */
+  int64_t v = 0;
+  assert_rc(ray_get_i64(back, RAY_TIMEOUT_INFINITE, &v), 0);
+  assert_int_equal(v, 41);
+  assert_rc(ray_get_i64(made, RAY_TIMEOUT_INFINITE, &v), 0); /* made on the last rank */
+  assert_int_equal(v, 410);
+  release_msgpack(&u);
+  assert_rc(ray_ref_release(r), 0);
   assert_true(every_store_empties());
 }
 
@@ -1778,8 +1953,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_remote_actor_errors),
       cmocka_unit_test(test_named_actor_from_every_rank),
       cmocka_unit_test(test_refs_churned_across_ranks),
+      cmocka_unit_test(test_ref_through_three_ranks_and_back),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
-      cmocka_unit_test(test_refs_that_would_escape),     /* needs rank 1 */
+      cmocka_unit_test(test_refs_in_values_travel),      /* needs rank 1 */
       cmocka_unit_test(test_function_missing_on_target), /* needs rank 1 */
       cmocka_unit_test(test_work_in_flight_at_shutdown),
   };

@@ -85,11 +85,11 @@ typedef struct ray_actor_opts_s {
    * descriptor there (ray_static_class_add) or known to that rank's
    * runtime already; calls from this rank go there and run in the order
    * they were made; kill, release, restarts, retries and max_concurrency
-   * behave as in one process. What does not travel yet (issue 15, ADR-006):
-   * arguments or values holding refs or actor handles (RAY_ENOTSUP), the
-   * name of a remote actor outside its creating rank, ray_ctx_actor's
-   * handle in a remote actor's method: an actor that takes or is passed
-   * handles is placed on this rank (node = ray_rank()). Outside cluster
+   * behave as in one process; refs inside arguments and results travel.
+   * What does not travel yet (issue 15, ADR-006): actor handles as
+   * arguments or inside values (RAY_ENOTSUP), ray_ctx_actor's handle in a
+   * remote actor's method: an actor that takes or is passed handles is
+   * placed on this rank (node = ray_rank()). Outside cluster
    * mode, or this rank: the actor is local. Errors: RAY_EINVAL (below
    * RAY_NODE_ANY or not a rank). */
   int node;
