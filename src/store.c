@@ -836,8 +836,7 @@ int ray__store_hold_inner_borrowing(ray__store_t *st, const ray_ref_t *list, siz
   *inner = NULL;
   *nobj = *nact = 0;
   size_t nf = 0; /* the refs another rank owns: each held here first (a proxy made if none) */
-  for (size_t i = 0; i < n; i++)
-    nf += list[i].type != RAY_TYPE_ACTOR && id_foreign(list[i].id);
+  for (size_t i = 0; i < n; i++) nf += list[i].type != RAY_TYPE_ACTOR && id_foreign(list[i].id);
   if (nf == 0) return ray__store_hold_inner(st, list, n, inner, nobj, nact);
   uint64_t *held = ray__malloc(nf * sizeof *held);
   ray__proxy_t *mk = ray__malloc(nf * sizeof *mk);
