@@ -54,6 +54,24 @@ static bool look(ray__store_t *st, uint64_t id, bool *proxy, bool *in_lru, uint6
   return e != NULL;
 }
 
+/* Hold k_theirs as a value naming it would, which makes its proxy: the
+ * serial of the life made. */
+static uint64_t hold_new_proxy(ray__store_t *st, uint32_t type, uint64_t **inner) {
+  ray_ref_t list[] = {{k_theirs, type}};
+  uint32_t nobj, nact;
+  ray__proxy_t *made = NULL;
+  size_t nmade = 0;
+  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, inner, &nobj, &nact, &made, &nmade), 0);
+  assert_int_equal(nmade, 1);
+  assert_int_equal(made[0].id, k_theirs);
+  assert_true(made[0].serial != 0);
+  assert_int_equal(nobj, 1);
+  assert_int_equal(nact, 0);
+  uint64_t serial = made[0].serial;
+  ray__free(made);
+  return serial;
+}
+
 static void test_proxy_made_held_and_gone(void **state) {
   (void)state;
   gone_t g = {0};
@@ -63,14 +81,7 @@ static void test_proxy_made_held_and_gone(void **state) {
   uint32_t nobj, nact;
   ray__proxy_t *made = NULL;
   size_t nmade = 0;
-  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, &inner, &nobj, &nact, &made, &nmade), 0);
-  assert_int_equal(nmade, 1);
-  assert_int_equal(made[0].id, k_theirs);
-  assert_true(made[0].serial != 0);
-  uint64_t serial = made[0].serial;
-  ray__free(made);
-  assert_int_equal(nobj, 1);
-  assert_int_equal(nact, 0);
+  uint64_t serial = hold_new_proxy(st, RAY_TYPE_I64, &inner);
   bool proxy = false, in_lru = true;
   uint64_t seen = 0;
   assert_true(look(st, k_theirs, &proxy, &in_lru, &seen));
@@ -90,10 +101,7 @@ static void test_proxy_made_held_and_gone(void **state) {
   assert_int_equal(g.serial, serial);
   assert_rc(ray_get((ray_ref_t){k_theirs, RAY_TYPE_I64}, 0, &b), RAY_ENOTFOUND);
   /* Made again: another life, another serial. */
-  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, &inner, &nobj, &nact, &made, &nmade), 0);
-  assert_int_equal(nmade, 1);
-  assert_true(made[0].serial != serial);
-  ray__free(made);
+  assert_true(hold_new_proxy(st, RAY_TYPE_I64, &inner) != serial);
   ray__store_unhold_inner(st, inner, 1, 0);
   assert_int_equal(g.calls, 2);
   end(st);
@@ -106,14 +114,8 @@ static void test_filled_proxy_is_a_cache(void **state) {
   (void)state;
   gone_t g = {0};
   ray__store_t *st = begin(&g);
-  ray_ref_t list[] = {{k_theirs, RAY_TYPE_BYTES}};
   uint64_t *inner = NULL;
-  uint32_t nobj, nact;
-  ray__proxy_t *made = NULL;
-  size_t nmade = 0;
-  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, &inner, &nobj, &nact, &made, &nmade), 0);
-  uint64_t serial = made[0].serial;
-  ray__free(made);
+  uint64_t serial = hold_new_proxy(st, RAY_TYPE_BYTES, &inner);
   size_t size =
       st->inline_threshold + 4096; /* a block of its own: a spill candidate if not a proxy */
   ray__entry_t *e = ray__entry_new(st, size, RAY_TYPE_BYTES, RAY__READY);
@@ -182,14 +184,8 @@ static void test_no_hook_no_calls(void **state) {
   gone_t g = {0};
   ray__store_t *st = begin(&g);
   ray__store_remote_set(st, NULL, NULL);
-  ray_ref_t list[] = {{k_theirs, RAY_TYPE_I64}};
   uint64_t *inner = NULL;
-  uint32_t nobj, nact;
-  ray__proxy_t *made = NULL;
-  size_t nmade = 0;
-  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, &inner, &nobj, &nact, &made, &nmade), 0);
-  assert_int_equal(nmade, 1);
-  ray__free(made);
+  (void)hold_new_proxy(st, RAY_TYPE_I64, &inner);
   ray__store_unhold_inner(st, inner, 1, 0);
   assert_int_equal(g.calls, 0);
   end(st);
