@@ -102,6 +102,7 @@ struct ray__actor_s {
   bool job_named; /* its name is the job's (rank 0's registry), not this table's */
   uv_mutex_t smu;
   uint64_t next_seq; /* smu: the number of its next call (0 was the constructor) */
+  uint64_t serial;   /* its life here: 0 when this rank made it, else adopted (a new id) */
 };
 
 static const ray__task_ops_t method_ops, ctor_ops;
@@ -809,11 +810,14 @@ static void register_locked(ray__actors_t *reg, ray__actor_t *a) {
   reg->all = a;
 }
 
-/* A handle on the actor `in` names (another rank's, found by name): one
- * more handle on it if this rank knows it already (its own, or adopted
- * before), else a stub of it (its id, no constructor: its calls go to its
- * home, numbered from 0). */
-static int adopt(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *out) {
+/* A handle on the actor `in` names (another rank's, found by name or
+ * passed here): one more handle on it if this rank knows it already (its
+ * own, or adopted before: *made 0), else a stub of it (its id, no
+ * constructor: its calls go to its home, numbered from 0; a life of its
+ * own, *made its serial). */
+int ray__actors_adopt(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *out,
+                      uint64_t *made) {
+  *made = 0;
   ray__actors_t *reg = &rt->actors;
   ray__rwlock_wrlock(&reg->lock);
   ray__actor_t *known = table_find(reg, in->id);
@@ -839,6 +843,7 @@ static int adopt(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *o
   a->rt = rt;
   a->klass = k;
   a->home = in->home;
+  a->serial = ray__id_next(); /* unique here: names this life at its home */
   atomic_init(&a->refs, 1);
   a->handles = 1;
   a->state = A_ALIVE;
@@ -855,9 +860,33 @@ static int adopt(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *o
   if (known != NULL) {
     uv_mutex_destroy(&a->smu);
     ray__free(a);
+  } else {
+    *made = a->serial;
   }
   out->id = in->id;
   return 0;
+}
+
+/* ray__actors_adopt for a name's answer: the home hears of a new life. */
+static int adopt_named(ray__runtime_t *rt, const ray__actor_info_t *in, ray_actor_t *out) {
+  uint64_t made;
+  int rc = ray__actors_adopt(rt, in, out, &made);
+  const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
+  if (rc == 0 && made != 0 && remote != NULL) remote->adopted(rt, in->id, in->home, made);
+  return rc;
+}
+
+int ray__actors_info(ray__runtime_t *rt, uint64_t id, ray__actor_info_t *out) {
+  ray__actors_t *reg = &rt->actors;
+  ray__rwlock_rdlock(&reg->lock);
+  ray__actor_t *a = id != 0 ? table_find(reg, id) : NULL;
+  if (a != NULL) {
+    out->id = id;
+    out->home = a->home >= 0 ? a->home : atomic_load(&rt->rank);
+    snprintf(out->cls, sizeof out->cls, "%s", a->klass->cls->name);
+  }
+  ray__rwlock_rdunlock(&reg->lock);
+  return a != NULL ? 0 : RAY_ENOTFOUND;
 }
 
 /* ray_actor_create, and ray__actors_create_encoded (encoded_ok): a local
@@ -924,7 +953,7 @@ static int create(ray__runtime_t *rt, const ray_actor_class_t *cls, const ray_ar
       if (home >= 0) uv_mutex_destroy(&a->smu);
       ray__free(a->name);
       ray__free(a);
-      if (rc == RAY_ENAMEEXISTS && opts->get_if_exists) return adopt(rt, &taken, out);
+      if (rc == RAY_ENAMEEXISTS && opts->get_if_exists) return adopt_named(rt, &taken, out);
       return rc;
     }
   }
@@ -1003,7 +1032,7 @@ static int call_in(ray__runtime_t *rt, ray_actor_t actor, const char *method, ui
     const ray__actor_remote_t *remote = atomic_load(&rt->actors.remote);
     uv_mutex_lock(&a->smu);
     rc = remote == NULL ? RAY_ESHUTDOWN
-                        : remote->call(rt, a->id, a->home, a->next_seq, index,
+                        : remote->call(rt, a->id, a->home, a->serial, a->next_seq, index,
                                        &a->klass->methods[index], args, nargs, out_refs);
     if (rc == 0) a->next_seq++;
     uv_mutex_unlock(&a->smu);
@@ -1114,7 +1143,9 @@ static int handle_release(ray__runtime_t *rt, uint64_t id) {
     uv_mutex_lock(&a->smu);
     uint64_t ncalls = a->next_seq;
     uv_mutex_unlock(&a->smu);
-    if (remote != NULL && ncalls > 0) remote->drop(rt, a->id, a->home, ncalls);
+    /* An adopted life ends at the home even with no calls (it was counted). */
+    if (remote != NULL && (ncalls > 0 || a->serial != 0))
+      remote->drop(rt, a->id, a->home, a->serial, ncalls);
     actor_unref(a); /* the table's */
     return 0;
   }
@@ -1147,7 +1178,7 @@ int ray_get_actor(const char *name, ray_actor_t *out) {
   if (remote != NULL) { /* cluster mode: the job's names, on rank 0 */
     ray__actor_info_t in;
     int rc = remote->name_get(rt, name, &in);
-    return rc != 0 ? rc : adopt(rt, &in, out);
+    return rc != 0 ? rc : adopt_named(rt, &in, out);
   }
   ray__rwlock_wrlock(&rt->actors.lock);
   ray__actor_t *a = find_by_name(&rt->actors, name);

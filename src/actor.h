@@ -39,13 +39,20 @@ typedef struct ray__actor_remote_s {
                 const struct ray_actor_class_s *cls, struct ray__func_s *ctor,
                 const ray_arg_t *args, size_t nargs, const struct ray_actor_opts_s *opts);
   /* Send call `seq` of method `index` (its function `m`: returns and
-   * types); out_refs receive its results. */
-  int (*call)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t seq, uint32_t index,
-              struct ray__func_s *m, const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs);
+   * types) from the stub's life `serial` (0: the stub that made it; else
+   * one adopted here, whose calls are numbered from 0); out_refs receive
+   * its results. */
+  int (*call)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t serial, uint64_t seq,
+              uint32_t index, struct ray__func_s *m, const ray_arg_t *args, size_t nargs,
+              ray_ref_t *out_refs);
   void (*kill)(struct ray__runtime_s *rt, uint64_t id, int home, bool no_restart);
-  /* The last handle here went: the home drops the actor after `ncalls`
-   * calls (the constructor included) have reached it. */
-  void (*drop)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t ncalls);
+  /* The last handle of the stub's life `serial` here went: that life ends
+   * at the home after its `ncalls` calls (the constructor included) have
+   * run there. */
+  void (*drop)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t serial, uint64_t ncalls);
+  /* A stub was adopted by name (ray_get_actor): its life `serial` begins
+   * at the home. */
+  void (*adopted)(struct ray__runtime_s *rt, uint64_t id, int home, uint64_t serial);
   /* The job's names (a registry on rank 0): claim `name` for `in` (with
    * the name taken: RAY_ENAMEEXISTS, and *taken says whose), find one, and
    * free the names of actor `id`. They wait for rank 0's answer (at most
@@ -87,6 +94,15 @@ int ray__actors_create_encoded(struct ray__runtime_s *rt, const struct ray_actor
                                const struct ray_actor_opts_s *opts, ray_actor_t *out);
 int ray__actors_call_encoded(struct ray__runtime_s *rt, ray_actor_t actor, uint32_t index,
                              const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs);
+/* What another rank needs to call actor `id` (a handle this rank holds):
+ * its home (this rank for a local actor) and class. Errors: RAY_ENOTFOUND. */
+int ray__actors_info(struct ray__runtime_s *rt, uint64_t id, ray__actor_info_t *out);
+/* A handle on the actor `in` names, which came from another rank: one more
+ * on it if this rank knows it (*made 0), else a new stub (a life of its
+ * own: *made its serial, which its home must hear of). Errors:
+ * RAY_ENOTFOUND (a class this rank does not know), RAY_ENOMEM. */
+int ray__actors_adopt(struct ray__runtime_s *rt, const ray__actor_info_t *in, ray_actor_t *out,
+                      uint64_t *made);
 /* After the workers have stopped (the thread calling ray_shutdown): fail
  * and finish every queued call, run every destructor still owed, here, and
  * drop the table's hold on every actor (each is freed with its last

@@ -30,10 +30,11 @@
  *
  * Messages (msgpack arrays, the first element the kind):
  *   TASK      [1, task_id, function name, nreturns, max_retries,
- *              retry_on_error, name|nil, [[type, bytes] | [type, size], ...]]
+ *              retry_on_error, name|nil, [[type, bytes] | [type, size] |
+ *              [6, actor id], ...], actor part|nil, handles]
  *              (size: held by the owner, to be pulled)
  *   COMPLETE  [2, task_id, [[true, type, bytes] | [true, type, size] |
- *              [false, code, error], ...], load]   (size: held there, to
+ *              [false, code, error], ...], load, handles]   (size: held there, to
  *              be pulled; load: the sender's, for placement; a value naming
  *              refs has a fourth element, true: held there until RELEASE)
  *   SHUTDOWN  [3]                  rank 0 -> every other rank
@@ -46,34 +47,38 @@
  *              from that rank comes between)
  *   RELEASE   [8, task_id]         owner -> executor: the held results go
  *   TASK of an actor (ray_actor_opts_t.node: actors on other ranks):
- *             the same with a ninth element, [actor_id, seq, method,
- *             max_restarts, max_task_retries, max_concurrency, class]:
+ *             the same with the ninth element [actor_id, seq, method,
+ *             max_restarts, max_task_retries, max_concurrency, class,
+ *             serial] (serial: the calling stub's life, 0 for its maker's):
  *             method -1 and seq 0 make the actor (the owner's id names it;
  *             the actor here has its own), then calls 1, 2, ... run in that
- *             order (a stream per owner and actor: they may arrive, or
- *             finish pulling their arguments, in another)
+ *             order (a stream per calling stub's life: they may arrive,
+ *             or finish pulling their arguments, in another)
  *   AKILL     [9, actor_id, no_restart]      owner -> home
- *   ADROP     [10, actor_id, ncalls]         owner -> home: its last handle
- *              went; the actor goes after that many have run
- *   ASKIP     [11, actor_id, seq, code]      owner -> home: call seq failed
- *              before it left (the calls after it must not wait for it)
+ *   ADROP     [10, actor_id, ncalls, serial]  stub -> home: its last handle
+ *              went; that life ends after that many have run (its
+ *              maker's: the actor goes then, unless another life holds it)
+ *   ASKIP     [11, actor_id, seq, code, serial]  stub -> home: call seq
+ *              failed before it left (the calls after it must not wait)
  *   DONE      [12]                 any rank -> 0 (cluster_spmd): its program
  *              called ray_shutdown; rank 0 stops everyone once all did
  *   NAME      [13, req, op, name, id, home, class]   any -> 0: claim, find or
  *              delete an actor's name in the job's registry (rank 0's)
  *   NAMED     [14, req, code, id, home, class]       0 -> the asker (a
  *              delete is not answered)
- *   BORROWS   [15, borrower, [id, serial, ...]]  -> the rank a value came
- *              from: proxies made on `borrower` (forwarded to the owner)
+ *   BORROWS   [15, borrower, [id, serial, ...], [actor id, serial, home,
+ *              ...]]  -> the rank a value came from: proxies and actor
+ *              stubs made on `borrower` (forwarded to the owner, the home)
  *   SUB       [16, id]             proxy's rank -> owner: send the value
- *   FILL      [17, id, result]     owner -> proxy's rank (a result as in
+ *   FILL      [17, id, result, handles]  owner -> proxy's rank (a result as in
  *              COMPLETE; a large one pulled with PULL/DATA/RELEASE keyed by
  *              the object's id)
  *   GONE      [18, [id, serial, ...]]   proxy's rank -> owner
  * (Borrowing: see "Borrowing" below.)
- * A rank that finds an actor by name calls it on a stream of its own at
- * the home, attached to the owner's actor (made by the owner's stream, or
- * the home's own), its calls numbered from 0.
+ * A rank that finds an actor by name, or receives a handle of it, calls
+ * it through a stub of its own (a life, with a serial), on a stream of
+ * its own at the home, attached to the owner's actor (made by the owner's
+ * stream, or the home's own), its calls numbered from 0.
  * A CANCEL always follows its TASK (both are queued under `mu`, the TASK
  * first), so the running rank knows the task when the CANCEL comes: it
  * cancels its local task as ray_cancel does (not run if still queued; the
@@ -98,9 +103,10 @@
  * lets them go when the task's answer comes. The holds of both kinds are
  * one table, keyed by (peer, task_id): a task id names its owner.
  *
- * What is not here yet (ADR-006, issue 15): actor handles that travel (a
- * handle argument, or one inside a value, sent to or from another rank
- * fails with RAY_ENOTSUP; handles reach other ranks only by name).
+ * Actor handles travel too (see "Actor handles that travel" below): a
+ * TASK, COMPLETE or FILL whose values name handles carries their table
+ * ([[id, home, class], ...], the TASK's tenth element, the COMPLETE's
+ * fifth, the FILL's fourth), and the home counts every stub's life.
  *
  * Threads: send_task, send_results and the pulls run on the communication
  * thread (its tick: sending never waits for a free worker), as does
@@ -175,11 +181,12 @@ struct arrival_s;
 typedef struct pend_s {
   ray__task_t *t;
   struct arrival_s *a;
-  bool fill;        /* neither: a proxy's value (FILL), task_id its id */
-  uint64_t task_id; /* the task's, and the key its values are held by */
-  int holder;       /* the rank that ran it */
-  int left;         /* pulls not settled, + 1 while the answer is read */
-  int failed;       /* a result's failure code, for the task's fail_code */
+  bool fill;              /* neither: a proxy's value (FILL), task_id its id */
+  struct held_s *handles; /* the actor handles its message brought, until all landed */
+  uint64_t task_id;       /* the task's, and the key its values are held by */
+  int holder;             /* the rank that ran it */
+  int left;               /* pulls not settled, + 1 while the answer is read */
+  int failed;             /* a result's failure code, for the task's fail_code */
 } pend_t;
 
 /* One result landing late: a large one pulled into an entry reserved for
@@ -473,11 +480,45 @@ typedef struct life_s {
   uint64_t serial;
 } life_t;
 
+/* The lives of one object's proxies (or one actor's stubs) elsewhere. */
+typedef struct lives_s {
+  uint32_t n, cap;
+  life_t *v;
+} lives_t;
+
+/* A life began (its BORROWS: tomb false) or ended (tomb true): it cancels
+ * its counterpart if that is listed, else it is listed. Errors: RAY_ENOMEM
+ * (not listed). */
+static int lives_count(lives_t *l, int rank, uint64_t serial, bool tomb) {
+  for (uint32_t i = 0; i < l->n; i++)
+    if (l->v[i].rank == rank && l->v[i].serial == serial && l->v[i].tomb != tomb) {
+      l->v[i] = l->v[--l->n];
+      return 0;
+    }
+  if (l->n == l->cap) {
+    uint32_t cap = l->cap ? 2 * l->cap : 2;
+    life_t *v = ray__realloc(l->v, cap * sizeof *v);
+    if (v == NULL) return RAY_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = (life_t){rank, tomb, serial};
+  return 0;
+}
+
+/* A rank is lost: its lives will never end. */
+static void lives_drop_rank(lives_t *l, int rank) {
+  for (uint32_t i = 0; i < l->n;)
+    if (l->v[i].rank == rank)
+      l->v[i] = l->v[--l->n];
+    else
+      i++;
+}
+
 typedef struct lent_s {
   struct lent_s *next;
   uint64_t id;
-  uint32_t n, cap;
-  life_t *lives;
+  lives_t lives;
 } lent_t;
 
 static lent_t **lent_slot(ray__cluster_t *cl, uint64_t id) {
@@ -490,7 +531,7 @@ static void lent_free(ray__cluster_t *cl, lent_t **p) {
   lent_t *l = *p;
   *p = l->next;
   ray__store_release(&cl->rt->store, l->id);
-  ray__free(l->lives);
+  ray__free(l->lives.v);
   ray__free(l);
 }
 
@@ -499,14 +540,7 @@ static void lent_free(ray__cluster_t *cl, lent_t **p) {
  * is listed, else it is listed. */
 static void lent_note(ray__cluster_t *cl, uint64_t id, int rank, uint64_t serial, bool tomb) {
   lent_t **p = lent_slot(cl, id), *l = *p;
-  if (l != NULL) {
-    for (uint32_t i = 0; i < l->n; i++)
-      if (l->lives[i].rank == rank && l->lives[i].serial == serial && l->lives[i].tomb != tomb) {
-        l->lives[i] = l->lives[--l->n];
-        if (l->n == 0) lent_free(cl, p);
-        return;
-      }
-  } else {
+  if (l == NULL) {
     /* Never gone: a rank that lends it on holds it until this comes. */
     if (ray__store_retain(&cl->rt->store, id) != 0) {
       ray__log(RAY_LOG_ERROR, "cluster: rank %d borrows object %llx, which is gone here", rank,
@@ -522,19 +556,10 @@ static void lent_note(ray__cluster_t *cl, uint64_t id, int rank, uint64_t serial
     l->id = id;
     *p = l;
   }
-  if (l->n == l->cap) {
-    uint32_t cap = l->cap ? 2 * l->cap : 2;
-    life_t *v = ray__realloc(l->lives, cap * sizeof *v);
-    if (v == NULL) { /* the object may go early: logged */
-      ray__log(RAY_LOG_ERROR, "cluster: no memory to count a borrow of object %llx",
-               (unsigned long long)id);
-      if (l->n == 0) lent_free(cl, p);
-      return;
-    }
-    l->lives = v;
-    l->cap = cap;
-  }
-  l->lives[l->n++] = (life_t){rank, tomb, serial};
+  if (lives_count(&l->lives, rank, serial, tomb) != 0) /* the object may go early: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to count a borrow of object %llx",
+             (unsigned long long)id);
+  if (l->lives.n == 0) lent_free(cl, p);
 }
 
 /* A rank is lost: its proxies will never say they went. */
@@ -542,12 +567,8 @@ static void lent_forget(ray__cluster_t *cl, int rank) {
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
     for (lent_t **p = &cl->lent[b]; *p != NULL;) {
       lent_t *l = *p;
-      for (uint32_t i = 0; i < l->n;)
-        if (l->lives[i].rank == rank)
-          l->lives[i] = l->lives[--l->n];
-        else
-          i++;
-      if (l->n == 0)
+      lives_drop_rank(&l->lives, rank);
+      if (l->lives.n == 0)
         lent_free(cl, p);
       else
         p = &l->next;
@@ -558,19 +579,33 @@ static int owner_of(uint64_t id) {
   return (int)(id >> RAY__ID_RANK_SHIFT);
 }
 
-/* BORROWS [15, borrower, [id, serial, ...]] to `dest`. */
+/* A life of an actor stub on some rank (an actor handle that travelled),
+ * counted at the actor's home. */
+typedef struct alife_s {
+  uint64_t id, serial;
+  int home;
+} alife_t;
+
+/* BORROWS [15, borrower, [id, serial, ...], [actor id, serial, home, ...]]
+ * to `dest`: proxies and actor stubs made on `borrower`. */
 static void send_borrows(ray__cluster_t *cl, int dest, int borrower, const ray__proxy_t *v,
-                         size_t n) {
+                         size_t n, const alife_t *lives, size_t nlives) {
   ray__mpbuf_t b;
   msgpack_packer pk;
   ray__mpbuf_init(&b, &pk);
-  msgpack_pack_array(&pk, 3);
+  msgpack_pack_array(&pk, 4);
   msgpack_pack_int(&pk, K_BORROWS);
   msgpack_pack_int(&pk, borrower);
   msgpack_pack_array(&pk, (uint32_t)(2 * n));
   for (size_t i = 0; i < n; i++) {
     msgpack_pack_uint64(&pk, v[i].id);
     msgpack_pack_uint64(&pk, v[i].serial);
+  }
+  msgpack_pack_array(&pk, (uint32_t)(3 * nlives));
+  for (size_t i = 0; i < nlives; i++) {
+    msgpack_pack_uint64(&pk, lives[i].id);
+    msgpack_pack_uint64(&pk, lives[i].serial);
+    msgpack_pack_int(&pk, lives[i].home);
   }
   (void)send_buf(cl, dest, &b); /* a lost rank: nobody to tell */
 }
@@ -602,6 +637,14 @@ static void unhold(ray__cluster_t *cl, held_t *h) {
   *h = (held_t){0};
 }
 
+/* A pend's handles (a heap copy, or NULL), let go. */
+static void unhold_handles(ray__cluster_t *cl, held_t **h) {
+  if (*h == NULL) return;
+  unhold(cl, *h);
+  ray__free(*h);
+  *h = NULL;
+}
+
 /* Hold what msgpack bytes that came from rank `src` name: the refs of
  * other ranks get proxies here (reported to src, and asked of their
  * owners). Undecodable bytes name nothing (the reader reports them).
@@ -627,7 +670,7 @@ static int borrow_bytes(ray__cluster_t *cl, int src, const void *data, size_t si
                                          &made, &nmade);
   ray__free(refs);
   if (nmade > 0) { /* gone again if rc != 0: reported all the same, their GONEs follow */
-    send_borrows(cl, src, atomic_load(&cl->rt->rank), made, nmade);
+    send_borrows(cl, src, atomic_load(&cl->rt->rank), made, nmade, NULL, 0);
     for (size_t i = 0; i < nmade && rc == 0; i++) {
       uint64_t id = made[i].id;
       (void)send_control(cl, owner_of(id), K_SUB, &id);
@@ -676,6 +719,18 @@ static int held_merge(ray__cluster_t *cl, held_t *into, held_t *h) {
   return 0;
 }
 
+/* Give what `h` holds to a pend whose values land late (h emptied);
+ * without memory for it, it is let go (values naming those handles then
+ * fail to land, RAY_ENOTFOUND, unless held otherwise). */
+static void pend_take(ray__cluster_t *cl, held_t **into, held_t *h) {
+  if (h->ids == NULL) return;
+  if (*into == NULL && (*into = ray__calloc(1, sizeof **into)) == NULL) {
+    unhold(cl, h);
+    return;
+  }
+  (void)held_merge(cl, *into, h);
+}
+
 /* Hold what the arguments of a task from `src` that came inside its
  * message name, until the task holds them itself. Errors: borrow_bytes's
  * (nothing held then). */
@@ -693,14 +748,18 @@ static int borrow_args(ray__cluster_t *cl, int src, const ray_arg_t *args, uint3
   return rc;
 }
 
+static void lives_note(ray__cluster_t *cl, uint64_t actor_id, int rank, uint64_t serial,
+                       bool ended);
+
 /* BORROWS: proxies made on `borrower` of refs this rank sent (or forwarded
- * to it): counted if ours, else forwarded to their owner. */
+ * to it): counted if ours, else forwarded to their owner; and actor stubs
+ * made there, counted if the actor lives here, else forwarded to its home. */
 static void on_borrows(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
   int nranks = atomic_load(&cl->rt->nranks), self = atomic_load(&cl->rt->rank);
-  if (m->via.array.size != 3 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      v[1].via.u64 >= (uint64_t)nranks || v[2].type != MSGPACK_OBJECT_ARRAY ||
-      v[2].via.array.size % 2 != 0) {
+  if ((m->via.array.size != 3 && m->via.array.size != 4) ||
+      v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 >= (uint64_t)nranks ||
+      v[2].type != MSGPACK_OBJECT_ARRAY || v[2].via.array.size % 2 != 0) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed BORROWS from rank %d", src);
     return;
   }
@@ -715,7 +774,21 @@ static void on_borrows(ray__cluster_t *cl, int src, const msgpack_object *m) {
     if (owner == self)
       lent_note(cl, life.id, borrower, life.serial, false);
     else if (owner < nranks)
-      send_borrows(cl, owner, borrower, &life, 1);
+      send_borrows(cl, owner, borrower, &life, 1, NULL, 0);
+  }
+  if (m->via.array.size < 4 || v[3].type != MSGPACK_OBJECT_ARRAY) return;
+  /* Actor stubs: counted at their home, forwarded there if it is not us. */
+  const msgpack_object *q = v[3].via.array.ptr;
+  for (uint32_t i = 0; i + 2 < v[3].via.array.size; i += 3) {
+    if (q[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        q[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        q[i + 2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || q[i + 2].via.u64 >= (uint64_t)nranks)
+      continue;
+    alife_t life = {q[i].via.u64, q[i + 1].via.u64, (int)q[i + 2].via.u64};
+    if (life.home == self)
+      lives_note(cl, life.id, borrower, life.serial, false);
+    else
+      send_borrows(cl, life.home, borrower, NULL, 0, &life, 1);
   }
 }
 
@@ -732,6 +805,115 @@ static void on_gone(ray__cluster_t *cl, int src, const msgpack_object *m) {
     if (p[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
         p[i + 1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && owner_of(p[i].via.u64) == self)
       lent_note(cl, p[i].via.u64, src, p[i + 1].via.u64, true);
+}
+
+/* ---- Actor handles that travel ----
+ *
+ * A message whose values (or arguments) name actor handles carries a table
+ * of them, [[id, home, class], ...], so the receiver can call them: it
+ * adopts each (ray__actors_adopt: a stub of its own, or one more handle on
+ * the one it has) before the values land, and reports each stub it made
+ * (a life) with the BORROWS of the refs, to the rank the message came
+ * from, which forwards it to the actor's home. The home counts the lives
+ * as an owner counts proxies (homed_t below), so the actor goes once the
+ * stub that made it and every adopted one have let go and their calls ran
+ * there: an adopted life ends with its ADROP (its call count), on the same
+ * pair of ranks as its calls. */
+/* A growing list of actor ids. */
+typedef struct ids_s {
+  uint64_t *v;
+  size_t n, cap;
+  bool oom;
+} ids_t;
+
+static void ids_add(ids_t *l, uint64_t id) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i] == id) return;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 4;
+    uint64_t *v = ray__realloc(l->v, cap * sizeof *v);
+    if (v == NULL) {
+      l->oom = true;
+      return;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = id;
+}
+
+/* Add the actor handles msgpack bytes name to l. */
+static void ids_of_value(ids_t *l, uint32_t type, const void *data, size_t size) {
+  if (type != RAY_TYPE_MSGPACK) return;
+  msgpack_unpacked u;
+  if (ray__mp_decode(data, size, &u) != 0) return;
+  ray_ref_t *refs = NULL;
+  size_t n = 0;
+  if (ray__mp_collect_refs(&u.data, &refs, &n) == 0)
+    for (size_t i = 0; i < n; i++)
+      if (refs[i].type == RAY_TYPE_ACTOR) ids_add(l, refs[i].id);
+  ray__free(refs);
+  msgpack_unpacked_destroy(&u);
+}
+
+/* Pack the table of the handles in l: [[id, home, class], ...] (home -1:
+ * not known here, which the receiver refuses). */
+static void pack_handles(ray__cluster_t *cl, msgpack_packer *pk, const ids_t *l) {
+  msgpack_pack_array(pk, (uint32_t)l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    ray__actor_info_t in = {0};
+    if (ray__actors_info(cl->rt, l->v[i], &in) != 0) in.home = -1;
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint64(pk, l->v[i]);
+    msgpack_pack_int(pk, in.home);
+    pack_cstr(pk, in.cls);
+  }
+}
+
+/* Adopt the handles of a table that came from `src`, held in *out (as a
+ * value's actor handles: unhold() lets them go once what names them holds
+ * them itself), and report the stubs made (new lives) to src. Entries
+ * this rank cannot adopt (a class it does not know) are left out: what
+ * names them then fails to land (RAY_ENOTFOUND). */
+static void adopt_handles(ray__cluster_t *cl, int src, const msgpack_object *tab, held_t *out) {
+  *out = (held_t){0};
+  if (tab == NULL || tab->type != MSGPACK_OBJECT_ARRAY || tab->via.array.size == 0) return;
+  uint32_t n = tab->via.array.size;
+  uint64_t *ids = ray__malloc(n * sizeof *ids);
+  alife_t *made = ray__malloc(n * sizeof *made);
+  if (ids == NULL || made == NULL) {
+    ray__free(ids);
+    ray__free(made);
+    return;
+  }
+  int nranks = atomic_load(&cl->rt->nranks);
+  uint32_t k = 0, nm = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const msgpack_object *e = &tab->via.array.ptr[i];
+    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+        e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        e->via.array.ptr[1].via.u64 >= (uint64_t)nranks ||
+        e->via.array.ptr[2].type != MSGPACK_OBJECT_STR ||
+        e->via.array.ptr[2].via.str.size >= RAY__CLASS_NAME_MAX)
+      continue;
+    ray__actor_info_t in = {.id = e->via.array.ptr[0].via.u64,
+                            .home = (int)e->via.array.ptr[1].via.u64};
+    if (e->via.array.ptr[2].via.str.size > 0)
+      memcpy(in.cls, e->via.array.ptr[2].via.str.ptr, e->via.array.ptr[2].via.str.size);
+    ray_actor_t h;
+    uint64_t serial = 0;
+    if (ray__actors_adopt(cl->rt, &in, &h, &serial) != 0) continue;
+    ids[k++] = h.id;
+    if (serial != 0) made[nm++] = (alife_t){in.id, serial, in.home};
+  }
+  if (nm > 0) send_borrows(cl, src, atomic_load(&cl->rt->rank), NULL, 0, made, nm);
+  ray__free(made);
+  if (k == 0) {
+    ray__free(ids);
+    return;
+  }
+  *out = (held_t){ids, 0, k};
 }
 
 /* ---- The owner: sending a task ---- */
@@ -802,7 +984,8 @@ static const ray__task_ops_t remote_ops = {
  * function call: the task's owner (actor_ops). */
 typedef struct actor_msg_s {
   uint64_t actor_id, seq;
-  int64_t method; /* -1: the constructor (seq 0) */
+  uint64_t serial; /* the calling stub's life (0: the stub that made it) */
+  int64_t method;  /* -1: the constructor (seq 0) */
   uint32_t max_restarts, max_task_retries, max_concurrency;
   bool sent;  /* its TASK left (mu): else its home hears of it by ASKIP */
   char cls[]; /* the class's name */
@@ -811,9 +994,10 @@ typedef struct actor_msg_s {
 static void send_skip(ray__cluster_t *cl, int home, const actor_msg_t *m, int code) {
   ray__mpbuf_t b;
   msgpack_packer pk;
-  msg_begin(&b, &pk, 4, K_ASKIP, m->actor_id);
+  msg_begin(&b, &pk, 5, K_ASKIP, m->actor_id);
   msgpack_pack_uint64(&pk, m->seq);
   msgpack_pack_int(&pk, code);
+  msgpack_pack_uint64(&pk, m->serial);
   (void)send_buf(cl, home, &b);
 }
 
@@ -864,31 +1048,40 @@ static int actor_create(ray__runtime_t *rt, uint64_t id, int home, const ray_act
   return actor_send(rt, home, m, ctor, args, nargs, NULL);
 }
 
-static int actor_call(ray__runtime_t *rt, uint64_t id, int home, uint64_t seq, uint32_t index,
-                      ray__func_t *fn, const ray_arg_t *args, size_t nargs, ray_ref_t *out_refs) {
+static int actor_call(ray__runtime_t *rt, uint64_t id, int home, uint64_t serial, uint64_t seq,
+                      uint32_t index, ray__func_t *fn, const ray_arg_t *args, size_t nargs,
+                      ray_ref_t *out_refs) {
   actor_msg_t *m = ray__calloc(1, sizeof *m + 1);
   if (m == NULL) return RAY_ENOMEM;
-  *m = (actor_msg_t){.actor_id = id, .seq = seq, .method = index};
+  *m = (actor_msg_t){.actor_id = id, .seq = seq, .serial = serial, .method = index};
   return actor_send(rt, home, m, fn, args, nargs, out_refs);
 }
 
-static void actor_control(ray__runtime_t *rt, int home, int kind, uint64_t id, uint64_t value) {
+/* [kind, id, value] (or [kind, id, value, serial] with `serial`) to home. */
+static void actor_control(ray__runtime_t *rt, int home, int kind, uint64_t id, uint64_t value,
+                          const uint64_t *serial) {
   ray__cluster_t *cl = rt->cluster;
   if (cl == NULL || atomic_load(&cl->lost[home])) return;
   ray__mpbuf_t b;
   msgpack_packer pk;
-  msg_begin(&b, &pk, 3, kind, id);
+  msg_begin(&b, &pk, serial != NULL ? 4 : 3, kind, id);
   msgpack_pack_uint64(&pk, value);
+  if (serial != NULL) msgpack_pack_uint64(&pk, *serial);
   (void)send_buf(cl, home, &b);
 }
 
 static void actor_kill(ray__runtime_t *rt, uint64_t id, int home, bool no_restart) {
-  actor_control(rt, home, K_AKILL, id, no_restart);
+  actor_control(rt, home, K_AKILL, id, no_restart, NULL);
 }
 
-static void actor_drop(ray__runtime_t *rt, uint64_t id, int home, uint64_t ncalls) {
-  actor_control(rt, home, K_ADROP, id, ncalls);
+static void actor_drop(ray__runtime_t *rt, uint64_t id, int home, uint64_t serial,
+                       uint64_t ncalls) {
+  actor_control(rt, home, K_ADROP, id, ncalls, &serial);
 }
+
+/* A stub adopted by name: its life begins at the home (before any of its
+ * calls or its drop, all later on the same pair of ranks). */
+static void actor_adopted(ray__runtime_t *rt, uint64_t id, int home, uint64_t serial);
 
 static int actor_name_put(ray__runtime_t *rt, const char *name, const ray__actor_info_t *in,
                           ray__actor_info_t *taken);
@@ -912,10 +1105,18 @@ static const ray__actor_remote_t actor_remote = {
     .call = actor_call,
     .kill = actor_kill,
     .drop = actor_drop,
+    .adopted = actor_adopted,
     .name_put = actor_name_put,
     .name_get = actor_name_get,
     .name_del = actor_name_del,
 };
+
+static void actor_adopted(ray__runtime_t *rt, uint64_t id, int home, uint64_t serial) {
+  ray__cluster_t *cl = rt->cluster;
+  if (cl == NULL || atomic_load(&cl->lost[home])) return;
+  alife_t life = {id, serial, home};
+  send_borrows(cl, home, atomic_load(&rt->rank), NULL, 0, &life, 1);
+}
 
 /* ---- The job's actor names: a registry on rank 0 ---- */
 
@@ -1103,19 +1304,22 @@ static void on_named(ray__cluster_t *cl, int src, const msgpack_object *m) {
 
 /* Pack the TASK message of `t`, its arguments pinned: each as its bytes,
  * or a large one as its size, with a view of it in *hold (made at the
- * first) for the executor's pulls. The refs inside arguments travel (the
- * task holds them until its answer, which comes after the executor's
- * BORROWS). Errors: RAY_ENOTSUP (an argument is or holds an actor handle),
- * RAY_ENOMEM (*hold is freed then). */
+ * first) for the executor's pulls; an actor handle argument as its id; and
+ * the table of the handles the arguments are or name. The refs and handles
+ * travel (the task holds them until its answer, which comes after the
+ * executor's BORROWS). Errors: RAY_ENOMEM (*hold is freed then). */
 static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t **hold) {
+  ids_t handles = {0}; /* the actor handles the arguments are or name */
   for (uint32_t i = 0; i < t->nargs; i++) {
     const ray__task_arg_t *a = &t->args[i];
-    if (a->kind == RAY_ARG_ACTOR) return RAY_ENOTSUP;
-    if (value_names(a->type, a->data, a->size) & VALUE_ACTORS) return RAY_ENOTSUP;
+    if (a->kind == RAY_ARG_ACTOR)
+      ids_add(&handles, a->ref_id);
+    else
+      ids_of_value(&handles, a->type, a->data, a->size);
   }
   msgpack_packer pk;
   const actor_msg_t *am = t->ops == &actor_ops ? t->owner : NULL;
-  msg_begin(b, &pk, am != NULL ? 9 : 8, K_TASK, t->task_id);
+  msg_begin(b, &pk, 10, K_TASK, t->task_id);
   pack_cstr(&pk, t->fn->name);
   msgpack_pack_uint32(&pk, t->nreturns);
   msgpack_pack_uint32(&pk, t->max_retries);
@@ -1133,6 +1337,10 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     const ray__task_arg_t *a = &t->args[i];
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint32(&pk, a->type);
+    if (a->kind == RAY_ARG_ACTOR) { /* [RAY_TYPE_ACTOR, id]: the table says where it lives */
+      msgpack_pack_uint64(&pk, a->ref_id);
+      continue;
+    }
     if (a->kind == RAY_ARG_REF && a->size >= PULL_FROM) { /* stored here: pulled */
       if (*hold == NULL && (*hold = hold_new(cl, t->nargs)) == NULL) oom = true;
       if (!oom && ray__store_pin_ready(&t->rt->store, a->ref_id, &(*hold)->views[i]) != 0)
@@ -1143,8 +1351,9 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     msgpack_pack_bin(&pk, a->size);
     msgpack_pack_bin_body(&pk, a->data, a->size);
   }
-  if (am != NULL) { /* [actor_id, seq, method, restarts, task retries, concurrency, class] */
-    msgpack_pack_array(&pk, 7);
+  if (am != NULL) { /* [actor_id, seq, method, restarts, task retries, concurrency, class,
+                       serial] */
+    msgpack_pack_array(&pk, 8);
     msgpack_pack_uint64(&pk, am->actor_id);
     msgpack_pack_uint64(&pk, am->seq);
     msgpack_pack_int64(&pk, am->method);
@@ -1152,7 +1361,13 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     msgpack_pack_uint32(&pk, am->max_task_retries);
     msgpack_pack_uint32(&pk, am->max_concurrency);
     pack_cstr(&pk, am->cls);
+    msgpack_pack_uint64(&pk, am->serial);
+  } else {
+    msgpack_pack_nil(&pk);
   }
+  pack_handles(cl, &pk, &handles);
+  oom = oom || handles.oom;
+  ray__free(handles.v);
   if (b->oom || oom) {
     ray__mpbuf_destroy(b);
     if (*hold != NULL) hold_free(*hold);
@@ -1230,13 +1445,8 @@ static void send_task(ray__runnable_t *rn) {
   } else if (hold != NULL) {
     hold_free(hold);
   }
-  if (rc == RAY_ENOTSUP)
-    ray__task_fail(t, rc, 0, NULL,
-                   "an argument of %s is or holds an actor handle, which cannot go to rank %d yet",
-                   t->name, (int)t->node);
-  else
-    ray__task_fail(t, rc, 0, NULL, "%s could not be sent to rank %d: %s", t->name, (int)t->node,
-                   ray_err_name(rc));
+  ray__task_fail(t, rc, 0, NULL, "%s could not be sent to rank %d: %s", t->name, (int)t->node,
+                 ray_err_name(rc));
   ray__task_end_t end = {.code = rc};
   (void)t->ops->done(t, &end);
 }
@@ -1352,7 +1562,10 @@ static void arrival_done(ray__cluster_t *cl, struct arrival_s *a, int failed, bo
 /* Every pull has settled: run the task that waited for its arguments; or
  * finish ours and, while the transport runs, tell its executor to let go
  * of what it holds. */
+static void unhold_handles(ray__cluster_t *cl, struct held_s **h);
+
 static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
+  unhold_handles(cl, &p->handles);
   if (p->fill) { /* the owner lets go of its view */
     if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
     ray__free(p);
@@ -1633,7 +1846,8 @@ static bool announces_held(const msgpack_object_array *res) {
 /* A COMPLETE from the rank that ran one of our tasks: each result lands
  * (small), is pulled (large) or fails; the task finishes once all did. */
 static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
-  if (m->via.array.size != 4 || m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+  if ((m->via.array.size != 4 && m->via.array.size != 5) ||
+      m->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       m->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY ||
       m->via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed COMPLETE from rank %d", src);
@@ -1658,6 +1872,8 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
   atomic_fetch_sub_explicit(&cl->inflight_all, 1, memory_order_relaxed);
   int failed = 0;
   pend_t *pend = NULL; /* made at the first result to pull */
+  held_t handles;      /* adopted before the values that name them land */
+  adopt_handles(cl, src, m->via.array.size == 5 ? &m->via.array.ptr[4] : NULL, &handles);
   for (uint32_t i = 0; i < t->nreturns; i++) {
     uint64_t id = t->returns[i].id;
     const msgpack_object *r = i < res->size ? &res->ptr[i] : NULL;
@@ -1702,10 +1918,12 @@ static void on_complete(ray__cluster_t *cl, int src, const msgpack_object *m) {
     }
   }
   if (pend != NULL) { /* the last pull to settle finishes it (and releases) */
+    pend_take(cl, &pend->handles, &handles);
     if (failed != 0 && pend->failed == 0) pend->failed = failed;
     if (--pend->left == 0) pend_done(cl, pend, true);
     return;
   }
+  unhold(cl, &handles);
   /* Nothing pulled (no memory for it, or a malformed answer): what the
    * executor holds for us goes all the same. */
   if (announces_held(res)) (void)send_control(cl, src, K_RELEASE, &task_id);
@@ -1802,19 +2020,18 @@ static void refuse(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t n, in
 
 /* Pack one result (complete) into pk: [true, type, bytes], or, for a large
  * value, [true, type, size], keeping a view of it in *held for the pulls
- * (returns true). With `keep`, a value naming refs gets a fourth element,
- * true (*keep set): the sender holds it until the receiver's RELEASE,
- * which comes after the receiver reported its borrows. */
-static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held, bool *keep) {
+ * (returns true); the actor handles it names are added to *handles (the
+ * message's table). With `keep`, a value naming refs or handles gets a
+ * fourth element, true (*keep set): the sender holds it until the
+ * receiver's RELEASE, which comes after the receiver reported its borrows. */
+static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held, bool *keep,
+                        ids_t *handles) {
   ray_buf_t buf;
   int rc = ray_get(ref, 0, &buf);
   int names = rc == 0 ? value_names(buf.type, buf.data, buf.size) : 0;
-  if (names & VALUE_ACTORS) {
-    ray_buf_release(&buf);
-    rc = RAY_ENOTSUP;
-  }
+  if (names & VALUE_ACTORS) ids_of_value(handles, buf.type, buf.data, buf.size);
   if (rc == 0) {
-    bool mark = keep != NULL && (names & VALUE_REFS);
+    bool mark = keep != NULL && names != 0;
     if (mark) *keep = true;
     msgpack_pack_array(pk, mark ? 4 : 3);
     msgpack_pack_true(pk);
@@ -1834,10 +2051,7 @@ static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held, bool
     return large;
   }
   ray_error_t *err = NULL;
-  if (rc == RAY_ENOTSUP)
-    ray_error_new(&err, rc, NULL, "a value holds an actor handle, which cannot leave rank %d yet",
-                  ray_rank());
-  else if (rc == RAY_ETIMEDOUT) /* never: every result is complete */
+  if (rc == RAY_ETIMEDOUT) /* never: every result is complete */
     ray_error_new(&err, RAY_EDECODE, NULL, "a result was not complete");
   else if (ray_get_error(ref, &err) != 0)
     err = NULL;
@@ -1850,13 +2064,14 @@ static void send_results(ray__runnable_t *rn) {
   exec_t *x = (exec_t *)rn;
   ray__mpbuf_t b;
   msgpack_packer pk;
-  msg_begin(&b, &pk, 4, K_COMPLETE, x->task_id);
+  msg_begin(&b, &pk, 5, K_COMPLETE, x->task_id);
   msgpack_pack_array(&pk, x->n);
   hold_t *h = NULL; /* the large results, for the owner's pulls, and those naming refs */
+  ids_t handles = {0};
   for (uint32_t i = 0; i < x->n; i++) {
     ray_buf_t view = {0};
     bool keep = false;
-    if (!pack_result(&pk, x->refs[i], &view, &keep) && !keep) continue;
+    if (!pack_result(&pk, x->refs[i], &view, &keep, &handles) && !keep) continue;
     if (h == NULL) h = hold_new(x->cl, x->n);
     if (h != NULL) {
       h->views[i] = view;
@@ -1868,7 +2083,9 @@ static void send_results(ray__runnable_t *rn) {
     }
   }
   msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
-  if (h != NULL) hold_add(x->cl, h, x->src, x->task_id);     /* before a PULL can come */
+  pack_handles(x->cl, &pk, &handles);
+  ray__free(handles.v);
+  if (h != NULL) hold_add(x->cl, h, x->src, x->task_id); /* before a PULL can come */
   int rc = send_buf(x->cl, x->src, &b);
   if (rc != 0) { /* too large, or no memory: the owner must still hear of it */
     if (h != NULL) hold_drop(h);
@@ -1951,12 +2168,13 @@ static void fill_send(ray__runnable_t *rn) {
   ray__cluster_t *cl = sb->cl;
   ray__mpbuf_t b;
   msgpack_packer pk;
-  msg_begin(&b, &pk, 3, K_FILL, sb->id);
+  msg_begin(&b, &pk, 4, K_FILL, sb->id);
   ray_buf_t view = {0};
   hold_t *h = NULL;
+  ids_t handles = {0};
   /* No keep: the refs inside stay held by the object itself, which lives
    * until that rank's GONE of it, after its BORROWS on the same pair. */
-  if (pack_result(&pk, (ray_ref_t){sb->id, 0}, &view, NULL)) {
+  if (pack_result(&pk, (ray_ref_t){sb->id, 0}, &view, NULL, &handles)) {
     if ((h = hold_new(cl, 1)) != NULL) {
       h->views[0] = view;
       hold_add(cl, h, sb->dest, sb->id);
@@ -1964,6 +2182,8 @@ static void fill_send(ray__runnable_t *rn) {
       ray_buf_release(&view); /* its pull finds nothing and fails */
     }
   }
+  pack_handles(cl, &pk, &handles);
+  ray__free(handles.v);
   if (send_buf(cl, sb->dest, &b) != 0 && h != NULL) hold_drop(h);
   ray__store_release(&cl->rt->store, sb->id);
   ray__free(sb);
@@ -2010,17 +2230,19 @@ static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
            (unsigned long long)id);
   ray__mpbuf_t b;
   msgpack_packer pk;
-  msg_begin(&b, &pk, 3, K_FILL, id);
+  msg_begin(&b, &pk, 4, K_FILL, id);
   pack_failure(&pk, NULL, RAY_ENOTFOUND);
+  msgpack_pack_array(&pk, 0); /* no handles */
   (void)send_buf(cl, src, &b);
 }
 
-/* FILL [17, id, result] from the owner: the proxy `id` completes (a small
- * value copied, a large one pulled, or the failure), holding the refs the
- * value names (borrowed from the owner). A proxy gone meanwhile drops it. */
+/* FILL [17, id, result, handles] from the owner: the proxy `id`
+ * completes (a small value copied, a large one pulled, or the failure),
+ * holding the refs and actor handles the value names (borrowed from the
+ * owner). A proxy gone meanwhile drops it. */
 static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  const msgpack_object *r = m->via.array.size == 3 ? &v[2] : NULL;
+  const msgpack_object *r = m->via.array.size == 4 ? &v[2] : NULL;
   if (r == NULL || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
       r->via.array.ptr[0].type != MSGPACK_OBJECT_BOOLEAN ||
@@ -2043,20 +2265,25 @@ static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   }
   uint32_t type = (uint32_t)f[1].via.u64;
   int rc = 0;
+  held_t handles; /* adopted before the value that names them lands */
+  adopt_handles(cl, src, &v[3], &handles);
   if (f[2].type == MSGPACK_OBJECT_BIN)
     rc = land_value(cl, src, id, type, f[2].via.bin.ptr, f[2].via.bin.size);
   if (f[2].type == MSGPACK_OBJECT_BIN && rc != RAY_ESTOREFULL) {
+    unhold(cl, &handles);
     if (rc != 0) ray__store_fail(st, id, rc, NULL, 0, true);
     return;
   }
   /* Large (pull it), or small with no room now (wait for room as a pull). */
   pend_t *p = ray__calloc(1, sizeof *p);
   if (p == NULL) {
+    unhold(cl, &handles);
     ray__store_fail(st, id, RAY_ENOMEM, NULL, 0, true);
     if (f[2].type != MSGPACK_OBJECT_BIN) (void)send_control(cl, src, K_RELEASE, &id);
     return;
   }
   *p = (pend_t){.fill = true, .task_id = id, .holder = src, .left = 1};
+  pend_take(cl, &p->handles, &handles);
   if (f[2].type == MSGPACK_OBJECT_BIN)
     rc = pull_add(cl, p, 0, type, id, f[2].via.bin.size, f[2].via.bin.ptr);
   else
@@ -2111,9 +2338,11 @@ static void on_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
 }
 
 /* An actor's part of a TASK: [actor_id, seq, method, restarts, task
- * retries, concurrency, class]. */
+ * retries, concurrency, class, serial]. */
 static bool actor_part_ok(const msgpack_object *o) {
-  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7) return false;
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 8 ||
+      o->via.array.ptr[7].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return false;
   const msgpack_object *p = o->via.array.ptr;
   for (int i = 0; i < 6; i++)
     if (i != 2 && p[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
@@ -2125,9 +2354,10 @@ static bool actor_part_ok(const msgpack_object *o) {
 
 static void run_task(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  bool is_actor = m->via.array.size == 9;
-  if ((m->via.array.size != 8 && !is_actor) || (is_actor && !actor_part_ok(&v[8])) ||
-      v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[2].type != MSGPACK_OBJECT_STR ||
+  bool is_actor = m->via.array.size == 10 && v[8].type != MSGPACK_OBJECT_NIL;
+  if (m->via.array.size != 10 || (is_actor && !actor_part_ok(&v[8])) ||
+      v[9].type != MSGPACK_OBJECT_ARRAY || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_STR ||
       (v[6].type != MSGPACK_OBJECT_STR && v[6].type != MSGPACK_OBJECT_NIL) ||
       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[3].via.u64 > RAY_MAX_RETURNS ||
       v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[5].type != MSGPACK_OBJECT_BOOLEAN ||
@@ -2170,7 +2400,7 @@ typedef struct arrival_s {
   bool retry_on_error;
   /* An actor's constructor (method -1) or call, the seq-th of its stream: */
   const ray_actor_class_t *cls; /* NULL: not known here */
-  uint64_t actor_id, seq;
+  uint64_t actor_id, seq, serial;
   int64_t method;
   ray_actor_opts_t aopts;
   int failed;                   /* in a stream: run it (0) or refuse it with this code */
@@ -2364,6 +2594,7 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
     const msgpack_object *p = actor->via.array.ptr;
     tmpl.actor_id = p[0].via.u64;
     tmpl.seq = p[1].via.u64;
+    tmpl.serial = p[7].via.u64;
     tmpl.method = p[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? -1 : (int64_t)p[2].via.u64;
     ray_actor_opts_init(&tmpl.aopts);
     tmpl.aopts.max_restarts = (uint32_t)p[3].via.u64;
@@ -2415,6 +2646,18 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
       return;
     }
     args[i].type = (uint32_t)a->via.array.ptr[0].via.u64;
+    if (args[i].type == RAY_TYPE_ACTOR) { /* a handle: adopted below, from the table */
+      if (b->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (actor != NULL)
+          actor_reject(cl, src, task_id, nreturns, &tmpl, fname, RAY_EDECODE);
+        else
+          refuse(cl, src, task_id, nreturns, RAY_EDECODE, "a malformed argument of %s", fname);
+        return;
+      }
+      args[i].kind = RAY_ARG_ACTOR;
+      args[i].u.i64 = (int64_t)b->via.u64;
+      continue;
+    }
     if (b->type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* pulled: filled in when it lands */
       args[i].kind = 0;
       pull_size[i] = b->via.u64;
@@ -2434,9 +2677,13 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
   }
   /* The refs they name are held from now on (borrowed: reported to src
    * before the answer that lets src drop its own hold). */
-  held_t held;
+  held_t held, handles;
+  adopt_handles(cl, src, &v[9], &handles); /* the handles first: the values name them */
   int rc = borrow_args(cl, src, args, av->size, &held);
+  if (rc == 0) rc = held_merge(cl, &held, &handles);
+  unhold(cl, &handles);
   if (rc != 0) {
+    unhold(cl, &held);
     if (actor != NULL)
       actor_reject(cl, src, task_id, nreturns, &tmpl, fname, rc);
     else
@@ -2466,9 +2713,11 @@ static void run_named(ray__cluster_t *cl, int src, uint64_t task_id, uint32_t nr
 typedef struct stream_s {
   struct stream_s *next; /* cl->streams */
   int src;
-  bool owner;         /* src made the actor (its constructor is call 0); else src found
-                         it by name: its calls start at 0 once the owner's made it */
+  bool owner;         /* src made the actor (its constructor is call 0); else src's stub was
+                         adopted (by name, or a handle passed there): its calls start at 0
+                         once the owner's made it */
   uint64_t actor_id;  /* the owner's id: the actor here has its own */
+  uint64_t serial;    /* the stub's life on src (0: the owner's first) */
   ray_actor_t local;  /* the actor here (0: not made yet, or it could not be) */
   int create_failed;  /* why it could not be made */
   uint64_t next_seq;  /* the next to run */
@@ -2477,12 +2726,22 @@ typedef struct stream_s {
   uint64_t drop_at;   /* the owner's last handle went after this many (UINT64_MAX: not yet) */
 } stream_t;
 
-/* An actor made here for its owner, for the other ranks' streams of it. */
+/* An actor living here that other ranks call: made here for its owner
+ * (by the owner's stream), or this rank's own once a handle of it
+ * travelled. It holds one handle on the local actor while its owner's
+ * stream runs (`owned`) or any life of a stub elsewhere is listed: an
+ * adopted stub's life is listed by its BORROWS and ends when its stream
+ * has run the calls its ADROP counted; an end may come before the BORROWS
+ * (on another pair of ranks), kept as a tombstone that the BORROWS
+ * cancels (as lent_note counts proxies). The communication thread's. */
 typedef struct homed_s {
   struct homed_s *next; /* cl->homed */
   uint64_t actor_id;
-  ray_actor_t local; /* 0: it could not be made */
+  bool made;         /* its constructor ran here (or could not), or it is ours */
+  bool owned;        /* its owner's stream has not let go */
+  ray_actor_t local; /* 0: it could not be made, or it is gone */
   int failed;
+  lives_t lives;
 } homed_t;
 
 static homed_t *homed_find(ray__cluster_t *cl, uint64_t actor_id) {
@@ -2491,14 +2750,64 @@ static homed_t *homed_find(ray__cluster_t *cl, uint64_t actor_id) {
   return NULL;
 }
 
-static void homed_drop(ray__cluster_t *cl, uint64_t actor_id) {
+/* Out of the list, its handle let go. */
+static void homed_free(ray__cluster_t *cl, homed_t *h) {
   for (homed_t **p = &cl->homed; *p != NULL; p = &(*p)->next)
-    if ((*p)->actor_id == actor_id) {
-      homed_t *h = *p;
+    if (*p == h) {
       *p = h->next;
-      ray__free(h);
-      return;
+      break;
     }
+  if (h->local.id != 0) (void)ray_actor_release(h->local);
+  ray__free(h->lives.v);
+  ray__free(h);
+}
+
+static void homed_settle(ray__cluster_t *cl, homed_t *h) {
+  if (!h->owned && h->lives.n == 0) homed_free(cl, h);
+}
+
+/* The record of actor_id, made if there is none (NULL: no memory). One of
+ * ours holds a handle of its own from the start; another rank's waits for
+ * its owner's constructor (homed_made). */
+static homed_t *homed_get(ray__cluster_t *cl, uint64_t actor_id) {
+  homed_t *h = homed_find(cl, actor_id);
+  if (h != NULL) return h;
+  if ((h = ray__calloc(1, sizeof *h)) == NULL) return NULL;
+  h->actor_id = actor_id;
+  if (owner_of(actor_id) == atomic_load(&cl->rt->rank)) {
+    h->made = true;
+    h->local.id = actor_id;
+    if (ray_actor_retain(h->local) != 0) { /* gone already: its calls fail */
+      h->local.id = 0;
+      h->failed = RAY_EACTORDIED;
+    }
+  }
+  h->next = cl->homed;
+  cl->homed = h;
+  return h;
+}
+
+static void lives_note(ray__cluster_t *cl, uint64_t actor_id, int rank, uint64_t serial,
+                       bool ended) {
+  homed_t *h = homed_get(cl, actor_id);
+  if (h == NULL) {
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to count a handle of actor %llx",
+             (unsigned long long)actor_id);
+    return;
+  }
+  if (lives_count(&h->lives, rank, serial, ended) != 0) /* the actor may go early: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to count a handle of actor %llx",
+             (unsigned long long)actor_id);
+  homed_settle(cl, h);
+}
+
+/* A rank is lost: its stubs' lives will never end here. */
+static void lives_forget(ray__cluster_t *cl, int rank) {
+  for (homed_t *h = cl->homed, *next; h != NULL; h = next) {
+    next = h->next;
+    lives_drop_rank(&h->lives, rank);
+    homed_settle(cl, h);
+  }
 }
 
 /* The actor here that another rank's stream calls: made for its owner by
@@ -2506,25 +2815,29 @@ static void homed_drop(ray__cluster_t *cl, uint64_t actor_id) {
  * one). Returns false while the owner's constructor has not run here. */
 static bool attached(ray__cluster_t *cl, uint64_t actor_id, ray_actor_t *local, int *failed) {
   *failed = 0;
-  if (actor_id >> 48 == (uint64_t)atomic_load(&cl->rt->rank)) {
+  homed_t *h = homed_find(cl, actor_id);
+  if (h != NULL && h->made) {
+    *local = h->local;
+    *failed = h->failed;
+    return true;
+  }
+  if (owner_of(actor_id) == atomic_load(&cl->rt->rank)) {
     local->id = actor_id;
     return true;
   }
-  homed_t *h = homed_find(cl, actor_id);
-  if (h == NULL) return false;
-  *local = h->local;
-  *failed = h->failed;
-  return true;
+  return false;
 }
 
-static stream_t *stream_get(ray__cluster_t *cl, int src, uint64_t actor_id) {
+static stream_t *stream_get(ray__cluster_t *cl, int src, uint64_t actor_id, uint64_t serial) {
   for (stream_t *s = cl->streams; s != NULL; s = s->next)
-    if (s->src == src && s->actor_id == actor_id) return s;
+    if (s->src == src && s->actor_id == actor_id && s->serial == serial) return s;
   stream_t *s = ray__calloc(1, sizeof *s);
   if (s == NULL) return NULL;
   s->src = src;
-  s->owner = (uint64_t)src == actor_id >> 48; /* ids name the rank that made them */
+  /* Ids name the rank that made them; its first stub is life 0. */
+  s->owner = src == owner_of(actor_id) && serial == 0;
   s->actor_id = actor_id;
+  s->serial = serial;
   s->drop_at = UINT64_MAX;
   s->next = cl->streams;
   cl->streams = s;
@@ -2544,9 +2857,15 @@ static void stream_free(ray__cluster_t *cl, stream_t *s) {
     s->waiting = a->next;
     arrival_free(cl, a);
   }
-  if (s->owner) { /* the actor goes: other ranks' calls to it fail from now on */
-    homed_drop(cl, s->actor_id);
-    if (s->local.id != 0) (void)ray_actor_release(s->local);
+  homed_t *h = homed_find(cl, s->actor_id);
+  if (s->owner &&
+      h != NULL) { /* its owner let go: the actor goes once no stub elsewhere holds it */
+    h->owned = false;
+    homed_settle(cl, h);
+  } else if (s->owner && s->local.id != 0) { /* never told homed_made (no memory) */
+    (void)ray_actor_release(s->local);
+  } else if (!s->owner) { /* an adopted stub's life ended: its calls ran */
+    lives_note(cl, s->actor_id, s->src, s->serial, true);
   }
   ray__free(s);
 }
@@ -2556,16 +2875,15 @@ static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send);
 /* The owner's constructor ran (or could not): the other ranks' streams of
  * the actor may go on. */
 static void homed_made(ray__cluster_t *cl, stream_t *os, bool can_send) {
-  homed_t *h = ray__calloc(1, sizeof *h);
+  homed_t *h = homed_get(cl, os->actor_id);
   if (h == NULL) {
     ray__log(RAY_LOG_ERROR, "cluster: no memory: other ranks' calls of an actor stall");
     return;
   }
-  h->actor_id = os->actor_id;
-  h->local = os->local;
+  h->made = true;
+  h->owned = true;
+  h->local = os->local; /* its handle is the record's from now on (the stream calls a copy) */
   h->failed = os->create_failed;
-  h->next = cl->homed;
-  cl->homed = h;
   for (bool again = true; again;) { /* a flush may free a stream: look again from the start */
     again = false;
     for (stream_t *s = cl->streams; s != NULL; s = s->next)
@@ -2653,7 +2971,7 @@ static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send) {
 /* An actor's constructor or call is ready (or refused: a->failed): into
  * its stream, in order. */
 static void stream_arrive(ray__cluster_t *cl, arrival_t *a, bool can_send) {
-  stream_t *s = stream_get(cl, a->src, a->actor_id);
+  stream_t *s = stream_get(cl, a->src, a->actor_id, a->serial);
   if (s == NULL || a->seq < s->next_seq) {
     ray__log(RAY_LOG_ERROR, "cluster: %s from rank %d: %s", a->fname, a->src,
              s == NULL ? "no memory for its actor's stream" : "a call number seen already");
@@ -2686,7 +3004,7 @@ static void on_akill(ray__cluster_t *cl, int src, const msgpack_object *m) {
     if (local.id != 0) (void)ray_actor_kill(local, no_restart);
     return;
   }
-  stream_t *s = stream_get(cl, (int)(id >> 48), id); /* the owner's, whoever kills */
+  stream_t *s = stream_get(cl, owner_of(id), id, 0); /* the owner's, whoever kills */
   if (s == NULL) {
     ray__log(RAY_LOG_ERROR, "cluster: no memory for a kill from rank %d", src);
     return;
@@ -2694,16 +3012,19 @@ static void on_akill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (s->next_seq == 0 && (no_restart || s->kill == 0)) s->kill = no_restart ? 2 : 1;
 }
 
-/* ADROP [10, actor_id, ncalls]: the owner's last handle went after ncalls
- * (the constructor included): let the actor go once they have run. */
+/* ADROP [10, actor_id, ncalls, serial]: the last handle of that stub's
+ * life on src went after ncalls (the constructor included): the stream
+ * ends once they have run (the owner's first life: the actor goes then,
+ * unless a stub elsewhere holds it; another: that life ends). */
 static void on_adrop(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  if (m->via.array.size != 3 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+  if (m->via.array.size != 4 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed ADROP from rank %d", src);
     return;
   }
-  stream_t *s = stream_get(cl, src, v[1].via.u64);
+  stream_t *s = stream_get(cl, src, v[1].via.u64, v[3].via.u64);
   if (s == NULL) {
     ray__log(RAY_LOG_ERROR, "cluster: no memory for a release from rank %d", src);
     return;
@@ -2712,14 +3033,16 @@ static void on_adrop(ray__cluster_t *cl, int src, const msgpack_object *m) {
   stream_flush(cl, s, true);
 }
 
-/* ASKIP [11, actor_id, seq, code]: call seq never left its owner (it
- * failed there): the calls after it must not wait for it. */
+/* ASKIP [11, actor_id, seq, code, serial]: call seq of that stub's life
+ * never left its rank (it failed there): the calls after it must not wait
+ * for it. */
 static void on_askip(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
-  if (m->via.array.size != 4 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+  if (m->via.array.size != 5 || v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       v[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       (v[3].type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
-       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+       v[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+      v[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
     ray__log(RAY_LOG_ERROR, "cluster: a malformed ASKIP from rank %d", src);
     return;
   }
@@ -2727,6 +3050,7 @@ static void on_askip(ray__cluster_t *cl, int src, const msgpack_object *m) {
   memset(&tmpl, 0, sizeof tmpl);
   tmpl.actor_id = v[1].via.u64;
   tmpl.seq = v[2].via.u64;
+  tmpl.serial = v[4].via.u64;
   tmpl.method = tmpl.seq == 0 ? -1 : 0;
   int code = (int)v[3].via.i64;
   actor_reject(cl, src, 0, 0, &tmpl, "a call that never left its owner",
@@ -2804,6 +3128,7 @@ static void on_lost(void *arg, int rank) {
   }
   cl->expect[rank].pl = NULL; /* a body still on its way is dropped, not read as a message */
   lent_forget(cl, rank);      /* its proxies will never say they went */
+  lives_forget(cl, rank);     /* nor its actor stubs */
   /* Nobody pulls what we hold for it any more. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
     for (hold_t *h = cl->holds[b], *next; h != NULL; h = next) {
@@ -3185,7 +3510,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
       ray__log(RAY_LOG_ERROR, "cluster: values held for rank %d are left to MPI", h->peer);
     }
   while (cl->streams != NULL) stream_free(cl, cl->streams); /* their actors are gone */
-  while (cl->homed != NULL) homed_drop(cl, cl->homed->actor_id);
+  while (cl->homed != NULL) homed_free(cl, cl->homed);
   while (cl->names != NULL) {
     job_name_t *n = cl->names;
     cl->names = n->next;

@@ -546,6 +546,46 @@ static int add_and_let_go(ray_task_ctx_t *ctx, ray_actor_t a, int64_t x) {
   return rc != 0 ? rc : ray_return_i64(ctx, 0, v);
 }
 
+/* Handles that travel. Arg 0 a handle passed as one, or [a handle] (a
+ * value naming it): add(1), or add(10) for the value's, on it from where
+ * this runs, and the new value. */
+static int fn_call_handle(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_actor_t a;
+  int64_t x = 1;
+  int rc = ray_ctx_arg_actor(ctx, 0, &a);
+  if (rc == RAY_ETYPE) { /* the value's */
+    msgpack_object o;
+    x = 10;
+    rc = ray_ctx_arg_msgpack(ctx, 0, &o);
+    if (rc == 0 && (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 1)) rc = RAY_EDECODE;
+    if (rc == 0) rc = ray_msgpack_actor(&o.via.array.ptr[0], &a);
+  }
+  if (rc == 0) rc = ray_actor_retain(a); /* add_and_let_go lets it go */
+  return rc != 0 ? rc : add_and_let_go(ctx, a, x);
+}
+static ray_function_t g_call_handle;
+STATIC_FN(s_call_handle, "call_handle", fn_call_handle, k_i64, &g_call_handle);
+
+/* Arg 0 a handle: returns [the handle] (the result holds it). */
+static int fn_wrap_handle(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_actor_t a;
+  int rc = ray_ctx_arg_actor(ctx, 0, &a);
+  if (rc != 0) return rc;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 1);
+  rc = ray_msgpack_pack_actor(&pk, a);
+  if (rc == 0) rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+static ray_function_t g_wrap_handle;
+STATIC_FN(s_wrap_handle, "wrap_handle", fn_wrap_handle, k_msgpack, &g_wrap_handle);
+
 /* The job's named actor "shared", from wherever this runs: add(1) and the
  * new value. */
 static int fn_named_add(ray_task_ctx_t *ctx, void *arg) {
@@ -605,7 +645,8 @@ static void add_statics(void) {
       &s_fib,          &s_put_get,    &s_leak_ref,     &s_gate,         &s_until_cancelled,
       &s_hop,          &s_big,        &s_fetch_big,    &s_nested_any,   &s_check_big,
       &s_id_owner,     &s_nap,        &s_send_big,     &s_actors_alive, &s_named_add,
-      &s_named_make,   &s_named_kill, &s_objects_here, &s_pass_ref,     &s_unwrap_inc};
+      &s_named_make,   &s_named_kill, &s_objects_here, &s_pass_ref,     &s_unwrap_inc,
+      &s_call_handle,  &s_wrap_handle};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
   ray_static_class_add(&s_rcounter);
 }
@@ -1218,7 +1259,8 @@ static void test_remote_actor_errors(void **state) {
   assert_rc(ray_actor_release(c), 0);
   ray_actor_t k = make_counter_on(home, 0, 0, 1);
   ray_actor_t other = make_counter_on(0, 0, 0, 1);
-  expect_code(call1(k, "add", ray_arg_actor(other), 1), RAY_ENOTSUP);
+  /* A handle travels to the home (as an argument): "add" wants an i64. */
+  expect_code(call1(k, "add", ray_arg_actor(other), 1), RAY_ETYPE);
   assert_int_equal(get_i64(call1(k, "add", ray_arg_i64(3), 1)), 3);
   assert_rc(ray_actor_release(other), 0);
   assert_rc(ray_actor_release(k), 0);
@@ -1274,8 +1316,26 @@ static void test_refs_churned_across_ranks(void **state) {
   free(last);
   /* Nested refs: [a put] to a task on the next rank, which reads it (a
    * proxy there) and returns [a put of its own]; that result passed on to
-   * the rank after, which does the same; we read the last ref. */
-  for (int i = 0; i < n / 10; i++) {
+   * the rank after, which does the same; we read the last ref. A window of
+   * them in flight: one at a time waits on every round trip. */
+  int nested = iters(10000, 500);
+  ray_ref_t *pending = calloc((size_t)window, sizeof *pending);
+  assert_non_null(pending);
+  for (int i = 0; i < nested + window; i++) {
+    int slot = i % window;
+    if (pending[slot].id != 0) { /* issued `window` steps ago, for i - window */
+      ray_msgpack_t m;
+      assert_rc(ray_get_msgpack(pending[slot], RAY_TIMEOUT_INFINITE, &m), 0);
+      ray_ref_t last_ref;
+      assert_rc(elem_ref(&m.obj, 0, &last_ref), 0);
+      int64_t v = -1;
+      assert_rc(ray_get_i64(last_ref, RAY_TIMEOUT_INFINITE, &v), 0);
+      assert_int_equal(v, i - window + 2);
+      release_msgpack(&m);
+      assert_rc(ray_ref_release(pending[slot]), 0);
+      pending[slot].id = 0;
+    }
+    if (i >= nested) continue;
     ray_ref_t put;
     assert_rc(ray_put_i64(i, &put), 0);
     msgpack_sbuffer sb;
@@ -1285,18 +1345,10 @@ static void test_refs_churned_across_ranks(void **state) {
     msgpack_sbuffer_destroy(&sb);
     assert_rc(ray_ref_release(put), 0);
     a = ray_arg_ref(r1); /* its value, [a ref made there], passed on */
-    ray_ref_t r2 = submit_on(g_unwrap_inc, &a, 1, (i + 2) % g_ranks);
+    pending[slot] = submit_on(g_unwrap_inc, &a, 1, (i + 2) % g_ranks);
     assert_rc(ray_ref_release(r1), 0);
-    ray_msgpack_t m;
-    assert_rc(ray_get_msgpack(r2, RAY_TIMEOUT_INFINITE, &m), 0);
-    ray_ref_t last_ref;
-    assert_rc(elem_ref(&m.obj, 0, &last_ref), 0);
-    int64_t v = -1;
-    assert_rc(ray_get_i64(last_ref, RAY_TIMEOUT_INFINITE, &v), 0);
-    assert_int_equal(v, i + 2);
-    release_msgpack(&m);
-    assert_rc(ray_ref_release(r2), 0);
   }
+  free(pending);
   /* Large ones (pulled both ways), fewer. */
   for (int i = 0; i < iters(20, 4); i++) {
     ray_arg_t sz = ray_arg_i64(256 * 1024);
@@ -1386,6 +1438,56 @@ static void test_ref_through_three_ranks_and_back(void **state) {
   assert_int_equal(v, 410);
   release_msgpack(&u);
   assert_rc(ray_ref_release(r), 0);
+  assert_true(every_store_empties());
+}
+
+/* Every rank's actors (stubs included) become want[rank] (bounded). */
+static bool actors_everywhere_become(const int64_t *want) {
+  for (int r = 0; r < g_ranks; r++)
+    if (!actors_on_rank_become(r, want[r])) return false;
+  return true;
+}
+
+/* Actor handles travel (as arguments, and inside values), and the actor
+ * lives as long as any rank holds one: here an actor on the last rank and
+ * one on this rank, each called from tasks on every rank through a handle
+ * passed there; then kept only by a value made on another rank (ours let
+ * go), read there and here, and called; once that goes too, every actor
+ * and stub is gone everywhere. */
+static void test_actor_handles_travel(void **state) {
+  (void)state;
+  int64_t before[8] = {0}; /* what earlier tests keep (named actors live until killed) */
+  assert_true(g_ranks <= 8);
+  for (int r = 0; r < g_ranks; r++) before[r] = get_i64(submit_on(g_actors_alive, NULL, 0, r));
+  for (int pass = 0; pass < 2; pass++) {
+    int home = pass == 0 ? g_ranks - 1 : 0;
+    ray_actor_t a = make_counter_on(home, 0, 0, 1);
+    int64_t want = 0;
+    for (int r = 0; r < g_ranks; r++) { /* one at a time: each sees the one before */
+      ray_arg_t h = ray_arg_actor(a);
+      assert_int_equal(get_i64(submit_on(g_call_handle, &h, 1, r)), ++want);
+    }
+    ray_arg_t h = ray_arg_actor(a);
+    ray_ref_t wrapped = submit_on(g_wrap_handle, &h, 1, 1 % g_ranks);
+    ray_msgpack_t m;
+    assert_rc(ray_get_msgpack(wrapped, RAY_TIMEOUT_INFINITE, &m), 0); /* landed here */
+    ray_msgpack_release(&m);
+    assert_rc(ray_actor_release(a), 0); /* only the value holds it now */
+    for (int r = 0; r < g_ranks; r++) {
+      ray_arg_t w = ray_arg_ref(wrapped); /* its value, naming the handle, goes to rank r */
+      want += 10;
+      assert_int_equal(get_i64(submit_on(g_call_handle, &w, 1, r)), want);
+    }
+    /* Read here: the handle is ours again (or a stub of it), and works. */
+    assert_rc(ray_get_msgpack(wrapped, RAY_TIMEOUT_INFINITE, &m), 0);
+    ray_actor_t again;
+    assert_rc(ray_msgpack_actor(&m.obj.via.array.ptr[0], &again), 0);
+    assert_int_equal(again.id, a.id);
+    assert_int_equal(get_i64(call1(again, "add", ray_arg_i64(100), 1)), want + 100);
+    ray_msgpack_release(&m);
+    assert_rc(ray_ref_release(wrapped), 0);
+    assert_true(actors_everywhere_become(before)); /* the actor, and every stub of it */
+  }
   assert_true(every_store_empties());
 }
 
@@ -1954,6 +2056,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_named_actor_from_every_rank),
       cmocka_unit_test(test_refs_churned_across_ranks),
       cmocka_unit_test(test_ref_through_three_ranks_and_back),
+      cmocka_unit_test(test_actor_handles_travel),
       cmocka_unit_test(test_any_spreads_when_busy),      /* needs rank 1 */
       cmocka_unit_test(test_refs_in_values_travel),      /* needs rank 1 */
       cmocka_unit_test(test_function_missing_on_target), /* needs rank 1 */

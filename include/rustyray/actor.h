@@ -85,11 +85,14 @@ typedef struct ray_actor_opts_s {
    * descriptor there (ray_static_class_add) or known to that rank's
    * runtime already; calls from this rank go there and run in the order
    * they were made; kill, release, restarts, retries and max_concurrency
-   * behave as in one process; refs inside arguments and results travel.
-   * What does not travel yet (issue 15, ADR-006): actor handles as
-   * arguments or inside values (RAY_ENOTSUP), ray_ctx_actor's handle in a
-   * remote actor's method: an actor that takes or is passed handles is
-   * placed on this rank (node = ray_rank()). Outside cluster
+   * behave as in one process; refs and actor handles inside arguments and
+   * results travel. A handle that reaches another rank (as an argument, or
+   * inside a value) is a stub there, whose calls go to the home and run in
+   * the order that rank made them; the actor lives until every rank's
+   * handles are gone and their calls ran (the home counts them). Its class
+   * must be known by name where a handle arrives (a static descriptor).
+   * ray_ctx_actor in a remote actor's method gives the home's own handle
+   * (another id than its maker's; it travels as well). Outside cluster
    * mode, or this rank: the actor is local. Errors: RAY_EINVAL (below
    * RAY_NODE_ANY or not a rank). */
   int node;
@@ -225,7 +228,7 @@ RAY_EXTERN int ray_ctx_arg_actor(ray_task_ctx_t *ctx, size_t i, ray_actor_t *out
  * released handle inside the value. A reader that keeps a handle beyond the
  * value retains it (ray_actor_retain). An actor whose own constructor
  * arguments hold a value naming it is kept until shutdown (a cycle). In
- * cluster mode (part 1) values holding handles do not travel between ranks. */
+ * cluster mode values holding handles travel between ranks (ray_actor_opts_t.node). */
 #define RAY_MSGPACK_EXT_ACTOR 83
 
 /* Write `actor` into a msgpack value being packed. Does not need the

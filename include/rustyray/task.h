@@ -196,10 +196,9 @@ typedef struct ray_task_opts_s {
    * rank 0. Below RAY_NODE_ANY or at
    * or above ray_num_ranks() is RAY_EINVAL; in a single process only 0 and
    * RAY_NODE_ANY are valid. A task placed on another rank gets its
-   * arguments' values sent there; refs inside them (and inside its
-   * results) travel and are counted across ranks (borrowing); an actor
-   * handle argument, or one inside a value, fails it with RAY_ENOTSUP for
-   * now. */
+   * arguments' values sent there; refs and actor handles inside them (and
+   * inside its results), and actor handle arguments, travel and are
+   * counted across ranks (borrowing). */
   int node;
 } ray_task_opts_t;
 
