@@ -68,6 +68,7 @@ inline void Init(ray::RayConfig &config, int argc, char **argv) {
       throw internal::RayException(
           "Init: --ray_default_actor_lifetime takes detached or non_detached");
   }
+  internal::PublishClasses();  // every rank knows the actor classes by name (cluster mode)
   int rc = ray_init(&cfg);
   if (rc != 0 && rc != RAY_EALREADY) internal::ThrowFor(rc, "Init");
   internal::Namespace() = config.ray_namespace;

@@ -47,9 +47,27 @@ struct MethodTraits<R (C::*)(A...)> {
 template <typename R, typename C, typename... A>
 struct MethodTraits<R (C::*)(A...) const> : MethodTraits<R (C::*)(A...)> {};
 
+// Every C++ actor type's ClassInfo<C>::Publish, so that ray::Init makes
+// each factory's class a static descriptor of the C core before ray_init
+// (cluster mode: another rank makes and calls its actors by the class's
+// name, ADR-007).
+inline std::mutex &PublishersMu() {
+  static std::mutex mu;
+  return mu;
+}
+inline std::vector<void (*)()> &Publishers() {
+  static std::vector<void (*)()> v;
+  return v;
+}
+inline void PublishClasses() {
+  std::lock_guard<std::mutex> g(PublishersMu());
+  for (auto publish : Publishers()) publish();
+}
+
 // One actor class per C++ type: its registered methods (by key, e.g.
-// "&Counter::Add") and factories; the C core's class tables are built at
-// the first creation, when every RAY_REMOTE has run.
+// "&Counter::Add") and factories; the C core's class tables are built when
+// ray::Init publishes them (or at the first creation), once every
+// RAY_REMOTE has run.
 template <typename C>
 class ClassInfo {
  public:
@@ -63,6 +81,7 @@ class ClassInfo {
     std::string name;
     std::function<C *(ray_task_ctx_t *)> make;
     ray_actor_class_t cls{};
+    ray_static_class_t published{};  // the C core's static descriptor of cls
   };
   static ClassInfo &Instance() {
     static ClassInfo info;
@@ -83,17 +102,37 @@ class ClassInfo {
   }
   template <typename F>
   void AddFactory(const std::string &name, F f) {
-    std::lock_guard<std::mutex> g(mu_);
-    auto fac = std::make_unique<Factory>();
-    fac->name = name;
-    fac->make = [f](ray_task_ctx_t *ctx) {
-      using Traits = FunctionTraits<F>;
-      if (ray_ctx_nargs(ctx) != Traits::arity)
-        throw std::invalid_argument("Arguments number not match");
-      return CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
-    };
-    factory_keys_[FunctionRegistry::Key(f)] = fac.get();
-    factories_.push_back(std::move(fac));
+    bool first;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto fac = std::make_unique<Factory>();
+      fac->name = name;
+      fac->make = [f](ray_task_ctx_t *ctx) {
+        using Traits = FunctionTraits<F>;
+        if (ray_ctx_nargs(ctx) != Traits::arity)
+          throw std::invalid_argument("Arguments number not match");
+        return CallWithArgs(f, ctx, std::make_index_sequence<Traits::arity>());
+      };
+      factory_keys_[FunctionRegistry::Key(f)] = fac.get();
+      factories_.push_back(std::move(fac));
+      first = !listed_;
+      listed_ = true;
+    }
+    if (first) {  // once per class, mu_ released (Publish takes the two the other way)
+      std::lock_guard<std::mutex> p(PublishersMu());
+      Publishers().push_back(&ClassInfo::Publish);
+    }
+  }
+  // Every factory's class as a static descriptor of the C core (ray::Init,
+  // before ray_init; ray_static_class_add ignores one added already).
+  static void Publish() {
+    ClassInfo &info = Instance();
+    std::lock_guard<std::mutex> g(info.mu_);
+    for (auto &fac : info.factories_) {
+      info.Build(fac.get());
+      fac->published.cls = &fac->cls;
+      ray_static_class_add(&fac->published);
+    }
   }
   // Method m's index in the class's table (as the C core numbers the
   // methods), or -1. Each thread remembers the last one per signature, so a
@@ -116,18 +155,21 @@ class ClassInfo {
     std::lock_guard<std::mutex> g(mu_);
     auto it = factory_keys_.find(FunctionRegistry::Key(f));
     if (it == factory_keys_.end()) return nullptr;
+    Build(it->second);
+    return &it->second->cls;
+  }
+
+ private:
+  // fac's C class, and the method table, built once (mu_ held).
+  void Build(Factory *fac) {
     if (defs_.empty()) {  // methods_ is fixed from here on: RunMethod reads it unlocked
       for (const auto &m : methods_) defs_.push_back({m.name.c_str(), &RunMethod, kMsgpack, 1});
       table_ = methods_.data();
     }
-    Factory *fac = it->second;
     if (fac->cls.name == nullptr)
       fac->cls = {fac->name.c_str(), &Construct, &Destroy, defs_.empty() ? nullptr : defs_.data(),
                   defs_.size()};
-    return &fac->cls;
   }
-
- private:
   static constexpr uint32_t kMsgpack[1] = {RAY_TYPE_MSGPACK};
   template <typename M>
   static int InvokeMethod(const unsigned char *member, C *self, ray_task_ctx_t *ctx) {
@@ -192,6 +234,7 @@ class ClassInfo {
   std::unordered_map<std::string, Factory *> factory_keys_;
   std::vector<ray_method_def_t> defs_;
   const Method *table_ = nullptr;  // methods_.data() once defs_ is built
+  bool listed_ = false;            // in Publishers()
 };
 
 // A call of a method of an actor. SetName and SetResources/SetResource are
@@ -242,9 +285,6 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>>,
     CallArgs call = CallArgs::Of<typename FunctionTraits<F>::Params>(std::forward<Args>(args)...);
     std::string full = name_.empty() ? std::string() : ns_ + "/" + name_;
     opts_.name = full.empty() ? nullptr : full.c_str();
-    // On this rank: in cluster mode another rank could not make it, as a
-    // C++ class is not a static class descriptor there (ADR-007).
-    opts_.node = ray_rank();
     ray_actor_t a;
     int rc = ray_actor_create(cls, call.data(), call.size(), &opts_, &a);
     if (rc == RAY_ENAMEEXISTS) throw RayException("Actor named " + name_ + " already exists");
