@@ -3129,6 +3129,8 @@ static void on_lost(void *arg, int rank) {
   cl->expect[rank].pl = NULL; /* a body still on its way is dropped, not read as a message */
   lent_forget(cl, rank);      /* its proxies will never say they went */
   lives_forget(cl, rank);     /* nor its actor stubs */
+  /* Proxies of its objects never get their values. */
+  ray__store_fail_proxies_of(&cl->rt->store, (unsigned)rank, RAY_ENODE);
   /* Nobody pulls what we hold for it any more. */
   for (unsigned b = 0; b < FLIGHT_BUCKETS; b++)
     for (hold_t *h = cl->holds[b], *next; h != NULL; h = next) {

@@ -414,6 +414,18 @@ void ray__store_fail_all_pending(ray__store_t *st, int code) {
   }
 }
 
+void ray__store_fail_proxies_of(ray__store_t *st, unsigned rank, int code) {
+  for (unsigned i = 0; i < st->nshards; i++) {
+    ray__shard_t *sh = &st->shards[i].s;
+    ray__lock(&sh->mu);
+    for (size_t b = 0; b <= sh->mask; b++)
+      for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next)
+        if (e->proxy && e->state == RAY__PENDING && (e->id >> RAY__ID_RANK_SHIFT) == rank)
+          fail_locked(e, code);
+    ray__unlock(&sh->mu);
+  }
+}
+
 /* Fail `id` in place, if still pending: no payload, no allocation. */
 static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
   ray__shard_t *sh = ray__shard_of(st, id);

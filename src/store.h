@@ -283,6 +283,9 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, size_t size);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
+/* Fail in place with `code` every pending proxy of an object rank `rank`
+ * owns (cluster mode: that rank was lost, its values will never come). */
+void ray__store_fail_proxies_of(ray__store_t *st, unsigned rank, int code);
 /* Fail the pending entry `id`: the one way an entry fails (shutdown's
  * ray__store_fail_all_pending aside). With `err`, its encoding becomes the
  * payload (flagged RAY__F_ERROR, the entry's code err's code); `cause_id`,

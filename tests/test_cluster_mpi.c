@@ -305,6 +305,28 @@ static int fn_nap(ray_task_ctx_t *ctx, void *arg) {
   return ray_return_i64(ctx, 0, ray_rank());
 }
 
+/* nap_wrapped(ms): [a ref to a nap(ms) submitted here], at once (the nap
+ * is still pending when the answer goes). */
+static ray_function_t g_nap_wrapped, g_nap;
+static int fn_nap_wrapped(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t ms = 0;
+  int rc = ray_ctx_arg_i64(ctx, 0, &ms);
+  if (rc != 0) return rc;
+  ray_arg_t a = ray_arg_i64(ms);
+  ray_ref_t nap;
+  ray_task_opts_t o;
+  ray_task_opts_init(&o);
+  o.node = ray_rank();
+  if ((rc = ray_task_submit(g_nap, &a, 1, &o, &nap)) != 0) return rc;
+  msgpack_sbuffer sb;
+  pack_refs(&sb, &nap, 1, NULL, 0);
+  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  ray_ref_release(nap);
+  return rc;
+}
+
 static ray_function_t g_hop, g_big, g_whoami;
 
 /* hop(k): 0 gives the rank it runs on; otherwise it places hop(k - 1) on
@@ -405,6 +427,7 @@ static ray_function_t g_gate, g_inc, g_sum, g_boom, g_flaky, g_put_get, g_leak_r
 STATIC_FN(s_whoami, "whoami", fn_whoami, k_i64, &g_whoami);
 STATIC_FN(s_pass_ref, "pass_ref", fn_pass_ref, k_msgpack, &g_pass_ref);
 STATIC_FN(s_unwrap_inc, "unwrap_inc", fn_unwrap_inc, k_msgpack, &g_unwrap_inc);
+STATIC_FN(s_nap_wrapped, "nap_wrapped", fn_nap_wrapped, k_msgpack, &g_nap_wrapped);
 STATIC_FN(s_echo_i64, "echo_i64", fn_echo, k_i64, &g_echo_i64);
 STATIC_FN(s_echo_f64, "echo_f64", fn_echo, k_f64, &g_echo_f64);
 STATIC_FN(s_echo_str, "echo_str", fn_echo, k_str, &g_echo_str);
@@ -452,7 +475,7 @@ static int fn_send_big(ray_task_ctx_t *ctx, void *arg) {
   return rc != 0 ? ray_fail(ctx, rc, "check_big: %s", why) : ray_return_i64(ctx, 0, v);
 }
 
-static ray_function_t g_id_owner, g_nap, g_send_big;
+static ray_function_t g_id_owner, g_send_big;
 STATIC_FN(s_id_owner, "id_owner", fn_id_owner, k_i64, &g_id_owner);
 STATIC_FN(s_nap, "nap", fn_nap, k_i64, &g_nap);
 STATIC_FN(s_send_big, "send_big", fn_send_big, k_i64, &g_send_big);
@@ -640,13 +663,13 @@ STATIC_FN(s_named_kill, "named_kill", fn_named_kill, k_i64, &g_named_kill);
 
 static void add_statics(void) {
   ray_static_function_t *all[] = {
-      &s_whoami,       &s_echo_i64,   &s_echo_f64,     &s_echo_str,     &s_echo_bytes,
-      &s_echo_msgpack, &s_inc,        &s_sum,          &s_boom,         &s_flaky,
-      &s_fib,          &s_put_get,    &s_leak_ref,     &s_gate,         &s_until_cancelled,
-      &s_hop,          &s_big,        &s_fetch_big,    &s_nested_any,   &s_check_big,
-      &s_id_owner,     &s_nap,        &s_send_big,     &s_actors_alive, &s_named_add,
-      &s_named_make,   &s_named_kill, &s_objects_here, &s_pass_ref,     &s_unwrap_inc,
-      &s_call_handle,  &s_wrap_handle};
+      &s_whoami,       &s_echo_i64,    &s_echo_f64,     &s_echo_str,     &s_echo_bytes,
+      &s_echo_msgpack, &s_inc,         &s_sum,          &s_boom,         &s_flaky,
+      &s_fib,          &s_put_get,     &s_leak_ref,     &s_gate,         &s_until_cancelled,
+      &s_hop,          &s_big,         &s_fetch_big,    &s_nested_any,   &s_check_big,
+      &s_id_owner,     &s_nap,         &s_send_big,     &s_actors_alive, &s_named_add,
+      &s_named_make,   &s_named_kill,  &s_objects_here, &s_pass_ref,     &s_unwrap_inc,
+      &s_call_handle,  &s_wrap_handle, &s_nap_wrapped};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
   ray_static_class_add(&s_rcounter);
 }
@@ -1848,8 +1871,9 @@ static int run_small_store(int rank) {
 /* "lost_peer" (3 ranks): rank 0 takes rank 1 as lost, as when MPI
  * reports a failed message (the test hook; rank 1 itself goes on, so the
  * job still ends cleanly). A task in flight there fails with RAY_ENODE
- * (its nap outlasts the loss: 5 s), one placed there afterwards too,
- * rank 2 still works, and RAY_NODE_ANY never picks rank 1. */
+ * (its nap outlasts the loss: 5 s), one placed there afterwards too, a
+ * proxy of a rank-1 object still pending there fails with it, rank 2
+ * still works, and RAY_NODE_ANY never picks rank 1. */
 static int lost_peer_driver(void) {
   if (ray_num_ranks() != 3) return 2;
   if (ray__cluster_lose_rank(0) != RAY_EINVAL || ray__cluster_lose_rank(3) != RAY_EINVAL ||
@@ -1868,7 +1892,21 @@ static int lost_peer_driver(void) {
   for (int i = 0; i < 60000 && ray_stats(&st) == 0 && st.remote_tasks_sent == sent; i++)
     uv_sleep(1);
   if (st.remote_tasks_sent == sent) return 11;
+  /* A proxy here of an object on rank 1 still pending there (a nap it
+   * made): its value never comes once rank 1 is lost. */
+  ray_ref_t wrapped, theirs;
+  ray_msgpack_t m;
+  if (ray_task_submit(g_nap_wrapped, &a, 1, &o, &wrapped) != 0) return 22;
+  if (ray_get_msgpack(wrapped, RAY_TIMEOUT_INFINITE, &m) != 0) return 22;
+  if (m.obj.type != MSGPACK_OBJECT_ARRAY || m.obj.via.array.size != 1 ||
+      ray_msgpack_ref(&m.obj.via.array.ptr[0], &theirs) != 0 || theirs.id >> 48 != 1)
+    return 23;
+  if (ray_ref_release_batch(m.refs, m.nrefs) != 0) return 23;
+  ray_msgpack_release(&m);
   if (ray__cluster_lose_rank(1) != 0) return 12;
+  int64_t w = -1;
+  if (ray_get_i64(theirs, RAY_TIMEOUT_INFINITE, &w) != RAY_ENODE) return 24;
+  ray_ref_release(wrapped);
   int64_t v = -1;
   if (ray_get_i64(napping, RAY_TIMEOUT_INFINITE, &v) != RAY_ENODE) return 13;
   ray_error_t *err = NULL;
