@@ -190,6 +190,16 @@ static void pack_refs(msgpack_sbuffer *sb, const ray_ref_t *refs, int nrefs, con
   for (int i = 0; i < nints; i++) msgpack_pack_int64(&pk, ints[i]);
 }
 
+/* Return [refs..., ints...] as the task's result 0 (which holds the refs). */
+static int return_refs(ray_task_ctx_t *ctx, const ray_ref_t *refs, int nrefs, const int64_t *ints,
+                       int nints) {
+  msgpack_sbuffer sb;
+  pack_refs(&sb, refs, nrefs, ints, nints);
+  int rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
 /* Element i of a msgpack array: a ref (RAY_TYPE_I64 ones), or an int. */
 static int elem_ref(const msgpack_object *o, uint32_t i, ray_ref_t *out) {
   if (o->type != MSGPACK_OBJECT_ARRAY || i >= o->via.array.size) return RAY_EDECODE;
@@ -246,9 +256,7 @@ static int fn_pass_ref(ray_task_ctx_t *ctx, void *arg) {
   if ((rc = ray_put_i64(v * 10, &mine)) != 0) return rc;
   ray_ref_t both[2] = {ref, mine};
   int64_t tail[2] = {v, ray_rank()};
-  pack_refs(&sb, both, 2, tail, 2);
-  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
+  rc = return_refs(ctx, both, 2, tail, 2);
   ray_ref_release(mine); /* the result holds it */
   return rc;
 }
@@ -265,10 +273,7 @@ static int fn_unwrap_inc(ray_task_ctx_t *ctx, void *arg) {
   if (rc == 0) rc = ray_get_i64(ref, RAY_TIMEOUT_INFINITE, &v);
   if (rc == 0) rc = ray_put_i64(v + 1, &mine);
   if (rc != 0) return rc;
-  msgpack_sbuffer sb;
-  pack_refs(&sb, &mine, 1, NULL, 0);
-  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
+  rc = return_refs(ctx, &mine, 1, NULL, 0);
   ray_ref_release(mine);
   return rc;
 }
@@ -319,10 +324,7 @@ static int fn_nap_wrapped(ray_task_ctx_t *ctx, void *arg) {
   ray_task_opts_init(&o);
   o.node = ray_rank();
   if ((rc = ray_task_submit(g_nap, &a, 1, &o, &nap)) != 0) return rc;
-  msgpack_sbuffer sb;
-  pack_refs(&sb, &nap, 1, NULL, 0);
-  rc = ray_return_msgpack_bytes(ctx, 0, sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
+  rc = return_refs(ctx, &nap, 1, NULL, 0);
   ray_ref_release(nap);
   return rc;
 }
