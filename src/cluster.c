@@ -114,7 +114,8 @@
  * reservation without room now goes to a worker); it still reserves on
  * its own when it restores a spilled argument or result before sending
  * it, and when it submits a task whose argument is above inline_threshold
- * (those may wait up to store_full_timeout_ms). The in-flight table, the
+ * or names refs or actor handles (submit.c puts such an argument: those
+ * may wait up to store_full_timeout_ms). The in-flight table, the
  * tables of tasks run here for other ranks and of held values, and the
  * shutdown state are under `mu`; the lists of pulls and arrivals and the
  * expected bodies are the communication thread's (a pull that reserves on
@@ -139,14 +140,14 @@ enum {
   K_DATA = 7,
   K_RELEASE = 8,
   K_AKILL = 9,    /* [9, actor_id, no_restart] */
-  K_ADROP = 10,   /* [10, actor_id, ncalls] */
-  K_ASKIP = 11,   /* [11, actor_id, seq, code]: call seq never left its owner */
+  K_ADROP = 10,   /* [10, actor_id, ncalls, serial]: a stub's life ends after ncalls */
+  K_ASKIP = 11,   /* [11, actor_id, seq, code, serial]: call seq never left its stub */
   K_DONE = 12,    /* [12]: SPMD, this rank's program called ray_shutdown */
   K_NAME = 13,    /* [13, req, op, name, id, home, class]: to rank 0's registry */
   K_NAMED = 14,   /* [14, req, code, id, home, class]: its answer */
-  K_BORROWS = 15, /* [15, borrower, [id, serial, ...]]: proxies made there */
+  K_BORROWS = 15, /* [15, borrower, [id, serial, ...], [actor, serial, home, ...]]: made there */
   K_SUB = 16,     /* [16, id]: a proxy asks its owner for the value */
-  K_FILL = 17,    /* [17, id, result]: the answer, a result as in COMPLETE */
+  K_FILL = 17,    /* [17, id, result, handles]: the answer, a result as in COMPLETE */
   K_GONE = 18     /* [18, [id, serial, ...]]: proxies gone */
 };
 enum { NAME_PUT = 0, NAME_GET = 1, NAME_DEL = 2 };
@@ -323,8 +324,8 @@ static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *
 }
 
 /* What msgpack bytes name: VALUE_REFS when they hold refs, VALUE_ACTORS
- * when actor handles (which cannot travel yet). Undecodable bytes count as
- * naming nothing: the receiver reports them as it would locally. */
+ * when actor handles. Undecodable bytes count as naming nothing: the
+ * receiver reports them as it would locally. */
 enum { VALUE_REFS = 1, VALUE_ACTORS = 2 };
 static int value_names(uint32_t type, const void *data, size_t size) {
   if (type != RAY_TYPE_MSGPACK) return 0;
@@ -648,9 +649,9 @@ static void unhold_handles(ray__cluster_t *cl, held_t **h) {
 /* Hold what msgpack bytes that came from rank `src` name: the refs of
  * other ranks get proxies here (reported to src, and asked of their
  * owners). Undecodable bytes name nothing (the reader reports them).
- * Errors: RAY_ENOTFOUND (a ref of ours that is gone, or an actor handle:
- * those cannot travel yet), RAY_EDECODE (a ref naming no rank of the job),
- * RAY_ENOMEM. */
+ * Errors: RAY_ENOTFOUND (a ref of ours that is gone, or an actor handle
+ * this rank could not adopt from the message's table), RAY_EDECODE (a ref
+ * naming no rank of the job), RAY_ENOMEM. */
 static int borrow_bytes(ray__cluster_t *cl, int src, const void *data, size_t size, held_t *out) {
   *out = (held_t){0};
   msgpack_unpacked u;
@@ -1566,8 +1567,9 @@ static void unhold_handles(ray__cluster_t *cl, struct held_s **h);
 
 static void pend_done(ray__cluster_t *cl, pend_t *p, bool can_send) {
   unhold_handles(cl, &p->handles);
-  if (p->fill) { /* the owner lets go of its view */
+  if (p->fill) { /* the owner lets go of its view; on_fill's hold on the proxy goes */
     if (can_send) (void)send_control(cl, p->holder, K_RELEASE, &p->task_id);
+    ray__store_release(&cl->rt->store, p->task_id);
     ray__free(p);
     return;
   }
@@ -2078,10 +2080,16 @@ static void send_results(ray__runnable_t *rn) {
       /* Until the owner's RELEASE: the refs inside stay held here meanwhile. */
       if (keep && ray__store_retain(&x->cl->rt->store, x->refs[i].id) == 0)
         h->kept[i] = x->refs[i].id;
-    } else if (view.data != NULL) { /* no memory: the owner's pull finds nothing and fails */
-      ray_buf_release(&view);
+    } else { /* no memory: the owner's pull finds nothing and fails; refs may go early */
+      if (view.data != NULL) ray_buf_release(&view);
+      if (keep)
+        ray__log(RAY_LOG_ERROR, "cluster: no memory to hold a result naming refs for rank %d",
+                 x->src);
     }
   }
+  if (handles.oom) /* what names the ones left out fails to land there: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to list the actor handles of results for rank %d",
+             x->src);
   msgpack_pack_uint32(&pk, (uint32_t)local_load(x->cl->rt)); /* for the owner's placement */
   pack_handles(x->cl, &pk, &handles);
   ray__free(handles.v);
@@ -2182,6 +2190,9 @@ static void fill_send(ray__runnable_t *rn) {
       ray_buf_release(&view); /* its pull finds nothing and fails */
     }
   }
+  if (handles.oom) /* what names the ones left out fails to land there: logged */
+    ray__log(RAY_LOG_ERROR, "cluster: no memory to list the actor handles of object %llx",
+             (unsigned long long)sb->id);
   pack_handles(cl, &pk, &handles);
   ray__free(handles.v);
   if (send_buf(cl, sb->dest, &b) != 0 && h != NULL) hold_drop(h);
@@ -2239,7 +2250,7 @@ static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
 /* FILL [17, id, result, handles] from the owner: the proxy `id`
  * completes (a small value copied, a large one pulled, or the failure),
  * holding the refs and actor handles the value names (borrowed from the
- * owner). A proxy gone meanwhile drops it. */
+ * owner). A proxy gone already takes nothing. */
 static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
   const msgpack_object *r = m->via.array.size == 4 ? &v[2] : NULL;
@@ -2255,12 +2266,21 @@ static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray__store_t *st = &cl->rt->store;
   const msgpack_object *f = r->via.array.ptr;
   bool ok = f[0].via.boolean && f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+  /* Held while its value lands (the pulls' pend holds it till they settle):
+   * its GONE cannot then overtake the BORROWS of what the value names. A
+   * proxy gone already takes nothing (a large value is let go unpulled). */
+  if (ray__store_retain(st, id) != 0) {
+    if (ok && f[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+      (void)send_control(cl, src, K_RELEASE, &id);
+    return;
+  }
   if (!ok) {
     int code = f[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)f[1].via.i64 : RAY_EDECODE;
     if (f[2].type == MSGPACK_OBJECT_BIN)
       (void)land_error(st, 0, id, code, f[2].via.bin.ptr, f[2].via.bin.size);
     else
       ray__store_fail(st, id, RAY_EDECODE, NULL, 0, true);
+    ray__store_release(st, id);
     return;
   }
   uint32_t type = (uint32_t)f[1].via.u64;
@@ -2272,6 +2292,7 @@ static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (f[2].type == MSGPACK_OBJECT_BIN && rc != RAY_ESTOREFULL) {
     unhold(cl, &handles);
     if (rc != 0) ray__store_fail(st, id, rc, NULL, 0, true);
+    ray__store_release(st, id);
     return;
   }
   /* Large (pull it), or small with no room now (wait for room as a pull). */
@@ -2279,6 +2300,7 @@ static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
   if (p == NULL) {
     unhold(cl, &handles);
     ray__store_fail(st, id, RAY_ENOMEM, NULL, 0, true);
+    ray__store_release(st, id);
     if (f[2].type != MSGPACK_OBJECT_BIN) (void)send_control(cl, src, K_RELEASE, &id);
     return;
   }
@@ -2957,7 +2979,11 @@ static void stream_flush(ray__cluster_t *cl, stream_t *s, bool can_send) {
    * (homed_made flushes them then). */
   ray_actor_t local;
   int failed;
-  if (!s->owner && !attached(cl, s->actor_id, &local, &failed)) return;
+  if (!s->owner && !attached(cl, s->actor_id, &local, &failed)) {
+    /* A life that ended having made no call more needs no actor to end. */
+    if (s->waiting == NULL && s->next_seq >= s->drop_at) stream_free(cl, s);
+    return;
+  }
   while (s->waiting != NULL && s->waiting->seq == s->next_seq) {
     arrival_t *a = s->waiting;
     s->waiting = a->next;
@@ -3051,7 +3077,10 @@ static void on_askip(ray__cluster_t *cl, int src, const msgpack_object *m) {
   tmpl.actor_id = v[1].via.u64;
   tmpl.seq = v[2].via.u64;
   tmpl.serial = v[4].via.u64;
-  tmpl.method = tmpl.seq == 0 ? -1 : 0;
+  /* Call 0 of the stub that made the actor is its constructor; an adopted
+   * stub's calls are all method calls. */
+  bool ctor = tmpl.seq == 0 && tmpl.serial == 0 && src == owner_of(tmpl.actor_id);
+  tmpl.method = ctor ? -1 : 0;
   int code = (int)v[3].via.i64;
   actor_reject(cl, src, 0, 0, &tmpl, "a call that never left its owner",
                code != 0 ? code : RAY_ECANCELED);
@@ -3369,6 +3398,8 @@ static int setup(void *arg, ray__transport_t *tr) {
   bool same = true;
   for (int i = 0; rc == 0 && i < nranks; i++) same &= all[i] == all[0];
   ray__free(all);
+  /* Proxies tell their owners they went, from the first message on. */
+  if (rc == 0 && same) ray__store_remote_set(&rt->store, proxy_gone, cl);
   if (rc != 0 || same) return rc;
   /* They differ: find which function, and agree on one name to report. */
   char name[NAME_MAX_LEN];
@@ -3428,6 +3459,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
+    ray__store_remote_set(&rt->store, NULL, NULL); /* set if setup got that far */
     uv_mutex_destroy(&cl->qmu);
     ray__id_set_owner(0);
     ray__free(cl->expect);
@@ -3445,7 +3477,6 @@ int ray__cluster_start(ray__runtime_t *rt) {
     ray__free(cl);
     return rc;
   }
-  ray__store_remote_set(&rt->store, proxy_gone, cl); /* proxies tell their owners they went */
   return 0;
 }
 
@@ -3470,8 +3501,10 @@ bool ray__cluster_may_stop(ray__runtime_t *rt) {
 void ray__cluster_stop(ray__runtime_t *rt) {
   ray__cluster_t *cl = rt->cluster;
   if (cl == NULL) return;
-  /* Proxies that go from now on tell nobody: every rank is stopping. */
+  /* Proxies that go from now on tell nobody, and stubs let go of no
+   * actor at its home: every rank is stopping, and the transport goes. */
   ray__store_remote_set(&rt->store, NULL, NULL);
+  ray__actors_set_remote(&rt->actors, NULL);
   int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
   if (rank == 0) {
     for (int r = 1; r < nranks; r++) (void)send_control(cl, r, K_SHUTDOWN, NULL);

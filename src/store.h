@@ -117,7 +117,7 @@ typedef struct ray__actor_hold_s {
 /* Cluster mode: what the store tells the cluster when a proxy (a ref
  * another rank owns) leaves the table, so its owner hears (ray__store_drop).
  * The cluster sets `gone` when it starts and clears it when it stops
- * (ray__store_remote_off, which waits out calls under way). */
+ * (ray__store_remote_set with NULL, which waits out calls under way). */
 typedef void (*ray__proxy_gone_fn)(void *arg, uint64_t id, uint64_t serial);
 typedef struct ray__remote_hold_s {
   _Atomic(ray__proxy_gone_fn) gone;

@@ -1513,6 +1513,28 @@ static void test_actor_handles_travel(void **state) {
     assert_rc(ray_ref_release(wrapped), 0);
     assert_true(actors_everywhere_become(before)); /* the actor, and every stub of it */
   }
+  /* A handle that reached another rank and went unused there, maybe while
+   * the actor's constructor still waited for its argument at the owner:
+   * the actor still goes once every handle has. */
+  ray_arg_t slow = ray_arg_i64(300);
+  ray_ref_t napped = submit_on(g_nap, &slow, 1, 0);
+  ray_actor_opts_t o;
+  ray_actor_opts_init(&o);
+  o.node = g_ranks - 1;
+  ray_arg_t ca = ray_arg_ref(napped);
+  ray_actor_t late;
+  assert_rc(ray_actor_create(&k_rcounter, &ca, 1, &o, &late), 0);
+  assert_rc(ray_ref_release(napped), 0);
+  ray_arg_t h = ray_arg_actor(late);
+  ray_ref_t unused = submit_on(g_wrap_handle, &h, 1, 1 % g_ranks);
+  ray_msgpack_t m;
+  assert_rc(ray_get_msgpack(unused, RAY_TIMEOUT_INFINITE, &m), 0);
+  ray_msgpack_release(&m);
+  assert_rc(ray_ref_release(unused), 0);
+  /* Made by now (a call's answer comes after its constructor ran), then let go. */
+  assert_int_equal(get_i64(call1(late, "whoami", ray_arg_i64(0), 0)), g_ranks - 1);
+  assert_rc(ray_actor_release(late), 0);
+  assert_true(actors_everywhere_become(before));
   assert_true(every_store_empties());
 }
 
