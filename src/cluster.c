@@ -323,11 +323,35 @@ static int send_control(ray__cluster_t *cl, int dest, int kind, const uint64_t *
   return send_bytes(cl, dest, &b, kind == K_SHUTDOWN || kind == K_ACK);
 }
 
+/* A growing list of actor ids. */
+typedef struct ids_s {
+  uint64_t *v;
+  size_t n, cap;
+  bool oom;
+} ids_t;
+
+static void ids_add(ids_t *l, uint64_t id) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i] == id) return;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 4;
+    uint64_t *v = ray__realloc(l->v, cap * sizeof *v);
+    if (v == NULL) {
+      l->oom = true;
+      return;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = id;
+}
+
 /* What msgpack bytes name: VALUE_REFS when they hold refs, VALUE_ACTORS
- * when actor handles. Undecodable bytes count as naming nothing: the
- * receiver reports them as it would locally. */
+ * when actor handles, whose ids are added to *handles (unless NULL), in
+ * the same pass. Undecodable bytes count as naming nothing: the receiver
+ * reports them as it would locally. */
 enum { VALUE_REFS = 1, VALUE_ACTORS = 2 };
-static int value_names(uint32_t type, const void *data, size_t size) {
+static int value_names(uint32_t type, const void *data, size_t size, ids_t *handles) {
   if (type != RAY_TYPE_MSGPACK) return 0;
   msgpack_unpacked u;
   if (ray__mp_decode(data, size, &u) != 0) return 0;
@@ -335,8 +359,10 @@ static int value_names(uint32_t type, const void *data, size_t size) {
   size_t n = 0;
   int what = 0;
   if (ray__mp_collect_refs(&u.data, &refs, &n) == 0)
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
       what |= refs[i].type == RAY_TYPE_ACTOR ? VALUE_ACTORS : VALUE_REFS;
+      if (refs[i].type == RAY_TYPE_ACTOR && handles != NULL) ids_add(handles, refs[i].id);
+    }
   ray__free(refs);
   msgpack_unpacked_destroy(&u);
   return what;
@@ -820,43 +846,6 @@ static void on_gone(ray__cluster_t *cl, int src, const msgpack_object *m) {
  * stub that made it and every adopted one have let go and their calls ran
  * there: an adopted life ends with its ADROP (its call count), on the same
  * pair of ranks as its calls. */
-/* A growing list of actor ids. */
-typedef struct ids_s {
-  uint64_t *v;
-  size_t n, cap;
-  bool oom;
-} ids_t;
-
-static void ids_add(ids_t *l, uint64_t id) {
-  for (size_t i = 0; i < l->n; i++)
-    if (l->v[i] == id) return;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 4;
-    uint64_t *v = ray__realloc(l->v, cap * sizeof *v);
-    if (v == NULL) {
-      l->oom = true;
-      return;
-    }
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = id;
-}
-
-/* Add the actor handles msgpack bytes name to l. */
-static void ids_of_value(ids_t *l, uint32_t type, const void *data, size_t size) {
-  if (type != RAY_TYPE_MSGPACK) return;
-  msgpack_unpacked u;
-  if (ray__mp_decode(data, size, &u) != 0) return;
-  ray_ref_t *refs = NULL;
-  size_t n = 0;
-  if (ray__mp_collect_refs(&u.data, &refs, &n) == 0)
-    for (size_t i = 0; i < n; i++)
-      if (refs[i].type == RAY_TYPE_ACTOR) ids_add(l, refs[i].id);
-  ray__free(refs);
-  msgpack_unpacked_destroy(&u);
-}
-
 /* Pack the table of the handles in l: [[id, home, class], ...] (home -1:
  * not known here, which the receiver refuses). */
 static void pack_handles(ray__cluster_t *cl, msgpack_packer *pk, const ids_t *l) {
@@ -1316,7 +1305,7 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
     if (a->kind == RAY_ARG_ACTOR)
       ids_add(&handles, a->ref_id);
     else
-      ids_of_value(&handles, a->type, a->data, a->size);
+      (void)value_names(a->type, a->data, a->size, &handles);
   }
   msgpack_packer pk;
   const actor_msg_t *am = t->ops == &actor_ops ? t->owner : NULL;
@@ -2030,8 +2019,7 @@ static bool pack_result(msgpack_packer *pk, ray_ref_t ref, ray_buf_t *held, bool
                         ids_t *handles) {
   ray_buf_t buf;
   int rc = ray_get(ref, 0, &buf);
-  int names = rc == 0 ? value_names(buf.type, buf.data, buf.size) : 0;
-  if (names & VALUE_ACTORS) ids_of_value(handles, buf.type, buf.data, buf.size);
+  int names = rc == 0 ? value_names(buf.type, buf.data, buf.size, handles) : 0;
   if (rc == 0) {
     bool mark = keep != NULL && names != 0;
     if (mark) *keep = true;
