@@ -69,7 +69,8 @@
  *   BORROWS   [15, borrower, [id, serial, ...], [actor id, serial, home,
  *              ...]]  -> the rank a value came from: proxies and actor
  *              stubs made on `borrower` (forwarded to the owner, the home)
- *   SUB       [16, id]             proxy's rank -> owner: send the value
+ *   SUB       [16, id]             proxy's rank -> owner: send the value (when
+ *              the proxy is made, and again when its evicted copy is read)
  *   FILL      [17, id, result, handles]  owner -> proxy's rank (a result as in
  *              COMPLETE; a large one pulled with PULL/DATA/RELEASE keyed by
  *              the object's id)
@@ -1367,16 +1368,50 @@ static int pack_task(ray__cluster_t *cl, ray__task_t *t, ray__mpbuf_t *b, hold_t
   return 0;
 }
 
+static void send_running(ray__task_t *t);
+static bool door_enter(ray__cluster_t *cl);
+static void door_leave(ray__cluster_t *cl);
+
 static void send_task(ray__runnable_t *rn) {
   ray__task_t *t = (ray__task_t *)rn;
-  ray__runtime_t *rt = t->rt;
-  ray__cluster_t *cl = rt->cluster;
   int expected = RAY__T_PENDING;
   if (!atomic_compare_exchange_strong(&t->state, &expected, RAY__T_RUNNING)) {
     ray__task_end_t end = {.code = atomic_load(&t->fail_code)}; /* cancelled */
     (void)t->ops->done(t, &end);
     return;
   }
+  send_running(t);
+}
+
+/* Back from fetch_args (on a worker): its arguments are pinned, or one
+ * could not be read (dep_status). */
+static void send_fetched(ray__runnable_t *rn) {
+  send_running((ray__task_t *)rn);
+}
+
+/* On a worker: wait for the evicted copies among t's arguments to come
+ * back from their owners (this thread may wait; the communication thread,
+ * which delivers them, may not), pinned, then back to send_running. */
+static void fetch_args(ray__runnable_t *rn) {
+  ray__task_t *t = (ray__task_t *)rn;
+  ray__cluster_t *cl = t->rt->cluster;
+  int why;
+  uint32_t pinned = ray__task_pin_args(t, UINT64_MAX, &why);
+  if (pinned < t->nargs) {
+    ray__task_unpin_args(t, pinned);
+    int none = 0;
+    if (atomic_compare_exchange_strong(&t->dep_status, &none, why))
+      atomic_store(&t->dep_failed, t->args[pinned].ref_id);
+  }
+  t->rn.run = send_fetched;
+  queue_for_tick(cl, &cl->to_send, &t->rn);
+}
+
+/* t, RUNNING, goes to its rank: its arguments pinned (an evicted copy is
+ * fetched again on a worker first), packed, and sent. */
+static void send_running(ray__task_t *t) {
+  ray__runtime_t *rt = t->rt;
+  ray__cluster_t *cl = rt->cluster;
   if (atomic_load(&rt->stopping)) {
     (void)ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
     return;
@@ -1393,9 +1428,16 @@ static void send_task(ray__runnable_t *rn) {
     (void)t->ops->done(t, &end);
     return;
   }
-  uint32_t pinned = ray__task_pin_args(t);
+  int why; /* never waits here: this thread delivers what a fetch brings */
+  uint32_t pinned = ray__task_pin_args(t, 0, &why);
   if (pinned < t->nargs) {
     ray__task_unpin_args(t, pinned);
+    if (why == RAY_ETIMEDOUT && door_enter(cl)) { /* an evicted copy, asked for: wait on a worker */
+      t->rn.run = fetch_args;
+      ray__sched_push(&rt->sched, &t->rn);
+      door_leave(cl);
+      return;
+    }
     (void)ray__task_not_run(t, RAY_EDEPFAILED, 0, 0);
     return;
   }
@@ -2300,6 +2342,50 @@ static void on_fill(ray__cluster_t *cl, int src, const msgpack_object *m) {
     rc = pull_add(cl, p, 0, type, id, f[2].via.u64, NULL);
   if (rc != 0) ray__store_fail(st, id, rc, NULL, 0, true);
   if (--p->left == 0) pend_done(cl, p, true);
+}
+
+/* ---- Proxies' evicted copies: asked for again ----
+ *
+ * A proxy's copy is a cache: the store evicts it under memory pressure
+ * (memory.c) and its next reader asks for it again through the store's
+ * fetch hook. The SUB goes from this thread, so it follows the RELEASE
+ * that let go of the previous copy's pull on the same pair of ranks (two
+ * holds of one object for one rank would otherwise race); the owner
+ * answers with a FILL as for the first, and on_fill lands it in place
+ * (ray__store_complete). */
+typedef struct refetch_s {
+  ray__runnable_t rn; /* to_send */
+  ray__cluster_t *cl;
+  uint64_t id;
+} refetch_t;
+
+/* Held while the SUB goes, so a GONE of the proxy (sent where its last
+ * reference goes) comes after it; a proxy gone already asks nothing. */
+static void refetch_send(ray__runnable_t *rn) {
+  refetch_t *r = (refetch_t *)rn;
+  ray__store_t *st = &r->cl->rt->store;
+  if (ray__store_retain(st, r->id) == 0) {
+    int rc = send_control(r->cl, owner_of(r->id), K_SUB, &r->id); /* RAY_ENODE: lost */
+    if (rc != 0) ray__store_fail(st, r->id, rc, NULL, 0, true);   /* ends the fetch */
+    ray__store_release(st, r->id);
+  }
+  ray__free(r);
+}
+
+static void refetch_drop(ray__runnable_t *rn) { /* stopping: its readers give up */
+  refetch_t *r = (refetch_t *)rn;
+  ray__store_fail(&r->cl->rt->store, r->id, RAY_ESHUTDOWN, NULL, 0, true);
+  ray__free(r);
+}
+
+/* The store's fetch hook (any thread): queue the SUB for this thread. */
+static int proxy_fetch(void *arg, uint64_t id) {
+  ray__cluster_t *cl = arg;
+  refetch_t *r = ray__malloc(sizeof *r);
+  if (r == NULL) return RAY_ENOMEM;
+  *r = (refetch_t){.rn = {.run = refetch_send, .drop = refetch_drop}, .cl = cl, .id = id};
+  queue_for_tick(cl, &cl->to_send, &r->rn);
+  return 0;
 }
 
 static void drop_results(ray__runnable_t *rn) { /* stopping: the owner fails them itself */
@@ -3387,7 +3473,7 @@ static int setup(void *arg, ray__transport_t *tr) {
   for (int i = 0; rc == 0 && i < nranks; i++) same &= all[i] == all[0];
   ray__free(all);
   /* Proxies tell their owners they went, from the first message on. */
-  if (rc == 0 && same) ray__store_remote_set(&rt->store, proxy_gone, cl);
+  if (rc == 0 && same) ray__store_remote_set(&rt->store, proxy_gone, proxy_fetch, cl);
   if (rc != 0 || same) return rc;
   /* They differ: find which function, and agree on one name to report. */
   char name[NAME_MAX_LEN];
@@ -3447,7 +3533,7 @@ int ray__cluster_start(ray__runtime_t *rt) {
   ray__transport_t *tr = NULL; /* setup stored it in cl->tr already */
   int rc = ray__transport_start(&o, &tr);
   if (rc != 0) {
-    ray__store_remote_set(&rt->store, NULL, NULL); /* set if setup got that far */
+    ray__store_remote_set(&rt->store, NULL, NULL, NULL); /* set if setup got that far */
     uv_mutex_destroy(&cl->qmu);
     ray__id_set_owner(0);
     ray__free(cl->expect);
@@ -3491,7 +3577,7 @@ void ray__cluster_stop(ray__runtime_t *rt) {
   if (cl == NULL) return;
   /* Proxies that go from now on tell nobody, and stubs let go of no
    * actor at its home: every rank is stopping, and the transport goes. */
-  ray__store_remote_set(&rt->store, NULL, NULL);
+  ray__store_remote_set(&rt->store, NULL, NULL, NULL);
   ray__actors_set_remote(&rt->actors, NULL);
   int rank = atomic_load(&rt->rank), nranks = atomic_load(&rt->nranks);
   if (rank == 0) {

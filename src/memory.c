@@ -24,7 +24,20 @@
  * When the store cannot give more, shard budgets are reclaimed first, then
  * ready objects that nobody is reading are spilled (least recently used
  * first), then the put waits up to full_timeout_ms for frees, then it fails
- * with RAY_ESTOREFULL. Nothing referenced is ever dropped.
+ * with RAY_ESTOREFULL. Nothing referenced is ever dropped, except copies
+ * of other ranks' objects (cluster mode's proxies), which are caches.
+ *
+ * Evicting: a proxy's copy (its owner has the value) is never written to
+ * disk. It sits on its shard's `caches` list, not the `lru`, and a
+ * reservation that finds no room evicts the least recently used of those
+ * nobody is reading before it spills anything (evict_some: the payload is
+ * freed, the entry stays, flagged SPILLED), and so does the background
+ * spiller. Evicting writes no file and takes no spill_mu, so a thread
+ * that must not block (ray__mem_try_reserve) evicts too. A reader of an
+ * evicted copy (ray__spill_restore) asks the owner again through the
+ * store's fetch hook, once for all its readers (RAY__F_FETCHING), and
+ * waits on fetch_cv, up to its deadline, for the value to land in place
+ * (store.c's ray__store_complete) or the fetch to fail.
  *
  * Spilling takes a batch of victims (up to a sixteenth of the capacity) and
  * writes them one after another into one new segment file,
@@ -93,6 +106,7 @@ static void reclaim(ray__store_t *st) {
 }
 
 static size_t spill_some(ray__store_t *st, size_t need);
+static size_t evict_some(ray__store_t *st, size_t need);
 static void spiller_kick(ray__store_t *st);
 static void segment_unref(ray__store_t *st, struct ray__segment_s *seg);
 
@@ -128,7 +142,9 @@ int ray__mem_try_reserve(ray__store_t *st, size_t n) {
   if (n == 0) return 0;
   if (n > st->capacity) return RAY_ESTOREFULL;
   ray__shard_t *sh = home_shard(st);
-  return reserve_start(st, sh, (int64_t)n) || reserve_now(st, sh, (int64_t)n) ? 0 : RAY_ESTOREFULL;
+  if (reserve_start(st, sh, (int64_t)n) || reserve_now(st, sh, (int64_t)n)) return 0;
+  /* Evicting proxies' copies never blocks: no file, no spill_mu. */
+  return evict_some(st, n) > 0 && reserve_now(st, sh, (int64_t)n) ? 0 : RAY_ESTOREFULL;
 }
 
 int ray__mem_reserve(ray__store_t *st, size_t n) {
@@ -140,6 +156,7 @@ int ray__mem_reserve(ray__store_t *st, size_t n) {
   uint64_t deadline = 0;
   for (;;) {
     if (reserve_now(st, sh, want)) return 0;
+    if (evict_some(st, n) > 0) continue; /* caches first: no disk write */
     if (st->spill_enabled && spill_some(st, n) > 0) continue;
     /* Nothing to spill (all pinned, or spilling off): wait for frees. */
     if (atomic_load(&st->mem_stop)) return RAY_ESHUTDOWN;
@@ -168,6 +185,7 @@ void ray__mem_stop(ray__store_t *st) {
   uv_mutex_lock(&st->mem_mu);
   atomic_store(&st->mem_stop, true);
   uv_cond_broadcast(&st->mem_cv);
+  uv_cond_broadcast(&st->fetch_cv); /* readers of evicted proxies */
   uv_mutex_unlock(&st->mem_mu);
 }
 
@@ -209,7 +227,8 @@ void ray__mem_entry_detach(ray__entry_t *e) {
   if (e->acct > 0) ray__mem_release(st, e->acct);
   e->acct = 0;
   if (e->flags & RAY__F_FILE) segment_unref(st, e->seg);
-  if (e->flags & RAY__F_SPILLED) atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
+  if ((e->flags & RAY__F_SPILLED) && !e->proxy) /* an evicted proxy's copy is at its owner */
+    atomic_fetch_sub(&st->bytes_on_disk, (int64_t)e->size);
   /* Detached: the flags are no longer written (a spill may still read them). */
   atomic_store_explicit(&e->st, NULL, memory_order_relaxed);
 }
@@ -266,47 +285,54 @@ void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live) {
   }
 }
 
-/* ---- LRU of spill candidates (shard lock held) ---- */
+/* ---- LRU lists (shard lock held) ---- */
 
 /* Ready, in memory, payload in its own block (inline ones are small and
- * share the header's allocation), counted, and not a proxy's copy (a cache
- * of another rank's object: never spilled, its serial where seg_off is). */
+ * share the header's allocation), counted: this rank's objects are spill
+ * candidates (the shard's lru), proxies' copies are caches of another
+ * rank's objects (its `caches`), evicted, never written to disk. */
 static bool candidate(const ray__entry_t *e) {
-  return !e->proxy && e->state == RAY__READY && !(e->flags & (RAY__F_INLINE | RAY__F_SPILLED)) &&
-         e->acct > 0;
+  return e->state == RAY__READY && !(e->flags & (RAY__F_INLINE | RAY__F_SPILLED)) && e->acct > 0;
+}
+
+static ray__lru_t *list_of(ray__shard_t *sh, const ray__entry_t *e) {
+  return e->proxy ? &sh->caches : &sh->lru;
 }
 
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
   if (!candidate(e)) return;
+  ray__lru_t *l = list_of(sh, e);
   e->tick = atomic_fetch_add_explicit(&st->tick, 1, memory_order_relaxed);
   e->lru_next = NULL;
-  e->lru_prev = sh->lru_tail;
-  if (sh->lru_tail != NULL)
-    sh->lru_tail->lru_next = e;
+  e->lru_prev = l->tail;
+  if (l->tail != NULL)
+    l->tail->lru_next = e;
   else
-    sh->lru_head = e;
-  sh->lru_tail = e;
+    l->head = e;
+  l->tail = e;
 }
 
-static bool in_lru(const ray__shard_t *sh, const ray__entry_t *e) {
-  return e->lru_prev != NULL || sh->lru_head == e;
+static bool in_list(const ray__lru_t *l, const ray__entry_t *e) {
+  return e->lru_prev != NULL || l->head == e;
 }
 
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e) {
-  if (!in_lru(sh, e)) return;
+  ray__lru_t *l = list_of(sh, e);
+  if (!in_list(l, e)) return;
   if (e->lru_prev != NULL)
     e->lru_prev->lru_next = e->lru_next;
   else
-    sh->lru_head = e->lru_next;
+    l->head = e->lru_next;
   if (e->lru_next != NULL)
     e->lru_next->lru_prev = e->lru_prev;
   else
-    sh->lru_tail = e->lru_prev;
+    l->tail = e->lru_prev;
   e->lru_prev = e->lru_next = NULL;
 }
 
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
-  if (!in_lru(sh, e) || sh->lru_tail == e) return;
+  ray__lru_t *l = list_of(sh, e);
+  if (!in_list(l, e) || l->tail == e) return;
   ray__lru_remove(sh, e);
   ray__lru_add(st, sh, e);
 }
@@ -436,14 +462,16 @@ void ray__spill_cleanup(ray__store_t *st) {
 /* ---- Spilling ---- */
 
 /* Claim the least recently used candidate nobody is reading, across the
- * shards: flag it SPILLING and pin it. NULL when there is none. */
-static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
+ * shards, from their caches (a proxy's copy, to evict) or their lru (an
+ * object of ours, to spill): flag it SPILLING and pin it. NULL when there
+ * is none. */
+static ray__entry_t *claim_victim(ray__store_t *st, bool caches, bool *has_file) {
   for (int attempt = 0; attempt < 8; attempt++) {
     uint64_t best = UINT64_MAX, id = 0;
     for (unsigned i = 0; i < st->nshards; i++) {
       ray__shard_t *sh = &st->shards[i].s;
       ray__lock(&sh->mu);
-      for (ray__entry_t *e = sh->lru_head; e != NULL; e = e->lru_next) {
+      for (ray__entry_t *e = caches ? sh->caches.head : sh->lru.head; e != NULL; e = e->lru_next) {
         if (atomic_load(&e->life) != 1 || (e->flags & RAY__F_SPILLING)) continue; /* pinned */
         if (e->tick < best) {
           best = e->tick;
@@ -457,8 +485,8 @@ static ray__entry_t *claim_victim(ray__store_t *st, bool *has_file) {
     ray__shard_t *sh = ray__shard_of(st, id);
     ray__lock(&sh->mu);
     ray__entry_t *e = ray__shard_find(st, sh, id);
-    bool ok =
-        e != NULL && candidate(e) && atomic_load(&e->life) == 1 && !(e->flags & RAY__F_SPILLING);
+    bool ok = e != NULL && candidate(e) && e->proxy == caches && atomic_load(&e->life) == 1 &&
+              !(e->flags & RAY__F_SPILLING);
     if (ok) {
       *has_file = (e->flags & RAY__F_FILE) != 0; /* read under the lock */
       e->flags |= RAY__F_SPILLING;
@@ -534,6 +562,47 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
   ray__mem_entry_unpin(e);
 }
 
+/* ---- Evicting proxies' copies ---- */
+
+/* Evict the least recently used proxies' copies nobody is reading until
+ * `need` bytes are freed or none is left: each payload is freed and its
+ * entry flagged SPILLED (its owner still has the value, which a reader
+ * fetches again: ray__spill_restore). No file is written and spill_mu is
+ * not taken, so a thread that must not block may evict. Returns the bytes
+ * freed. */
+static size_t evict_some(ray__store_t *st, size_t need) {
+  size_t freed = 0;
+  while (freed < need) {
+    bool unused;
+    ray__entry_t *e = claim_victim(st, true, &unused);
+    if (e == NULL) break;
+    ray__shard_t *sh = ray__shard_of(st, e->id);
+    dropped_t d = {0};
+    ray__lock(&sh->mu);
+    /* Released meanwhile: detach() owns it now (as in finish_spill). */
+    if (ray__shard_find(st, sh, e->id) == e) {
+      e->flags &= (uint8_t)~RAY__F_SPILLING;
+      if (atomic_load(&e->life) == 2) { /* the table's hold and our pin only */
+        ray__lru_remove(sh, e);
+        d = (dropped_t){e->data, e->free_fn, e->free_arg, (e->flags & RAY__F_OWNED) != 0, e->acct};
+        e->data = NULL;
+        e->flags |= RAY__F_SPILLED;
+        e->flags &= (uint8_t)~RAY__F_OWNED;
+        e->err_code = 0; /* no fetch of it has failed yet */
+        e->acct = 0;
+      }
+    }
+    ray__unlock(&sh->mu);
+    if (d.bytes > 0) {
+      free_dropped(st, &d);
+      atomic_fetch_add(&st->evict_count, 1);
+      freed += d.bytes;
+    }
+    ray__mem_entry_unpin(e);
+  }
+  return freed;
+}
+
 enum { RAY__SPILL_BATCH = 256 };
 
 /* Spill least recently used objects, at least `need` bytes' worth if it can,
@@ -548,7 +617,7 @@ static size_t spill_some(ray__store_t *st, size_t need) {
   bool had_file[RAY__SPILL_BATCH];
   size_t n = 0, bytes = 0;
   while (n < RAY__SPILL_BATCH && bytes < target) {
-    ray__entry_t *e = claim_victim(st, &had_file[n]);
+    ray__entry_t *e = claim_victim(st, false, &had_file[n]);
     if (e == NULL) break;
     batch[n++] = e;
     bytes += e->size;
@@ -591,15 +660,102 @@ out:
   return freed;
 }
 
+/* ---- Fetching an evicted proxy's copy again ---- */
+
+void ray__mem_fetch_end(ray__entry_t *e, int code) {
+  e->flags &= (uint8_t)~RAY__F_FETCHING;
+  e->err_code = code;
+}
+
+void ray__mem_fetch_wake(ray__store_t *st) {
+  uv_mutex_lock(&st->mem_mu);
+  uv_cond_broadcast(&st->fetch_cv);
+  uv_mutex_unlock(&st->mem_mu);
+}
+
+/* Ask the owner of `id` for its value again through the cluster's hook.
+ * Returns 0, RAY_ENOMEM, or RAY_ESHUTDOWN (no hook: the cluster stopped). */
+static int ask_owner(ray__store_t *st, uint64_t id) {
+  atomic_fetch_add(&st->remote.busy, 1); /* ray__store_remote_set waits this out */
+  ray__proxy_fetch_fn fetch = atomic_load(&st->remote.fetch);
+  int rc = fetch != NULL ? fetch(st->remote.arg, id) : RAY_ESHUTDOWN;
+  atomic_fetch_sub(&st->remote.busy, 1);
+  return rc;
+}
+
+/* Proxy `id`'s copy was evicted: ask its owner again, once for all its
+ * readers (RAY__F_FETCHING while asked), and wait, with mem_mu, until the
+ * copy is back (ray__store_complete puts it in place), the fetch failed
+ * (its code kept in err_code, which this returns), the proxy failed or
+ * went, shutdown, or the deadline (RAY_ETIMEDOUT: the fetch goes on). A
+ * worker gives its CPU away meanwhile, as a blocked get does. */
+static int refetch(ray__store_t *st, uint64_t id, uint64_t deadline) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  ray__worker_t *wk = ray__worker_self();
+  if (wk != NULL) (void)ray__sched_block_begin(wk);
+  bool waited = false; /* saw a fetch under way, or began one */
+  int rc = 0;
+  uv_mutex_lock(&st->mem_mu);
+  for (;;) {
+    bool ask = false;
+    ray__lock(&sh->mu);
+    ray__entry_t *e = ray__shard_find(st, sh, id);
+    if (e == NULL)
+      rc = RAY_ENOTFOUND;
+    else if (e->state != RAY__READY || !(e->flags & RAY__F_SPILLED))
+      rc = 1; /* back (or failed): the caller pins and sees which */
+    else if (e->flags & RAY__F_FETCHING)
+      waited = true;
+    else if (waited && e->err_code != 0)
+      rc = e->err_code; /* the fetch this call waited for failed */
+    else {              /* none under way: begin one (a failed one is tried again) */
+      e->flags |= RAY__F_FETCHING;
+      e->err_code = 0;
+      ask = waited = true;
+    }
+    ray__unlock(&sh->mu);
+    if (rc != 0) break;
+    if (ask) {
+      uv_mutex_unlock(&st->mem_mu); /* the hook queues: no lock of ours held */
+      int arc = ask_owner(st, id);
+      if (arc == 0) atomic_fetch_add(&st->refetch_count, 1);
+      uv_mutex_lock(&st->mem_mu);
+      if (arc != 0) {
+        ray__lock(&sh->mu);
+        if ((e = ray__shard_find(st, sh, id)) != NULL && (e->flags & RAY__F_FETCHING))
+          ray__mem_fetch_end(e, arc);
+        ray__unlock(&sh->mu);
+        uv_cond_broadcast(&st->fetch_cv); /* mem_mu held */
+      }
+      continue; /* look again: the answer may be here already */
+    }
+    if (atomic_load(&st->mem_stop)) {
+      rc = RAY_ESHUTDOWN;
+      break;
+    }
+    if (ray__thread_cond_wait_until(&st->fetch_cv, &st->mem_mu, deadline) != 0) {
+      rc = RAY_ETIMEDOUT;
+      break;
+    }
+  }
+  uv_mutex_unlock(&st->mem_mu);
+  if (wk != NULL) ray__sched_block_end(wk);
+  return rc == 1 ? 0 : rc;
+}
+
 /* ---- Restoring ---- */
 
-int ray__spill_restore(ray__store_t *st, uint64_t id) {
+int ray__spill_restore(ray__store_t *st, uint64_t id, uint64_t deadline) {
   ray__shard_t *sh = ray__shard_of(st, id);
   ray__lock(&sh->mu);
   ray__entry_t *e = ray__shard_find(st, sh, id);
   if (e == NULL || !(e->flags & RAY__F_SPILLED)) { /* freed, or restored by someone else */
     ray__unlock(&sh->mu);
     return e == NULL ? RAY_ENOTFOUND : 0;
+  }
+  if (e->proxy) { /* evicted: its owner has the value */
+    ray__unlock(&sh->mu);
+    return refetch(st, id, deadline);
   }
   atomic_fetch_add(&e->life, 1); /* keeps the entry (and its segment) while we read */
   size_t size = e->size;
@@ -674,7 +830,8 @@ static void spiller_main(void *arg) {
     uv_mutex_unlock(&st->spiller_mu);
     while (ray__mem_used(st) > RAY__SPILL_LOW(st)) {
       size_t over = ray__mem_used(st) - RAY__SPILL_LOW(st);
-      if (spill_some(st, over) == 0) break; /* nothing left to spill: puts will wait */
+      if (evict_some(st, over) > 0) continue; /* caches first: no disk write */
+      if (spill_some(st, over) == 0) break;   /* nothing left to spill: puts will wait */
     }
     uv_mutex_lock(&st->spiller_mu);
     st->spiller_kick = false;

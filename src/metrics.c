@@ -77,6 +77,10 @@ int ray_metrics_text(char *buf, size_t len) {
          s.bytes_spilled_total);
   metric(&t, "rustyray_spills_total", "counter", "Objects spilled.", s.spill_count);
   metric(&t, "rustyray_restores_total", "counter", "Objects restored from disk.", s.restore_count);
+  metric(&t, "rustyray_evictions_total", "counter", "Copies of other ranks' objects evicted.",
+         s.evict_count);
+  metric(&t, "rustyray_refetches_total", "counter", "Evicted copies asked of their owners again.",
+         s.refetch_count);
   metric(&t, "rustyray_tasks_submitted_total", "counter", "Tasks and actor calls submitted.",
          s.tasks_submitted);
   metric(&t, "rustyray_tasks_finished_total", "counter", "Tasks and actor calls finished.",

@@ -201,8 +201,11 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   *out = zero_buf;
   RT_OR_RETURN(rt);
   if (ref.id == 0) return RAY_ENOTFOUND;
+  uint64_t deadline = 0;
   int rc = ray__store_pin(&rt->store, ref.id, out);
-  if (rc == 2) rc = ray__store_pin_ready(&rt->store, ref.id, out); /* spilled */
+  if (rc == 1 || rc == 2) deadline = ray__sched_deadline(timeout_ms);
+  if (rc == 2) /* spilled, or an evicted copy of another rank's */
+    rc = ray__store_pin_ready_until(&rt->store, ref.id, out, deadline);
   if (rc != 1) return rc;
   if (timeout_ms == 0) return RAY_ETIMEDOUT;
   if ((rc = ray__wait_blocking_enter(rt)) != 0) return rc;
@@ -211,7 +214,7 @@ int ray_get(ray_ref_t ref, int64_t timeout_ms, ray_buf_t *out) {
   rc = ray__store_retain(&rt->store, ref.id);
   if (rc == 0) {
     rc = ray__wait_one(rt, ref.id, timeout_ms);
-    if (rc == 0) rc = ray__store_pin_ready(&rt->store, ref.id, out);
+    if (rc == 0) rc = ray__store_pin_ready_until(&rt->store, ref.id, out, deadline);
     ray__store_release(&rt->store, ref.id);
   }
   ray__wait_blocking_leave();
@@ -247,6 +250,7 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
   }
   /* One pass pins what is ready; only when something is missing, wait. */
   bool blocked = false;
+  uint64_t deadline = 0; /* for restores, set at the first */
   for (int pass = 0;; pass++) {
     size_t pinned = ray__store_pin_batch(st, refs, &g, states, codes, out);
     rc = 0;
@@ -256,7 +260,8 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     bool restored = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (states[i] == RAY__READY && out[i].priv_ == NULL) {
-        rc = ray__spill_restore(st, refs[i].id);
+        if (deadline == 0) deadline = ray__sched_deadline(timeout_ms);
+        rc = ray__spill_restore(st, refs[i].id, deadline);
         restored = true;
       }
     }

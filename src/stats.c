@@ -46,6 +46,8 @@ int ray_stats(ray_stats_t *out) {
   out->remote_tasks_received = atomic_load(&rt->remote_tasks_received);
   out->remote_bytes_sent = atomic_load(&rt->remote_bytes_sent);
   out->remote_bytes_received = atomic_load(&rt->remote_bytes_received);
+  out->evict_count = atomic_load(&st->evict_count);
+  out->refetch_count = atomic_load(&st->refetch_count);
   out->num_workers = atomic_load(&rt->sched.nworkers);
   out->num_shards = st->nshards;
   return 0;

@@ -88,7 +88,8 @@ int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
   st->spill_dir_owned = opts->spill_dir == NULL;
   if (uv_mutex_init(&st->mem_mu) != 0) goto fail_dir;
   if (uv_cond_init(&st->mem_cv) != 0) goto fail_mem_mu;
-  if (uv_mutex_init(&st->spill_mu) != 0) goto fail_mem_cv;
+  if (uv_cond_init(&st->fetch_cv) != 0) goto fail_mem_cv;
+  if (uv_mutex_init(&st->spill_mu) != 0) goto fail_fetch_cv;
   st->mem = ray__malloc(sizeof(ray__shard_slot_t) * nshards + 64);
   if (st->mem == NULL) goto fail_spill_mu;
   st->shards = (ray__shard_slot_t *)(((uintptr_t)st->mem + 63) & ~(uintptr_t)63);
@@ -109,6 +110,8 @@ int ray__store_init(ray__store_t *st, unsigned nshards, size_t inline_threshold,
   return 0;
 fail_spill_mu:
   uv_mutex_destroy(&st->spill_mu);
+fail_fetch_cv:
+  uv_cond_destroy(&st->fetch_cv);
 fail_mem_cv:
   uv_cond_destroy(&st->mem_cv);
 fail_mem_mu:
@@ -135,6 +138,7 @@ void ray__store_destroy(ray__store_t *st) {
   ray__spill_cleanup(st);
   ray__free(st->spill_dir);
   uv_mutex_destroy(&st->spill_mu);
+  uv_cond_destroy(&st->fetch_cv);
   uv_cond_destroy(&st->mem_cv);
   uv_mutex_destroy(&st->mem_mu);
   ray__free(st->mem);
@@ -351,11 +355,53 @@ static int status_of(const ray__entry_t *e) {
   return e->state == RAY__FAILED ? e->err_code : 0;
 }
 
+/* A proxy whose copy was evicted (memory.c): ready, its payload at its
+ * owner. Shard lock held. */
+static bool evicted_locked(const ray__entry_t *e) {
+  return e->proxy && e->state == RAY__READY && (e->flags & RAY__F_SPILLED);
+}
+
+/* The owner's value for the evicted proxy at *slot came again (`done`,
+ * holding what the value names, as any fill does): `done` takes its place,
+ * with its references, serial and watchers' readers woken; the old entry
+ * lets go of what it held. A failure (`done` FAILED) only ends the fetch,
+ * with its code: the next reader asks again. Shard lock held; unlocks. */
+static void refill_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t **slot,
+                          ray__entry_t *done) {
+  ray__entry_t *old = *slot;
+  if (done->state != RAY__READY) {
+    ray__mem_fetch_end(old, done->err_code);
+    ray__unlock(&sh->mu);
+    ray__store_drop(st, done);
+    ray__mem_fetch_wake(st);
+    return;
+  }
+  if (done->type == 0) done->type = old->type;
+  done->refcnt = old->refcnt;
+  done->next = old->next;
+  done->proxy = true;
+  done->serial = old->serial;
+  *slot = done;
+  ray__lru_add(st, sh, done);   /* to the shard's caches */
+  uint64_t *inner = old->inner; /* `done` holds the same, taken again */
+  uint32_t nobj = old->ninner, nact = old->nactors;
+  old->inner = NULL;
+  old->ninner = old->nactors = 0;
+  ray__unlock(&sh->mu);
+  ray__store_unhold_inner(st, inner, nobj, nact);
+  ray__mem_entry_unpin(old);
+  ray__mem_fetch_wake(st);
+}
+
 int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   ray__shard_t *sh = ray__shard_of(st, done->id);
   ray__lock(&sh->mu);
   ray__entry_t **slot = find_slot(st, sh, done->id);
   ray__entry_t *old = *slot;
+  if (old != NULL && evicted_locked(old)) {
+    refill_locked(st, sh, slot, done); /* unlocks */
+    return 0;
+  }
   if (old == NULL || old->state != RAY__PENDING) {
     ray__unlock(&sh->mu);
     ray__store_drop(st, done);
@@ -367,7 +413,7 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done) {
   done->proxy = old->proxy; /* a filled proxy: a cache of the owner's value */
   done->serial = old->serial;
   *slot = done;
-  ray__lru_add(st, sh, done); /* never a proxy (memory.c) */
+  ray__lru_add(st, sh, done); /* a proxy's to the shard's caches (memory.c) */
   notify_locked(old, status_of(done));
   ray__unlock(&sh->mu);
   ray__mem_entry_unpin(old);
@@ -420,10 +466,15 @@ void ray__store_fail_proxies_of(ray__store_t *st, unsigned rank, int code) {
     ray__lock(&sh->mu);
     for (size_t b = 0; b <= sh->mask; b++)
       for (ray__entry_t *e = sh->buckets[b]; e != NULL; e = e->next)
-        if (e->proxy && e->state == RAY__PENDING && (e->id >> RAY__ID_RANK_SHIFT) == rank)
+        if (e->proxy && (e->id >> RAY__ID_RANK_SHIFT) == rank &&
+            (e->state == RAY__PENDING || evicted_locked(e))) {
+          e->flags &= (uint8_t)~RAY__F_FETCHING;
+          e->size = 0; /* an evicted copy's payload is gone: no error payload either */
           fail_locked(e, code);
+        }
     ray__unlock(&sh->mu);
   }
+  ray__mem_fetch_wake(st); /* readers waiting for an evicted copy */
 }
 
 /* Fail `id` in place, if still pending: no payload, no allocation. */
@@ -432,8 +483,14 @@ static int fail_in_place(ray__store_t *st, uint64_t id, int code) {
   ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = e == NULL ? 0 : e->state == RAY__PENDING ? 0 : RAY_EBUSY;
+  bool fetch_failed = e != NULL && evicted_locked(e);
   if (e != NULL && e->state == RAY__PENDING) fail_locked(e, code);
+  if (fetch_failed) { /* an evicted proxy's fetch: the next reader asks again */
+    ray__mem_fetch_end(e, code);
+    rc = 0;
+  }
   ray__unlock(&sh->mu);
+  if (fetch_failed) ray__mem_fetch_wake(st);
   return rc;
 }
 
@@ -713,12 +770,16 @@ int ray__store_claim_producer(ray__store_t *st, uint64_t id, void (*hold)(void *
   return rc;
 }
 
-int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out) {
+int ray__store_pin_ready_until(ray__store_t *st, uint64_t id, ray_buf_t *out, uint64_t deadline) {
   for (;;) {
     int rc = ray__store_pin(st, id, out);
     if (rc != 2) return rc;
-    if ((rc = ray__spill_restore(st, id)) != 0) return rc;
+    if ((rc = ray__spill_restore(st, id, deadline)) != 0) return rc;
   }
+}
+
+int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out) {
+  return ray__store_pin_ready_until(st, id, out, UINT64_MAX);
 }
 
 int ray__store_retain_batch(ray__store_t *st, const ray_ref_t *refs, size_t n) {
@@ -800,13 +861,16 @@ int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uin
   return 0;
 }
 
-void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, void *arg) {
+void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, ray__proxy_fetch_fn fetch,
+                           void *arg) {
   if (gone != NULL) {
     st->remote.arg = arg;
+    atomic_store(&st->remote.fetch, fetch);
     atomic_store(&st->remote.gone, gone);
     return;
   }
   atomic_store(&st->remote.gone, NULL);
+  atomic_store(&st->remote.fetch, NULL);
   /* A drop that read the old hook counted itself first (seq_cst both). */
   while (atomic_load(&st->remote.busy) > 0) ray__cpu_relax();
 }

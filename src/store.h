@@ -20,12 +20,15 @@ enum {
   RAY__F_ERROR = 1u << 0,    /* the payload is an encoded ray_error_t (or empty: code only) */
   RAY__F_INLINE = 1u << 1,   /* the payload lives inside the entry allocation */
   RAY__F_OWNED = 1u << 2,    /* the payload is a caller buffer released with free_fn */
-  RAY__F_SPILLED = 1u << 3,  /* the payload is on disk only (data NULL) */
-  RAY__F_SPILLING = 1u << 4, /* being written to disk: not a victim again */
+  RAY__F_SPILLED = 1u << 3,  /* the payload is not in memory (data NULL): on disk, or for a
+                                proxy, evicted (its owner has it: ray__spill_restore fetches
+                                it again) */
+  RAY__F_SPILLING = 1u << 4, /* claimed by a spill or an eviction: not a victim again */
   RAY__F_FILE = 1u << 5,     /* the payload has a copy in a spill segment (`seg`) */
-  RAY__F_HELPABLE = 1u << 6  /* pending: its producer is a remote function's task or an
+  RAY__F_HELPABLE = 1u << 6, /* pending: its producer is a remote function's task or an
                                 actor's method call, which a waiting host may run
                                 (ray__task_run_producer) */
+  RAY__F_FETCHING = 1u << 7  /* an evicted proxy asked of its owner again (memory.c) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -53,8 +56,10 @@ typedef struct ray__entry_s {
   uint8_t state;    /* RAY__PENDING / READY / FAILED */
   uint8_t flags;    /* RAY__F_* */
   bool proxy;       /* cluster mode: another rank owns it (ray__store_hold_inner_borrowing);
-                       never spilled, its owner told when it goes (here, in what was padding) */
-  int32_t err_code; /* when failed: the error's code */
+                       its copy is a cache, evicted rather than spilled, and its owner is
+                       told when it goes (here, in what was padding) */
+  int32_t err_code; /* when failed: the error's code; an evicted proxy: why its last fetch
+                       failed (0: none) */
   uint32_t nactors; /* the actor handles after the refs in `inner` (here, in what was
                        padding: the header stays at 176 bytes) */
   size_t size;
@@ -77,11 +82,17 @@ typedef struct ray__entry_s {
   struct ray__segment_s *seg; /* the spill segment holding a copy (RAY__F_FILE) */
   union {
     uint64_t seg_off; /* where in it */
-    uint64_t serial;  /* a proxy (never spilled): which of its lives on this rank */
+    uint64_t serial;  /* a proxy (never written to disk): which of its lives on this rank */
   };
-  struct ray__entry_s *lru_prev, *lru_next; /* spill candidates (shard lock) */
+  struct ray__entry_s *lru_prev, *lru_next; /* in a shard's lru or caches (shard lock) */
   max_align_t inline_data[];                /* RAY__F_INLINE payload */
 } ray__entry_t;
+
+/* A list of entries whose memory may be taken back, least recently used
+ * first (memory.c). */
+typedef struct ray__lru_s {
+  struct ray__entry_s *head, *tail;
+} ray__lru_t;
 
 typedef struct ray__shard_s {
   ray__lock_t mu;
@@ -93,9 +104,9 @@ typedef struct ray__shard_s {
   /* Bytes reserved from the store's capacity and not yet used (memory.c):
    * a per-shard cache so most puts reserve without touching a shared line. */
   atomic_int_fast64_t budget;
-  /* Spill candidates (ready, payload outside the entry, in memory), least
-   * recently used first. */
-  ray__entry_t *lru_head, *lru_tail;
+  /* Ready payloads outside their entry, in memory: this rank's objects
+   * (spill candidates) and proxies' copies (caches, evicted first). */
+  ray__lru_t lru, caches;
 } ray__shard_t;
 
 /* Shards padded to their own cache lines so two shard locks never share one. */
@@ -119,10 +130,15 @@ typedef struct ray__actor_hold_s {
  * The cluster sets `gone` when it starts and clears it when it stops
  * (ray__store_remote_set with NULL, which waits out calls under way). */
 typedef void (*ray__proxy_gone_fn)(void *arg, uint64_t id, uint64_t serial);
+/* And how it asks the owner again for the value of a proxy whose copy was
+ * evicted (ray__spill_restore): the answer comes as a fill does, through
+ * ray__store_complete (or ray__store_fail). Returns 0 or RAY_ENOMEM. */
+typedef int (*ray__proxy_fetch_fn)(void *arg, uint64_t id);
 typedef struct ray__remote_hold_s {
   _Atomic(ray__proxy_gone_fn) gone;
+  _Atomic(ray__proxy_fetch_fn) fetch;
   void *arg;
-  atomic_int busy; /* calls of gone under way */
+  atomic_int busy; /* calls of gone or fetch under way */
 } ray__remote_hold_t;
 
 /* A proxy ray__store_hold_inner_borrowing made: its id and which life of it
@@ -169,6 +185,11 @@ typedef struct ray__store_s {
   atomic_uint_fast64_t spill_count;
   atomic_uint_fast64_t restore_count;
   atomic_int_fast64_t bytes_on_disk;
+  /* Proxies' copies (memory.c): evicted, and fetched again; readers of an
+   * evicted one wait on fetch_cv (with mem_mu) for the fetch to end. */
+  atomic_uint_fast64_t evict_count;
+  atomic_uint_fast64_t refetch_count;
+  uv_cond_t fetch_cv;
   /* Last: the hot fields above keep the places they had before it. */
   ray__actor_hold_t actor_hold;
   ray__remote_hold_t remote;
@@ -272,8 +293,10 @@ int ray__store_insert_batch(ray__store_t *st, ray__entry_t **es, size_t n);
 
 /* Replace the pending entry with `done`'s id by `done` (READY or FAILED),
  * waking its watchers. If the id is no longer referenced, `done` is dropped
- * (with the refs it holds) and 0 returned. Errors: RAY_EBUSY (not pending:
- * `done` is dropped). */
+ * (with the refs it holds) and 0 returned. A proxy whose copy was evicted
+ * takes the value again the same way (its fetch's readers woken); a FAILED
+ * `done` only ends that fetch with its code (dropped; 0). Errors: RAY_EBUSY
+ * (not pending: `done` is dropped). */
 int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 /* Complete the pending entry `id` in place with `size` <= RAY__SMALL_RESULT
  * bytes, which the caller has reserved (ray__mem_reserve): READY, its
@@ -283,8 +306,9 @@ int ray__store_complete(ray__store_t *st, ray__entry_t *done);
 int ray__store_complete_small(ray__store_t *st, uint64_t id, const void *data, size_t size);
 /* Fail every pending entry in place with `code` (no payload). */
 void ray__store_fail_all_pending(ray__store_t *st, int code);
-/* Fail in place with `code` every pending proxy of an object rank `rank`
- * owns (cluster mode: that rank was lost, its values will never come). */
+/* Fail in place with `code` every pending proxy, and every one whose copy
+ * was evicted, of an object rank `rank` owns (cluster mode: that rank was
+ * lost, its values will never come again). */
 void ray__store_fail_proxies_of(ray__store_t *st, unsigned rank, int code);
 /* Fail the pending entry `id`: the one way an entry fails (shutdown's
  * ray__store_fail_all_pending aside). With `err`, its encoding becomes the
@@ -295,7 +319,8 @@ void ray__store_fail_proxies_of(ray__store_t *st, unsigned rank, int code);
  * code (no allocation), so a failure always lands. Returns 0 (also when
  * nobody references `id` any more), RAY_EBUSY (not pending), or, when the
  * payload cannot be made and !must_land (the entry is then left pending),
- * RAY_ENOMEM, RAY_ESTOREFULL or RAY_ESHUTDOWN. */
+ * RAY_ENOMEM, RAY_ESTOREFULL or RAY_ESHUTDOWN. For a proxy whose copy was
+ * evicted it ends the fetch under way with `code` (ray__store_complete). */
 int ray__store_fail(ray__store_t *st, uint64_t id, int code, const ray_error_t *err,
                     uint64_t cause_id, bool must_land);
 
@@ -326,9 +351,10 @@ int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uin
 int ray__store_hold_inner_borrowing(ray__store_t *st, const ray_ref_t *list, size_t n,
                                     uint64_t **inner, uint32_t *nobj, uint32_t *nact,
                                     ray__proxy_t **made, size_t *nmade);
-/* Set (the cluster starts) or clear (it stops: returns once no call of the
- * old one is under way) the proxy-gone hook. */
-void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, void *arg);
+/* Set (the cluster starts) or clear (gone NULL: it stops; returns once no
+ * call of the old ones is under way) the proxy hooks. */
+void ray__store_remote_set(ray__store_t *st, ray__proxy_gone_fn gone, ray__proxy_fetch_fn fetch,
+                           void *arg);
 /* Release what ray__store_hold_inner held, when no entry took it, and free
  * the array (NULL: a no-op). */
 void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, uint32_t nact);
@@ -344,9 +370,15 @@ int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
  * RAY_ENOTFOUND, or the error code of a failed entry. */
 int ray__store_copy_small(ray__store_t *st, uint64_t id, void *dst, size_t cap, size_t *size,
                           uint32_t *type);
-/* ray__store_pin, restoring a spilled object from disk first. Returns 0, 1
- * (pending), or an error (RAY_EIO when the file is unreadable or its
- * checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM, ...). */
+/* ray__store_pin, restoring a spilled object from disk first, or fetching
+ * an evicted proxy's copy from its owner again (waiting up to `deadline`,
+ * an absolute uv_hrtime; UINT64_MAX: until it comes, fails or shutdown).
+ * Returns 0, 1 (pending), or an error (RAY_EIO when the file is unreadable
+ * or its checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM,
+ * RAY_ETIMEDOUT, the fetch's failure, ...). Never call it with a deadline
+ * from the cluster's communication thread, which delivers the fetch. */
+int ray__store_pin_ready_until(ray__store_t *st, uint64_t id, ray_buf_t *out, uint64_t deadline);
+/* ray__store_pin_ready_until with no deadline. */
 int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);
 /* Like ray__store_pin, but also pins a failed entry's payload (the encoded
  * error) and reports its state in *state. */
@@ -360,13 +392,15 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
  * block's from now on. Called by ray__id_next only. */
 void ray__mem_set_home(uint64_t id);
 /* Reserve n payload bytes from the capacity: from the calling thread's
- * home shard budget, else from the store, else after spilling least
- * recently used objects, else after waiting up to full_timeout_ms for frees
+ * home shard budget, else from the store, else after evicting least
+ * recently used proxies' copies, else after spilling least recently used
+ * objects, else after waiting up to full_timeout_ms for frees
  * (a saturated deadline, ray__sched_deadline; the wait looks at shutdown every
  * 100 ms). Errors: RAY_ESTOREFULL, RAY_ESHUTDOWN. */
 int ray__mem_reserve(ray__store_t *st, size_t n);
 /* As ray__mem_reserve, but only what needs neither spilling nor waiting
- * (the background spiller is still kicked past the high mark): for a
+ * (evicting proxies' copies included; the background spiller is still
+ * kicked past the high mark): for a
  * thread that must not block (cluster mode's communication thread).
  * Errors: RAY_ESTOREFULL (no room now, or n above the capacity). */
 int ray__mem_try_reserve(ray__store_t *st, size_t n);
@@ -392,8 +426,18 @@ void ray__mem_entry_unpin_view(ray__entry_t *e, bool store_live);
 /* Shutdown: puts waiting for memory, and any that would wait from now on,
  * fail with RAY_ESHUTDOWN. */
 void ray__mem_stop(ray__store_t *st);
-/* Bring a spilled object back into memory. 0 when it is in memory now. */
-int ray__spill_restore(ray__store_t *st, uint64_t id);
+/* Bring a spilled object back into memory: from disk, or, for a proxy
+ * whose copy was evicted, from its owner (through the store's fetch hook;
+ * waits up to `deadline`, see ray__store_pin_ready_until). 0 when it is in
+ * memory now (or failed meanwhile: pin it to see). Errors: RAY_ENOTFOUND,
+ * RAY_EIO, RAY_ESTOREFULL, RAY_ENOMEM, RAY_ETIMEDOUT, RAY_ESHUTDOWN, or the
+ * code the owner's fetch failed with. */
+int ray__spill_restore(ray__store_t *st, uint64_t id, uint64_t deadline);
+/* An evicted proxy's fetch ended (shard lock held): `code` 0 when its copy
+ * is back, else why not (its readers return it). */
+void ray__mem_fetch_end(ray__entry_t *e, int code);
+/* Wake the readers waiting for evicted proxies' copies (no lock held). */
+void ray__mem_fetch_wake(ray__store_t *st);
 /* LRU upkeep (shard lock held). */
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);

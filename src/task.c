@@ -204,14 +204,14 @@ void ray__task_unpin_args(ray__task_t *t, uint32_t n) {
     if (t->args[i].kind == RAY_ARG_REF) ray_buf_release(&t->args[i].view);
 }
 
-/* Pin every ref argument (restoring spilled ones). Returns how many
- * arguments were gone through: all of them, or the one that failed. */
-uint32_t ray__task_pin_args(ray__task_t *t) {
+uint32_t ray__task_pin_args(ray__task_t *t, uint64_t deadline, int *code) {
   uint32_t pinned = 0;
+  *code = 0;
   for (; pinned < t->nargs; pinned++) {
     ray__task_arg_t *a = &t->args[pinned];
-    if (a->kind != RAY_ARG_REF) continue;
-    if (ray__store_pin_ready(&t->rt->store, a->ref_id, &a->view) != 0) break;
+    if (a->kind != RAY_ARG_REF || a->view.priv_ != NULL) continue; /* pinned already */
+    if ((*code = ray__store_pin_ready_until(&t->rt->store, a->ref_id, &a->view, deadline)) != 0)
+      break;
     a->data = a->view.data;
     a->size = a->view.size;
     a->type = a->view.type;
@@ -263,7 +263,8 @@ static ray__task_t *run_one(ray__task_t *t) {
   if (atomic_load(&rt->stopping)) return ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
   int dep = atomic_load(&t->dep_status);
   if (dep != 0) return ray__task_not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
-  uint32_t pinned = ray__task_pin_args(t);
+  int why;
+  uint32_t pinned = ray__task_pin_args(t, UINT64_MAX, &why);
   if (pinned < t->nargs) {
     ray__task_unpin_args(t, pinned);
     return ray__task_not_run(t, RAY_EDEPFAILED, 0, 0);

@@ -270,11 +270,13 @@ void ray__task_fail(ray__task_t *t, int code, uint64_t cause_id, const ray_error
  * not be read (RAY_EDEPFAILED, dep_code 0). Fails its results saying which
  * and returns what its ops' done returns. */
 ray__task_t *ray__task_not_run(ray__task_t *t, int code, uint64_t cause_id, int dep_code);
-/* Pin every ref argument (restoring spilled ones), pointing each
- * argument's data and size at its view. Returns how many arguments were
- * gone through: all of them, or the one that failed; unpin that many with
- * ray__task_unpin_args. */
-uint32_t ray__task_pin_args(ray__task_t *t);
+/* Pin every ref argument not pinned yet (restoring spilled ones, fetching
+ * evicted copies of other ranks' objects again, waiting for those up to
+ * `deadline`: ray__store_pin_ready_until), pointing each argument's data
+ * and size at its view. Returns how many arguments were gone through: all
+ * of them, or the one that failed (its code in *code); unpin that many
+ * with ray__task_unpin_args. */
+uint32_t ray__task_pin_args(ray__task_t *t, uint64_t deadline, int *code);
 void ray__task_unpin_args(ray__task_t *t, uint32_t n);
 /* Mark `t` DONE, release its argument references (objects and actor
  * handles), count it finished (a counted kind: ray_stats, ray__quiesce)

@@ -447,17 +447,23 @@ STATIC_FN(s_nested_any, "nested_any", fn_nested_any, k_i64, &g_nested_any);
 STATIC_FN(s_big, "big", fn_big, k_bytes, &g_big);
 STATIC_FN(s_fetch_big, "fetch_big", fn_fetch_big, k_i64, &g_fetch_big);
 STATIC_FN(s_check_big, "check_big", fn_check_big, k_i64, &g_check_big);
-static int fn_send_big(ray_task_ctx_t *ctx, void *arg) {
-  (void)arg;
+/* Put n (argument 0) bytes of big's pattern here, as *obj. */
+static int put_big(ray_task_ctx_t *ctx, ray_ref_t *obj) {
   int64_t n;
   int rc = ray_ctx_arg_i64(ctx, 0, &n);
   if (rc != 0) return rc;
   unsigned char *p = malloc((size_t)n);
   if (p == NULL) return ray_fail(ctx, RAY_ENOMEM, "no memory");
   for (int64_t i = 0; i < n; i++) p[i] = rt_pat(7, (size_t)i);
-  ray_ref_t obj, r;
-  rc = ray_put(p, (size_t)n, &obj);
+  rc = ray_put(p, (size_t)n, obj);
   free(p);
+  return rc;
+}
+
+static int fn_send_big(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_ref_t obj, r;
+  int rc = put_big(ctx, &obj);
   if (rc != 0) return rc;
   ray_task_opts_t o;
   ray_task_opts_init(&o);
@@ -477,7 +483,20 @@ static int fn_send_big(ray_task_ctx_t *ctx, void *arg) {
   return rc != 0 ? ray_fail(ctx, rc, "check_big: %s", why) : ray_return_i64(ctx, 0, v);
 }
 
-static ray_function_t g_id_owner, g_send_big;
+/* put_big_ref(n): puts n bytes of big's pattern here and returns [its ref]
+ * (an object this rank owns, which the caller borrows). */
+static int fn_put_big_ref(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  ray_ref_t obj;
+  int rc = put_big(ctx, &obj);
+  if (rc != 0) return rc;
+  rc = return_refs(ctx, &obj, 1, NULL, 0);
+  ray_ref_release(obj); /* the result holds it */
+  return rc;
+}
+
+static ray_function_t g_id_owner, g_send_big, g_put_big_ref;
+STATIC_FN(s_put_big_ref, "put_big_ref", fn_put_big_ref, k_msgpack, &g_put_big_ref);
 STATIC_FN(s_id_owner, "id_owner", fn_id_owner, k_i64, &g_id_owner);
 STATIC_FN(s_nap, "nap", fn_nap, k_i64, &g_nap);
 STATIC_FN(s_send_big, "send_big", fn_send_big, k_i64, &g_send_big);
@@ -671,7 +690,7 @@ static void add_statics(void) {
       &s_hop,          &s_big,         &s_fetch_big,    &s_nested_any,   &s_check_big,
       &s_id_owner,     &s_nap,         &s_send_big,     &s_actors_alive, &s_named_add,
       &s_named_make,   &s_named_kill,  &s_objects_here, &s_pass_ref,     &s_unwrap_inc,
-      &s_call_handle,  &s_wrap_handle, &s_nap_wrapped};
+      &s_call_handle,  &s_wrap_handle, &s_nap_wrapped,  &s_put_big_ref};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ray_static_function_add(all[i]);
   ray_static_class_add(&s_rcounter);
 }
@@ -1857,8 +1876,40 @@ static int small_store_driver(void) {
   bool same = view.size == (size_t)(3 * mib) && memcmp(view.data, p, view.size) == 0;
   ray_buf_release(&view);
   ray_ref_release(held);
+  if (!same) return 23;
+  /* 5. A pulled copy is a cache: a 2 MiB object rank 1 owns, read here,
+   *    then a 3 MiB put, which has room only once the copy is evicted (a
+   *    put evicts copies before it spills); a task on rank 1 taking it as
+   *    an argument has it asked of rank 1 again, whose reservation spills
+   *    the put; read here, and the put read back. */
+  if (ray_stats(&st) != 0) return 30;
+  uint64_t evicted = st.evict_count, refetched = st.refetch_count;
+  if (ray_task_submit(g_put_big_ref, &a, 1, &o, &r) != 0) return 31;
+  ray_msgpack_t m;
+  if (ray_get_msgpack(r, RAY_TIMEOUT_INFINITE, &m) != 0) return 32;
+  ray_ref_t theirs = m.nrefs == 1 ? m.refs[0] : RAY_REF_NIL; /* one reference of ours */
+  if (theirs.id >> 48 != 1) return 33;            /* owned by rank 1 (ids carry their owner) */
+  if (check_big(theirs, 2 * mib) != 0) return 34; /* pulled here */
+  if (ray_put(p, (size_t)(3 * mib), &held) != 0) return 35;
+  if (ray_stats(&st) != 0 || st.evict_count <= evicted) return 36;
+  /* A task on rank 1 taking the evicted copy as its argument: sent once
+   * the copy is back (asked for again, awaited on a worker here). */
+  ray_arg_t ta = ray_arg_ref(theirs);
+  ray_ref_t r2;
+  if (ray_task_submit(g_check_big, &ta, 1, &o, &r2) != 0) return 42;
+  if (ray_get_i64(r2, RAY_TIMEOUT_INFINITE, &v) != 0 || v != 2 * mib) return 43;
+  ray_ref_release(r2);
+  if (ray_stats(&st) != 0 || st.refetch_count <= refetched) return 38;
+  if (check_big(theirs, 2 * mib) != 0) return 37;
+  if (ray_get(held, RAY_TIMEOUT_INFINITE, &view) != 0) return 39;
+  same = view.size == (size_t)(3 * mib) && memcmp(view.data, p, view.size) == 0;
+  ray_buf_release(&view);
+  if (ray_ref_release_batch(m.refs, m.nrefs) != 0) return 41; /* the proxy goes */
+  ray_msgpack_release(&m);
+  ray_ref_release(r);
+  ray_ref_release(held);
   free(p);
-  return same ? 0 : 23;
+  return same ? 0 : 40;
 }
 
 /* A mode run as one job: every rank starts with `cfg`, the others serve,

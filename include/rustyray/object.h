@@ -28,8 +28,11 @@
  *
  * Memory: every function that stores a payload (the puts, and a get that
  * reads a spilled object back) reserves its bytes from object_store_memory.
- * When the store is full it spills least recently used objects to disk
- * and may wait up to store_full_timeout_ms for memory (so it can block);
+ * When the store is full it first evicts copies of other ranks' objects
+ * nobody is reading (cluster mode: their owners keep the values, and a
+ * later get fetches them again), least recently used first, then spills
+ * least recently used objects of its own to disk, and may wait up to
+ * store_full_timeout_ms for memory (so it can block);
  * then it fails with RAY_ESTOREFULL (also at once for a payload larger than
  * the whole store, SIZE_MAX included: nothing is read from `data` then), or
  * with RAY_ESHUTDOWN if the runtime shuts down while it waits. This applies
@@ -174,6 +177,11 @@ RAY_EXTERN int ray_put_msgpack_bytes(const void *data, size_t size, ray_ref_t *o
 /* Wait for `ref` and pin a zero-copy view of its payload in *out (any type:
  * typed values give their msgpack bytes). Release it with ray_buf_release().
  * A spilled object is read back from disk first (verified by a checksum).
+ * In cluster mode, an evicted copy of another rank's object (see Memory
+ * above) is asked of its owner again, once for all its readers, and read
+ * when it lands: RAY_ETIMEDOUT if that takes longer than timeout_ms (0
+ * included: the fetch goes on), the code of a fetch that failed (the next
+ * get asks again), RAY_ENODE if the owner was lost.
  * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND (nil, unknown or released
  * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, RAY_EIO (the spilled
  * copy is unreadable or damaged), RAY_ESTOREFULL / RAY_ENOMEM (no room to

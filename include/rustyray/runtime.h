@@ -43,7 +43,8 @@ typedef struct ray_config_s {
    * Env: RAY_OBJECT_STORE_MEMORY. */
   uint64_t object_store_memory;
   /* When a put would cross object_store_memory, spill ready objects nobody
-   * is reading to disk, least recently used first. Default true.
+   * is reading to disk, least recently used first (copies of other ranks'
+   * objects are evicted before, spilling on or off). Default true.
    * Env: RAY_ENABLE_SPILLING (0 or 1). */
   bool enable_spilling;
   /* Directory for spill files: an existing directory this process can
@@ -251,6 +252,9 @@ typedef struct ray_stats_s {
   uint64_t remote_tasks_received; /* tasks other ranks sent that ran (or failed) here */
   uint64_t remote_bytes_sent;     /* bytes of every message this rank queued for others */
   uint64_t remote_bytes_received; /* bytes of every message it received */
+  uint64_t evict_count;           /* copies of other ranks' objects evicted from memory (never
+                                     spilled: their owners keep the values) */
+  uint64_t refetch_count;         /* evicted copies asked of their owners again, by a reader */
 } ray_stats_t;
 
 /* Fill `out` with a consistent-per-shard snapshot of the counters.
