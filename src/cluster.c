@@ -69,8 +69,8 @@
  *   BORROWS   [15, borrower, [id, serial, ...], [actor id, serial, home,
  *              ...]]  -> the rank a value came from: proxies and actor
  *              stubs made on `borrower` (forwarded to the owner, the home)
- *   SUB       [16, id]             proxy's rank -> owner: send the value (when
- *              the proxy is made, and again when its evicted copy is read)
+ *   SUB       [16, id]             proxy's rank -> owner: send the value (at
+ *              the proxy's first read, and again when its evicted copy is read)
  *   FILL      [17, id, result, handles]  owner -> proxy's rank (a result as in
  *              COMPLETE; a large one pulled with PULL/DATA/RELEASE keyed by
  *              the object's id)
@@ -484,8 +484,9 @@ static void chunk_sent(void *arg) {
  *
  * A ref this rank does not own that arrives inside a value (an argument,
  * a result, a proxy's value) gets a proxy here (store.h): a pending entry
- * that asks its owner for the value at once (SUB, answered by FILL) and
- * then holds what that value names in turn. Each life of a proxy has a
+ * whose owner is asked for the value at its first read (the store's fetch
+ * hook: SUB, answered by FILL), which then holds what that value names in
+ * turn; a ref only passed on is never fetched. Each life of a proxy has a
  * serial, and the owner counts lives, not ranks:
  *  - the rank that made it reports it (BORROWS) to the rank the value came
  *    from, before anything lets that rank drop its own hold: the report
@@ -697,13 +698,9 @@ static int borrow_bytes(ray__cluster_t *cl, int src, const void *data, size_t si
     rc = ray__store_hold_inner_borrowing(&cl->rt->store, refs, n, &out->ids, &out->nobj, &out->nact,
                                          &made, &nmade);
   ray__free(refs);
-  if (nmade > 0) { /* gone again if rc != 0: reported all the same, their GONEs follow */
-    send_borrows(cl, src, atomic_load(&cl->rt->rank), made, nmade, NULL, 0);
-    for (size_t i = 0; i < nmade && rc == 0; i++) {
-      uint64_t id = made[i].id;
-      (void)send_control(cl, owner_of(id), K_SUB, &id);
-    }
-  }
+  /* Gone again if rc != 0: reported all the same, their GONEs follow.
+   * Their values are asked for at the first read (the store's fetch hook). */
+  if (nmade > 0) send_borrows(cl, src, atomic_load(&cl->rt->rank), made, nmade, NULL, 0);
   ray__free(made);
   return rc;
 }

@@ -673,9 +673,7 @@ void ray__mem_fetch_wake(ray__store_t *st) {
   uv_mutex_unlock(&st->mem_mu);
 }
 
-/* Ask the owner of `id` for its value again through the cluster's hook.
- * Returns 0, RAY_ENOMEM, or RAY_ESHUTDOWN (no hook: the cluster stopped). */
-static int ask_owner(ray__store_t *st, uint64_t id) {
+int ray__mem_ask_owner(ray__store_t *st, uint64_t id) {
   atomic_fetch_add(&st->remote.busy, 1); /* ray__store_remote_set waits this out */
   ray__proxy_fetch_fn fetch = atomic_load(&st->remote.fetch);
   int rc = fetch != NULL ? fetch(st->remote.arg, id) : RAY_ESHUTDOWN;
@@ -717,7 +715,7 @@ static int refetch(ray__store_t *st, uint64_t id, uint64_t deadline) {
     if (rc != 0) break;
     if (ask) {
       uv_mutex_unlock(&st->mem_mu); /* the hook queues: no lock of ours held */
-      int arc = ask_owner(st, id);
+      int arc = ray__mem_ask_owner(st, id);
       if (arc == 0) atomic_fetch_add(&st->refetch_count, 1);
       uv_mutex_lock(&st->mem_mu);
       if (arc != 0) {

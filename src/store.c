@@ -624,13 +624,51 @@ static int readable_locked(const ray__entry_t *e) {
   return (e->flags & RAY__F_SPILLED) ? 2 : 0;
 }
 
+/* ---- Proxies' values, asked for at the first read ----
+ *
+ * A proxy (cluster mode) is made pending, and its owner is asked for the
+ * value only when something reads it: a pin or a look that finds it
+ * pending (a get, with timeout 0 too; ray_wait's passes) or a watch (a
+ * blocked get or wait, a task's dependency). RAY__F_FETCHING marks it
+ * asked, so it is asked once; a ref only passed on is never fetched. */
+
+/* Whether `e`, a pending proxy not asked for yet, is to be asked for now
+ * (then marked asked). Shard lock held. */
+static bool want_locked(ray__entry_t *e) {
+  if (e == NULL || !e->proxy || e->state != RAY__PENDING || (e->flags & RAY__F_FETCHING))
+    return false;
+  e->flags |= RAY__F_FETCHING;
+  return true;
+}
+
+/* Ask the owner for `id`, which want_locked marked (no lock held); if the
+ * ask cannot go, the mark goes and the next read asks again. */
+static void ask(ray__store_t *st, uint64_t id) {
+  if (ray__mem_ask_owner(st, id) == 0) return;
+  ray__shard_t *sh = ray__shard_of(st, id);
+  ray__lock(&sh->mu);
+  ray__entry_t *e = find(st, sh, id);
+  if (e != NULL && e->proxy && e->state == RAY__PENDING) e->flags &= (uint8_t)~RAY__F_FETCHING;
+  ray__unlock(&sh->mu);
+}
+
+static void want(ray__store_t *st, uint64_t id) {
+  ray__shard_t *sh = ray__shard_of(st, id);
+  ray__lock(&sh->mu);
+  bool asking = want_locked(find(st, sh, id));
+  ray__unlock(&sh->mu);
+  if (asking) ask(st, id);
+}
+
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out) {
   ray__shard_t *sh = ray__shard_of(st, id);
   ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc = readable_locked(e);
+  bool asking = rc == 1 && want_locked(e);
   if (rc == 0) rc = pin_locked(st, sh, e, out);
   ray__unlock(&sh->mu);
+  if (asking) ask(st, id);
   return rc;
 }
 
@@ -671,6 +709,7 @@ int ray__store_pin_any(ray__store_t *st, uint64_t id, ray_buf_t *out, int *state
 static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__groups_t *g,
                          int8_t *states, int *codes, ray_buf_t *out) {
   size_t pinned = 0;
+  bool unasked = false; /* a pending proxy whose value nobody asked for yet */
   for (unsigned s = 0; s < st->nshards; s++) {
     if (g->starts[s] == g->starts[s + 1]) continue;
     ray__shard_t *sh = &st->shards[s].s;
@@ -679,6 +718,7 @@ static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__gro
       size_t i = g->order[k];
       ray__entry_t *e = find(st, sh, refs[i].id);
       states[i] = e ? (int8_t)e->state : -1;
+      unasked |= e != NULL && e->proxy && e->state == RAY__PENDING && !(e->flags & RAY__F_FETCHING);
       if (out == NULL) continue;
       codes[i] = e == NULL ? RAY_ENOTFOUND : status_of(e);
       if (e != NULL && e->state == RAY__READY && out[i].priv_ == NULL &&
@@ -688,6 +728,9 @@ static size_t look_batch(ray__store_t *st, const ray_ref_t *refs, const ray__gro
     }
     ray__unlock(&sh->mu);
   }
+  if (unasked) /* rare: once per proxy read */
+    for (size_t i = 0; i < g->starts[st->nshards]; i++)
+      if (states[i] == RAY__PENDING) want(st, refs[i].id);
   return pinned;
 }
 
@@ -718,6 +761,7 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
   ray__lock(&sh->mu);
   ray__entry_t *e = find(st, sh, id);
   int rc;
+  bool asking = false;
   if (e == NULL) {
     rc = RAY_ENOTFOUND;
   } else {
@@ -726,6 +770,7 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
       w->next = e->watchers;
       e->watchers = w;
       w->helpable = (e->flags & RAY__F_HELPABLE) && e->producer != NULL;
+      asking = want_locked(e);
       rc = 0;
     } else {
       *status = status_of(e);
@@ -733,6 +778,7 @@ int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain
     }
   }
   ray__unlock(&sh->mu);
+  if (asking) ask(st, id);
   return rc;
 }
 

@@ -28,7 +28,8 @@ enum {
   RAY__F_HELPABLE = 1u << 6, /* pending: its producer is a remote function's task or an
                                 actor's method call, which a waiting host may run
                                 (ray__task_run_producer) */
-  RAY__F_FETCHING = 1u << 7  /* an evicted proxy asked of its owner again (memory.c) */
+  RAY__F_FETCHING = 1u << 7  /* a proxy whose value was asked of its owner: pending, at
+                                its first read (store.c), or evicted, again (memory.c) */
 };
 
 /* A watch: notified once when an entry completes (status 0 when ready, the
@@ -345,8 +346,8 @@ int ray__store_hold_inner(ray__store_t *st, const ray_ref_t *list, size_t n, uin
 /* ray__store_hold_inner for a value that came from another rank (cluster
  * mode): a ref owned by another rank that is not in the table yet gets a
  * proxy (a pending entry with no producer, marked `proxy`, which the
- * cluster fills). The proxies made are listed in *made (ray__malloc'd,
- * *nmade; NULL when none), also when it fails (then they are gone again):
+ * cluster fills once it is read: store.c asks through the fetch hook). The proxies made are listed
+ * in *made (ray__malloc'd, *nmade; NULL when none), also when it fails (then they are gone again):
  * their owners must hear of each. Errors: as ray__store_hold_inner. */
 int ray__store_hold_inner_borrowing(ray__store_t *st, const ray_ref_t *list, size_t n,
                                     uint64_t **inner, uint32_t *nobj, uint32_t *nact,
@@ -361,7 +362,9 @@ void ray__store_unhold_inner(ray__store_t *st, uint64_t *inner, uint32_t nobj, u
 
 /* Pin a view of a ready entry. Returns 0 (pinned), 1 (still pending), 2
  * (spilled: restore it first), or RAY_ENOTFOUND, RAY_ENOMEM, or the error
- * code of a failed entry (any code). */
+ * code of a failed entry (any code). A pending proxy found here (or by
+ * ray__store_states, ray__store_pin_batch, ray__store_watch) is read: its
+ * owner is asked for the value through the fetch hook, once. */
 int ray__store_pin(ray__store_t *st, uint64_t id, ray_buf_t *out);
 /* Copy a ready entry's payload of at most `cap` bytes into dst, with no
  * view: for the scalar getters (ray_get_i64, ray_get_f64), which would
@@ -438,6 +441,10 @@ int ray__spill_restore(ray__store_t *st, uint64_t id, uint64_t deadline);
 void ray__mem_fetch_end(ray__entry_t *e, int code);
 /* Wake the readers waiting for evicted proxies' copies (no lock held). */
 void ray__mem_fetch_wake(ray__store_t *st);
+/* Ask the owner of proxy `id` for its value through the store's fetch
+ * hook (no lock held). Returns 0, RAY_ENOMEM, or RAY_ESHUTDOWN (no hook:
+ * the cluster stopped). */
+int ray__mem_ask_owner(ray__store_t *st, uint64_t id);
 /* LRU upkeep (shard lock held). */
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
@@ -466,10 +473,11 @@ int ray__spiller_quiesce(ray__store_t *st, uint64_t deadline);
 
 /* ---- store.c again: watches, producers, grouping ---- */
 
-/* Register `w` on a pending entry (and set w->helpable). Returns 0 when
- * registered, 1 when the entry is already complete (*status set, `w` not
- * registered), or RAY_ENOTFOUND. If `retain`, also adds a reference (in both
- * success cases). */
+/* Register `w` on a pending entry (and set w->helpable; a proxy's owner is
+ * asked for the value, see ray__store_pin). Returns 0 when registered, 1
+ * when the entry is already complete (*status set, `w` not registered), or
+ * RAY_ENOTFOUND. If `retain`, also adds a reference (in both success
+ * cases). */
 int ray__store_watch(ray__store_t *st, uint64_t id, ray__watch_t *w, bool retain, int *status);
 /* Remove `w` if it is still registered on `id`. Returns true when removed
  * (it will never be notified), false when it was already notified. */

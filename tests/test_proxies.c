@@ -9,7 +9,8 @@
  * asks the fetch hook once for all readers and gets the value when it
  * lands again (holding what it names, as before), or the fetch's failure,
  * RAY_ETIMEDOUT at its deadline, RAY_ESHUTDOWN with no hook, the owner's
- * loss; a task taking it as an argument waits for it on its worker.
+ * loss; a task taking it as an argument waits for it on its worker. A
+ * proxy's owner is asked for the value at its first read only, once.
  *
  * One process: the test makes this runtime "rank 1" (ray__id_set_owner),
  * so ids with 2 in their top bits are another rank's. */
@@ -480,6 +481,96 @@ static void test_task_waits_for_evicted_argument(void **state) {
   evicted_end(&ev);
 }
 
+/* ---- Asked for at the first read ---- */
+
+static const uint64_t k_theirs2 = ((uint64_t)2 << RAY__ID_RANK_SHIFT) | 78;
+
+/* Hold `id` (another rank's) as a value naming it would: its proxy. */
+static uint64_t *hold_proxy(ray__store_t *st, uint64_t id) {
+  ray_ref_t list[] = {{id, RAY_TYPE_I64}};
+  uint64_t *inner = NULL;
+  uint32_t nobj, nact;
+  ray__proxy_t *made = NULL;
+  size_t nmade = 0;
+  assert_rc(ray__store_hold_inner_borrowing(st, list, 1, &inner, &nobj, &nact, &made, &nmade), 0);
+  assert_int_equal(nmade, 1);
+  ray__free(made);
+  return inner;
+}
+
+/* Complete proxy `id` with the i64 v, as its owner's FILL would. */
+static void fill_i64(ray__store_t *st, uint64_t id, int64_t v) {
+  char buf[16];
+  size_t n = rt_encode_i64(v, buf, sizeof buf);
+  ray__entry_t *e = ray__entry_new(st, n, RAY_TYPE_I64, RAY__READY);
+  assert_non_null(e);
+  memcpy(e->data, buf, n);
+  e->id = id;
+  assert_rc(ray__store_complete(st, e), 0);
+}
+
+static int inc_task(ray_task_ctx_t *ctx, void *arg) {
+  (void)arg;
+  int64_t v = 0;
+  int rc = ray_ctx_arg_i64(ctx, 0, &v);
+  return rc != 0 ? rc : ray_return_i64(ctx, 0, v + 1);
+}
+
+/* A proxy's owner is asked for the value only when something reads it
+ * (a get, with timeout 0 too; ray_wait; a task depending on it), once;
+ * holding, retaining or passing it on asks nothing; an ask that cannot go
+ * is made again by the next read. */
+static void test_proxy_asked_at_first_read(void **state) {
+  (void)state;
+  gone_t g = {0};
+  ray__store_t *st = begin(&g);
+  uint64_t *inner = hold_proxy(st, k_theirs);
+  ray_ref_t ref = {k_theirs, RAY_TYPE_I64};
+  assert_rc(ray_ref_retain(ref), 0);
+  assert_int_equal(atomic_load(&g.fetches), 0); /* made and held: not read */
+  ray_buf_t v;
+  assert_rc(ray_get(ref, 0, &v), RAY_ETIMEDOUT);
+  assert_int_equal(atomic_load(&g.fetches), 1);
+  assert_int_equal(g.fetched, k_theirs);
+  assert_rc(ray_get(ref, 0, &v), RAY_ETIMEDOUT);
+  bool ready = true;
+  assert_rc(ray_wait(&ref, 1, 1, 0, &ready), 0);
+  assert_false(ready);
+  assert_int_equal(atomic_load(&g.fetches), 1); /* once */
+  fill_i64(st, k_theirs, 41);
+  assert_int_equal(rt_get_i64(ref), 41);
+  /* ray_wait is a read too. */
+  uint64_t *inner2 = hold_proxy(st, k_theirs2);
+  ray_ref_t ref2 = {k_theirs2, RAY_TYPE_I64};
+  assert_rc(ray_wait(&ref2, 1, 1, 0, &ready), 0);
+  assert_false(ready);
+  assert_int_equal(atomic_load(&g.fetches), 2);
+  assert_int_equal(g.fetched, k_theirs2);
+  ray__store_fail(st, k_theirs2, RAY_EIO, NULL, 0, true);
+  ray__store_unhold_inner(st, inner2, 1, 0);
+  /* A task depending on one asks for it as it is submitted; an ask that
+   * cannot go is made again by the next read. */
+  g.answer = RAY_ENOMEM;
+  inner2 = hold_proxy(st, k_theirs2);
+  ray_function_t f = rt_register("inc_borrowed", inc_task, NULL, rt_t_i64, 1);
+  ray_arg_t arg = ray_arg_ref(ref2);
+  ray_ref_t out = rt_submit(f, &arg, 1, NULL);
+  assert_int_equal(atomic_load(&g.fetches), 3);
+  assert_false(flags_of(st, k_theirs2, NULL) & RAY__F_FETCHING);
+  g.answer = 0;
+  assert_rc(ray_get(ref2, 0, &v), RAY_ETIMEDOUT);
+  assert_int_equal(atomic_load(&g.fetches), 4);
+  fill_i64(st, k_theirs2, 9);
+  assert_int_equal(rt_get_i64(out), 10);
+  rt_release(out);
+  ray__store_unhold_inner(st, inner2, 1, 0);
+  rt_release(ref);
+  ray__store_unhold_inner(st, inner, 1, 0);
+  assert_int_equal(rt_stats().objects, 0);
+  assert_int_equal(g.calls, 3); /* each life told its owner it went */
+  end(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_proxy_made_held_and_gone),
@@ -490,6 +581,7 @@ int main(void) {
       cmocka_unit_test(test_evicted_copy_fetch_failures),
       cmocka_unit_test(test_evicted_copy_owner_lost),
       cmocka_unit_test(test_task_waits_for_evicted_argument),
+      cmocka_unit_test(test_proxy_asked_at_first_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
