@@ -177,11 +177,13 @@ RAY_EXTERN int ray_put_msgpack_bytes(const void *data, size_t size, ray_ref_t *o
 /* Wait for `ref` and pin a zero-copy view of its payload in *out (any type:
  * typed values give their msgpack bytes). Release it with ray_buf_release().
  * A spilled object is read back from disk first (verified by a checksum).
- * In cluster mode, an evicted copy of another rank's object (see Memory
- * above) is asked of its owner again, once for all its readers, and read
- * when it lands: RAY_ETIMEDOUT if that takes longer than timeout_ms (0
- * included: the fetch goes on), the code of a fetch that failed (the next
- * get asks again), RAY_ENODE if the owner was lost.
+ * In cluster mode, the value of a ref another rank owns is asked of its
+ * owner at its first read (this get, with timeout 0 too, ray_wait, or a
+ * task depending on it), and an evicted copy of it (see Memory above) is
+ * asked for again, once for all its readers, and read when it lands:
+ * RAY_ETIMEDOUT if that takes longer than timeout_ms (0 included: the
+ * fetch goes on), the code of a fetch that failed (the next get asks
+ * again), RAY_ENODE if the owner was lost.
  * Errors: RAY_EINVAL (out NULL), RAY_ENOTFOUND (nil, unknown or released
  * ref), RAY_ENOTINIT, RAY_ETIMEDOUT, RAY_ESHUTDOWN, RAY_EIO (the spilled
  * copy is unreadable or damaged), RAY_ESTOREFULL / RAY_ENOMEM (no room to
