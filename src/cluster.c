@@ -1386,6 +1386,15 @@ static void send_fetched(ray__runnable_t *rn) {
   send_running((ray__task_t *)rn);
 }
 
+/* Stopping before this thread took it back: the arguments fetch_args
+ * pinned are let go (releasing an unpinned view does nothing), and the
+ * task does not run, as any task dropped at shutdown. */
+static void fetched_drop(ray__runnable_t *rn) {
+  ray__task_t *t = (ray__task_t *)rn;
+  ray__task_unpin_args(t, t->nargs);
+  (void)ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
+}
+
 /* On a worker: wait for the evicted copies among t's arguments to come
  * back from their owners (this thread may wait; the communication thread,
  * which delivers them, may not), pinned, then back to send_running. */
@@ -1401,6 +1410,7 @@ static void fetch_args(ray__runnable_t *rn) {
       atomic_store(&t->dep_failed, t->args[pinned].ref_id);
   }
   t->rn.run = send_fetched;
+  t->rn.drop = fetched_drop;
   queue_for_tick(cl, &cl->to_send, &t->rn);
 }
 
@@ -1409,16 +1419,19 @@ static void fetch_args(ray__runnable_t *rn) {
 static void send_running(ray__task_t *t) {
   ray__runtime_t *rt = t->rt;
   ray__cluster_t *cl = rt->cluster;
-  if (atomic_load(&rt->stopping)) {
+  bool stopping = atomic_load(&rt->stopping);
+  int dep = atomic_load(&t->dep_status);
+  bool lost = atomic_load(&cl->lost[t->node]); /* this thread marks them: no race with the loss */
+  if (stopping || dep != 0 || lost) ray__task_unpin_args(t, t->nargs); /* fetch_args's pins */
+  if (stopping) {
     (void)ray__task_not_run(t, RAY_ESHUTDOWN, 0, 0);
     return;
   }
-  int dep = atomic_load(&t->dep_status);
   if (dep != 0) {
     (void)ray__task_not_run(t, RAY_EDEPFAILED, atomic_load(&t->dep_failed), dep);
     return;
   }
-  if (atomic_load(&cl->lost[t->node])) { /* this thread marks them: no race with the loss */
+  if (lost) {
     ray__task_fail(t, RAY_ENODE, 0, NULL, "%s was placed on rank %d, which was lost", t->name,
                    (int)t->node);
     ray__task_end_t end = {.code = RAY_ENODE};
@@ -2196,6 +2209,15 @@ typedef struct sub_s {
   uint64_t id;
 } sub_t;
 
+static void fill_fail(ray__cluster_t *cl, int dest, uint64_t id, int code) {
+  ray__mpbuf_t b;
+  msgpack_packer pk;
+  msg_begin(&b, &pk, 4, K_FILL, id);
+  pack_failure(&pk, NULL, code);
+  msgpack_pack_array(&pk, 0); /* no handles */
+  (void)send_buf(cl, dest, &b);
+}
+
 /* FILL [17, id, result] to the proxy's rank; a large value is held for its
  * pull (keyed by (rank, id): ids are unique on their owner). */
 static void fill_send(ray__runnable_t *rn) {
@@ -2222,7 +2244,9 @@ static void fill_send(ray__runnable_t *rn) {
              (unsigned long long)sb->id);
   pack_handles(cl, &pk, &handles);
   ray__free(handles.v);
-  if (send_buf(cl, sb->dest, &b) != 0 && h != NULL) hold_drop(h);
+  int rc = send_buf(cl, sb->dest, &b);
+  if (rc != 0 && h != NULL) hold_drop(h);
+  if (rc != 0 && rc != RAY_ENODE) fill_fail(cl, sb->dest, sb->id, rc); /* small: it may go */
   ray__store_release(&cl->rt->store, sb->id);
   ray__free(sb);
 }
@@ -2239,6 +2263,7 @@ static void sub_notify(ray__watch_t *w, int status) {
   queue_for_tick(sb->cl, &sb->cl->to_answer, &sb->rn);
 }
 
+/* FILL [17, id, failure, []]: the value of `id` cannot come (`code`). */
 /* SUB [16, id]: a proxy of our object `id` on `src` wants its value. */
 static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;
@@ -2249,9 +2274,10 @@ static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
   }
   uint64_t id = v[1].via.u64;
   sub_t *sb = ray__calloc(1, sizeof *sb);
-  if (sb == NULL) { /* its gets wait until their timeouts: logged */
+  if (sb == NULL) { /* a failure is a small message: it may still go */
     ray__log(RAY_LOG_ERROR, "cluster: no memory to answer rank %d about object %llx", src,
              (unsigned long long)id);
+    fill_fail(cl, src, id, RAY_ENOMEM);
     return;
   }
   *sb = (sub_t){.rn = {.run = fill_send, .drop = fill_drop}, .cl = cl, .dest = src, .id = id};
@@ -2266,12 +2292,7 @@ static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
   ray__free(sb); /* never: a borrowed object stays until its proxies went */
   ray__log(RAY_LOG_ERROR, "cluster: rank %d asks for object %llx, which is gone here", src,
            (unsigned long long)id);
-  ray__mpbuf_t b;
-  msgpack_packer pk;
-  msg_begin(&b, &pk, 4, K_FILL, id);
-  pack_failure(&pk, NULL, RAY_ENOTFOUND);
-  msgpack_pack_array(&pk, 0); /* no handles */
-  (void)send_buf(cl, src, &b);
+  fill_fail(cl, src, id, RAY_ENOTFOUND);
 }
 
 /* FILL [17, id, result, handles] from the owner: the proxy `id`

@@ -52,7 +52,10 @@
  * Locks: spill_mu (one spill batch at a time) is taken before any shard
  * lock, never under one; restores do not take it (the entry and its
  * segment are pinned instead). No file I/O happens under a shard lock: an
- * entry being written is pinned and flagged SPILLING instead. */
+ * entry being written is pinned and flagged SPILLING instead. A reader of
+ * an evicted copy holds mem_mu while it looks at the entry under its shard
+ * lock (mem_mu before a shard lock), so nothing takes mem_mu under a shard
+ * lock: frees and wakes come after the shard lock is released. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>

@@ -256,13 +256,18 @@ int ray_get_batch(const ray_ref_t *refs, size_t n, int64_t timeout_ms, ray_buf_t
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) rc = codes[i];
     if (rc != 0 || pinned == n) break;
-    /* Spilled ones: restore, then pin them in the next pass. */
+    /* Spilled ones: restore, then pin them in the next pass. Evicted
+     * copies of other ranks' objects are all asked for first (a restore
+     * with deadline 0 asks and returns RAY_ETIMEDOUT), then waited for. */
     bool restored = false;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-      if (states[i] == RAY__READY && out[i].priv_ == NULL) {
-        if (deadline == 0) deadline = ray__sched_deadline(timeout_ms);
-        rc = ray__spill_restore(st, refs[i].id, deadline);
-        restored = true;
+    for (int round = deadline == 0 ? 0 : 1; round < 2 && rc == 0; round++) {
+      if (round == 1 && deadline == 0) deadline = ray__sched_deadline(timeout_ms);
+      for (size_t i = 0; i < n && rc == 0; i++) {
+        if (states[i] == RAY__READY && out[i].priv_ == NULL) {
+          rc = ray__spill_restore(st, refs[i].id, round == 0 ? 0 : deadline);
+          if (round == 0 && rc == RAY_ETIMEDOUT) rc = 0;
+          restored = true;
+        }
       }
     }
     if (rc != 0) break;

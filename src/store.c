@@ -641,15 +641,13 @@ static bool want_locked(ray__entry_t *e) {
   return true;
 }
 
-/* Ask the owner for `id`, which want_locked marked (no lock held); if the
- * ask cannot go, the mark goes and the next read asks again. */
+/* Ask the owner for `id`, which want_locked marked (no lock held). An ask
+ * that cannot go (no memory, or the cluster stopped) fails the proxy with
+ * its code: its readers may be watches only (a task's dependency, a
+ * blocked get), which would otherwise wait for an answer never asked. */
 static void ask(ray__store_t *st, uint64_t id) {
-  if (ray__mem_ask_owner(st, id) == 0) return;
-  ray__shard_t *sh = ray__shard_of(st, id);
-  ray__lock(&sh->mu);
-  ray__entry_t *e = find(st, sh, id);
-  if (e != NULL && e->proxy && e->state == RAY__PENDING) e->flags &= (uint8_t)~RAY__F_FETCHING;
-  ray__unlock(&sh->mu);
+  int rc = ray__mem_ask_owner(st, id);
+  if (rc != 0) (void)fail_in_place(st, id, rc);
 }
 
 static void want(ray__store_t *st, uint64_t id) {

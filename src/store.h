@@ -131,9 +131,10 @@ typedef struct ray__actor_hold_s {
  * The cluster sets `gone` when it starts and clears it when it stops
  * (ray__store_remote_set with NULL, which waits out calls under way). */
 typedef void (*ray__proxy_gone_fn)(void *arg, uint64_t id, uint64_t serial);
-/* And how it asks the owner again for the value of a proxy whose copy was
- * evicted (ray__spill_restore): the answer comes as a fill does, through
- * ray__store_complete (or ray__store_fail). Returns 0 or RAY_ENOMEM. */
+/* And how it asks the owner for the value of a proxy: at its first read
+ * (store.c), and again once its copy was evicted (ray__spill_restore). The
+ * answer comes through ray__store_complete (or ray__store_fail). Any
+ * thread, no store lock held. Returns 0 or RAY_ENOMEM. */
 typedef int (*ray__proxy_fetch_fn)(void *arg, uint64_t id);
 typedef struct ray__remote_hold_s {
   _Atomic(ray__proxy_gone_fn) gone;
@@ -378,8 +379,9 @@ int ray__store_copy_small(ray__store_t *st, uint64_t id, void *dst, size_t cap, 
  * an absolute uv_hrtime; UINT64_MAX: until it comes, fails or shutdown).
  * Returns 0, 1 (pending), or an error (RAY_EIO when the file is unreadable
  * or its checksum does not match, RAY_ESTOREFULL, RAY_ENOMEM,
- * RAY_ETIMEDOUT, the fetch's failure, ...). Never call it with a deadline
- * from the cluster's communication thread, which delivers the fetch. */
+ * RAY_ETIMEDOUT, the fetch's failure, ...). The cluster's communication
+ * thread, which delivers fetches, calls it with deadline 0 only (it asks
+ * and returns RAY_ETIMEDOUT without waiting). */
 int ray__store_pin_ready_until(ray__store_t *st, uint64_t id, ray_buf_t *out, uint64_t deadline);
 /* ray__store_pin_ready_until with no deadline. */
 int ray__store_pin_ready(ray__store_t *st, uint64_t id, ray_buf_t *out);

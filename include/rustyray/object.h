@@ -253,7 +253,10 @@ RAY_EXTERN int ray_get_error(ray_ref_t ref, ray_error_t **out);
  * many it flagged (fewer than num_returns only on timeout), or a negative
  * code: RAY_EINVAL (refs or ready NULL, n 0 or too large for an array,
  * num_returns 0 or > n), RAY_ENOTFOUND (a nil, unknown or released ref;
- * nothing flagged), RAY_ENOTINIT, RAY_ENOMEM. Blocks up to timeout_ms. */
+ * nothing flagged), RAY_ENOTINIT, RAY_ENOMEM. Blocks up to timeout_ms.
+ * In cluster mode a ref another rank owns is ready here once its value has
+ * come (ray_wait asks its owner for it, as ray_get does); a copy evicted
+ * later still counts as ready (a get fetches it again). */
 RAY_EXTERN int ray_wait(const ray_ref_t *refs, size_t n, size_t num_returns, int64_t timeout_ms,
                         bool *ready);
 
