@@ -453,7 +453,10 @@ static void test_msgpack_bytes_in_and_out(void **state) {
   assert_rc(ray_task_submit(f, &a, 1, NULL, &out), RAY_EDECODE);
   a = ray_arg_msgpack_bytes(NULL, 3);
   assert_rc(ray_task_submit(f, &a, 1, NULL, &out), RAY_EINVAL);
-  a = ray_arg_msgpack_bytes(sb.data, sb.size); /* inner is gone now */
+  /* inner is gone once the task has let go of its argument, which may
+   * come after its result is readable: wait for that through the hook. */
+  assert_rc(ray__quiesce(60000), 0);
+  a = ray_arg_msgpack_bytes(sb.data, sb.size);
   assert_rc(ray_task_submit(f, &a, 1, NULL, &out), RAY_ENOTFOUND);
   msgpack_sbuffer_destroy(&sb);
   assert_int_equal(rt_stats().objects, 0);
