@@ -675,8 +675,8 @@ static void unhold_handles(ray__cluster_t *cl, held_t **h) {
 }
 
 /* Hold what msgpack bytes that came from rank `src` name: the refs of
- * other ranks get proxies here (reported to src, and asked of their
- * owners). Undecodable bytes name nothing (the reader reports them).
+ * other ranks get proxies here (reported to src; their owners are asked
+ * for the values at the first read). Undecodable bytes name nothing (the reader reports them).
  * Errors: RAY_ENOTFOUND (a ref of ours that is gone, or an actor handle
  * this rank could not adopt from the message's table), RAY_EDECODE (a ref
  * naming no rank of the job), RAY_ENOMEM. */
@@ -2209,6 +2209,7 @@ typedef struct sub_s {
   uint64_t id;
 } sub_t;
 
+/* FILL [17, id, failure, []]: the value of `id` cannot come (`code`). */
 static void fill_fail(ray__cluster_t *cl, int dest, uint64_t id, int code) {
   ray__mpbuf_t b;
   msgpack_packer pk;
@@ -2263,7 +2264,6 @@ static void sub_notify(ray__watch_t *w, int status) {
   queue_for_tick(sb->cl, &sb->cl->to_answer, &sb->rn);
 }
 
-/* FILL [17, id, failure, []]: the value of `id` cannot come (`code`). */
 /* SUB [16, id]: a proxy of our object `id` on `src` wants its value. */
 static void on_sub(ray__cluster_t *cl, int src, const msgpack_object *m) {
   const msgpack_object *v = m->via.array.ptr;

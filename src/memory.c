@@ -302,9 +302,12 @@ static ray__lru_t *list_of(ray__shard_t *sh, const ray__entry_t *e) {
   return e->proxy ? &sh->caches : &sh->lru;
 }
 
-void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
-  if (!candidate(e)) return;
-  ray__lru_t *l = list_of(sh, e);
+static bool in_list(const ray__lru_t *l, const ray__entry_t *e) {
+  return e->lru_prev != NULL || l->head == e;
+}
+
+/* `e` to the tail of l, as its newest. */
+static void lru_link_tail(ray__store_t *st, ray__lru_t *l, ray__entry_t *e) {
   e->tick = atomic_fetch_add_explicit(&st->tick, 1, memory_order_relaxed);
   e->lru_next = NULL;
   e->lru_prev = l->tail;
@@ -315,13 +318,7 @@ void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
   l->tail = e;
 }
 
-static bool in_list(const ray__lru_t *l, const ray__entry_t *e) {
-  return e->lru_prev != NULL || l->head == e;
-}
-
-void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e) {
-  ray__lru_t *l = list_of(sh, e);
-  if (!in_list(l, e)) return;
+static void lru_unlink(ray__lru_t *l, ray__entry_t *e) {
   if (e->lru_prev != NULL)
     e->lru_prev->lru_next = e->lru_next;
   else
@@ -333,11 +330,27 @@ void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e) {
   e->lru_prev = e->lru_next = NULL;
 }
 
+/* The caches are counted store-wide (ncaches), so a reservation in a
+ * store that holds none (any store outside cluster mode) evicts without
+ * looking at a shard. */
+void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
+  if (!candidate(e)) return;
+  lru_link_tail(st, list_of(sh, e), e);
+  if (e->proxy) atomic_fetch_add_explicit(&st->ncaches, 1, memory_order_relaxed);
+}
+
+void ray__lru_remove(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
+  ray__lru_t *l = list_of(sh, e);
+  if (!in_list(l, e)) return;
+  lru_unlink(l, e);
+  if (e->proxy) atomic_fetch_sub_explicit(&st->ncaches, 1, memory_order_relaxed);
+}
+
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
   ray__lru_t *l = list_of(sh, e);
   if (!in_list(l, e) || l->tail == e) return;
-  ray__lru_remove(sh, e);
-  ray__lru_add(st, sh, e);
+  lru_unlink(l, e);
+  lru_link_tail(st, l, e);
 }
 
 /* ---- Files ---- */
@@ -523,13 +536,23 @@ static void free_dropped(ray__store_t *st, dropped_t *d) {
 
 /* After the write: take the payload out of memory if the entry is still
  * ours alone (*d says what to free; its bytes are 0 when nothing was). */
+/* Take a claimed entry's payload out of memory (shard lock held; it is
+ * ours alone: the table's hold and the claim's pin): off its list, flagged
+ * SPILLED, data NULL; what to free, with no lock held, is returned. */
+static dropped_t take_payload_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e) {
+  ray__lru_remove(st, sh, e);
+  dropped_t d = {e->data, e->free_fn, e->free_arg, (e->flags & RAY__F_OWNED) != 0, e->acct};
+  e->data = NULL;
+  e->flags |= RAY__F_SPILLED;
+  e->flags &= (uint8_t)~RAY__F_OWNED; /* a payload restored or fetched again is ours */
+  e->acct = 0;
+  return d;
+}
+
 static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg, uint64_t off,
                          uint64_t sum, bool written, dropped_t *d) {
   ray__shard_t *sh = ray__shard_of(st, e->id);
-  void *data = NULL, *free_arg = NULL;
-  ray_free_fn free_fn = NULL;
-  bool owned = false;
-  size_t freed = 0;
+  *d = (dropped_t){0};
   ray__lock(&sh->mu);
   /* Released meanwhile: detach() has run or runs now, without the lock, so
    * leave the entry alone (attaching the segment would leak it). */
@@ -543,20 +566,10 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
     atomic_fetch_add(&seg->live, 1);
   }
   /* The table's hold and our pin only, and still in the table? */
-  if (listed && (e->flags & RAY__F_FILE) && atomic_load(&e->life) == 2) {
-    ray__lru_remove(sh, e);
-    data = e->data;
-    owned = e->flags & RAY__F_OWNED;
-    free_fn = e->free_fn;
-    free_arg = e->free_arg;
-    e->data = NULL;
-    e->flags |= RAY__F_SPILLED;
-    e->flags &= (uint8_t)~RAY__F_OWNED; /* a restored payload is ours */
-    freed = e->acct;
-    e->acct = 0;
-  }
+  if (listed && (e->flags & RAY__F_FILE) && atomic_load(&e->life) == 2)
+    *d = take_payload_locked(st, sh, e);
   ray__unlock(&sh->mu);
-  *d = (dropped_t){data, free_fn, free_arg, owned, freed};
+  size_t freed = d->bytes;
   if (freed > 0) {
     atomic_fetch_add(&st->spill_count, 1);
     atomic_fetch_add(&st->spilled_bytes_total, freed);
@@ -575,6 +588,7 @@ static void finish_spill(ray__store_t *st, ray__entry_t *e, ray__segment_t *seg,
  * freed. */
 static size_t evict_some(ray__store_t *st, size_t need) {
   size_t freed = 0;
+  if (atomic_load_explicit(&st->ncaches, memory_order_relaxed) == 0) return 0; /* no scan */
   while (freed < need) {
     bool unused;
     ray__entry_t *e = claim_victim(st, true, &unused);
@@ -586,13 +600,8 @@ static size_t evict_some(ray__store_t *st, size_t need) {
     if (ray__shard_find(st, sh, e->id) == e) {
       e->flags &= (uint8_t)~RAY__F_SPILLING;
       if (atomic_load(&e->life) == 2) { /* the table's hold and our pin only */
-        ray__lru_remove(sh, e);
-        d = (dropped_t){e->data, e->free_fn, e->free_arg, (e->flags & RAY__F_OWNED) != 0, e->acct};
-        e->data = NULL;
-        e->flags |= RAY__F_SPILLED;
-        e->flags &= (uint8_t)~RAY__F_OWNED;
+        d = take_payload_locked(st, sh, e);
         e->err_code = 0; /* no fetch of it has failed yet */
-        e->acct = 0;
       }
     }
     ray__unlock(&sh->mu);

@@ -540,13 +540,13 @@ int ray__store_retain(ray__store_t *st, uint64_t id) {
 /* Drop one reference (shard lock held). Returns the entry when that was the
  * last: it has left the table and the caller must ray__store_drop it after
  * unlocking. */
-static ray__entry_t *release_locked(const ray__store_t *st, ray__shard_t *sh, ray__entry_t **slot) {
+static ray__entry_t *release_locked(ray__store_t *st, ray__shard_t *sh, ray__entry_t **slot) {
   ray__entry_t *e = *slot;
   if (--e->refcnt > 0) return NULL;
   *slot = e->next;
   sh->count--;
   sh->freed++;
-  ray__lru_remove(sh, e);
+  ray__lru_remove(st, sh, e);
   notify_locked(e, RAY_ENOTFOUND); /* released while still pending */
   return e;
 }

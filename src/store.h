@@ -191,6 +191,7 @@ typedef struct ray__store_s {
    * evicted one wait on fetch_cv (with mem_mu) for the fetch to end. */
   atomic_uint_fast64_t evict_count;
   atomic_uint_fast64_t refetch_count;
+  atomic_size_t ncaches; /* copies on the shards' caches lists (evictable) */
   uv_cond_t fetch_cv;
   /* Last: the hot fields above keep the places they had before it. */
   ray__actor_hold_t actor_hold;
@@ -449,7 +450,7 @@ void ray__mem_fetch_wake(ray__store_t *st);
 int ray__mem_ask_owner(ray__store_t *st, uint64_t id);
 /* LRU upkeep (shard lock held). */
 void ray__lru_add(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
-void ray__lru_remove(ray__shard_t *sh, ray__entry_t *e);
+void ray__lru_remove(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 void ray__lru_touch(ray__store_t *st, ray__shard_t *sh, ray__entry_t *e);
 /* Bytes held in memory now (used, without shard budgets). */
 uint64_t ray__mem_used(ray__store_t *st);
